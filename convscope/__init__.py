@@ -1,0 +1,16 @@
+"""convscope: see inside convolutional networks."""
+
+from convscope.gradients import GradientPass, gradient_pass
+from convscope.hooks import capture, inspection_mode, preserved
+from convscope.images import load_image, load_images, load_sample, sample_names
+from convscope.inspection import activation_maps, filters, layer_statistics, predict
+from convscope.models import DEFAULT_MODEL, Model, Preprocess, load_model
+from convscope.render import Picture
+from convscope.targets import Channel, ClassProbability, ClassScore, Custom, Neuron, TopClass
+
+__version__ = "0.1.0"
+
+__all__ = ["DEFAULT_MODEL", "Channel", "ClassProbability", "ClassScore", "Custom", "GradientPass", "Model",
+           "Neuron", "Picture", "Preprocess", "TopClass", "activation_maps", "capture", "filters", "gradient_pass",
+           "inspection_mode", "layer_statistics", "load_image", "load_images", "load_model", "load_sample",
+           "predict", "preserved", "sample_names"]

@@ -1,0 +1,95 @@
+"""predict, layers, filters, activations, stats."""
+
+from __future__ import annotations
+
+import argparse
+
+from convscope.cli.common import add_model_options, model_from, slug, written
+from convscope.images import load_images
+from convscope.inspection import activation_maps_batch, filters, layer_statistics, predict
+from convscope.models.layers import describe_layers
+from convscope.targets import parse_target
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("predict", help="top-k classes with probabilities")
+    p.add_argument("images", nargs="+", help="image files, folders or sample:NAME (e.g. sample:chelsea)")
+    p.add_argument("-k", type=int, default=5, help="how many classes (default: %(default)s)")
+    add_model_options(p)
+    p.set_defaults(run=run_predict)
+
+    p = commands.add_parser("layers", help="list the model's layers with output shapes")
+    add_model_options(p)
+    p.set_defaults(run=run_layers)
+
+    p = commands.add_parser("filters", help="picture of a convolution's filters")
+    p.add_argument("--layer", help="a convolution's dotted name (default: the first)")
+    p.add_argument("--max-filters", type=int, default=64)
+    add_model_options(p)
+    p.set_defaults(run=run_filters)
+
+    p = commands.add_parser("activations", help="every channel's activation map for an image at a layer")
+    p.add_argument("images", nargs="+", help="image files, folders or sample:NAME")
+    p.add_argument("--layer", required=True, help="dotted layer name (see `convscope layers`)")
+    p.add_argument("--max-channels", type=int, default=64)
+    add_model_options(p)
+    p.set_defaults(run=run_activations)
+
+    p = commands.add_parser("stats", help="per-layer statistics of activations, gradients and weights")
+    p.add_argument("images", nargs="+", help="image files, folders or sample:NAME (one batch)")
+    p.add_argument("--target", help="class index or name, 'top', channel:LAYER:C or neuron:LAYER:C[:Y:X]")
+    p.add_argument("--layers", nargs="*", help="layers to show in the figure (default: 8 spread over the depth)")
+    add_model_options(p)
+    p.set_defaults(run=run_stats)
+
+
+def run_predict(args: argparse.Namespace) -> None:
+    model = model_from(args)
+    pictures = load_images(args.images)
+    result = predict(model, [p.pixels for p in pictures], k=args.k)
+    for b, picture in enumerate(pictures):
+        print(f"{picture.name}:")
+        for line in result.lines(b):
+            print(f"  {line}")
+
+
+def run_layers(args: argparse.Namespace) -> None:
+    model = model_from(args)
+    height, width = model.preprocess.input_size
+    example = model.prepare([__import__("torch").zeros(model.preprocess.channels, height, width)])
+    print(f"{model.name}: input {model.preprocess.channels}×{height}×{width}")
+    for info in describe_layers(model.net, example):
+        shape = "×".join(map(str, info.output_shape)) if info.output_shape else "-"
+        depth = info.name.count(".")
+        print(f"{'  ' * depth}{info.name:<{max(1, 40 - 2 * depth)}} {info.kind:<22} {shape:<16} "
+              f"{info.parameters or ''}")
+
+
+def run_filters(args: argparse.Namespace) -> None:
+    model = model_from(args)
+    view = filters(model, args.layer)
+    path = view.picture(max_filters=args.max_filters).save(args.out / f"filters_{slug(view.layer)}.png")
+    written(path)
+
+
+def run_activations(args: argparse.Namespace) -> None:
+    model = model_from(args)
+    pictures = load_images(args.images)
+    for picture, maps in zip(pictures, activation_maps_batch(model, [p.pixels for p in pictures], args.layer),
+                             strict=True):
+        path = maps.picture(max_channels=args.max_channels).save(
+            args.out / f"activations_{slug(picture.name)}_{slug(maps.layer)}.png")
+        written(path)
+        dead = maps.dead.nonzero().flatten().tolist()
+        print(f"  {picture.name}: {len(dead)} dead channels {dead if dead else ''}".rstrip())
+
+
+def run_stats(args: argparse.Namespace) -> None:
+    model = model_from(args)
+    pictures = load_images(args.images)
+    target = parse_target(args.target, model)
+    stats = layer_statistics(model, [p.pixels for p in pictures], target)
+    print("\n".join(stats.lines()))
+    name = slug(pictures[0].name if len(pictures) == 1 else f"{len(pictures)}images")
+    written(stats.to_csv(args.out / f"stats_{name}.csv"))
+    written(stats.picture(args.layers).save(args.out / f"stats_{name}.png"))

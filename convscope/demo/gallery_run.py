@@ -1,0 +1,51 @@
+"""Builds the demo gallery section by section, timing each."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from convscope.images import NamedPicture, load_images
+from convscope.models import DEFAULT_MODEL, Model, load_model
+from convscope.render.gallery import Gallery
+
+DEMO_SAMPLES = ("chelsea", "coffee", "astronaut", "rocket", "china", "flower")
+
+
+@dataclass
+class DemoContext:
+    model: Model
+    photos: list[NamedPicture]
+    generator: torch.Generator
+
+    def photo(self, name: str) -> NamedPicture:
+        return next(p for p in self.photos if p.name == name)
+
+
+def _sections() -> list[tuple[str, Callable[[Gallery, DemoContext], None]]]:
+    from convscope.demo import inspection_section
+
+    return [("Weights and activations", inspection_section.build)]
+
+
+def run_demo(out: str | Path, *, model: str = DEFAULT_MODEL, device: str | None = None,
+             log: Callable[[str], None] = print) -> Path:
+    """Write the gallery (PNGs and ``index.html``) to ``out``; returns the index path."""
+    start = time.perf_counter()
+    loaded = load_model(model, device=device)
+    photos = load_images([f"sample:{name}" for name in DEMO_SAMPLES])
+    context = DemoContext(loaded, photos, torch.Generator().manual_seed(0))
+    gallery = Gallery(Path(out), title=f"convscope gallery — {loaded.name}",
+                      intro=f"Model {loaded.name} on {loaded.device}; photos from scikit-image and scikit-learn.")
+    log(f"model {loaded.name} loaded on {loaded.device} in {time.perf_counter() - start:.1f} s")
+    for title, build in _sections():
+        began = time.perf_counter()
+        build(gallery, context)
+        log(f"{title}: {time.perf_counter() - began:.1f} s")
+    index = gallery.write_index()
+    log(f"gallery written to {index} in {time.perf_counter() - start:.1f} s")
+    return index

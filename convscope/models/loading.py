@@ -1,0 +1,143 @@
+"""One call to get a model: the embedded default, torchvision/timm by name, a weights file, or your module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from convscope.devices import pick_device
+from convscope.models.labels import imagenet_class_names, imagenet_descriptions
+from convscope.models.lite import LITE_MODELS, build_lite
+from convscope.models.model import Model
+from convscope.models.preprocessing import Preprocess
+from convscope.suggestions import unknown
+
+DEFAULT_MODEL = "efficientnet_lite0"
+ALIASES = {f"tf_{name}": name for name in LITE_MODELS}
+
+
+def load_model(name: str | nn.Module = DEFAULT_MODEL, *, weights: str | Path | None = None,
+               device: str | torch.device | None = None) -> Model:
+    """Load a model with its preprocessing and class names, on ``device`` (CUDA when available).
+
+    ``name`` is ``efficientnet_lite0`` (the embedded default, offline), ``_lite1``,
+    ``_lite2``, any torchvision or timm model name (trained weights download when
+    online), or your own ``nn.Module``. ``weights`` is a local state-dict file that
+    replaces any download.
+    """
+    if isinstance(name, nn.Module):
+        model = Model(name, name=type(name).__name__)
+        if weights is not None:
+            name.load_state_dict(read_state_dict(weights))
+    elif not isinstance(name, str):
+        raise TypeError(f"a model is a name or an nn.Module, got {type(name).__name__}")
+    else:
+        key = ALIASES.get(name, name)
+        if key in LITE_MODELS:
+            model = _lite_model(key, weights)
+        elif _is_torchvision(key):
+            model = _torchvision_model(key, weights)
+        elif _is_timm(key):
+            model = _timm_model(key, weights)
+        else:
+            raise unknown("model", name, _known_names(), hint="give a torchvision or timm name, e.g. resnet18")
+    model.net.eval()
+    return model.to(pick_device(device))
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from a ``.pth``/``.pt`` file (also ``{'state_dict': …}`` / ``{'model': …}`` wrappers)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"weights file {str(path)!r} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"cannot read weights file {str(path)!r} as a PyTorch state dict: {error}") from error
+    for wrapper in ("state_dict", "model", "model_state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"weights file {str(path)!r} does not hold a state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _load_into(net: nn.Module, weights: str | Path, name: str) -> None:
+    try:
+        net.load_state_dict(read_state_dict(weights))
+    except RuntimeError as error:
+        first = str(error).splitlines()[:3]
+        raise ValueError(f"weights file {str(weights)!r} does not fit {name}: {' '.join(first)}") from error
+
+
+def _lite_model(name: str, weights: str | Path | None) -> Model:
+    net = build_lite(name, None if weights is None else read_state_dict(weights))
+    return Model(net, preprocess=_timm_preprocess(net.pretrained_cfg), class_names=imagenet_class_names(),
+                 name=name, synonyms=list(imagenet_descriptions()))
+
+
+def _is_torchvision(name: str) -> bool:
+    import torchvision
+
+    return name in torchvision.models.list_models(module=torchvision.models)
+
+
+def _torchvision_model(name: str, weights: str | Path | None) -> Model:
+    import torchvision
+
+    enum = torchvision.models.get_model_weights(name).DEFAULT
+    if weights is not None:
+        net = torchvision.models.get_model(name, weights=None)
+        _load_into(net, weights, name)
+    else:
+        net = _download(lambda: torchvision.models.get_model(name, weights=enum), name)
+    transform = enum.transforms()
+    preprocess = Preprocess(resize=int(transform.resize_size[0]), crop=int(transform.crop_size[0]),
+                            mean=tuple(transform.mean), std=tuple(transform.std),
+                            interpolation=transform.interpolation.value)
+    return Model(net, preprocess=preprocess, class_names=list(enum.meta["categories"]), name=name,
+                 synonyms=list(imagenet_descriptions()) if len(enum.meta["categories"]) == 1000 else None)
+
+
+def _is_timm(name: str) -> bool:
+    import timm
+
+    return bool(timm.is_model(name))
+
+
+def _timm_model(name: str, weights: str | Path | None) -> Model:
+    import timm
+
+    if weights is not None:
+        net = timm.create_model(name, pretrained=False)
+        _load_into(net, weights, name)
+    else:
+        net = _download(lambda: timm.create_model(name, pretrained=True), name)
+    classes = imagenet_class_names() if net.num_classes == 1000 else None
+    return Model(net, preprocess=_timm_preprocess(net.pretrained_cfg), class_names=classes, name=name,
+                 synonyms=list(imagenet_descriptions()) if classes else None)
+
+
+def _timm_preprocess(cfg: dict) -> Preprocess:
+    side = int(cfg["input_size"][-1])
+    interpolation = cfg.get("interpolation", "bilinear")
+    return Preprocess(resize=int(side / cfg.get("crop_pct", 0.875)), crop=side, mean=tuple(cfg["mean"]),
+                      std=tuple(cfg["std"]), interpolation="bicubic" if interpolation == "bicubic" else "bilinear")
+
+
+def _download(make, name: str) -> nn.Module:
+    try:
+        return make()
+    except Exception as error:
+        raise ValueError(f"could not fetch the trained weights of {name} ({type(error).__name__}: {error}); "
+                         f"offline, pass a local state dict with --weights PATH (weights=PATH), "
+                         f"or use the embedded {DEFAULT_MODEL}") from error
+
+
+def _known_names() -> list[str]:
+    import timm
+    import torchvision
+
+    return list(LITE_MODELS) + torchvision.models.list_models(module=torchvision.models) + timm.list_models()

@@ -1,0 +1,81 @@
+"""A network together with what a visualisation needs: preprocessing, class names, layers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from convscope.models.labels import class_index, numbered_class_names
+from convscope.models.layers import get_layer, layer_names
+from convscope.models.preprocessing import Preprocess
+
+
+@dataclass
+class Model:
+    """A classifier ready to be looked into.
+
+    ``net`` maps a normalised batch ``[B,C,H,W]`` to class scores ``[B,K]``;
+    ``preprocess`` turns pictures into that batch; ``class_names`` has K entries
+    (``synonyms`` optional, e.g. ImageNet's ``'tabby, tabby cat'``).
+    """
+
+    net: nn.Module
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    class_names: list[str] | None = None
+    name: str = "model"
+    synonyms: list[str] | None = None
+
+    def __call__(self, inputs: Tensor) -> Tensor:
+        return self.net(inputs)
+
+    @property
+    def device(self) -> torch.device:
+        tensor = next(self.net.parameters(), None)
+        if tensor is None:
+            tensor = next(self.net.buffers(), None)
+        return tensor.device if tensor is not None else torch.device("cpu")
+
+    def to(self, device: str | torch.device) -> Model:
+        self.net.to(device)
+        return self
+
+    def prepare(self, pictures: Tensor | Sequence[Tensor]) -> Tensor:
+        """Pictures (``[C,H,W]`` in [0, 1], any size, or a list) → a normalised batch on the model's device."""
+        if isinstance(pictures, Tensor) and pictures.dim() == 4:
+            pictures = list(pictures)
+        return self.preprocess(pictures).to(self.device)
+
+    def layer_names(self) -> list[str]:
+        return layer_names(self.net)
+
+    def layer(self, name: str | nn.Module) -> nn.Module:
+        return get_layer(self.net, name)
+
+    def classes(self, count: int | None = None) -> list[str]:
+        """Class names; numbered names when the model has none."""
+        if self.class_names is not None:
+            return self.class_names
+        return numbered_class_names(count if count is not None else _output_count(self.net))
+
+    def class_index(self, name: str | int) -> int:
+        return class_index(name, self.classes(), self.synonyms)
+
+
+def _output_count(net: nn.Module) -> int:
+    last_linear = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    if last_linear:
+        return last_linear[-1].out_features
+    raise ValueError("this model has no class names and no final nn.Linear to count its classes; "
+                     "pass class_names= to convscope.Model")
+
+
+def as_model(model: Model | nn.Module) -> Model:
+    """Accept a :class:`Model` or a bare ``nn.Module`` (ImageNet preprocessing, numbered classes)."""
+    if isinstance(model, Model):
+        return model
+    if isinstance(model, nn.Module):
+        return Model(model, name=type(model).__name__)
+    raise TypeError(f"expected a convscope.Model or a torch.nn.Module, got {type(model).__name__}")
