@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +32,21 @@ def _sections() -> list[tuple[str, Callable[[Gallery, DemoContext], None]]]:
     return [("Weights and activations", inspection_section.build)]
 
 
+def section_titles() -> list[str]:
+    return [title for title, _ in _sections()]
+
+
 def run_demo(out: str | Path, *, model: str = DEFAULT_MODEL, device: str | None = None,
-             log: Callable[[str], None] = print) -> Path:
-    """Write the gallery (PNGs and ``index.html``) to ``out``; returns the index path."""
+             only: Sequence[str] | None = None, log: Callable[[str], None] = print) -> Path:
+    """Write the gallery (PNGs and ``index.html``) to ``out``; returns the index path.
+
+    ``only`` keeps the sections whose title contains one of the given words (case-insensitive).
+    """
+    sections = _sections()
+    if only:
+        sections = [(t, b) for t, b in sections if any(w.lower() in t.lower() for w in only)]
+        if not sections:
+            raise ValueError(f"no demo section matches {list(only)}; sections: {section_titles()}")
     start = time.perf_counter()
     loaded = load_model(model, device=device)
     photos = load_images([f"sample:{name}" for name in DEMO_SAMPLES])
@@ -42,7 +54,7 @@ def run_demo(out: str | Path, *, model: str = DEFAULT_MODEL, device: str | None 
     gallery = Gallery(Path(out), title=f"convscope gallery — {loaded.name}",
                       intro=f"Model {loaded.name} on {loaded.device}; photos from scikit-image and scikit-learn.")
     log(f"model {loaded.name} loaded on {loaded.device} in {time.perf_counter() - start:.1f} s")
-    for title, build in _sections():
+    for title, build in sections:
         began = time.perf_counter()
         build(gallery, context)
         log(f"{title}: {time.perf_counter() - began:.1f} s")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from convscope.inspection import activation_maps_batch, filters, layer_statistics, predict
 from convscope.models.layers import conv_layers
-from convscope.render.layout import grid, stack, text_picture, titled
 from convscope.render.gallery import Gallery
+from convscope.render.layout import grid, stack, text_picture, titled
 
 SECTION = "Weights and activations"
 

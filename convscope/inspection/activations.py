@@ -37,7 +37,8 @@ class ActivationMaps:
         tiles = colorize(scaled, cmap)
         labels = [f"#{c} dead" if d else f"#{c} z={z:.0%}" for c, z, d in
                   zip(range(shown), self.zero_fraction[:shown].tolist(), self.dead[:shown].tolist(), strict=True)]
-        body = grid(tiles, columns=min(16, shown), labels=labels, tile_size=tile_size, flagged=self.dead[:shown].tolist())
+        flagged = self.dead[:shown].tolist()
+        body = grid(tiles, columns=min(16, shown), labels=labels, tile_size=tile_size, flagged=flagged)
         dead = int(self.dead.sum())
         shape = "×".join(str(s) for s in self.maps.shape)
         subtitle = (f"{dead} of {channels} channels dead for this image (red frame); z = share of zero activations"

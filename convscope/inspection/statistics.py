@@ -168,7 +168,7 @@ def layer_statistics(model: Model | nn.Module, pictures: Tensor | list[Tensor], 
                      layers: Sequence[str | nn.Module] | None = None) -> LayerStatistics:
     """Statistics of every layer (default: :func:`default_layers`) for a batch and a target."""
     model = as_model(model)
-    names = [layer_name(model.net, l) for l in layers] if layers is not None else default_layers(model.net)
+    names = [layer_name(model.net, layer) for layer in layers] if layers is not None else default_layers(model.net)
     modules = dict(model.net.named_modules())
     weight_names = {n: f"{n}.weight" for n in names if isinstance(getattr(modules[n], "weight", None), nn.Parameter)}
     inputs = model.prepare(pictures)

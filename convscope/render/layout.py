@@ -7,7 +7,6 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont

@@ -1,0 +1,77 @@
+"""The convscope command as a user runs it (in-process, on the embedded model, CPU)."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from convscope.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_predict(capsys):
+    code, out, _ = run(capsys, "predict", "sample:chelsea", "sample:coffee", "-k", "3", "--device", "cpu")
+    assert code == 0
+    assert "chelsea:" in out and "cat" in out and "espresso" in out
+
+
+def test_layers(capsys):
+    code, out, _ = run(capsys, "layers", "--device", "cpu")
+    assert code == 0
+    assert "conv_stem" in out and "32×112×112" in out and "classifier" in out and "1000" in out
+
+
+def test_filters_activations_stats_write_pictures(capsys, tmp_path):
+    code, out, _ = run(capsys, "filters", "--out", str(tmp_path), "--device", "cpu")
+    assert code == 0 and (tmp_path / "filters_conv_stem.png").exists()
+    code, out, _ = run(capsys, "activations", "sample:chelsea", "--layer", "bn1", "--out", str(tmp_path),
+                       "--device", "cpu")
+    assert code == 0 and "dead channels" in out
+    assert Image.open(tmp_path / "activations_chelsea_bn1.png").size[0] > 500
+    code, out, _ = run(capsys, "stats", "sample:chelsea", "--target", "tabby", "--out", str(tmp_path),
+                       "--device", "cpu")
+    assert code == 0 and "conv_stem" in out
+    assert (tmp_path / "stats_chelsea.csv").read_text().startswith("layer,kind,shape")
+    assert (tmp_path / "stats_chelsea.png").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["activations", "sample:chelsea", "--layer", "blocks.9"], "unknown layer 'blocks.9'"),
+    (["predict", "no/such/file.jpg"], "does not exist"),
+    (["stats", "sample:chelsea", "--target", "tabbby"], "did you mean"),
+    (["filters", "--layer", "classifier"], "not a convolution"),
+    (["predict", "sample:chelsea", "--model", "resnet18", "--weights", "missing.pth"], "does not exist"),
+])
+def test_bad_input_exits_2_with_a_clear_message(capsys, argv, message):
+    code, _, err = run(capsys, *argv, "--device", "cpu")
+    assert code == 2
+    assert message in err and "Traceback" not in err
+
+
+def test_demo_section_writes_a_gallery(capsys, tmp_path):
+    code, out, _ = run(capsys, "demo", "--out", str(tmp_path), "--device", "cpu", "--only", "weights")
+    assert code == 0
+    index = (tmp_path / "index.html").read_text()
+    images = [part.split("'")[0] for part in index.split("<img src='")[1:]]
+    assert len(images) >= 8
+    for name in images:
+        assert (tmp_path / name).exists(), name
+
+
+def test_demo_rejects_an_unknown_section(capsys, tmp_path):
+    code, _, err = run(capsys, "demo", "--out", str(tmp_path), "--only", "nothing-like-this")
+    assert code == 2 and "no demo section" in err
+
+
+@pytest.mark.slow
+def test_full_demo_gallery(capsys, tmp_path):
+    code, out, _ = run(capsys, "demo", "--out", str(tmp_path), "--device", "cpu")
+    assert code == 0
+    index = (tmp_path / "index.html").read_text()
+    for name in [part.split("'")[0] for part in index.split("<img src='")[1:]]:
+        assert (tmp_path / name).exists(), name
