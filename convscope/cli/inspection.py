@@ -58,6 +58,7 @@ def run_layers(args: argparse.Namespace) -> None:
     height, width = model.preprocess.input_size
     example = model.prepare([__import__("torch").zeros(model.preprocess.channels, height, width)])
     print(f"{model.name}: input {model.preprocess.channels}×{height}×{width}")
+    print(f"{'layer':<40} {'type':<22} {'output':<16} parameters")
     for info in describe_layers(model.net, example):
         shape = "×".join(map(str, info.output_shape)) if info.output_shape else "-"
         depth = info.name.count(".")
