@@ -1,0 +1,93 @@
+"""Faithfulness of explanation maps: deletion and insertion curves (Petsiuk et al. 2018, RISE,
+https://arxiv.org/abs/1806.07421) and the pointing game (Zhang et al. 2016, https://arxiv.org/abs/1608.00507).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from convscope.hooks import inspection_mode
+from convscope.models.model import Model
+from convscope.render.overlay import upsample
+
+
+@dataclass
+class Curves:
+    """``deletion``/``insertion``: probability ``[B,S+1]`` at fractions ``[S+1]``; ``*_auc``: ``[B]``."""
+
+    fractions: Tensor
+    deletion: Tensor
+    insertion: Tensor
+
+    @property
+    def deletion_auc(self) -> Tensor:
+        return torch.trapezoid(self.deletion, self.fractions, dim=1)
+
+    @property
+    def insertion_auc(self) -> Tensor:
+        return torch.trapezoid(self.insertion, self.fractions, dim=1)
+
+
+def blur(pictures: Tensor, sigma: float = 5.0) -> Tensor:
+    """Gaussian blur of ``[B,C,H,W]`` (the insertion metric's starting canvas)."""
+    radius = int(3 * sigma)
+    x = torch.arange(-radius, radius + 1, device=pictures.device, dtype=pictures.dtype)
+    kernel = torch.exp(-(x**2) / (2 * sigma**2))
+    kernel = (kernel / kernel.sum()).view(1, 1, -1)
+    channels = pictures.shape[1]
+    flat = pictures.reshape(-1, 1, *pictures.shape[-2:])
+    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
+    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
+    return flat.reshape(-1, channels, *pictures.shape[-2:])
+
+
+def deletion_insertion(model: Model, inputs: Tensor, maps: Tensor, classes: Tensor, *, steps: int = 100,
+                       batch_size: int = 64, insertion_sigma: float = 5.0) -> Curves:
+    """Class probability as the most important pixels are removed (deletion: replaced by 0 in the
+    model's input space, i.e. the mean colour) or revealed on a blurred copy (insertion).
+
+    ``inputs`` ``[B,C,H,W]`` normalised; ``maps`` ``[B,h,w]`` (upsampled bilinearly; higher = more
+    important); ``classes`` ``[B]``. ``steps`` equal slices of pixels, so ``S+1`` points per curve.
+    """
+    if maps.dim() == 4 and maps.shape[1] == 1:
+        maps = maps[:, 0]
+    if maps.dim() != 3 or maps.shape[0] != inputs.shape[0]:
+        raise ValueError(f"need one map [h,w] per input: maps {tuple(maps.shape)}, inputs {tuple(inputs.shape)}")
+    height, width = inputs.shape[-2:]
+    pixels = height * width
+    saliency = upsample(maps.to(inputs.device).float(), (height, width)).flatten(1)
+    order = saliency.argsort(dim=1, descending=True, stable=True)
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(pixels, device=order.device).expand_as(order))
+    counts = torch.linspace(0, pixels, steps + 1, device=inputs.device).round()
+    blurred = blur(inputs, insertion_sigma)
+    deletion, insertion = [], []
+    with inspection_mode(model.net), torch.no_grad():
+        for b in range(inputs.shape[0]):
+            revealed = (ranks[b][None] < counts[:, None]).view(-1, 1, height, width)  # [S+1,1,H,W]
+            for curve, images in ((deletion, torch.where(revealed, torch.zeros_like(inputs[b]), inputs[b])),
+                                  (insertion, torch.where(revealed, inputs[b], blurred[b]))):
+                chunks = images.split(batch_size)
+                curve.append(torch.cat([model.net(c).float().softmax(1)[:, classes[b]] for c in chunks]))
+    return Curves(counts.cpu() / pixels, torch.stack(deletion).cpu(), torch.stack(insertion).cpu())
+
+
+def pointing_game(maps: Tensor, boxes: Sequence[tuple[int, int, int, int]], size: tuple[int, int],
+                  tolerance: int = 15) -> Tensor:
+    """Hit (True) when each map's maximum, at input resolution ``size``, lies within ``tolerance`` pixels
+    of its box ``(top, left, bottom, right)`` (bottom/right exclusive)."""
+    if maps.dim() == 4 and maps.shape[1] == 1:
+        maps = maps[:, 0]
+    if len(boxes) != maps.shape[0]:
+        raise ValueError(f"{len(boxes)} boxes for {maps.shape[0]} maps")
+    full = upsample(maps.float(), size).flatten(1)
+    peak = full.argmax(1)
+    ys, xs = (peak // size[1]).tolist(), (peak % size[1]).tolist()
+    hits = [top - tolerance <= y < bottom + tolerance and left - tolerance <= x < right + tolerance
+            for y, x, (top, left, bottom, right) in zip(ys, xs, boxes, strict=True)]
+    return torch.tensor(hits)
