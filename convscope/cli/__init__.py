@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from convscope.cli import demo, inspection
+from convscope.cli import analysis, demo, inspection
 
-COMMAND_GROUPS = [inspection, demo]
+COMMAND_GROUPS = [inspection, analysis, demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,43 @@
+"""invariance (and the other studies of networks and of their explanations)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from convscope.analysis.invariance import invariance_curves
+from convscope.analysis.transforms import TRANSFORMS
+from convscope.cli.common import add_model_options, model_from, written
+from convscope.images import load_images
+from convscope.targets import parse_target
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("invariance", help="feature distance and class probability under translation, "
+                                               "scaling and rotation (Zeiler & Fergus Fig. 5)")
+    p.add_argument("images", nargs="+", help="image files, folders or sample:NAME")
+    p.add_argument("--layers", nargs="+", help="layers whose features are compared (default: first conv and "
+                                               "the classifier's input)")
+    p.add_argument("--transform", choices=[*TRANSFORMS, "all"], default="all")
+    p.add_argument("--target", help="class to follow (default: each image's top prediction)")
+    add_model_options(p)
+    p.set_defaults(run=run_invariance)
+
+
+def run_invariance(args: argparse.Namespace) -> None:
+    model = model_from(args)
+    pictures = load_images(args.images)
+    target = parse_target(args.target, model) if args.target else None
+    kinds = TRANSFORMS if args.transform == "all" else (args.transform,)
+    for kind in kinds:
+        curves = invariance_curves(model, [p.pixels for p in pictures], kind, layers=args.layers, target=target,
+                                   names=[p.name for p in pictures])
+        written(curves.picture().save(args.out / f"invariance_{kind}.png"))
+        table = {"transform": kind, "amounts": curves.amounts.tolist(),
+                 "classes": dict(zip(curves.picture_names, curves.class_names, strict=True)),
+                 "probabilities": dict(zip(curves.picture_names, curves.probabilities.tolist(), strict=True)),
+                 "distances": {layer: dict(zip(curves.picture_names, d.tolist(), strict=True))
+                               for layer, d in curves.distances.items()}}
+        path = args.out / f"invariance_{kind}.json"
+        path.write_text(json.dumps(table, indent=1))
+        written(path)
