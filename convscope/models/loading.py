@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from convscope.devices import pick_device
+from convscope.models.fashion import FASHION_MODEL, fashion_model
 from convscope.models.labels import imagenet_class_names, imagenet_descriptions
 from convscope.models.lite import LITE_MODELS, build_lite
 from convscope.models.model import Model
@@ -37,6 +38,8 @@ def load_model(name: str | nn.Module = DEFAULT_MODEL, *, weights: str | Path | N
         key = ALIASES.get(name, name)
         if key in LITE_MODELS:
             model = _lite_model(key, weights)
+        elif key == FASHION_MODEL:
+            model = fashion_model(None if weights is None else read_state_dict(weights))
         elif _is_torchvision(key):
             model = _torchvision_model(key, weights)
         elif _is_timm(key):
@@ -140,4 +143,5 @@ def _known_names() -> list[str]:
     import timm
     import torchvision
 
-    return list(LITE_MODELS) + torchvision.models.list_models(module=torchvision.models) + timm.list_models()
+    return (list(LITE_MODELS) + [FASHION_MODEL] + torchvision.models.list_models(module=torchvision.models)
+            + timm.list_models())

@@ -1,0 +1,50 @@
+"""Naming a picture set in one string (for the command line) and reopening a saved one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from convscope.data.crops import SampleCrops
+from convscope.data.fashion_mnist import SPLITS, FashionMNIST, looks_like_fashion_mnist
+from convscope.data.folder import ImageFolder
+from convscope.data.pictures import FirstPictures, PictureSet
+
+DATA_HELP = ("a folder of images (class sub-folders or flat), 'fashion-mnist' (all 70 000; "
+             "'fashion-mnist:train' / ':test'), a folder of Fashion-MNIST IDX files (optionally ':test'), "
+             "or 'samples' (crops of the bundled photos)")
+
+
+def open_dataset(text: str | Path, *, limit: int | None = None) -> PictureSet:
+    """The picture set named by ``text`` (see ``DATA_HELP``), its first ``limit`` pictures if given."""
+    text = str(text)
+    name, _, split = text.partition(":")
+    if name in ("fashion-mnist", "fashion_mnist"):
+        pictures: PictureSet = FashionMNIST(split=split or "all")
+    elif text in ("samples", "sample-crops"):
+        pictures = SampleCrops()
+    else:
+        folder, _, split = text.rpartition(":")
+        if folder and split in SPLITS and looks_like_fashion_mnist(folder):
+            pictures = FashionMNIST(folder, split=split)
+        elif looks_like_fashion_mnist(text):
+            pictures = FashionMNIST(text, split="all")
+        elif Path(text).is_dir():
+            pictures = ImageFolder(text)
+        else:
+            raise ValueError(f"no picture set {text!r}: give {DATA_HELP}")
+    return FirstPictures(pictures, limit) if limit is not None else pictures
+
+
+def dataset_from_spec(spec: dict[str, Any]) -> PictureSet:
+    """Reopen the set that :meth:`PictureSet.spec` described."""
+    kind = spec.get("kind")
+    if kind == "fashion-mnist":
+        pictures: PictureSet = FashionMNIST(spec["root"], split=spec["split"])
+    elif kind == "folder":
+        pictures = ImageFolder(spec["root"])
+    elif kind == "sample-crops":
+        pictures = SampleCrops(spec["photos"], spec["scales"])
+    else:
+        raise ValueError(f"cannot reopen a picture set of kind {kind!r}; pass the pictures themselves")
+    return FirstPictures(pictures, spec["limit"]) if "limit" in spec else pictures

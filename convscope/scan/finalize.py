@@ -1,0 +1,65 @@
+"""Merging the progress of every scanning process into the finished scan folder."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from convscope.scan import storage
+from convscope.scan.recorder import LayerRecorder
+
+
+def finalize(folder: Path, fields: dict[str, dict]) -> None:
+    """Write ``layers/LAYER.pt`` and ``index.pt`` from ``progress/``, mark the scan complete, drop ``progress/``."""
+    config = storage.read_config(folder)
+    count, layers = int(config["count"]), list(config["layers"])
+    writers = sorted((folder / storage.PROGRESS).glob("rank*/state.pt"))
+    states = [storage.load(path) for path in writers]
+    merged = {name: LayerRecorder(name, int(config["k"])) for name in layers}
+    done: list[int] = []
+    for state in states:
+        done.extend(state["done"])
+        for name in layers:
+            _merge(merged[name], LayerRecorder.from_state(state["layers"][name]))
+    expected = -(-count // int(config["batch_size"]))
+    if sorted(done) != list(range(expected)):
+        missing = sorted(set(range(expected)) - set(done))
+        raise ValueError(f"the scan in {folder} is incomplete (batches {missing[:5]} … missing); run it again")
+    labels = torch.full((count,), -1, dtype=torch.long)
+    features: dict[str, torch.Tensor] = {}
+    for path, state in zip(writers, states, strict=True):
+        for number in range(int(state["parts"])):
+            part = storage.load(path.parent / f"part_{number:05d}.pt")
+            images = part["images"]
+            labels[images] = part["labels"]
+            for name in layers:
+                rows = part["features"][name]
+                if name not in features:
+                    features[name] = torch.zeros(count, rows.shape[1], dtype=rows.dtype)
+                features[name][images] = rows
+    for name in layers:
+        recorder = merged[name]
+        statistics = recorder.statistics.result()
+        storage.save_atomically({"layer": name, "shape": list(recorder.shape), "features": features[name],
+                                 "top": recorder.top.filled().state(), "statistics": asdict(statistics)},
+                                storage.layer_file(folder, name))
+    storage.save_atomically({"labels": labels}, folder / storage.INDEX)
+    config.update(complete=True, finished=time.strftime("%Y-%m-%d %H:%M:%S"), receptive_fields=fields,
+                  shapes={name: list(merged[name].shape) for name in layers})
+    storage.write_config(folder, config)
+    shutil.rmtree(folder / storage.PROGRESS, ignore_errors=True)
+
+
+def _merge(into: LayerRecorder, other: LayerRecorder) -> None:
+    if other.top is None:
+        return
+    if into.shape is not None and tuple(other.shape) != tuple(into.shape):
+        raise ValueError(f"layer {into.layer!r} has outputs {other.shape} in one process and {into.shape} in "
+                         "another")
+    into.shape = other.shape
+    into.top = other.top if into.top is None else into.top.merged(other.top)
+    into.statistics.merge(other.statistics)

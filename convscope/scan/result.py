@@ -1,0 +1,152 @@
+"""A finished scan read back from its folder, with the views built on it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from convscope.data.opening import dataset_from_spec
+from convscope.data.pictures import PictureSet
+from convscope.scan import storage
+from convscope.scan.receptive_field import ReceptiveField
+from convscope.scan.statistics import ChannelStatistics
+from convscope.scan.top import TopActivations
+from convscope.suggestions import unknown
+
+if TYPE_CHECKING:
+    from convscope.models.model import Model
+    from convscope.scan.dead_filters import DeadFilters
+    from convscope.scan.embedding import Embedding
+    from convscope.scan.neighbors import Neighbors
+    from convscope.scan.patches import TopPatches
+
+
+class ScanResult:
+    """What a scan recorded: per layer features ``[N,D]``, top activations, channel statistics."""
+
+    def __init__(self, folder: Path, config: dict[str, Any], labels: Tensor, pictures: PictureSet | None) -> None:
+        self.folder, self.config, self.labels = folder, config, labels
+        self._pictures = pictures
+        self._loaded: dict[str, dict[str, Any]] = {}
+
+    @classmethod
+    def load(cls, folder: str | Path, *, pictures: PictureSet | None = None) -> ScanResult:
+        """Open a finished scan; ``pictures`` is needed only when the set cannot be reopened from disk."""
+        folder = Path(folder)
+        config = storage.read_config(folder)
+        if not config.get("complete"):
+            raise ValueError(f"the scan in {str(folder)!r} is not finished: run the same `convscope scan` command "
+                             "again to resume it")
+        if pictures is not None and len(pictures) != config["count"]:
+            raise ValueError(f"the scan holds {config['count']} pictures but {len(pictures)} were given")
+        labels = storage.load(folder / storage.INDEX)["labels"]
+        return cls(folder, config, labels, pictures)
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self.config["layers"])
+
+    @property
+    def count(self) -> int:
+        return int(self.config["count"])
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return self.config.get("class_names")
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __repr__(self) -> str:
+        return (f"ScanResult({str(self.folder)!r}: {self.config['model']['name']} on {self.count} pictures, "
+                f"layers {', '.join(self.layers)})")
+
+    def check_layer(self, layer: str | None) -> str:
+        """``layer`` if it was scanned; ``None`` means the last scanned layer."""
+        if layer is None:
+            return self.layers[-1]
+        if layer not in self.layers:
+            raise unknown("scanned layer", layer, self.layers, hint="this scan recorded " + ", ".join(self.layers))
+        return layer
+
+    def _layer(self, layer: str) -> dict[str, Any]:
+        if layer not in self._loaded:  # memory-mapped: features are read from disk as they are used
+            self._loaded[layer] = torch.load(storage.layer_file(self.folder, layer), map_location="cpu",
+                                             weights_only=True, mmap=True)
+        return self._loaded[layer]
+
+    def features(self, layer: str | None = None) -> Tensor:
+        """One feature vector per picture ``[N,D]`` (pooled as the scan was told)."""
+        return self._layer(self.check_layer(layer))["features"]
+
+    def shape(self, layer: str | None = None) -> tuple[int, ...]:
+        """The layer's output shape for one picture (``C,H,W`` or ``C``)."""
+        return tuple(self._layer(self.check_layer(layer))["shape"])
+
+    def top(self, layer: str | None = None) -> TopActivations:
+        return TopActivations.from_state(self._layer(self.check_layer(layer))["top"])
+
+    def statistics(self, layer: str | None = None) -> ChannelStatistics:
+        return ChannelStatistics(**self._layer(self.check_layer(layer))["statistics"])
+
+    def receptive_field(self, layer: str | None = None) -> ReceptiveField:
+        layer = self.check_layer(layer)
+        fields = self.config.get("receptive_fields", {})
+        if layer not in fields:
+            raise ValueError(fields.get("error", f"no receptive field was recorded for {layer!r}"))
+        return ReceptiveField.from_dict(fields[layer])
+
+    @property
+    def pictures(self) -> PictureSet:
+        """The scanned pictures (reopened from the saved description when not given)."""
+        if self._pictures is None:
+            self._pictures = dataset_from_spec(self.config["dataset"])
+            if len(self._pictures) != self.count:
+                raise ValueError(f"the picture set changed since the scan ({len(self._pictures)} pictures now, "
+                                 f"{self.count} then)")
+        return self._pictures
+
+    def model(self, device: str | torch.device | None = None) -> Model:
+        """The scanned model, reloaded from its name and weights file, checked against the scan's fingerprint."""
+        from convscope.models.loading import load_model
+
+        source = self.config.get("model_source") or {}
+        try:
+            model = load_model(source["name"], weights=source.get("weights"), device=device)
+        except (KeyError, ValueError) as error:
+            raise ValueError(f"cannot reload the scanned model ({error}); pass model= explicitly") from error
+        if storage.fingerprint(model.net) != self.config["model"]["fingerprint"]:
+            raise ValueError(f"the model {source['name']!r} loaded now differs from the scanned one; pass the "
+                             "scanned model as model=")
+        return model
+
+    def top_patches(self, layer: str | None = None, channels: Sequence[int] | None = None,
+                    k: int | None = None) -> TopPatches:
+        """The ``k`` strongest pictures of each channel, cropped to the receptive field."""
+        from convscope.scan.patches import top_patches
+
+        return top_patches(self, layer, channels, k)
+
+    def dead_filters(self, layer: str | None = None, *, max_active: float = 0.01) -> DeadFilters:
+        """Channels positive in at most ``max_active`` of the pictures."""
+        from convscope.scan.dead_filters import dead_filters
+
+        return dead_filters(self, layer, max_active=max_active)
+
+    def neighbors(self, queries: Sequence[int | Tensor] | Tensor, layer: str | None = None, *, k: int = 8,
+                  metric: str = "euclidean", model: Model | None = None) -> Neighbors:
+        """The ``k`` nearest scanned pictures in feature space and in pixel space, for each query."""
+        from convscope.scan.neighbors import neighbors
+
+        return neighbors(self, queries, layer, k=k, metric=metric, model=model)
+
+    def embed(self, layer: str | None = None, *, method: str = "tsne", max_points: int | None = 5000,
+              seed: int = 0, **options: Any) -> Embedding:
+        """A 2-d map of the features (PCA, t-SNE or UMAP)."""
+        from convscope.scan.embedding import embed
+
+        return embed(self, layer, method=method, max_points=max_points, seed=seed, **options)
