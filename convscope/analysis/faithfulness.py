@@ -91,3 +91,51 @@ def pointing_game(maps: Tensor, boxes: Sequence[tuple[int, int, int, int]], size
     hits = [top - tolerance <= y < bottom + tolerance and left - tolerance <= x < right + tolerance
             for y, x, (top, left, bottom, right) in zip(ys, xs, boxes, strict=True)]
     return torch.tensor(hits)
+
+
+@dataclass
+class FaithfulnessStudy:
+    """Deletion / insertion curves per method (lower deletion AUC and higher insertion AUC are better)."""
+
+    curves: dict[str, Curves]
+
+    def rows(self) -> list[dict[str, float | str]]:
+        return [{"method": m, "deletion_auc": float(c.deletion_auc.mean()),
+                 "insertion_auc": float(c.insertion_auc.mean()), "images": int(c.deletion.shape[0])}
+                for m, c in self.curves.items()]
+
+    def picture(self):
+        from convscope.render.plots import figure_to_picture, new_figure
+
+        figure, axes = new_figure(2, size=(5, 3.6))
+        for m, c in self.curves.items():
+            x = c.fractions.tolist()
+            axes[0][0].plot(x, c.deletion.mean(0).tolist(), label=f"{m} ({c.deletion_auc.mean():.2f})")
+            axes[0][1].plot(x, c.insertion.mean(0).tolist(), label=f"{m} ({c.insertion_auc.mean():.2f})")
+        for axis, title in zip(axes[0], ("Deletion (lower area is better)", "Insertion (higher area is better)"),
+                               strict=True):
+            axis.set_title(title)
+            axis.set_xlabel("fraction of pixels removed" if "Deletion" in title else "fraction of pixels inserted")
+            axis.set_ylabel("probability of the class")
+            axis.legend(fontsize=6)
+        figure.tight_layout()
+        return figure_to_picture(figure)
+
+
+def faithfulness_study(model: Model, inputs: Tensor, methods: Sequence[str] | None = None, target=None, *,
+                       options=None, steps: int = 50, batch_size: int = 64) -> FaithfulnessStudy:
+    """Deletion and insertion curves of each method's maps on a normalised batch, for ``target``
+    (default: each image's top class, fixed from the clean image)."""
+    from convscope.analysis.explainers import build, heatmaps, method_names
+    from convscope.targets import ClassScore, as_target
+
+    inputs = inputs.to(model.device)
+    goal = as_target(target, model)
+    with inspection_mode(model.net), torch.no_grad():
+        classes = goal.classes(model.net(inputs))
+    if classes is None:
+        raise ValueError("deletion and insertion follow a class's probability: give a class target (or None)")
+    fixed = ClassScore(tuple(classes.tolist()))
+    curves = {m: deletion_insertion(model, inputs, heatmaps(build(m, model, options), inputs, fixed), classes,
+                                    steps=steps, batch_size=batch_size) for m in method_names(methods)}
+    return FaithfulnessStudy(curves)

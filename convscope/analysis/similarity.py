@@ -39,13 +39,16 @@ def ssim(a: Tensor, b: Tensor, *, window: int = 11, sigma: float = 1.5, data_ran
     """Structural similarity (Wang et al. 2004) of maps ``[B,H,W]`` with values in [0, data_range].
 
     Gaussian window, mean over the valid region — the convention of scikit-image's
-    ``structural_similarity(gaussian_weights=True, use_sample_covariance=False)``.
+    ``structural_similarity(gaussian_weights=True, use_sample_covariance=False)``. Maps smaller
+    than the window use the largest odd window that fits.
     https://ieeexplore.ieee.org/document/1284395
     """
     if a.shape != b.shape or a.dim() != 3:
         raise ValueError(f"ssim needs two [B,H,W] maps of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-    if min(a.shape[-2:]) < window:
-        raise ValueError(f"maps of {tuple(a.shape[-2:])} are smaller than the {window}-pixel SSIM window")
+    side = min(a.shape[-2:])
+    if side < 3:
+        raise ValueError(f"maps of {tuple(a.shape[-2:])} are too small for SSIM (at least 3×3)")
+    window = min(window, side if side % 2 else side - 1)  # small maps: the largest odd window that fits
     x, y = a[:, None].double(), b[:, None].double()
     kernel = _gaussian_window(window, sigma, a.device)
     mu_x, mu_y = F.conv2d(x, kernel), F.conv2d(y, kernel)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from convscope.analysis.checks import CHECK_PHOTOS
 from convscope.analysis.invariance import invariance_curves
 from convscope.analysis.transforms import TRANSFORMS
 from convscope.cli.common import add_model_options, model_from, written
@@ -22,6 +23,24 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--target", help="class to follow (default: each image's top prediction)")
     add_model_options(p)
     p.set_defaults(run=run_invariance)
+
+    p = commands.add_parser("check", help="sanity checks and faithfulness of every attribution method: cascading "
+                                          "randomisation, deletion/insertion, pointing game, occlusion study")
+    p.add_argument("--methods", nargs="+", help="attribution methods (default: all but Score-CAM, which costs one "
+                                                "forward pass per channel — name it to include it)")
+    p.add_argument("--photos", nargs="+", default=list(CHECK_PHOTOS), help="bundled photos to use")
+    p.add_argument("--steps", type=int, default=25, help="deletion/insertion steps (default: %(default)s)")
+    add_model_options(p, out="out/check")
+    p.set_defaults(run=run_check)
+
+
+def run_check(args: argparse.Namespace) -> None:
+    from convscope.analysis.checks import run_checks
+
+    run_checks(model_from(args), args.out, methods=args.methods, photos=args.photos, steps=args.steps)
+    for name in ("sanity_cascading.csv", "sanity_cascading.png", "faithfulness.csv", "faithfulness.png",
+                 "pointing_game.csv", "checks.json"):
+        written(args.out / name)
 
 
 def run_invariance(args: argparse.Namespace) -> None:

@@ -1,0 +1,76 @@
+"""``convscope check``: every check of the explanations, on one model and a photo pool, as tables and figures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from convscope.analysis.explainers import method_names
+from convscope.analysis.faithfulness import faithfulness_study
+from convscope.analysis.localisation import occlusion_study, pointing_study
+from convscope.analysis.pasted import pasted_objects
+from convscope.analysis.sanity import sanity_checks
+from convscope.images import load_sample
+from convscope.models.model import Model
+
+CHECK_PHOTOS = ("chelsea", "coffee", "flower", "china", "rocket", "astronaut")
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def run_checks(model: Model, out: str | Path, *, methods: Sequence[str] | None = None,
+               photos: Sequence[str] = CHECK_PHOTOS, sanity_photos: int = 2, steps: int = 25,
+               options: Mapping[str, Mapping[str, Any]] | None = None,
+               log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Cascading randomisation, deletion/insertion, pointing game and the occlusion study; files go to ``out``."""
+    out = Path(out)
+    names = method_names(methods)
+    inputs = model.prepare([load_sample(p) for p in photos])
+    summary: dict[str, Any] = {"model": model.name, "methods": names, "photos": list(photos)}
+
+    began = time.perf_counter()
+    sanity = sanity_checks(model, inputs[:sanity_photos], names, options=options)
+    write_csv(out / "sanity_cascading.csv", sanity.rows())
+    sanity.picture().save(out / "sanity_cascading.png")
+    summary["sanity"] = sanity.summary()
+    log("\n".join(["Cascading randomisation (similarity to the original map):", *sanity.summary()]))
+    log(f"  ({time.perf_counter() - began:.0f} s)")
+
+    began = time.perf_counter()
+    faithful = faithfulness_study(model, inputs, names, options=options, steps=steps)
+    write_csv(out / "faithfulness.csv", faithful.rows())
+    faithful.picture().save(out / "faithfulness.png")
+    summary["faithfulness"] = faithful.rows()
+    log("Deletion / insertion areas (lower / higher is better):")
+    for row in faithful.rows():
+        log(f"  {row['method']:22} deletion {row['deletion_auc']:.3f}   insertion {row['insertion_auc']:.3f}")
+    log(f"  ({time.perf_counter() - began:.0f} s)")
+
+    began = time.perf_counter()
+    pasted = pasted_objects(size=model.preprocess.input_size[0])
+    pointing = pointing_study(model, pasted, names, options=options)
+    write_csv(out / "pointing_game.csv", pointing.rows())
+    summary["pointing_game"] = pointing.rows()
+    occluded = occlusion_study(model, pasted)
+    summary["occlusion_study"] = occluded.row()
+    log(f"Pointing game on {len(pasted.boxes)} photos pasted on textures (chance {pointing.chance:.2f}):")
+    for row in pointing.rows():
+        log(f"  {row['method']:22} {row['pointing_accuracy']:.2f}")
+    row = occluded.row()
+    log(f"Occlusion study: lowest probability with the occluder on the object in {row['minimum_on_object']:.0%} "
+        f"of pictures (chance {row['chance']:.0%}); mean drop on the object {row['mean_drop_on_object']:.3f}, "
+        f"off it {row['mean_drop_off_object']:.3f}")
+    log(f"  ({time.perf_counter() - began:.0f} s)")
+    (out / "checks.json").write_text(json.dumps(summary, indent=1))
+    return summary

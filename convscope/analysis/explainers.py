@@ -1,0 +1,43 @@
+"""Building attribution methods by name for the studies, and their maps as comparable heatmaps."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torch import Tensor
+
+from convscope.models.model import Model
+from convscope.suggestions import unknown
+
+# Methods cheap enough to run many times over (every randomisation stage, every image) on a CPU. Score-CAM is
+# left out: it needs one forward pass per channel of its layer (1280 on EfficientNet-Lite0) — ask for it by name.
+QUICK_METHODS = ("occlusion", "saliency", "deconvnet", "guided_backprop", "cam", "grad_cam", "guided_grad_cam",
+                 "grad_cam_plus_plus", "layer_cam", "smooth_grad", "integrated_gradients")
+# Lighter settings for repeated runs; a user can pass any options of their own.
+QUICK_OPTIONS: dict[str, dict[str, Any]] = {"smooth_grad": {"samples": 16}, "integrated_gradients": {"steps": 16},
+                                            "occlusion": {"size": 48, "stride": 24}}
+
+
+def method_names(names: Sequence[str] | None) -> list[str]:
+    from convscope.attribution import METHODS
+
+    chosen = list(names) if names else list(QUICK_METHODS)
+    for name in chosen:
+        if name not in METHODS:
+            raise unknown("attribution method", name, METHODS, hint="methods: " + ", ".join(METHODS))
+    return chosen
+
+
+def build(name: str, model: Model, options: Mapping[str, Mapping[str, Any]] | None = None):
+    """The attribution method ``name`` on ``model`` with ``options[name]`` (quick settings by default)."""
+    from convscope.attribution import METHODS
+
+    settings = dict(QUICK_OPTIONS.get(name, {}))
+    settings.update((options or {}).get(name, {}))
+    return METHODS[name](model, **settings)
+
+
+def heatmaps(method, inputs: Tensor, target) -> Tensor:
+    """Non-negative importance ``[B,H,W]`` at the input resolution (bright = important)."""
+    return method.heat(method(inputs, target), tuple(inputs.shape[-2:]))

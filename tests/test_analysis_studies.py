@@ -1,0 +1,54 @@
+"""The studies end to end on the tiny net: files, shapes and the qualitative findings they must show."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from convscope.analysis.faithfulness import faithfulness_study
+from convscope.analysis.invariance import invariance_curves
+from convscope.analysis.pasted import pasted_objects
+from convscope.analysis.sanity import sanity_checks
+
+
+def test_invariance_curves_start_at_zero_distance(tiny_model):
+    pictures = [torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    curves = invariance_curves(tiny_model, pictures, "rotate", layers=["conv", "fc"],
+                               amounts=[0.0, 90.0, 180.0], names=["a", "b"])
+    assert curves.distances["conv"].shape == (2, 3)
+    assert curves.distances["conv"][:, 0].tolist() == pytest.approx([0.0, 0.0], abs=1e-6)
+    assert (curves.distances["conv"][:, 1:] > 0).all()
+    assert curves.probabilities.shape == (2, 3)
+    assert curves.picture().array.ndim == 3
+    with pytest.raises(ValueError, match="translate"):
+        invariance_curves(tiny_model, pictures, "flip")
+
+
+def test_sanity_checks_on_the_tiny_net(tiny_model):
+    inputs = tiny_model.prepare([torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(3))])
+    result = sanity_checks(tiny_model, inputs, ["saliency", "guided_backprop"], target=0)
+    assert result.stages == ["fc", "conv"]
+    assert result.maps["saliency"].shape == (3, 1, 8, 8)
+    for method in result.methods:
+        assert result.spearman[method].shape == (2,)
+    # randomising the first convolution changes every gradient map
+    assert result.spearman["saliency"][-1] < 0.99
+    assert len(result.rows()) == 4 and "guided_backprop" in "\n".join(result.summary())
+
+
+def test_faithfulness_study_rows(tiny_model):
+    inputs = tiny_model.prepare([torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(i)) for i in range(2)])
+    study = faithfulness_study(tiny_model, inputs, ["saliency", "grad_cam"], steps=4)
+    rows = {r["method"]: r for r in study.rows()}
+    assert set(rows) == {"saliency", "grad_cam"} and rows["saliency"]["images"] == 2
+    assert 0 <= rows["saliency"]["deletion_auc"] <= 1
+    assert study.picture().array.ndim == 3
+
+
+def test_pasted_objects_boxes_hold_the_object():
+    pasted = pasted_objects(size=64, object_size=24, per_pair=1)
+    assert pasted.pictures.shape == (9, 3, 64, 64)
+    top, left, bottom, right = pasted.boxes[0]
+    assert (bottom - top, right - left) == (24, 24)
+    assert pasted.object_mask()[0].sum().item() == 24 * 24
+    assert pasted.names[0] == "chelsea on brick"
