@@ -11,6 +11,7 @@ from torch import Tensor
 
 from convscope.data.opening import dataset_from_spec
 from convscope.data.pictures import PictureSet
+from convscope.models.preprocessing import Preprocess
 from convscope.scan import storage
 from convscope.scan.receptive_field import ReceptiveField
 from convscope.scan.statistics import ChannelStatistics
@@ -99,6 +100,12 @@ class ScanResult:
         if layer not in fields:
             raise ValueError(fields.get("error", f"no receptive field was recorded for {layer!r}"))
         return ReceptiveField.from_dict(fields[layer])
+
+    @property
+    def preprocess(self) -> Preprocess:
+        """How the scanned model resized, cropped and normalised the pictures."""
+        settings = dict(self.config["preprocess"])
+        return Preprocess(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
 
     @property
     def pictures(self) -> PictureSet:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +105,7 @@ class Scan:
         return {"format": storage.FORMAT,
                 "model": {"name": self.model.name, "fingerprint": storage.fingerprint(self.model.net)},
                 "model_source": source or {"name": self.model.name, "weights": None},
-                "preprocess": {"resize": preprocess.resize, "crop": preprocess.crop,
-                               "channels": preprocess.channels},
+                "preprocess": asdict(preprocess),
                 "layers": self.layers, "k": self.k, "pooling": self.pooling, "batch_size": batch_size,
                 "dataset": pictures.spec(), "count": len(pictures), "class_names": pictures.class_names,
                 "complete": False}
