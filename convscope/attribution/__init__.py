@@ -1,0 +1,26 @@
+"""Attribution: which pixels made the network say what it said.
+
+Every method is called the same way, ``method(inputs, target) -> maps`` (see
+:mod:`convscope.attribution.base`); :func:`explain` does it from pictures and
+renders the result, :func:`compare` puts every method side by side.
+"""
+
+from convscope.attribution.base import Attribution
+from convscope.attribution.cam import CAM
+from convscope.attribution.deconvnet import Deconvnet
+from convscope.attribution.explain import Explanation, compare, explain, make_method
+from convscope.attribution.grad_cam import GradCAM
+from convscope.attribution.grad_cam_plus_plus import GradCAMPlusPlus
+from convscope.attribution.guided_backprop import GuidedBackprop
+from convscope.attribution.guided_grad_cam import GuidedGradCAM
+from convscope.attribution.integrated_gradients import IntegratedGradients
+from convscope.attribution.layer_cam import LayerCAM
+from convscope.attribution.occlusion import Occlusion, OcclusionMaps
+from convscope.attribution.registry import METHODS
+from convscope.attribution.saliency import Saliency
+from convscope.attribution.score_cam import ScoreCAM
+from convscope.attribution.smooth_grad import SmoothGrad
+
+__all__ = ["CAM", "METHODS", "Attribution", "Deconvnet", "Explanation", "GradCAM", "GradCAMPlusPlus",
+           "GuidedBackprop", "GuidedGradCAM", "IntegratedGradients", "LayerCAM", "Occlusion", "OcclusionMaps",
+           "Saliency", "ScoreCAM", "SmoothGrad", "compare", "explain", "make_method"]

@@ -1,0 +1,163 @@
+"""What every attribution method shares: the call shape, input checks, gradient passes, targets for copies.
+
+Every method is called the same way::
+
+    method = GradCAM(model, layer="bn2")
+    maps = method(inputs, target)      # inputs: a normalised batch [B,C,H,W] (model.prepare(pictures))
+
+``target`` is one class (index or name) for all images, one per image (a list or
+``Tensor[B]``), ``None``/``'top'`` for each image's top class, a :class:`~convscope.Channel`
+/ :class:`~convscope.Neuron`, or a callable on the output that works row by row.
+The maps come back batch-first, on the model's device; batched results equal
+image-by-image results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from convscope.backward_rules import backward_rules
+from convscope.hooks import capture, inspection_mode
+from convscope.models.model import Model, as_model
+from convscope.render.overlay import upsample
+from convscope.targets import ClassProbability, Target, TargetLike, as_target
+
+
+class Attribution:
+    """Base class: ``method(inputs, target) -> maps``, batch-first, on the model's device.
+
+    ``style`` says how the maps are best shown: ``'heat'`` (one non-negative map per
+    image), ``'image'`` (signed colour gradients, shown as a picture) or ``'saliency'``.
+    """
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    style: ClassVar[str] = "heat"
+
+    def __init__(self, model: Model | nn.Module) -> None:
+        self.model = as_model(model)
+
+    def __call__(self, inputs: Tensor, target: TargetLike = None) -> Tensor:
+        return self.attribute(check_inputs(inputs, self.model), as_target(target, self.model))
+
+    def attribute(self, inputs: Tensor, target: Target) -> Tensor:
+        raise NotImplementedError
+
+    def heat(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
+        """Non-negative importance ``[B,H,W]`` at the input's ``size``, for overlays (bright = important)."""
+        if maps.shape[1] == 1:
+            return upsample(maps[:, 0].clamp_min(0), size)
+        return upsample(maps.abs().amax(1), size)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.model.name})"
+
+
+def check_inputs(inputs: Tensor, model: Model) -> Tensor:
+    """A normalised batch ``[B,C,H,W]`` moved to the model's device, or a ``ValueError`` saying how to make one."""
+    if not isinstance(inputs, Tensor):
+        raise TypeError(f"inputs must be a Tensor [B,C,H,W], got {type(inputs).__name__}; "
+                        "turn pictures into one with model.prepare(pictures)")
+    if inputs.dim() != 4:
+        hint = " (add a batch dimension: inputs[None])" if inputs.dim() == 3 else ""
+        raise ValueError(f"inputs must be a batch [B,C,H,W], got shape {tuple(inputs.shape)}{hint}; "
+                         "model.prepare(pictures) makes one")
+    if inputs.shape[0] == 0:
+        raise ValueError("inputs is an empty batch")
+    if not inputs.is_floating_point():
+        raise TypeError(f"inputs must be floating point (a normalised batch), got {inputs.dtype}")
+    return inputs.detach().to(model.device)
+
+
+def input_gradient(model: Model, inputs: Tensor, target: Target, rule: str | None = None) -> Tensor:
+    """d target / d inputs ``[B,C,H,W]``; ``rule`` (``'deconvnet'``/``'guided'``) changes the rectifiers' backward."""
+    net = model.net
+    inputs = inputs.detach().requires_grad_(True)
+    with inspection_mode(net), capture(net, target.layers) as store:
+        with backward_rules(net, rule) if rule else nullcontext():
+            output = net(inputs)
+            scores = target(output, store.activations)
+        (grad,) = torch.autograd.grad(scores.sum(), inputs, allow_unused=True)
+    return torch.zeros_like(inputs) if grad is None else grad
+
+
+@dataclass
+class LayerPass:
+    """A layer's activations and the target's gradient there, plus the model output."""
+
+    activations: Tensor
+    grads: Tensor
+    output: Tensor
+
+
+def layer_gradient(model: Model, inputs: Tensor, target: Target, layer: str) -> LayerPass:
+    """Activations of ``layer`` and d target / d activations; the backward stops at the layer."""
+    net = model.net
+    inputs = inputs.detach().requires_grad_(True)
+    with inspection_mode(net), capture(net, list(dict.fromkeys([layer, *target.layers]))) as store:
+        output = net(inputs)
+        scores = target(output, store.activations)
+        activations = store.activation(layer)
+        (grads,) = torch.autograd.grad(scores.sum(), activations, allow_unused=True)
+    grads = torch.zeros_like(activations) if grads is None else grads
+    return LayerPass(activations.detach(), grads.detach(), output.detach())
+
+
+def forward(model: Model, inputs: Tensor, layers: Iterable[str] = ()) -> tuple[Tensor, dict[str, Tensor]]:
+    """Output and the given layers' activations, without gradients."""
+    with inspection_mode(model.net), capture(model.net, list(layers), detach=True) as store, torch.no_grad():
+        output = model.net(inputs)
+    return output, dict(store.activations)
+
+
+@dataclass(frozen=True)
+class RowClasses(Target):
+    """The score (or probability) of a given class for every row: copies of an image keep its class."""
+
+    rows: Tensor
+    probability: bool = False
+
+    def __call__(self, output: Tensor, activations: object) -> Tensor:
+        values = output.float().softmax(1) if self.probability else output
+        return values.gather(1, self.rows[:, None])[:, 0]
+
+    def classes(self, output: Tensor) -> Tensor:
+        return self.rows
+
+
+def image_classes(target: Target, output: Tensor) -> Tensor | None:
+    """Each image's class under ``target`` (``None`` when it is not a class), from the output on the clean images."""
+    classes = target.classes(output)
+    return None if classes is None else classes.to(output.device).long()
+
+
+def copies_target(target: Target, classes: Tensor | None, images: Tensor, *, probability: bool | None = None
+                  ) -> Target:
+    """The target for a batch of copies, ``images[j]`` being the image copy ``j`` was made from.
+
+    A class target keeps the class found on the clean image (``'top'`` does not move
+    to the noisy or occluded copy's own top class); other targets are evaluated per copy.
+    ``probability`` forces softmax probabilities (``None``: as the target says).
+    """
+    if classes is None:
+        return target
+    soft = isinstance(target, ClassProbability) if probability is None else probability
+    return RowClasses(classes[images], soft)
+
+
+def chunks(total: int, size: int, *, description: str, progress: bool | None) -> Iterator[slice]:
+    """Slices of ``range(total)`` of at most ``size``; a progress bar once the work takes more than a second."""
+    if size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {size}")
+    starts = range(0, total, size)
+    disable = None if progress is None else not progress
+    for start in tqdm(starts, desc=description, unit="batch", delay=1.0, disable=disable, leave=False):
+        yield slice(start, min(start + size, total))

@@ -1,0 +1,200 @@
+"""From pictures to a rendered explanation: one method (:func:`explain`) or all of them (:func:`compare`)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from convscope.attribution.registry import METHODS
+from convscope.attribution.base import Attribution, forward
+from convscope.attribution.cam import CAM
+from convscope.attribution.cam_base import LayerAttribution
+from convscope.models.model import Model, as_model
+from convscope.render.colormaps import colorize, normalize
+from convscope.render.layout import grid, stack, titled
+from convscope.render.overlay import overlay
+from convscope.render.picture import Picture
+from convscope.suggestions import unknown
+from convscope.targets import Target, TargetLike, as_target
+
+HEAT_SCALING = {"heat": "abs", "image": "percentile", "saliency": "percentile"}
+LAYER_METHODS = tuple(name for name, cls in METHODS.items() if issubclass(cls, LayerAttribution | CAM))
+
+
+def make_method(name: str | Attribution, model: Model | nn.Module, *, layer: str | nn.Module | None = None,
+                strict: bool = True, **options: object) -> Attribution:
+    """A method by name (``'grad_cam'``, …) with its ``layer`` and the ``options`` its constructor takes.
+
+    With ``strict``, a layer or option the method does not take is an error; otherwise it is left out.
+    """
+    if isinstance(name, Attribution):
+        return name
+    if name not in METHODS:
+        raise unknown("attribution method", name, list(METHODS), hint="the methods are " + ", ".join(METHODS))
+    cls = METHODS[name]
+    accepted = inspect.signature(cls.__init__).parameters
+    given = {k: v for k, v in options.items() if v is not None}
+    if layer is not None:
+        if "layer" in accepted:
+            given["layer"] = layer
+        elif strict:
+            raise ValueError(f"{name} does not read a layer; a layer applies to " + ", ".join(LAYER_METHODS))
+    extra = [k for k in given if k not in accepted]
+    if extra and strict:
+        takes = [p for p in accepted if p not in ("self", "model")]
+        raise ValueError(f"{name} takes no option {', '.join(map(repr, extra))}; it takes {takes or 'none'}")
+    return cls(model, **{k: v for k, v in given.items() if k in accepted})
+
+
+@dataclass
+class Explanation:
+    """One method's maps for a batch of pictures, with what is needed to show them.
+
+    ``pictures`` ``[B,3,H,W]`` are the images as the model saw them (resized, cropped),
+    ``maps`` the method's raw output, ``heat`` ``[B,H,W]`` the non-negative importance at
+    the input's size, ``labels`` what was explained in words, per image.
+    """
+
+    method: Attribution
+    pictures: Tensor
+    maps: Tensor
+    heat: Tensor
+    labels: list[str]
+    layer: str | None = None
+
+    @property
+    def title(self) -> str:
+        return self.method.title + (f" at {self.layer}" if self.layer else "")
+
+    def map_picture(self, index: int = 0) -> Picture:
+        """The map alone: a colour gradient image, a grey saliency map, or a heat map."""
+        return Picture(render_map(self.method.style, self.maps[index], self.heat[index]))
+
+    def overlay(self, index: int = 0, *, alpha: float = 0.5) -> Picture:
+        """The heat laid over the picture (jet colours; bright red = important)."""
+        return Picture(overlay(self.pictures[index], self.heat[index], alpha=alpha,
+                               mode=HEAT_SCALING[self.method.style]))
+
+    def picture(self, index: int = 0) -> Picture:
+        """Picture, map and overlay side by side, titled with the method and what it explains."""
+        tiles = torch.stack([self.pictures[index].float().cpu(),
+                             render_map(self.method.style, self.maps[index], self.heat[index]).cpu(),
+                             overlay(self.pictures[index], self.heat[index],
+                                     mode=HEAT_SCALING[self.method.style]).cpu()])
+        body = grid(tiles, columns=3, labels=["input", "map", "overlay"], tile_size=224)
+        return titled(body, f"{self.title}: {self.labels[index]}", self.method.paper)
+
+    def _repr_png_(self) -> bytes:
+        return self.picture()._repr_png_()
+
+
+def render_map(style: str, maps: Tensor, heat: Tensor) -> Tensor:
+    """``[3,H,W]`` in [0, 1] showing one image's map in the way its method's papers do."""
+    size = tuple(heat.shape[-2:])
+    if style == "image":
+        from convscope.render.overlay import upsample
+
+        signed = maps if tuple(maps.shape[-2:]) == size else upsample(maps, size)
+        return normalize(signed.float(), "signed", dims=3)
+    if style == "saliency":
+        return colorize(normalize(heat, "percentile"), "gray")
+    return colorize(normalize(heat, "abs"), "inferno")
+
+
+def describe_targets(model: Model, target: Target, inputs: Tensor) -> list[str]:
+    """What a target means for each image, in words: ``'tabby (17.3%)'``, ``'channel 5 of bn2'``."""
+    output, _ = forward(model, inputs, target.layers)
+    classes = target.classes(output)
+    if classes is None:
+        return [_target_words(target)] * inputs.shape[0]
+    names = model.classes(output.shape[1])
+    probabilities = output.float().softmax(1).gather(1, classes.to(output.device).long()[:, None])[:, 0]
+    return [f"{names[c]} ({p:.1%})" for c, p in zip(classes.tolist(), probabilities.tolist(), strict=True)]
+
+
+def _target_words(target: Target) -> str:
+    from convscope.targets import Channel, Neuron
+
+    if isinstance(target, Neuron):
+        return f"neuron {target.channel} of {target.layer}" + (
+            f" at ({target.y}, {target.x})" if target.y is not None else " (centre)")
+    if isinstance(target, Channel):
+        return f"channel {target.channel} of {target.layer}"
+    return "custom target"
+
+
+def _batch(model: Model, pictures: Tensor | Sequence[Tensor]) -> Tensor:
+    if isinstance(pictures, Tensor) and pictures.dim() == 3:
+        pictures = [pictures]
+    return model.preprocess.fit(list(pictures) if isinstance(pictures, Tensor) else pictures).to(model.device)
+
+
+def explain(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], method: str | Attribution = "grad_cam",
+            target: TargetLike = None, *, layer: str | nn.Module | None = None, **options: object) -> Explanation:
+    """Explain ``pictures`` (``[3,H,W]`` in [0, 1], a list, or a batch) with one method.
+
+    ``method`` is a name from :data:`convscope.attribution.METHODS` or a method object;
+    ``options`` go to its constructor (``steps=``, ``samples=``, ``size=``, ``batch_size=`` …).
+    """
+    model = as_model(model)
+    chosen = make_method(method, model, layer=layer, **options)
+    fitted = _batch(model, pictures)
+    inputs = model.preprocess.normalize(fitted)
+    goal = as_target(target, model)
+    maps = chosen(inputs, goal)
+    heat = chosen.heat(maps, tuple(inputs.shape[-2:]))
+    used = chosen.layer(inputs) if isinstance(chosen, LayerAttribution) else (
+        chosen.head(inputs).layer if isinstance(chosen, CAM) else None)
+    return Explanation(chosen, fitted, maps, heat, describe_targets(model, goal, inputs), used)
+
+
+def compare(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], methods: Sequence[str] | None = None,
+            target: TargetLike = None, *, layer: str | nn.Module | None = None, tile_size: int = 160,
+            names: Sequence[str] | None = None, options: dict[str, dict[str, object]] | None = None) -> Picture:
+    """Every method (or ``methods``) side by side, one row per picture: the seeds' comparison figure.
+
+    ``options`` maps a method name to its constructor options. A method that cannot
+    explain this model (CAM without global average pooling, guided backprop on SiLU…)
+    gets an empty tile and its reason under the figure.
+    """
+    model = as_model(model)
+    methods = list(methods or METHODS)
+    fitted = _batch(model, pictures)
+    inputs = model.preprocess.normalize(fitted)
+    goal = as_target(target, model)
+    labels = describe_targets(model, goal, inputs)
+    batch, size = inputs.shape[0], tuple(inputs.shape[-2:])
+    columns: list[Tensor] = [fitted.float()]
+    headers = ["input"]
+    notes = []
+    for name in methods:
+        chosen = make_method(name, model, layer=layer, strict=False, **(options or {}).get(name, {}))
+        try:
+            maps = chosen(inputs, goal)
+        except ValueError as error:
+            notes.append(f"{chosen.title}: {error}")
+            columns.append(torch.ones_like(fitted, dtype=torch.float32))
+            headers.append(f"{chosen.title}: n/a")
+            continue
+        heat = chosen.heat(maps, size)
+        shown = [overlay(fitted[b], heat[b], mode=HEAT_SCALING[chosen.style]) if chosen.style == "heat"
+                 else render_map(chosen.style, maps[b], heat[b]) for b in range(batch)]
+        columns.append(torch.stack(shown).float())
+        headers.append(chosen.title)
+    tiles = torch.stack(columns, 1).flatten(0, 1).cpu()
+    row_names = list(names) if names is not None else [f"image {b}" for b in range(batch)]
+    tile_labels = [f"{row_names[b]}: {labels[b]}" if c == 0 else headers[c]
+                   for b in range(batch) for c in range(len(columns))]
+    body = grid(tiles, columns=len(columns), labels=tile_labels, tile_size=tile_size)
+    subtitle = ("Heat maps are overlaid (red = important); gradient methods are shown as images "
+                "(grey = 0, colours = signed gradient); saliency is white where the gradient is large.")
+    figure = titled(body, f"Attribution methods on {model.name}", subtitle)
+    if notes:
+        from convscope.render.layout import text_picture
+
+        figure = stack([figure, text_picture(notes, size=11)], direction="vertical", gap=4)
+    return figure

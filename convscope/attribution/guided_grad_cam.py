@@ -1,0 +1,28 @@
+"""Guided Grad-CAM (Selvaraju et al. 2017, https://arxiv.org/abs/1610.02391)."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from convscope.attribution.cam_base import LayerAttribution
+from convscope.attribution.grad_cam import GradCAM
+from convscope.attribution.guided_backprop import GuidedBackprop
+from convscope.render.overlay import upsample
+from convscope.targets import Target
+
+
+class GuidedGradCAM(LayerAttribution):
+    """Guided backprop times the Grad-CAM map (ReLU'd, bilinearly upsampled), pointwise: ``[B,C,H,W]``.
+
+    High-resolution like guided backprop, class-discriminative like Grad-CAM.
+    """
+
+    name = "guided_grad_cam"
+    title = "Guided Grad-CAM"
+    paper = "https://arxiv.org/abs/1610.02391"
+    style = "image"
+
+    def attribute(self, inputs: Tensor, target: Target) -> Tensor:
+        cam = GradCAM(self.model, self.layer(inputs)).attribute(inputs, target)
+        guided = GuidedBackprop(self.model).attribute(inputs, target)
+        return guided * upsample(cam.clamp_min(0), tuple(inputs.shape[-2:])).to(guided.dtype)

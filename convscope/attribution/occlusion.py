@@ -1,0 +1,164 @@
+"""Occlusion sensitivity (Zeiler & Fergus 2014, https://arxiv.org/abs/1311.2901, section 4.2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from convscope.attribution.base import Attribution, check_inputs, chunks, copies_target, forward, image_classes
+from convscope.attribution.integrated_gradients import baseline_tensor
+from convscope.hooks import capture, inspection_mode
+from convscope.models.layers import layer_name
+from convscope.models.model import Model
+from convscope.targets import Target, TargetLike, as_target
+
+
+@dataclass
+class OcclusionMaps:
+    """The three maps of the paper's figure 7, on the grid of occluder positions ``[B,h',w']``.
+
+    ``score``: the target's probability (class targets) or value with the occluder at
+    each position, ``clean_score`` the same without occluder; ``top_class`` /
+    ``top_probability``: the most probable class at each position; ``feature``: the
+    total activation of ``layer``'s strongest feature map (``channel``, strongest on
+    the clean image) at each position, when a layer was asked for.
+    """
+
+    score: Tensor
+    clean_score: Tensor
+    top_class: Tensor
+    top_probability: Tensor
+    classes: Tensor | None
+    size: int
+    stride: int
+    input_size: tuple[int, int]
+    probability: bool
+    layer: str | None = None
+    channel: Tensor | None = None
+    feature: Tensor | None = None
+    clean_feature: Tensor | None = None
+
+    @property
+    def drop(self) -> Tensor:
+        """How much the occluder lowers the target at each position ``[B,h',w']`` (positive: it mattered)."""
+        return self.clean_score[:, None, None] - self.score
+
+    def to_pixels(self, values: Tensor) -> Tensor:
+        """Position values ``[B,h',w']`` → ``[B,1,H,W]``: each pixel averages the windows that cover it (0 if none)."""
+        return windows_to_pixels(values, self.size, self.stride, self.input_size)
+
+
+class Occlusion(Attribution):
+    """Slides a ``size``×``size`` occluder with ``stride`` over each image and watches the target.
+
+    Called like every method, it returns ``[B,1,H,W]``: for each pixel the mean drop of
+    the target (its softmax probability for class targets, as in the paper) over the
+    occluder positions covering it. :meth:`maps` gives the paper's three maps.
+    ``fill`` is ``'mean'`` (the normalisation mean: grey for ImageNet models), a grey
+    level in [0, 1], or a tensor. ``batch_size`` occluded copies go through the model
+    per forward pass; a progress bar shows on long runs.
+    """
+
+    name = "occlusion"
+    title = "Occlusion"
+    paper = "https://arxiv.org/abs/1311.2901"
+
+    def __init__(self, model: Model | nn.Module, *, size: int = 32, stride: int = 16,
+                 fill: str | float | Tensor = "mean", batch_size: int = 64, progress: bool | None = None) -> None:
+        super().__init__(model)
+        if size < 1 or stride < 1:
+            raise ValueError(f"occluder size and stride must be at least 1, got size={size}, stride={stride}")
+        self.size, self.stride, self.fill = size, stride, fill
+        self.batch_size, self.progress = batch_size, progress
+
+    def attribute(self, inputs: Tensor, target: Target) -> Tensor:
+        found = self._run(inputs, target, None)
+        return found.to_pixels(found.drop)
+
+    def maps(self, inputs: Tensor, target: TargetLike = None, layer: str | nn.Module | None = None) -> OcclusionMaps:
+        """The paper's maps: target probability, most probable class and (with ``layer``) strongest feature map."""
+        return self._run(check_inputs(inputs, self.model), as_target(target, self.model), layer)
+
+    def positions(self, height: int, width: int) -> tuple[Tensor, Tensor]:
+        """Top-left corners of the occluder: rows ``[h']`` and columns ``[w']``."""
+        if self.size > min(height, width):
+            raise ValueError(f"the occluder ({self.size} px) is larger than the {height}×{width} input; "
+                             "give a smaller size")
+        return (torch.arange(0, height - self.size + 1, self.stride),
+                torch.arange(0, width - self.size + 1, self.stride))
+
+    def _run(self, inputs: Tensor, target: Target, layer: str | nn.Module | None) -> OcclusionMaps:
+        batch, _, height, width = inputs.shape
+        name = None if layer is None else layer_name(self.model.net, layer)
+        rows, cols = (p.to(inputs.device) for p in self.positions(height, width))
+        fill = occluder_fill(self.fill, inputs, self.model)
+        layers = list(dict.fromkeys([name, *target.layers] if name else target.layers))
+        output, clean_acts = forward(self.model, inputs, layers)
+        classes = image_classes(target, output)
+        probability = classes is not None
+        goal = copies_target(target, classes, torch.arange(batch, device=inputs.device), probability=probability)
+        clean = goal(output, clean_acts).float()
+        channel = clean_feature = None
+        if name is not None:
+            totals = _totals(clean_acts[name])
+            channel = totals.argmax(1)
+            clean_feature = totals.gather(1, channel[:, None])[:, 0]
+        places = len(rows) * len(cols)
+        score = torch.empty(batch * places, device=inputs.device)
+        top_probability = torch.empty_like(score)
+        top_class = torch.empty(batch * places, dtype=torch.long, device=inputs.device)
+        feature = torch.empty_like(score) if name else None
+        with inspection_mode(self.model.net), capture(self.model.net, layers, detach=True) as store:
+            for part in chunks(batch * places, self.batch_size, description="Occlusion", progress=self.progress):
+                pairs = torch.arange(part.start, part.stop, device=inputs.device)
+                images, place = pairs // places, pairs % places
+                occluded = _occlude(inputs[images], rows[place // len(cols)], cols[place % len(cols)],
+                                    self.size, fill)
+                with torch.no_grad():
+                    out = self.model.net(occluded)
+                    score[part] = copies_target(target, classes, images, probability=probability)(
+                        out, store.activations).float()
+                    top_probability[part], top_class[part] = out.float().softmax(1).max(1)
+                    if name is not None:
+                        feature[part] = _totals(store.activation(name)).gather(1, channel[images][:, None])[:, 0]
+        grid = (batch, len(rows), len(cols))
+        return OcclusionMaps(score.view(grid), clean, top_class.view(grid), top_probability.view(grid), classes,
+                             self.size, self.stride, (height, width), probability, name, channel,
+                             None if feature is None else feature.view(grid), clean_feature)
+
+
+def occluder_fill(spec: str | float | Tensor, inputs: Tensor, model: Model) -> Tensor:
+    """The occluder's colour at the model's input ``[C,H,W]``: ``'mean'``, a grey level in [0, 1] or a tensor."""
+    if isinstance(spec, Tensor) and spec.dim() == 1:
+        spec = spec.view(-1, 1, 1)
+    if isinstance(spec, str) and spec != "mean":
+        raise ValueError(f"unknown occluder fill {spec!r}: use 'mean', a grey level in [0, 1] or a tensor")
+    return baseline_tensor(spec, inputs[:1], model)[0]
+
+
+def _totals(maps: Tensor) -> Tensor:
+    """Total activation of each feature map ``[B,C]``."""
+    return maps.float().reshape(maps.shape[0], maps.shape[1], -1).sum(2)
+
+
+def _occlude(images: Tensor, top: Tensor, left: Tensor, size: int, fill: Tensor) -> Tensor:
+    """Copies of ``images`` with a ``size`` square at (``top``, ``left``) set to ``fill`` ``[C,H,W]``."""
+    height, width = images.shape[-2:]
+    ys = torch.arange(height, device=images.device)
+    xs = torch.arange(width, device=images.device)
+    inside_y = (ys[None] >= top[:, None]) & (ys[None] < top[:, None] + size)
+    inside_x = (xs[None] >= left[:, None]) & (xs[None] < left[:, None] + size)
+    mask = (inside_y[:, :, None] & inside_x[:, None, :])[:, None]
+    return torch.where(mask, fill.to(images.dtype), images)
+
+
+def windows_to_pixels(values: Tensor, size: int, stride: int, input_size: tuple[int, int]) -> Tensor:
+    """Values per occluder position ``[B,h',w']`` → ``[B,1,H,W]``, averaged over the windows covering each pixel."""
+    batch = values.shape[0]
+    columns = values.reshape(batch, 1, -1).float().expand(batch, size * size, -1)
+    sums = F.fold(columns, input_size, kernel_size=size, stride=stride)
+    counts = F.fold(torch.ones_like(columns[:1]), input_size, kernel_size=size, stride=stride)
+    return torch.where(counts > 0, sums / counts.clamp_min(1), 0).to(values.dtype)

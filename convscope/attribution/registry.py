@@ -1,0 +1,19 @@
+"""Every attribution method by name."""
+
+from convscope.attribution.base import Attribution
+from convscope.attribution.cam import CAM
+from convscope.attribution.deconvnet import Deconvnet
+from convscope.attribution.grad_cam import GradCAM
+from convscope.attribution.grad_cam_plus_plus import GradCAMPlusPlus
+from convscope.attribution.guided_backprop import GuidedBackprop
+from convscope.attribution.guided_grad_cam import GuidedGradCAM
+from convscope.attribution.integrated_gradients import IntegratedGradients
+from convscope.attribution.layer_cam import LayerCAM
+from convscope.attribution.occlusion import Occlusion
+from convscope.attribution.saliency import Saliency
+from convscope.attribution.score_cam import ScoreCAM
+from convscope.attribution.smooth_grad import SmoothGrad
+
+METHODS: dict[str, type[Attribution]] = {m.name: m for m in (
+    Occlusion, Saliency, Deconvnet, GuidedBackprop, CAM, GradCAM, GuidedGradCAM, SmoothGrad, IntegratedGradients,
+    GradCAMPlusPlus, LayerCAM, ScoreCAM)}

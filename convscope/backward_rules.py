@@ -1,0 +1,208 @@
+"""Backward rules of the deconvnet and of guided backpropagation, for rectifying activations.
+
+Inside ``with backward_rules(net, "guided"):`` (or ``"deconvnet"``) every rectifier the
+forward pass applies computes its ordinary output but sends the gradient back by the
+rule. Rectifiers are found where they are *called*, so modules (``nn.ReLU``,
+``nn.ReLU6``, ``nn.Hardtanh(0, t)``, ``nn.LeakyReLU``, ``nn.PReLU``, in-place or not,
+reused or not, also inside timm's ``BatchNormAct2d``) and functional calls
+(``F.relu``, ``torch.relu``, ``x.relu()``, ``F.relu6``, ``F.hardtanh``,
+``F.leaky_relu``, ``F.prelu`` and their in-place forms) are all covered.
+
+With ``g`` the gradient arriving at the activation's output, ``x`` its input and
+``r`` its rectification (``max(·, 0)``; the negative slope for leaky ReLU / PReLU):
+
+- ``deconvnet`` (Zeiler & Fergus 2014, https://arxiv.org/abs/1311.2901): the
+  rectifier is applied to the backward signal, whatever the forward input was:
+  ``g_in = r(g)``.
+- ``guided`` (Springenberg et al. 2015, https://arxiv.org/abs/1412.6806): only
+  positive signals pass, and only where the activation passed its input:
+  ``g_in = f'(x) · r(g)`` — the product of the backprop mask and the deconvnet rule.
+
+Every other operation keeps its ordinary backward, which is what the deconvnet
+prescribes for them: max-pooling's backward routes the signal through the switches
+recorded in the forward pass (unpooling), a convolution's backward applies the
+transposed filters.
+
+Smooth activations (SiLU/Swish, GELU, ELU, Mish, Hardswish, Softplus …) have no such
+rule; a model that uses them gets a ``ValueError`` naming them. Gates (sigmoid, tanh,
+softmax, as in squeeze-and-excitation blocks) keep their ordinary backward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+RULES = ("deconvnet", "guided")
+
+UNSUPPORTED_MODULES = (nn.SiLU, nn.GELU, nn.ELU, nn.SELU, nn.CELU, nn.Mish, nn.Hardswish, nn.Softplus, nn.RReLU)
+UNSUPPORTED_PARTS = ("swish", "silu", "gelu", "mish", "softplus")  # in class names such as timm's GELUTanh
+UNSUPPORTED_NAMES = ("elu", "selu", "celu")
+UNSUPPORTED_FUNCTIONS = {F.silu: "SiLU", F.gelu: "GELU", F.elu: "ELU", F.selu: "SELU", F.celu: "CELU",
+                         F.mish: "Mish", F.hardswish: "Hardswish", F.softplus: "Softplus", F.rrelu: "RReLU",
+                         torch.selu: "SELU", torch.celu: "CELU", torch.rrelu: "RReLU"}
+
+
+@dataclass(frozen=True)
+class Rectifier:
+    """One call of a rectifier: ``activation(x)``, its negative ``slope`` and upper clamp."""
+
+    x: Tensor
+    activation: Callable[[Tensor], Tensor]
+    slope: float | Tensor = 0.0
+    upper: float | None = None
+    inplace: bool = False
+
+
+def _arg(args: tuple, kwargs: dict, index: int, name: str, default: object) -> object:
+    return args[index] if len(args) > index else kwargs.get(name, default)
+
+
+def _relu(args: tuple, kwargs: dict, inplace: bool) -> Rectifier:
+    return Rectifier(args[0], torch.relu, inplace=inplace or bool(_arg(args, kwargs, 1, "inplace", False)))
+
+
+def _relu6(args: tuple, kwargs: dict, inplace: bool) -> Rectifier:
+    return Rectifier(args[0], lambda x: x.clamp(0.0, 6.0), upper=6.0,
+                     inplace=inplace or bool(_arg(args, kwargs, 1, "inplace", False)))
+
+
+def _hardtanh(args: tuple, kwargs: dict, inplace: bool) -> Rectifier:
+    low = float(_arg(args, kwargs, 1, "min_val", -1.0))
+    high = float(_arg(args, kwargs, 2, "max_val", 1.0))
+    if low != 0.0:
+        raise ValueError(f"Hardtanh({low:g}, {high:g}) is not a rectifier (its lower clamp is not 0), so the "
+                         "deconvnet and guided backprop rules do not apply; use a gradient method such as "
+                         "saliency, integrated gradients or Grad-CAM")
+    return Rectifier(args[0], lambda x: x.clamp(0.0, high), upper=high,
+                     inplace=inplace or bool(_arg(args, kwargs, 3, "inplace", False)))
+
+
+def _leaky_relu(args: tuple, kwargs: dict, inplace: bool) -> Rectifier:
+    slope = float(_arg(args, kwargs, 1, "negative_slope", 0.01))
+    return Rectifier(args[0], lambda x: F.leaky_relu(x, slope), slope=slope,
+                     inplace=inplace or bool(_arg(args, kwargs, 2, "inplace", False)))
+
+
+def _prelu(args: tuple, kwargs: dict, inplace: bool) -> Rectifier:
+    x, weight = args[0], _arg(args, kwargs, 1, "weight", None)
+    weight = weight.detach()
+    slope = weight.reshape(1, -1, *([1] * (x.dim() - 2))) if weight.numel() > 1 and x.dim() > 1 else weight
+    return Rectifier(x, lambda v: F.prelu(v, weight), slope=slope)
+
+
+_RECTIFIERS: dict[object, tuple[Callable[[tuple, dict, bool], Rectifier], bool]] = {
+    F.relu: (_relu, False), torch.relu: (_relu, False), Tensor.relu: (_relu, False),
+    torch.relu_: (_relu, True), Tensor.relu_: (_relu, True),
+    F.relu6: (_relu6, False),
+    F.hardtanh: (_hardtanh, False), F.hardtanh_: (_hardtanh, True),
+    F.leaky_relu: (_leaky_relu, False), F.leaky_relu_: (_leaky_relu, True),
+    F.prelu: (_prelu, False),
+}
+
+
+class _Rule(torch.autograd.Function):
+    """The rectifier's output forward; the deconvnet or guided rule backward."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, call: Rectifier, rule: str) -> Tensor:  # type: ignore[override]
+        output = call.activation(x)
+        ctx.rule, ctx.slope = rule, call.slope
+        if rule == "guided":
+            passed = output > 0
+            if call.upper is not None:
+                passed &= output < call.upper
+            ctx.save_for_backward(passed)
+        return output
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+        slope = ctx.slope
+        rectified = grad.clamp_min(0) if _is_zero(slope) else torch.where(grad > 0, grad, grad * slope)
+        if ctx.rule == "guided":
+            (passed,) = ctx.saved_tensors
+            if isinstance(slope, Tensor) or slope != 0.0:
+                rectified = rectified * torch.where(passed, torch.ones_like(grad), slope * torch.ones_like(grad))
+            else:
+                rectified = rectified * passed
+        return rectified, None, None
+
+
+def _is_zero(slope: float | Tensor) -> bool:
+    return not isinstance(slope, Tensor) and slope == 0.0
+
+
+class _RuleMode(TorchFunctionMode):
+    """Replaces each rectifier call by :class:`_Rule`; counts them; refuses smooth activations."""
+
+    def __init__(self, rule: str) -> None:
+        super().__init__()
+        self.rule = rule
+        self.rectifiers = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        kwargs = kwargs or {}
+        if func in UNSUPPORTED_FUNCTIONS:
+            raise unsupported_error(self.rule, [f"{UNSUPPORTED_FUNCTIONS[func]} (called as a function)"])
+        entry = _RECTIFIERS.get(func)
+        if entry is None:
+            return func(*args, **kwargs)
+        parse, inplace = entry
+        call = parse(args, kwargs, inplace)
+        self.rectifiers += 1
+        x = call.x
+        if not (isinstance(x, Tensor) and torch.is_grad_enabled() and x.requires_grad):
+            return func(*args, **kwargs)
+        output = _Rule.apply(x, call, self.rule)
+        return x.copy_(output) if call.inplace else output
+
+
+def unsupported_activations(net: nn.Module) -> list[str]:
+    """``'name (Type)'`` for every module whose activation has no deconvnet / guided rule."""
+    found = []
+    for name, module in net.named_modules():
+        kind = type(module).__name__
+        lowered = kind.lower()
+        if (isinstance(module, UNSUPPORTED_MODULES) or lowered in UNSUPPORTED_NAMES
+                or any(part in lowered for part in UNSUPPORTED_PARTS)):
+            found.append(f"{name or '(model)'} ({kind})")
+    return found
+
+
+def unsupported_error(rule: str, names: list[str]) -> ValueError:
+    method = "guided backprop" if rule == "guided" else "the deconvnet"
+    shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    return ValueError(f"{method} has backward rules only for rectifiers (ReLU, ReLU6, Hardtanh(0, t), LeakyReLU, "
+                      f"PReLU); this model uses activations it cannot handle: {shown}. Use a method that needs no "
+                      "rule (saliency, SmoothGrad, integrated gradients, Grad-CAM, Score-CAM, occlusion) or a "
+                      "model with ReLU-family activations")
+
+
+@contextmanager
+def backward_rules(net: nn.Module, rule: str) -> Iterator[None]:
+    """Forward passes inside this block send gradients back through rectifiers by ``rule``.
+
+    ``rule`` is ``'deconvnet'`` or ``'guided'``. The rule is attached to the graph built
+    inside the block, so call ``backward``/``autograd.grad`` after it as usual. Nothing
+    on the model is changed. Raises ``ValueError`` for activations without a rule, and
+    when the forward pass met no rectifier at all (the result would be the plain gradient).
+    """
+    if rule not in RULES:
+        raise ValueError(f"unknown backward rule {rule!r}: use 'deconvnet' or 'guided'")
+    bad = unsupported_activations(net)
+    if bad:
+        raise unsupported_error(rule, bad)
+    mode = _RuleMode(rule)
+    with mode:
+        yield
+    if mode.rectifiers == 0:
+        method = "guided backprop" if rule == "guided" else "the deconvnet"
+        raise ValueError(f"{method} found no rectifier (ReLU, ReLU6, Hardtanh(0, t), LeakyReLU, PReLU) in this "
+                         "model's forward pass, so its rule would change nothing and the result would be the "
+                         "plain gradient; use saliency for that")
