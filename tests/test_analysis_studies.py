@@ -52,3 +52,33 @@ def test_pasted_objects_boxes_hold_the_object():
     assert (bottom - top, right - left) == (24, 24)
     assert pasted.object_mask()[0].sum().item() == 24 * 24
     assert pasted.names[0] == "chelsea on brick"
+
+
+def test_probes_separate_what_is_separable():
+    from convscope.analysis.probes import softmax_probe, svm_probe
+
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(200) % 4
+    features = torch.randn(200, 6, generator=generator) * 0.1
+    features[torch.arange(200), labels] += 3  # class k lives along axis k
+    for probe in (softmax_probe, svm_probe):
+        assert probe(features[:150], labels[:150], features[150:], labels[150:]) == 1.0
+    noise = torch.randn(200, 6, generator=generator)
+    assert softmax_probe(noise[:150], labels[:150], noise[150:], labels[150:]) < 0.6
+
+
+def test_linear_probes_on_a_tiny_labelled_set(tiny_model, tmp_path):
+    from convscope.analysis.probes import linear_probes, split_pictures
+    from convscope.data.tensors import TensorPictures
+
+    generator = torch.Generator().manual_seed(1)
+    bright = torch.rand(40, 3, 8, 8, generator=generator) * 0.3 + 0.7
+    dark = torch.rand(40, 3, 8, 8, generator=generator) * 0.3
+    pictures = TensorPictures(torch.cat([bright, dark]), [0] * 40 + [1] * 40, class_names=["bright", "dark"])
+    train, test = split_pictures(pictures, 0.25)
+    assert len(train) == 60 and len(test) == 20
+    result = linear_probes(tiny_model, train, test, ["relu", "fc"], work=tmp_path, progress=False)
+    assert result.layers == ["pixels", "relu", "fc"]
+    assert result.accuracy["softmax"]["fc"] == 1.0 and result.accuracy["svm"]["relu"] == 1.0
+    assert result.dimensions == {"pixels": 192, "relu": 2, "fc": 3}
+    assert "softmax" in result.lines()[0]

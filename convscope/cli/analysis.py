@@ -24,6 +24,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_model_options(p)
     p.set_defaults(run=run_invariance)
 
+    p = commands.add_parser("probe", help="per-layer linear probes (softmax and linear SVM) on a labelled set")
+    p.add_argument("data", help="'fashion-mnist' (its own train/test split) or a folder with class sub-folders "
+                                "(split 75/25 at random)")
+    p.add_argument("--layers", nargs="+", required=True, help="layers whose pooled features are probed")
+    p.add_argument("--max-train", type=int, default=10000, help="training pictures used (default: %(default)s)")
+    p.add_argument("--max-test", type=int, default=10000, help="test pictures used (default: %(default)s)")
+    p.add_argument("--pooling", default="mean", choices=["mean", "max"])
+    add_model_options(p, out="out/probe")
+    p.set_defaults(run=run_probe)
+
     p = commands.add_parser("check", help="sanity checks and faithfulness of every attribution method: cascading "
                                           "randomisation, deletion/insertion, pointing game, occlusion study")
     p.add_argument("--methods", nargs="+", help="attribution methods (default: all but Score-CAM, which costs one "
@@ -32,6 +42,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=25, help="deletion/insertion steps (default: %(default)s)")
     add_model_options(p, out="out/check")
     p.set_defaults(run=run_check)
+
+
+def run_probe(args: argparse.Namespace) -> None:
+    from convscope.analysis.checks import write_csv
+    from convscope.analysis.probes import linear_probes, split_pictures
+    from convscope.data.opening import open_dataset
+    from convscope.data.pictures import FirstPictures
+
+    if args.data.startswith(("fashion-mnist", "fashion_mnist")):
+        train, test = open_dataset("fashion-mnist:train"), open_dataset("fashion-mnist:test")
+    else:
+        train, test = split_pictures(open_dataset(args.data))
+    train, test = FirstPictures(train, args.max_train), FirstPictures(test, args.max_test)
+    result = linear_probes(model_from(args), train, test, args.layers, pooling=args.pooling, work=args.out / "scans")
+    print("\n".join(result.lines()))
+    written(write_csv(args.out / "probes.csv", result.rows()))
+    written(result.picture().save(args.out / "probes.png"))
 
 
 def run_check(args: argparse.Namespace) -> None:
