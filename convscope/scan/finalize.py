@@ -49,6 +49,8 @@ def finalize(folder: Path, fields: dict[str, dict]) -> None:
                                 storage.layer_file(folder, name))
     storage.save_atomically({"labels": labels}, folder / storage.INDEX)
     config.update(complete=True, finished=time.strftime("%Y-%m-%d %H:%M:%S"), receptive_fields=fields,
+                  batches_by_process={path.parent.name: len(state["done"])
+                                      for path, state in zip(writers, states, strict=True)},
                   shapes={name: list(merged[name].shape) for name in layers})
     storage.write_config(folder, config)
     shutil.rmtree(folder / storage.PROGRESS, ignore_errors=True)

@@ -18,7 +18,9 @@ over a map (squeeze-and-excitation) makes every position see the whole input. Tr
 convolutions, upsampling, permutations of the spatial axes, group or layer norm over space
 and other operations are reported as unsupported for layers that come after them.
 Boxes are bounding boxes: dilated kernels have holes inside them, and a box may reach into
-the zero padding outside the input.
+the zero padding outside the input; clipped to the input, a box is exactly the bounding box of
+the pixels the position depends on. A position whose window holds nothing but padding (possible
+after an explicit one-sided pad) depends on no pixel, yet is given the box of that padding.
 """
 
 from __future__ import annotations
@@ -183,6 +185,10 @@ class _Unsupported:
 class _Tracker(TorchDispatchMode):
     """Follows every ATen operation, giving each output tensor the geometry of its inputs."""
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # nothing here is compiled; opting out spares a multi-second import of torch._dynamo
+
     def __init__(self) -> None:
         super().__init__()
         self.known: dict[int, tuple[Tensor, _Geometry | _Unsupported]] = {}
@@ -252,6 +258,8 @@ _ELEMENTWISE = _existing("_to_copy", "detach", "alias", "lift_fresh", "native_dr
 _REDUCTIONS = _existing("mean.dim", "sum.dim_IntList", "amax", "amin")
 _MIXING = _existing("addmm", "mm", "bmm", "linear", "matmul")
 _VIEWS = _existing("view", "_unsafe_view", "reshape", "flatten.using_ints")
+_UNIT_DIMENSIONS = _existing("unsqueeze", "squeeze", "squeeze.dim", "squeeze.dims", "view", "_unsafe_view",
+                             "reshape")
 _SPLITS = _existing("split.Tensor", "split_with_sizes", "chunk")
 
 
@@ -277,12 +285,18 @@ def _propagate(func, args, kwargs, tracked, out, input_size):
     if func in _MIXING:
         return _mix(tracked)
     if func in _VIEWS:
-        return first if _keeps_layout(first_tensor.shape, out.shape) else _mix(tracked)
+        if _keeps_layout(first_tensor.shape, out.shape) or _same_vector(first_tensor.shape, out.shape):
+            return first
+        return _mix(tracked)
+    if func in _UNIT_DIMENSIONS:
+        if _keeps_layout(first_tensor.shape, out.shape) or _same_vector(first_tensor.shape, out.shape):
+            return first
+        raise _NotModelled
     if func == aten.cat.default:
         return _cat(args[0], args[1] if len(args) > 1 else kwargs.get("dim", 0), tracked, out)
     if func == aten.slice.Tensor:
         return _slice(first, first_tensor, *args[1:])
-    if func == aten.constant_pad_nd.default:
+    if func == aten.constant_pad_nd.default or (func == aten.pad.default and _pad_mode(args, kwargs) == "constant"):
         return _pad(first, args[1])
     if func in _SPLITS:
         return _split(first, first_tensor, out, args)
@@ -379,6 +393,15 @@ def _mix(tracked) -> _Geometry:
         highs.append(pooled.hi.amax(0))
     lo, hi = torch.stack(lows).amin(0), torch.stack(highs).amax(0)
     return _Geometry(lo[None], hi[None], (1, 1))
+
+
+def _same_vector(before: Sequence[int], after: Sequence[int]) -> bool:
+    """``[B,C]`` ↔ ``[B,C,1,1]``: one position either way."""
+    return list(before[:2]) == list(after[:2]) and all(s == 1 for s in list(before[2:]) + list(after[2:]))
+
+
+def _pad_mode(args, kwargs) -> str:
+    return args[2] if len(args) > 2 else kwargs.get("mode", "constant")
 
 
 def _keeps_layout(before: Sequence[int], after: Sequence[int]) -> bool:
