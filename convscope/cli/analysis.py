@@ -10,6 +10,7 @@ from convscope.analysis.invariance import invariance_curves
 from convscope.analysis.transforms import TRANSFORMS
 from convscope.cli.common import add_model_options, model_from, written
 from convscope.images import load_images
+from convscope.models import DEFAULT_MODEL
 from convscope.targets import parse_target
 
 
@@ -33,6 +34,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--pooling", default="mean", choices=["mean", "max"])
     add_model_options(p, out="out/probe")
     p.set_defaults(run=run_probe)
+
+    p = commands.add_parser("evolution", help="features through training: each channel's strongest patch per "
+                                              "checkpoint (Zeiler & Fergus Fig. 4)")
+    p.add_argument("--checkpoints", required=True, help="folder of per-epoch checkpoints (from `convscope train`)")
+    p.add_argument("--data", default="fashion-mnist:test", help="pictures to scan (default: %(default)s)")
+    p.add_argument("--limit", type=int, default=2000, help="pictures used (default: %(default)s)")
+    p.add_argument("--layers", nargs="+", default=["relu1", "relu2", "relu3"])
+    p.add_argument("--channels", type=int, nargs="+", default=list(range(6)), help="channels shown per layer")
+    add_model_options(p, out="out/evolution")
+    p.set_defaults(run=run_evolution)
 
     p = commands.add_parser("check", help="sanity checks and faithfulness of every attribution method: cascading "
                                           "randomisation, deletion/insertion, pointing game, occlusion study")
@@ -59,6 +70,17 @@ def run_probe(args: argparse.Namespace) -> None:
     print("\n".join(result.lines()))
     written(write_csv(args.out / "probes.csv", result.rows()))
     written(result.picture().save(args.out / "probes.png"))
+
+
+def run_evolution(args: argparse.Namespace) -> None:
+    from convscope.analysis.evolution import checkpoint_files, feature_evolution
+    from convscope.data.opening import open_dataset
+
+    model = "fashion_cnn" if args.model == DEFAULT_MODEL else args.model
+    evolution = feature_evolution(checkpoint_files(args.checkpoints), open_dataset(args.data, limit=args.limit),
+                                  args.layers, model=model, channels=args.channels, work=args.out / "scans",
+                                  device=args.device, progress=True)
+    written(evolution.picture().save(args.out / "evolution.png"))
 
 
 def run_check(args: argparse.Namespace) -> None:
