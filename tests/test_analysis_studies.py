@@ -82,3 +82,24 @@ def test_linear_probes_on_a_tiny_labelled_set(tiny_model, tmp_path):
     assert result.accuracy["softmax"]["fc"] == 1.0 and result.accuracy["svm"]["relu"] == 1.0
     assert result.dimensions == {"pixels": 192, "relu": 2, "fc": 3}
     assert "softmax" in result.lines()[0]
+
+
+def test_feature_evolution_over_checkpoints(tmp_path):
+    from convscope.analysis.evolution import checkpoint_files, feature_evolution
+    from convscope.data.tensors import TensorPictures
+    from convscope.models.fashion import untrained_fashion_model
+
+    for epoch in range(2):
+        torch.save({"state_dict": untrained_fashion_model(epoch).net.state_dict()}, tmp_path / f"epoch_{epoch:02d}.pt")
+    files = checkpoint_files(tmp_path)
+    pictures = TensorPictures(torch.rand(12, 1, 28, 28, generator=torch.Generator().manual_seed(0)))
+    evolution = feature_evolution(files, pictures, ["relu1", "relu3"], channels=[0, 5], work=tmp_path / "scans",
+                                  device="cpu")
+    assert evolution.checkpoints == ["epoch 00", "epoch 01"]
+    first = evolution.layers[0]
+    assert first.layer == "relu1" and first.channels == [0, 5]
+    assert first.patches.shape[:2] == (2, 2) and first.values.shape == (2, 2)
+    assert not torch.equal(first.values[:, 0], first.values[:, 1])  # different weights, different maxima
+    assert evolution.picture().array.ndim == 3
+    with pytest.raises(ValueError, match="convscope train"):
+        checkpoint_files(tmp_path / "missing")
