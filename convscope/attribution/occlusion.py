@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convscope.attribution.base import Attribution, check_inputs, chunks, copies_target, forward, image_classes
@@ -36,6 +35,8 @@ class OcclusionMaps:
     stride: int
     input_size: tuple[int, int]
     probability: bool
+    rows: Tensor
+    cols: Tensor
     layer: str | None = None
     channel: Tensor | None = None
     feature: Tensor | None = None
@@ -48,7 +49,7 @@ class OcclusionMaps:
 
     def to_pixels(self, values: Tensor) -> Tensor:
         """Position values ``[B,h',w']`` → ``[B,1,H,W]``: each pixel averages the windows that cover it (0 if none)."""
-        return windows_to_pixels(values, self.size, self.stride, self.input_size)
+        return windows_to_pixels(values, self.rows, self.cols, self.size, self.input_size)
 
 
 class Occlusion(Attribution):
@@ -83,12 +84,15 @@ class Occlusion(Attribution):
         return self._run(check_inputs(inputs, self.model), as_target(target, self.model), layer)
 
     def positions(self, height: int, width: int) -> tuple[Tensor, Tensor]:
-        """Top-left corners of the occluder: rows ``[h']`` and columns ``[w']``."""
+        """Top-left corners of the occluder: rows ``[h']`` and columns ``[w']``.
+
+        Every ``stride`` pixels, plus one flush with the far edge when the stride does not
+        reach it, so that every pixel is covered by a whole occluder.
+        """
         if self.size > min(height, width):
             raise ValueError(f"the occluder ({self.size} px) is larger than the {height}×{width} input; "
                              "give a smaller size")
-        return (torch.arange(0, height - self.size + 1, self.stride),
-                torch.arange(0, width - self.size + 1, self.stride))
+        return _starts(height, self.size, self.stride), _starts(width, self.size, self.stride)
 
     def _run(self, inputs: Tensor, target: Target, layer: str | nn.Module | None) -> OcclusionMaps:
         batch, _, height, width = inputs.shape
@@ -126,8 +130,15 @@ class Occlusion(Attribution):
                         feature[part] = _totals(store.activation(name)).gather(1, channel[images][:, None])[:, 0]
         grid = (batch, len(rows), len(cols))
         return OcclusionMaps(score.view(grid), clean, top_class.view(grid), top_probability.view(grid), classes,
-                             self.size, self.stride, (height, width), probability, name, channel,
+                             self.size, self.stride, (height, width), probability, rows, cols, name, channel,
                              None if feature is None else feature.view(grid), clean_feature)
+
+
+def _starts(length: int, size: int, stride: int) -> Tensor:
+    starts = list(range(0, length - size + 1, stride))
+    if starts[-1] != length - size:
+        starts.append(length - size)
+    return torch.tensor(starts)
 
 
 def occluder_fill(spec: str | float | Tensor, inputs: Tensor, model: Model) -> Tensor:
@@ -147,18 +158,24 @@ def _totals(maps: Tensor) -> Tensor:
 def _occlude(images: Tensor, top: Tensor, left: Tensor, size: int, fill: Tensor) -> Tensor:
     """Copies of ``images`` with a ``size`` square at (``top``, ``left``) set to ``fill`` ``[C,H,W]``."""
     height, width = images.shape[-2:]
-    ys = torch.arange(height, device=images.device)
-    xs = torch.arange(width, device=images.device)
-    inside_y = (ys[None] >= top[:, None]) & (ys[None] < top[:, None] + size)
-    inside_x = (xs[None] >= left[:, None]) & (xs[None] < left[:, None] + size)
-    mask = (inside_y[:, :, None] & inside_x[:, None, :])[:, None]
+    mask = (_covers(top, size, height)[:, :, None] & _covers(left, size, width)[:, None, :])[:, None]
     return torch.where(mask, fill.to(images.dtype), images)
 
 
-def windows_to_pixels(values: Tensor, size: int, stride: int, input_size: tuple[int, int]) -> Tensor:
-    """Values per occluder position ``[B,h',w']`` → ``[B,1,H,W]``, averaged over the windows covering each pixel."""
-    batch = values.shape[0]
-    columns = values.reshape(batch, 1, -1).float().expand(batch, size * size, -1)
-    sums = F.fold(columns, input_size, kernel_size=size, stride=stride)
-    counts = F.fold(torch.ones_like(columns[:1]), input_size, kernel_size=size, stride=stride)
-    return torch.where(counts > 0, sums / counts.clamp_min(1), 0).to(values.dtype)
+def windows_to_pixels(values: Tensor, rows: Tensor, cols: Tensor, size: int, input_size: tuple[int, int]) -> Tensor:
+    """Values per occluder position ``[B,h',w']`` → ``[B,1,H,W]``, averaged over the windows covering each pixel.
+
+    ``rows`` and ``cols`` are the occluder's top-left corners; pixels no window covers get 0.
+    """
+    height, width = input_size
+    covers_y = _covers(rows.to(values.device), size, height).to(torch.float32)
+    covers_x = _covers(cols.to(values.device), size, width).to(torch.float32)
+    sums = torch.einsum("bij,iy,jx->byx", values.float(), covers_y, covers_x)
+    counts = torch.einsum("iy,jx->yx", covers_y, covers_x)
+    return torch.where(counts > 0, sums / counts.clamp_min(1), 0)[:, None].to(values.dtype)
+
+
+def _covers(starts: Tensor, size: int, length: int) -> Tensor:
+    """``[n, length]``: whether the window starting at ``starts[i]`` covers each pixel."""
+    pixels = torch.arange(length, device=starts.device)
+    return (pixels[None] >= starts[:, None]) & (pixels[None] < starts[:, None] + size)
