@@ -13,6 +13,8 @@ from convscope.attribution.registry import METHODS
 from convscope.attribution.base import Attribution, forward
 from convscope.attribution.cam import CAM
 from convscope.attribution.cam_base import LayerAttribution
+from convscope.attribution.layers import last_spatial_layer
+from convscope.attribution.occlusion import Occlusion, OcclusionMaps
 from convscope.models.model import Model, as_model
 from convscope.render.colormaps import colorize, normalize
 from convscope.render.layout import grid, stack, titled
@@ -42,7 +44,8 @@ def make_method(name: str | Attribution, model: Model | nn.Module, *, layer: str
         if "layer" in accepted:
             given["layer"] = layer
         elif strict:
-            raise ValueError(f"{name} does not read a layer; a layer applies to " + ", ".join(LAYER_METHODS))
+            raise ValueError(f"{name} does not read a layer; a layer applies to " + ", ".join(LAYER_METHODS)
+                             + " (and to occlusion's feature map)")
     extra = [k for k in given if k not in accepted]
     if extra and strict:
         takes = [p for p in accepted if p not in ("self", "model")]
@@ -65,6 +68,7 @@ class Explanation:
     heat: Tensor
     labels: list[str]
     layer: str | None = None
+    occlusion: OcclusionMaps | None = None
 
     @property
     def title(self) -> str:
@@ -87,6 +91,14 @@ class Explanation:
                                      mode=HEAT_SCALING[self.method.style]).cpu()])
         body = grid(tiles, columns=3, labels=["input", "map", "overlay"], tile_size=224)
         return titled(body, f"{self.title}: {self.labels[index]}", self.method.paper)
+
+    def occlusion_picture(self, index: int = 0) -> Picture:
+        """The paper's three occlusion maps (only for the occlusion method)."""
+        if self.occlusion is None:
+            raise ValueError(f"{self.method.title} has no occlusion maps; explain with method='occlusion'")
+        from convscope.attribution.figures import occlusion_figure
+
+        return occlusion_figure(self.occlusion, self.pictures[index], self.method.model.classes(), index)
 
     def _repr_png_(self) -> bytes:
         return self.picture()._repr_png_()
@@ -139,17 +151,26 @@ def explain(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], metho
 
     ``method`` is a name from :data:`convscope.attribution.METHODS` or a method object;
     ``options`` go to its constructor (``steps=``, ``samples=``, ``size=``, ``batch_size=`` …).
+    ``layer`` is the layer of CAM-type methods; for occlusion, the layer whose strongest
+    feature map is followed (default: the last feature map).
     """
     model = as_model(model)
-    chosen = make_method(method, model, layer=layer, **options)
+    occluding = method == "occlusion" or isinstance(method, Occlusion)
+    chosen = make_method(method, model, layer=None if occluding else layer, **options)
     fitted = _batch(model, pictures)
     inputs = model.preprocess.normalize(fitted)
     goal = as_target(target, model)
-    maps = chosen(inputs, goal)
+    found = None
+    if isinstance(chosen, Occlusion):  # one run gives the pixel map and the paper's three maps
+        feature_layer = layer if layer is not None else last_spatial_layer(model, inputs)
+        found = chosen.maps(inputs, goal, layer=feature_layer)
+        maps = found.to_pixels(found.drop)
+    else:
+        maps = chosen(inputs, goal)
     heat = chosen.heat(maps, tuple(inputs.shape[-2:]))
     used = chosen.layer(inputs) if isinstance(chosen, LayerAttribution) else (
         chosen.head(inputs).layer if isinstance(chosen, CAM) else None)
-    return Explanation(chosen, fitted, maps, heat, describe_targets(model, goal, inputs), used)
+    return Explanation(chosen, fitted, maps, heat, describe_targets(model, goal, inputs), used, found)
 
 
 def compare(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], methods: Sequence[str] | None = None,

@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from convscope.cli import analysis, demo, feature_space, inspection
+from convscope.cli import analysis, attribution, demo, feature_space, inspection
 
-COMMAND_GROUPS = [inspection, analysis, feature_space, demo]
+COMMAND_GROUPS = [inspection, attribution, analysis, feature_space, demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
