@@ -103,3 +103,16 @@ def test_feature_evolution_over_checkpoints(tmp_path):
     assert evolution.picture().array.ndim == 3
     with pytest.raises(ValueError, match="convscope train"):
         checkpoint_files(tmp_path / "missing")
+
+
+def test_sanity_checks_can_skip_stages(tiny_model):
+    from torch import nn
+
+    deeper = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    model = type(tiny_model)(deeper, preprocess=tiny_model.preprocess, class_names=tiny_model.class_names)
+    inputs = model.prepare([torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(5))])
+    every = sanity_checks(model, inputs, ["saliency"], target=0)
+    skipped = sanity_checks(model, inputs, ["saliency"], target=0, evaluate_every=2)
+    assert every.stages == ["6", "2", "0"] and skipped.stages == ["6", "0"]
+    torch.testing.assert_close(skipped.maps["saliency"][-1], every.maps["saliency"][-1])

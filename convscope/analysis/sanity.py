@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from convscope.analysis.explainers import build, heatmaps, method_names
-from convscope.analysis.randomisation import cascading_randomisation
+from convscope.analysis.randomisation import cascading_randomisation, stages
 from convscope.analysis.similarity import spearman, ssim
 from convscope.models.model import Model, as_model
 from convscope.render.colormaps import colorize, normalize
@@ -94,12 +94,17 @@ class SanityChecks:
 
 
 def sanity_checks(model: Model, inputs: Tensor, methods: Sequence[str] | None = None, target: TargetLike = None,
-                  *, options: Mapping[str, Mapping[str, Any]] | None = None, seed: int = 0) -> SanityChecks:
+                  *, options: Mapping[str, Mapping[str, Any]] | None = None, seed: int = 0,
+                  evaluate_every: int = 1) -> SanityChecks:
     """Run cascading randomisation on a normalised batch for each method (default: the quick ones).
 
     The class explained is fixed from the original model (``target``, default its top prediction),
-    so every stage explains the same class. The original model is not modified.
+    so every stage explains the same class. The original model is not modified. With
+    ``evaluate_every`` n > 1 the explanations are computed after every n-th stage (and the last)
+    only; the randomisation still proceeds stage by stage.
     """
+    if evaluate_every < 1:
+        raise ValueError(f"evaluate_every must be at least 1, got {evaluate_every}")
     model = as_model(model)
     names = method_names(methods)
     inputs = inputs.to(model.device)
@@ -109,7 +114,10 @@ def sanity_checks(model: Model, inputs: Tensor, methods: Sequence[str] | None = 
     fixed = ClassScore(tuple(classes.tolist())) if classes is not None else goal
     original = {m: heatmaps(build(m, model, options), inputs, fixed) for m in names}
     stage_names, per_stage = [], {m: [original[m]] for m in names}
-    for stage, randomised in cascading_randomisation(model, seed=seed):
+    last = len(stages(model.net)) - 1
+    for number, (stage, randomised) in enumerate(cascading_randomisation(model, seed=seed)):
+        if number % evaluate_every and number != last:  # the copy is randomised further at each step
+            continue
         stage_names.append(stage)
         for m in names:
             per_stage[m].append(heatmaps(build(m, randomised, options), inputs, fixed))

@@ -11,6 +11,11 @@ SECTION = "Analysis and trust"
 
 
 def build(gallery: Gallery, context) -> None:
+    build_invariance(gallery, context)
+    build_sanity(gallery, context)
+
+
+def build_invariance(gallery: Gallery, context) -> None:
     photos = [context.photo(name) for name in ("chelsea", "coffee", "flower")]
     for kind in ("translate", "scale", "rotate"):
         full = DEFAULT_AMOUNTS[kind]
@@ -24,3 +29,27 @@ def build(gallery: Gallery, context) -> None:
                     "change; the top layer's change more gradually, and the class probability mostly holds under "
                     "translation and scaling but not under rotation, except for round objects (the espresso cup, "
                     "the flower).")
+
+
+DEMO_SANITY_OPTIONS = {"smooth_grad": {"samples": 4}, "integrated_gradients": {"steps": 4},
+                       "occlusion": {"size": 56, "stride": 56}}
+
+
+def build_sanity(gallery: Gallery, context) -> None:
+    from convscope.analysis.sanity import sanity_checks
+    from convscope.render.layout import stack, text_picture, titled
+
+    chelsea = context.photo("chelsea")
+    result = sanity_checks(context.model, context.model.prepare([chelsea.pixels]), options=DEMO_SANITY_OPTIONS,
+                           evaluate_every=2)
+    result.to_csv(gallery.folder / "sanity_cascading.csv")
+    table = titled(text_picture(result.summary(), size=12), "Similarity to the original explanation",
+                   "after randomising the top stage, half the network, and all of it")
+    gallery.add(SECTION, "sanity_cascading.png", stack([table, result.picture()], direction="vertical", gap=10),
+                "Sanity checks: cascading randomisation",
+                "Adebayo et al.'s test on the cat photo: the network's stages are re-drawn at random from the top "
+                "down and each method explains the same class again. A method whose map stays the same while the "
+                "network is destroyed is not explaining the network. As in the paper, guided backprop and deconvnet "
+                "hardly change when the top layers are randomised, while saliency and Grad-CAM do. (Demo settings: "
+                "one photo, every other stage, SmoothGrad with 4 samples, Integrated Gradients with 4 steps, a coarse occlusion grid; "
+                "`convscope check` runs the full version and writes sanity_cascading.csv.)")
