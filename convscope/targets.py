@@ -72,8 +72,8 @@ class TopClass(Target):
 
 
 @dataclass(frozen=True)
-class Channel(Target):
-    """Mean activation of one channel of a layer (over all positions)."""
+class _LayerChannel(Target):
+    """A target read from one channel of a layer's activations."""
 
     layer: str
     channel: int
@@ -82,28 +82,32 @@ class Channel(Target):
     def layers(self) -> tuple[str, ...]:  # type: ignore[override]
         return (self.layer,)
 
-    def __call__(self, output: Tensor, activations: Activations) -> Tensor:
+    def _maps(self, activations: Activations) -> Tensor:
         maps = activations[self.layer]
-        _check_channel(maps, self.layer, self.channel)
+        if not 0 <= self.channel < maps.shape[1]:
+            raise ValueError(f"channel {self.channel} is out of range: layer {self.layer!r} has {maps.shape[1]} "
+                             "channels")
+        return maps
+
+
+@dataclass(frozen=True)
+class Channel(_LayerChannel):
+    """Mean activation of one channel of a layer (over all positions)."""
+
+    def __call__(self, output: Tensor, activations: Activations) -> Tensor:
+        maps = self._maps(activations)
         return maps[:, self.channel].reshape(maps.shape[0], -1).mean(1)
 
 
 @dataclass(frozen=True)
-class Neuron(Target):
+class Neuron(_LayerChannel):
     """One activation of a layer: channel at position (y, x); the centre when y, x are None."""
 
-    layer: str
-    channel: int
     y: int | None = None
     x: int | None = None
 
-    @property
-    def layers(self) -> tuple[str, ...]:  # type: ignore[override]
-        return (self.layer,)
-
     def __call__(self, output: Tensor, activations: Activations) -> Tensor:
-        maps = activations[self.layer]
-        _check_channel(maps, self.layer, self.channel)
+        maps = self._maps(activations)
         if maps.dim() == 2:
             return maps[:, self.channel]
         height, width = maps.shape[-2:]
@@ -126,11 +130,6 @@ class Custom(Target):
             shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
             raise ValueError(f"a target callable must return a Tensor[B] with B={output.shape[0]}, got {shape}")
         return value
-
-
-def _check_channel(maps: Tensor, layer: str, channel: int) -> None:
-    if not 0 <= channel < maps.shape[1]:
-        raise ValueError(f"channel {channel} is out of range: layer {layer!r} has {maps.shape[1]} channels")
 
 
 TargetLike = Target | int | str | Sequence[int] | Tensor | Callable[[Tensor], Tensor] | None
