@@ -1,0 +1,273 @@
+"""classviz, featviz, facets, invert, dream, fool, texture, style, fast-style: pictures the network makes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from convscope.cli.common import add_model_options, model_from, slug, written
+from convscope.images import load_image, load_images
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("classviz", help="class model: the picture the model finds most typical of a class")
+    p.add_argument("--target", nargs="+", required=True, help="class indices or names, e.g. 281 or tabby flamingo")
+    p.add_argument("--recipe", choices=("simonyan", "fourier"), default="simonyan",
+                   help="simonyan: pixels + L2 + blur + clipping (default); fourier: decorrelated Fourier image")
+    p.add_argument("--size", type=int, help="picture side (default: the model's input size)")
+    p.add_argument("--steps", type=int, default=256)
+    _common(p, "classviz", run_classviz)
+
+    p = commands.add_parser("featviz", help="feature visualisation of channels (or centre neurons) of a layer")
+    p.add_argument("--layer", required=True, help="dotted layer name (see `convscope layers`)")
+    p.add_argument("--channel", type=int, nargs="+", required=True, help="one or more channel indices")
+    p.add_argument("--kind", choices=("channel", "neuron"), default="channel")
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=256)
+    _common(p, "featviz", run_featviz)
+
+    p = commands.add_parser("facets", help="multifaceted visualisation of a channel from a pool of pictures")
+    p.add_argument("data", nargs="*", help="pictures, folders or sample:NAME cut into crops for the pool "
+                                           "(default: the bundled photos)")
+    p.add_argument("--layer", required=True)
+    p.add_argument("--channel", type=int, required=True)
+    p.add_argument("--facets", type=int, default=4)
+    p.add_argument("--size", type=int, default=112, help="side of the pool crops and facet pictures")
+    p.add_argument("--steps", type=int, default=200)
+    _common(p, "facets", run_facets)
+
+    p = commands.add_parser("invert", help="feature inversion: reconstruct a picture from each layer's features")
+    p.add_argument("image", help="image file or sample:NAME")
+    p.add_argument("--layers", nargs="+", required=True, help="layers from shallow to deep")
+    p.add_argument("--size", type=int, help="picture side (default: the model's input size)")
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--tv", type=float, default=0.05, help="weight of the TV^beta regulariser")
+    p.add_argument("--beta", type=float, default=2.0)
+    _common(p, "invert", run_invert)
+
+    p = commands.add_parser("dream", help="DeepDream: amplify what a layer sees in a photo")
+    p.add_argument("image", help="image file or sample:NAME")
+    p.add_argument("--layer", required=True)
+    p.add_argument("--channel", type=int, help="amplify one channel only")
+    p.add_argument("--size", type=int, default=320, help="short side of the result")
+    p.add_argument("--octaves", type=int, default=4)
+    p.add_argument("--steps", type=int, default=10, help="steps per octave")
+    _common(p, "dream", run_dream)
+
+    p = commands.add_parser("fool", help="adversarial images: targeted (default), FGSM or PGD")
+    p.add_argument("images", nargs="+", help="image files, folders or sample:NAME")
+    p.add_argument("--target", help="class to turn the pictures into (targeted PGD)")
+    p.add_argument("--method", choices=("targeted", "fgsm", "pgd"), help="default: targeted with --target, "
+                                                                          "else pgd (untargeted)")
+    p.add_argument("--epsilon", type=_fraction, help="largest change per pixel, e.g. 2/255 or 0.01 "
+                                                     "(default: 2/255 targeted and FGSM, 4/255 PGD)")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--magnify", type=float, help="show the change × this factor (default: scaled to fit)")
+    _common(p, "fool", run_fool)
+
+    p = commands.add_parser("texture", help="texture synthesis from a sample (Gram matrices or Efros-Leung)")
+    p.add_argument("image", help="texture image or sample:brick / sample:grass / sample:gravel")
+    p.add_argument("--method", choices=("gram", "efros-leung"), default="gram")
+    p.add_argument("--source-size", type=int, help="scale the source's short side to this first "
+                                                   "(default: 192 gram, 64 efros-leung)")
+    p.add_argument("--size", type=int, help="output side (default: the scaled source's size for gram, 96 efros-leung)")
+    p.add_argument("--steps", type=int, default=500, help="optimisation steps (gram)")
+    p.add_argument("--window", type=int, default=11, help="neighbourhood side (efros-leung)")
+    p.add_argument("--layers", nargs="+", help="layers whose Gram matrices are matched (gram)")
+    p.add_argument("--smoothing", choices=("softmax", "none"), help="activation smoothing (default: softmax, "
+                                                                    "none on VGG)")
+    _common(p, "texture", run_texture)
+
+    p = commands.add_parser("style", help="neural style transfer (Gatys et al.)")
+    p.add_argument("content", help="content photo or sample:NAME")
+    p.add_argument("style", help="style image or sample:NAME")
+    p.add_argument("--size", type=int, default=256, help="short side of the result")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--style-weight", type=float, default=10.0)
+    p.add_argument("--content-weight", type=float, default=1.0)
+    p.add_argument("--smoothing", choices=("softmax", "none"))
+    _common(p, "style", run_style)
+
+    p = commands.add_parser("fast-style", help="fast style transfer: train a transform network, then apply it")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    t = actions.add_parser("train", help="train a network for one style")
+    t.add_argument("style", help="style image or sample:NAME")
+    t.add_argument("--content", nargs="+", help="content pictures or folders (default: the bundled photos)")
+    t.add_argument("--steps", type=int, default=2000)
+    t.add_argument("--batch", type=int, default=4)
+    t.add_argument("--size", type=int, default=256)
+    t.add_argument("--width", type=int, default=32, help="channels of the transform network's first layer")
+    t.add_argument("--save", type=Path, help="where to write the network (default: OUT/fast_style_STYLE.pt)")
+    _common(t, "fast-style train", run_fast_train)
+    a = actions.add_parser("apply", help="stylise pictures with a trained network")
+    a.add_argument("network", type=Path, help="file written by `convscope fast-style train`")
+    a.add_argument("images", nargs="+", help="pictures, folders or sample:NAME")
+    a.add_argument("--size", type=int, help="scale the short side to this first")
+    a.add_argument("--device", default=None)
+    a.add_argument("--out", type=Path, default=Path("out"))
+    a.set_defaults(run=run_fast_apply)
+
+
+def _common(parser: argparse.ArgumentParser, name: str, run) -> None:
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    add_model_options(parser)
+    parser.set_defaults(run=run)
+
+
+def _fraction(text: str) -> float:
+    try:
+        if "/" in text:
+            top, bottom = text.split("/")
+            return float(top) / float(bottom)
+        return float(text)
+    except (ValueError, ZeroDivisionError) as error:
+        raise argparse.ArgumentTypeError(f"not a number or fraction: {text!r} (write 2/255 or 0.008)") from error
+
+
+def _generator(args: argparse.Namespace) -> torch.Generator:
+    return torch.Generator().manual_seed(args.seed)
+
+
+def run_classviz(args: argparse.Namespace) -> None:
+    from convscope.synthesis import class_model
+
+    model = model_from(args)
+    targets = [int(t) if t.isdigit() else t for t in args.target]
+    result = class_model(model, targets, size=args.size, recipe=args.recipe, steps=args.steps,
+                         generator=_generator(args))
+    print("\n".join(result.lines()))
+    written(result.picture().save(args.out / f"classviz_{slug('_'.join(args.target))}_{args.recipe}.png"))
+
+
+def run_featviz(args: argparse.Namespace) -> None:
+    from convscope.synthesis import visualise_features
+
+    model = model_from(args)
+    result = visualise_features(model, args.layer, args.channel, kind=args.kind, size=args.size, steps=args.steps,
+                                generator=_generator(args))
+    for c, value in zip(result.channels, result.activations, strict=True):
+        print(f"{args.layer} #{c}: {args.kind} activation {float(value):.3f}")
+    channels = "_".join(map(str, args.channel[:8]))
+    written(result.picture().save(args.out / f"featviz_{slug(args.layer)}_{channels}.png"))
+
+
+def run_facets(args: argparse.Namespace) -> None:
+    from convscope.demo.gallery_run import DEMO_SAMPLES
+    from convscope.synthesis import crop_pool, multifaceted
+
+    model = model_from(args)
+    sources = args.data or [f"sample:{name}" for name in DEMO_SAMPLES]
+    pictures = [p.pixels for p in load_images(sources)]
+    pool = crop_pool(pictures, args.size)
+    print(f"pool: {len(pool)} crops of {len(pictures)} pictures")
+    result = multifaceted(model, args.layer, args.channel, pool, facets=args.facets, steps=args.steps,
+                          generator=_generator(args))
+    for k in range(len(result.images)):
+        print(f"facet {k + 1}: {int((result.assignments == k).sum())} top pictures, activation "
+              f"{float(result.start_scores[k]):.3f} (cluster mean) → {float(result.final_scores[k]):.3f}")
+    written(result.picture().save(args.out / f"facets_{slug(args.layer)}_{args.channel}.png"))
+
+
+def run_invert(args: argparse.Namespace) -> None:
+    from convscope.synthesis import invert
+
+    model = model_from(args)
+    result = invert(model, load_image(args.image), args.layers, size=args.size, steps=args.steps,
+                    tv_weight=args.tv, beta=args.beta, generator=_generator(args))
+    print("\n".join(result.lines()))
+    written(result.picture().save(args.out / f"invert_{slug(Path(args.image).stem)}.png"))
+
+
+def run_dream(args: argparse.Namespace) -> None:
+    from convscope.synthesis import dream
+
+    model = model_from(args)
+    result = dream(model, load_image(args.image), args.layer, channel_index=args.channel, size=args.size,
+                   octaves=args.octaves, steps=args.steps, generator=_generator(args))
+    print(f"objective rise per octave: {', '.join(f'×{g:.2f}' for g in result.gains)}")
+    name = f"dream_{slug(Path(args.image).stem)}_{slug(args.layer)}"
+    written(result.picture().save(args.out / f"{name}.png"))
+    from convscope.render.picture import Picture
+
+    written(Picture(result.image).save(args.out / f"{name}_image.png"))
+
+
+def run_fool(args: argparse.Namespace) -> None:
+    from convscope.synthesis import fgsm, fool, pgd
+
+    model = model_from(args)
+    pictures = [p.pixels for p in load_images(args.images)]
+    method = args.method or ("targeted" if args.target else "pgd")
+    if method == "targeted":
+        if not args.target:
+            raise ValueError("a targeted attack needs --target CLASS (or use --method pgd / fgsm)")
+        target = int(args.target) if args.target.isdigit() else args.target
+        result = fool(model, pictures, target, epsilon=args.epsilon or 2 / 255, steps=args.steps,
+                      generator=_generator(args))
+    elif method == "fgsm":
+        result = fgsm(model, pictures, args.epsilon or 2 / 255, target=args.target)
+    else:
+        result = pgd(model, pictures, args.epsilon or 4 / 255, steps=args.steps, target=args.target,
+                     generator=_generator(args))
+    print("\n".join(result.lines()))
+    written(result.picture(magnify=args.magnify).save(args.out / f"fool_{method}.png"))
+
+
+def run_texture(args: argparse.Namespace) -> None:
+    from convscope.synthesis import synthesise_texture
+    from convscope.synthesis.texture import resize_short_side
+
+    source = load_image(args.image)
+    if args.method == "gram":
+        model = model_from(args)
+        source = resize_short_side(source, args.source_size or 192)
+        result = synthesise_texture(model, source, "gram", size=args.size, steps=args.steps, layers=args.layers,
+                                    smoothing=args.smoothing, generator=_generator(args))
+    else:
+        source = resize_short_side(source, args.source_size or 64)
+        result = synthesise_texture(None, source, "efros-leung", size=args.size or 96, window=args.window,
+                                    generator=_generator(args), device=args.device)
+    print(result.summary())
+    written(result.picture().save(args.out / f"texture_{slug(Path(args.image).stem)}_{args.method}.png"))
+
+
+def run_style(args: argparse.Namespace) -> None:
+    from convscope.synthesis import style_transfer
+
+    model = model_from(args)
+    result = style_transfer(model, load_image(args.content), load_image(args.style), size=args.size,
+                            steps=args.steps, style_weight=args.style_weight, content_weight=args.content_weight,
+                            smoothing=args.smoothing, generator=_generator(args))
+    print(result.summary())
+    name = f"style_{slug(Path(args.content).stem)}_{slug(Path(args.style).stem)}"
+    written(result.picture().save(args.out / f"{name}.png"))
+    from convscope.render.picture import Picture
+
+    written(Picture(result.image).save(args.out / f"{name}_image.png"))
+
+
+def run_fast_train(args: argparse.Namespace) -> None:
+    from convscope.demo.gallery_run import DEMO_SAMPLES
+    from convscope.synthesis import train_fast_style
+
+    model = model_from(args)
+    style = load_image(args.style)
+    contents = [p.pixels for p in load_images(args.content or [f"sample:{n}" for n in DEMO_SAMPLES])]
+    trained = train_fast_style(model, style, contents, steps=args.steps, batch=args.batch, size=args.size,
+                               width=args.width, generator=_generator(args))
+    print(f"trained {args.steps} steps: loss {float(trained.losses[0]):.4g} → {float(trained.losses[-1]):.4g} "
+          f"(first tenth ÷ last tenth: {trained.loss_reduction:.2f})")
+    path = args.save or args.out / f"fast_style_{slug(Path(args.style).stem)}.pt"
+    written(trained.save(path))
+
+
+def run_fast_apply(args: argparse.Namespace) -> None:
+    from convscope.render.picture import Picture
+    from convscope.synthesis import FastStyle
+
+    trained = FastStyle.load(args.network, device=args.device)
+    for picture in load_images(args.images):
+        made = trained.apply(picture.pixels, size=args.size)
+        written(Picture(made).save(args.out / f"fast_style_{slug(picture.name)}.png"))

@@ -1,0 +1,90 @@
+"""Feature visualisation: the picture that most excites one channel or one neuron of any layer
+(Erhan et al., 2009; Olah, Mordvintsev & Schubert, 2017, https://distill.pub/2017/feature-visualization/).
+
+A decorrelated Fourier parameterisation and random jitter, scaling and rotation keep
+the pictures free of high-frequency noise; several channels are optimised in one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from convscope.models.model import Model, as_model
+from convscope.render.layout import grid, titled
+from convscope.render.picture import Picture
+from convscope.synthesis.loop import optimise
+from convscope.synthesis.matching import layer_features
+from convscope.synthesis.objectives import Objective, channel, neuron
+from convscope.synthesis.params import fourier, pixels
+from convscope.synthesis.transforms import standard
+
+KINDS = ("channel", "neuron")
+
+
+@dataclass
+class FeatureResult:
+    """``images[i]`` ``[3,H,W]`` maximises ``channels[i]`` of ``layer`` (its mean, or the centre neuron);
+    ``activations[i]`` is that value on the final picture."""
+
+    layer: str
+    kind: str
+    channels: list[int]
+    images: Tensor
+    activations: Tensor
+    losses: Tensor
+    settings: dict
+
+    def picture(self, tile_size: int = 160, columns: int | None = None) -> Picture:
+        labels = [f"#{c}  {float(a):.2f}" for c, a in zip(self.channels, self.activations, strict=True)]
+        body = grid(self.images, labels=labels, tile_size=tile_size, columns=columns)
+        what = "channel mean" if self.kind == "channel" else "centre neuron"
+        return titled(body, f"Feature visualisation: {self.layer} ({what})",
+                      f"{self.settings['steps']} steps, {self.settings['size']} px, "
+                      f"{self.settings['parameterisation']} parameterisation; numbers: the final activation")
+
+    def _repr_png_(self) -> bytes:
+        return self.picture()._repr_png_()
+
+
+def visualise_features(model: Model | nn.Module, layer: str, channels: int | Sequence[int], *,
+                       kind: str = "channel", size: int = 128, steps: int = 256, lr: float = 0.05,
+                       parameterisation: str = "fourier", generator: torch.Generator | None = None,
+                       progress: bool = True) -> FeatureResult:
+    """Pictures that maximise each of ``channels`` of ``layer`` — the mean over positions
+    (``kind='channel'``) or the neuron at the centre (``kind='neuron'``)."""
+    model = as_model(model)
+    model.layer(layer)
+    if kind not in KINDS:
+        raise ValueError(f"kind is one of {KINDS}, got {kind!r}")
+    indices = [channels] if isinstance(channels, int) else list(channels)
+    if not indices:
+        raise ValueError("give at least one channel")
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    unit = channel if kind == "channel" else neuron
+    objective: Objective | None = None
+    for i, c in enumerate(indices):
+        term = unit(layer, c).on(i) if len(indices) > 1 else unit(layer, c)
+        objective = term if objective is None else objective + term
+    if parameterisation == "fourier":
+        param = fourier(size, len(indices), generator=generator)
+    elif parameterisation == "pixels":
+        param = pixels(size, len(indices), generator=generator)
+    else:
+        raise ValueError(f"parameterisation is 'fourier' or 'pixels', got {parameterisation!r}")
+    result = optimise(model, objective, param, steps=steps, lr=lr, transforms=standard(size / 128),
+                      generator=generator, progress=progress, description=f"features {layer}")
+    acts = layer_features(model, result.images, [layer])[layer]
+    if acts.dim() == 2:
+        acts = acts[:, :, None, None]
+    rows = torch.arange(len(indices))
+    cols = torch.tensor(indices)
+    if kind == "channel":
+        values = acts.flatten(2).mean(2)[rows, cols]
+    else:
+        values = acts[rows, cols, acts.shape[2] // 2, acts.shape[3] // 2]
+    settings = {"size": size, "steps": steps, "lr": lr, "parameterisation": parameterisation}
+    return FeatureResult(layer, kind, indices, result.images, values.cpu(), result.losses, settings)

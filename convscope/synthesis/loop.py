@@ -1,0 +1,176 @@
+"""The one optimise-the-input loop behind every synthesis technique."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from convscope.hooks import capture, inspection_mode
+from convscope.models.model import Model, as_model
+from convscope.render.layout import grid
+from convscope.render.picture import Picture
+from convscope.synthesis.objectives import Evaluation, Objective, as_objective
+from convscope.synthesis.optimizers import make_optimizer
+from convscope.synthesis.params import ImageParam, fourier
+from convscope.synthesis.regularisers import StepRule
+from convscope.synthesis.transforms import Transform, compose
+from convscope.targets import Target
+
+
+@dataclass
+class SynthesisResult:
+    """What :func:`optimise` made.
+
+    ``images`` ``[B,3,H,W]`` in [0, 1] (CPU); ``losses`` ``[steps, B]``: the negated
+    objective per image at each step (before that step's update); ``snapshots`` maps a
+    step number (1 = after the first update) to the images then.
+    """
+
+    images: Tensor
+    losses: Tensor
+    snapshots: dict[int, Tensor] = field(default_factory=dict)
+    objective: str = ""
+    seconds: float = 0.0
+
+    @property
+    def steps(self) -> int:
+        return self.losses.shape[0]
+
+    @property
+    def iterations_per_second(self) -> float:
+        return self.steps / self.seconds if self.seconds > 0 else float("nan")
+
+    def picture(self, labels: Sequence[str] | None = None, tile_size: int | None = None,
+                columns: int | None = None) -> Picture:
+        """The images in a grid, optionally captioned."""
+        return grid(self.images, labels=labels, tile_size=tile_size, columns=columns)
+
+    def snapshot_picture(self, index: int = 0, tile_size: int | None = None) -> Picture:
+        """Image ``index`` at every snapshot, left to right, labelled by step."""
+        if not self.snapshots:
+            raise ValueError("no snapshots were taken: pass snapshots=… to optimise")
+        steps = sorted(self.snapshots)
+        tiles = torch.stack([self.snapshots[s][index] for s in steps])
+        return grid(tiles, labels=[f"step {s}" for s in steps], tile_size=tile_size, columns=len(steps))
+
+    def _repr_png_(self) -> bytes:
+        return self.picture()._repr_png_()
+
+
+StopRule = Callable[[int, Tensor, Tensor], bool]
+
+
+def optimise(model: Model | nn.Module, objective: Objective | Target, param: ImageParam | None = None, *,
+             steps: int = 256, lr: float = 0.05,
+             optimizer: str | Callable[[list[Tensor]], torch.optim.Optimizer] = "adam",
+             transforms: Transform | Sequence[Transform] | None = None, step_rules: Sequence[StepRule] = (),
+             generator: torch.Generator | None = None, snapshots: int | Sequence[int] = (),
+             model_size: int | tuple[int, int] | None = None, stop: StopRule | None = None,
+             progress: bool = True, description: str = "optimise") -> SynthesisResult:
+    """Maximise ``objective`` over the pictures of ``param`` through ``model``; the model is left as found.
+
+    Each step: pictures = param() → random ``transforms`` (drawn from ``generator``) →
+    optional resize to ``model_size`` → the model's normalisation → forward →
+    objective per image → gradient step on −Σ objective → ``param.constrain_()`` →
+    ``step_rules`` (blur, decay, clipping). ``param`` defaults to a 128×128 decorrelated
+    Fourier image. ``optimizer`` is ``adam``, ``sgd``, ``lbfgs``, ``sign`` (PGD),
+    ``normalised`` (DeepDream) or a factory. ``snapshots`` is an interval or a list of
+    step numbers. ``stop(step, values[B], output)`` ends the loop early when it returns True.
+    """
+    model = as_model(model)
+    goal = as_objective(objective)
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    device = model.device
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    param = (param if param is not None else fourier(128, generator=generator)).to(device)
+    transform = compose(transforms)
+    for layer in goal.layers:
+        model.layer(layer)
+    for rule in step_rules:
+        if not isinstance(rule, StepRule):
+            raise TypeError(f"step_rules are StepRule objects (Blur, Decay, ClipNorm …), got {type(rule).__name__}")
+    if step_rules and param.pixels is None:
+        raise TypeError("step rules change pixels: use a pixel parameterisation (pixels or from_image) with them")
+    optimiser = make_optimizer(optimizer, param.parameters(), lr)
+    mean, std = _statistics(model, device)
+    wanted = _snapshot_steps(snapshots, steps)
+    kept: dict[int, Tensor] = {}
+    losses: list[Tensor] = []
+    began = time.perf_counter()
+    with inspection_mode(model.net), capture(model.net, goal.layers) as store:
+        record: dict[str, Tensor] = {}
+
+        def closure() -> Tensor:
+            optimiser.zero_grad(set_to_none=True)
+            images = param()
+            inputs = _model_input(transform(images, generator), model_size, mean, std, model)
+            output = model.net(inputs)
+            values = goal(Evaluation(images, inputs, output, store.activations, mean, std))
+            loss = -values.sum()
+            loss.backward()
+            record["values"], record["output"] = values.detach(), output.detach()
+            return loss
+
+        bar = tqdm(range(steps), desc=description, disable=not progress, leave=False)
+        for step in bar:
+            optimiser.step(closure)
+            param.constrain_()
+            if step_rules:
+                with torch.no_grad():
+                    grad = param.pixels.grad
+                    for rule in step_rules:
+                        rule(param.pixels.data, grad, mean, step)
+            losses.append(-record["values"])
+            if step + 1 in wanted:
+                kept[step + 1] = param().detach().float().cpu()
+            if progress and (step % 10 == 0 or step == steps - 1):
+                bar.set_postfix(loss=f"{losses[-1].mean().item():.4g}")
+            if stop is not None and stop(step, record["values"], record["output"]):
+                break
+        bar.close()
+    with torch.no_grad():
+        images = param().detach().float().cpu()
+    seconds = time.perf_counter() - began
+    return SynthesisResult(images, torch.stack(losses).float().cpu(), kept, goal.name, seconds)
+
+
+def evaluate(model: Model | nn.Module, images: Tensor) -> Tensor:
+    """The model's scores ``[B,K]`` for pictures ``[B,3,H,W]`` in [0, 1] at their own size (no resize or crop)."""
+    model = as_model(model)
+    mean, std = _statistics(model, model.device)
+    with inspection_mode(model.net), torch.no_grad():
+        return model.net(_model_input(images.to(model.device), None, mean, std, model))
+
+
+def _model_input(images: Tensor, size: int | tuple[int, int] | None, mean: Tensor, std: Tensor,
+                 model: Model) -> Tensor:
+    if size is not None:
+        images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+    if model.preprocess.channels == 1:
+        weights = torch.tensor([0.299, 0.587, 0.114], dtype=images.dtype, device=images.device)
+        images = (images * weights.view(1, 3, 1, 1)).sum(1, keepdim=True)
+        mean, std = mean[:, :1], std[:, :1]
+    return (images - mean) / std
+
+
+def _statistics(model: Model, device: torch.device) -> tuple[Tensor, Tensor]:
+    mean = torch.tensor(model.preprocess.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(model.preprocess.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    if mean.shape[1] == 1:
+        mean, std = mean.expand(1, 3, 1, 1), std.expand(1, 3, 1, 1)
+    return mean, std
+
+
+def _snapshot_steps(snapshots: int | Sequence[int], steps: int) -> set[int]:
+    if isinstance(snapshots, int):
+        if snapshots <= 0:
+            raise ValueError(f"a snapshot interval must be positive, got {snapshots}")
+        return set(range(snapshots, steps + 1, snapshots))
+    return {int(s) for s in snapshots}
