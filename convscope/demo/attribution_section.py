@@ -53,11 +53,13 @@ def _build(gallery: Gallery, context) -> None:
 
     astronaut = model.preprocess.fit([context.photo("astronaut").pixels]).to(model.device)
     found = Occlusion(model, **QUICK["occlusion"]).maps(model.preprocess.normalize(astronaut), None, layer="bn2")
+    named = model.classes()[int(found.classes[0])]
     gallery.add(SECTION, "occlusion_maps.png", occlusion_figure(found, astronaut[0], model.classes()),
                 "Occlusion: the three maps of Zeiler & Fergus",
-                "A grey square slides over the photo. (a) The probability of the top class with the square at each "
-                "place: it collapses when the helmet is covered. (b) The most probable class at each place, with "
-                "its legend. (c) The total activation of the strongest feature map of the last layer (bn2).")
+                f"A grey square slides over the photo. (a) The probability of the top class, '{named}', with the "
+                "square at each place: where it collapses lies the evidence. (b) The most probable class at each "
+                "place, with its legend. (c) The total activation of the strongest feature map of the last layer "
+                "(bn2) on the unoccluded photo.")
 
     chelsea = explain(model, context.photo("chelsea").pixels, "grad_cam", "tabby")
     gallery.add(SECTION, "grad_cam_tabby.png", chelsea.picture(), "Grad-CAM for 'tabby'",
