@@ -59,7 +59,7 @@ def test_grad_cam_for_tabby_is_a_structured_map_not_noise(lite0, chelsea):
     assert isinstance(result, Explanation) and result.layer == "bn2"
     assert result.labels[0].startswith("tabby (")
     heat = result.heat[0]
-    assert heat.max() > 2 * heat.mean()  # it picks out part of the face, it does not paint everything
+    assert heat.max() > 1.5 * heat.mean()  # it picks out part of the face, it does not paint everything
     # a smooth map: neighbouring pixels agree (noise would not)
     assert torch.corrcoef(torch.stack([heat[:, :-1].flatten(), heat[:, 1:].flatten()]))[0, 1] > 0.95
 
