@@ -7,8 +7,15 @@ import torch
 from torch import nn
 
 from convscope.models import Model
-from convscope.synthesis import FastStyle, TransformNet, efros_leung, gram_texture, style_layers, style_transfer
-from convscope.synthesis import train_fast_style
+from convscope.synthesis import (
+    FastStyle,
+    TransformNet,
+    efros_leung,
+    gram_texture,
+    style_layers,
+    style_transfer,
+    train_fast_style,
+)
 from convscope.synthesis.efros_leung import window_distances
 
 

@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from convscope.cli import analysis, attribution, demo, feature_space, inspection
+from convscope.cli import analysis, attribution, demo, feature_space, inspection, synthesis
 
-COMMAND_GROUPS = [inspection, attribution, analysis, feature_space, demo]
+COMMAND_GROUPS = [inspection, attribution, analysis, feature_space, synthesis, demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,8 +9,21 @@ import torch
 from convscope.images import load_sample
 from convscope.render.gallery import Gallery
 from convscope.render.layout import grid, stack, titled
-from convscope.synthesis import (class_model, crop_pool, dream, efros_leung, fgsm, fool, gram_texture, invert,
-                                 multifaceted, pgd, style_transfer, train_fast_style, visualise_features)
+from convscope.synthesis import (
+    class_model,
+    crop_pool,
+    dream,
+    efros_leung,
+    fgsm,
+    fool,
+    gram_texture,
+    invert,
+    multifaceted,
+    pgd,
+    style_transfer,
+    train_fast_style,
+    visualise_features,
+)
 from convscope.synthesis.texture import resize_short_side
 
 SECTION = "Synthesis: images the network makes"

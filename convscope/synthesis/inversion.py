@@ -4,6 +4,9 @@ For each chosen layer, find the picture x whose features Φ(x) match the photo's
 argmin ‖Φ(x) − Φ₀‖²/‖Φ₀‖² + λ·TV^β(x), starting from noise. All layers are inverted
 together, one batch item per layer, in one run of the loop. Deeper layers keep less of
 the photo, so their reconstructions are blurrier and more abstract.
+
+The default parameterisation is a decorrelated Fourier image; the paper's free pixels
+are one argument away (``parameterisation='pixels'``).
 """
 
 from __future__ import annotations
@@ -20,10 +23,9 @@ from convscope.render.picture import Picture
 from convscope.synthesis.loop import optimise
 from convscope.synthesis.matching import feature_distance, layer_features, normalised_distance
 from convscope.synthesis.objectives import Objective
-from convscope.synthesis.params import pixels
+from convscope.synthesis.params import fourier, pixels
 from convscope.synthesis.regularisers import total_variation
 from convscope.synthesis.texture import _picture
-from convscope.synthesis.transforms import Jitter, Pad
 
 
 @dataclass
@@ -53,21 +55,25 @@ class InversionResult:
         body = grid(tiles, labels=labels, tile_size=tile_size, columns=len(tiles))
         return titled(body, "Feature inversion, shallow → deep",
                       f"normalised Euclidean loss + {self.settings['tv_weight']:g}·TV^{self.settings['beta']:g}, "
-                      f"{self.settings['steps']} steps from noise")
+                      f"{self.settings['steps']} steps, {self.settings['parameterisation']} parameterisation")
 
     def _repr_png_(self) -> bytes:
         return self.picture()._repr_png_()
 
 
 def invert(model: Model | nn.Module, picture: Tensor, layers: Sequence[str], *, size: int | None = None,
-           steps: int = 400, lr: float = 0.05, tv_weight: float = 0.05, beta: float = 2.0, jitter: int = 0,
-           generator: torch.Generator | None = None, progress: bool = True) -> InversionResult:
+           steps: int = 400, lr: float = 0.05, tv_weight: float = 0.05, beta: float = 2.0, optimizer: str = "adam",
+           start_sd: float = 0.01, parameterisation: str = "fourier", generator: torch.Generator | None = None,
+           progress: bool = True) -> InversionResult:
     """Reconstruct ``picture`` (``[3,H,W]`` in [0, 1]) from its features at each of ``layers``.
 
     The picture is first resized and centre-cropped as the model expects (to ``size`` when
     given). ``tv_weight`` is λ for the TV^``beta`` regulariser (relative to the normalised
-    feature loss, which starts near 1); ``jitter`` > 0 adds small random shifts, which
-    helps deep layers.
+    feature loss, which starts near 1); the search starts from grey plus noise of ``start_sd``.
+    ``parameterisation`` is ``fourier`` (default: a decorrelated Fourier image, whose steps do
+    not favour the high-frequency patterns that strided layers cannot see — on
+    EfficientNet-Lite the deep reconstructions are otherwise covered in colour noise) or
+    ``pixels`` (the paper's free pixels).
     """
     model = as_model(model)
     layers = list(layers)
@@ -82,15 +88,21 @@ def invert(model: Model | nn.Module, picture: Tensor, layers: Sequence[str], *, 
     objective: Objective = -tv_weight * total_variation(beta)
     for index, layer in enumerate(layers):
         objective = objective - feature_distance(layer, references[layer][0]).on(index)
-    transforms = [Pad(jitter, mode="replicate"), Jitter(2 * jitter)] if jitter > 0 else None
     side = tuple(fitted.shape[-2:])
-    result = optimise(model, objective, pixels(side, len(layers), sd=0.1, generator=generator), steps=steps, lr=lr,
-                      transforms=transforms, generator=generator, progress=progress, description="inversion")
+    if parameterisation == "pixels":
+        param = pixels(side, len(layers), sd=start_sd, generator=generator)
+    elif parameterisation == "fourier":
+        param = fourier(side, len(layers), sd=start_sd, generator=generator)
+    else:
+        raise ValueError(f"parameterisation is 'pixels' or 'fourier', got {parameterisation!r}")
+    result = optimise(model, objective, param, steps=steps,
+                      lr=lr, optimizer=optimizer, generator=generator, progress=progress, description="inversion")
     final = layer_features(model, result.images, layers)
     errors = torch.cat([normalised_distance(final[layer][i:i + 1], references[layer])
                         for i, layer in enumerate(layers)]).cpu()
     rmse = (result.images - fitted.cpu()).pow(2).flatten(1).mean(1).sqrt()
-    settings = {"steps": steps, "lr": lr, "tv_weight": tv_weight, "beta": beta, "jitter": jitter, "size": side}
+    settings = {"steps": steps, "lr": lr, "tv_weight": tv_weight, "beta": beta, "optimizer": optimizer, "size": side,
+                "parameterisation": parameterisation}
     return InversionResult(fitted[0].cpu(), layers, result.images, errors, rmse, result.losses, settings)
 
 

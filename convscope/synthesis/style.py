@@ -60,8 +60,9 @@ class StyleResult:
 def style_transfer(model: Model | nn.Module, content: Tensor, style: Tensor, *, size: int | None = 256,
                    style_size: int | None = None, content_layer: str | None = None,
                    style_layers: Sequence[str] | None = None, style_weights: Sequence[float] | None = None,
-                   content_weight: float = 1.0, style_weight: float = 10.0, tv_weight: float = 1e-3, colour_weight: float = 1.0,
-                   smoothing: str | None = None, steps: int = 300, lr: float = 0.02, optimizer: str = "adam",
+                   content_weight: float = 1.0, style_weight: float = 10.0, tv_weight: float = 1e-3,
+                   colour_weight: float = 1.0, smoothing: str | None = None, steps: int = 300, lr: float = 0.02,
+                   optimizer: str = "adam",
                    start: str = "content", generator: torch.Generator | None = None,
                    progress: bool = True) -> StyleResult:
     """``content`` in the style of ``style`` (both ``[3,H,W]`` in [0, 1]).
