@@ -113,25 +113,26 @@ class _Rule(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, call: Rectifier, rule: str) -> Tensor:  # type: ignore[override]
         output = call.activation(x)
-        ctx.rule, ctx.slope = rule, call.slope
+        ctx.rule, ctx.slope, ctx.upper = rule, call.slope, call.upper
         if rule == "guided":
-            passed = output > 0
-            if call.upper is not None:
-                passed &= output < call.upper
-            ctx.save_for_backward(passed)
+            ctx.save_for_backward(output)  # where the activation passed x: 0 < output (< upper), as x itself
         return output
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
         slope = ctx.slope
-        rectified = grad.clamp_min(0) if _is_zero(slope) else torch.where(grad > 0, grad, grad * slope)
-        if ctx.rule == "guided":
-            (passed,) = ctx.saved_tensors
-            if isinstance(slope, Tensor) or slope != 0.0:
-                rectified = rectified * torch.where(passed, torch.ones_like(grad), slope * torch.ones_like(grad))
-            else:
-                rectified = rectified * passed
-        return rectified, None, None
+        if _is_zero(slope):
+            rectified = grad.clamp_min(0)
+        else:
+            rectified = torch.where(grad > 0, grad, grad * slope)
+        if ctx.rule != "guided":
+            return rectified, None, None
+        (output,) = ctx.saved_tensors
+        if not _is_zero(slope):  # f'(x) is 1 where x > 0 (same sign as the output) and the slope elsewhere
+            return rectified * torch.where(output > 0, 1.0, slope), None, None
+        if ctx.upper is None:  # the derivative mask of ReLU, as its own backward applies it
+            return torch.ops.aten.threshold_backward(rectified, output, 0), None, None
+        return torch.ops.aten.hardtanh_backward(rectified, output, 0.0, ctx.upper), None, None
 
 
 def _is_zero(slope: float | Tensor) -> bool:
