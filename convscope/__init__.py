@@ -1,5 +1,22 @@
 """convscope: see inside convolutional networks."""
 
+from convscope.attribution import (
+    CAM,
+    Deconvnet,
+    GradCAM,
+    GradCAMPlusPlus,
+    GuidedBackprop,
+    GuidedGradCAM,
+    IntegratedGradients,
+    LayerCAM,
+    Occlusion,
+    Saliency,
+    ScoreCAM,
+    SmoothGrad,
+    compare,
+    explain,
+)
+from convscope.backward_rules import backward_rules
 from convscope.gradients import GradientPass, gradient_pass
 from convscope.hooks import capture, inspection_mode, preserved
 from convscope.images import load_image, load_images, load_sample, sample_names
@@ -10,7 +27,9 @@ from convscope.targets import Channel, ClassProbability, ClassScore, Custom, Neu
 
 __version__ = "0.1.0"
 
-__all__ = ["DEFAULT_MODEL", "Channel", "ClassProbability", "ClassScore", "Custom", "GradientPass", "Model",
+__all__ = ["CAM", "DEFAULT_MODEL", "Deconvnet", "GradCAM", "GradCAMPlusPlus", "GuidedBackprop", "GuidedGradCAM",
+           "IntegratedGradients", "LayerCAM", "Occlusion", "Saliency", "ScoreCAM", "SmoothGrad", "backward_rules",
+           "compare", "explain", "Channel", "ClassProbability", "ClassScore", "Custom", "GradientPass", "Model",
            "Neuron", "Picture", "Preprocess", "TopClass", "activation_maps", "capture", "filters", "gradient_pass",
            "inspection_mode", "layer_statistics", "load_image", "load_images", "load_model", "load_sample",
            "predict", "preserved", "sample_names"]

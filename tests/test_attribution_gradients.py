@@ -77,7 +77,8 @@ def test_saliency_matches_captum(tiny_model, lite0):
 
 
 def test_guided_backprop_and_deconvnet_match_captum_on_the_embedded_architecture(lite0_relu):
-    from captum.attr import Deconvolution, GuidedBackprop as CaptumGuided
+    from captum.attr import Deconvolution
+    from captum.attr import GuidedBackprop as CaptumGuided
 
     x = small_inputs(lite0_relu)
     target = torch.tensor([281, 967])

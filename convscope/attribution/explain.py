@@ -9,12 +9,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from convscope.attribution.registry import METHODS
 from convscope.attribution.base import Attribution, forward
 from convscope.attribution.cam import CAM
 from convscope.attribution.cam_base import LayerAttribution
 from convscope.attribution.layers import last_spatial_layer
 from convscope.attribution.occlusion import Occlusion, OcclusionMaps
+from convscope.attribution.registry import METHODS
 from convscope.models.model import Model, as_model
 from convscope.render.colormaps import colorize, normalize
 from convscope.render.layout import grid, stack, titled

@@ -7,8 +7,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from convscope.attribution.base import (Attribution, check_inputs, chunks, copies_target, fast_layout, forward,
-                                       image_classes)
+from convscope.attribution.base import (
+    Attribution,
+    check_inputs,
+    chunks,
+    copies_target,
+    fast_layout,
+    forward,
+    image_classes,
+)
 from convscope.attribution.integrated_gradients import baseline_tensor
 from convscope.hooks import capture, inspection_mode
 from convscope.models.layers import layer_name
