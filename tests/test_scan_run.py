@@ -41,7 +41,6 @@ def test_scan_agrees_with_a_direct_computation(tmp_path) -> None:
         torch.testing.assert_close(stats.mean, values.mean(1))
         torch.testing.assert_close(stats.std, values.std(1, correction=0))
         torch.testing.assert_close(stats.active_images, (best > 0).double().mean(0))
-        torch.testing.assert_close(stats.positive, (values > 0).double().mean(1))
     assert torch.equal(result.labels, torch.arange(23) % 3)
     assert result.dead_filters("relu2").channels == [4]
     assert result.shape("relu2") == (5, 3, 3) and result.shape("fc") == (3,)
@@ -109,7 +108,7 @@ def test_an_interrupted_scan_resumes_to_exactly_the_uninterrupted_result(tmp_pat
         assert torch.equal(resumed.features(layer), whole.features(layer))
         for name in ("values", "images", "positions"):
             assert torch.equal(getattr(resumed.top(layer), name), getattr(whole.top(layer), name))
-        for name in ("mean", "std", "active_images", "positive", "max", "image_max_mean"):
+        for name in ("mean", "std", "active_images", "max", "image_max_mean"):
             assert torch.equal(getattr(resumed.statistics(layer), name), getattr(whole.statistics(layer), name))
     assert torch.equal(resumed.labels, whole.labels)
 
@@ -173,3 +172,13 @@ def test_max_and_flatten_pooling(tmp_path) -> None:
     flat = Scan(model, ["relu2"], pooling="flatten").run(data, tmp_path / "flat", batch_size=4, progress=False)
     torch.testing.assert_close(top.features("relu2"), maps.amax(2))
     torch.testing.assert_close(flat.features("relu2"), maps.flatten(1))
+
+
+def test_order_key_sorts_by_value_then_lower_index() -> None:
+    from convscope.scan.top import order_key
+
+    values = torch.tensor([[0.0, -0.0, 1.5, -2.0, 1.5, -torch.inf, 3e-40, -3e-40, 0.0, 1e30]])
+    images = torch.tensor([[4, 2, 9, 1, 3, -1, 7, 8, 0, 5]])
+    order = order_key(values, images).argsort(dim=1, descending=True)
+    # by value descending, equal values (0.0 == -0.0, 1.5) by image index ascending, the empty slot last
+    assert images.gather(1, order).tolist() == [[5, 3, 9, 7, 0, 2, 4, 8, 1, -1]]

@@ -41,8 +41,8 @@ class DeadFilters:
         total = stats.channels
         head = (f"{self.layer}: {len(self.channels)} of {total} channels dead (positive in at most "
                 f"{self.max_active:.1%} of {stats.count_images} pictures)")
-        rows = [f"  #{c:<5} active in {stats.active_images[c]:7.2%} of pictures, positive values "
-                f"{stats.positive[c]:7.3%}, max {stats.max[c]:.3g}" for c in self.channels]
+        rows = [f"  #{c:<5} active in {stats.active_images[c]:7.2%} of pictures, largest value {stats.max[c]:.3g}"
+                for c in self.channels]
         return [head, *rows]
 
     def __repr__(self) -> str:

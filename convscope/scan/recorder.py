@@ -54,7 +54,6 @@ class LayerRecorder:
                              "a scan needs pictures of one size")
         image_max, sums = maps.amax(dim=2), maps.sum(dim=2)
         squares = torch.linalg.vector_norm(maps, dim=2).square()
-        positives = maps.sign().clamp_min(0).sum(dim=2)
         top = self.top if self.top is not None else TopActivations.empty(maps.shape[1], self.k, maps.device)
         if pooling == "mean":
             features = sums / maps.shape[2]
@@ -63,7 +62,7 @@ class LayerRecorder:
         else:
             features = maps.flatten(1)
         return BatchRecord(features, top.with_batch(maps, image_max, images),
-                           batch_statistics(image_max, sums, squares, positives, maps.shape[2]), shape)
+                           batch_statistics(image_max, sums, squares, maps.shape[2]), shape)
 
     def commit(self, batch: int, images: Tensor, record: BatchRecord) -> None:
         self.shape = record.shape

@@ -11,22 +11,21 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-COUNTS = ("active_images", "positive")
+COUNTS = ("active_images",)
 
 
 @dataclass
 class ChannelStatistics:
     """Per channel ``[C]``, over all pictures and positions unless the name says otherwise.
 
-    ``active_images``: share of pictures in which the channel is positive somewhere;
-    ``positive``: share of all values that are positive; ``mean``, ``std`` and ``max`` of all
-    values; ``image_max_mean``: the mean over pictures of each picture's strongest value.
+    ``active_images``: share of pictures in which the channel is positive somewhere; ``mean``,
+    ``std`` and ``max`` of all values; ``image_max_mean``: the mean over pictures of each
+    picture's strongest value.
     """
 
     count_images: int
     positions_per_image: int
     active_images: Tensor
-    positive: Tensor
     mean: Tensor
     std: Tensor
     max: Tensor
@@ -38,13 +37,12 @@ class ChannelStatistics:
 
     def row(self, channel: int) -> dict[str, float]:
         return {"channel": channel, **{name: float(getattr(self, name)[channel]) for name in
-                                       ("active_images", "positive", "mean", "std", "max", "image_max_mean")}}
+                                       ("active_images", "mean", "std", "max", "image_max_mean")}}
 
 
-def batch_statistics(image_max: Tensor, sums: Tensor, squares: Tensor, positives: Tensor,
-                     positions: int) -> dict[str, Tensor]:
-    """What one batch adds, from per-picture ``[B,C]`` maxima, sums, sums of squares and positive counts."""
-    return {"active_images": (image_max > 0).sum(0), "positive": positives.sum(0).long(), "max": image_max.amax(0),
+def batch_statistics(image_max: Tensor, sums: Tensor, squares: Tensor, positions: int) -> dict[str, Tensor]:
+    """What one batch adds, from per-picture ``[B,C]`` maxima, sums and sums of squares."""
+    return {"active_images": (image_max > 0).sum(0), "max": image_max.amax(0),
             "sums": torch.stack([sums.double().sum(0), squares.double().sum(0), image_max.double().sum(0)]),
             "images": torch.tensor(image_max.shape[0]), "positions": torch.tensor(positions)}
 
@@ -113,6 +111,5 @@ class StatisticsAccumulator:
         variance = (sums[1] / values - mean ** 2).clamp_min(0)
         return ChannelStatistics(
             count_images=self.images, positions_per_image=self.positions_per_image,
-            active_images=self.counts["active_images"].cpu().double() / self.images,
-            positive=self.counts["positive"].cpu().double() / values, mean=mean, std=variance.sqrt(),
+            active_images=self.counts["active_images"].cpu().double() / self.images, mean=mean, std=variance.sqrt(),
             max=self.maximum.cpu().double(), image_max_mean=sums[2] / self.images)

@@ -37,7 +37,7 @@ class TopActivations:
         values = torch.cat([self.values, other.values.to(device)], dim=1)
         images = torch.cat([self.images, other.images.to(device)], dim=1)
         positions = torch.cat([self.positions, other.positions.to(device)], dim=1)
-        order = _best_first(values, images)[:, : self.k]
+        order = _best_first(values, images, self.k)
         return TopActivations(values.gather(1, order), images.gather(1, order), positions.gather(1, order))
 
     def with_batch(self, maps: Tensor, image_max: Tensor, images: Tensor) -> TopActivations:
@@ -52,7 +52,7 @@ class TopActivations:
         numbers = torch.cat([self.images, images.view(1, -1).expand(channels, -1)], dim=1)
         slots = torch.cat([torch.full_like(self.images, -1),
                            torch.arange(batch, device=device).view(1, -1).expand(channels, -1)], dim=1)
-        order = _best_first(values, numbers)[:, : self.k]
+        order = _best_first(values, numbers, self.k)
         values, numbers, slots = values.gather(1, order), numbers.gather(1, order), slots.gather(1, order)
         rows = torch.arange(channels, device=device).view(-1, 1).expand(-1, self.k)
         fresh = maps[slots.clamp_min(0), rows].argmax(dim=-1)  # [C,k,P] → [C,k]
@@ -75,8 +75,16 @@ class TopActivations:
         return cls(state["values"], state["images"], state["positions"])
 
 
-def _best_first(values: Tensor, images: Tensor) -> Tensor:
-    """Column order per row: highest value first, equal values by image index, empty slots (-1) last."""
-    by_image = torch.where(images < 0, torch.iinfo(torch.long).max, images).argsort(dim=1, stable=True)
-    by_value = values.gather(1, by_image).argsort(dim=1, descending=True, stable=True)
-    return by_image.gather(1, by_value)
+def _best_first(values: Tensor, images: Tensor, k: int) -> Tensor:
+    """The column order of each row's ``k`` best: highest value first, equal values by lower image index,
+    empty slots (image -1) last — one ``topk`` over an exact integer key (value bits, then index)."""
+    return order_key(values, images).topk(k, dim=1).indices
+
+
+def order_key(values: Tensor, images: Tensor) -> Tensor:
+    """int64 keys that sort like (value, -image): float32 bits made monotonic in the high half, the image
+    index (reversed, so that lower indices win ties) in the low half; images must be below 2³² − 2."""
+    bits = (values.float() + 0.0).view(torch.int32).long()  # + 0.0 turns -0.0 into +0.0
+    monotonic = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+    tie_break = torch.where(images < 0, 0, (1 << 32) - 2 - images)
+    return (monotonic << 32) + tie_break
