@@ -28,8 +28,8 @@ def occlusion_figure(found: OcclusionMaps, picture: Tensor, class_names: Sequenc
             else "target")
     labels.append(f"(a) {what} {low:.2f}–{high:.2f}")
     classes, colours, legend = _label_colours(found.top_class[index], class_names)
-    cells = colours[classes]  # [h',w',3]
-    panels.append(_cells_to_pixels(cells.permute(2, 0, 1), found, size))
+    cells = colours[classes.cpu()]  # [h',w',3]
+    panels.append(_cells_to_pixels(cells.permute(2, 0, 1), found, size).to(picture.device))
     labels.append("(b) most probable class")
     if found.feature is not None:
         feature = found.to_pixels(found.feature)[index, 0].float()
@@ -77,8 +77,8 @@ def _label_colours(labels: Tensor, class_names: Sequence[str]) -> tuple[Tensor, 
 
 def _cells_to_pixels(cells: Tensor, found: OcclusionMaps, size: tuple[int, int]) -> Tensor:
     """Colour cells ``[3,h',w']`` → ``[3,H,W]``: each pixel takes the cell of the window centred nearest to it."""
-    centres_y = found.rows.float() + found.size / 2
-    centres_x = found.cols.float() + found.size / 2
+    centres_y = found.rows.float().cpu() + found.size / 2
+    centres_x = found.cols.float().cpu() + found.size / 2
     ys = torch.arange(size[0]).float() + 0.5
     xs = torch.arange(size[1]).float() + 0.5
     nearest_y = (ys[:, None] - centres_y[None]).abs().argmin(1)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from convscope.attribution.base import Attribution, chunks, copies_target, forward, image_classes, input_gradient
+from convscope.attribution.base import (
+    Attribution,
+    batch_size_for,
+    chunks,
+    copies_target,
+    forward,
+    image_classes,
+    input_gradient,
+)
 from convscope.models.model import Model
 from convscope.render.overlay import upsample
 from convscope.targets import Target
@@ -27,11 +35,13 @@ class IntegratedGradients(Attribution):
     style = "saliency"
 
     def __init__(self, model: Model | nn.Module, *, steps: int = 50, baseline: str | float | Tensor = "black",
-                 batch_size: int = 32, progress: bool | None = None) -> None:
+                 batch_size: int | None = None,
+                 progress: bool | None = None) -> None:
         super().__init__(model)
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
         self.steps, self.baseline, self.batch_size, self.progress = steps, baseline, batch_size, progress
+        batch_size_for(batch_size, torch.device("cpu"))  # checks it
 
     def baseline_for(self, inputs: Tensor) -> Tensor:
         """The baseline x' as a tensor shaped like ``inputs``."""
@@ -47,7 +57,8 @@ class IntegratedGradients(Attribution):
         classes = image_classes(target, forward(self.model, inputs)[0])
         total = torch.zeros_like(inputs, dtype=torch.float32)
         pairs = torch.arange(self.steps * batch, device=inputs.device)  # pair j: step j // B + 1 of image j % B
-        for part in chunks(len(pairs), self.batch_size, description="Integrated Gradients", progress=self.progress):
+        per_pass = batch_size_for(self.batch_size, inputs.device)
+        for part in chunks(len(pairs), per_pass, description="Integrated Gradients", progress=self.progress):
             images = pairs[part] % batch
             alphas = ((pairs[part] // batch + 1).to(inputs.dtype) / self.steps).view(-1, 1, 1, 1)
             points = baseline[images] + alphas * (inputs[images] - baseline[images])

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from convscope.attribution.base import (
     Attribution,
+    batch_size_for,
     check_inputs,
     chunks,
     copies_target,
@@ -76,12 +77,14 @@ class Occlusion(Attribution):
     paper = "https://arxiv.org/abs/1311.2901"
 
     def __init__(self, model: Model | nn.Module, *, size: int = 32, stride: int = 16,
-                 fill: str | float | Tensor = "mean", batch_size: int = 32, progress: bool | None = None) -> None:
+                 fill: str | float | Tensor = "mean", batch_size: int | None = None,
+                 progress: bool | None = None) -> None:
         super().__init__(model)
         if size < 1 or stride < 1:
             raise ValueError(f"occluder size and stride must be at least 1, got size={size}, stride={stride}")
         self.size, self.stride, self.fill = size, stride, fill
         self.batch_size, self.progress = batch_size, progress
+        batch_size_for(batch_size, torch.device("cpu"))  # checks it
 
     def attribute(self, inputs: Tensor, target: Target) -> Tensor:
         found = self._run(inputs, target, None)
@@ -124,7 +127,8 @@ class Occlusion(Attribution):
         top_class = torch.empty(batch * places, dtype=torch.long, device=inputs.device)
         feature = torch.empty_like(score) if name else None
         with inspection_mode(self.model.net), capture(self.model.net, layers, detach=True) as store:
-            for part in chunks(batch * places, self.batch_size, description="Occlusion", progress=self.progress):
+            per_pass = batch_size_for(self.batch_size, inputs.device)
+            for part in chunks(batch * places, per_pass, description="Occlusion", progress=self.progress):
                 pairs = torch.arange(part.start, part.stop, device=inputs.device)
                 images, place = pairs // places, pairs % places
                 occluded = _occlude(inputs[images], rows[place // len(cols)], cols[place % len(cols)],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from convscope.attribution.base import chunks, copies_target, fast_layout, forward, image_classes
+from convscope.attribution.base import batch_size_for, chunks, copies_target, fast_layout, forward, image_classes
 from convscope.attribution.cam_base import LayerAttribution
 from convscope.hooks import capture, inspection_mode
 from convscope.models.model import Model
@@ -29,10 +29,11 @@ class ScoreCAM(LayerAttribution):
     title = "Score-CAM"
     paper = "https://arxiv.org/abs/1910.01279"
 
-    def __init__(self, model: Model | nn.Module, layer: str | nn.Module | None = None, *, batch_size: int = 32,
-                 progress: bool | None = None) -> None:
+    def __init__(self, model: Model | nn.Module, layer: str | nn.Module | None = None, *,
+                 batch_size: int | None = None, progress: bool | None = None) -> None:
         super().__init__(model, layer)
         self.batch_size, self.progress = batch_size, progress
+        batch_size_for(batch_size, torch.device("cpu"))  # checks it
 
     def attribute(self, inputs: Tensor, target: Target) -> Tensor:
         layer = self.layer(inputs)
@@ -48,7 +49,8 @@ class ScoreCAM(LayerAttribution):
         weights = torch.zeros(maps.shape[:2], device=maps.device)
         size = tuple(inputs.shape[-2:])
         with inspection_mode(self.model.net), capture(self.model.net, list(target.layers), detach=True) as store:
-            for part in chunks(len(images), self.batch_size, description="Score-CAM", progress=self.progress):
+            per_pass = batch_size_for(self.batch_size, inputs.device)
+            for part in chunks(len(images), per_pass, description="Score-CAM", progress=self.progress):
                 image, channel = images[part], channels[part]
                 masks = upsample(maps[image, channel], size)
                 masks = masks - masks.flatten(1).amin(1).view(-1, 1, 1)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from convscope.attribution.base import Attribution, chunks, copies_target, forward, image_classes, input_gradient
+from convscope.attribution.base import (
+    Attribution,
+    batch_size_for,
+    chunks,
+    copies_target,
+    forward,
+    image_classes,
+    input_gradient,
+)
 from convscope.models.model import Model
 from convscope.render.overlay import upsample
 from convscope.targets import Target
@@ -28,7 +36,8 @@ class SmoothGrad(Attribution):
     style = "saliency"
 
     def __init__(self, model: Model | nn.Module, *, samples: int = 50, noise: float = 0.1, seed: int = 0,
-                 batch_size: int = 32, progress: bool | None = None) -> None:
+                 batch_size: int | None = None,
+                 progress: bool | None = None) -> None:
         super().__init__(model)
         if samples < 1:
             raise ValueError(f"samples must be at least 1, got {samples}")
@@ -36,6 +45,7 @@ class SmoothGrad(Attribution):
             raise ValueError(f"noise is a fraction of the input range and cannot be negative, got {noise}")
         self.samples, self.noise, self.seed = samples, noise, seed
         self.batch_size, self.progress = batch_size, progress
+        batch_size_for(batch_size, torch.device("cpu"))  # checks it
 
     def heat(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
         """``|attribution|`` summed over colour channels, as the paper shows it."""
@@ -48,7 +58,8 @@ class SmoothGrad(Attribution):
         noise = _NoiseSamples(shape, inputs, self.seed)
         total = torch.zeros_like(inputs, dtype=torch.float32)
         pairs = torch.arange(self.samples * batch, device=inputs.device)  # pair j: sample j // B of image j % B
-        for part in chunks(len(pairs), self.batch_size, description="SmoothGrad", progress=self.progress):
+        per_pass = batch_size_for(self.batch_size, inputs.device)
+        for part in chunks(len(pairs), per_pass, description="SmoothGrad", progress=self.progress):
             images, samples = pairs[part] % batch, pairs[part] // batch
             draws = torch.stack([noise[s] for s in range(int(samples[0]), int(samples[-1]) + 1)])
             noisy = inputs[images] + draws[samples - samples[0]] * sigma[images].view(-1, 1, 1, 1)
