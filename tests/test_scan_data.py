@@ -51,6 +51,7 @@ def test_idx_reader_literal_and_corrupt_files(tmp_path) -> None:
 
 
 def write_fake_fashion(folder, train: int = 6, test: int = 4) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for prefix, count in (("train", train), ("t10k", test)):
         images = rng.integers(0, 256, (count, 28, 28))

@@ -88,13 +88,13 @@ def train_fashion_cnn(out: str | Path | None = None, settings: TrainingSettings 
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer,
                                                      lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
         run = TrainingRun(model)
-        run.history.append(_record(run, 0, math.nan, test_accuracy(net, test_x, test_y), 0.0, folder, settings))
+        run.history.append(_record(run, 0, math.nan, evaluate_accuracy(net, test_x, test_y), 0.0, folder, settings))
         log(f"epoch 0: test accuracy {run.history[-1].test_accuracy:.2%} (initialisation)")
         for epoch in range(1, settings.epochs + 1):
             began = time.perf_counter()
             loss = _train_epoch(net, optimizer, schedule, train_x, train_y, settings.batch_size, generator,
                                 progress, f"epoch {epoch}/{settings.epochs}")
-            accuracy = test_accuracy(net, test_x, test_y)
+            accuracy = evaluate_accuracy(net, test_x, test_y)
             record = _record(run, epoch, loss, accuracy, time.perf_counter() - began, folder, settings)
             run.history.append(record)
             log(f"epoch {epoch}: train loss {loss:.4f}, test accuracy {accuracy:.2%} ({record.seconds:.0f} s)"
@@ -130,7 +130,7 @@ def _train_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, schedule: tor
 
 
 @torch.no_grad()
-def test_accuracy(net: nn.Module, inputs: Tensor, labels: Tensor, batch_size: int = 1000) -> float:
+def evaluate_accuracy(net: nn.Module, inputs: Tensor, labels: Tensor, batch_size: int = 1000) -> float:
     """Share of ``inputs`` (normalised) whose top class is the label; the training flag is restored."""
     was_training = net.training
     net.eval()
