@@ -29,14 +29,18 @@ def _photo(name: str) -> Tensor:
 
 
 class SampleCrops(PictureSet):
-    """Square crops of the sample photos at several scales, overlapping by half, labelled by photo.
+    """Square crops of the sample photos at several scales, labelled by photo.
 
-    At scale ``s`` the crop side is ``s`` × the photo's short side, and crops step by half
-    a side across the photo (both ways). The class names are the photo names.
+    At scale ``s`` the crop side is ``s`` × the photo's short side; neighbouring crops share
+    at most ``overlap`` of a side (evenly spread from edge to edge, both ways). The class
+    names are the photo names.
     """
 
-    def __init__(self, photos: Sequence[str] = SAMPLES, scales: Sequence[float] = DEFAULT_SCALES) -> None:
+    def __init__(self, photos: Sequence[str] = SAMPLES, scales: Sequence[float] = DEFAULT_SCALES,
+                 overlap: float = 0.5) -> None:
         photos, scales = list(photos), [float(s) for s in scales]
+        if not 0 <= overlap < 1:
+            raise ValueError(f"overlap is a share of the crop side in [0, 1), got {overlap}")
         if not photos:
             raise ValueError("SampleCrops needs at least one photo name")
         for name in photos:
@@ -44,9 +48,9 @@ class SampleCrops(PictureSet):
                 raise unknown("sample photo", name, SAMPLES, hint="the photos are " + ", ".join(SAMPLES))
         if not scales or any(not 0 < s <= 1 for s in scales):
             raise ValueError(f"crop scales are fractions of the short side in (0, 1], got {scales}")
-        self.photos, self.scales = photos, scales
+        self.photos, self.scales, self.overlap = photos, scales, float(overlap)
         self.class_names = photos
-        self.crops = [crop for i, name in enumerate(photos) for crop in _crops_of(i, _photo(name), scales)]
+        self.crops = [crop for i, name in enumerate(photos) for crop in _crops_of(i, _photo(name), scales, overlap)]
 
     def __len__(self) -> int:
         return len(self.crops)
@@ -64,22 +68,22 @@ class SampleCrops(PictureSet):
         return f"{self.photos[crop.photo]} {crop.side}px at ({crop.top},{crop.left})"
 
     def spec(self) -> dict[str, Any]:
-        return {"kind": "sample-crops", "photos": self.photos, "scales": self.scales}
+        return {"kind": "sample-crops", "photos": self.photos, "scales": self.scales, "overlap": self.overlap}
 
 
-def _crops_of(photo: int, pixels: Tensor, scales: Sequence[float]) -> list[Crop]:
+def _crops_of(photo: int, pixels: Tensor, scales: Sequence[float], overlap: float) -> list[Crop]:
     height, width = pixels.shape[-2:]
     crops = []
     for scale in scales:
         side = max(1, round(scale * min(height, width)))
-        for top in _steps(height, side):
-            for left in _steps(width, side):
+        for top in _steps(height, side, overlap):
+            for left in _steps(width, side, overlap):
                 crops.append(Crop(photo, top, left, side))
     return crops
 
 
-def _steps(length: int, side: int) -> list[int]:
-    """Evenly spaced starts from 0 to ``length - side``, at most half a side apart."""
+def _steps(length: int, side: int, overlap: float) -> list[int]:
+    """Evenly spaced starts from 0 to ``length - side``, at most ``(1 - overlap)`` of a side apart."""
     room = length - side
-    count = math.ceil(room / (side / 2)) + 1 if room > 0 else 1
+    count = math.ceil(room / (side * (1 - overlap))) + 1 if room > 0 else 1
     return [round(i * room / (count - 1)) if count > 1 else room // 2 for i in range(count)]

@@ -44,7 +44,7 @@ def dataset_from_spec(spec: dict[str, Any]) -> PictureSet:
     elif kind == "folder":
         pictures = ImageFolder(spec["root"])
     elif kind == "sample-crops":
-        pictures = SampleCrops(spec["photos"], spec["scales"])
+        pictures = SampleCrops(spec["photos"], spec["scales"], spec.get("overlap", 0.5))
     else:
         raise ValueError(f"cannot reopen a picture set of kind {kind!r}; pass the pictures themselves")
     return FirstPictures(pictures, spec["limit"]) if "limit" in spec else pictures

@@ -81,7 +81,7 @@ def _photo_crops(gallery: Gallery, work: Path, context) -> None:
     if not layers:
         convs = conv_layers(model.net)
         layers = [convs[len(convs) // 3]]
-    crops = SampleCrops([photo.name for photo in context.photos], scales=(0.5,))
+    crops = SampleCrops(scales=(0.5,), overlap=0.0)  # every bundled photo, in crops that do not overlap
     result = Scan(model, layers, k=6).run(crops, work, batch_size=32, progress=False)
     for layer in layers:
         view = result.top_patches(layer, channels=range(10))
@@ -90,7 +90,9 @@ def _photo_crops(gallery: Gallery, work: Path, context) -> None:
                     titled(view.picture(tile_size=72), f"{model.name} on {result.count} crops of the sample photos"),
                     f"Maximally activating patches of {model.name}, {layer}",
                     f"The ImageNet model's {layer} ({field.size()[0]}-pixel receptive field) over {result.count} "
-                    "half-size crops of the gallery's photos: each channel prefers one texture, colour or edge.")
+                    "non-overlapping half-size crops of the bundled photos: each channel prefers one texture, colour "
+                    "or edge. Strong responses often sit at a crop's border, where the field reaches into the "
+                    "zero padding (grey).")
 
 
 def _first_of_class(result, label: int) -> int:

@@ -115,7 +115,7 @@ class Neighbors:
                      for idx in (self.feature_indices, self.pixel_indices))
 
     def picture(self, tile_size: int = 64) -> Picture:
-        """The query in the first column, its neighbours to the right; features left, pixels right.
+        """The query (▸) in the first column, its neighbours to the right; features left, pixels right.
 
         Neighbours whose label differs from the query's are framed red.
         """
@@ -127,7 +127,7 @@ class Neighbors:
             labels, flagged = [], []
             for q in range(len(self.queries)):
                 own = int(self.query_labels[q])
-                labels.append(f"query: {self._class(own)}" if own >= 0 else "query")
+                labels.append(f"▸ {self._class(own)}" if own >= 0 else "▸ query")
                 flagged.append(False)
                 for i in indices[q].tolist():
                     label = int(self.labels[i])
@@ -136,9 +136,9 @@ class Neighbors:
             body = grid(tiles, columns=k + 1, labels=labels, tile_size=tile_size, flagged=flagged)
             halves.append(titled(body, f"Nearest in {title}", _space_note(title, self.layer, self.metric)))
         feature_share, pixel_share = self.agreement()
-        subtitle = ("" if feature_share != feature_share else
-                    f"neighbours with the query's class: {feature_share:.0%} by features, {pixel_share:.0%} "
-                    "by pixels (others framed red)")
+        subtitle = "first column (▸): the query" + ("" if feature_share != feature_share else
+                                                     f"; neighbours of the query's class: {feature_share:.0%} by "
+                                                     f"features, {pixel_share:.0%} by pixels (others framed red)")
         return titled(stack(halves, gap=24), f"Nearest neighbours at {self.layer}", subtitle)
 
     def _class(self, label: int) -> str:
