@@ -23,6 +23,7 @@ from convscope.images import load_image, load_images, load_sample, sample_names
 from convscope.inspection import activation_maps, filters, layer_statistics, predict
 from convscope.models import DEFAULT_MODEL, Model, Preprocess, load_model
 from convscope.render import Picture
+from convscope.scan import Scan, ScanResult
 from convscope.targets import Channel, ClassProbability, ClassScore, Custom, Neuron, TopClass
 
 __version__ = "0.1.0"
@@ -32,4 +33,4 @@ __all__ = ["CAM", "DEFAULT_MODEL", "Deconvnet", "GradCAM", "GradCAMPlusPlus", "G
            "compare", "explain", "Channel", "ClassProbability", "ClassScore", "Custom", "GradientPass", "Model",
            "Neuron", "Picture", "Preprocess", "TopClass", "activation_maps", "capture", "filters", "gradient_pass",
            "inspection_mode", "layer_statistics", "load_image", "load_images", "load_model", "load_sample",
-           "predict", "preserved", "sample_names"]
+           "predict", "preserved", "sample_names", "Scan", "ScanResult"]

@@ -182,3 +182,18 @@ def test_order_key_sorts_by_value_then_lower_index() -> None:
     order = order_key(values, images).argsort(dim=1, descending=True)
     # by value descending, equal values (0.0 == -0.0, 1.5) by image index ascending, the empty slot last
     assert images.gather(1, order).tolist() == [[5, 3, 9, 7, 0, 2, 4, 8, 1, -1]]
+
+
+def test_a_corrupt_picture_is_named_also_from_a_loader_process(tmp_path) -> None:
+    from PIL import Image
+
+    from convscope.data import ImageFolder
+
+    (tmp_path / "pictures").mkdir()
+    for n in range(3):
+        Image.new("RGB", (10, 10), (n * 80, 0, 0)).save(tmp_path / "pictures" / f"{n}.png")
+    (tmp_path / "pictures" / "3.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(ValueError, match=r"3\.png") as caught:
+        Scan(small_model(), ["relu1"]).run(ImageFolder(tmp_path / "pictures"), tmp_path / "scan", batch_size=2,
+                                           workers=1, progress=False)
+    assert "\n" not in str(caught.value)

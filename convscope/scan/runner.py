@@ -175,7 +175,7 @@ class Scan:
             try:
                 for name in self.layers:
                     handles.append(get_layer(net, name).register_forward_hook(hook_for(name)))
-                for batch, (indices, fitted, _labels) in zip(mine, loader, strict=True):
+                for batch, (indices, fitted, _labels) in zip(mine, _plain_errors(loader), strict=True):
                     images = indices.to(device, non_blocking=True)
                     inputs = self.model.preprocess.normalize(fitted.to(device, dtype, non_blocking=True))
                     records.clear()
@@ -241,6 +241,23 @@ class _Writer:
         storage.save_atomically({"done": self.done, "parts": self.parts,
                                  "layers": {n: r.state() for n, r in self.recorders.items()}},
                                 self.folder / "state.pt")
+
+
+def _plain_errors(loader: DataLoader):
+    """The loader's batches; a picture that cannot be read in a loader process raises its own one-line error."""
+    iterator = iter(loader)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except (ValueError, TypeError) as error:
+            message = str(error)
+            if not message.startswith("Caught "):
+                raise
+            last = message.strip().splitlines()[-1]
+            raise type(error)(last.split(": ", 1)[-1] if ": " in last else last) from error
+        yield item
 
 
 def _batches(count: int, batch_size: int) -> list[range]:
