@@ -24,11 +24,18 @@ def test_fashion_cnn_literal_fields() -> None:
     assert fields["fc7"].whole_input and fields["fc7"].box(100, 0, 0) == (0, 0, 28, 28)
 
 
-def test_published_values_vgg16_and_resnet50() -> None:
-    # VGG-16: conv5_3 sees 196 px and pool5 212 px (Araujo et al., Distill 2019); torchvision's ResNet-50
-    # (stride on the 3×3 convolution) reaches 427 px at layer4.
+def test_published_values() -> None:
+    # Araujo et al., Distill 2019: VGG-16 conv5_3 196 px and pool5 212 px, AlexNet pool5 195 px, Inception-v3's
+    # last mixed block 1311 px (its widest branch; each concatenated branch keeps its own field);
+    # torchvision's ResNet-50 (stride on the 3×3 convolution) reaches 427 px at layer4.
     with torch.device("meta"):
-        vgg, resnet = torchvision.models.vgg16(), torchvision.models.resnet50()
+        vgg, resnet, alexnet = torchvision.models.vgg16(), torchvision.models.resnet50(), torchvision.models.alexnet()
+        inception = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False)
+    assert receptive_fields(alexnet, ["features.12"], torch.zeros(1, 3, 224, 224, device="meta"))[
+        "features.12"].size() == (195, 195)
+    mixed = receptive_fields(inception.eval(), ["Mixed_7c"], torch.zeros(1, 3, 299, 299, device="meta"))["Mixed_7c"]
+    heights = (mixed.bottom - mixed.top).unique().tolist()
+    assert max(heights) == 1311 and len(heights) > 1
     example = torch.zeros(1, 3, 224, 224, device="meta")
     vgg_fields = receptive_fields(vgg, ["features.29", "features.30"], example)
     assert vgg_fields["features.29"].size() == (196, 196) and vgg_fields["features.29"].stride == (16, 16)
