@@ -24,6 +24,21 @@ from convscope.inspection import activation_maps, filters, layer_statistics, pre
 from convscope.models import DEFAULT_MODEL, Model, Preprocess, load_model
 from convscope.render import Picture
 from convscope.scan import Scan, ScanResult
+from convscope.synthesis import (
+    class_model,
+    dream,
+    efros_leung,
+    fgsm,
+    fool,
+    gram_texture,
+    invert,
+    multifaceted,
+    optimise,
+    pgd,
+    style_transfer,
+    train_fast_style,
+    visualise_features,
+)
 from convscope.targets import Channel, ClassProbability, ClassScore, Custom, Neuron, TopClass
 
 __version__ = "0.1.0"
@@ -33,4 +48,6 @@ __all__ = ["CAM", "DEFAULT_MODEL", "Deconvnet", "GradCAM", "GradCAMPlusPlus", "G
            "compare", "explain", "Channel", "ClassProbability", "ClassScore", "Custom", "GradientPass", "Model",
            "Neuron", "Picture", "Preprocess", "TopClass", "activation_maps", "capture", "filters", "gradient_pass",
            "inspection_mode", "layer_statistics", "load_image", "load_images", "load_model", "load_sample",
-           "predict", "preserved", "sample_names", "Scan", "ScanResult"]
+           "predict", "preserved", "sample_names", "Scan", "ScanResult", "class_model", "dream", "efros_leung",
+           "fgsm", "fool", "gram_texture", "invert", "multifaceted", "optimise", "pgd", "style_transfer",
+           "train_fast_style", "visualise_features"]
