@@ -22,19 +22,24 @@ def preserved(net: nn.Module) -> Iterator[nn.Module]:
     modules = list(net.modules())
     training = [m.training for m in modules]
     inplace = [(m, m.inplace) for m in modules if isinstance(getattr(m, "inplace", None), bool)]
-    params = list(net.parameters())
+    params = list(dict.fromkeys(p for m in modules for p in m._parameters.values() if p is not None))
     requires = [p.requires_grad for p in params]
     grads = [p.grad for p in params]
     try:
         yield net
     finally:
+        # only what changed is written back: setting attributes on hundreds of modules is not free
         for module, flag in zip(modules, training, strict=True):
-            module.training = flag
+            if module.training != flag:
+                module.training = flag
         for module, flag in inplace:
-            module.inplace = flag
+            if module.inplace != flag:
+                module.inplace = flag
         for param, flag, grad in zip(params, requires, grads, strict=True):
-            param.requires_grad_(flag)
-            param.grad = grad
+            if param.requires_grad != flag:
+                param.requires_grad_(flag)
+            if param.grad is not grad:
+                param.grad = grad
 
 
 @contextmanager
@@ -45,12 +50,15 @@ def inspection_mode(net: nn.Module, *, grad_params: bool = False) -> Iterator[nn
     otherwise parameters are frozen so that no work is spent on them.
     """
     with preserved(net):
-        net.eval()
-        for module in net.modules():
-            if isinstance(getattr(module, "inplace", None), bool):
+        modules = list(net.modules())
+        if any(module.training for module in modules):
+            net.eval()
+        for module in modules:
+            if getattr(module, "inplace", None) is True:
                 module.inplace = False
-        for param in net.parameters():
-            param.requires_grad_(grad_params)
+            for param in module._parameters.values():
+                if param is not None and param.requires_grad != grad_params:
+                    param.requires_grad_(grad_params)
         yield net
 
 
