@@ -20,6 +20,8 @@ SECTION = "Feature space"
 FASHION_PICTURES = 2000
 TSNE_POINTS = 1500
 LITE_LAYERS = ("blocks.2.1", "blocks.3.2")
+CROP_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "cat", "camera", "coins", "brick", "grass", "gravel",
+               "china", "flower")
 
 
 def build(gallery: Gallery, context) -> None:
@@ -81,7 +83,7 @@ def _photo_crops(gallery: Gallery, work: Path, context) -> None:
     if not layers:
         convs = conv_layers(model.net)
         layers = [convs[len(convs) // 3]]
-    crops = SampleCrops(scales=(0.5,), overlap=0.0)  # every bundled photo, in crops that do not overlap
+    crops = SampleCrops(CROP_PHOTOS, scales=(0.5,), overlap=0.0)  # crops that do not overlap
     result = Scan(model, layers, k=6).run(crops, work, batch_size=32, progress=False)
     for layer in layers:
         view = result.top_patches(layer, channels=range(10))
@@ -90,7 +92,7 @@ def _photo_crops(gallery: Gallery, work: Path, context) -> None:
                     titled(view.picture(tile_size=72), f"{model.name} on {result.count} crops of the sample photos"),
                     f"Maximally activating patches of {model.name}, {layer}",
                     f"The ImageNet model's {layer} ({field.size()[0]}-pixel receptive field) over {result.count} "
-                    "non-overlapping half-size crops of the bundled photos: each channel prefers one texture, colour "
+                    "non-overlapping half-size crops of twelve bundled photos: each channel prefers one texture, colour "
                     "or edge. Strong responses often sit at a crop's border, where the field reaches into the "
                     "zero padding (grey).")
 

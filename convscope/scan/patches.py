@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from convscope.data.pictures import PictureSet
 from convscope.models.preprocessing import Preprocess
 from convscope.render.layout import grid, titled
 from convscope.render.picture import Picture
@@ -37,8 +38,8 @@ class TopPatches:
     """For each of ``channels``: values, picture indices, positions ``(y, x)`` and boxes of its top ``k``.
 
     ``boxes`` ``[n,k,4]`` (top, left, bottom, right) are in model-input pixels; ``patches``
-    ``[n,k,C,S,S]`` are the crops of the original pictures in [0, 1]; ``context`` ``[n,k,C,H,W]``
-    are the pictures as the model saw them with the box drawn in.
+    ``[n,k,3,S,S]`` are the crops of the original pictures in [0, 1]; :meth:`context` gives the
+    pictures as the model saw them with the box drawn in.
     """
 
     layer: str
@@ -48,13 +49,21 @@ class TopPatches:
     positions: Tensor
     boxes: Tensor
     patches: Tensor
-    context: Tensor
     field: ReceptiveField
     names: list[list[str]]
+    pictures: PictureSet
+    preprocess: Preprocess
+
+    def context(self) -> Tensor:
+        """``[n,k,3,H,W]``: each picture resized and cropped as the model saw it, its box outlined."""
+        fitted = {int(i): self.preprocess.fit(self.pictures.picture(int(i)))[0] for i in self.images.unique()}
+        return torch.stack([torch.stack([_boxed(fitted[int(i)], b) for i, b in zip(row_images, row_boxes,
+                                                                                    strict=True)])
+                            for row_images, row_boxes in zip(self.images, self.boxes, strict=True)])
 
     def picture(self, *, context: bool = False, tile_size: int | None = None) -> Picture:
         """One row per channel, best first, each patch labelled with its activation."""
-        tiles = self.context if context else self.patches
+        tiles = self.context() if context else self.patches
         count, k = tiles.shape[:2]
         size = tile_size or (96 if context else max(48, min(96, tiles.shape[-1] * 2)))
         labels = [f"#{c}: {v:.3g}" if j == 0 else f"{v:.3g}"
@@ -99,11 +108,9 @@ def top_patches(result: ScanResult, layer: str | None = None, channels: Sequence
     patches = torch.stack([torch.stack([cut_patch(pictures[int(i)], b, preprocess, side) for i, b in
                                         zip(row_images, row_boxes, strict=True)])
                            for row_images, row_boxes in zip(images, boxes, strict=True)])
-    context = torch.stack([torch.stack([_boxed(preprocess.fit(pictures[int(i)])[0], b) for i, b in
-                                        zip(row_images, row_boxes, strict=True)])
-                           for row_images, row_boxes in zip(images, boxes, strict=True)])
     names = [[result.pictures.name(int(i)) for i in row] for row in images]
-    return TopPatches(layer, channels, values, images, positions, boxes, patches, context, field, names)
+    return TopPatches(layer, channels, values, images, positions, boxes, patches, field, names, result.pictures,
+                      preprocess)
 
 
 def original_box(box: Sequence[int] | Tensor, size: tuple[int, int], preprocess: Preprocess) -> tuple[float, ...]:
