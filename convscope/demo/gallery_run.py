@@ -33,8 +33,8 @@ def _sections() -> list[tuple[str, Callable[[Gallery, DemoContext], None]]]:
     return [("Weights and activations", inspection_section.build),
             ("Attribution", attribution_section.build),
             ("Feature space", feature_space_section.build),
-            ("Analysis and trust", analysis_section.build),
-            ("Synthesis", synthesis_section.build)]
+            ("Synthesis", synthesis_section.build),
+            ("Analysis and trust", analysis_section.build)]
 
 
 def section_titles() -> list[str]:
