@@ -92,8 +92,8 @@ def _photo_crops(gallery: Gallery, work: Path, context) -> None:
                     titled(view.picture(tile_size=72), f"{model.name} on {result.count} crops of the sample photos"),
                     f"Maximally activating patches of {model.name}, {layer}",
                     f"The ImageNet model's {layer} ({field.size()[0]}-pixel receptive field) over {result.count} "
-                    "non-overlapping half-size crops of twelve bundled photos: each channel prefers one texture, colour "
-                    "or edge. Strong responses often sit at a crop's border, where the field reaches into the "
+                    "non-overlapping half-size crops of twelve bundled photos: each channel prefers one texture, "
+                    "colour or edge. Strong responses often sit at a crop's border, where the field reaches into the "
                     "zero padding (grey).")
 
 
