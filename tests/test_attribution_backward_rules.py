@@ -173,3 +173,20 @@ def test_model_is_left_as_found(tiny_net):
     out = tiny_net.eval()(x)
     (plain,) = torch.autograd.grad(out[:, 2].sum(), x)
     assert plain.abs().max() > 0  # ordinary autograd works again outside the block
+
+
+def test_rules_agree_with_captum_on_a_resnet_with_reused_inplace_relus():
+    # torchvision's ResNet calls one in-place nn.ReLU twice per block, adds residuals in place and max-pools.
+    import torchvision
+    from captum.attr import Deconvolution, GuidedBackprop
+
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(weights=None).eval()
+    x = torch.randn(2, 3, 64, 64)
+    target = torch.tensor([1, 2])
+    for rule, oracle in (("guided", GuidedBackprop), ("deconvnet", Deconvolution)):
+        ours = rule_gradient(net, x, rule, F.one_hot(target, 1000).float())
+        with pytest.warns(UserWarning):
+            theirs = oracle(net).attribute(x.clone(), target=target)
+        assert torch.allclose(ours, theirs, atol=1e-6 * float(theirs.abs().max()))
+    assert net.relu.inplace
