@@ -5,11 +5,12 @@
 
 Each library gets the same normalised batch (bundled photos), the same targets and,
 where a method has settings, the same ones (50 SmoothGrad samples, 50 Integrated
-Gradients steps with the right Riemann sum, a 32 px occluder every 16 px, 32 inputs
-per forward pass). Times are the best of ``--repeat`` runs after a warm-up; ``peak``
-is the largest memory the call added (CUDA: allocated tensors; CPU: resident set).
-Ratios above 1 mean convscope is faster. Captum's occlusion is timed at several
-``perturbations_per_eval`` and its best is used.
+Gradients steps with the right Riemann sum, a 32 px occluder every 16 px, and as many
+inputs per forward pass as convscope's default: 16 on a CPU, 64 on a GPU). Times are
+the best of ``--repeat`` runs after a warm-up; ``peak`` is the largest memory the call
+added (CUDA: allocated tensors; CPU: resident set). Ratios above 1 mean convscope is
+faster. Captum's occlusion is timed at several ``perturbations_per_eval`` and its
+best is used; pytorch-grad-cam's Score-CAM gets the same batch size as convscope's.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from collections.abc import Callable
 import torch
 
 from convscope.attribution import make_method
+from convscope.attribution.base import batch_size_for
 from convscope.images import load_sample
 from convscope.models import Preprocess, load_model
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "china", "flower")
-BATCH = 32
+BATCH = 16  # set in main() from the device, as convscope's default
 
 
 class PeakMemory:
@@ -71,18 +73,22 @@ def _rss() -> int:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def timed(run: Callable[[], object], device: torch.device, repeat: int) -> tuple[float, int]:
-    run()  # warm-up
-    best, peak = float("inf"), 0
+def timed(runs: dict[str, Callable[[], object]], device: torch.device, repeat: int,
+          warm_up: bool = True) -> dict[str, tuple[float, int]]:
+    """Best time and peak memory of each run; the runs take turns, so a busy machine slows them alike."""
+    for run in runs.values() if warm_up else ():
+        run()
+    best = {label: (float("inf"), 0) for label in runs}
     for _ in range(repeat):
-        with PeakMemory(device) as memory:
-            start = time.perf_counter()
-            run()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - start)
-        peak = max(peak, memory.peak)
-    return best, peak
+        for label, run in runs.items():
+            with PeakMemory(device) as memory:
+                start = time.perf_counter()
+                run()
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                elapsed = time.perf_counter() - start
+            best[label] = (min(best[label][0], elapsed), max(best[label][1], memory.peak))
+    return best
 
 
 def ours(name: str, model, inputs, classes, **options):
@@ -90,7 +96,7 @@ def ours(name: str, model, inputs, classes, **options):
     return lambda: method(inputs, classes)
 
 
-def captum_runs(name: str, model, inputs, classes) -> dict[str, Callable[[], object]]:
+def captum_runs(name: str, model, inputs, classes, evals=(1, 8, 16, 32, 64)) -> dict[str, Callable[[], object]]:
     import captum.attr as ca
 
     net, target = model.net, classes
@@ -123,7 +129,7 @@ def captum_runs(name: str, model, inputs, classes) -> dict[str, Callable[[], obj
 
         return {f" (perturbations_per_eval={p})": (lambda p=p: ca.Occlusion(probabilities).attribute(
             inputs, sliding_window_shapes=(3, 32, 32), strides=(3, 16, 16), baselines=0.0, target=target,
-            perturbations_per_eval=p)) for p in (1, 8, 32, 64)}
+            perturbations_per_eval=p)) for p in evals}
     return {}
 
 
@@ -157,12 +163,17 @@ def main() -> None:
                                                           "score_cam"])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--no-warm-up", action="store_true", help="skip the warm-up run (for the slow methods)")
+    parser.add_argument("--occlusion-evals", type=int, nargs="+", default=[1, 8, 16, 32, 64],
+                        help="Captum perturbations_per_eval values to try (default: %(default)s)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     model = load_model("efficientnet_lite0", device=args.device)
     device = model.device
+    global BATCH
+    BATCH = batch_size_for(None, device)
     pre = model.preprocess
     small = Preprocess(resize=round(args.size * 256 / 224), crop=args.size, mean=pre.mean, std=pre.std)
     photos = [load_sample(name) for name in PHOTOS]
@@ -171,23 +182,27 @@ def main() -> None:
     print("| method | batch | convscope s (peak MB) | Captum s (peak MB) | ratio | pytorch-grad-cam s (peak MB) "
           "| ratio |")
     print("|---|---|---|---|---|---|---|")
-    settings = {"smooth_grad": {"samples": 50, "batch_size": BATCH}, "integrated_gradients": {"steps": 50,
-                "batch_size": BATCH}, "occlusion": {"size": 32, "stride": 16, "batch_size": BATCH},
-                "score_cam": {"batch_size": BATCH, "layer": "bn2"}}
+    settings = {"smooth_grad": {"samples": 50}, "integrated_gradients": {"steps": 50},
+                "occlusion": {"size": 32, "stride": 16}, "score_cam": {"layer": "bn2"}}
     for name in args.methods:
         for batch in args.batches:
             inputs = small([photos[i % len(photos)] for i in range(batch)]).to(device)
             with torch.no_grad():
                 classes = model.net(inputs).argmax(1)
-            mine, mine_peak = timed(ours(name, model, inputs, classes, **settings.get(name, {})), device,
-                                    args.repeat)
+            libraries = [captum_runs(name, model, inputs, classes, args.occlusion_evals),
+                         grad_cam_runs(name, model, inputs, classes)]
+            runs = {"convscope": ours(name, model, inputs, classes, **settings.get(name, {}))}
+            for index, library in enumerate(libraries):
+                runs.update({(index, label): run for label, run in library.items()})
+            results = timed(runs, device, args.repeat, not args.no_warm_up)
+            mine, mine_peak = results["convscope"]
             cells = [f"{mine:.3f} ({mine_peak / 2**20:.0f})"]
-            for runs in (captum_runs(name, model, inputs, classes), grad_cam_runs(name, model, inputs, classes)):
-                if not runs:
+            for index, library in enumerate(libraries):
+                if not library:
                     cells += ["–", "–"]
                     continue
-                results = {label: timed(run, device, args.repeat) for label, run in runs.items()}
-                label, (theirs, peak) = min(results.items(), key=lambda item: item[1][0])
+                label, (theirs, peak) = min(((label, results[(index, label)]) for label in library),
+                                            key=lambda item: item[1][0])
                 cells += [f"{theirs:.3f} ({peak / 2**20:.0f}){label}", f"{theirs / mine:.2f}×"]
             print(f"| {name} | {batch} | " + " | ".join(cells) + " |", flush=True)
 
