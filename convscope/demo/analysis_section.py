@@ -51,5 +51,6 @@ def build_sanity(gallery: Gallery, context) -> None:
                 "down and each method explains the same class again. A method whose map stays the same while the "
                 "network is destroyed is not explaining the network. As in the paper, guided backprop and deconvnet "
                 "hardly change when the top layers are randomised, while saliency and Grad-CAM do. (Demo settings: "
-                "one photo, every other stage, SmoothGrad with 4 samples, Integrated Gradients with 4 steps, a coarse occlusion grid; "
+                "one photo, every other stage, SmoothGrad with 4 samples, Integrated Gradients with 4 steps, "
+                "a coarse occlusion grid; "
                 "`convscope check` runs the full version and writes sanity_cascading.csv.)")

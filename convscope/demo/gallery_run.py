@@ -27,8 +27,13 @@ class DemoContext:
 
 
 def _sections() -> list[tuple[str, Callable[[Gallery, DemoContext], None]]]:
-    from convscope.demo import analysis_section, attribution_section, feature_space_section, inspection_section
-    from convscope.demo import synthesis_section
+    from convscope.demo import (
+        analysis_section,
+        attribution_section,
+        feature_space_section,
+        inspection_section,
+        synthesis_section,
+    )
 
     return [("Weights and activations", inspection_section.build),
             ("Attribution", attribution_section.build),
