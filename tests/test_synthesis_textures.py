@@ -67,14 +67,19 @@ def test_gram_texture_and_style_transfer_reduce_their_losses(tiny_model):
     assert styled.image.shape == (3, 16, 16) and styled.losses[-1] < styled.losses[0]
 
 
-def test_vgg_layers_follow_gatys_and_other_networks_get_smoothing(lite0):
+def test_layer_choice_for_vgg_the_embedded_model_and_residual_networks(lite0):
     from torchvision.models import vgg19
 
     vgg = style_layers(Model(vgg19(weights=None), name="vgg19"))
     assert vgg.style == ("features.1", "features.6", "features.11", "features.20", "features.29")
     assert vgg.content == "features.22" and vgg.smoothing == "none"
+    from torchvision.models import resnet18
+
     lite = style_layers(lite0)
-    assert lite.smoothing == "softmax" and all(name in lite0.layer_names() for name in (*lite.style, lite.content))
+    assert lite.smoothing == "none" and all(name in lite0.layer_names() for name in (*lite.style, lite.content))
+    resnet = style_layers(Model(resnet18(weights=None), name="resnet18"))
+    assert resnet.style == ("relu", "layer1", "layer2", "layer3", "layer4")
+    assert resnet.content == "layer3" and resnet.smoothing == "softmax"
 
 
 def test_fast_style_trains_saves_loads_and_leaves_state_alone(tiny_model, tmp_path):

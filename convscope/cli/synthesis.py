@@ -14,8 +14,8 @@ from convscope.images import load_image, load_images
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("classviz", help="class model: the picture the model finds most typical of a class")
     p.add_argument("--target", nargs="+", required=True, help="class indices or names, e.g. 281 or tabby flamingo")
-    p.add_argument("--recipe", choices=("simonyan", "fourier"), default="simonyan",
-                   help="simonyan: pixels + L2 + blur + clipping (default); fourier: decorrelated Fourier image")
+    p.add_argument("--recipe", choices=("fourier", "simonyan"), default="fourier",
+                   help="fourier: decorrelated Fourier image (default); simonyan: pixels + blur + clipping tricks")
     p.add_argument("--size", type=int, help="picture side (default: the model's input size)")
     p.add_argument("--steps", type=int, default=256)
     _common(p, "classviz", run_classviz)
@@ -126,6 +126,11 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number or fraction: {text!r} (write 2/255 or 0.008)") from error
 
 
+def _name(source: str) -> str:
+    """A file-name part for an image argument: ``sample:brick`` → ``brick``, ``photos/cat.jpg`` → ``cat``."""
+    return slug(source.removeprefix("sample:") if source.startswith("sample:") else Path(source).stem)
+
+
 def _generator(args: argparse.Namespace) -> torch.Generator:
     return torch.Generator().manual_seed(args.seed)
 
@@ -177,7 +182,7 @@ def run_invert(args: argparse.Namespace) -> None:
     result = invert(model, load_image(args.image), args.layers, size=args.size, steps=args.steps,
                     tv_weight=args.tv, beta=args.beta, generator=_generator(args))
     print("\n".join(result.lines()))
-    written(result.picture().save(args.out / f"invert_{slug(Path(args.image).stem)}.png"))
+    written(result.picture().save(args.out / f"invert_{_name(args.image)}.png"))
 
 
 def run_dream(args: argparse.Namespace) -> None:
@@ -187,7 +192,7 @@ def run_dream(args: argparse.Namespace) -> None:
     result = dream(model, load_image(args.image), args.layer, channel_index=args.channel, size=args.size,
                    octaves=args.octaves, steps=args.steps, generator=_generator(args))
     print(f"objective rise per octave: {', '.join(f'×{g:.2f}' for g in result.gains)}")
-    name = f"dream_{slug(Path(args.image).stem)}_{slug(args.layer)}"
+    name = f"dream_{_name(args.image)}_{slug(args.layer)}"
     written(result.picture().save(args.out / f"{name}.png"))
     from convscope.render.picture import Picture
 
@@ -230,7 +235,7 @@ def run_texture(args: argparse.Namespace) -> None:
         result = synthesise_texture(None, source, "efros-leung", size=args.size or 96, window=args.window,
                                     generator=_generator(args), device=args.device)
     print(result.summary())
-    written(result.picture().save(args.out / f"texture_{slug(Path(args.image).stem)}_{args.method}.png"))
+    written(result.picture().save(args.out / f"texture_{_name(args.image)}_{args.method}.png"))
 
 
 def run_style(args: argparse.Namespace) -> None:
@@ -241,7 +246,7 @@ def run_style(args: argparse.Namespace) -> None:
                             steps=args.steps, style_weight=args.style_weight, content_weight=args.content_weight,
                             smoothing=args.smoothing, generator=_generator(args))
     print(result.summary())
-    name = f"style_{slug(Path(args.content).stem)}_{slug(Path(args.style).stem)}"
+    name = f"style_{_name(args.content)}_{_name(args.style)}"
     written(result.picture().save(args.out / f"{name}.png"))
     from convscope.render.picture import Picture
 
@@ -259,7 +264,7 @@ def run_fast_train(args: argparse.Namespace) -> None:
                                width=args.width, generator=_generator(args))
     print(f"trained {args.steps} steps: loss {float(trained.losses[0]):.4g} → {float(trained.losses[-1]):.4g} "
           f"(first tenth ÷ last tenth: {trained.loss_reduction:.2f})")
-    path = args.save or args.out / f"fast_style_{slug(Path(args.style).stem)}.pt"
+    path = args.save or args.out / f"fast_style_{_name(args.style)}.pt"
     written(trained.save(path))
 
 

@@ -38,9 +38,9 @@ def build(gallery: Gallery, context) -> None:
     classes = class_model(model, ["goldfish", "flamingo", "pineapple"], size=128, steps=150, generator=seeded(),
                           progress=False)
     gallery.add(SECTION, "synthesis_class_models.png", classes.picture(tile_size=192), "Class models",
-                "arg max S_c(I) − λ‖I‖² (Simonyan et al.) on free pixels with a Gaussian blur every 4 steps, "
-                "clipping of the 5 % weakest pixels and random jitter/scale/rotation, grown over three octaves "
-                f"(64 → 96 → 128 px), 150 steps in all. Final probabilities: {_joined(classes.lines())}.")
+                "arg max S_c(I) + log p_c(I) − 3·10⁻⁵‖I‖² (Simonyan et al.'s class model; log p_c keeps the "
+                "neighbouring classes down) on a decorrelated Fourier image with random jitter, scaling and "
+                f"rotation, 150 Adam steps at 128 px. Final probabilities: {_joined(classes.lines())}.")
 
     features = visualise_features(model, "blocks.4", [0, 7, 20, 33], size=96, steps=96, generator=seeded(),
                                   progress=False)
@@ -84,7 +84,7 @@ def build(gallery: Gallery, context) -> None:
     brick = resize_short_side(load_sample("brick"), 96)
     texture = gram_texture(model, brick, steps=160, generator=seeded(), progress=False)
     small = resize_short_side(load_sample("brick"), 48)
-    sampled = efros_leung(small, 64, window=9, generator=seeded(), progress=False)
+    sampled = efros_leung(small, 64, window=9, pixels_per_round=32, generator=seeded(), progress=False)
     sampled_picture = titled(grid(torch.stack([torch.nn.functional.pad(small, (8, 8, 8, 8), value=1.0),
                                                sampled.image]), labels=["source 48 px", "Efros–Leung 64 px"],
                                   tile_size=192), "Texture synthesis (Efros–Leung)",
@@ -99,7 +99,7 @@ def build(gallery: Gallery, context) -> None:
                 f"Gatys et al. at 128 px, 120 Adam steps from the content: {styled.summary()}.")
 
     contents = [p.pixels for p in photos]
-    fast = train_fast_style(model, load_sample("gravel"), contents, size=64, steps=120, batch=2, width=8,
+    fast = train_fast_style(model, load_sample("immunohistochemistry"), contents, size=64, steps=120, batch=2, width=8,
                             generator=seeded(), progress=False)
     shown = torch.stack([resize_short_side(context.photo(n).pixels, 128)[:, :128, :128] for n in ("coffee", "rocket")])
     gallery.add(SECTION, "synthesis_fast_style.png", fast.picture(shown, tile_size=160), "Fast style transfer",

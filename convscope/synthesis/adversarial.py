@@ -82,12 +82,13 @@ class AttackResult:
 
     def lines(self) -> list[str]:
         names = self.class_names
-        out = [f"{self.method}: ε = {self.epsilon:.4g} ({self.norm}), success {self.success.sum()}/"
+        budget = f"{self.epsilon * 255:.3g}/255" if self.norm == "linf" else f"{self.epsilon:.3g}"
+        out = [f"{self.method}: ε = {budget} ({self.norm}), success {int(self.success.sum())}/"
                f"{len(self.success)} = {self.success_rate:.0%}"]
         p_before, p_after = self.before.softmax(1), self.after.softmax(1)
         for b in range(len(self.originals)):
             was, now = int(self.before[b].argmax()), int(self.predictions[b])
-            goal = f" → target {names[int(self.targets[b])]} p={float(self.target_probability()[b]):.4f}" \
+            goal = f"; target {names[int(self.targets[b])]} p = {float(self.target_probability()[b]):.4f}" \
                 if self.targets is not None else ""
             out.append(f"  {b}: {names[was]} ({float(p_before[b, was]):.3f}) → {names[now]} "
                        f"({float(p_after[b, now]):.3f}){goal}; L∞ = {float(self.linf[b]) * 255:.2f}/255, "
@@ -100,7 +101,7 @@ class AttackResult:
         change = self.perturbations
         if magnify is None:
             shown = normalize(change, "symmetric", dims=3)
-            how = "scaled to its largest value"
+            how = "scaled"
         else:
             shown = (0.5 + magnify * change).clamp(0, 1)
             how = f"×{magnify:g}"
@@ -109,7 +110,7 @@ class AttackResult:
         for b in range(len(self.originals)):
             was, now = int(self.before[b].argmax()), int(self.predictions[b])
             tiles = torch.stack([self.originals[b], shown[b], self.adversarials[b]])
-            labels = [f"{names[was]} {float(p_before[b, was]):.2f}", f"change {how}",
+            labels = [f"{names[was]} {float(p_before[b, was]):.2f}", f"change ({how})",
                       f"{names[now]} {float(p_after[b, now]):.2f}"]
             rows.append(grid(tiles, labels=labels, tile_size=tile_size, columns=3,
                              flagged=[False, False, bool(self.success[b])]))
