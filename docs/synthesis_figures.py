@@ -17,8 +17,21 @@ import torch.nn.functional as F
 import convscope
 from convscope.images import load_sample
 from convscope.render.layout import grid, stack, titled
-from convscope.synthesis import (class_model, crop_pool, dream, efros_leung, fgsm, fool, gram_texture, invert,
-                                 multifaceted, pgd, style_transfer, train_fast_style, visualise_features)
+from convscope.synthesis import (
+    class_model,
+    crop_pool,
+    dream,
+    efros_leung,
+    fgsm,
+    fool,
+    gram_texture,
+    invert,
+    multifaceted,
+    pgd,
+    style_transfer,
+    train_fast_style,
+    visualise_features,
+)
 from convscope.synthesis.texture import resize_short_side
 
 OUT = Path(__file__).parent / "synthesis"
@@ -82,18 +95,21 @@ def textures(model):
     for name, source in sources.items():
         variants = [
             ("plain Gram, stage outputs", gram_texture(model, source, layers=naive, smoothing="none", colour_weight=0,
-                                                       octaves=1, jitter=0, steps=300, generator=seeded())),
+                                                       parameterisation="pixels", lr=0.02, jitter=0, steps=300,
+                                                       generator=seeded())),
             ("+ softmax smoothing", gram_texture(model, source, layers=naive, smoothing="softmax", colour_weight=0,
-                                                 octaves=1, jitter=0, steps=300, generator=seeded())),
+                                                 parameterisation="pixels", lr=0.02, jitter=0, steps=300,
+                                                 generator=seeded())),
+            ("default + softmax", gram_texture(model, source, smoothing="softmax", steps=300, generator=seeded())),
             ("convscope default", gram_texture(model, source, steps=300, generator=seeded())),
         ]
         for label, result in variants:
             print(name, label, result.summary())
         tiles = torch.stack([source] + [r.images[0] for _, r in variants])
         rows.append(grid(tiles, labels=[f"{name} (source)"] + [label for label, _ in variants], tile_size=160,
-                         columns=4))
+                         columns=5))
     titled(stack(rows, direction="vertical", gap=4), "Gram textures on EfficientNet-Lite0",
-           "300 Adam steps (lr 0.02) at 128 px").save(OUT / "textures_gram.png")
+           "300 Adam steps at 128 px").save(OUT / "textures_gram.png")
     tiles, labels = [], []
     for name in ("brick", "grass", "gravel"):
         small = resize_short_side(load_sample(name), 64)

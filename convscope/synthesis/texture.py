@@ -89,17 +89,19 @@ def gram_objective(model: Model, reference: Tensor, layers: Sequence[str], weigh
 
 def gram_texture(model: Model | nn.Module, source: Tensor, *, size: int | tuple[int, int] | None = None,
                  batch: int = 1, layers: Sequence[str] | None = None, weights: Sequence[float] | None = None,
-                 smoothing: str | None = None, colour_weight: float = 1.0, octaves: int = 2, steps: int = 500,
-                 lr: float = 0.02, parameterisation: str = "pixels", jitter: int = 4,
+                 smoothing: str | None = None, colour_weight: float = 1.0, octaves: int = 1, steps: int = 500,
+                 lr: float = 0.05, parameterisation: str = "fourier", jitter: int = 4,
                  generator: torch.Generator | None = None, progress: bool = True) -> TextureResult:
     """Gatys et al.'s texture: noise optimised until its Gram matrices match ``source``'s.
 
     ``layers``/``smoothing`` default to :func:`~convscope.synthesis.layer_choice.style_layers`;
-    ``colour_weight`` adds the colour statistics of the source; ``octaves`` > 1 works coarse
-    to fine (half size first, against a half-size source) so that large structures form
-    before details; ``jitter`` shifts the picture circularly by up to that many pixels each
-    step, so that strided layers cannot hide noise between their samples. ``size``
-    defaults to the source's; ``parameterisation`` is ``pixels`` or ``fourier`` (single octave).
+    ``colour_weight`` adds the colour statistics of the source; ``jitter`` shifts the
+    picture circularly by up to that many pixels each step, so that strided layers cannot
+    hide noise between their samples; ``parameterisation`` is ``fourier`` (default: a
+    decorrelated Fourier image, which keeps the high-frequency colour noise of free pixels
+    away) or ``pixels`` (Gatys et al.'s; ``lr`` is then best around 0.02); ``octaves`` > 1
+    (pixels only) works coarse to fine, half size first against a half-size source.
+    ``size`` defaults to the source's.
     """
     model = as_model(model)
     source = _picture(source)
@@ -128,9 +130,8 @@ def gram_texture(model: Model | nn.Module, source: Tensor, *, size: int | tuple[
         else:
             param = fourier(shape, batch, generator=generator)
         count = steps // octaves if number < octaves - 1 else steps - (octaves - 1) * (steps // octaves)
-        result = optimise(model, objective, param, steps=max(1, count), lr=lr if parameterisation == "pixels" else
-                          2.5 * lr, transforms=transforms, generator=generator, progress=progress,
-                          description=f"gram texture {number + 1}/{octaves}")
+        result = optimise(model, objective, param, steps=max(1, count), lr=lr, transforms=transforms,
+                          generator=generator, progress=progress, description=f"gram texture {number + 1}/{octaves}")
         images = result.images
         parts.append(result.losses)
     settings = {"size": (height, width), "steps": steps, "lr": lr, "smoothing": smoothing, "octaves": octaves,
