@@ -66,6 +66,22 @@ def test_the_model_is_left_as_found_even_when_the_objective_raises(tiny_model):
         assert net.conv.weight.grad is None
 
 
+def test_layer_objectives_stop_the_forward_pass_early_without_changing_the_result(tiny_model):
+    calls = []
+    handle = tiny_model.net.fc.register_forward_hook(lambda module, inputs, output: calls.append(1))
+    try:
+        start = torch.rand(1, 3, 8, 8, generator=seeded())
+        early = optimise(tiny_model, O.channel("relu", 0), P.from_image(start), steps=3, progress=False)
+        assert calls == []
+        full = optimise(tiny_model, O.channel("relu", 0) + 0 * O.class_score(0), P.from_image(start), steps=3,
+                        progress=False)
+        assert len(calls) == 3
+    finally:
+        handle.remove()
+    assert torch.equal(early.images, full.images)
+    assert [len(m._forward_hooks) for m in tiny_model.net.modules()] == [0] * len(list(tiny_model.net.modules()))
+
+
 def test_snapshots_and_early_stop(tiny_model):
     result = optimise(tiny_model, O.class_score(0), P.pixels(8), steps=6, snapshots=2, progress=False)
     assert sorted(result.snapshots) == [2, 4, 6]

@@ -22,7 +22,6 @@ def test_class_model_raises_the_target_scores(lite0):
     assert "goldfish" in result.lines()[0] and result.picture().size[0] > 0
 
 
-@pytest.mark.slow
 def test_class_model_defaults_reach_ninety_nine_percent(lite0):
     result = class_model(lite0, ["tabby", "goldfish"], generator=seeded(), progress=False)
     assert (result.probabilities >= 0.99).all()

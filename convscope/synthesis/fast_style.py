@@ -25,6 +25,7 @@ from convscope.models.model import Model, as_model
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
 from convscope.synthesis.layer_choice import style_layers as default_layers
+from convscope.synthesis.loop import LayersDone, stop_after
 from convscope.synthesis.matching import gram_matrix, layer_features, normalised_distance, smooth
 from convscope.synthesis.texture import _picture, resize_short_side
 
@@ -200,14 +201,22 @@ def train_fast_style(model: Model | nn.Module, style: Tensor, contents: Sequence
     std = torch.tensor(model.preprocess.std, device=device).view(1, -1, 1, 1)
     names = list(dict.fromkeys([content_layer, *layers]))
     losses = []
-    with inspection_mode(model.net), capture(model.net, names) as store:
+    with inspection_mode(model.net), capture(model.net, names) as store, stop_after(model.net, names) as restart:
+
+        def features(pictures: Tensor) -> None:
+            restart()
+            try:
+                model.net((pictures - mean) / std)
+            except LayersDone:
+                pass
+
         for _ in tqdm(range(steps), desc="fast style", disable=not progress, leave=False):
             crops = random_crops(pool, batch, size, generator).to(device)
             with torch.no_grad():
-                model.net((crops - mean) / std)
+                features(crops)
                 target = smooth(store.activation(content_layer), smoothing)
             made = net(crops)
-            model.net((made - mean) / std)
+            features(made)
             content = normalised_distance(smooth(store.activation(content_layer), smoothing), target).mean()
             style_loss = sum(_relative(gram_matrix(smooth(store.activation(layer), smoothing)), style_grams[layer])
                              for layer in layers) / len(layers)

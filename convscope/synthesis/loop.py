@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -12,6 +13,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from convscope.hooks import capture, inspection_mode
+from convscope.models.layers import get_layer
 from convscope.models.model import Model, as_model
 from convscope.render.layout import grid
 from convscope.render.picture import Picture
@@ -82,6 +84,9 @@ def optimise(model: Model | nn.Module, objective: Objective | Target, param: Ima
     Fourier image. ``optimizer`` is ``adam``, ``sgd``, ``lbfgs``, ``sign`` (PGD),
     ``normalised`` (DeepDream) or a factory. ``snapshots`` is an interval or a list of
     step numbers. ``stop(step, values[B], output)`` ends the loop early when it returns True.
+    When no part of the objective reads the model's output (feature, texture and style
+    objectives), each forward pass stops once the objective's layers have run, and
+    ``output`` is ``None``.
     """
     model = as_model(model)
     goal = as_objective(objective)
@@ -104,18 +109,25 @@ def optimise(model: Model | nn.Module, objective: Objective | Target, param: Ima
     kept: dict[int, Tensor] = {}
     losses: list[Tensor] = []
     began = time.perf_counter()
-    with inspection_mode(model.net), capture(model.net, goal.layers) as store:
-        record: dict[str, Tensor] = {}
+    truncate = not goal.reads_output and bool(goal.layers)
+    with inspection_mode(model.net), capture(model.net, goal.layers) as store, \
+            stop_after(model.net, goal.layers if truncate else ()) as restart:
+        record: dict[str, Tensor | None] = {}
 
         def closure() -> Tensor:
             optimiser.zero_grad(set_to_none=True)
             images = param()
             inputs = _model_input(transform(images, generator), model_size, mean, std, model)
-            output = model.net(inputs)
+            restart()
+            try:
+                output = model.net(inputs)
+            except LayersDone:
+                output = None
             values = goal(Evaluation(images, inputs, output, store.activations, mean, std))
             loss = -values.sum()
             loss.backward()
-            record["values"], record["output"] = values.detach(), output.detach()
+            record["values"] = values.detach()
+            record["output"] = None if output is None else output.detach()
             return loss
 
         bar = tqdm(range(steps), desc=description, disable=not progress, leave=False)
@@ -139,6 +151,37 @@ def optimise(model: Model | nn.Module, objective: Objective | Target, param: Ima
         images = param().detach().float().cpu()
     seconds = time.perf_counter() - began
     return SynthesisResult(images, torch.stack(losses).float().cpu(), kept, goal.name, seconds)
+
+
+class LayersDone(Exception):
+    """Raised inside the forward pass once every layer an objective reads has run."""
+
+
+@contextmanager
+def stop_after(net: nn.Module, layers: Sequence[str]) -> Iterator[Callable[[], None]]:
+    """Stop each forward pass of ``net`` (by raising :class:`LayersDone`) once all ``layers`` have run.
+
+    Yields a function that starts a new pass; with no layers it does nothing. Hooks are
+    removed on exit.
+    """
+    seen: set[str] = set()
+    handles = []
+
+    def watcher(name: str):
+        def hook(module: nn.Module, inputs: object, output: object) -> None:
+            seen.add(name)
+            if len(seen) == len(layers):
+                raise LayersDone
+
+        return hook
+
+    try:
+        for name in dict.fromkeys(layers):
+            handles.append(get_layer(net, name).register_forward_hook(watcher(name)))
+        yield seen.clear
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def evaluate(model: Model | nn.Module, images: Tensor) -> Tensor:

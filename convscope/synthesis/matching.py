@@ -79,7 +79,7 @@ def feature_distance(layer: str, reference: Tensor, *, smoothing: str = "none") 
                              f"{tuple(acts.shape[1:])}: optimise an image of the reference's size")
         return normalised_distance(smooth(acts, smoothing), smooth(goal, smoothing))
 
-    return Objective(distance, (layer,), f"‖Φ−Φ₀‖²/‖Φ₀‖² at {layer}")
+    return Objective(distance, (layer,), f"‖Φ−Φ₀‖²/‖Φ₀‖² at {layer}", reads_output=False)
 
 
 def normalised_distance(features: Tensor, reference: Tensor) -> Tensor:
@@ -106,7 +106,7 @@ def gram_distance(layer: str, reference_gram: Tensor, *, smoothing: str = "none"
         goal = goal.to(gram)
         return (gram - goal).flatten(1).pow(2).sum(1) / goal.flatten(1).pow(2).sum(1).clamp_min(1e-12)
 
-    return Objective(distance, (layer,), f"Gram distance at {layer}")
+    return Objective(distance, (layer,), f"Gram distance at {layer}", reads_output=False)
 
 
 def colour_distance(reference: Tensor) -> Objective:
@@ -123,7 +123,7 @@ def colour_distance(reference: Tensor) -> Objective:
         target = goal.to(gram)
         return (gram - target).flatten(1).pow(2).sum(1) / target.pow(2).sum().clamp_min(1e-12)
 
-    return Objective(distance, (), "colour Gram distance")
+    return Objective(distance, (), "colour Gram distance", reads_output=False)
 
 
 def _pixels(picture: Tensor) -> Tensor:

@@ -27,12 +27,13 @@ class Evaluation:
 
     ``images`` are the parameterised pictures ``[B,3,H,W]`` in [0, 1] before the
     robustness transforms; ``inputs`` the normalised batch the model saw; ``output``
-    its scores ``[B,K]``; ``activations`` the outputs of the layers the objective names.
+    its scores ``[B,K]`` (``None`` when no part of the objective reads them and the pass
+    stopped early); ``activations`` the outputs of the layers the objective names.
     """
 
     images: Tensor
     inputs: Tensor
-    output: Tensor
+    output: Tensor | None
     activations: Mapping[str, Tensor]
     mean: Tensor
     std: Tensor
@@ -44,13 +45,18 @@ class Evaluation:
 
 
 class Objective:
-    """A function ``Evaluation -> Tensor[B]`` with the layers it reads and a readable name."""
+    """A function ``Evaluation -> Tensor[B]`` with the layers it reads and a readable name.
+
+    ``reads_output`` says whether it needs the model's final output; when no part of an
+    objective does, the loop stops each forward pass once its layers have run.
+    """
 
     def __init__(self, function: Callable[[Evaluation], Tensor], layers: tuple[str, ...] = (),
-                 name: str = "objective") -> None:
+                 name: str = "objective", reads_output: bool = True) -> None:
         self.function = function
         self.layers = tuple(dict.fromkeys(layers))
         self.name = name
+        self.reads_output = reads_output
 
     def __call__(self, evaluation: Evaluation) -> Tensor:
         value = self.function(evaluation)
@@ -67,12 +73,13 @@ class Objective:
 
     def __add__(self, other: Objective | float) -> Objective:
         other = as_objective(other)
-        return Objective(lambda e: self(e) + other(e), self.layers + other.layers, f"{self.name} + {other.name}")
+        return Objective(lambda e: self(e) + other(e), self.layers + other.layers, f"{self.name} + {other.name}",
+                         self.reads_output or other.reads_output)
 
     __radd__ = __add__
 
     def __neg__(self) -> Objective:
-        return Objective(lambda e: -self(e), self.layers, f"-({self.name})")
+        return Objective(lambda e: -self(e), self.layers, f"-({self.name})", self.reads_output)
 
     def __sub__(self, other: Objective | float) -> Objective:
         return self + (-as_objective(other))
@@ -82,9 +89,10 @@ class Objective:
 
     def __mul__(self, other: Objective | float) -> Objective:
         if isinstance(other, int | float):
-            return Objective(lambda e: other * self(e), self.layers, f"{other:g}·{self.name}")
+            return Objective(lambda e: other * self(e), self.layers, f"{other:g}·{self.name}", self.reads_output)
         other = as_objective(other)
-        return Objective(lambda e: self(e) * other(e), self.layers + other.layers, f"({self.name})·({other.name})")
+        return Objective(lambda e: self(e) * other(e), self.layers + other.layers, f"({self.name})·({other.name})",
+                         self.reads_output or other.reads_output)
 
     __rmul__ = __mul__
 
@@ -104,7 +112,7 @@ class Objective:
             mask[list(indices)] = 1
             return value * mask
 
-        return Objective(restricted, self.layers, f"{self.name} on {list(indices)}")
+        return Objective(restricted, self.layers, f"{self.name} on {list(indices)}", self.reads_output)
 
 
 def as_objective(spec: Objective | Target | float) -> Objective:
@@ -117,7 +125,8 @@ def as_objective(spec: Objective | Target | float) -> Objective:
         raise TypeError("an objective cannot be a bool")
     if isinstance(spec, int | float):
         value = float(spec)
-        return Objective(lambda e: torch.full((e.images.shape[0],), value, device=e.images.device), (), f"{value:g}")
+        return Objective(lambda e: torch.full((e.images.shape[0],), value, device=e.images.device), (), f"{value:g}",
+                         reads_output=False)
     raise TypeError(f"cannot use {type(spec).__name__} as an objective: give an Objective, a convscope Target "
                     "(ClassScore, Channel, Neuron …) or a number")
 
@@ -140,7 +149,8 @@ def class_log_probability(index: int | Sequence[int]) -> Objective:
 def channel(layer: str, index: int) -> Objective:
     """Mean activation of one channel of ``layer`` over all positions."""
     _check_index(index, "channel")
-    return Objective(lambda e: _channel_maps(e, layer, index).flatten(1).mean(1), (layer,), f"{layer}:{index}")
+    return Objective(lambda e: _channel_maps(e, layer, index).flatten(1).mean(1), (layer,), f"{layer}:{index}",
+                     reads_output=False)
 
 
 def neuron(layer: str, index: int, y: int | None = None, x: int | None = None) -> Objective:
@@ -157,7 +167,7 @@ def neuron(layer: str, index: int, y: int | None = None, x: int | None = None) -
             raise ValueError(f"position ({row}, {col}) is outside layer {layer!r}'s {height}x{width} map")
         return maps[:, row, col]
 
-    return Objective(value, (layer,), f"{layer}:{index}@({y},{x})")
+    return Objective(value, (layer,), f"{layer}:{index}@({y},{x})", reads_output=False)
 
 
 def direction(layer: str, vector: Tensor, *, cosine_power: float = 0.0) -> Objective:
@@ -181,12 +191,13 @@ def direction(layer: str, vector: Tensor, *, cosine_power: float = 0.0) -> Objec
             dot = dot * cosine.clamp_min(1e-6) ** cosine_power
         return dot.mean(1)
 
-    return Objective(value, (layer,), f"{layer}·direction")
+    return Objective(value, (layer,), f"{layer}·direction", reads_output=False)
 
 
 def activation_norm(layer: str) -> Objective:
     """Half the mean squared activation of ``layer``: its gradient is the activation itself (DeepDream)."""
-    return Objective(lambda e: 0.5 * e.activation(layer).pow(2).flatten(1).mean(1), (layer,), f"‖{layer}‖²")
+    return Objective(lambda e: 0.5 * e.activation(layer).pow(2).flatten(1).mean(1), (layer,), f"‖{layer}‖²",
+                     reads_output=False)
 
 
 def _class_indices(index: int | Sequence[int]) -> tuple[int, ...]:

@@ -26,12 +26,12 @@ def _centred(e: Evaluation) -> Tensor:
 
 def l2() -> Objective:
     """‖I‖² of the mean-subtracted, std-scaled image, summed over pixels and channels."""
-    return Objective(lambda e: _centred(e).pow(2).flatten(1).sum(1), (), "‖I‖²")
+    return Objective(lambda e: _centred(e).pow(2).flatten(1).sum(1), (), "‖I‖²", reads_output=False)
 
 
 def l1() -> Objective:
     """‖I‖₁ of the mean-subtracted, std-scaled image."""
-    return Objective(lambda e: _centred(e).abs().flatten(1).sum(1), (), "‖I‖₁")
+    return Objective(lambda e: _centred(e).abs().flatten(1).sum(1), (), "‖I‖₁", reads_output=False)
 
 
 def total_variation(beta: float = 2.0) -> Objective:
@@ -51,7 +51,7 @@ def total_variation(beta: float = 2.0) -> Objective:
         squared = (dx.pow(2) + dy.pow(2)).sum(1)
         return (squared + 1e-8).pow(beta / 2).flatten(1).mean(1)
 
-    return Objective(value, (), f"TV^{beta:g}")
+    return Objective(value, (), f"TV^{beta:g}", reads_output=False)
 
 
 class StepRule:
