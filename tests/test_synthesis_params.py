@@ -126,3 +126,14 @@ def test_step_rules_change_pixels_as_documented():
     assert torch.allclose(flat, torch.full_like(flat, 0.3))
     with pytest.raises(ValueError, match="sigma"):
         Blur(0.0)
+
+
+def test_fourier_image_matches_lucent_for_the_same_spectrum():
+    spatial = pytest.importorskip("lucent.optvis.param.spatial")
+    colour = pytest.importorskip("lucent.optvis.param.color")
+    ours = P.fourier((8, 12), 2, sd=0.5, generator=seeded())
+    tensors, image_f = spatial.fft_image((2, 3, 8, 12), sd=0.5)
+    with torch.no_grad():
+        tensors[0].copy_(ours.spectrum)
+    theirs = colour.to_valid_rgb(image_f, decorrelate=True)()
+    assert torch.allclose(ours(), theirs.cpu(), atol=1e-6)

@@ -13,6 +13,7 @@ against all windows with two matrix products.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -44,8 +45,6 @@ def efros_leung(source: Tensor, size: int | tuple[int, int] = 64, *, window: int
     structures); ``tolerance`` the ε of the paper; ``pixels_per_round`` how many border
     pixels are matched at once (1 reproduces the one-pixel-at-a-time order exactly).
     """
-    import time
-
     began = time.perf_counter()
     if source.dim() != 3 or source.shape[0] not in (1, 3):
         raise ValueError(f"source is a picture [3,h,w] in [0, 1], got {tuple(source.shape)}")
