@@ -1,5 +1,14 @@
 """convscope: see inside convolutional networks."""
 
+from convscope.analysis import (
+    data_randomisation,
+    faithfulness_study,
+    feature_evolution,
+    invariance_curves,
+    linear_probes,
+    run_checks,
+    sanity_checks,
+)
 from convscope.attribution import (
     CAM,
     Deconvnet,
@@ -50,4 +59,5 @@ __all__ = ["CAM", "DEFAULT_MODEL", "Deconvnet", "GradCAM", "GradCAMPlusPlus", "G
            "inspection_mode", "layer_statistics", "load_image", "load_images", "load_model", "load_sample",
            "predict", "preserved", "sample_names", "Scan", "ScanResult", "class_model", "dream", "efros_leung",
            "fgsm", "fool", "gram_texture", "invert", "multifaceted", "optimise", "pgd", "style_transfer",
-           "train_fast_style", "visualise_features"]
+           "train_fast_style", "visualise_features", "data_randomisation", "faithfulness_study",
+           "feature_evolution", "invariance_curves", "linear_probes", "run_checks", "sanity_checks"]

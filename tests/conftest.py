@@ -42,6 +42,15 @@ def tiny_model(tiny_net: TinyNet) -> Model:
     return Model(tiny_net, preprocess=preprocess, class_names=["bright", "dark", "contrast"], name="tiny")
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for tiny workloads, so they do not wait on a busy second core."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def lite0() -> Model:
     """The embedded EfficientNet-Lite0 on the CPU (shared by the whole session: do not modify it)."""

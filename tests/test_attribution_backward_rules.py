@@ -10,14 +10,7 @@ from torch import nn
 from convscope.backward_rules import backward_rules, unsupported_activations
 from convscope.hooks import inspection_mode
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These workloads are tiny: one thread avoids waiting on a busy second core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny workloads: no waiting on a busy core
 
 
 def rule_gradient(net: nn.Module, x: torch.Tensor, rule: str | None, grad_out: torch.Tensor | None = None):

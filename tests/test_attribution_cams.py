@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from photos import small_inputs
 from torch import nn
 
 from convscope.attribution import CAM, GradCAM, GradCAMPlusPlus, GuidedGradCAM, LayerCAM, ScoreCAM
@@ -15,22 +16,7 @@ from convscope.models import Model, Preprocess
 from convscope.render.overlay import upsample
 from convscope.targets import Channel, ClassScore
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These workloads are tiny: one thread avoids waiting on a busy second core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def small_inputs(model, size: int = 64) -> torch.Tensor:
-    from convscope.images import load_sample
-
-    pre = model.preprocess
-    return Preprocess(resize=size, crop=size, mean=pre.mean, std=pre.std)(
-        [load_sample("chelsea"), load_sample("coffee")])
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny workloads: no waiting on a busy core
 
 
 class SmallCNN(nn.Module):

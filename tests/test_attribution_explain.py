@@ -14,13 +14,7 @@ from convscope.models import Model, Preprocess
 QUICK = {"smooth_grad": {"samples": 16}, "integrated_gradients": {"steps": 16}, "occlusion": {"size": 32, "stride": 32}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These workloads are small: one thread avoids waiting on a busy second core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny workloads: no waiting on a busy core
 
 
 @pytest.fixture(scope="module")

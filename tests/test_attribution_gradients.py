@@ -13,14 +13,7 @@ from convscope.attribution import Deconvnet, GuidedBackprop, IntegratedGradients
 from convscope.attribution.base import input_gradient
 from convscope.targets import ClassScore
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These workloads are tiny: one thread avoids waiting on a busy second core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny workloads: no waiting on a busy core
 
 
 def small_inputs(model, size: int = 64, count: int = 2) -> torch.Tensor:

@@ -6,28 +6,13 @@ import warnings
 
 import pytest
 import torch
+from photos import small_inputs
 
 from convscope.attribution import Occlusion
 from convscope.attribution.occlusion import windows_to_pixels
-from convscope.models import Preprocess
 from convscope.targets import Channel
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These workloads are tiny: one thread avoids waiting on a busy second core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def small_inputs(model, size: int = 64) -> torch.Tensor:
-    from convscope.images import load_sample
-
-    pre = model.preprocess
-    return Preprocess(resize=size, crop=size, mean=pre.mean, std=pre.std)(
-        [load_sample("chelsea"), load_sample("coffee")])
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny workloads: no waiting on a busy core
 
 
 def captum_occlusion(net, x, target, size, stride, fill):

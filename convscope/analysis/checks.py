@@ -11,6 +11,7 @@ from typing import Any
 
 from convscope.analysis.explainers import method_names
 from convscope.analysis.faithfulness import faithfulness_study
+from convscope.analysis.label_randomisation import fashion_label_randomisation
 from convscope.analysis.localisation import occlusion_study, pointing_study
 from convscope.analysis.pasted import pasted_objects
 from convscope.analysis.sanity import sanity_checks
@@ -31,9 +32,10 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
 
 def run_checks(model: Model, out: str | Path, *, methods: Sequence[str] | None = None,
                photos: Sequence[str] = CHECK_PHOTOS, sanity_photos: int = 2, steps: int = 25,
-               options: Mapping[str, Mapping[str, Any]] | None = None,
+               options: Mapping[str, Mapping[str, Any]] | None = None, label_randomisation: bool = True,
                log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Cascading randomisation, deletion/insertion, pointing game and the occlusion study; files go to ``out``."""
+    """Cascading randomisation, data randomisation (on the Fashion-MNIST pair, whatever ``model`` is),
+    deletion/insertion, pointing game and the occlusion study; files go to ``out``."""
     out = Path(out)
     names = method_names(methods)
     inputs = model.prepare([load_sample(p) for p in photos])
@@ -47,6 +49,20 @@ def run_checks(model: Model, out: str | Path, *, methods: Sequence[str] | None =
     log("\n".join(["Cascading randomisation (similarity to the original map):", *sanity.summary()]))
     log(f"  ({time.perf_counter() - began:.0f} s)")
 
+    if label_randomisation:
+        began = time.perf_counter()
+        try:
+            labels = fashion_label_randomisation(names, options=options, device=model.device)
+        except ValueError as error:  # the Fashion-MNIST files or the shipped pair are missing
+            log(f"Data randomisation skipped: {error}")
+        else:
+            write_csv(out / "sanity_data_randomisation.csv", labels.rows())
+            labels.picture().save(out / "sanity_data_randomisation.png")
+            summary["data_randomisation"] = labels.summary()
+            log("\n".join(["Data randomisation, Fashion-MNIST CNN trained on true vs permuted labels "
+                           "(similarity of the two maps):", *labels.summary()]))
+            log(f"  ({time.perf_counter() - began:.0f} s)")
+
     began = time.perf_counter()
     faithful = faithfulness_study(model, inputs, names, options=options, steps=steps)
     write_csv(out / "faithfulness.csv", faithful.rows())
@@ -58,11 +74,12 @@ def run_checks(model: Model, out: str | Path, *, methods: Sequence[str] | None =
     log(f"  ({time.perf_counter() - began:.0f} s)")
 
     began = time.perf_counter()
-    pasted = pasted_objects(size=model.preprocess.input_size[0])
+    side = model.preprocess.input_size[0]
+    pasted = pasted_objects(size=side, object_size=max(1, side * 3 // 7))  # 96 px objects on 224 px pictures
     pointing = pointing_study(model, pasted, names, options=options)
     write_csv(out / "pointing_game.csv", pointing.rows())
     summary["pointing_game"] = pointing.rows()
-    occluded = occlusion_study(model, pasted)
+    occluded = occlusion_study(model, pasted, size=max(1, side * 3 // 14), stride=max(1, side // 14))  # 48, 16
     summary["occlusion_study"] = occluded.row()
     log(f"Pointing game on {len(pasted.boxes)} photos pasted on textures (chance {pointing.chance:.2f}):")
     for row in pointing.rows():

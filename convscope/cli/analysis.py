@@ -51,6 +51,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                                                 "forward pass per channel — name it to include it)")
     p.add_argument("--photos", nargs="+", default=list(CHECK_PHOTOS), help="bundled photos to use")
     p.add_argument("--steps", type=int, default=25, help="deletion/insertion steps (default: %(default)s)")
+    p.add_argument("--no-label-randomisation", dest="label_randomisation", action="store_false",
+                   help="skip the data randomisation test (it uses the shipped Fashion-MNIST pair and the "
+                        "Fashion-MNIST files, whatever --model is)")
     add_model_options(p, out="out/check")
     p.set_defaults(run=run_check)
 
@@ -86,10 +89,13 @@ def run_evolution(args: argparse.Namespace) -> None:
 def run_check(args: argparse.Namespace) -> None:
     from convscope.analysis.checks import run_checks
 
-    run_checks(model_from(args), args.out, methods=args.methods, photos=args.photos, steps=args.steps)
-    for name in ("sanity_cascading.csv", "sanity_cascading.png", "faithfulness.csv", "faithfulness.png",
-                 "pointing_game.csv", "checks.json"):
-        written(args.out / name)
+    run_checks(model_from(args), args.out, methods=args.methods, photos=args.photos, steps=args.steps,
+               label_randomisation=args.label_randomisation)
+    for name in ("sanity_cascading.csv", "sanity_cascading.png", "sanity_data_randomisation.csv",
+                 "sanity_data_randomisation.png", "faithfulness.csv", "faithfulness.png", "pointing_game.csv",
+                 "checks.json"):
+        if (args.out / name).exists():
+            written(args.out / name)
 
 
 def run_invariance(args: argparse.Namespace) -> None:

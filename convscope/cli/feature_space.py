@@ -20,7 +20,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=5, help="(default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=128, help="(default: %(default)s)")
     p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate, decayed to 0 (default: %(default)s)")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="Adam weight decay (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    p.add_argument("--shuffle-labels", action="store_true",
+                   help="train on randomly permuted labels (the data randomisation test of the sanity checks)")
+    p.add_argument("--train-pictures", type=int, help="use only the first N training pictures (default: all)")
+    p.add_argument("--no-augment", dest="augment", action="store_false", help="no random horizontal flips")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
     p.add_argument("--out", type=Path, default=Path("runs/fashion_cnn"),
                    help="folder for epoch_NN.pt and history.csv (default: %(default)s)")
@@ -86,10 +91,12 @@ def run_train(args: argparse.Namespace) -> None:
     from convscope.models.fashion_training import TrainingSettings, train_fashion_cnn
 
     settings = TrainingSettings(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                                seed=args.seed)
+                                weight_decay=args.weight_decay, seed=args.seed, shuffle_labels=args.shuffle_labels,
+                                train_pictures=args.train_pictures, augment=args.augment)
     run = train_fashion_cnn(args.out, settings, root=args.data, device=args.device)
     written(args.out / "history.csv")
-    print(f"final test accuracy {run.test_accuracy:.2%}; use it with --model {FASHION_MODEL} "
+    print(f"final training accuracy {run.history[-1].train_accuracy:.2%}, test accuracy {run.test_accuracy:.2%}; "
+          f"use it with --model {FASHION_MODEL} "
           f"--weights {args.out / f'epoch_{args.epochs:02d}.pt'}")
 
 

@@ -1,7 +1,10 @@
 """Training the Fashion-MNIST CNN, with a checkpoint per epoch (for feature evolution).
 
 Adam with a cosine learning-rate decay, random horizontal flips, cross-entropy; each
-epoch ends with the test accuracy and ``epoch_NN.pt`` (``epoch_00.pt`` is the initialisation).
+epoch ends with the training and test accuracy and ``epoch_NN.pt`` (``epoch_00.pt`` is the
+initialisation). ``shuffle_labels`` trains on a random permutation of the training labels — the
+model for the data randomisation test of Adebayo et al. 2018 (https://arxiv.org/abs/1810.03292),
+which can only memorise its pictures (training accuracy rises, test accuracy stays at chance).
 """
 
 from __future__ import annotations
@@ -31,18 +34,29 @@ class TrainingSettings:
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     seed: int = 0
+    shuffle_labels: bool = False  # permute the training labels at random (data randomisation test)
+    train_pictures: int | None = None  # use only the first N training pictures (default: all 60 000)
+    augment: bool = True  # random horizontal flips
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch size must be at least 1, got {self.epochs} and {self.batch_size}")
+        if self.train_pictures is not None and self.train_pictures < 1:
+            raise ValueError(f"train_pictures must be at least 1 (or None for all), got {self.train_pictures}")
         if not self.learning_rate > 0:
             raise ValueError(f"the learning rate must be positive, got {self.learning_rate}")
+
+
+# How the shipped data randomisation pair was trained (with and without ``shuffle_labels``).
+LABEL_PAIR_SETTINGS = TrainingSettings(epochs=60, batch_size=32, learning_rate=5e-4, weight_decay=0.0,
+                                       train_pictures=1000, augment=False)
 
 
 @dataclass
 class EpochRecord:
     epoch: int
     train_loss: float
+    train_accuracy: float
     test_accuracy: float
     seconds: float
     checkpoint: str = ""
@@ -70,7 +84,7 @@ def train_fashion_cnn(out: str | Path | None = None, settings: TrainingSettings 
     and ``history.csv``. The global random state is left as it was.
     """
     device = pick_device(device)
-    train_x, train_y = FashionMNIST(root, split="train").tensors()
+    train_x, train_y = training_pictures(root, settings)
     test_x, test_y = FashionMNIST(root, split="test").tensors()
     train_x, test_x = FASHION_PREPROCESS.normalize(train_x), FASHION_PREPROCESS.normalize(test_x)
     train_x, train_y, test_x, test_y = (t.to(device) for t in (train_x, train_y, test_x, test_y))
@@ -88,16 +102,18 @@ def train_fashion_cnn(out: str | Path | None = None, settings: TrainingSettings 
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer,
                                                      lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
         run = TrainingRun(model)
-        run.history.append(_record(run, 0, math.nan, evaluate_accuracy(net, test_x, test_y), 0.0, folder, settings))
+        run.history.append(_record(run, 0, math.nan, evaluate_accuracy(net, train_x, train_y),
+                                   evaluate_accuracy(net, test_x, test_y), 0.0, folder, settings))
         log(f"epoch 0: test accuracy {run.history[-1].test_accuracy:.2%} (initialisation)")
         for epoch in range(1, settings.epochs + 1):
             began = time.perf_counter()
-            loss = _train_epoch(net, optimizer, schedule, train_x, train_y, settings.batch_size, generator,
+            loss = _train_epoch(net, optimizer, schedule, train_x, train_y, settings, generator,
                                 progress, f"epoch {epoch}/{settings.epochs}")
-            accuracy = evaluate_accuracy(net, test_x, test_y)
-            record = _record(run, epoch, loss, accuracy, time.perf_counter() - began, folder, settings)
+            fitted, accuracy = evaluate_accuracy(net, train_x, train_y), evaluate_accuracy(net, test_x, test_y)
+            record = _record(run, epoch, loss, fitted, accuracy, time.perf_counter() - began, folder, settings)
             run.history.append(record)
-            log(f"epoch {epoch}: train loss {loss:.4f}, test accuracy {accuracy:.2%} ({record.seconds:.0f} s)"
+            log(f"epoch {epoch}: train loss {loss:.4f}, train accuracy {fitted:.2%}, test accuracy {accuracy:.2%} "
+                f"({record.seconds:.0f} s)"
                 + (f" → {record.checkpoint}" if record.checkpoint else ""))
         net.eval()
     if folder is not None:
@@ -105,18 +121,30 @@ def train_fashion_cnn(out: str | Path | None = None, settings: TrainingSettings 
     return run
 
 
+def training_pictures(root: str | Path | None, settings: TrainingSettings) -> tuple[Tensor, Tensor]:
+    """The training pictures and labels ``settings`` asks for: the first ``train_pictures``, labels permuted
+    (seeded by ``settings.seed``) when ``shuffle_labels``."""
+    pictures, labels = FashionMNIST(root, split="train").tensors()
+    if settings.train_pictures is not None:
+        pictures, labels = pictures[:settings.train_pictures], labels[:settings.train_pictures]
+    if settings.shuffle_labels:
+        labels = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(settings.seed))]
+    return pictures, labels
+
+
 def _train_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
-                 inputs: Tensor, labels: Tensor, batch_size: int, generator: torch.Generator, progress: bool,
-                 description: str) -> float:
+                 inputs: Tensor, labels: Tensor, settings: TrainingSettings, generator: torch.Generator,
+                 progress: bool, description: str) -> float:
     net.train()
     order = torch.randperm(len(labels), generator=generator, device=inputs.device)
     total, seen = torch.zeros((), device=inputs.device), 0
     bar = tqdm(total=len(labels), unit="img", desc=description, disable=not progress, leave=False)
-    for start in range(0, len(labels), batch_size):
-        index = order[start:start + batch_size]
+    for start in range(0, len(labels), settings.batch_size):
+        index = order[start:start + settings.batch_size]
         batch, target = inputs[index], labels[index]
-        flip = torch.rand(len(index), generator=generator, device=inputs.device) < 0.5
-        batch = torch.where(flip.view(-1, 1, 1, 1), batch.flip(-1), batch)
+        if settings.augment:
+            flip = torch.rand(len(index), generator=generator, device=inputs.device) < 0.5
+            batch = torch.where(flip.view(-1, 1, 1, 1), batch.flip(-1), batch)
         loss = F.cross_entropy(net(batch), target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -142,14 +170,14 @@ def evaluate_accuracy(net: nn.Module, inputs: Tensor, labels: Tensor, batch_size
     return float(correct) / len(labels)
 
 
-def _record(run: TrainingRun, epoch: int, loss: float, accuracy: float, seconds: float, folder: Path | None,
-            settings: TrainingSettings) -> EpochRecord:
-    record = EpochRecord(epoch, loss, accuracy, seconds)
+def _record(run: TrainingRun, epoch: int, loss: float, fitted: float, accuracy: float, seconds: float,
+            folder: Path | None, settings: TrainingSettings) -> EpochRecord:
+    record = EpochRecord(epoch, loss, fitted, accuracy, seconds)
     if folder is not None:
         path = folder / f"epoch_{epoch:02d}.pt"
         state = {k: v.detach().cpu().clone() for k, v in run.model.net.state_dict().items()}
-        torch.save({"state_dict": state, "epoch": epoch, "test_accuracy": accuracy, "settings": asdict(settings)},
-                   path)
+        torch.save({"state_dict": state, "epoch": epoch, "train_accuracy": fitted, "test_accuracy": accuracy,
+                    "settings": asdict(settings)}, path)
         record.checkpoint = str(path)
     return record
 
