@@ -8,12 +8,15 @@ import torch
 from torch import Tensor
 
 
-class SignStep(torch.optim.Optimizer):
-    """p ← p − lr · sign(∂loss/∂p): the steepest step under an L∞ budget (Goodfellow et al.,
-    https://arxiv.org/abs/1412.6572)."""
+class _DirectionStep(torch.optim.Optimizer):
+    """p ← p − lr · direction(∂loss/∂p), for each parameter with a gradient."""
 
     def __init__(self, params: Iterable[Tensor], lr: float) -> None:
         super().__init__(params, {"lr": lr})
+
+    @staticmethod
+    def direction(grad: Tensor) -> Tensor:
+        raise NotImplementedError
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
@@ -24,30 +27,27 @@ class SignStep(torch.optim.Optimizer):
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    p.sub_(group["lr"] * p.grad.sign())
+                    p.sub_(group["lr"] * self.direction(p.grad))
         return loss
 
 
-class NormalisedStep(torch.optim.Optimizer):
+class SignStep(_DirectionStep):
+    """p ← p − lr · sign(∂loss/∂p): the steepest step under an L∞ budget (Goodfellow et al.,
+    https://arxiv.org/abs/1412.6572)."""
+
+    @staticmethod
+    def direction(grad: Tensor) -> Tensor:
+        return grad.sign()
+
+
+class NormalisedStep(_DirectionStep):
     """p ← p − lr · g / mean|g|, the mean taken per image (first dimension): DeepDream's gradient step,
     whose size does not depend on the layer's scale (Mordvintsev et al., 2015)."""
 
-    def __init__(self, params: Iterable[Tensor], lr: float) -> None:
-        super().__init__(params, {"lr": lr})
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                scale = p.grad.abs().flatten(1).mean(1).clamp_min(1e-12) if p.dim() > 1 else p.grad.abs().mean()
-                p.sub_(group["lr"] * p.grad / scale.view(-1, *([1] * (p.dim() - 1))))
-        return loss
+    @staticmethod
+    def direction(grad: Tensor) -> Tensor:
+        scale = grad.abs().flatten(1).mean(1).clamp_min(1e-12) if grad.dim() > 1 else grad.abs().mean()
+        return grad / scale.view(-1, *([1] * (grad.dim() - 1)))
 
 
 OPTIMIZERS = ("adam", "sgd", "lbfgs", "sign", "normalised")
