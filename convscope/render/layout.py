@@ -20,19 +20,20 @@ RED = (220, 30, 30)
 
 
 @functools.cache
-def font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    """DejaVu Sans (shipped with matplotlib, full Unicode), else Pillow's default font."""
+def font(size: int, monospace: bool = False) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """DejaVu Sans or Sans Mono (shipped with matplotlib, full Unicode), else Pillow's default font."""
     import matplotlib
 
-    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    name = "DejaVuSansMono.ttf" if monospace else "DejaVuSans.ttf"
+    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name
     try:
         return ImageFont.truetype(str(path), size)
     except OSError:
         return ImageFont.load_default(size=size)
 
 
-def _text_width(text: str, size: int) -> int:
-    left, _, right, _ = font(size).getbbox(text)
+def _text_width(text: str, size: int, monospace: bool = False) -> int:
+    left, _, right, _ = font(size, monospace).getbbox(text)
     return int(right - left)
 
 
@@ -125,13 +126,14 @@ def stack(pictures: Sequence[Picture], *, direction: str = "horizontal", gap: in
     return Picture(canvas)
 
 
-def text_picture(lines: Sequence[str], *, size: int = 13, width: int | None = None) -> Picture:
-    """A block of text as a picture (for tables and captions inside figures)."""
-    measured = max((_text_width(line, size) for line in lines), default=10) + 12
+def text_picture(lines: Sequence[str], *, size: int = 13, width: int | None = None,
+                 monospace: bool = False) -> Picture:
+    """A block of text as a picture (for captions inside figures; ``monospace`` keeps table columns aligned)."""
+    measured = max((_text_width(line, size, monospace) for line in lines), default=10) + 12
     canvas = Image.new("RGB", (width or measured, len(lines) * (size + 5) + 8), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     for i, line in enumerate(lines):
-        draw.text((6, 4 + i * (size + 5)), line, fill=INK, font=font(size))
+        draw.text((6, 4 + i * (size + 5)), line, fill=INK, font=font(size, monospace))
     return Picture(canvas)
 
 
