@@ -42,7 +42,8 @@ class TrainingSettings:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch size must be at least 1, got {self.epochs} and {self.batch_size}")
         if self.train_pictures is not None and self.train_pictures < 1:
-            raise ValueError(f"train_pictures must be at least 1 (or None for all), got {self.train_pictures}")
+            raise ValueError(f"train_pictures (--train-pictures) must be at least 1, got {self.train_pictures}; "
+                             "leave it out to train on all 60 000 pictures")
         if not self.learning_rate > 0:
             raise ValueError(f"the learning rate must be positive, got {self.learning_rate}")
 
