@@ -155,3 +155,13 @@ def test_run_checks_says_why_it_skips_data_randomisation(tiny_net, tmp_path, mon
                          log=lines.append)
     assert "data_randomisation" not in summary
     assert any("Data randomisation skipped" in line and "dataset-fashion-mnist" in line for line in lines)
+
+
+def test_the_studies_leave_a_training_model_training(tiny_model):
+    from convscope.analysis import sanity_checks
+
+    twin = dataclasses.replace(tiny_model, net=copy.deepcopy(tiny_model.net))
+    tiny_model.net.train()
+    data_randomisation(tiny_model, twin, _pictures(), ["saliency"])
+    sanity_checks(tiny_model, _pictures(), ["saliency"])
+    assert tiny_model.net.training and all(m.training for m in tiny_model.net.modules())

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
 from torch import Tensor
 
+from convscope.hooks import inspection_mode
 from convscope.models.model import Model
 from convscope.suggestions import unknown
+from convscope.targets import ClassScore, Target, TargetLike, as_target
 
 # Methods cheap enough to run many times over (every randomisation stage, every image) on a CPU. Score-CAM is
 # left out: it needs one forward pass per channel of its layer (1280 on EfficientNet-Lite0) — ask for it by name.
@@ -41,3 +44,15 @@ def build(name: str, model: Model, options: Mapping[str, Mapping[str, Any]] | No
 def heatmaps(method, inputs: Tensor, target) -> Tensor:
     """Non-negative importance ``[B,H,W]`` at the input resolution (bright = important)."""
     return method.heat(method(inputs, target), tuple(inputs.shape[-2:]))
+
+
+def fixed_target(model: Model, inputs: Tensor, target: TargetLike = None) -> tuple[Target, Tensor | None]:
+    """``target`` with its classes fixed on the clean ``inputs``, and those classes (``None`` when it is no class).
+
+    A randomised copy, a retrained twin or a masked picture is then explained for the same class as
+    the original (``'top'`` does not drift). The model is left as found.
+    """
+    goal = as_target(target, model)
+    with inspection_mode(model.net), torch.no_grad():
+        classes = goal.classes(model.net(inputs))
+    return (ClassScore(tuple(classes.tolist())) if classes is not None else goal), classes

@@ -126,16 +126,12 @@ def faithfulness_study(model: Model, inputs: Tensor, methods: Sequence[str] | No
                        options=None, steps: int = 50, batch_size: int = 64) -> FaithfulnessStudy:
     """Deletion and insertion curves of each method's maps on a normalised batch, for ``target``
     (default: each image's top class, fixed from the clean image)."""
-    from convscope.analysis.explainers import build, heatmaps, method_names
-    from convscope.targets import ClassScore, as_target
+    from convscope.analysis.explainers import build, fixed_target, heatmaps, method_names
 
     inputs = inputs.to(model.device)
-    goal = as_target(target, model)
-    with inspection_mode(model.net), torch.no_grad():
-        classes = goal.classes(model.net(inputs))
+    fixed, classes = fixed_target(model, inputs, target)
     if classes is None:
         raise ValueError("deletion and insertion follow a class's probability: give a class target (or None)")
-    fixed = ClassScore(tuple(classes.tolist()))
     curves = {m: deletion_insertion(model, inputs, heatmaps(build(m, model, options), inputs, fixed), classes,
                                     steps=steps, batch_size=batch_size) for m in method_names(methods)}
     return FaithfulnessStudy(curves)

@@ -17,14 +17,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from convscope.analysis.explainers import build, heatmaps, method_names
-from convscope.analysis.similarity import spearman, ssim
+from convscope.analysis.explainers import build, fixed_target, heatmaps, method_names
+from convscope.analysis.similarity import map_similarity
 from convscope.models.model import Model, as_model
 from convscope.render.colormaps import colorize, normalize
 from convscope.render.layout import grid, stack, text_picture, titled
 from convscope.render.picture import Picture
 from convscope.render.plots import figure_to_picture, new_figure
-from convscope.targets import ClassScore, TargetLike, as_target
+from convscope.targets import TargetLike
 
 
 @dataclass
@@ -100,10 +100,7 @@ def data_randomisation(trained: Model, random_labels: Model, inputs: Tensor, met
         raise ValueError("the data randomisation test compares one architecture trained two ways; got "
                          f"{type(trained.net).__name__} and {type(random_labels.net).__name__}")
     inputs = inputs.to(trained.device)
-    goal = as_target(target, trained)
-    with torch.no_grad():
-        classes = goal.classes(trained.net.eval()(inputs))
-    fixed = ClassScore(tuple(classes.tolist())) if classes is not None else goal
+    fixed, classes = fixed_target(trained, inputs, target)
     maps, skipped = {}, {}
     for m in method_names(methods):
         try:
@@ -111,8 +108,8 @@ def data_randomisation(trained: Model, random_labels: Model, inputs: Tensor, met
                                    for model in (trained, random_labels)])
         except ValueError as error:
             skipped[m] = str(error)
-    rank = {m: spearman(v[0], v[1]) for m, v in maps.items()}
-    structure = {m: ssim(normalize(v[0], "minmax"), normalize(v[1], "minmax")) for m, v in maps.items()}
+    compared = {m: map_similarity(v[0], v[1]) for m, v in maps.items()}
+    rank, structure = {m: r for m, (r, _) in compared.items()}, {m: q for m, (_, q) in compared.items()}
     shown = trained.preprocess.denormalize(inputs).clamp(0, 1).cpu()
     names = trained.class_names or []
     explained = ([names[c] if c < len(names) else f"class {c}" for c in classes.tolist()] if classes is not None

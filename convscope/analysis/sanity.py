@@ -18,15 +18,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from convscope.analysis.explainers import build, heatmaps, method_names
+from convscope.analysis.explainers import build, fixed_target, heatmaps, method_names
 from convscope.analysis.randomisation import cascading_randomisation, stages
-from convscope.analysis.similarity import spearman, ssim
+from convscope.analysis.similarity import map_similarity
 from convscope.models.model import Model, as_model
 from convscope.render.colormaps import colorize, normalize
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
 from convscope.render.plots import figure_to_picture, new_figure
-from convscope.targets import ClassScore, TargetLike, as_target
+from convscope.targets import TargetLike
 
 
 @dataclass
@@ -108,10 +108,7 @@ def sanity_checks(model: Model, inputs: Tensor, methods: Sequence[str] | None = 
     model = as_model(model)
     names = method_names(methods)
     inputs = inputs.to(model.device)
-    goal = as_target(target, model)
-    with torch.no_grad():
-        classes = goal.classes(model.net.eval()(inputs))
-    fixed = ClassScore(tuple(classes.tolist())) if classes is not None else goal
+    fixed, _ = fixed_target(model, inputs, target)
     original = {m: heatmaps(build(m, model, options), inputs, fixed) for m in names}
     stage_names, per_stage = [], {m: [original[m]] for m in names}
     last = len(stages(model.net)) - 1
@@ -122,7 +119,7 @@ def sanity_checks(model: Model, inputs: Tensor, methods: Sequence[str] | None = 
         for m in names:
             per_stage[m].append(heatmaps(build(m, randomised, options), inputs, fixed))
     maps = {m: torch.stack(v).cpu() for m, v in per_stage.items()}
-    rank = {m: torch.stack([spearman(maps[m][0], s).nanmean() for s in maps[m][1:]]) for m in names}
-    structure = {m: torch.stack([ssim(normalize(maps[m][0], "minmax"), normalize(s, "minmax")).mean()
-                                 for s in maps[m][1:]]) for m in names}
+    compared = {m: [map_similarity(maps[m][0], s) for s in maps[m][1:]] for m in names}
+    rank = {m: torch.stack([r.nanmean() for r, _ in compared[m]]) for m in names}
+    structure = {m: torch.stack([q.mean() for _, q in compared[m]]) for m in names}
     return SanityChecks(names, stage_names, rank, structure, maps)

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from convscope.render.colormaps import normalize
+
 
 def average_ranks(values: Tensor) -> Tensor:
     """Ranks (1-based) of each row of ``[B,N]``, ties sharing their average rank (as scipy's rankdata)."""
@@ -58,3 +60,9 @@ def ssim(a: Tensor, b: Tensor, *, window: int = 11, sigma: float = 1.5, data_ran
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     index = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return index.mean((1, 2, 3)).float()
+
+
+def map_similarity(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Spearman rank correlation and SSIM of each pair of maps ``[B,H,W]`` (one value per map each);
+    SSIM compares the maps scaled to [0, 1] by their own minimum and maximum."""
+    return spearman(a, b), ssim(normalize(a, "minmax"), normalize(b, "minmax"))
