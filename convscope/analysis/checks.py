@@ -74,12 +74,11 @@ def run_checks(model: Model, out: str | Path, *, methods: Sequence[str] | None =
     log(f"  ({time.perf_counter() - began:.0f} s)")
 
     began = time.perf_counter()
-    side = model.preprocess.input_size[0]
-    pasted = pasted_objects(size=side, object_size=max(1, side * 3 // 7))  # 96 px objects on 224 px pictures
+    pasted = pasted_objects(size=model.preprocess.input_size[0])
     pointing = pointing_study(model, pasted, names, options=options)
     write_csv(out / "pointing_game.csv", pointing.rows())
     summary["pointing_game"] = pointing.rows()
-    occluded = occlusion_study(model, pasted, size=max(1, side * 3 // 14), stride=max(1, side // 14))  # 48, 16
+    occluded = occlusion_study(model, pasted)
     summary["occlusion_study"] = occluded.row()
     log(f"Pointing game on {len(pasted.boxes)} photos pasted on textures (chance {pointing.chance:.2f}):")
     for row in pointing.rows():

@@ -81,9 +81,14 @@ class OcclusionStudy:
                 "pictures": int(self.on_object.numel())}
 
 
-def occlusion_study(model: Model, pasted: PastedObjects, *, size: int = 48, stride: int = 16) -> OcclusionStudy:
-    """Zeiler & Fergus' occlusion experiment with known object boxes."""
+def occlusion_study(model: Model, pasted: PastedObjects, *, size: int | None = None,
+                    stride: int | None = None) -> OcclusionStudy:
+    """Zeiler & Fergus' occlusion experiment with known object boxes; the occluder and its stride default
+    to 3/14 and 1/14 of the picture's side (48 and 16 px on 224)."""
     inputs = model.preprocess.normalize(pasted.pictures).to(model.device)
+    side = inputs.shape[-1]
+    size = max(1, side * 3 // 14) if size is None else size
+    stride = max(1, side // 14) if stride is None else stride
     occlusion = Occlusion(model, size=size, stride=stride)
     found = occlusion.maps(inputs, ClassScore(tuple(object_classes(model, pasted).tolist())))
     rows, cols = occlusion.positions(*inputs.shape[-2:])

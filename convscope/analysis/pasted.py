@@ -40,9 +40,12 @@ def _square(picture: Tensor, side: int) -> Tensor:
                          antialias=True, align_corners=False)[0].clamp(0, 1)
 
 
-def pasted_objects(size: int = 224, object_size: int = 96, objects: Sequence[str] = OBJECTS,
+def pasted_objects(size: int = 224, object_size: int | None = None, objects: Sequence[str] = OBJECTS,
                    backgrounds: Sequence[str] = BACKGROUNDS, per_pair: int = 2, seed: int = 0) -> PastedObjects:
-    """Each object photo (centre square, ``object_size`` pixels) on each texture at ``per_pair`` random places."""
+    """Each object photo (centre square, ``object_size`` pixels; default 3/7 of ``size``, 96 on 224) on each
+    texture at ``per_pair`` random places."""
+    if object_size is None:
+        object_size = max(1, size * 3 // 7)
     if not 0 < object_size <= size:
         raise ValueError(f"object_size must be in 1..{size}, got {object_size}")
     generator = torch.Generator().manual_seed(seed)
