@@ -165,3 +165,21 @@ def test_the_studies_leave_a_training_model_training(tiny_model):
     data_randomisation(tiny_model, twin, _pictures(), ["saliency"])
     sanity_checks(tiny_model, _pictures(), ["saliency"])
     assert tiny_model.net.training and all(m.training for m in tiny_model.net.modules())
+
+
+def test_the_shipped_pair_was_trained_with_the_recorded_settings():
+    from convscope.models.fashion import LABEL_PAIR_WEIGHTS
+    from convscope.models.fashion_training import LABEL_PAIR_SETTINGS
+
+    for kind, path in LABEL_PAIR_WEIGHTS.items():
+        saved = torch.load(path, weights_only=True)["settings"]
+        expected = dataclasses.replace(LABEL_PAIR_SETTINGS, shuffle_labels=kind == "random labels")
+        assert saved == dataclasses.asdict(expected)
+
+
+def test_missing_pair_weights_say_how_to_make_them(tmp_path, monkeypatch):
+    from convscope.models import fashion
+
+    monkeypatch.setitem(fashion.LABEL_PAIR_WEIGHTS, "random labels", tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match=r"convscope train --shuffle-labels --train-pictures 1000 .* epoch_60\.pt"):
+        fashion.label_randomisation_pair()

@@ -58,13 +58,13 @@ def build_sanity(gallery: Gallery, context) -> None:
 
 
 def build_label_randomisation(gallery: Gallery, context) -> None:
-    from convscope.analysis.label_randomisation import fashion_label_randomisation
+    from convscope.analysis.label_randomisation import FASHION_OPTIONS, fashion_label_randomisation
     from convscope.data import has_fashion_mnist
     from convscope.render.layout import stack, text_picture, titled
 
     if not has_fashion_mnist():
         return  # the feature-space section already says how to install it
-    result = fashion_label_randomisation(options=DEMO_SANITY_OPTIONS | {"occlusion": {"size": 7, "stride": 2}},
+    result = fashion_label_randomisation(options=DEMO_SANITY_OPTIONS | FASHION_OPTIONS,  # occlusion for 28 px
                                          device=context.model.device)
     table = titled(text_picture(result.summary(), size=12, monospace=True),
                    "Similarity of the two models' explanations", "mean over one training picture per class")

@@ -23,8 +23,6 @@ SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "fashion_cnn.pt"
 # labels and with the labels permuted at random (the README's `convscope train` commands made them).
 LABEL_PAIR_WEIGHTS = {"true labels": SHIPPED_WEIGHTS.with_name("fashion_cnn_1k_true_labels.pt"),
                       "random labels": SHIPPED_WEIGHTS.with_name("fashion_cnn_1k_random_labels.pt")}
-LABEL_PAIR_COMMAND = ("convscope train {flag}--train-pictures 1000 --no-augment --epochs 60 --batch-size 32 "
-                      "--lr 5e-4 --weight-decay 0 --seed 0 --out {out}")
 # Mean and standard deviation of the 60 000 Fashion-MNIST training pixels (in [0, 1]).
 FASHION_MEAN, FASHION_STD = 0.2860, 0.3530
 FASHION_PREPROCESS = Preprocess(resize=28, crop=28, mean=(FASHION_MEAN,), std=(FASHION_STD,), channels=1)
@@ -94,15 +92,18 @@ def label_randomisation_pair() -> tuple[Model, Model]:
     The second memorised its random labels (96.8 % training accuracy, chance on the test set) — the
     pair for the data randomisation test of Adebayo et al. 2018 (https://arxiv.org/abs/1810.03292).
     """
+    from dataclasses import replace
+
+    from convscope.models.fashion_training import LABEL_PAIR_SETTINGS, train_command
     from convscope.models.loading import read_state_dict
 
     models = []
     for kind, path in LABEL_PAIR_WEIGHTS.items():
         if not path.is_file():
-            flag = "--shuffle-labels " if kind == "random labels" else ""
-            raise ValueError(f"the {kind} weights are missing ({path}); make them with `"
-                             + LABEL_PAIR_COMMAND.format(flag=flag, out="runs/" + path.stem) + "` and copy the last "
-                             "epoch_60.pt there")
+            settings = replace(LABEL_PAIR_SETTINGS, shuffle_labels=kind == "random labels")
+            raise ValueError(f"the {kind} weights are missing ({path}); make them with "
+                             f"`{train_command(settings, 'runs/' + path.stem)}` and copy its "
+                             f"epoch_{settings.epochs:02d}.pt there")
         model = fashion_model(read_state_dict(path))
         model.name = f"{FASHION_MODEL} ({kind}, 1k pictures)"
         models.append(model)

@@ -53,6 +53,20 @@ LABEL_PAIR_SETTINGS = TrainingSettings(epochs=60, batch_size=32, learning_rate=5
                                        train_pictures=1000, augment=False)
 
 
+def train_command(settings: TrainingSettings, out: str) -> str:
+    """The ``convscope train`` command line that trains with ``settings`` into ``out``."""
+    words = ["convscope train"]
+    if settings.shuffle_labels:
+        words.append("--shuffle-labels")
+    if settings.train_pictures is not None:
+        words.append(f"--train-pictures {settings.train_pictures}")
+    if not settings.augment:
+        words.append("--no-augment")
+    words.append(f"--epochs {settings.epochs} --batch-size {settings.batch_size} --lr {settings.learning_rate:g} "
+                 f"--weight-decay {settings.weight_decay:g} --seed {settings.seed} --out {out}")
+    return " ".join(words)
+
+
 @dataclass
 class EpochRecord:
     epoch: int
