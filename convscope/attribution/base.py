@@ -14,7 +14,7 @@ image-by-image results.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import ClassVar
@@ -175,3 +175,25 @@ def chunks(total: int, size: int, *, description: str, progress: bool | None) ->
     disable = None if progress is None else not progress
     for start in tqdm(starts, desc=description, unit="batch", delay=1.0, disable=disable, leave=False):
         yield slice(start, min(start + size, total))
+
+
+def summed_input_gradients(model: Model, inputs: Tensor, target: Target, copies: int,
+                           make: Callable[[Tensor, Tensor], Tensor], *, batch_size: int | None, description: str,
+                           progress: bool | None) -> Tensor:
+    """Σ over ``copies`` per image of the input gradient at ``make(images, copy)``, float32 like ``inputs``.
+
+    Copies of all images are interleaved (pair ``j`` is copy ``j // B`` of image ``j % B``) and
+    passed ``batch_size`` at a time; ``make`` builds the batch of copies from those two index
+    vectors. A class target keeps each clean image's class (SmoothGrad's noisy copies, Integrated
+    Gradients' path points).
+    """
+    batch = inputs.shape[0]
+    classes = image_classes(target, forward(model, inputs)[0])
+    total = torch.zeros_like(inputs, dtype=torch.float32)
+    pairs = torch.arange(copies * batch, device=inputs.device)
+    per_pass = batch_size_for(batch_size, inputs.device)
+    for part in chunks(len(pairs), per_pass, description=description, progress=progress):
+        images, copy = pairs[part] % batch, pairs[part] // batch
+        grads = input_gradient(model, make(images, copy), copies_target(target, classes, images))
+        total.index_add_(0, images, grads.float())
+    return total

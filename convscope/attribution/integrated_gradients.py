@@ -5,15 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from convscope.attribution.base import (
-    Attribution,
-    batch_size_for,
-    chunks,
-    copies_target,
-    forward,
-    image_classes,
-    input_gradient,
-)
+from convscope.attribution.base import Attribution, batch_size_for, summed_input_gradients
 from convscope.models.model import Model
 from convscope.render.overlay import upsample
 from convscope.targets import Target
@@ -52,18 +44,15 @@ class IntegratedGradients(Attribution):
         return upsample(maps.abs().sum(1), size)
 
     def attribute(self, inputs: Tensor, target: Target) -> Tensor:
-        batch = inputs.shape[0]
         baseline = self.baseline_for(inputs)
-        classes = image_classes(target, forward(self.model, inputs)[0])
-        total = torch.zeros_like(inputs, dtype=torch.float32)
-        pairs = torch.arange(self.steps * batch, device=inputs.device)  # pair j: step j // B + 1 of image j % B
-        per_pass = batch_size_for(self.batch_size, inputs.device)
-        for part in chunks(len(pairs), per_pass, description="Integrated Gradients", progress=self.progress):
-            images = pairs[part] % batch
-            alphas = ((pairs[part] // batch + 1).to(inputs.dtype) / self.steps).view(-1, 1, 1, 1)
-            points = baseline[images] + alphas * (inputs[images] - baseline[images])
-            grads = input_gradient(self.model, points, copies_target(target, classes, images))
-            total.index_add_(0, images, grads.float())
+
+        def path_points(images: Tensor, step: Tensor) -> Tensor:  # step k + 1 of m along the straight path
+            alphas = ((step + 1).to(inputs.dtype) / self.steps).view(-1, 1, 1, 1)
+            return baseline[images] + alphas * (inputs[images] - baseline[images])
+
+        total = summed_input_gradients(self.model, inputs, target, self.steps, path_points,
+                                       batch_size=self.batch_size, description="Integrated Gradients",
+                                       progress=self.progress)
         return ((inputs - baseline).float() * total / self.steps).to(inputs.dtype)
 
 

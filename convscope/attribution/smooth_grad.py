@@ -5,15 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from convscope.attribution.base import (
-    Attribution,
-    batch_size_for,
-    chunks,
-    copies_target,
-    forward,
-    image_classes,
-    input_gradient,
-)
+from convscope.attribution.base import Attribution, batch_size_for, summed_input_gradients
 from convscope.models.model import Model
 from convscope.render.overlay import upsample
 from convscope.targets import Target
@@ -52,19 +44,15 @@ class SmoothGrad(Attribution):
         return upsample(maps.abs().sum(1), size)
 
     def attribute(self, inputs: Tensor, target: Target) -> Tensor:
-        batch, shape = inputs.shape[0], inputs.shape[1:]
-        classes = image_classes(target, forward(self.model, inputs)[0])
         sigma = self.noise * (inputs.flatten(1).amax(1) - inputs.flatten(1).amin(1))
-        noise = _NoiseSamples(shape, inputs, self.seed)
-        total = torch.zeros_like(inputs, dtype=torch.float32)
-        pairs = torch.arange(self.samples * batch, device=inputs.device)  # pair j: sample j // B of image j % B
-        per_pass = batch_size_for(self.batch_size, inputs.device)
-        for part in chunks(len(pairs), per_pass, description="SmoothGrad", progress=self.progress):
-            images, samples = pairs[part] % batch, pairs[part] // batch
+        noise = _NoiseSamples(inputs.shape[1:], inputs, self.seed)
+
+        def noisy_copies(images: Tensor, samples: Tensor) -> Tensor:
             draws = torch.stack([noise[s] for s in range(int(samples[0]), int(samples[-1]) + 1)])
-            noisy = inputs[images] + draws[samples - samples[0]] * sigma[images].view(-1, 1, 1, 1)
-            grads = input_gradient(self.model, noisy, copies_target(target, classes, images))
-            total.index_add_(0, images, grads.float())
+            return inputs[images] + draws[samples - samples[0]] * sigma[images].view(-1, 1, 1, 1)
+
+        total = summed_input_gradients(self.model, inputs, target, self.samples, noisy_copies,
+                                       batch_size=self.batch_size, description="SmoothGrad", progress=self.progress)
         return (total / self.samples).to(inputs.dtype)
 
 
