@@ -1,4 +1,5 @@
-"""A tiny model and picture set for the scan tests; run as a script (under torchrun) it scans them.
+"""A tiny model, a picture set and an equality check for the scan tests; run as a script (under torchrun)
+it scans them.
 
     torchrun --nproc_per_node 2 tests/scan_worker.py OUT_FOLDER
 """
@@ -48,6 +49,17 @@ def pictures(count: int = 23, seed: int = 1) -> TensorPictures:
     images = torch.rand(count, 3, 10, 10, generator=generator)
     images[5] = images[6]  # two identical pictures: their activations tie
     return TensorPictures(images, torch.arange(count) % 3, ["a", "b", "c"])
+
+
+def assert_same_scan(got, expected, layers=LAYERS) -> None:
+    """Two scan results hold exactly the same labels, features, top activations and statistics."""
+    assert torch.equal(got.labels, expected.labels)
+    for layer in layers:
+        assert torch.equal(got.features(layer), expected.features(layer))
+        for name in ("values", "images", "positions"):
+            assert torch.equal(getattr(got.top(layer), name), getattr(expected.top(layer), name))
+        for name in ("mean", "std", "active_images", "max", "image_max_mean"):
+            assert torch.equal(getattr(got.statistics(layer), name), getattr(expected.statistics(layer), name))
 
 
 if __name__ == "__main__":

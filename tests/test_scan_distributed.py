@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import torch
-from scan_worker import LAYERS, pictures, small_model
+from scan_worker import LAYERS, assert_same_scan, pictures, small_model
 
 from convscope.scan import Scan, ScanResult
 
@@ -38,10 +38,4 @@ def test_two_gloo_processes_merge_exactly(tmp_path) -> None:
         single = Scan(small_model(), LAYERS, k=4).run(pictures(), tmp_path / "one", batch_size=3, progress=False)
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(merged.labels, single.labels)
-    for layer in LAYERS:
-        assert torch.equal(merged.features(layer), single.features(layer))
-        for name in ("values", "images", "positions"):
-            assert torch.equal(getattr(merged.top(layer), name), getattr(single.top(layer), name))
-        for name in ("mean", "std", "active_images", "max", "image_max_mean"):
-            assert torch.equal(getattr(merged.statistics(layer), name), getattr(single.statistics(layer), name))
+    assert_same_scan(merged, single)

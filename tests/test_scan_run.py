@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from scan_worker import LAYERS, pictures, small_model
+from scan_worker import LAYERS, assert_same_scan, pictures, small_model
 from torch import nn
 
 from convscope.data import TensorPictures
@@ -104,13 +104,7 @@ def test_an_interrupted_scan_resumes_to_exactly_the_uninterrupted_result(tmp_pat
     again = Failing(data, fail_at=None)
     resumed = Scan(model, LAYERS, k=4).run(again, tmp_path / "resumed", batch_size=4, progress=False)
     assert min(again.reads) == 12  # batches 0–2 (pictures 0–11) were saved and not read again
-    for layer in LAYERS:
-        assert torch.equal(resumed.features(layer), whole.features(layer))
-        for name in ("values", "images", "positions"):
-            assert torch.equal(getattr(resumed.top(layer), name), getattr(whole.top(layer), name))
-        for name in ("mean", "std", "active_images", "max", "image_max_mean"):
-            assert torch.equal(getattr(resumed.statistics(layer), name), getattr(whole.statistics(layer), name))
-    assert torch.equal(resumed.labels, whole.labels)
+    assert_same_scan(resumed, whole)
 
 
 def ScanResultIsComplete(folder) -> bool:  # noqa: N802
