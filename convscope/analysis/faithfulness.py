@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from convscope.hooks import inspection_mode
 from convscope.models.model import Model
 from convscope.render.overlay import upsample
+from convscope.synthesis.regularisers import gaussian_blur
 
 
 @dataclass
@@ -31,19 +31,6 @@ class Curves:
     @property
     def insertion_auc(self) -> Tensor:
         return torch.trapezoid(self.insertion, self.fractions, dim=1)
-
-
-def blur(pictures: Tensor, sigma: float = 5.0) -> Tensor:
-    """Gaussian blur of ``[B,C,H,W]`` (the insertion metric's starting canvas)."""
-    radius = int(3 * sigma)
-    x = torch.arange(-radius, radius + 1, device=pictures.device, dtype=pictures.dtype)
-    kernel = torch.exp(-(x**2) / (2 * sigma**2))
-    kernel = (kernel / kernel.sum()).view(1, 1, -1)
-    channels = pictures.shape[1]
-    flat = pictures.reshape(-1, 1, *pictures.shape[-2:])
-    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
-    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
-    return flat.reshape(-1, channels, *pictures.shape[-2:])
 
 
 def deletion_insertion(model: Model, inputs: Tensor, maps: Tensor, classes: Tensor, *, steps: int = 100,
@@ -65,7 +52,7 @@ def deletion_insertion(model: Model, inputs: Tensor, maps: Tensor, classes: Tens
     ranks = torch.empty_like(order)
     ranks.scatter_(1, order, torch.arange(pixels, device=order.device).expand_as(order))
     counts = torch.linspace(0, pixels, steps + 1, device=inputs.device).round()
-    blurred = blur(inputs, insertion_sigma)
+    blurred = gaussian_blur(inputs, insertion_sigma)  # the insertion metric's starting canvas
     deletion, insertion = [], []
     with inspection_mode(model.net), torch.no_grad():
         for b in range(inputs.shape[0]):
