@@ -22,6 +22,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from convscope.devices import pick_device
+from convscope.synthesis.seeded import draw_index
 
 
 @dataclass
@@ -67,8 +68,8 @@ def efros_leung(source: Tensor, size: int | tuple[int, int] = 64, *, window: int
     canvas = torch.zeros(3, height + 2 * radius, width + 2 * radius, device=device)
     known = torch.zeros(height + 2 * radius, width + 2 * radius, dtype=torch.bool, device=device)
     seed = min(seed_size, height, width, src.shape[1], src.shape[2])
-    sy = _draw(src.shape[1] - seed + 1, generator)
-    sx = _draw(src.shape[2] - seed + 1, generator)
+    sy = draw_index(src.shape[1] - seed + 1, generator)
+    sx = draw_index(src.shape[2] - seed + 1, generator)
     top, left = radius + (height - seed) // 2, radius + (width - seed) // 2
     canvas[:, top:top + seed, left:left + seed] = src[:, sy:sy + seed, sx:sx + seed]
     known[top:top + seed, left:left + seed] = True
@@ -130,7 +131,3 @@ def _gaussian_window(window: int, device: torch.device) -> Tensor:
     offsets = torch.arange(window, device=device, dtype=torch.float32) - window // 2
     line = torch.exp(-0.5 * (offsets / sigma) ** 2)
     return (line[:, None] * line[None, :]).reshape(-1)
-
-
-def _draw(count: int, generator: torch.Generator) -> int:
-    return int(torch.randint(count, (1,), generator=generator, device=generator.device).item())

@@ -27,6 +27,7 @@ from convscope.synthesis.loop import optimise
 from convscope.synthesis.objectives import channel
 from convscope.synthesis.params import from_image
 from convscope.synthesis.regularisers import Blur
+from convscope.synthesis.seeded import draw_index
 from convscope.synthesis.transforms import Jitter, Pad
 
 
@@ -118,7 +119,7 @@ def kmeans(points: Tensor, k: int, *, generator: torch.Generator, restarts: int 
         raise ValueError(f"cannot make {k} clusters of {len(points)} points")
     best_labels, best_inertia = None, float("inf")
     for _ in range(restarts):
-        centres = points[_draw(len(points), generator)][None]
+        centres = points[draw_index(len(points), generator)][None]
         while len(centres) < k:
             nearest = torch.cdist(points, centres).min(1).values.pow(2)
             weights = nearest / nearest.sum() if nearest.sum() > 0 else torch.ones_like(nearest) / len(nearest)
@@ -176,7 +177,3 @@ def multifaceted(model: Model | nn.Module, layer: str, channel_index: int, pool:
     final_scores, _ = rank_pool(model, layer, channel_index, result.images, progress=False)
     return FacetResult(layer, channel_index, result.images, starts, top_images, scores[order], labels,
                        start_scores, final_scores)
-
-
-def _draw(count: int, generator: torch.Generator) -> int:
-    return int(torch.randint(count, (1,), generator=generator, device=generator.device).item())

@@ -27,6 +27,7 @@ from convscope.render.picture import Picture
 from convscope.synthesis.layer_choice import style_layers as default_layers
 from convscope.synthesis.loop import LayersDone, stop_after
 from convscope.synthesis.matching import gram_matrix, layer_features, normalised_distance, smooth
+from convscope.synthesis.seeded import draw_index
 from convscope.synthesis.texture import _picture, resize_short_side
 
 
@@ -154,11 +155,11 @@ def random_crops(pictures: Sequence[Tensor], count: int, size: int, generator: t
     """``count`` random square crops (side 50–100 % of the short side, random mirror) resized to ``size``."""
     crops = []
     for _ in range(count):
-        picture = pictures[_draw(len(pictures), generator)]
+        picture = pictures[draw_index(len(pictures), generator)]
         height, width = picture.shape[-2:]
         short = min(height, width)
         side = max(8, int(short * (0.5 + 0.5 * _uniform(generator))))
-        top, left = _draw(height - side + 1, generator), _draw(width - side + 1, generator)
+        top, left = draw_index(height - side + 1, generator), draw_index(width - side + 1, generator)
         crop = picture[:, top:top + side, left:left + side][None]
         crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
         crops.append(crop.flip(-1) if _uniform(generator) < 0.5 else crop)
@@ -242,10 +243,6 @@ def _tv(images: Tensor, std: Tensor) -> Tensor:
     dx = x[..., :-1, 1:] - x[..., :-1, :-1]
     dy = x[..., 1:, :-1] - x[..., :-1, :-1]
     return (dx.pow(2) + dy.pow(2)).sum(1).mean()
-
-
-def _draw(count: int, generator: torch.Generator) -> int:
-    return int(torch.randint(count, (1,), generator=generator, device=generator.device).item())
 
 
 def _uniform(generator: torch.Generator) -> float:

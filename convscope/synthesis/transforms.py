@@ -17,14 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from convscope.synthesis.seeded import draw_index
+
 
 class Transform:
     def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
         raise NotImplementedError
-
-
-def _choice(count: int, generator: torch.Generator) -> int:
-    return int(torch.randint(count, (1,), generator=generator, device=generator.device).item())
 
 
 @dataclass(frozen=True)
@@ -55,7 +53,7 @@ class Jitter(Transform):
         height, width = images.shape[-2:]
         if height <= self.d or width <= self.d:
             raise ValueError(f"jitter of {self.d} pixels does not fit a {height}x{width} image")
-        dy, dx = _choice(self.d + 1, generator), _choice(self.d + 1, generator)
+        dy, dx = draw_index(self.d + 1, generator), draw_index(self.d + 1, generator)
         return images[..., dy:dy + height - self.d, dx:dx + width - self.d]
 
 
@@ -68,7 +66,7 @@ class Roll(Transform):
     def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
         if self.d <= 0:
             return images
-        dy, dx = _choice(2 * self.d + 1, generator) - self.d, _choice(2 * self.d + 1, generator) - self.d
+        dy, dx = draw_index(2 * self.d + 1, generator) - self.d, draw_index(2 * self.d + 1, generator) - self.d
         return torch.roll(images, shifts=(dy, dx), dims=(-2, -1))
 
 
@@ -79,7 +77,7 @@ class RandomScale(Transform):
     scales: tuple[float, ...]
 
     def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        scale = self.scales[_choice(len(self.scales), generator)]
+        scale = self.scales[draw_index(len(self.scales), generator)]
         if scale == 1:
             return images
         height, width = images.shape[-2:]
@@ -94,7 +92,7 @@ class RandomRotate(Transform):
     angles: tuple[float, ...]
 
     def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        angle = math.radians(self.angles[_choice(len(self.angles), generator)])
+        angle = math.radians(self.angles[draw_index(len(self.angles), generator)])
         if angle == 0:
             return images
         cos, sin = math.cos(angle), math.sin(angle)
