@@ -110,6 +110,24 @@ def load_image(source: str | Path | Image.Image | np.ndarray | Tensor) -> Tensor
         raise ValueError(f"cannot read image file {text!r}: {error} (is it a JPEG/PNG and complete?)") from error
 
 
+def load_image_bytes(data: bytes, name: str = "upload", *, max_pixels: int | None = None) -> Tensor:
+    """One picture ``[3,H,W]`` in [0, 1] from the bytes of an image file (an upload).
+
+    With ``max_pixels``, a larger picture is refused from its header, before it is decoded.
+    """
+    import io
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if max_pixels is not None and image.width * image.height > max_pixels:
+                raise ValueError(f"{name!r} is {image.width}×{image.height} pixels, more than the "
+                                 f"{max_pixels / 1e6:g} megapixels allowed; send a smaller picture")
+            image.load()
+            return pil_to_picture(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
+        raise ValueError(f"cannot read {name!r} as an image: {error} (is it a JPEG/PNG and complete?)") from error
+
+
 def expand_sources(sources: str | Path | Iterable[str | Path]) -> list[str]:
     """File paths and ``sample:`` names, with folders expanded to their images (recursively, sorted)."""
     if isinstance(sources, (str, Path)):
