@@ -6,16 +6,23 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from convscope.cli import analysis, attribution, demo, feature_space, inspection, synthesis
+import torch
 
-COMMAND_GROUPS = [inspection, attribution, analysis, feature_space, synthesis, demo]
+from convscope import __version__
+from convscope.cli import analysis, attribution, conventions, demo, explore, feature_space, inspection, synthesis
+from convscope.cli.errors import OneLineParser, check_arguments, report
+from convscope.logs import configure
+
+COMMAND_GROUPS = [inspection, attribution, analysis, feature_space, synthesis, demo, explore]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="convscope", description="See inside convolutional networks.")
+    parser = OneLineParser(prog="convscope", description="See inside convolutional networks.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:
         group.register(commands)
+    conventions.apply(parser)
     return parser
 
 
@@ -23,11 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; bad input ends with a one-line error and exit status 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure(args.verbosity)
     try:
+        check_arguments(args)
         args.run(args)
-    except (ValueError, TypeError, FileNotFoundError) as error:
-        print(f"convscope {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    except (ValueError, TypeError, OSError, MemoryError, torch.OutOfMemoryError) as error:
+        return report(args.command, error)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

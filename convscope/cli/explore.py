@@ -1,0 +1,35 @@
+"""explore: the web app (a local server; prints the URL to open)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("explore", help="a web app to look inside the model interactively (local server)")
+    p.add_argument("sources", nargs="*", type=Path,
+                   help="folders and picture files to explore (only these are readable; the bundled photos always)")
+    p.add_argument("--scan", type=Path, help="a `convscope scan` output folder: data set view and top patches")
+    p.add_argument("--checks", type=Path, help="a `convscope check` output folder: badges next to the methods")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: %(default)s; any other needs a token)")
+    p.add_argument("--port", type=int, default=8765, help="port (default: %(default)s; 0 picks a free one)")
+    p.add_argument("--token", help="the token browsers must present (default: none on loopback, a random one "
+                                   "otherwise)")
+    p.add_argument("--cache", type=Path, help="where feature visualisations are kept "
+                                              "(default: ~/.cache/convscope/explore)")
+    p.add_argument("--model", default=None, help="model name (default: efficientnet_lite0, embedded)")
+    p.add_argument("--weights", type=Path, help="local state-dict file for the model (no download)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
+    p.set_defaults(run=run_explore)
+
+
+def run_explore(args: argparse.Namespace) -> None:
+    try:
+        from convscope.explore.server import serve
+    except ImportError as error:
+        raise ValueError(f"the explorer needs its extra packages ({error.name} is missing): "
+                         "pip install 'convscope[explore]'") from error
+    serve(args.sources, model=args.model, weights=args.weights, device=args.device, scan=args.scan,
+          checks=args.checks, host=args.host, port=args.port, token=args.token, cache=args.cache)

@@ -1,0 +1,63 @@
+"""The FastAPI application: the API routers, the shipped front end, clear 4xx answers for bad requests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from convscope.explore import dataset_view, image_view, layer_view, model_view
+from convscope.explore.security import BodyTooLarge, Guard, too_large
+from convscope.explore.state import Explorer
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(explorer: Explorer) -> FastAPI:
+    """The explorer's web app over ``explorer`` (its model, pictures, scan and worker)."""
+    app = FastAPI(title="convscope explorer", version="1", docs_url=None, redoc_url=None,
+                  description="Look inside a convolutional network: predictions, attribution maps, live occlusion, "
+                              "channels, feature visualisations, a scan's feature space. Every view of the front "
+                              "end is built from these endpoints. Errors are JSON: {\"detail\": \"what went wrong\"}.")
+    app.state.explorer = explorer
+    for view in (image_view, layer_view, dataset_view, model_view):
+        app.include_router(view.router)
+
+    @app.exception_handler(ValueError)
+    @app.exception_handler(TypeError)
+    async def bad_value(request: Request, error: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(error).splitlines()[0] if str(error) else type(error).__name__},
+                            status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, error: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg', 'invalid')}"
+                 for e in error.errors()]
+        return JSONResponse({"detail": "; ".join(parts) or "malformed request"}, status_code=422)
+
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(request: Request, error: BodyTooLarge) -> JSONResponse:
+        return too_large()
+
+    @app.get("/api/info", tags=["explorer"], summary="The model, the scan and the check results being served")
+    async def info() -> dict:
+        return explorer.info()
+
+    @app.get("/api/queue", tags=["explorer"], summary="What the worker is computing and what waits")
+    async def queue() -> dict:
+        return explorer.worker.status()
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/api", include_in_schema=False)
+    async def api_page() -> FileResponse:
+        return FileResponse(STATIC / "api.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(Guard, token=explorer.token)
+    return app

@@ -1,0 +1,194 @@
+"""Image view: the picture, its top-k classes, every attribution method's map, live occlusion."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Annotated, Any
+
+import torch
+from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi.responses import Response
+
+from convscope.attribution.explain import explain
+from convscope.attribution.occlusion import occluder_fill
+from convscope.attribution.registry import METHODS
+from convscope.explore.encode import data_url, png
+from convscope.explore.jobs import CHEAP, INTERACTIVE, SLOW, cache_key
+from convscope.explore.pictures import MAX_BYTES, Loaded
+from convscope.explore.state import Explorer
+from convscope.hooks import inspection_mode
+from convscope.inspection.predictions import predict
+from convscope.models.model import Model
+
+# Cheap methods first (one or two passes), then the ones that take many passes.
+METHOD_ORDER = ("grad_cam", "cam", "grad_cam_plus_plus", "layer_cam", "saliency", "guided_backprop", "deconvnet",
+                "guided_grad_cam", "smooth_grad", "integrated_gradients", "occlusion", "score_cam")
+SLOW_METHODS = ("smooth_grad", "integrated_gradients", "occlusion", "score_cam")
+
+router = APIRouter(prefix="/api", tags=["image"])
+
+Picture = Annotated[str, Query(description="picture id: sample:NAME, file:N/PATH or upload:HASH", max_length=1024)]
+
+
+def explorer_of(request: Request) -> Explorer:
+    return request.app.state.explorer
+
+
+def class_index(model: Model, target: str) -> int | None:
+    """A class given by index or name → its index; ``''``/``'top'`` → ``None`` (the top class)."""
+    text = target.strip()
+    if text in ("", "top"):
+        return None
+    count = len(model.classes())
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        if not 0 <= index < count:
+            raise ValueError(f"class index {index} is out of range: the model has {count} classes (0 … {count - 1})")
+        return index
+    return model.class_index(text)
+
+
+def fitted(model: Model, picture: Loaded) -> torch.Tensor:
+    """The picture as the model sees it (resized and cropped), ``[3,H,W]`` in [0, 1]."""
+    return model.preprocess.fit([picture.pixels])[0]
+
+
+def predictions(model: Model, picture: Loaded, k: int) -> dict[str, Any]:
+    found = predict(model, picture.pixels, k=k)
+    return {"picture": picture.id, "name": picture.name,
+            "top": [{"index": i, "name": n, "probability": p} for i, n, p in
+                    zip(found.indices[0].tolist(), found.names[0], found.probabilities[0].tolist(), strict=True)]}
+
+
+def method_settings(name: str, layer: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    """The constructor settings a method ran with (its defaults, overridden by ``options``)."""
+    parameters = inspect.signature(METHODS[name].__init__).parameters
+    settings = {p.name: p.default for p in parameters.values()
+                if p.default is not inspect.Parameter.empty and p.name not in ("progress", "batch_size")}
+    settings.update({k: v for k, v in options.items() if k not in ("progress",)})
+    if layer is not None:
+        settings["layer"] = layer
+    return {k: v if isinstance(v, int | float | str | bool) or v is None else str(v) for k, v in settings.items()}
+
+
+def explanation(model: Model, picture: Loaded, method: str, target: int | None, layer: str | None,
+                options: dict[str, Any]) -> dict[str, Any]:
+    """One method's map (alone and over the picture) with the label and the settings that made it."""
+    began = time.perf_counter()
+    accepted = inspect.signature(METHODS[method].__init__).parameters
+    quiet = {"progress": False} if "progress" in accepted else {}
+    result = explain(model, picture.pixels, method, "top" if target is None else target, layer=layer,
+                     **options, **quiet)
+    shown = result.overlay() if result.method.style == "heat" else result.map_picture()
+    return {"method": method, "title": result.method.title, "paper": result.method.paper,
+            "style": result.method.style, "label": result.labels[0], "layer": result.layer,
+            "settings": method_settings(method, result.layer, options),
+            "image": data_url(shown), "map": data_url(result.map_picture()), "overlay": data_url(result.overlay()),
+            "seconds": round(time.perf_counter() - began, 3)}
+
+
+def occluded_prediction(model: Model, picture: Loaded, x: int, y: int, size: int, target: int | None,
+                        k: int = 5) -> dict[str, Any]:
+    """Class probabilities with a grey square (the occlusion method's fill) at (``x``, ``y``) of the model's input."""
+    inputs = model.preprocess.normalize(model.preprocess.fit([picture.pixels])).to(model.device)
+    height, width = inputs.shape[-2:]
+    if not (0 <= x < width and 0 <= y < height):
+        raise ValueError(f"the occluder's corner ({x}, {y}) is outside the {width}×{height} input")
+    fill = occluder_fill("mean", inputs, model)
+    occluded = inputs.clone()
+    occluded[..., y:y + size, x:x + size] = fill[..., y:y + size, x:x + size]
+    with inspection_mode(model.net), torch.no_grad():
+        probabilities = model.net(torch.cat([inputs, occluded])).float().softmax(1).cpu()
+    clean, now = probabilities
+    chosen = int(clean.argmax()) if target is None else target
+    names = model.classes(len(now))
+    top_p, top_i = now.topk(min(k, len(now)))
+    return {"x": x, "y": y, "size": size, "target": {"index": chosen, "name": names[chosen]},
+            "probability": float(now[chosen]), "clean_probability": float(clean[chosen]),
+            "top": [{"index": i, "name": names[i], "probability": p}
+                    for i, p in zip(top_i.tolist(), top_p.tolist(), strict=True)]}
+
+
+@router.get("/pictures", summary="Every picture that can be explored")
+async def pictures(request: Request) -> dict[str, Any]:
+    return {"pictures": explorer_of(request).pictures.listing()}
+
+
+@router.post("/upload", summary="Upload a picture (≤ 20 MB, ≤ 50 megapixels); returns its id")
+async def upload(request: Request, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
+    data = await file.read(MAX_BYTES + 1)
+    loaded = explorer_of(request).pictures.add_upload(data, file.filename or "upload")
+    return {"id": loaded.id, "name": loaded.name, "size": list(loaded.pixels.shape[-2:])}
+
+
+@router.get("/picture.png", summary="The picture as the model sees it (resized, cropped)",
+            response_class=Response, responses={200: {"content": {"image/png": {}}}})
+async def picture_png(request: Request, pic: Picture) -> Response:
+    explorer = explorer_of(request)
+    loaded = explorer.pictures.load(pic)
+    data, _ = await explorer.worker.run(cache_key("picture", explorer.model.name, loaded.digest),
+                                        lambda: png(fitted(explorer.model, loaded)), priority=INTERACTIVE,
+                                        description=f"picture {loaded.name}")
+    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/classes", summary="The model's class names (for completion)")
+async def classes(request: Request) -> dict[str, Any]:
+    return {"classes": explorer_of(request).model.classes()}
+
+
+@router.get("/methods", summary="The attribution methods, cheapest first, with their papers")
+async def methods(request: Request) -> dict[str, Any]:
+    badges = explorer_of(request).checks
+    return {"methods": [{"name": m, "title": METHODS[m].title, "paper": METHODS[m].paper, "slow": m in SLOW_METHODS,
+                         "checks": badges.get(m)} for m in METHOD_ORDER if m in METHODS]}
+
+
+@router.get("/predict", summary="Top-k classes of a picture")
+async def predict_route(request: Request, pic: Picture, k: Annotated[int, Query(ge=1, le=100)] = 5) -> dict[str, Any]:
+    explorer = explorer_of(request)
+    loaded = explorer.pictures.load(pic)
+    result, _ = await explorer.worker.run(cache_key("predict", explorer.fingerprint, loaded.digest, k),
+                                          lambda: predictions(explorer.model, loaded, k), priority=INTERACTIVE,
+                                          description=f"predict {loaded.name}")
+    return result
+
+
+@router.get("/explain", summary="One attribution method's map for a class of a picture")
+async def explain_route(request: Request, pic: Picture, method: Annotated[str, Query(max_length=40)],
+                        target: Annotated[str, Query(max_length=200)] = "top",
+                        layer: Annotated[str | None, Query(max_length=300)] = None,
+                        size: Annotated[int | None, Query(ge=2, le=512, description="occluder size")] = None,
+                        stride: Annotated[int | None, Query(ge=1, le=512, description="occluder stride")] = None,
+                        ) -> dict[str, Any]:
+    explorer = explorer_of(request)
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; the methods are " + ", ".join(METHOD_ORDER))
+    loaded = explorer.pictures.load(pic)
+    index = class_index(explorer.model, target)
+    if layer is not None:
+        explorer.model.layer(layer)
+    options = {k: v for k, v in {"size": size, "stride": stride}.items() if v is not None}
+    if options and method != "occlusion":
+        raise ValueError("size and stride are the occlusion method's settings")
+    key = cache_key("explain", explorer.fingerprint, loaded.digest, method, index, layer, options)
+    result, cached = await explorer.worker.run(
+        key, lambda: explanation(explorer.model, loaded, method, index, layer, options),
+        priority=SLOW if method in SLOW_METHODS else CHEAP, description=f"{METHODS[method].title} on {loaded.name}")
+    return {**result, "cached": cached, "checks": explorer.checks.get(method)}
+
+
+@router.get("/occlude", summary="Live occlusion: probabilities with a grey square at (x, y) of the model's input")
+async def occlude_route(request: Request, pic: Picture, x: Annotated[int, Query(ge=0, le=4096)],
+                        y: Annotated[int, Query(ge=0, le=4096)], size: Annotated[int, Query(ge=1, le=1024)] = 48,
+                        target: Annotated[str, Query(max_length=200)] = "top") -> dict[str, Any]:
+    explorer = explorer_of(request)
+    loaded = explorer.pictures.load(pic)
+    index = class_index(explorer.model, target)
+    key = cache_key("occlude", explorer.fingerprint, loaded.digest, x, y, size, index)
+    result, cached = await explorer.worker.run(
+        key, lambda: occluded_prediction(explorer.model, loaded, x, y, size, index), priority=INTERACTIVE,
+        description=f"live occlusion on {loaded.name}")
+    return {**result, "cached": cached}
+

@@ -1,0 +1,126 @@
+"""One worker thread for all work on the model (device work is serialised), with a cache of results.
+
+Jobs have a priority (interactive ones — predictions, live occlusion — jump ahead of queued slow maps);
+a job already queued or running under the same key is shared instead of being run twice. The web server
+awaits the job's future, so it keeps answering other requests while the worker computes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+INTERACTIVE, CHEAP, SLOW = 0, 1, 2
+
+
+@dataclass(order=True)
+class Job:
+    priority: int
+    order: int
+    key: str = field(compare=False)
+    description: str = field(compare=False)
+    work: Callable[[], Any] = field(compare=False)
+    future: Future = field(compare=False, default_factory=Future)
+    started: float | None = field(compare=False, default=None)
+
+
+class ResultCache:
+    """A bounded in-memory cache: key → JSON-able result (least recently used entries leave first)."""
+
+    def __init__(self, entries: int = 2048) -> None:
+        self.entries = entries
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+
+    def get(self, key: str) -> Any | None:
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return self._items[key]
+
+    def put(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.entries:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def cache_key(*parts: Any) -> str:
+    """A stable key from the parts (model fingerprint, picture hash, method, target, settings …)."""
+    return json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+
+
+class Worker:
+    """Runs jobs one at a time on a background thread, most urgent first."""
+
+    def __init__(self, cache: ResultCache) -> None:
+        self.cache = cache
+        self._queue: queue.PriorityQueue[Job] = queue.PriorityQueue()
+        self._pending: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._order = itertools.count()
+        self.running: Job | None = None
+        self.done = 0
+        self._thread = threading.Thread(target=self._loop, name="convscope-explore-worker", daemon=True)
+        self._thread.start()
+
+    def submit(self, key: str, work: Callable[[], Any], *, priority: int = CHEAP, description: str = "") -> Future:
+        """The future of ``work``'s result; cached results and identical queued jobs are reused."""
+        with self._lock:
+            if key in self._pending:
+                return self._pending[key].future
+            job = Job(priority, next(self._order), key, description or key, work)
+            self._pending[key] = job
+        self._queue.put(job)
+        return job.future
+
+    async def run(self, key: str, work: Callable[[], Any], *, priority: int = CHEAP,
+                  description: str = "") -> tuple[Any, bool]:
+        """``(result, cached)``: from the cache, or computed on the worker while the server keeps answering."""
+        found = self.cache.get(key)
+        if found is not None:
+            return found, True
+        result = await asyncio.wrap_future(self.submit(key, work, priority=priority, description=description))
+        return result, False
+
+    def status(self) -> dict[str, Any]:
+        running = self.running
+        with self._lock:
+            waiting = [job.description for job in sorted(self._pending.values()) if job is not running]
+        return {"running": None if running is None else {
+                    "what": running.description,
+                    "seconds": round(time.monotonic() - (running.started or time.monotonic()), 1)},
+                "waiting": waiting, "done": self.done, "cached": len(self.cache), "cache_hits": self.cache.hits}
+
+    def _loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            self.running, job.started = job, time.monotonic()
+            try:
+                result = job.work()
+            except BaseException as error:  # the error goes to whoever waits for this job
+                job.future.set_exception(error)
+            else:
+                self.cache.put(job.key, result)
+                job.future.set_result(result)
+            finally:
+                with self._lock:
+                    self._pending.pop(job.key, None)
+                self.running = None
+                self.done += 1

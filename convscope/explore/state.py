@@ -1,0 +1,75 @@
+"""What one explorer serves: the model, the readable pictures, an optional scan, the worker and the caches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from convscope.explore.jobs import ResultCache, Worker
+from convscope.explore.pictures import PictureStore
+from convscope.models.model import Model
+from convscope.scan.storage import fingerprint
+
+DEFAULT_CACHE = Path.home() / ".cache" / "convscope" / "explore"
+
+
+class Explorer:
+    """The shared state behind the API: one model, one worker thread (device work is serialised), caches.
+
+    ``sources`` are folders and picture files the user named (nothing else on disk is readable);
+    ``scan`` a finished scan folder for the data set view and top patches; ``checks`` a
+    ``convscope check`` output folder for the sanity badges; ``cache`` where feature
+    visualisations are kept between runs.
+    """
+
+    def __init__(self, model: Model, sources: list[str | Path] | None = None, *, scan: str | Path | None = None,
+                 checks: str | Path | None = None, cache: str | Path | None = None, weights: str | None = None,
+                 token: str | None = None) -> None:
+        paths = [Path(s) for s in sources or []]
+        for path in paths:
+            if not path.exists():
+                raise ValueError(f"{str(path)!r} does not exist; name folders or picture files to explore")
+        self.model = model
+        self.weights = weights
+        self.fingerprint = fingerprint(model.net)
+        self.pictures = PictureStore([p for p in paths if p.is_dir()], [p for p in paths if p.is_file()])
+        self.scan = None
+        if scan is not None:
+            from convscope.scan.result import ScanResult
+
+            self.scan = ScanResult.load(scan)
+        self.checks = read_checks(Path(checks)) if checks is not None else {}
+        self.cache_dir = Path(cache) if cache is not None else DEFAULT_CACHE
+        self.token = token
+        self.worker = Worker(ResultCache())
+
+    @property
+    def scan_matches_model(self) -> bool:
+        """Whether the scan was made with this very model (so its top patches belong to its channels)."""
+        return self.scan is not None and self.scan.config["model"]["fingerprint"] == self.fingerprint
+
+    def info(self) -> dict[str, Any]:
+        return {"model": self.model.name, "weights": self.weights, "fingerprint": self.fingerprint[:12],
+                "device": str(self.model.device), "input_size": list(self.model.preprocess.input_size),
+                "classes": len(self.model.classes()),
+                "scan": None if self.scan is None else {"folder": str(self.scan.folder), "count": self.scan.count,
+                                                        "layers": self.scan.layers,
+                                                        "model": self.scan.config["model"]["name"],
+                                                        "same_model": self.scan_matches_model},
+                "checks": sorted(self.checks)}
+
+
+def read_checks(folder: Path) -> dict[str, dict[str, Any]]:
+    """Per method, what ``convscope check`` measured (pointing game, deletion / insertion) — for badges."""
+    path = folder / "checks.json"
+    if not path.is_file():
+        raise ValueError(f"{str(folder)!r} holds no checks.json; give the --out folder of `convscope check`")
+    summary = json.loads(path.read_text())
+    badges: dict[str, dict[str, Any]] = {}
+    for row in summary.get("pointing_game", []):
+        badges.setdefault(row["method"], {})["pointing"] = row.get("pointing_accuracy")
+    for row in summary.get("faithfulness", []):
+        entry = badges.setdefault(row["method"], {})
+        entry["deletion"], entry["insertion"] = row.get("deletion_auc"), row.get("insertion_auc")
+    return badges
