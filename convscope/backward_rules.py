@@ -39,6 +39,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
+from convscope.hooks import model_walk
+
 RULES = ("deconvnet", "guided")
 
 UNSUPPORTED_MODULES = (nn.SiLU, nn.GELU, nn.ELU, nn.SELU, nn.CELU, nn.Mish, nn.Hardswish, nn.Softplus, nn.RReLU)
@@ -196,7 +198,7 @@ def backward_rules(net: nn.Module, rule: str) -> Iterator[None]:
     """
     if rule not in RULES:
         raise ValueError(f"unknown backward rule {rule!r}: use 'deconvnet' or 'guided'")
-    bad = unsupported_activations(net)
+    bad = model_walk(net).memo(unsupported_activations, net)  # walked once per model, not per call
     if bad:
         raise unsupported_error(rule, bad)
     mode = _RuleMode(rule)

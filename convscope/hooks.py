@@ -3,28 +3,114 @@
 Every hook is registered inside the call and removed in ``finally``; the training
 flags, ``requires_grad``, existing ``.grad`` tensors and in-place flags of the model
 are restored on exit, also when the model or the target raises.
+
+What a model is made of (its modules, parameters, in-place switches) is walked once
+per model and kept in a :class:`ModelWalk`; the walk is renewed when a sub-module or
+parameter is registered on any module of that model (PyTorch's global registration
+hooks say so), so a call costs no walk over hundreds of modules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from torch import Tensor, nn
+from torch.nn.modules import module as torch_module
 
 from convscope.models.layers import get_layer, layer_name
+
+T = TypeVar("T")
+
+
+class ModelWalk:
+    """One walk over a model: its sub-modules (shared ones once), parameters and in-place switches.
+
+    The model itself is not kept (the walk lives in a weak-key cache keyed on it);
+    :meth:`modules` puts it in front. :meth:`memo` keeps ``function(net)`` (e.g. the
+    activations without a backward rule) until the model's structure changes.
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        named = [(name, module) for name, module in net.named_modules() if module is not net]
+        self.descendants: tuple[nn.Module, ...] = tuple(module for _, module in named)
+        self.names: dict[nn.Module, str] = {module: name for name, module in named}
+        self.switchable: tuple[nn.Module, ...] = tuple(
+            m for m in (net, *self.descendants) if isinstance(getattr(m, "inplace", None), bool))
+        self.parameters: tuple[nn.Parameter, ...] = tuple(dict.fromkeys(
+            p for m in (net, *self.descendants) for p in m._parameters.values() if p is not None))
+        self.generation = _changes.count
+        self._memo: dict[Callable, object] = {}
+
+    def modules(self, net: nn.Module) -> tuple[nn.Module, ...]:
+        """``net`` and every sub-module, as ``net.modules()`` lists them."""
+        return (net, *self.descendants)
+
+    def memo(self, function: Callable[[nn.Module], T], net: nn.Module) -> T:
+        """``function(net)``, computed once per structure of the model."""
+        if function not in self._memo:
+            self._memo[function] = function(net)
+        return self._memo[function]  # type: ignore[return-value]
+
+
+class _Changes:
+    """Counts registrations of sub-modules and parameters on modules of walked models."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.watched: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+        self.installed = False
+
+    def __call__(self, module: nn.Module, name: str, value: object) -> None:
+        if module in self.watched:
+            self.count += 1
+
+
+_changes = _Changes()
+_walks: weakref.WeakKeyDictionary[nn.Module, ModelWalk] = weakref.WeakKeyDictionary()
+
+
+def model_walk(net: nn.Module) -> ModelWalk:
+    """The walk over ``net``, made once and renewed after a sub-module or parameter was registered in it."""
+    found = _walks.get(net)
+    if found is not None and found.generation == _changes.count:
+        return found
+    if not _changes.installed:
+        torch_module.register_module_module_registration_hook(_changes)
+        torch_module.register_module_parameter_registration_hook(_changes)
+        _changes.installed = True
+    found = _walks[net] = ModelWalk(net)
+    _changes.watched.update(found.modules(net))
+    return found
+
+
+def resolve_layer(net: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
+    """``(dotted name, module)`` of a layer given by name or module, looked up without walking the model."""
+    if isinstance(layer, str) and layer:
+        module: nn.Module | None = net
+        for part in layer.split("."):
+            module = module._modules.get(part) if module is not None else None
+        if module is not None:
+            return layer, module
+    elif isinstance(layer, nn.Module):
+        name = model_walk(net).names.get(layer)
+        if name and resolve_layer(net, name)[1] is layer:
+            return name, layer
+    return layer_name(net, layer), get_layer(net, layer)  # the slow path: renewed lookup, or its error
 
 
 @contextmanager
 def preserved(net: nn.Module) -> Iterator[nn.Module]:
     """Restore training flags, ``requires_grad``, ``.grad`` and ``inplace`` flags on exit."""
-    modules = list(net.modules())
+    walk = model_walk(net)
+    modules = walk.modules(net)
     training = [m.training for m in modules]
-    inplace = [(m, m.inplace) for m in modules if isinstance(getattr(m, "inplace", None), bool)]
-    params = list(dict.fromkeys(p for m in modules for p in m._parameters.values() if p is not None))
-    requires = [p.requires_grad for p in params]
-    grads = [p.grad for p in params]
+    inplace = [m.inplace for m in walk.switchable]
+    requires = [p.requires_grad for p in walk.parameters]
+    grads = [p.grad for p in walk.parameters]
     try:
         yield net
     finally:
@@ -32,10 +118,10 @@ def preserved(net: nn.Module) -> Iterator[nn.Module]:
         for module, flag in zip(modules, training, strict=True):
             if module.training != flag:
                 module.training = flag
-        for module, flag in inplace:
+        for module, flag in zip(walk.switchable, inplace, strict=True):
             if module.inplace != flag:
                 module.inplace = flag
-        for param, flag, grad in zip(params, requires, grads, strict=True):
+        for param, flag, grad in zip(walk.parameters, requires, grads, strict=True):
             if param.requires_grad != flag:
                 param.requires_grad_(flag)
             if param.grad is not grad:
@@ -43,22 +129,24 @@ def preserved(net: nn.Module) -> Iterator[nn.Module]:
 
 
 @contextmanager
-def inspection_mode(net: nn.Module, *, grad_params: bool = False) -> Iterator[nn.Module]:
+def inspection_mode(net: nn.Module, *, grad_params: bool | None = False) -> Iterator[nn.Module]:
     """Evaluation mode with out-of-place activations for the duration, then everything restored.
 
     ``grad_params`` makes every parameter require grad (for weight gradients);
-    otherwise parameters are frozen so that no work is spent on them.
+    ``False`` freezes them so that no work is spent on them; ``None`` leaves them as
+    they are (for ``torch.autograd.grad`` towards inputs or layers, which computes no
+    weight gradient either way, so a call need not switch hundreds of flags).
     """
     with preserved(net):
-        modules = list(net.modules())
-        if any(module.training for module in modules):
+        walk = model_walk(net)
+        if any(module.training for module in walk.modules(net)):
             net.eval()
-        for module in modules:
-            if getattr(module, "inplace", None) is True:
+        for module in walk.switchable:
+            if module.inplace is True:
                 module.inplace = False
-            for param in module._parameters.values():
-                if param is not None and param.requires_grad != grad_params:
-                    param.requires_grad_(grad_params)
+        for param in walk.parameters if grad_params is not None else ():
+            if param.requires_grad != grad_params:
+                param.requires_grad_(grad_params)
         yield net
 
 
@@ -90,7 +178,7 @@ def capture(net: nn.Module, layers: Sequence[str | nn.Module], *, grads: bool = 
     model cannot alter what was recorded. With ``detach`` the records leave the graph.
     """
     store = Captured()
-    resolved = [(layer_name(net, layer), get_layer(net, layer)) for layer in layers]
+    resolved = [resolve_layer(net, layer) for layer in layers]
     handles = []
 
     def recorder(name: str):
