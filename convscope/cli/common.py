@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from convscope.logs import get_logger
 from convscope.models import DEFAULT_MODEL, Model, load_model
 
+log = get_logger(__name__)
 
-def add_model_options(parser: argparse.ArgumentParser, out: str = "out") -> None:
+
+def add_model_options(parser: argparse.ArgumentParser, out: str = "out", model_default: str | None = None) -> None:
+    """--model, --weights, --device, --out; ``model_default`` describes a default that depends on other input."""
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help=f"model name: {DEFAULT_MODEL} (embedded, offline), efficientnet_lite1/2, "
-                             "or any torchvision/timm name (default: %(default)s)")
+                             f"or any torchvision/timm name (default: {model_default or '%(default)s'})")
     parser.add_argument("--weights", type=Path, help="local state-dict file for the model (no download)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
     parser.add_argument("--out", type=Path, default=Path(out), help="output folder (default: %(default)s)")
@@ -27,4 +31,5 @@ def slug(text: str) -> str:
 
 
 def written(path: Path) -> None:
-    print(f"wrote {path}")
+    """Say that ``path`` was written (an information message: hidden by --quiet)."""
+    log.info(f"wrote {path}")

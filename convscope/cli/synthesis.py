@@ -13,7 +13,7 @@ from convscope.images import load_image, load_images
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("classviz", help="class model: the picture the model finds most typical of a class")
-    p.add_argument("--target", nargs="+", required=True, help="class indices or names, e.g. 281 or tabby flamingo")
+    p.add_argument("--targets", nargs="+", required=True, help="class indices or names, e.g. 281 or tabby flamingo")
     p.add_argument("--recipe", choices=("fourier", "simonyan"), default="fourier",
                    help="fourier: decorrelated Fourier image (default); simonyan: pixels + blur + clipping tricks")
     p.add_argument("--size", type=int, help="picture side (default: the model's input size)")
@@ -22,7 +22,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = commands.add_parser("featviz", help="feature visualisation of channels (or centre neurons) of a layer")
     p.add_argument("--layer", required=True, help="dotted layer name (see `convscope layers`)")
-    p.add_argument("--channel", type=int, nargs="+", required=True, help="one or more channel indices")
+    p.add_argument("--channels", type=int, nargs="+", required=True, help="one or more channel indices")
     p.add_argument("--kind", choices=("channel", "neuron"), default="channel")
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--steps", type=int, default=256)
@@ -96,7 +96,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     t.add_argument("style", help="style image or sample:NAME")
     t.add_argument("--content", nargs="+", help="content pictures or folders (default: the bundled photos)")
     t.add_argument("--steps", type=int, default=2000)
-    t.add_argument("--batch", type=int, default=4)
+    t.add_argument("--batch-size", type=int, default=4, help="content crops per step")
     t.add_argument("--size", type=int, default=256)
     t.add_argument("--width", type=int, default=32, help="channels of the transform network's first layer")
     t.add_argument("--save", type=Path, help="where to write the network (default: OUT/fast_style_STYLE.pt)")
@@ -139,22 +139,22 @@ def run_classviz(args: argparse.Namespace) -> None:
     from convscope.synthesis import class_model
 
     model = model_from(args)
-    targets = [int(t) if t.isdigit() else t for t in args.target]
+    targets = [int(t) if t.isdigit() else t for t in args.targets]
     result = class_model(model, targets, size=args.size, recipe=args.recipe, steps=args.steps,
                          generator=_generator(args))
     print("\n".join(result.lines()))
-    written(result.picture().save(args.out / f"classviz_{slug('_'.join(args.target))}_{args.recipe}.png"))
+    written(result.picture().save(args.out / f"classviz_{slug('_'.join(args.targets))}_{args.recipe}.png"))
 
 
 def run_featviz(args: argparse.Namespace) -> None:
     from convscope.synthesis import visualise_features
 
     model = model_from(args)
-    result = visualise_features(model, args.layer, args.channel, kind=args.kind, size=args.size, steps=args.steps,
+    result = visualise_features(model, args.layer, args.channels, kind=args.kind, size=args.size, steps=args.steps,
                                 generator=_generator(args))
     for c, value in zip(result.channels, result.activations, strict=True):
         print(f"{args.layer} #{c}: {args.kind} activation {float(value):.3f}")
-    channels = "_".join(map(str, args.channel[:8]))
+    channels = "_".join(map(str, args.channels[:8]))
     written(result.picture().save(args.out / f"featviz_{slug(args.layer)}_{channels}.png"))
 
 
@@ -260,7 +260,7 @@ def run_fast_train(args: argparse.Namespace) -> None:
     model = model_from(args)
     style = load_image(args.style)
     contents = [p.pixels for p in load_images(args.content or [f"sample:{n}" for n in DEMO_SAMPLES])]
-    trained = train_fast_style(model, style, contents, steps=args.steps, batch=args.batch, size=args.size,
+    trained = train_fast_style(model, style, contents, steps=args.steps, batch=args.batch_size, size=args.size,
                                width=args.width, generator=_generator(args))
     print(f"trained {args.steps} steps: loss {float(trained.losses[0]):.4g} → {float(trained.losses[-1]):.4g} "
           f"(first tenth ÷ last tenth: {trained.loss_reduction:.2f})")

@@ -40,7 +40,7 @@ def _fashion(gallery: Gallery, work: Path, context) -> None:
     model = load_model("fashion_cnn", device=context.model.device)
     pictures = FirstPictures(FashionMNIST(split="test"), FASHION_PICTURES)
     result = Scan(model, ["relu1", "relu2", "relu3", "relu7"], k=9).run(pictures, work, batch_size=250,
-                                                                       progress=False)
+                                                                       progress=context.progress)
     scanned = f"{result.count} Fashion-MNIST test pictures through convscope's Fashion-MNIST CNN"
     for layer, note in (("relu2", "Second convolution: strokes, corners and edges of garments."),
                         ("relu3", "Third convolution: larger parts — trouser legs, shoe soles, collars.")):
@@ -84,7 +84,7 @@ def _photo_crops(gallery: Gallery, work: Path, context) -> None:
         convs = conv_layers(model.net)
         layers = [convs[len(convs) // 3]]
     crops = SampleCrops(CROP_PHOTOS, scales=(0.5,), overlap=0.0)  # crops that do not overlap
-    result = Scan(model, layers, k=6).run(crops, work, batch_size=32, progress=False)
+    result = Scan(model, layers, k=6).run(crops, work, batch_size=32, progress=context.progress)
     for layer in layers:
         view = result.top_patches(layer, channels=range(10))
         field = result.receptive_field(layer)

@@ -10,10 +10,13 @@ from pathlib import Path
 import torch
 
 from convscope.images import NamedPicture, load_images
+from convscope.logs import get_logger
 from convscope.models import DEFAULT_MODEL, Model, load_model
+from convscope.progress import bars_shown
 from convscope.render.gallery import Gallery
 
 DEMO_SAMPLES = ("chelsea", "coffee", "astronaut", "rocket", "china", "flower")
+log = get_logger(__name__)
 
 
 @dataclass
@@ -21,6 +24,7 @@ class DemoContext:
     model: Model
     photos: list[NamedPicture]
     generator: torch.Generator
+    progress: bool = False  # progress bars inside long figures (terminals and notebooks, not --quiet)
 
     def photo(self, name: str) -> NamedPicture:
         return next(p for p in self.photos if p.name == name)
@@ -47,7 +51,7 @@ def section_titles() -> list[str]:
 
 
 def run_demo(out: str | Path, *, model: str = DEFAULT_MODEL, device: str | None = None,
-             only: Sequence[str] | None = None, log: Callable[[str], None] = print) -> Path:
+             only: Sequence[str] | None = None, log: Callable[[str], None] = log.info) -> Path:
     """Write the gallery (PNGs and ``index.html``) to ``out``; returns the index path.
 
     ``only`` keeps the sections whose title contains one of the given words (case-insensitive).
@@ -60,12 +64,13 @@ def run_demo(out: str | Path, *, model: str = DEFAULT_MODEL, device: str | None 
     start = time.perf_counter()
     loaded = load_model(model, device=device)
     photos = load_images([f"sample:{name}" for name in DEMO_SAMPLES])
-    context = DemoContext(loaded, photos, torch.Generator().manual_seed(0))
+    context = DemoContext(loaded, photos, torch.Generator().manual_seed(0), progress=bars_shown())
     gallery = Gallery(Path(out), title=f"convscope gallery — {loaded.name}",
                       intro=f"Model {loaded.name} on {loaded.device}; photos from scikit-image and scikit-learn.")
     log(f"model {loaded.name} loaded on {loaded.device} in {time.perf_counter() - start:.1f} s")
-    for title, build in sections:
+    for number, (title, build) in enumerate(sections, 1):
         began = time.perf_counter()
+        log(f"[{number}/{len(sections)}] {title} …")
         build(gallery, context)
         log(f"{title}: {time.perf_counter() - began:.1f} s")
     index = gallery.write_index()

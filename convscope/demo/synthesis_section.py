@@ -36,21 +36,21 @@ def build(gallery: Gallery, context) -> None:
         return torch.Generator().manual_seed(int(torch.randint(2**31 - 1, (1,), generator=context.generator)))
 
     classes = class_model(model, ["goldfish", "flamingo", "pineapple"], size=128, steps=150, generator=seeded(),
-                          progress=False)
+                          progress=context.progress)
     gallery.add(SECTION, "synthesis_class_models.png", classes.picture(tile_size=192), "Class models",
                 "arg max S_c(I) + log p_c(I) − 3·10⁻⁵‖I‖² (Simonyan et al.'s class model; log p_c keeps the "
                 "neighbouring classes down) on a decorrelated Fourier image with random jitter, scaling and "
                 f"rotation, 150 Adam steps at 128 px. Final probabilities: {_joined(classes.lines())}.")
 
     features = visualise_features(model, "blocks.4", [0, 7, 20, 33], size=96, steps=96, generator=seeded(),
-                                  progress=False)
+                                  progress=context.progress)
     gallery.add(SECTION, "synthesis_features.png", features.picture(tile_size=160, columns=4),
                 "Feature visualisation", "Four channels of blocks.4 (the mean over positions), decorrelated "
                 "Fourier parameterisation with jitter, scaling and rotation; 96 steps at 96 px.")
 
     pool = crop_pool([p.pixels for p in photos], 64, scales=(1.0, 0.5))
     facets = multifaceted(model, "blocks.5", 12, pool, facets=2, top=10, steps=60, generator=seeded(),
-                          progress=False)
+                          progress=context.progress)
     gallery.add(SECTION, "synthesis_facets.png", facets.picture(tile_size=96), "Multifaceted visualisation",
                 f"Channel 12 of blocks.5 ranked over {len(pool)} crops of the six photos; its 10 top crops, "
                 "clustered by their blocks.5 activations (PCA, k-means), give two facets; each facet starts "
@@ -58,21 +58,21 @@ def build(gallery: Gallery, context) -> None:
 
     chelsea = context.photo("chelsea").pixels
     inversion = invert(model, chelsea, ["bn1", "blocks.1", "blocks.2", "blocks.3", "blocks.5"], size=96,
-                       steps=150, generator=seeded(), progress=False)
+                       steps=150, generator=seeded(), progress=context.progress)
     gallery.add(SECTION, "synthesis_inversion.png", inversion.picture(tile_size=128), "Feature inversion",
                 "Reconstructions of the cat from its features at five depths (Mahendran & Vedaldi: normalised "
                 f"Euclidean loss + 0.05·TV², from noise; 150 steps at 96 px). {_joined(inversion.lines())}.")
 
     dreamed = dream(model, context.photo("coffee").pixels, "blocks.3", size=160, octaves=3, steps=8,
-                    generator=seeded(), progress=False)
+                    generator=seeded(), progress=context.progress)
     gallery.add(SECTION, "synthesis_dream.png", dreamed.picture(tile_size=256), "DeepDream",
                 "The coffee photo with blocks.3's activations amplified: ½‖a‖² ascended with normalised steps "
                 "and random shifts, three octaves of 8 steps from 82 to 160 px.")
 
     pair = [context.photo("chelsea").pixels, context.photo("rocket").pixels]
-    fooled = fool(model, pair, "goldfish", steps=40, generator=seeded(), progress=False)
+    fooled = fool(model, pair, "goldfish", steps=40, generator=seeded(), progress=context.progress)
     untargeted = fgsm(model, pair, 2 / 255)
-    projected = pgd(model, pair, 2 / 255, steps=10, generator=seeded(), progress=False)
+    projected = pgd(model, pair, 2 / 255, steps=10, generator=seeded(), progress=context.progress)
     gallery.add(SECTION, "synthesis_fooling.png", fooled.picture(), "Fooling images: targeted",
                 "Targeted PGD (L∞ ε = 2/255, steps of ε/8, stop at p ≥ 0.99) turns both photos into 'goldfish'. "
                 f"{_joined(fooled.lines())}.")
@@ -82,9 +82,9 @@ def build(gallery: Gallery, context) -> None:
                 f"{_joined(untargeted.lines())}. {_joined(projected.lines())}.")
 
     brick = resize_short_side(load_sample("brick"), 96)
-    texture = gram_texture(model, brick, steps=160, generator=seeded(), progress=False)
+    texture = gram_texture(model, brick, steps=160, generator=seeded(), progress=context.progress)
     small = resize_short_side(load_sample("brick"), 48)
-    sampled = efros_leung(small, 64, window=9, pixels_per_round=32, generator=seeded(), progress=False)
+    sampled = efros_leung(small, 64, window=9, pixels_per_round=32, generator=seeded(), progress=context.progress)
     sampled_picture = titled(grid(torch.stack([torch.nn.functional.pad(small, (8, 8, 8, 8), value=1.0),
                                                sampled.image]), labels=["source 48 px", "Efros–Leung 64 px"],
                                   tile_size=192), "Texture synthesis (Efros–Leung)",
@@ -96,13 +96,13 @@ def build(gallery: Gallery, context) -> None:
                                      "non-parametric sampling, pixel by pixel from matching neighbourhoods.")
 
     styled = style_transfer(model, context.photo("chelsea").pixels, load_sample("gravel"), size=128, steps=120,
-                            generator=seeded(), progress=False)
+                            generator=seeded(), progress=context.progress)
     gallery.add(SECTION, "synthesis_style.png", styled.picture(tile_size=192), "Neural style transfer",
                 f"Gatys et al. at 128 px, 120 Adam steps from the content: {styled.summary()}.")
 
     contents = [p.pixels for p in photos]
     fast = train_fast_style(model, load_sample("immunohistochemistry"), contents, size=64, steps=120, batch=2, width=8,
-                            generator=seeded(), progress=False)
+                            generator=seeded(), progress=context.progress)
     shown = torch.stack([resize_short_side(context.photo(n).pixels, 128)[:, :128, :128] for n in ("coffee", "rocket")])
     gallery.add(SECTION, "synthesis_fast_style.png", fast.picture(shown, tile_size=160), "Fast style transfer",
                 "A small transform network (width 8) trained for only 120 steps of 2 crops at 64 px "

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import html
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from convscope.logs import get_logger
 from convscope.render.picture import Picture
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -25,15 +29,20 @@ class Gallery:
     title: str = "convscope gallery"
     intro: str = ""
     entries: list[Entry] = field(default_factory=list)
+    _last: float = field(default_factory=time.perf_counter, repr=False)
 
     def __post_init__(self) -> None:
         self.folder = Path(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def add(self, section: str, file: str, picture: Picture, title: str, caption: str = "") -> Path:
+        """Save ``picture`` as ``file`` under ``section`` and rewrite the index; logs the figure and its time."""
         path = picture.save(self.folder / file)
         self.entries.append(Entry(section, file, title, caption))
         self.write_index()
+        now = time.perf_counter()
+        log.info(f"  {title} → {file} ({now - self._last:.1f} s)")
+        self._last = now
         return path
 
     def write_index(self) -> Path:

@@ -19,12 +19,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from convscope.data.pictures import FittedPictures, PictureSet
 from convscope.hooks import inspection_mode
 from convscope.models.layers import get_layer, layer_name
 from convscope.models.model import Model, as_model
+from convscope.progress import progress_bar
 from convscope.scan import storage
 from convscope.scan.distributed import Workers, join_workers
 from convscope.scan.finalize import finalize
@@ -167,8 +167,8 @@ class Scan:
 
             return hook
 
-        bar = tqdm(total=sum(len(batches[b]) for b in mine), unit="img", desc="scan", disable=not progress,
-                   smoothing=0.1)
+        bar = progress_bar(total=sum(len(batches[b]) for b in mine), unit="img", desc="scan", enabled=progress,
+                           smoothing=0.1)
         last_save = time.perf_counter()
         handles = []
         with inspection_mode(net), torch.inference_mode():

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from convscope.devices import pick_device
+from convscope.progress import progress_bar
 from convscope.synthesis.seeded import draw_index
 
 
@@ -83,7 +83,7 @@ def efros_leung(source: Tensor, size: int | tuple[int, int] = 64, *, window: int
                       padding=radius)[0, 0]                              # known neighbours per pixel
     errors: list[Tensor] = []
     remaining = height * width - seed * seed
-    bar = tqdm(total=remaining, desc="efros-leung", disable=not progress, leave=False)
+    bar = progress_bar(total=remaining, desc="efros-leung", enabled=progress, leave=False)
     while remaining > 0:
         border = inside & ~known & (counts > 0)
         ys, xs = border.nonzero(as_tuple=True)

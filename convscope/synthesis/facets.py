@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from convscope.hooks import capture, inspection_mode
 from convscope.models.model import Model, as_model
+from convscope.progress import progress_bar
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
 from convscope.synthesis.loop import optimise
@@ -97,7 +97,7 @@ def rank_pool(model: Model | nn.Module, layer: str, channel_index: int, pool: Te
     model.layer(layer)
     scores, features = [], []
     with inspection_mode(model.net), capture(model.net, [layer], detach=True) as store, torch.no_grad():
-        for start in tqdm(range(0, len(pool), batch_size), desc="rank pool", disable=not progress, leave=False):
+        for start in progress_bar(range(0, len(pool), batch_size), desc="rank pool", enabled=progress, leave=False):
             batch = model.preprocess.normalize(pool[start:start + batch_size].to(model.device))
             model.net(batch)
             acts = store.activation(layer)

@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from convscope.hooks import capture, inspection_mode
 from convscope.models.model import Model, as_model
+from convscope.progress import progress_bar
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
 from convscope.synthesis.layer_choice import style_layers as default_layers
@@ -211,7 +211,7 @@ def train_fast_style(model: Model | nn.Module, style: Tensor, contents: Sequence
             except LayersDone:
                 pass
 
-        for _ in tqdm(range(steps), desc="fast style", disable=not progress, leave=False):
+        for _ in progress_bar(range(steps), desc="fast style", enabled=progress, leave=False):
             crops = random_crops(pool, batch, size, generator).to(device)
             with torch.no_grad():
                 features(crops)

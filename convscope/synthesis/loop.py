@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from convscope.hooks import capture, inspection_mode
 from convscope.models.layers import get_layer
 from convscope.models.model import Model, as_model
+from convscope.progress import progress_bar
 from convscope.render.layout import grid
 from convscope.render.picture import Picture
 from convscope.synthesis.objectives import Evaluation, Objective, as_objective
@@ -130,7 +130,7 @@ def optimise(model: Model | nn.Module, objective: Objective | Target, param: Ima
             record["output"] = None if output is None else output.detach()
             return loss
 
-        bar = tqdm(range(steps), desc=description, disable=not progress, leave=False)
+        bar = progress_bar(range(steps), desc=description, enabled=progress, leave=False)
         for step in bar:
             optimiser.step(closure)
             param.constrain_()

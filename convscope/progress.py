@@ -1,0 +1,52 @@
+"""One progress bar for terminals and notebooks, without ipywidgets.
+
+``tqdm.auto`` needs ipywidgets in Jupyter and otherwise prints "IProgress not found"; the plain text bar works
+in both places (Jupyter draws the carriage returns in place), so it is the one used unless ipywidgets is
+installed in a notebook. Bars are hidden when convscope's logging is quiet (``convscope --quiet``,
+:func:`convscope.logs.configure` with ``QUIET``, or the ``convscope`` logger set above ``INFO``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from tqdm.std import tqdm as text_bar
+
+from convscope.logs import is_quiet
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (not a terminal IPython)."""
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def progress_bar(iterable: Iterable[Any] | None = None, *, enabled: bool | None = True, **options: Any) -> text_bar:
+    """A ``tqdm`` bar over ``iterable`` (or with ``total=``) on standard error.
+
+    ``enabled``: True shows it, False hides it, None shows it in terminals and notebooks only (not in logs
+    redirected to a file). ``options`` go to ``tqdm`` (``desc``, ``total``, ``unit``, ``leave``, ``delay`` …).
+    """
+    disable = not bars_shown(enabled)
+    if not disable and in_notebook() and importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.notebook import tqdm as widget_bar
+
+        return widget_bar(iterable, disable=disable, **options)
+    options.setdefault("file", sys.stderr)
+    return text_bar(iterable, disable=disable, **options)
+
+
+def bars_shown(enabled: bool | None = None) -> bool:
+    """Whether :func:`progress_bar` with this ``enabled`` would show a bar now."""
+    shown = enabled if enabled is not None else (in_notebook() or _stderr_is_terminal())
+    return bool(shown) and not is_quiet()
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,98 @@
+"""What every command shares: --version, --quiet/--verbose through logging, one flag spelling, real defaults."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import pytest
+
+import convscope
+from convscope.cli import build_parser, main
+from convscope.cli.conventions import RENAMED, commands
+from convscope.logs import configure, get_logger, is_quiet
+from convscope.progress import bars_shown, progress_bar
+
+
+@pytest.fixture(autouse=True)
+def normal_logging():
+    yield
+    configure(0)
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"convscope {convscope.__version__}"
+
+
+def test_quiet_hides_information_but_not_results(capsys, tmp_path):
+    assert main(["filters", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    assert f"wrote {tmp_path}" in capsys.readouterr().err
+    assert main(["filters", "--out", str(tmp_path), "--device", "cpu", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["-q", "predict", "sample:chelsea", "-k", "1", "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "tiger cat" in captured.out and captured.err == ""
+
+
+def test_verbosity_sets_the_convscope_logger():
+    main(["-v", "layers", "--device", "cpu"])
+    assert get_logger("x").isEnabledFor(logging.DEBUG)
+    main(["layers", "--device", "cpu", "--quiet"])
+    assert is_quiet() and not get_logger("x").isEnabledFor(logging.INFO) and not bars_shown(True)
+    with pytest.raises(SystemExit):
+        main(["layers", "--quiet", "--verbose"])  # one or the other
+    with pytest.raises(ValueError, match="verbosity"):
+        configure(3)
+
+
+@pytest.mark.parametrize("command, old, new, value", [
+    (["featviz", "--layer", "bn1"], "--channel", "channels", ["1", "2"]),
+    (["classviz"], "--target", "targets", ["tabby"]),
+    (["fast-style", "train", "sample:brick"], "--batch", "batch_size", ["3"]),
+])
+def test_old_spellings_still_work_with_a_warning(caplog, command, old, new, value):
+    parser = build_parser()
+    with caplog.at_level(logging.WARNING, logger="convscope"):
+        args = parser.parse_args([*command, old, *value])
+    parsed = getattr(args, new)
+    assert [str(v) for v in (parsed if isinstance(parsed, list) else [parsed])] == value
+    assert f"{old} is now spelled --{new.replace('_', '-')}" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="convscope"):
+        parser.parse_args([*command, f"--{new.replace('_', '-')}", *value])
+    assert caplog.text == ""
+
+
+def test_one_spelling_across_commands_and_real_defaults_in_help():
+    parser = build_parser()
+    spellings: dict[str, set[str]] = {}
+    for name, sub in commands(parser):
+        old = set(RENAMED.get(name, {}))
+        for action in sub._actions:
+            shown = [s for s in action.option_strings if s not in old]
+            for option in shown:
+                spellings.setdefault(option.rstrip("s"), set()).add(option)
+            if not action.option_strings or action.help in (None, argparse.SUPPRESS):
+                continue
+            text = sub.formatter_class(prog="x")._expand_help(action)
+            assert "(default: None)" not in text, (name, action.option_strings)
+            if action.default not in (None, False, True, argparse.SUPPRESS) and action.option_strings[0] != "--help":
+                assert "default" in text, (name, action.option_strings, text)
+        assert not {"--batch", "--channel"} & {s for a in sub._actions for s in a.option_strings
+                                               if a.nargs in ("+", "*")}, name
+    assert "--batch" not in {s for group in spellings.values() for s in group}
+    help_text = next(sub for name, sub in commands(parser) if name == "scan").format_help()
+    assert "(default: None)" not in help_text and "fashion_cnn for fashion-mnist" in help_text
+
+
+def test_progress_bar_without_ipywidgets_and_quiet(capsys):
+    bar = progress_bar(range(3), desc="work", enabled=True)
+    assert list(bar) == [0, 1, 2]
+    err = capsys.readouterr().err
+    assert "work" in err and "IProgress" not in err
+    configure(-1)
+    assert list(progress_bar(range(3), desc="hidden", enabled=True)) == [0, 1, 2]
+    assert capsys.readouterr().err == ""
