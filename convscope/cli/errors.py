@@ -1,0 +1,56 @@
+"""How the command line fails: arguments checked before any work, and every error as one plain line (exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from convscope.validation import output_folder
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+EXIT_BAD_INPUT = 2
+WRITE_NOTHING = ("predict", "layers")  # commands that take --out with the shared options but write no file
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``convscope predict: error: … (see --help)``), exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """What can be checked before the work starts: the device and the folders the command will write."""
+    device = getattr(args, "device", None)
+    if device is not None:
+        from convscope.devices import pick_device
+
+        pick_device(device)
+    out = getattr(args, "out", None) if args.command not in WRITE_NOTHING else None
+    if out is None and isinstance(getattr(args, "scan", None), Path):  # views write into the scan folder
+        out = args.scan
+    if out is not None:
+        output_folder(out, "--out" if getattr(args, "out", None) is not None else "the scan folder")
+    save = getattr(args, "save", None)
+    if isinstance(save, Path):
+        output_folder(save.parent, f"the folder of --save {str(save)!r}")
+
+
+def one_line(error: BaseException | str) -> str:
+    """The error as one line without terminal escapes; an OSError as 'what: file'."""
+    if isinstance(error, OSError) and error.strerror:
+        text = error.strerror + (f": {error.filename}" if error.filename else "")
+    elif isinstance(error, MemoryError):
+        text = "not enough memory: try a smaller --batch-size, fewer or smaller pictures"
+    else:
+        text = str(error) if not isinstance(error, KeyError) else f"missing entry {error}"
+    lines = [line.strip() for line in ANSI.sub("", text).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def report(command: str, error: BaseException) -> int:
+    """Print ``convscope COMMAND: error: …`` on stderr and return the exit status for bad input."""
+    print(f"convscope {command}: error: {one_line(error)}", file=sys.stderr)
+    return EXIT_BAD_INPUT
