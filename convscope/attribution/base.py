@@ -4,6 +4,7 @@ Every method is called the same way::
 
     method = GradCAM(model, layer="bn2")
     maps = method(inputs, target)      # inputs: a normalised batch [B,C,H,W] (model.prepare(pictures))
+    maps = method.attribute(inputs, target=281)   # the same, spelt as in Captum
 
 ``target`` is one class (index or name) for all images, one per image (a list or
 ``Tensor[B]``), ``None``/``'top'`` for each image's top class, a :class:`~convscope.Channel`
@@ -25,8 +26,8 @@ from torch import Tensor, nn
 from convscope.backward_rules import backward_rules
 from convscope.hooks import capture, inspection_mode
 from convscope.models.model import Model, as_model
-from convscope.render.overlay import upsample
 from convscope.progress import progress_bar
+from convscope.render.overlay import upsample
 from convscope.targets import ClassProbability, Target, TargetLike, as_target
 
 
@@ -45,10 +46,21 @@ class Attribution:
     def __init__(self, model: Model | nn.Module) -> None:
         self.model = as_model(model)
 
-    def __call__(self, inputs: Tensor, target: TargetLike = None) -> Tensor:
-        return self.attribute(check_inputs(inputs, self.model), as_target(target, self.model))
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "attribute" in cls.__dict__:
+            raise TypeError(f"{cls.__name__} overrides attribute(), the public call that checks inputs and "
+                            "targets; implement _attribute(inputs, target: Target) instead")
 
-    def attribute(self, inputs: Tensor, target: Target) -> Tensor:
+    def __call__(self, inputs: Tensor, target: TargetLike = None) -> Tensor:
+        return self.attribute(inputs, target)
+
+    def attribute(self, inputs: Tensor, target: TargetLike = None) -> Tensor:
+        """The maps for ``inputs`` (a normalised batch) and ``target``, as Captum's ``attribute(inputs, target=)``."""
+        return self._attribute(check_inputs(inputs, self.model), as_target(target, self.model))
+
+    def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
+        """The maps for checked ``inputs`` on the model's device and a resolved ``target``."""
         raise NotImplementedError
 
     def heat(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
@@ -78,15 +90,20 @@ def check_inputs(inputs: Tensor, model: Model) -> Tensor:
 
 
 def fast_layout(inputs: Tensor) -> Tensor:
-    """``inputs`` in channels-last memory order: the same values, convolutions run ~1.5× faster on CPUs."""
-    return inputs.contiguous(memory_format=torch.channels_last) if inputs.dim() == 4 else inputs
+    """On a CPU, ``inputs`` in channels-last memory order: the same values, convolutions run ~1.5× faster.
+
+    Elsewhere ``inputs`` as they are: with float32 weights in the default order, a GPU would convert every layer.
+    """
+    if inputs.dim() == 4 and inputs.device.type == "cpu":
+        return inputs.contiguous(memory_format=torch.channels_last)
+    return inputs
 
 
 def input_gradient(model: Model, inputs: Tensor, target: Target, rule: str | None = None) -> Tensor:
     """d target / d inputs ``[B,C,H,W]``; ``rule`` (``'deconvnet'``/``'guided'``) changes the rectifiers' backward."""
     net = model.net
     inputs = fast_layout(inputs.detach()).requires_grad_(True)
-    with inspection_mode(net), capture(net, target.layers) as store:
+    with inspection_mode(net, grad_params=None), capture(net, target.layers) as store:
         with backward_rules(net, rule) if rule else nullcontext():
             output = net(inputs)
             scores = target(output, store.activations)
@@ -107,7 +124,8 @@ def layer_gradient(model: Model, inputs: Tensor, target: Target, layer: str) -> 
     """Activations of ``layer`` and d target / d activations; the backward stops at the layer."""
     net = model.net
     inputs = fast_layout(inputs.detach()).requires_grad_(True)
-    with inspection_mode(net), capture(net, list(dict.fromkeys([layer, *target.layers]))) as store:
+    layers = list(dict.fromkeys([layer, *target.layers]))
+    with inspection_mode(net, grad_params=None), capture(net, layers) as store:
         output = net(inputs)
         scores = target(output, store.activations)
         activations = store.activation(layer)
@@ -177,14 +195,15 @@ def chunks(total: int, size: int, *, description: str, progress: bool | None) ->
 
 
 def summed_input_gradients(model: Model, inputs: Tensor, target: Target, copies: int,
-                           make: Callable[[Tensor, Tensor], Tensor], *, batch_size: int | None, description: str,
-                           progress: bool | None) -> Tensor:
+                           make: Callable[[Tensor, Tensor, range], Tensor], *, batch_size: int | None,
+                           description: str, progress: bool | None) -> Tensor:
     """Σ over ``copies`` per image of the input gradient at ``make(images, copy)``, float32 like ``inputs``.
 
     Copies of all images are interleaved (pair ``j`` is copy ``j // B`` of image ``j % B``) and
-    passed ``batch_size`` at a time; ``make`` builds the batch of copies from those two index
-    vectors. A class target keeps each clean image's class (SmoothGrad's noisy copies, Integrated
-    Gradients' path points).
+    passed ``batch_size`` at a time; ``make(images, copy, span)`` builds the batch of copies from
+    those two index vectors (on the device) and the range of copies they cover (on the host, so
+    that nothing waits for the device). A class target keeps each clean image's class
+    (SmoothGrad's noisy copies, Integrated Gradients' path points).
     """
     batch = inputs.shape[0]
     classes = image_classes(target, forward(model, inputs)[0])
@@ -193,6 +212,7 @@ def summed_input_gradients(model: Model, inputs: Tensor, target: Target, copies:
     per_pass = batch_size_for(batch_size, inputs.device)
     for part in chunks(len(pairs), per_pass, description=description, progress=progress):
         images, copy = pairs[part] % batch, pairs[part] // batch
-        grads = input_gradient(model, make(images, copy), copies_target(target, classes, images))
+        span = range(part.start // batch, (part.stop - 1) // batch + 1)
+        grads = input_gradient(model, make(images, copy, span), copies_target(target, classes, images))
         total.index_add_(0, images, grads.float())
     return total

@@ -58,7 +58,7 @@ class CAM(Attribution):
             self._head = find_head(self.model, inputs[:1], self._layer, self._classifier)
         return self._head
 
-    def attribute(self, inputs: Tensor, target: Target) -> Tensor:
+    def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         head = self.head(inputs)
         output, maps, features = _pass(self.model, inputs, head)
         _check_head(self.model, head, output, maps, features)

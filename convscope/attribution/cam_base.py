@@ -25,7 +25,7 @@ class LayerAttribution(Attribution):
 class GradientCAM(LayerAttribution):
     """Base of the gradient-weighted maps: ``combine(A, dS/dA) -> [B,1,h,w]``, raw (signed, layer resolution)."""
 
-    def attribute(self, inputs: Tensor, target: Target) -> Tensor:
+    def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         found = layer_gradient(self.model, inputs, target, self.layer(inputs))
         activations, grads = found.activations, found.grads
         if activations.dim() != 4:

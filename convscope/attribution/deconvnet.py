@@ -31,7 +31,7 @@ class Deconvnet(Attribution):
     paper = "https://arxiv.org/abs/1311.2901"
     style = "image"
 
-    def attribute(self, inputs: Tensor, target: Target) -> Tensor:
+    def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         return input_gradient(self.model, inputs, target, rule="deconvnet")
 
     def project(self, inputs: Tensor, layer: str | nn.Module, channel: int, *, strongest: bool = False) -> Tensor:

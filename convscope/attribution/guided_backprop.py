@@ -21,5 +21,5 @@ class GuidedBackprop(Attribution):
     paper = "https://arxiv.org/abs/1412.6806"
     style = "image"
 
-    def attribute(self, inputs: Tensor, target: Target) -> Tensor:
+    def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         return input_gradient(self.model, inputs, target, rule="guided")

@@ -21,8 +21,10 @@ class GuidedGradCAM(LayerAttribution):
     title = "Guided Grad-CAM"
     paper = "https://arxiv.org/abs/1610.02391"
     style = "image"
+    _parts: tuple[GradCAM, GuidedBackprop] | None = None
 
-    def attribute(self, inputs: Tensor, target: Target) -> Tensor:
-        cam = GradCAM(self.model, self.layer(inputs)).attribute(inputs, target)
-        guided = GuidedBackprop(self.model).attribute(inputs, target)
+    def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
+        if self._parts is None:  # made once: a method per call would look the layer up again
+            self._parts = GradCAM(self.model, self.layer(inputs), reshape=self.reshape), GuidedBackprop(self.model)
+        cam, guided = (part._attribute(inputs, target) for part in self._parts)
         return guided * upsample(cam.clamp_min(0), tuple(inputs.shape[-2:])).to(guided.dtype)

@@ -43,10 +43,10 @@ class IntegratedGradients(Attribution):
         """``|attribution|`` summed over colour channels, as the paper shows it."""
         return upsample(maps.abs().sum(1), size)
 
-    def attribute(self, inputs: Tensor, target: Target) -> Tensor:
+    def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         baseline = self.baseline_for(inputs)
 
-        def path_points(images: Tensor, step: Tensor) -> Tensor:  # step k + 1 of m along the straight path
+        def path_points(images: Tensor, step: Tensor, span: range) -> Tensor:  # step k + 1 of m on the straight path
             alphas = ((step + 1).to(inputs.dtype) / self.steps).view(-1, 1, 1, 1)
             return baseline[images] + alphas * (inputs[images] - baseline[images])
 

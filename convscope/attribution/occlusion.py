@@ -86,7 +86,7 @@ class Occlusion(Attribution):
         self.batch_size, self.progress = batch_size, progress
         batch_size_for(batch_size, torch.device("cpu"))  # checks it
 
-    def attribute(self, inputs: Tensor, target: Target) -> Tensor:
+    def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         found = self._run(inputs, target, None)
         return found.to_pixels(found.drop)
 

@@ -20,5 +20,5 @@ class Saliency(Attribution):
     paper = "https://arxiv.org/abs/1312.6034"
     style = "saliency"
 
-    def attribute(self, inputs: Tensor, target: Target) -> Tensor:
+    def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         return input_gradient(self.model, inputs, target).abs().amax(1, keepdim=True)

@@ -35,7 +35,7 @@ class ScoreCAM(LayerAttribution):
         self.batch_size, self.progress = batch_size, progress
         batch_size_for(batch_size, torch.device("cpu"))  # checks it
 
-    def attribute(self, inputs: Tensor, target: Target) -> Tensor:
+    def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         layer = self.layer(inputs)
         output, found = forward(self.model, inputs, [layer])
         maps = found[layer].float()

@@ -43,13 +43,13 @@ class SmoothGrad(Attribution):
         """``|attribution|`` summed over colour channels, as the paper shows it."""
         return upsample(maps.abs().sum(1), size)
 
-    def attribute(self, inputs: Tensor, target: Target) -> Tensor:
+    def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         sigma = self.noise * (inputs.flatten(1).amax(1) - inputs.flatten(1).amin(1))
         noise = _NoiseSamples(inputs.shape[1:], inputs, self.seed)
 
-        def noisy_copies(images: Tensor, samples: Tensor) -> Tensor:
-            draws = torch.stack([noise[s] for s in range(int(samples[0]), int(samples[-1]) + 1)])
-            return inputs[images] + draws[samples - samples[0]] * sigma[images].view(-1, 1, 1, 1)
+        def noisy_copies(images: Tensor, samples: Tensor, span: range) -> Tensor:
+            draws = torch.stack([noise[s] for s in span])
+            return inputs[images] + draws[samples - span.start] * sigma[images].view(-1, 1, 1, 1)
 
         total = summed_input_gradients(self.model, inputs, target, self.samples, noisy_copies,
                                        batch_size=self.batch_size, description="SmoothGrad", progress=self.progress)
