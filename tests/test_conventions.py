@@ -96,3 +96,35 @@ def test_progress_bar_without_ipywidgets_and_quiet(capsys):
     configure(-1)
     assert list(progress_bar(range(3), desc="hidden", enabled=True)) == [0, 1, 2]
     assert capsys.readouterr().err == ""
+
+
+def test_check_announces_each_study_and_shows_a_bar_in_each(tiny_net, tmp_path, monkeypatch, capsys):
+    from convscope.analysis import run_checks
+    from convscope.models import Model, Preprocess
+
+    monkeypatch.setenv("CONVSCOPE_FASHION_MNIST", str(tmp_path / "nowhere"))  # no data randomisation: faster
+    model = Model(tiny_net, preprocess=Preprocess(resize=32, crop=32, mean=(0.0,) * 3, std=(1.0,) * 3),
+                  class_names=["bright", "dark", "contrast"], name="tiny")
+    configure(0)
+    run_checks(model, tmp_path / "out", methods=["saliency"], photos=["chelsea"], steps=2, log=lambda _: None,
+               progress=True)
+    err = capsys.readouterr().err
+    for phase in ("[1/4] cascading randomisation", "[3/4] deletion and insertion", "[4/4] pointing game"):
+        assert phase in err
+    for bar in ("cascading randomisation: 100%", "deletion/insertion: 100%", "pointing game: 100%"):
+        assert bar in err, err
+
+
+def test_gallery_logs_each_figure_with_its_time(caplog, tmp_path):
+    import torch
+
+    from convscope.render import Picture
+    from convscope.render.gallery import Gallery
+
+    gallery = Gallery(tmp_path)
+    with caplog.at_level(logging.INFO, logger="convscope"):
+        for name in ("a.png", "b.png"):
+            gallery.add("Section", name, Picture(torch.rand(3, 8, 8)), f"Figure {name}")
+    messages = [r.getMessage() for r in caplog.records]
+    assert [m.split(" (")[0] for m in messages] == ["  Figure a.png → a.png", "  Figure b.png → b.png"]
+    assert all(r.getMessage().endswith(" s)") for r in caplog.records)

@@ -16,9 +16,11 @@ from convscope.analysis.localisation import occlusion_study, pointing_study
 from convscope.analysis.pasted import pasted_objects
 from convscope.analysis.sanity import sanity_checks
 from convscope.images import load_sample
+from convscope.logs import get_logger
 from convscope.models.model import Model
 
 CHECK_PHOTOS = ("chelsea", "coffee", "flower", "china", "rocket", "astronaut")
+announce = get_logger(__name__).info  # what starts now (hidden by --quiet); the results go to ``log``
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
@@ -33,16 +35,20 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
 def run_checks(model: Model, out: str | Path, *, methods: Sequence[str] | None = None,
                photos: Sequence[str] = CHECK_PHOTOS, sanity_photos: int = 2, steps: int = 25,
                options: Mapping[str, Mapping[str, Any]] | None = None, label_randomisation: bool = True,
-               log: Callable[[str], None] = print) -> dict[str, Any]:
+               log: Callable[[str], None] = print, progress: bool | None = None) -> dict[str, Any]:
     """Cascading randomisation, data randomisation (on the Fashion-MNIST pair, whatever ``model`` is),
-    deletion/insertion, pointing game and the occlusion study; files go to ``out``."""
+    deletion/insertion, pointing game and the occlusion study; files go to ``out``.
+
+    ``log`` receives the results; ``progress`` shows a bar in each long study (None: in terminals and notebooks).
+    """
     out = Path(out)
     names = method_names(methods)
     inputs = model.prepare([load_sample(p) for p in photos])
     summary: dict[str, Any] = {"model": model.name, "methods": names, "photos": list(photos)}
 
     began = time.perf_counter()
-    sanity = sanity_checks(model, inputs[:sanity_photos], names, options=options)
+    announce(f"[1/4] cascading randomisation: {len(names)} methods on {sanity_photos} photos …")
+    sanity = sanity_checks(model, inputs[:sanity_photos], names, options=options, progress=progress)
     write_csv(out / "sanity_cascading.csv", sanity.rows())
     sanity.picture().save(out / "sanity_cascading.png")
     summary["sanity"] = sanity.summary()
@@ -51,6 +57,7 @@ def run_checks(model: Model, out: str | Path, *, methods: Sequence[str] | None =
 
     if label_randomisation:
         began = time.perf_counter()
+        announce("[2/4] data randomisation on the Fashion-MNIST pair …")
         try:
             labels = fashion_label_randomisation(names, options=options, device=model.device)
         except ValueError as error:  # the Fashion-MNIST files or the shipped pair are missing
@@ -64,7 +71,8 @@ def run_checks(model: Model, out: str | Path, *, methods: Sequence[str] | None =
             log(f"  ({time.perf_counter() - began:.0f} s)")
 
     began = time.perf_counter()
-    faithful = faithfulness_study(model, inputs, names, options=options, steps=steps)
+    announce(f"[3/4] deletion and insertion: {len(names)} methods on {len(photos)} photos, {steps} steps …")
+    faithful = faithfulness_study(model, inputs, names, options=options, steps=steps, progress=progress)
     write_csv(out / "faithfulness.csv", faithful.rows())
     faithful.picture().save(out / "faithfulness.png")
     summary["faithfulness"] = faithful.rows()
@@ -74,8 +82,9 @@ def run_checks(model: Model, out: str | Path, *, methods: Sequence[str] | None =
     log(f"  ({time.perf_counter() - began:.0f} s)")
 
     began = time.perf_counter()
+    announce("[4/4] pointing game and occlusion study …")
     pasted = pasted_objects(size=model.preprocess.input_size[0])
-    pointing = pointing_study(model, pasted, names, options=options)
+    pointing = pointing_study(model, pasted, names, options=options, progress=progress)
     write_csv(out / "pointing_game.csv", pointing.rows())
     summary["pointing_game"] = pointing.rows()
     occluded = occlusion_study(model, pasted)

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from convscope.hooks import inspection_mode
 from convscope.models.model import Model
+from convscope.progress import progress_bar
 from convscope.render.overlay import upsample
 from convscope.synthesis.regularisers import gaussian_blur
 
@@ -110,9 +111,10 @@ class FaithfulnessStudy:
 
 
 def faithfulness_study(model: Model, inputs: Tensor, methods: Sequence[str] | None = None, target=None, *,
-                       options=None, steps: int = 50, batch_size: int = 64) -> FaithfulnessStudy:
+                       options=None, steps: int = 50, batch_size: int = 64,
+                       progress: bool | None = False) -> FaithfulnessStudy:
     """Deletion and insertion curves of each method's maps on a normalised batch, for ``target``
-    (default: each image's top class, fixed from the clean image)."""
+    (default: each image's top class, fixed from the clean image); ``progress``: a bar over the methods."""
     from convscope.analysis.explainers import build, fixed_target, heatmaps, method_names
 
     inputs = inputs.to(model.device)
@@ -120,5 +122,7 @@ def faithfulness_study(model: Model, inputs: Tensor, methods: Sequence[str] | No
     if classes is None:
         raise ValueError("deletion and insertion follow a class's probability: give a class target (or None)")
     curves = {m: deletion_insertion(model, inputs, heatmaps(build(m, model, options), inputs, fixed), classes,
-                                    steps=steps, batch_size=batch_size) for m in method_names(methods)}
+                                    steps=steps, batch_size=batch_size)
+              for m in progress_bar(method_names(methods), desc="deletion/insertion", unit="method",
+                                    enabled=progress, leave=False)}
     return FaithfulnessStudy(curves)

@@ -18,6 +18,7 @@ from convscope.attribution.occlusion import Occlusion
 from convscope.hooks import inspection_mode
 from convscope.images import load_sample
 from convscope.models.model import Model
+from convscope.progress import progress_bar
 from convscope.targets import ClassScore
 
 
@@ -46,13 +47,16 @@ class PointingResult:
 
 
 def pointing_study(model: Model, pasted: PastedObjects, methods: Sequence[str] | None = None, *,
-                   options: Mapping[str, Mapping[str, Any]] | None = None, tolerance: int = 15) -> PointingResult:
-    """Pointing game (Zhang et al. 2016) of each method, explaining each object's own class."""
+                   options: Mapping[str, Mapping[str, Any]] | None = None, tolerance: int = 15,
+                   progress: bool | None = False) -> PointingResult:
+    """Pointing game (Zhang et al. 2016) of each method, explaining each object's own class; ``progress``: a bar
+    over the methods."""
     inputs = model.preprocess.normalize(pasted.pictures).to(model.device)
     target = ClassScore(tuple(object_classes(model, pasted).tolist()))
     size = tuple(inputs.shape[-2:])
     hits = {m: pointing_game(heatmaps(build(m, model, options), inputs, target).cpu(), pasted.boxes, size, tolerance)
-            for m in method_names(methods)}
+            for m in progress_bar(method_names(methods), desc="pointing game", unit="method", enabled=progress,
+                                  leave=False)}
     area = pasted.object_mask().float().mean().item()
     grown = [(top - tolerance, left - tolerance, bottom + tolerance, right + tolerance)
              for top, left, bottom, right in pasted.boxes]

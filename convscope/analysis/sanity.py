@@ -22,6 +22,7 @@ from convscope.analysis.explainers import build, fixed_target, heatmaps, method_
 from convscope.analysis.randomisation import cascading_randomisation, stages
 from convscope.analysis.similarity import map_similarity
 from convscope.models.model import Model, as_model
+from convscope.progress import progress_bar
 from convscope.render.colormaps import colorize, normalize
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
@@ -95,13 +96,14 @@ class SanityChecks:
 
 def sanity_checks(model: Model, inputs: Tensor, methods: Sequence[str] | None = None, target: TargetLike = None,
                   *, options: Mapping[str, Mapping[str, Any]] | None = None, seed: int = 0,
-                  evaluate_every: int = 1) -> SanityChecks:
+                  evaluate_every: int = 1, progress: bool | None = False) -> SanityChecks:
     """Run cascading randomisation on a normalised batch for each method (default: the quick ones).
 
     The class explained is fixed from the original model (``target``, default its top prediction),
     so every stage explains the same class. The original model is not modified. With
     ``evaluate_every`` n > 1 the explanations are computed after every n-th stage (and the last)
-    only; the randomisation still proceeds stage by stage.
+    only; the randomisation still proceeds stage by stage. ``progress``: a bar over the stages (None: in
+    terminals and notebooks).
     """
     if evaluate_every < 1:
         raise ValueError(f"evaluate_every must be at least 1, got {evaluate_every}")
@@ -112,7 +114,9 @@ def sanity_checks(model: Model, inputs: Tensor, methods: Sequence[str] | None = 
     original = {m: heatmaps(build(m, model, options), inputs, fixed) for m in names}
     stage_names, per_stage = [], {m: [original[m]] for m in names}
     last = len(stages(model.net)) - 1
-    for number, (stage, randomised) in enumerate(cascading_randomisation(model, seed=seed)):
+    cascade = progress_bar(cascading_randomisation(model, seed=seed), total=last + 1, unit="stage",
+                           desc="cascading randomisation", enabled=progress, leave=False)
+    for number, (stage, randomised) in enumerate(cascade):
         if number % evaluate_every and number != last:  # the copy is randomised further at each step
             continue
         stage_names.append(stage)
