@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from convscope.explore import dataset_view, image_view, layer_view, model_view
+from convscope.explore.jobs import Cancelled
 from convscope.explore.security import BodyTooLarge, Guard, too_large
 from convscope.explore.state import Explorer
 
@@ -46,9 +48,17 @@ def create_app(explorer: Explorer) -> FastAPI:
     async def info() -> dict:
         return explorer.info()
 
-    @app.get("/api/queue", tags=["explorer"], summary="What the worker is computing and what waits")
+    @app.exception_handler(Cancelled)
+    async def cancelled(request: Request, error: Cancelled) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=409)
+
+    @app.get("/api/queue", tags=["explorer"], summary="What the model's worker is computing and what waits")
     async def queue() -> dict:
-        return explorer.worker.status()
+        return {**explorer.worker.status(), "scan": explorer.scan_worker.status()}
+
+    @app.post("/api/cancel", tags=["explorer"], summary="Drop the queued jobs a page asked for under `group`")
+    async def cancel(group: Annotated[str, Query(min_length=1, max_length=100)]) -> dict:
+        return {"cancelled": explorer.worker.cancel(group) + explorer.scan_worker.cancel(group)}
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -73,7 +73,7 @@ async def embedding_route(request: Request, layer: ScanLayer = None,
     scan, explorer = scan_of(request), explorer_of(request)
     layer = scan.check_layer(layer)
     limit = max_points if max_points is not None else (None if method == "pca" else 5000)
-    result, _ = await explorer.worker.run(cache_key("embed", str(scan.folder), layer, method, limit),
+    result, _ = await explorer.scan_worker.run(cache_key("embed", str(scan.folder), layer, method, limit),
                                           lambda: embedding(scan, layer, method, limit),
                                           priority=CHEAP if method == "pca" else SLOW,
                                           description=f"{method} of {layer}")
@@ -98,7 +98,7 @@ async def neighbors_route(request: Request, index: Index, layer: ScanLayer = Non
     scan, explorer = scan_of(request), explorer_of(request)
     check_index(scan, index)
     layer = scan.check_layer(layer)
-    result, _ = await explorer.worker.run(cache_key("neighbors", str(scan.folder), layer, index, k),
+    result, _ = await explorer.scan_worker.run(cache_key("neighbors", str(scan.folder), layer, index, k),
                                           lambda: neighbour_table(scan, index, layer, k), priority=INTERACTIVE,
                                           description=f"neighbours of #{index}")
     return result

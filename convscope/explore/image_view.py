@@ -69,7 +69,7 @@ def method_settings(name: str, layer: str | None, options: dict[str, Any]) -> di
     settings.update({k: v for k, v in options.items() if k not in ("progress",)})
     if layer is not None:
         settings["layer"] = layer
-    return {k: v if isinstance(v, int | float | str | bool) or v is None else str(v) for k, v in settings.items()}
+    return {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in settings.items() if v is not None}
 
 
 def explanation(model: Model, picture: Loaded, method: str, target: int | None, layer: str | None,
@@ -161,6 +161,7 @@ async def explain_route(request: Request, pic: Picture, method: Annotated[str, Q
                         layer: Annotated[str | None, Query(max_length=300)] = None,
                         size: Annotated[int | None, Query(ge=2, le=512, description="occluder size")] = None,
                         stride: Annotated[int | None, Query(ge=1, le=512, description="occluder stride")] = None,
+                        group: Annotated[str | None, Query(max_length=100, description="for /api/cancel")] = None,
                         ) -> dict[str, Any]:
     explorer = explorer_of(request)
     if method not in METHODS:
@@ -175,7 +176,8 @@ async def explain_route(request: Request, pic: Picture, method: Annotated[str, Q
     key = cache_key("explain", explorer.fingerprint, loaded.digest, method, index, layer, options)
     result, cached = await explorer.worker.run(
         key, lambda: explanation(explorer.model, loaded, method, index, layer, options),
-        priority=SLOW if method in SLOW_METHODS else CHEAP, description=f"{METHODS[method].title} on {loaded.name}")
+        priority=SLOW if method in SLOW_METHODS else CHEAP, description=f"{METHODS[method].title} on {loaded.name}",
+        group=group)
     return {**result, "cached": cached, "checks": explorer.checks.get(method)}
 
 

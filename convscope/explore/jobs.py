@@ -31,6 +31,12 @@ class Job:
     work: Callable[[], Any] = field(compare=False)
     future: Future = field(compare=False, default_factory=Future)
     started: float | None = field(compare=False, default=None)
+    group: str | None = field(compare=False, default=None)
+    cancelled: bool = field(compare=False, default=False)
+
+
+class Cancelled(Exception):
+    """The job was dropped before it ran (a newer request replaced it)."""
 
 
 class ResultCache:
@@ -69,35 +75,47 @@ def cache_key(*parts: Any) -> str:
 class Worker:
     """Runs jobs one at a time on a background thread, most urgent first."""
 
-    def __init__(self, cache: ResultCache) -> None:
-        self.cache = cache
+    def __init__(self, cache: ResultCache, name: str = "model") -> None:
+        self.cache, self.name = cache, name
         self._queue: queue.PriorityQueue[Job] = queue.PriorityQueue()
         self._pending: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._order = itertools.count()
         self.running: Job | None = None
         self.done = 0
-        self._thread = threading.Thread(target=self._loop, name="convscope-explore-worker", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=f"convscope-explore-{name}", daemon=True)
         self._thread.start()
 
-    def submit(self, key: str, work: Callable[[], Any], *, priority: int = CHEAP, description: str = "") -> Future:
-        """The future of ``work``'s result; cached results and identical queued jobs are reused."""
+    def submit(self, key: str, work: Callable[[], Any], *, priority: int = CHEAP, description: str = "",
+               group: str | None = None) -> Future:
+        """The future of ``work``'s result; identical queued jobs are shared. ``group`` lets :meth:`cancel` drop it."""
         with self._lock:
             if key in self._pending:
                 return self._pending[key].future
-            job = Job(priority, next(self._order), key, description or key, work)
+            job = Job(priority, next(self._order), key, description or key, work, group=group)
             self._pending[key] = job
         self._queue.put(job)
         return job.future
 
-    async def run(self, key: str, work: Callable[[], Any], *, priority: int = CHEAP,
-                  description: str = "") -> tuple[Any, bool]:
+    async def run(self, key: str, work: Callable[[], Any], *, priority: int = CHEAP, description: str = "",
+                  group: str | None = None) -> tuple[Any, bool]:
         """``(result, cached)``: from the cache, or computed on the worker while the server keeps answering."""
         found = self.cache.get(key)
         if found is not None:
             return found, True
-        result = await asyncio.wrap_future(self.submit(key, work, priority=priority, description=description))
-        return result, False
+        future = self.submit(key, work, priority=priority, description=description, group=group)
+        return await asyncio.wrap_future(future), False
+
+    def cancel(self, group: str) -> int:
+        """Drop the queued (not yet running) jobs of ``group``; how many were dropped."""
+        with self._lock:
+            dropped = [job for job in self._pending.values() if job.group == group and job is not self.running]
+            for job in dropped:
+                job.cancelled = True
+                del self._pending[job.key]
+        for job in dropped:
+            job.future.set_exception(Cancelled(f"{job.description} was cancelled: a newer request replaced it"))
+        return len(dropped)
 
     def status(self) -> dict[str, Any]:
         running = self.running
@@ -111,7 +129,10 @@ class Worker:
     def _loop(self) -> None:
         while True:
             job = self._queue.get()
-            self.running, job.started = job, time.monotonic()
+            if job.cancelled:
+                continue
+            with self._lock:
+                self.running, job.started = job, time.monotonic()
             try:
                 result = job.work()
             except BaseException as error:  # the error goes to whoever waits for this job

@@ -46,4 +46,4 @@ def serve(sources: list[Path], *, model: str | None = None, weights: Path | None
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     print(f"convscope explorer: {loaded.name} on {loaded.device}; open {url}", flush=True)
     print(f"  API: http://{shown}:{port}/api (OpenAPI: /openapi.json); stop with Ctrl-C", flush=True)
-    uvicorn.run(create_app(explorer), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(explorer), host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)

@@ -42,7 +42,9 @@ class Explorer:
         self.checks = read_checks(Path(checks)) if checks is not None else {}
         self.cache_dir = Path(cache) if cache is not None else DEFAULT_CACHE
         self.token = token
-        self.worker = Worker(ResultCache())
+        cache = ResultCache()
+        self.worker = Worker(cache, "model")  # everything that runs the model, one job at a time
+        self.scan_worker = Worker(cache, "scan")  # a scan's stored features: embeddings, neighbours
 
     @property
     def scan_matches_model(self) -> bool:

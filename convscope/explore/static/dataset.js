@@ -1,0 +1,234 @@
+// Data set view (from a scan): a canvas scatter of a layer's embedding (zoom, pan, hover thumbnails, click →
+// neighbours in feature vs pixel space), the dead-filter table and per-channel statistics.
+import { api, apiUrl, h, route, setRoute, showError } from "./util.js";
+
+const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+                 "#17becf", "#393b79", "#e7ba52", "#637939", "#ad494a", "#7b4173", "#3182bd", "#e6550d", "#31a354"];
+let state = {};
+let els = {};
+let info = null;
+const go = (changes) => setRoute("dataset", { ...route().params, ...changes });
+
+export const datasetView = {
+  async mount(main, p) {
+    state = {};
+    try { info = await api("/api/scan"); } catch (error) {
+      main.append(h("div", { class: "panel" }, h("h2", {}, "No scan open"), h("p", { class: "note" }, error.message,
+        h("br"), "For example: convscope scan fashion-mnist --model fashion_cnn --layers relu2 relu7 --out scans/fashion, " +
+        "then convscope explore --model fashion_cnn --scan scans/fashion")));
+      return;
+    }
+    els.layer = h("select", { id: "scan-layer", "aria-label": "layer", onchange: () => go({ layer: els.layer.value, point: "" }) },
+      ...info.layers.map((l) => h("option", { value: l }, `${l} (${info.shapes[l].join("×")})`)));
+    els.method = h("select", { id: "scan-method", "aria-label": "method", onchange: () => go({ method: els.method.value }) },
+      ...[["pca", "PCA"], ["tsne", "t-SNE (5 000 points)"], ["umap", "UMAP (5 000 points)"]].map(([v, t]) => h("option", { value: v }, t)));
+    els.canvas = h("canvas", { class: "scatter", id: "scatter", width: 720, height: 560 });
+    els.tooltip = h("div", { class: "tooltip", hidden: true });
+    els.legend = h("div", { class: "legend" });
+    els.note = h("div", { class: "note", id: "scatter-note" });
+    els.neighbours = h("div", { id: "neighbours" }, h("p", { class: "note" }, "Click a point for its nearest neighbours."));
+    els.dead = h("div", { class: "scroll", id: "dead-filters" });
+    els.stats = h("div", { class: "scroll", id: "channel-stats" });
+    main.append(
+      h("div", { class: "controls" }, `${info.count} pictures scanned with ${info.model} · layer`, els.layer, "map", els.method,
+        h("span", { class: "note" }, "wheel: zoom · drag: pan · double-click: reset")),
+      h("div", { class: "row" },
+        h("div", { class: "panel" }, els.canvas, els.legend, els.note),
+        h("div", { class: "panel", style: "flex:1 1 360px" }, h("h2", {}, "Nearest neighbours"), els.neighbours)),
+      h("div", { class: "row", style: "margin-top:12px" },
+        h("div", { class: "panel", style: "flex:1" }, h("h2", {}, "Dead filters"), els.dead),
+        h("div", { class: "panel", style: "flex:1" }, h("h2", {}, "Channel statistics over the set"), els.stats)),
+      els.tooltip);
+    setupCanvas();
+    await this.update(p);
+  },
+
+  async update(p) {
+    if (!info) return;
+    const layer = p.layer || info.layers[info.layers.length - 1];
+    const method = p.method || "pca";
+    const point = p.point === undefined || p.point === "" ? null : Number(p.point);
+    els.layer.value = layer; els.method.value = method;
+    if (layer !== state.layer || method !== state.method) {
+      state.layer = layer; state.method = method;
+      els.note.textContent = `computing the ${method} map of ${layer}…`;
+      try {
+        state.embedding = await api("/api/scan/embedding", { layer, method });
+      } catch (error) { els.note.textContent = error.message; throw error; }
+      prepare();
+      resetView();
+      draw();
+      tables(layer);
+    }
+    if (point !== state.point) { state.point = point; draw(); if (point !== null) neighbours(point, layer); }
+  },
+};
+
+function prepare() {
+  const e = state.embedding;
+  const n = e.x.length;
+  const labels = e.labels;
+  const classes = [...new Set(labels)].sort((a, b) => a - b);
+  state.order = Array.from({ length: n }, (_, i) => i).sort((a, b) => labels[a] - labels[b]);  // one colour at a time
+  state.colour = Object.fromEntries(classes.map((c, i) => [c, c < 0 ? "#888" : PALETTE[i % PALETTE.length]]));
+  els.legend.replaceChildren(...classes.map((c) => h("span", {}, h("i", { style: `background:${state.colour[c]}` }),
+    c < 0 ? "no label" : (e.class_names ? e.class_names[c] : c))));
+  els.note.textContent = `${n} points, ${e.method} of ${e.layer}` + (e.note ? ` — ${e.note}` : "") + "; coloured by label.";
+  // A grid of the points for hover look-ups (cells of 1/64 of the range).
+  let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
+  for (let i = 0; i < n; i++) { x0 = Math.min(x0, e.x[i]); x1 = Math.max(x1, e.x[i]); y0 = Math.min(y0, e.y[i]); y1 = Math.max(y1, e.y[i]); }
+  state.bounds = [x0, x1 === x0 ? x0 + 1 : x1, y0, y1 === y0 ? y0 + 1 : y1];
+  state.cells = new Map();
+  for (let i = 0; i < n; i++) {
+    const key = cellOf(e.x[i], e.y[i]);
+    if (!state.cells.has(key)) state.cells.set(key, []);
+    state.cells.get(key).push(i);
+  }
+}
+
+const CELLS = 64;
+function cellOf(x, y) {
+  const [x0, x1, y0, y1] = state.bounds;
+  return `${Math.floor((x - x0) / (x1 - x0) * CELLS)},${Math.floor((y - y0) / (y1 - y0) * CELLS)}`;
+}
+
+function resetView() {
+  const [x0, x1, y0, y1] = state.bounds;
+  const { width, height } = els.canvas;
+  const scale = 0.92 * Math.min(width / (x1 - x0), height / (y1 - y0));
+  state.view = { scale, cx: (x0 + x1) / 2, cy: (y0 + y1) / 2 };
+}
+
+const toScreen = (x, y) => [els.canvas.width / 2 + (x - state.view.cx) * state.view.scale,
+                            els.canvas.height / 2 - (y - state.view.cy) * state.view.scale];
+const toData = (sx, sy) => [state.view.cx + (sx - els.canvas.width / 2) / state.view.scale,
+                            state.view.cy - (sy - els.canvas.height / 2) / state.view.scale];
+
+function draw() {
+  const e = state.embedding;
+  if (!e) return;
+  const ctx = els.canvas.getContext("2d");
+  ctx.clearRect(0, 0, els.canvas.width, els.canvas.height);
+  const size = e.x.length > 20000 ? 1.6 : e.x.length > 3000 ? 2.5 : 4;
+  let colour = null;
+  ctx.globalAlpha = 0.75;
+  for (const i of state.order) {
+    const c = state.colour[e.labels[i]];
+    if (c !== colour) { ctx.fillStyle = c; colour = c; }
+    const [sx, sy] = toScreen(e.x[i], e.y[i]);
+    ctx.fillRect(sx - size / 2, sy - size / 2, size, size);
+  }
+  ctx.globalAlpha = 1;
+  const marked = state.point === null || state.point === undefined ? -1 : e.indices.indexOf(state.point);
+  if (marked >= 0) {
+    const [sx, sy] = toScreen(e.x[marked], e.y[marked]);
+    ctx.strokeStyle = "#000"; ctx.lineWidth = 2; ctx.beginPath(); ctx.arc(sx, sy, 7, 0, 2 * Math.PI); ctx.stroke();
+  }
+}
+
+function nearestPoint(sx, sy, radius = 8) {
+  const e = state.embedding;
+  const [x, y] = toData(sx, sy);
+  const reach = radius / state.view.scale;
+  const [x0, x1, y0, y1] = state.bounds;
+  const span = Math.ceil(reach / Math.min((x1 - x0) / CELLS, (y1 - y0) / CELLS)) + 1;
+  const [cx, cy] = cellOf(x, y).split(",").map(Number);
+  let best = -1, bestD = reach * reach;
+  for (let i = cx - span; i <= cx + span; i++) for (let j = cy - span; j <= cy + span; j++) {
+    for (const k of state.cells.get(`${i},${j}`) || []) {
+      const d = (e.x[k] - x) ** 2 + (e.y[k] - y) ** 2;
+      if (d <= bestD) { bestD = d; best = k; }
+    }
+  }
+  return best;
+}
+
+function setupCanvas() {
+  const c = els.canvas;
+  let drag = null;
+  const local = (ev) => { const b = c.getBoundingClientRect(); return [(ev.clientX - b.left) * c.width / b.width, (ev.clientY - b.top) * c.height / b.height]; };
+  c.addEventListener("wheel", (ev) => {
+    ev.preventDefault();
+    const [sx, sy] = local(ev);
+    const [x, y] = toData(sx, sy);
+    const factor = Math.exp(-ev.deltaY * 0.0015);
+    state.view.scale *= factor;
+    const [nx, ny] = toData(sx, sy);
+    state.view.cx += x - nx; state.view.cy += y - ny;
+    draw();
+  }, { passive: false });
+  c.addEventListener("pointerdown", (ev) => { drag = { start: local(ev), view: { ...state.view }, moved: false }; c.setPointerCapture(ev.pointerId); });
+  c.addEventListener("pointermove", (ev) => {
+    const [sx, sy] = local(ev);
+    if (drag) {
+      const dx = sx - drag.start[0], dy = sy - drag.start[1];
+      if (Math.abs(dx) + Math.abs(dy) > 3) drag.moved = true;
+      if (drag.moved) {
+        state.view.cx = drag.view.cx - dx / state.view.scale; state.view.cy = drag.view.cy + dy / state.view.scale;
+        draw(); els.tooltip.hidden = true; return;
+      }
+    }
+    hover(ev, sx, sy);
+  });
+  c.addEventListener("pointerup", (ev) => {
+    const wasDrag = drag && drag.moved;
+    drag = null;
+    if (wasDrag || !state.embedding) return;
+    const [sx, sy] = local(ev);
+    const k = nearestPoint(sx, sy);
+    if (k >= 0) go({ point: state.embedding.indices[k] });
+  });
+  c.addEventListener("dblclick", () => { resetView(); draw(); });
+  c.addEventListener("pointerleave", () => { els.tooltip.hidden = true; });
+}
+
+let hovered = -1;
+function hover(ev, sx, sy) {
+  if (!state.embedding) return;
+  const k = nearestPoint(sx, sy);
+  if (k < 0) { els.tooltip.hidden = true; hovered = -1; return; }
+  const e = state.embedding;
+  if (k !== hovered) {
+    hovered = k;
+    const index = e.indices[k];
+    const label = e.labels[k];
+    els.tooltip.replaceChildren(h("img", { src: apiUrl("/api/scan/thumb.png", { index }), alt: `picture ${index}` }),
+      h("div", { id: "tooltip-text" }, `#${index} ${label >= 0 && e.class_names ? e.class_names[label] : ""}`));
+  }
+  Object.assign(els.tooltip.style, { left: `${ev.clientX + 14}px`, top: `${ev.clientY + 14}px` });
+  els.tooltip.hidden = false;
+}
+
+async function neighbours(index, layer) {
+  els.neighbours.replaceChildren(h("p", { class: "note" }, `neighbours of #${index}: computing…`));
+  try {
+    const r = await api("/api/scan/neighbors", { index, layer, k: 8 });
+    if (state.point !== index) return;
+    const name = (row) => row.class || (row.label >= 0 ? row.label : `#${row.index}`);
+    const strip = (rows) => h("div", { class: "neighbours" }, ...rows.map((row) => h("figure", {
+      class: r.label >= 0 && row.label !== r.label ? "other" : "", title: `#${row.index}, distance ${row.distance.toFixed(3)}` },
+      h("img", { src: apiUrl("/api/scan/thumb.png", { index: row.index }), alt: `#${row.index}` }), name(row))));
+    const share = (v) => v === null ? "" : ` — ${(100 * v).toFixed(0)} % of the query's class`;
+    els.neighbours.replaceChildren(
+      h("div", { class: "neighbours" }, h("figure", {}, h("img", { src: apiUrl("/api/scan/thumb.png", { index }), alt: "query" }),
+        `query #${index}`)),
+      h("p", {}, h("b", {}, `feature space (${r.layer}, ${r.metric})`), h("span", { class: "note" }, share(r.agreement.feature))),
+      strip(r.feature),
+      h("p", {}, h("b", {}, "pixel space"), h("span", { class: "note" }, share(r.agreement.pixel))), strip(r.pixel),
+      h("p", { class: "note" }, "Framed red: a neighbour of another class."));
+  } catch (error) { showError(error); }
+}
+
+async function tables(layer) {
+  try {
+    const [dead, stats] = await Promise.all([api("/api/scan/dead", { layer }), api("/api/scan/statistics", { layer })]);
+    els.dead.replaceChildren(h("p", {}, dead.lines[0]),
+      dead.channels.length ? h("table", {}, h("tr", {}, h("th", {}, "channel"), h("th", {}, "active in"), h("th", {}, "largest value")),
+        ...dead.channels.map((c) => { const s = stats.channels[c]; return h("tr", {}, h("td", {}, `#${c}`),
+          h("td", {}, `${(100 * s.active_images).toFixed(2)} %`), h("td", {}, s.max.toPrecision(3))); })) : "");
+    const rows = [...stats.channels].sort((a, b) => b.mean - a.mean);
+    els.stats.replaceChildren(h("table", {}, h("tr", {}, ...["channel", "active in", "mean", "std", "max"].map((t) => h("th", {}, t))),
+      ...rows.map((s) => h("tr", {}, h("td", {}, `#${s.channel}`), h("td", {}, `${(100 * s.active_images).toFixed(1)} %`),
+        h("td", {}, s.mean.toPrecision(3)), h("td", {}, s.std.toPrecision(3)), h("td", {}, s.max.toPrecision(3))))));
+  } catch (error) { showError(error); }
+}

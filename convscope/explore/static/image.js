@@ -1,0 +1,189 @@
+// Image view: pick a picture, see its top classes, click a class → every method's map; drag the occluder.
+import { api, apiUrl, h, percent, picturePicker, route, setRoute, showError } from "./util.js";
+
+const STAGE = 336;
+let state = { pic: null, target: null, generation: 0 };
+let els = {};
+let classNames = null;
+let methods = null;
+
+function params() { return route().params; }
+
+export const imageView = {
+  async mount(main, p) {
+    state = { pic: null, target: null, generation: 0 };
+    els.picker = h("div");
+    els.img = h("img", { alt: "the picture as the model sees it", draggable: "false" });
+    els.occluder = h("div", { class: "occluder", title: "drag me", hidden: true });
+    els.stage = h("div", { class: "stage", id: "stage" }, els.img, els.occluder);
+    els.size = h("select", { "aria-label": "occluder size", onchange: () => probe() },
+      ...[16, 32, 48, 64, 96].map((s) => h("option", { value: s, selected: s === 48 }, `${s} px`)));
+    els.readout = h("div", { class: "readout", id: "occlusion-readout" },
+      h("span", { class: "note" }, "Drag the grey square over the picture (or click on it): the class probability " +
+        "and the top class update as it moves — Zeiler & Fergus's occlusion, live."));
+    els.topk = h("ul", { class: "topk", id: "topk" });
+    els.classInput = h("input", { list: "class-names", id: "class-input", placeholder: "type a class…", size: 26,
+      onkeydown: (e) => { if (e.key === "Enter") chooseTyped(); } });
+    els.datalist = h("datalist", { id: "class-names" });
+    els.maps = h("div", { class: "maps", id: "maps" });
+    els.caption = h("div", { class: "note", id: "maps-caption" });
+    main.append(
+      h("div", { class: "row" },
+        h("div", { class: "panel", style: "width:362px" }, h("h2", {}, "Picture"), els.picker, els.stage,
+          h("div", { class: "controls" }, "occluder", els.size,
+            h("button", { type: "button", onclick: hideOccluder }, "remove")), els.readout),
+        h("div", { class: "panel" }, h("h2", {}, "Top classes"), els.topk,
+          h("div", { class: "controls", style: "margin-top:10px" }, els.classInput, els.datalist,
+            h("button", { type: "button", onclick: chooseTyped }, "Explain")),
+          h("p", { class: "note" }, "Click a class (or type any of the model's classes) to explain it with every method."))),
+      h("h2", { style: "font-size:15px;margin:16px 0 0" }, "Attribution maps"), els.caption, els.maps);
+    setupOccluder();
+    api("/api/classes").then((r) => {
+      classNames = r.classes;
+      els.datalist.replaceChildren(...classNames.map((n) => h("option", { value: n })));
+    }).catch(showError);
+    methods = (await api("/api/methods")).methods;
+    await this.update(p);
+  },
+
+  leave() { cancelQueued(); state.generation++; },
+
+  async update(p) {
+    const pic = p.pic || "sample:chelsea";
+    const target = p.target || "";
+    if (pic !== state.pic) {
+      state.pic = pic;
+      state.target = null;
+      els.picker.replaceChildren(await picturePicker(pic, (id) => setRoute("image", { pic: id })));
+      els.img.src = apiUrl("/api/picture.png", { pic });
+      hideOccluder();
+      state.top = await api("/api/predict", { pic, k: 5 });
+      renderTopk();
+    }
+    if (target !== state.target) {
+      state.target = target;
+      renderTopk();
+      explainAll();
+      if (!els.occluder.hidden) probe();
+    }
+  },
+};
+
+function renderTopk() {
+  if (!state.top) return;
+  const chosen = state.target === "" ? state.top.top[0].index : Number(state.target);
+  els.topk.replaceChildren(...state.top.top.map((c) => h("li", {
+    class: c.index === chosen ? "chosen" : "", "data-index": c.index,
+    onclick: () => setRoute("image", { ...params(), pic: state.pic, target: c.index }),
+  }, h("span", {}, c.name), h("span", { style: "text-align:right" }, percent(c.probability)),
+     h("span", { class: "bar", style: `width:${100 * c.probability}%` }))));
+}
+
+function chooseTyped() {
+  const text = els.classInput.value.trim();
+  if (!text) return;
+  const index = classNames ? classNames.indexOf(text) : -1;
+  setRoute("image", { pic: state.pic, target: index >= 0 ? index : text });
+}
+
+const PAGE = Math.random().toString(36).slice(2, 10);
+const groupOf = (generation) => `image-${PAGE}-${generation}`;
+
+function cancelQueued() {
+  if (state.generation) fetch(apiUrl("/api/cancel", { group: groupOf(state.generation) }), { method: "POST" }).catch(() => {});
+}
+
+function explainAll() {
+  cancelQueued();  // the maps of the previous class or picture are no longer wanted
+  const generation = ++state.generation;
+  const pic = state.pic;
+  const target = state.target === "" ? "top" : state.target;
+  els.caption.textContent = "Cheap methods first; the slow ones (many forward passes) follow. " +
+    "Heat maps are laid over the picture (red = important); gradient methods are shown as images.";
+  els.maps.replaceChildren();
+  for (const m of methods) {
+    const wait = h("div", { class: "wait" }, m.slow ? "waiting (slow method)…" : "waiting…");
+    const card = h("div", { class: "card", "data-method": m.name, "data-state": "waiting" },
+      h("h3", {}, h("span", {}, m.title), h("a", { href: m.paper, target: "_blank", rel: "noopener" }, "paper")),
+      wait);
+    els.maps.append(card);
+    const began = performance.now();
+    const timer = setInterval(() => {
+      if (generation !== state.generation) return clearInterval(timer);
+      const running = window.queueStatus && window.queueStatus.running;
+      const now = running && running.what.startsWith(m.title + " on ");
+      wait.textContent = (now ? `computing… ${running.seconds.toFixed(1)} s` : "queued…") +
+        (m.slow ? " (slow method: many passes)" : "") + ` — ${((performance.now() - began) / 1000).toFixed(0)} s since the click`;
+    }, 250);
+    api("/api/explain", { pic, method: m.name, target, group: groupOf(generation) }).then((r) => {
+      clearInterval(timer);
+      if (generation !== state.generation) return;
+      const badge = r.checks && r.checks.pointing !== undefined && r.checks.pointing !== null
+        ? h("span", { class: "badge", title: "convscope check: pointing game accuracy" }, `pointing ${r.checks.pointing.toFixed(2)}`) : null;
+      const settings = Object.entries(r.settings).map(([k, v]) => `${k}=${v}`).join(", ");
+      card.dataset.state = "done";
+      card.querySelector("h3 span").append(" ", badge || "");
+      wait.replaceWith(h("img", { src: r.image, alt: `${r.title} map`, title: r.label }),
+        h("div", { class: "settings" }, `${r.label}` + (settings ? ` · ${settings}` : "") +
+          ` · ${r.cached ? "cached" : r.seconds.toFixed(2) + " s"}`));
+    }).catch((error) => {
+      clearInterval(timer);
+      if (generation !== state.generation) return;
+      card.classList.add("failed");
+      card.dataset.state = "failed";
+      wait.textContent = error.message;
+    });
+  }
+}
+
+// Live occlusion: a grey square dragged over the picture; the server answers with the probabilities.
+let inFlight = false;
+let queued = false;
+
+function setupOccluder() {
+  let dragging = false;
+  const place = (event) => {
+    const box = els.stage.getBoundingClientRect();
+    const side = Number(els.size.value) * STAGE / inputSize();
+    const x = Math.min(Math.max(event.clientX - box.left - side / 2, 0), STAGE - side);
+    const y = Math.min(Math.max(event.clientY - box.top - side / 2, 0), STAGE - side);
+    Object.assign(els.occluder.style, { left: `${x}px`, top: `${y}px`, width: `${side}px`, height: `${side}px` });
+    els.occluder.hidden = false;
+    probe();
+  };
+  els.stage.addEventListener("pointerdown", (e) => { dragging = true; els.stage.setPointerCapture(e.pointerId); place(e); });
+  els.stage.addEventListener("pointermove", (e) => { if (dragging) place(e); });
+  els.stage.addEventListener("pointerup", () => { dragging = false; });
+}
+
+function inputSize() { return (window.explorerInfo && window.explorerInfo.input_size[1]) || 224; }
+
+function hideOccluder() {
+  els.occluder.hidden = true;
+  els.readout.querySelector("b") && els.readout.replaceChildren(h("span", { class: "note" }, "Occluder removed."));
+}
+
+async function probe() {
+  if (els.occluder.hidden) return;
+  if (inFlight) { queued = true; return; }
+  inFlight = true;
+  const scale = inputSize() / STAGE;
+  const size = Number(els.size.value);
+  const side = size / scale;
+  const left = Math.min(parseFloat(els.occluder.style.left) || 0, STAGE - side);
+  const top = Math.min(parseFloat(els.occluder.style.top) || 0, STAGE - side);
+  Object.assign(els.occluder.style, { width: `${side}px`, height: `${side}px`, left: `${left}px`, top: `${top}px` });
+  try {
+    const r = await api("/api/occlude", { pic: state.pic, x: Math.round(left * scale), y: Math.round(top * scale),
+                                          size, target: state.target === "" ? "top" : state.target });
+    const best = r.top[0];
+    const changed = best.index !== r.target.index;
+    els.readout.replaceChildren(
+      h("div", {}, `${r.target.name}: `, h("b", { id: "occluded-probability" }, percent(r.probability)),
+        h("span", { class: "note" }, ` (without the square ${percent(r.clean_probability)})`)),
+      h("div", { id: "occluded-top", style: changed ? "color:var(--bad)" : "" },
+        `top class: ${best.name} ${percent(best.probability)}`));
+  } catch (error) { showError(error); }
+  inFlight = false;
+  if (queued) { queued = false; probe(); }
+}
