@@ -53,6 +53,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--channels", nargs="+", help="channels: 3 7 12, 0-15 or all (default: 0-15)")
     p.add_argument("-k", type=int, help="pictures per channel (default: all the scan kept)")
     p.add_argument("--context", action="store_true", help="also show whole pictures with the box drawn")
+    p.add_argument("--projections", nargs="?", const="auto", choices=("auto", "deconvnet", "guided_backprop"),
+                   help="also Zeiler & Fergus's figure 2: each top activation projected to pixels beside its "
+                        "patch (auto: the deconvnet where the model has max-pooling, else guided backprop, since "
+                        "without max-pooling the deconvnet map is the same for every picture)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N for the projections (default: CUDA when "
+                                                  "available)")
     p.add_argument("--out", type=Path, help="output folder (default: the scan folder)")
     p.set_defaults(run=run_top_patches)
 
@@ -133,6 +139,7 @@ def run_top_patches(args: argparse.Namespace) -> None:
     layer = result.check_layer(args.layer)
     channels = parse_channels(args.channels, result.top(layer).values.shape[0])
     out = args.out or args.scan
+    model = result.model(args.device) if args.projections else None  # fails before anything is written
     for start in range(0, len(channels), 16):
         page = channels[start:start + 16]
         view = result.top_patches(layer, page, args.k)
@@ -140,6 +147,15 @@ def run_top_patches(args: argparse.Namespace) -> None:
         written(view.picture().save(out / f"{name}.png"))
         if args.context:
             written(view.picture(context=True).save(out / f"{name}_context.png"))
+    if args.projections:
+        from convscope.scan.projections import top_projections
+
+        for start in range(0, len(channels), 8):
+            page = channels[start:start + 8]
+            figure = top_projections(result, layer, page, args.k, method=args.projections, model=model)
+            if start == 0:
+                print(figure.note[0].upper() + figure.note[1:] + ".")
+            written(figure.picture().save(out / f"top_projections_{slug(layer)}_{page[0]}-{page[-1]}.png"))
 
 
 def parse_channels(texts: list[str] | None, total: int) -> list[int]:
