@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
+from convscope.analysis.ablation import ABLATION_VARIANTS
 from convscope.analysis.checks import CHECK_PHOTOS
 from convscope.analysis.invariance import invariance_curves
 from convscope.analysis.transforms import TRANSFORMS
@@ -35,6 +37,38 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_model_options(p, out="out/probe")
     p.set_defaults(run=run_probe)
 
+    p = commands.add_parser("ablate", help="train variants of the Fashion-MNIST CNN with several seeds: error "
+                                           "table and first-layer filters (Zeiler & Fergus §5)")
+    p.add_argument("--variants", nargs="+", default=list(ABLATION_VARIANTS), choices=list(ABLATION_VARIANTS),
+                   metavar="VARIANT", help=f"(default: all: {', '.join(ABLATION_VARIANTS)})")
+    p.add_argument("--seeds", type=int, default=3, help="runs per variant, seeds 0 … N-1 (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=5, help="(default: %(default)s)")
+    p.add_argument("--train-pictures", type=int, help="first N training pictures (default: all 60 000)")
+    p.add_argument("--test-pictures", type=int, help="first N test pictures (default: all 10 000)")
+    p.add_argument("--data", help="folder with the Fashion-MNIST IDX files (default: Debian's package)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
+    p.add_argument("--out", type=Path, default=Path("out/ablate"), help="output folder (default: %(default)s)")
+    p.set_defaults(run=run_ablate)
+
+    p = commands.add_parser("generalise", help="features on a new data set with N pictures per class: the model "
+                                               "against itself with random weights (Zeiler & Fergus §5.2)")
+    p.add_argument("data", help="'fashion-mnist' (its own train/test split) or a folder with class sub-folders "
+                                "(split 75/25 at random)")
+    p.add_argument("--layers", nargs="+", help="layers whose pooled features are used (default for "
+                                               "EfficientNet-Lite: blocks.2 blocks.4 bn2)")
+    p.add_argument("--per-class", type=int, nargs="+", default=[5, 15, 30, 60],
+                   help="training pictures per class, N (default: %(default)s)")
+    p.add_argument("--draws", type=int, default=5, help="random draws of the N pictures (default: %(default)s)")
+    p.add_argument("--classifier", choices=("softmax", "svm"), default="softmax")
+    p.add_argument("--pool", type=int, default=1000, help="training pictures the draws come from (the first N; "
+                                                          "default: %(default)s)")
+    p.add_argument("--max-test", type=int, default=1000, help="test pictures (default: %(default)s)")
+    p.add_argument("--size", type=int, help="side of the square the pictures are resized to for the model "
+                                            "(default: the model's own resize and crop)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draws and the random weights (default: 0)")
+    add_model_options(p, out="out/generalise")
+    p.set_defaults(run=run_generalise)
+
     p = commands.add_parser("evolution", help="features through training: each channel's strongest patch per "
                                               "checkpoint (Zeiler & Fergus Fig. 4)")
     p.add_argument("--checkpoints", required=True, help="folder of per-epoch checkpoints (from `convscope train`)")
@@ -56,6 +90,65 @@ def register(commands: argparse._SubParsersAction) -> None:
                         "Fashion-MNIST files, whatever --model is)")
     add_model_options(p, out="out/check")
     p.set_defaults(run=run_check)
+
+
+def run_ablate(args: argparse.Namespace) -> None:
+    from convscope.analysis.ablation import ablation_study
+    from convscope.analysis.checks import write_csv
+    from convscope.models.fashion_training import TrainingSettings
+
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    settings = TrainingSettings(epochs=args.epochs, train_pictures=args.train_pictures,
+                                test_pictures=args.test_pictures)
+    result = ablation_study(args.variants, seeds=range(args.seeds), settings=settings, root=args.data,
+                            device=args.device)
+    print("\n".join(result.lines()))
+    written(write_csv(args.out / "ablation.csv", result.rows()))
+    written(write_csv(args.out / "ablation_runs.csv", result.run_rows()))
+    (args.out / "ablation.md").write_text(result.markdown() + "\n")
+    written(args.out / "ablation.md")
+    written(result.picture().save(args.out / "ablation.png"))
+    written(result.filters_picture().save(args.out / "ablation_filters.png"))
+
+
+def run_generalise(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from convscope.analysis.checks import write_csv
+    from convscope.analysis.generalisation import generalisation_study, random_weights
+    from convscope.models.lite import LITE_MODELS
+
+    model = model_from(args)
+    layers = args.layers or (["blocks.2", "blocks.4", "bn2"] if model.name in LITE_MODELS else None)
+    if not layers:
+        raise ValueError(f"name the layers of {model.name} to use with --layers (`convscope layers` lists them)")
+    if args.size is not None:
+        if args.size < 8:
+            raise ValueError(f"--size must be at least 8 pixels, got {args.size}")
+        model.preprocess = replace(model.preprocess, resize=args.size, crop=args.size)
+    train, test = _train_test(args.data, args.pool, args.max_test)
+    result = generalisation_study([model, random_weights(model, args.seed)], train, test, layers,
+                                  per_class=args.per_class, draws=args.draws, classifier=args.classifier,
+                                  seed=args.seed, work=args.out / "scans")
+    print("\n".join(result.lines()))
+    written(write_csv(args.out / "generalisation.csv", result.rows()))
+    (args.out / "generalisation.md").write_text(result.markdown() + "\n")
+    written(args.out / "generalisation.md")
+    written(result.picture().save(args.out / "generalisation.png"))
+
+
+def _train_test(data: str, max_train: int, max_test: int):
+    """Training and test pictures of ``data``: Fashion-MNIST's own split, or a seeded 75/25 split of a folder."""
+    from convscope.analysis.probes import split_pictures
+    from convscope.data.opening import open_dataset
+    from convscope.data.pictures import FirstPictures
+
+    if data.startswith(("fashion-mnist", "fashion_mnist")):
+        train, test = open_dataset("fashion-mnist:train"), open_dataset("fashion-mnist:test")
+    else:
+        train, test = split_pictures(open_dataset(data))
+    return FirstPictures(train, max_train), FirstPictures(test, max_test)
 
 
 def run_probe(args: argparse.Namespace) -> None:

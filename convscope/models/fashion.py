@@ -8,6 +8,7 @@ classifier. ``convscope train`` trains it; trained weights ship in ``models/weig
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,41 +29,130 @@ FASHION_MEAN, FASHION_STD = 0.2860, 0.3530
 FASHION_PREPROCESS = Preprocess(resize=28, crop=28, mean=(FASHION_MEAN,), std=(FASHION_STD,), channels=1)
 
 
+@dataclass(frozen=True)
+class FashionArchitecture:
+    """What ``FashionCNN`` is built from: the convolution widths, the first layer's kernel and stride, ``fc``.
+
+    Every convolution is followed by a ReLU and a 2×2 max-pool (skipped once the map is 1×1); the first
+    has a ``kernel1``×``kernel1`` kernel with stride ``stride1``, the others 3×3 with stride 1 (padding
+    keeps the size). ``fc`` is the width of the hidden fully connected layer ``fc7`` (0: none, the
+    classifier reads the pooled maps directly). The default is the shipped network.
+    """
+
+    channels: tuple[int, ...] = (32, 64, 128)
+    kernel1: int = 7
+    stride1: int = 1
+    fc: int = 256
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        if not self.channels or any(c < 1 for c in self.channels):
+            raise ValueError(f"channels need at least one convolution of width ≥ 1, got {list(self.channels)}")
+        if self.kernel1 < 1 or self.stride1 < 1:
+            raise ValueError(f"kernel1 and stride1 must be at least 1, got {self.kernel1} and {self.stride1}")
+        if self.fc < 0:
+            raise ValueError(f"fc is a width ≥ 0 (0: no hidden fully connected layer), got {self.fc}")
+        if self.sizes()[-1] < 1:
+            raise ValueError(f"a {self.kernel1}×{self.kernel1} first kernel with stride {self.stride1} leaves "
+                             "no picture for the later layers; use a smaller stride")
+
+    def sizes(self, side: int = 28) -> list[int]:
+        """Side of the map after each convolution + pool stage, for ``side``×``side`` pictures."""
+        out = []
+        for index in range(len(self.channels)):
+            kernel, stride = (self.kernel1, self.stride1) if index == 0 else (3, 1)
+            side = (side + 2 * (kernel // 2) - kernel) // stride + 1
+            side = side // 2 if side >= 2 else side
+            out.append(side)
+        return out
+
+    def describe(self) -> str:
+        """e.g. ``conv 7×7/1 32-64-128, fc 256``."""
+        fc = f"fc {self.fc}" if self.fc else "no fc"
+        return f"conv {self.kernel1}×{self.kernel1}/{self.stride1} {'-'.join(map(str, self.channels))}, {fc}"
+
+
+DEFAULT_ARCHITECTURE = FashionArchitecture()
+
+
 class FashionCNN(nn.Module):
     """``[B,1,28,28]`` → class scores ``[B,10]``.
 
-    conv1 7×7 (32) → relu1 → pool1 (14×14) → conv2 3×3 (64) → relu2 → pool2 (7×7) →
-    conv3 3×3 (128) → relu3 → pool3 (3×3) → flatten → fc7 (256) → relu7 → dropout7 → classifier.
+    Default: conv1 7×7 (32) → relu1 → pool1 (14×14) → conv2 3×3 (64) → relu2 → pool2 (7×7) →
+    conv3 3×3 (128) → relu3 → pool3 (3×3) → flatten → fc7 (256) → relu7 → dropout7 → classifier;
+    ``architecture`` changes widths, depth, the first layer and ``fc7`` with the same layer names.
     """
 
-    def __init__(self, classes: int = 10) -> None:
+    def __init__(self, classes: int = 10, architecture: FashionArchitecture = DEFAULT_ARCHITECTURE) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, kernel_size=7, padding=3)
-        self.relu1 = nn.ReLU(inplace=True)
-        self.pool1 = nn.MaxPool2d(2)
-        self.conv2 = nn.Conv2d(32, 64, kernel_size=3, padding=1)
-        self.relu2 = nn.ReLU(inplace=True)
-        self.pool2 = nn.MaxPool2d(2)
-        self.conv3 = nn.Conv2d(64, 128, kernel_size=3, padding=1)
-        self.relu3 = nn.ReLU(inplace=True)
-        self.pool3 = nn.MaxPool2d(2)
+        self.architecture = architecture
+        sizes = architecture.sizes()
+        inputs, side = 1, 28
+        for index, width in enumerate(architecture.channels, start=1):
+            kernel, stride = (architecture.kernel1, architecture.stride1) if index == 1 else (3, 1)
+            self.add_module(f"conv{index}", nn.Conv2d(inputs, width, kernel_size=kernel, stride=stride,
+                                                      padding=kernel // 2))
+            self.add_module(f"relu{index}", nn.ReLU(inplace=True))
+            side = (side + 2 * (kernel // 2) - kernel) // stride + 1
+            self.add_module(f"pool{index}", nn.MaxPool2d(2) if side >= 2 else nn.Identity())
+            inputs, side = width, sizes[index - 1]
         self.flatten = nn.Flatten()
-        self.fc7 = nn.Linear(128 * 3 * 3, 256)
-        self.relu7 = nn.ReLU(inplace=True)
-        self.dropout7 = nn.Dropout(0.5)
-        self.classifier = nn.Linear(256, classes)
+        features = inputs * side * side
+        if architecture.fc:
+            self.fc7 = nn.Linear(features, architecture.fc)
+            self.relu7 = nn.ReLU(inplace=True)
+            self.dropout7 = nn.Dropout(0.5)
+            features = architecture.fc
+        self.classifier = nn.Linear(features, classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.pool1(self.relu1(self.conv1(x)))
-        x = self.pool2(self.relu2(self.conv2(x)))
-        x = self.pool3(self.relu3(self.conv3(x)))
-        x = self.dropout7(self.relu7(self.fc7(self.flatten(x))))
+        for index in range(1, len(self.architecture.channels) + 1):
+            x = getattr(self, f"pool{index}")(getattr(self, f"relu{index}")(getattr(self, f"conv{index}")(x)))
+        x = self.flatten(x)
+        if self.architecture.fc:
+            x = self.dropout7(self.relu7(self.fc7(x)))
         return self.classifier(x)
+
+
+STRIDE_KEY = "architecture.stride1"  # saved beside the weights: the one thing their shapes cannot tell
+
+
+def architecture_of(state_dict: dict[str, Tensor]) -> FashionArchitecture:
+    """The architecture whose parameters ``state_dict`` holds.
+
+    Widths, depth, ``fc`` and the first kernel come from the shapes; the first stride from the entry
+    ``architecture.stride1`` that ``convscope train`` saves, or else from the classifier's input size —
+    refused when several strides would fit it.
+    """
+    convs = sorted((int(k[4:-7]), v) for k, v in state_dict.items()
+                   if k.startswith("conv") and k.endswith(".weight") and k[4:-7].isdigit())
+    if not convs or "classifier.weight" not in state_dict:
+        raise ValueError(f"these weights do not fit {FASHION_MODEL}: no conv1.weight / classifier.weight")
+    channels = tuple(int(w.shape[0]) for _, w in convs)
+    kernel1 = int(convs[0][1].shape[-1])
+    fc = int(state_dict["fc7.weight"].shape[0]) if "fc7.weight" in state_dict else 0
+    if STRIDE_KEY in state_dict:
+        return FashionArchitecture(channels, kernel1, int(state_dict[STRIDE_KEY]), fc)
+    flat = int((state_dict["fc7.weight"] if fc else state_dict["classifier.weight"]).shape[1])
+    fitting = []
+    for stride in range(1, 29):
+        try:
+            candidate = FashionArchitecture(channels, kernel1, stride, fc)
+        except ValueError:
+            break
+        if channels[-1] * candidate.sizes()[-1] ** 2 == flat:
+            fitting.append(candidate)
+    if len(fitting) != 1:
+        why = "no first-layer stride fits" if not fitting else \
+            f"first-layer strides {[a.stride1 for a in fitting]} all fit"
+        raise ValueError(f"these weights do not fit {FASHION_MODEL} unambiguously: {why} {flat} inputs to "
+                         f"{'fc7' if fc else 'the classifier'}; save them with `convscope train`, which records "
+                         f"the stride as {STRIDE_KEY!r}")
+    return fitting[0]
 
 
 def fashion_model(state_dict: dict[str, Tensor] | None = None) -> Model:
     """The Fashion-MNIST CNN with ``state_dict``, or the shipped trained weights when none is given."""
-    net = FashionCNN()
     if state_dict is None:
         if not SHIPPED_WEIGHTS.is_file():
             raise ValueError(f"the trained {FASHION_MODEL} weights are missing ({SHIPPED_WEIGHTS}); train them with "
@@ -70,6 +160,8 @@ def fashion_model(state_dict: dict[str, Tensor] | None = None) -> Model:
         from convscope.models.loading import read_state_dict
 
         state_dict = read_state_dict(SHIPPED_WEIGHTS)
+    net = FashionCNN(architecture=architecture_of(state_dict))
+    state_dict = {k: v for k, v in state_dict.items() if k != STRIDE_KEY}
     try:
         net.load_state_dict(state_dict)
     except RuntimeError as error:
@@ -78,11 +170,11 @@ def fashion_model(state_dict: dict[str, Tensor] | None = None) -> Model:
     return Model(net.eval(), preprocess=FASHION_PREPROCESS, class_names=list(FASHION_CLASSES), name=FASHION_MODEL)
 
 
-def untrained_fashion_model(seed: int = 0) -> Model:
+def untrained_fashion_model(seed: int = 0, architecture: FashionArchitecture = DEFAULT_ARCHITECTURE) -> Model:
     """A freshly initialised Fashion-MNIST CNN (``torch.manual_seed(seed)`` decides its weights)."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        net = FashionCNN()
+        net = FashionCNN(architecture=architecture)
     return Model(net, preprocess=FASHION_PREPROCESS, class_names=list(FASHION_CLASSES), name=FASHION_MODEL)
 
 

@@ -5,6 +5,9 @@ epoch ends with the training and test accuracy and ``epoch_NN.pt`` (``epoch_00.p
 initialisation). ``shuffle_labels`` trains on a random permutation of the training labels — the
 model for the data randomisation test of Adebayo et al. 2018 (https://arxiv.org/abs/1810.03292),
 which can only memorise its pictures (training accuracy rises, test accuracy stays at chance).
+``architecture`` trains the variants of the Zeiler & Fergus ablation (``convscope ablate``);
+``adversarial_epsilon`` trains on PGD examples instead of the pictures (Madry et al. 2018,
+https://arxiv.org/abs/1706.06083).
 """
 
 from __future__ import annotations
@@ -22,13 +25,19 @@ from torch import Tensor, nn
 
 from convscope.data.fashion_mnist import FashionMNIST
 from convscope.devices import pick_device
-from convscope.models.fashion import FASHION_PREPROCESS, untrained_fashion_model
+from convscope.models.fashion import (
+    DEFAULT_ARCHITECTURE,
+    FASHION_PREPROCESS,
+    STRIDE_KEY,
+    FashionArchitecture,
+    untrained_fashion_model,
+)
 from convscope.models.model import Model
+from convscope.progress import progress_bar
 
 
 @dataclass(frozen=True)
 class TrainingSettings:
-from convscope.progress import progress_bar
     epochs: int = 5
     batch_size: int = 128
     learning_rate: float = 2e-3
@@ -37,8 +46,19 @@ from convscope.progress import progress_bar
     shuffle_labels: bool = False  # permute the training labels at random (data randomisation test)
     train_pictures: int | None = None  # use only the first N training pictures (default: all 60 000)
     augment: bool = True  # random horizontal flips
+    architecture: FashionArchitecture = DEFAULT_ARCHITECTURE
+    test_pictures: int | None = None  # measure test accuracy on the first N test pictures (default: all 10 000)
+    adversarial_epsilon: float = 0.0  # > 0: train on L∞ PGD examples of this radius (pixels in [0, 1])
+    adversarial_steps: int = 7  # PGD steps per batch, each 2.5·ε/steps, from a random start
 
     def __post_init__(self) -> None:
+        if isinstance(self.architecture, dict):  # as saved in a checkpoint
+            object.__setattr__(self, "architecture", FashionArchitecture(**self.architecture))
+        if self.test_pictures is not None and self.test_pictures < 1:
+            raise ValueError(f"test_pictures must be at least 1, got {self.test_pictures}")
+        if not 0 <= self.adversarial_epsilon <= 1 or self.adversarial_steps < 1:
+            raise ValueError(f"adversarial training needs 0 < ε ≤ 1 (pixels in [0, 1]) and at least one step, got "
+                             f"ε = {self.adversarial_epsilon} and {self.adversarial_steps} steps")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch size must be at least 1, got {self.epochs} and {self.batch_size}")
         if self.train_pictures is not None and self.train_pictures < 1:
@@ -62,9 +82,22 @@ def train_command(settings: TrainingSettings, out: str) -> str:
         words.append(f"--train-pictures {settings.train_pictures}")
     if not settings.augment:
         words.append("--no-augment")
+    if settings.architecture != DEFAULT_ARCHITECTURE:
+        words.append(architecture_options(settings.architecture))
+    if settings.test_pictures is not None:
+        words.append(f"--test-pictures {settings.test_pictures}")
+    if settings.adversarial_epsilon > 0:
+        words.append(f"--adversarial --epsilon {settings.adversarial_epsilon:g} "
+                     f"--attack-steps {settings.adversarial_steps}")
     words.append(f"--epochs {settings.epochs} --batch-size {settings.batch_size} --lr {settings.learning_rate:g} "
                  f"--weight-decay {settings.weight_decay:g} --seed {settings.seed} --out {out}")
     return " ".join(words)
+
+
+def architecture_options(architecture: FashionArchitecture) -> str:
+    """The ``convscope train`` options that build ``architecture``."""
+    a = architecture
+    return (f"--channels {' '.join(map(str, a.channels))} --kernel1 {a.kernel1} --stride1 {a.stride1} --fc {a.fc}")
 
 
 @dataclass
@@ -101,14 +134,18 @@ def train_fashion_cnn(out: str | Path | None = None, settings: TrainingSettings 
     device = pick_device(device)
     train_x, train_y = training_pictures(root, settings)
     test_x, test_y = FashionMNIST(root, split="test").tensors()
-    train_x, test_x = FASHION_PREPROCESS.normalize(train_x), FASHION_PREPROCESS.normalize(test_x)
+    if settings.test_pictures is not None:
+        test_x, test_y = test_x[:settings.test_pictures], test_y[:settings.test_pictures]
+    if settings.adversarial_epsilon == 0:  # adversarial training attacks pixels and normalises each batch itself
+        train_x = FASHION_PREPROCESS.normalize(train_x)
+    test_x = FASHION_PREPROCESS.normalize(test_x)
     train_x, train_y, test_x, test_y = (t.to(device) for t in (train_x, train_y, test_x, test_y))
     folder = Path(out) if out is not None else None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(settings.seed)
-        model = untrained_fashion_model(settings.seed).to(device)
+        model = untrained_fashion_model(settings.seed, settings.architecture).to(device)
         net = model.net
         generator = torch.Generator(device=device).manual_seed(settings.seed)
         optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate,
@@ -117,14 +154,15 @@ def train_fashion_cnn(out: str | Path | None = None, settings: TrainingSettings 
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer,
                                                      lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
         run = TrainingRun(model)
-        run.history.append(_record(run, 0, math.nan, evaluate_accuracy(net, train_x, train_y),
-                                   evaluate_accuracy(net, test_x, test_y), 0.0, folder, settings))
+        fitting = _fitting_accuracy(net, train_x, train_y, settings)
+        run.history.append(_record(run, 0, math.nan, fitting(), evaluate_accuracy(net, test_x, test_y), 0.0, folder,
+                                   settings))
         log(f"epoch 0: test accuracy {run.history[-1].test_accuracy:.2%} (initialisation)")
         for epoch in range(1, settings.epochs + 1):
             began = time.perf_counter()
-            loss = _train_epoch(net, optimizer, schedule, train_x, train_y, settings, generator,
+            loss = _train_epoch(model, optimizer, schedule, train_x, train_y, settings, generator,
                                 progress, f"epoch {epoch}/{settings.epochs}")
-            fitted, accuracy = evaluate_accuracy(net, train_x, train_y), evaluate_accuracy(net, test_x, test_y)
+            fitted, accuracy = fitting(), evaluate_accuracy(net, test_x, test_y)
             record = _record(run, epoch, loss, fitted, accuracy, time.perf_counter() - began, folder, settings)
             run.history.append(record)
             log(f"epoch {epoch}: train loss {loss:.4f}, train accuracy {fitted:.2%}, test accuracy {accuracy:.2%} "
@@ -147,9 +185,29 @@ def training_pictures(root: str | Path | None, settings: TrainingSettings) -> tu
     return pictures, labels
 
 
-def _train_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
+def _fitting_accuracy(net: nn.Module, train_x: Tensor, train_y: Tensor,
+                      settings: TrainingSettings) -> Callable[[], float]:
+    """Training accuracy on the clean training pictures (``train_x`` holds pixels under adversarial training)."""
+    if settings.adversarial_epsilon == 0:
+        return lambda: evaluate_accuracy(net, train_x, train_y)
+    return lambda: evaluate_accuracy(net, FASHION_PREPROCESS.normalize(train_x), train_y)
+
+
+def adversarial_batch(model: Model, pixels: Tensor, labels: Tensor, epsilon: float, steps: int,
+                      generator: torch.Generator) -> Tensor:
+    """Madry et al.'s training input: untargeted L∞ PGD from a random start (steps of 2.5·ε/steps) against
+    ``labels``, by the library's :func:`~convscope.synthesis.pgd`; returns the normalised batch ``[B,1,H,W]``."""
+    from convscope.synthesis.adversarial import pgd
+
+    attack = pgd(model, pixels, epsilon, step=2.5 * epsilon / steps, steps=steps, labels=labels.tolist(),
+                 random_start=True, generator=generator, fit=False, progress=False, method="PGD training")
+    return model.preprocess(attack.adversarials.to(pixels.device))  # back to the model's channels, normalised
+
+
+def _train_epoch(model: Model, optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
                  inputs: Tensor, labels: Tensor, settings: TrainingSettings, generator: torch.Generator,
                  progress: bool, description: str) -> float:
+    net = model.net
     net.train()
     order = torch.randperm(len(labels), generator=generator, device=inputs.device)
     total, seen = torch.zeros((), device=inputs.device), 0
@@ -160,6 +218,9 @@ def _train_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, schedule: tor
         if settings.augment:
             flip = torch.rand(len(index), generator=generator, device=inputs.device) < 0.5
             batch = torch.where(flip.view(-1, 1, 1, 1), batch.flip(-1), batch)
+        if settings.adversarial_epsilon > 0:
+            batch = adversarial_batch(model, batch, target, settings.adversarial_epsilon, settings.adversarial_steps,
+                                      generator)
         loss = F.cross_entropy(net(batch), target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -191,6 +252,7 @@ def _record(run: TrainingRun, epoch: int, loss: float, fitted: float, accuracy: 
     if folder is not None:
         path = folder / f"epoch_{epoch:02d}.pt"
         state = {k: v.detach().cpu().clone() for k, v in run.model.net.state_dict().items()}
+        state[STRIDE_KEY] = torch.tensor(settings.architecture.stride1)
         torch.save({"state_dict": state, "epoch": epoch, "train_accuracy": fitted, "test_accuracy": accuracy,
                     "settings": asdict(settings)}, path)
         record.checkpoint = str(path)

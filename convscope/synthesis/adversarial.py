@@ -194,10 +194,11 @@ def _batch(model: Model, pictures: Tensor | Sequence[Tensor], fit: bool) -> Tens
     if isinstance(pictures, Tensor) and pictures.dim() == 3:
         pictures = pictures[None]
     if fit:
-        return model.preprocess.fit(pictures).to(model.device)
-    if not isinstance(pictures, Tensor) or pictures.dim() != 4:
-        raise ValueError("with fit=False give one batch [B,3,H,W] in [0, 1] at the model's input size")
-    return pictures.float().to(model.device)
+        pictures = model.preprocess.fit(pictures)
+    elif not isinstance(pictures, Tensor) or pictures.dim() != 4 or pictures.shape[1] not in (1, 3):
+        raise ValueError("with fit=False give one batch [B,3,H,W] (or [B,1,H,W]) in [0, 1] at the model's input size")
+    # grey pictures (a one-channel model) are attacked as three equal channels; the model reads their luminance
+    return pictures.float().expand(-1, 3, -1, -1).contiguous().to(model.device)
 
 
 def _classes(model: Model, spec: int | str | Sequence[int | str] | Tensor, count: int) -> Tensor:
