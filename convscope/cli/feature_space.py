@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from convscope.cli.architecture import add_architecture_options, architecture_from
 from convscope.cli.common import add_model_options, slug, written
 from convscope.data.opening import DATA_HELP, open_dataset
 from convscope.models import DEFAULT_MODEL, load_model
@@ -26,6 +27,13 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="train on randomly permuted labels (the data randomisation test of the sanity checks)")
     p.add_argument("--train-pictures", type=int, help="use only the first N training pictures (default: all)")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="no random horizontal flips")
+    add_architecture_options(p)
+    p.add_argument("--test-pictures", type=int, help="measure test accuracy on the first N test pictures "
+                                                     "(default: all 10 000)")
+    p.add_argument("--adversarial", action="store_true", help="train on PGD examples (Madry et al. 2018)")
+    p.add_argument("--epsilon", type=float, default=0.1, help="L∞ radius of the PGD examples, pixels in [0, 1] "
+                                                              "(default: %(default)s)")
+    p.add_argument("--attack-steps", type=int, default=7, help="PGD steps per batch (default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
     p.add_argument("--out", type=Path, default=Path("runs/fashion_cnn"),
                    help="folder for epoch_NN.pt and history.csv (default: %(default)s)")
@@ -98,7 +106,10 @@ def run_train(args: argparse.Namespace) -> None:
 
     settings = TrainingSettings(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                                 weight_decay=args.weight_decay, seed=args.seed, shuffle_labels=args.shuffle_labels,
-                                train_pictures=args.train_pictures, augment=args.augment)
+                                train_pictures=args.train_pictures, augment=args.augment,
+                                architecture=architecture_from(args), test_pictures=args.test_pictures,
+                                adversarial_epsilon=args.epsilon if args.adversarial else 0.0,
+                                adversarial_steps=args.attack_steps)
     run = train_fashion_cnn(args.out, settings, root=args.data, device=args.device)
     written(args.out / "history.csv")
     print(f"final training accuracy {run.history[-1].train_accuracy:.2%}, test accuracy {run.test_accuracy:.2%}; "
