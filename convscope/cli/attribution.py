@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 
 from convscope.attribution import METHODS, compare, explain
+from convscope.attribution.dataset import TARGET_HELP
 from convscope.cli.common import add_model_options, model_from, slug, written
+from convscope.data.opening import DATA_HELP
 from convscope.images import load_images
+from convscope.models import DEFAULT_MODEL
+from convscope.models.fashion import FASHION_MODEL
 from convscope.targets import parse_target
 
 
@@ -28,6 +32,33 @@ def register(commands: argparse._SubParsersAction) -> None:
                                                   "Integrated Gradients and Score-CAM")
     add_model_options(p)
     p.set_defaults(run=run_explain)
+
+    p = commands.add_parser("explain-set", help="attribution maps for a whole picture set, and where they fall",
+                            description="Run one method over every picture of a set in batches, storing the raw maps "
+                                        "(one file per chunk, with targets, scores and picture ids) in --out; a "
+                                        "rerun resumes, torchrun splits the chunks over processes. Ends with "
+                                        "summary.csv/png: per class, the share of map mass in the picture's centre "
+                                        "vs its border.")
+    p.add_argument("data", help=DATA_HELP)
+    p.add_argument("--method", default="grad_cam", choices=list(METHODS), metavar="METHOD",
+                   help="one of " + ", ".join(METHODS) + " (default: %(default)s)")
+    p.add_argument("--target", default="top", help=f"{TARGET_HELP} (default: %(default)s)")
+    p.add_argument("--layer", help="layer for CAM-type methods (default: the last feature map)")
+    p.add_argument("--centre", type=float, default=0.5,
+                   help="share of each side that the centre box covers (default: %(default)s, a quarter of the area)")
+    p.add_argument("--batch-size", type=int, default=32, help="pictures per batch and per chunk file "
+                                                              "(default: %(default)s)")
+    p.add_argument("--workers", type=int, help="data-loading processes (default: 0 for in-memory sets, else ≤4)")
+    p.add_argument("--limit", type=int, help="explain only the first N pictures")
+    p.add_argument("--size", type=int, help="occluder size in pixels (default 32)")
+    p.add_argument("--stride", type=int, help="occluder stride in pixels (default 16)")
+    p.add_argument("--steps", type=int, help="Integrated Gradients steps (default 50)")
+    p.add_argument("--samples", type=int, help="SmoothGrad samples (default 50)")
+    p.add_argument("--overwrite", action="store_true", help="discard the maps of a different run in --out")
+    p.add_argument("--plain", action="store_true",
+                   help="also time a bare forward+backward pass over the same batches and print both rates")
+    add_model_options(p, out="maps/latest", model_default=f"{FASHION_MODEL} for fashion-mnist, else {DEFAULT_MODEL}")
+    p.set_defaults(model=None, run=run_explain_set)
 
 
 def _options(args: argparse.Namespace) -> dict[str, dict[str, object]]:
@@ -61,3 +92,43 @@ def run_explain(args: argparse.Namespace) -> None:
         if result.occlusion is not None:
             written(result.occlusion_picture().save(args.out / f"{stem}_maps.png"))
         print(f"  {picture.name}: {result.title} for {result.labels[0]}")
+
+
+def run_explain_set(args: argparse.Namespace) -> None:
+    from convscope.attribution.dataset import SetExplainer, plain_rate
+    from convscope.attribution.dataset_summary import SUMMARY_CSV, SUMMARY_PNG, summarise
+    from convscope.data.opening import open_dataset
+    from convscope.models import load_model
+    from convscope.scan.distributed import launched_by_torchrun, local_device
+
+    pictures = open_dataset(args.data, limit=args.limit)
+    name = args.model or (FASHION_MODEL if pictures.spec().get("kind") == "fashion-mnist" else DEFAULT_MODEL)
+    device = args.device or (local_device() if launched_by_torchrun() else None)
+    model = load_model(name, weights=args.weights, device=device)
+    options = _clean(_options(args).get(args.method, {}))
+    options.pop("batch_size", None)
+    explainer = SetExplainer(model, args.method, target=args.target, layer=args.layer, centre=args.centre, **options)
+    weights = str(args.weights.resolve()) if args.weights is not None else None
+    result = explainer.run(pictures, args.out, batch_size=args.batch_size, workers=args.workers,
+                           overwrite=args.overwrite, model_source={"name": name, "weights": weights})
+    if launched_by_torchrun():
+        import torch.distributed as dist
+
+        if dist.get_rank() != 0:
+            return
+    print(f"{explainer.method.title} on {model.name}, {pictures.describe()}, target {args.target}")
+    if result.explained:
+        print(f"  explained {result.explained} pictures in {result.seconds:.1f} s: {result.rate:.1f} pictures/s")
+    else:
+        print(f"  all {result.count} pictures were already explained in {args.out}")
+    if args.plain and result.explained:
+        plain = plain_rate(model, pictures, batch_size=args.batch_size, workers=args.workers)
+        print(f"  a plain forward+backward pass over the same loader: {plain:.1f} pictures/s "
+              f"(explain-set runs at {result.rate / plain:.2f}× its rate)")
+    rows = summarise(args.out)
+    overall = rows[-1]
+    print(f"  share of map mass in the centre ({overall.centre_area:.0%} of the area): all {overall.centre_share:.0%}"
+          + "".join(f", {row.name} {row.centre_share:.0%}" for row in sorted(
+              rows[:-1], key=lambda r: r.centre_share)[:5]) + (" …" if len(rows) > 6 else ""))
+    for file in (SUMMARY_CSV, SUMMARY_PNG):
+        written(args.out / file)

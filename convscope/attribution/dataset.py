@@ -1,0 +1,377 @@
+"""Attribution over a whole picture set: raw maps in chunk files, resumable, split over ``torchrun`` processes.
+
+The pictures go through the method in fixed chunks (chunk ``c`` holds pictures
+``c·B … (c+1)·B-1``). Each chunk is written, when done, to ``chunks/chunk_NNNNN.pt`` under a
+temporary name and renamed, with the picture indices and names, labels, explained classes,
+their scores (logits) and probabilities, the raw maps, the share of each map's mass that lies
+in the picture's centre and a small map of where the mass falls. A rerun with the same
+settings computes only the missing chunks, and since a chunk depends on nothing but its
+pictures, an interrupted and resumed run gives byte-identical files; under ``torchrun`` each
+process takes every n-th missing chunk. When all chunks are there, ``summary.csv`` and
+``summary.png`` (:mod:`convscope.attribution.dataset_summary`) say per class how much of the
+map mass falls in the centre, so that a model looking at the background stands out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from convscope.attribution.base import Attribution, RowClasses, image_classes
+from convscope.attribution.explain import make_method
+from convscope.data.pictures import FittedPictures, PictureSet
+from convscope.models.layers import layer_name
+from convscope.models.model import Model, as_model
+from convscope.progress import progress_bar
+from convscope.scan import storage
+from convscope.scan.distributed import join_workers
+from convscope.scan.runner import _plain_errors, _workers
+from convscope.targets import ClassScore, Target, TopClass
+
+FORMAT = 1
+CONFIG = "explain.json"
+CHUNKS = "chunks"
+WHERE_SIZE = 32  # side of the small "where the mass falls" map kept per picture
+IDENTITY = ("format", "model", "method", "options", "layer", "target", "dataset", "count", "batch_size", "centre",
+            "preprocess")
+TARGET_HELP = "'true' (each picture's label), 'top' (the model's top class) or a class index or name"
+
+
+@dataclass(frozen=True)
+class SetTarget:
+    """What to explain for every picture: its label (``'true'``), the top class (``'top'``) or one class."""
+
+    kind: str
+    index: int | None = None
+
+    @staticmethod
+    def parse(text: str | int | None, model: Model) -> SetTarget:
+        if text is None or (isinstance(text, str) and text.strip().lower() in ("top", "")):
+            return SetTarget("top")
+        if isinstance(text, str) and text.strip().lower() == "true":
+            return SetTarget("true")
+        if isinstance(text, str) and ":" in text:
+            raise ValueError(f"over a picture set the target is {TARGET_HELP}, got {text!r}; channel and neuron "
+                             "targets are for `convscope explain IMAGE`")
+        return SetTarget("class", model.class_index(text))
+
+    def describe(self) -> str:
+        return {"top": "top", "true": "true"}.get(self.kind, str(self.index))
+
+
+@dataclass
+class SetRun:
+    """What :func:`explain_set` did: the folder, how many pictures this call explained and in how many seconds."""
+
+    folder: Path
+    count: int
+    explained: int
+    seconds: float
+    chunks_by_process: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        """Pictures per second explained in this call (loading, the method and writing included)."""
+        return self.explained / self.seconds if self.seconds > 0 else float("nan")
+
+
+def centre_box(height: int, width: int, centre: float) -> tuple[slice, slice]:
+    """The central box covering ``centre`` of each side (0.5: the middle half of rows and of columns)."""
+    top, left = round(height * (1 - centre) / 2), round(width * (1 - centre) / 2)
+    return slice(top, height - top), slice(left, width - left)
+
+
+def centre_share(heat: Tensor, centre: float) -> Tensor:
+    """Share of each map's mass ``[B,H,W]`` (non-negative) inside the centre box; NaN for an all-zero map."""
+    rows, cols = centre_box(heat.shape[-2], heat.shape[-1], centre)
+    total = heat.flatten(1).sum(1)
+    inside = heat[:, rows, cols].flatten(1).sum(1)
+    return torch.where(total > 0, inside / total.clamp_min(torch.finfo(heat.dtype).tiny), torch.nan)
+
+
+def where_map(heat: Tensor, size: int = WHERE_SIZE) -> Tensor:
+    """Each map ``[B,H,W]`` pooled to ``size``² and scaled to sum 1 (all zeros for an all-zero map)."""
+    pooled = F.adaptive_avg_pool2d(heat[:, None].float(), size)[:, 0]
+    total = pooled.flatten(1).sum(1).view(-1, 1, 1)
+    return torch.where(total > 0, pooled / total.clamp_min(torch.finfo(pooled.dtype).tiny), 0.0)
+
+
+class _Seen(Target):
+    """Wraps a target and keeps the first output it is evaluated on: the clean pictures' output, in every method."""
+
+    def __init__(self, inner: Target) -> None:
+        self.inner, self.output = inner, None
+
+    @property
+    def layers(self) -> tuple[str, ...]:  # type: ignore[override]
+        return self.inner.layers
+
+    def _see(self, output: Tensor) -> None:
+        if self.output is None:
+            self.output = output.detach()
+
+    def __call__(self, output: Tensor, activations: Any) -> Tensor:
+        self._see(output)
+        return self.inner(output, activations)
+
+    def classes(self, output: Tensor) -> Tensor | None:
+        self._see(output)
+        return self.inner.classes(output)
+
+
+def label_classes(pictures: PictureSet, model: Model) -> Tensor:
+    """The model's class for each label of the set (by name when the set names its classes); checked."""
+    labels = pictures.labels()
+    if bool((labels < 0).any()):
+        first = int((labels < 0).nonzero()[0, 0])
+        raise ValueError(f"--target true needs labelled pictures, but picture {first} ({pictures.name(first)}) has "
+                         "none; use --target top or a class")
+    names = pictures.class_names
+    if names:
+        try:
+            return torch.tensor([model.class_index(name) for name in names])
+        except ValueError as error:
+            raise ValueError(f"--target true maps the set's classes to the model's by name: {error}; use "
+                             "--target top or a class") from error
+    count = len(model.classes())
+    if int(labels.max()) >= count:
+        raise ValueError(f"label {int(labels.max())} is not a class of the model ({count} classes); use --target "
+                         "top or a class")
+    return torch.arange(count)
+
+
+def chunk_file(folder: Path, chunk: int) -> Path:
+    return folder / CHUNKS / f"chunk_{chunk:05d}.pt"
+
+
+class SetExplainer:
+    """One method over a picture set, into a folder of chunk files (see the module's description)."""
+
+    def __init__(self, model: Model | nn.Module, method: str = "grad_cam", *, target: str | int | None = "top",
+                 layer: str | nn.Module | None = None, centre: float = 0.5, **options: object) -> None:
+        self.model = as_model(model)
+        if not isinstance(centre, int | float) or isinstance(centre, bool) or not 0 < centre < 1:
+            raise ValueError(f"centre is the share of each side that the centre box covers, in (0, 1); got "
+                             f"{centre!r}")
+        self.method: Attribution = make_method(method, self.model, layer=layer, **options)
+        self.options = {k: v for k, v in options.items() if v is not None}
+        self.layer = None if layer is None else layer_name(self.model.net, layer)
+        self.target = SetTarget.parse(target, self.model)
+        self.centre = float(centre)
+
+    def run(self, pictures: PictureSet, out: str | Path, *, batch_size: int = 32, workers: int | None = None,
+            overwrite: bool = False, progress: bool = True, model_source: dict[str, Any] | None = None) -> SetRun:
+        """Explain every picture of ``pictures`` into ``out``; resume what is there, then write the summary."""
+        if not isinstance(pictures, PictureSet):
+            raise TypeError(f"explain a convscope.data.PictureSet (ImageFolder, FashionMNIST, SampleCrops, "
+                            f"TensorPictures), got {type(pictures).__name__}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
+        if len(pictures) == 0:
+            raise ValueError("the picture set is empty: there is nothing to explain")
+        _workers(pictures, workers)
+        mapping = label_classes(pictures, self.model) if self.target.kind == "true" else None
+        folder, team = Path(out), join_workers()
+        config = self._config(pictures, batch_size, model_source)
+        self._chunk(pictures, range(0, 1), mapping)  # one picture through the method before anything is written
+        if team.main:
+            try:
+                self._prepare(folder, config, overwrite)
+            except BaseException:
+                team.all_ok(False)
+                raise
+        if not team.all_ok(True):
+            raise RuntimeError(f"{folder} cannot be written now (see the first process's error)")
+        count = -(-len(pictures) // batch_size)
+        missing = [c for c in range(count) if not chunk_file(folder, c).is_file()]
+        mine = missing[team.rank::team.world]
+        team.barrier()  # everyone has seen what is done before anyone writes
+        start = time.perf_counter()
+        failed: BaseException | None = None
+        try:
+            self._explain(pictures, folder, mine, batch_size, workers, mapping, progress and team.main)
+        except BaseException as error:  # written chunks stay valid; re-raised once all processes agree
+            failed = error
+        seconds = time.perf_counter() - start
+        if not team.all_ok(failed is None):
+            if failed is not None:
+                raise failed
+            raise RuntimeError("another explaining process failed; rerun the same command to resume")
+        explained = sum(len(_chunk_range(c, batch_size, len(pictures))) for c in mine)
+        if team.main:
+            from convscope.attribution.dataset_summary import write_summary
+
+            write_summary(folder)
+            _write_config(folder, {**config, "complete": True})
+        team.barrier()
+        return SetRun(folder, len(pictures), explained, seconds, {f"rank{team.rank}": len(mine)})
+
+    def _config(self, pictures: PictureSet, batch_size: int, source: dict[str, Any] | None) -> dict[str, Any]:
+        return json.loads(json.dumps({"format": FORMAT,
+                "model": {"name": self.model.name, "fingerprint": storage.fingerprint(self.model.net)},
+                "model_source": source or {"name": self.model.name, "weights": None},
+                "preprocess": asdict(self.model.preprocess), "input_size": list(self.model.preprocess.input_size),
+                "method": self.method.name, "options": {k: _plain(v) for k, v in self.options.items()},
+                "layer": self.layer,
+                "target": self.target.describe(), "centre": self.centre, "batch_size": batch_size,
+                "dataset": pictures.spec(), "count": len(pictures), "class_names": self.model.classes(),
+                "complete": False}))  # as it reads back from the file: lists, not tuples
+
+    def _prepare(self, folder: Path, config: dict[str, Any], overwrite: bool) -> None:
+        """Create the folder, or check that it holds this run (``overwrite``: clear what an earlier run wrote)."""
+        if overwrite:
+            clear(folder)
+        path = folder / CONFIG
+        if path.is_file():
+            existing = read_config(folder)
+            for key in IDENTITY:
+                if existing.get(key) != config.get(key):
+                    raise ValueError(f"{str(folder)!r} holds maps of a different run ({key}: "
+                                     f"{json.dumps(existing.get(key))[:60]} there, {json.dumps(config.get(key))[:60]}"
+                                     " now); use another --out folder, or --overwrite to start again")
+        for temporary in (folder / CHUNKS).glob(".*.tmp"):
+            temporary.unlink(missing_ok=True)
+        _write_config(folder, config)
+
+    def _explain(self, pictures: PictureSet, folder: Path, mine: list[int], batch_size: int, workers: int | None,
+                 mapping: Tensor | None, progress: bool) -> None:
+        if not mine:
+            return
+        loader = DataLoader(FittedPictures(pictures, self.model.preprocess),
+                            batch_sampler=[list(_chunk_range(c, batch_size, len(pictures))) for c in mine],
+                            num_workers=_workers(pictures, workers), pin_memory=self.model.device.type == "cuda")
+        bar = progress_bar(total=sum(len(_chunk_range(c, batch_size, len(pictures))) for c in mine), unit="img",
+                           desc=f"explain {self.method.name}", enabled=progress, smoothing=0.1)
+        try:
+            for chunk, (indices, fitted, labels) in zip(mine, _plain_errors(loader), strict=True):
+                found = self._maps(pictures, indices, fitted, labels, mapping)
+                storage.save_atomically(found, chunk_file(folder, chunk))
+                bar.update(len(indices))
+        finally:
+            bar.close()
+
+    def _chunk(self, pictures: PictureSet, indices: range, mapping: Tensor | None) -> dict[str, Any]:
+        fitted = FittedPictures(pictures, self.model.preprocess)
+        items = [fitted[i] for i in indices]
+        return self._maps(pictures, torch.tensor([i for i, _, _ in items]), torch.stack([p for _, p, _ in items]),
+                          torch.tensor([label for _, _, label in items]), mapping)
+
+    def _maps(self, pictures: PictureSet, indices: Tensor, fitted: Tensor, labels: Tensor,
+              mapping: Tensor | None) -> dict[str, Any]:
+        """One chunk: the method on the device, everything moved to the host once at the end."""
+        device = self.model.device
+        inputs = self.model.preprocess.normalize(fitted.to(device, non_blocking=True))
+        seen = _Seen(self._target(labels, mapping, device))
+        maps = self.method.attribute(inputs, target=seen)
+        output = seen.output
+        if output is None or output.shape[0] != inputs.shape[0]:  # a method that never evaluated the target
+            output = _clean_output(self.model, inputs)
+        classes = image_classes(seen.inner, output)
+        heat = self.method.heat(maps, tuple(inputs.shape[-2:])).float()
+        scores = output.float().gather(1, classes[:, None])[:, 0]
+        probabilities = output.float().softmax(1).gather(1, classes[:, None])[:, 0]
+        names = [pictures.name(int(i)) for i in indices]
+        return {"images": indices.long().clone(), "names": names, "labels": labels.long().clone(),
+                "classes": classes.cpu(), "scores": scores.cpu(), "probabilities": probabilities.cpu(),
+                "maps": maps.detach().float().cpu().clone(memory_format=torch.contiguous_format),
+                "centre": centre_share(heat, self.centre).cpu(), "where": where_map(heat).cpu()}
+
+    def _target(self, labels: Tensor, mapping: Tensor | None, device: torch.device) -> Target:
+        if self.target.kind == "top":
+            return TopClass()
+        if self.target.kind == "class":
+            return ClassScore(int(self.target.index))  # type: ignore[arg-type]
+        return RowClasses(mapping[labels.long()].to(device))  # type: ignore[index]
+
+
+def _clean_output(model: Model, inputs: Tensor) -> Tensor:
+    from convscope.attribution.base import forward
+
+    return forward(model, inputs)[0]
+
+
+def _chunk_range(chunk: int, batch_size: int, count: int) -> range:
+    return range(chunk * batch_size, min((chunk + 1) * batch_size, count))
+
+
+def _plain(value: object) -> object:
+    return value if isinstance(value, int | float | str | bool) or value is None else repr(value)
+
+
+def _write_config(folder: Path, config: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = folder / f".{CONFIG}.{os.getpid()}.tmp"
+    temporary.write_text(json.dumps(config, indent=1), encoding="utf-8")
+    os.replace(temporary, folder / CONFIG)
+
+
+def read_config(folder: str | Path) -> dict[str, Any]:
+    """The settings of the run in ``folder``; a ``ValueError`` when it holds none or it is damaged."""
+    path = Path(folder) / CONFIG
+    if not path.is_file():
+        raise ValueError(f"{str(folder)!r} holds no maps ({CONFIG} is missing): run `convscope explain-set DATA "
+                         "--out FOLDER` first")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is damaged (not valid JSON: {error}); --overwrite starts again") from error
+    if not isinstance(config, dict) or any(key not in config for key in IDENTITY):
+        raise ValueError(f"{path} is damaged (it lacks the run's settings); --overwrite starts again")
+    return config
+
+
+def clear(folder: Path) -> None:
+    """Remove what a run wrote into ``folder`` (and nothing else)."""
+    shutil.rmtree(folder / CHUNKS, ignore_errors=True)
+    for name in (CONFIG, "summary.csv", "summary.png"):
+        (folder / name).unlink(missing_ok=True)
+
+
+def load_chunks(folder: str | Path) -> list[dict[str, Any]]:
+    """Every chunk of a finished or partial run, in order."""
+    return [storage.load(path) for path in sorted((Path(folder) / CHUNKS).glob("chunk_*.pt"))]
+
+
+def plain_rate(model: Model | nn.Module, pictures: PictureSet, *, batch_size: int = 32, chunks: int = 8,
+               workers: int | None = None) -> float:
+    """Pictures per second of a bare forward and backward pass (top class, to the input) over the first ``chunks``.
+
+    The same loader, batches and device as :class:`SetExplainer`: the yardstick for its rate.
+    """
+    from convscope.hooks import inspection_mode
+
+    model = as_model(model)
+    count = min(chunks, -(-len(pictures) // batch_size))
+    loader = DataLoader(FittedPictures(pictures, model.preprocess),
+                        batch_sampler=[list(_chunk_range(c, batch_size, len(pictures))) for c in range(count)],
+                        num_workers=_workers(pictures, workers), pin_memory=model.device.type == "cuda")
+    done, start = 0, time.perf_counter()
+    with inspection_mode(model.net, grad_params=None):
+        for _indices, fitted, _labels in _plain_errors(loader):
+            inputs = model.preprocess.normalize(fitted.to(model.device, non_blocking=True)).requires_grad_(True)
+            output = model.net(inputs)
+            (grad,) = torch.autograd.grad(output.max(1).values.sum(), inputs)
+            done += len(fitted)
+        if model.device.type == "cuda":
+            torch.cuda.synchronize(model.device)
+    return done / (time.perf_counter() - start)
+
+
+def explain_set(model: Model | nn.Module, pictures: PictureSet, out: str | Path, method: str = "grad_cam", *,
+                target: str | int | None = "top", layer: str | nn.Module | None = None, centre: float = 0.5,
+                batch_size: int = 32, workers: int | None = None, overwrite: bool = False, progress: bool = True,
+                options: dict[str, object] | None = None) -> SetRun:
+    """``method`` over every picture of ``pictures`` into the folder ``out`` (see :class:`SetExplainer`)."""
+    explainer = SetExplainer(model, method, target=target, layer=layer, centre=centre, **(options or {}))
+    return explainer.run(pictures, out, batch_size=batch_size, workers=workers, overwrite=overwrite,
+                         progress=progress)
