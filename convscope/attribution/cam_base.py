@@ -5,21 +5,39 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from convscope.attribution.base import Attribution, layer_gradient
-from convscope.attribution.layers import LayerChoice
+from convscope.attribution.layers import LayerChoice, layer_grid
 from convscope.models.model import Model
+from convscope.models.tokens import Reshape
 from convscope.targets import Target
 
 
 class LayerAttribution(Attribution):
-    """A method that reads one layer; ``layer=None`` takes the last spatial layer (``bn2`` on EfficientNet-Lite)."""
+    """A method that reads one layer as feature maps ``[B,C,h,w]``.
 
-    def __init__(self, model: Model | nn.Module, layer: str | nn.Module | None = None) -> None:
+    ``layer=None`` takes the default layer of :func:`~convscope.attribution.layers.last_spatial_layer`
+    (``bn2`` on EfficientNet-Lite, ``blocks.11.norm1`` on ViT-S/16). Channels-last maps and
+    patch tokens are put on their grid (:mod:`convscope.models.tokens`); ``reshape``, a callable
+    ``layer output -> [B,C,h,w]`` as pytorch-grad-cam's ``reshape_transform``, does it for other layouts.
+    """
+
+    def __init__(self, model: Model | nn.Module, layer: str | nn.Module | None = None, *,
+                 reshape: Reshape | None = None) -> None:
         super().__init__(model)
+        if reshape is not None and layer is None:
+            raise ValueError("reshape= needs layer=: name the layer whose output it turns into [B,C,h,w]")
+        if reshape is not None and not callable(reshape):
+            raise TypeError(f"reshape= must be a callable (layer output -> [B,C,h,w]), got {type(reshape).__name__}")
         self._layer = LayerChoice(self.model, layer)
+        self.reshape = reshape
 
     def layer(self, inputs: Tensor) -> str:
         """The layer's name (found on ``inputs`` when none was given)."""
         return self._layer.name(inputs)
+
+    def feature_maps(self, inputs: Tensor, *outputs: Tensor) -> list[Tensor]:
+        """The layer's ``outputs`` (activations, gradients) as ``[B,C,h,w]``; a ``ValueError`` when it has no grid."""
+        grid = layer_grid(self.model, self.layer(inputs), outputs[0], inputs, self.reshape)
+        return [grid.maps(output) for output in outputs]
 
 
 class GradientCAM(LayerAttribution):
@@ -27,10 +45,7 @@ class GradientCAM(LayerAttribution):
 
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         found = layer_gradient(self.model, inputs, target, self.layer(inputs))
-        activations, grads = found.activations, found.grads
-        if activations.dim() != 4:
-            raise ValueError(f"{self.title} needs a layer with feature maps [B,C,h,w]; layer "
-                             f"{self.layer(inputs)!r} gives {tuple(activations.shape)}")
+        activations, grads = self.feature_maps(inputs, found.activations, found.grads)
         return self.combine(activations.float(), grads.float())
 
     def combine(self, activations: Tensor, grads: Tensor) -> Tensor:

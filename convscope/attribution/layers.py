@@ -1,6 +1,26 @@
-"""Choosing the layer a class-activation-map method looks at."""
+"""Choosing the layer a class-activation-map method looks at, and reading it as feature maps ``[B,C,h,w]``.
+
+The default layer (:func:`last_spatial_layer`) is the last layer, in the order the forward
+pass finishes them, that
+
+1. has a spatial grid (:mod:`convscope.models.tokens`: ``[B,C,h,w]``, channels-last
+   ``[B,h,w,C]`` or tokens ``[B,N,C]`` on the patch grid, with ``h·w > 1``);
+2. is not inside an attention module (its queries, keys, values and per-head tensors are
+   not features of the picture at a position) and does not hand its input on unchanged
+   (``Identity``, dropout at evaluation);
+3. is one the output still depends on at the grid positions: the gradient of the output
+   there is not all zero. This skips, in a ViT whose head reads the class token, every
+   layer after the last attention (their patch tokens no longer reach the output), so
+   the default is ``blocks.11.norm1``, the input of the last attention, as pytorch-grad-cam
+   recommends.
+
+A block's hook fires after its children, so a block wins over the last layer inside it:
+``bn2`` on EfficientNet-Lite/B0, ``layer4`` on a ResNet, ``stages`` on ConvNeXt, ``norm`` on Swin.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -8,33 +28,97 @@ from torch import Tensor, nn
 from convscope.hooks import inspection_mode
 from convscope.models.layers import layer_name
 from convscope.models.model import Model
+from convscope.models.tokens import Grid, Reshape, find_grid, prefix_tokens
 
 
-def last_spatial_layer(model: Model, inputs: Tensor) -> str:
-    """The last layer (in execution order) whose output is a feature map ``[B,C,h,w]`` with ``h, w > 1``.
+@dataclass(frozen=True)
+class SpatialLayer:
+    """A layer with a spatial grid; ``reaches``: the output depends on it at the grid positions."""
 
-    For EfficientNet-Lite this is ``bn2`` (the last conv block, after its ReLU6); for a
-    ResNet, ``layer4``. A module's hook fires after its children, so a block wins
-    over the last layer inside it.
-    """
-    order: list[str] = []
-    names = {module: name for name, module in model.net.named_modules() if name}
+    name: str
+    grid: Grid
+    reaches: bool
 
-    def hook(module: nn.Module, args: object, output: object) -> None:
-        if isinstance(output, Tensor) and output.dim() == 4 and min(output.shape[-2:]) > 1:
-            order.append(names[module])
+
+def spatial_layers(model: Model, inputs: Tensor) -> list[SpatialLayer]:
+    """Layers with a spatial grid that rule 2 admits, in the order the forward pass finishes them."""
+    net = model.net
+    example = inputs[:1].detach().clone().requires_grad_(True)
+    names = {module: name for name, module in net.named_modules() if name}
+    inside = _attention_parts(net)
+    prefix = prefix_tokens(net)
+    found: dict[str, tuple[Tensor, Grid]] = {}
+
+    def hook(module: nn.Module, args: tuple, output: object) -> object:
+        name = names[module]
+        if name in inside or (args and output is args[0]) or not isinstance(output, Tensor):
+            return None
+        grid = find_grid(output, 1, tuple(example.shape[-2:]), prefix)
+        if isinstance(grid, Grid) and output.requires_grad:
+            found.pop(name, None)  # a module called again counts where it last finished
+            found[name] = (output, grid)
+            return output.clone()  # later in-place operations cannot change what was recorded
+        return None
 
     handles = [module.register_forward_hook(hook) for module in names]
     try:
-        with inspection_mode(model.net), torch.no_grad():
-            model.net(inputs[:1])
+        with inspection_mode(net):
+            output = net(example)
+            tensor = _first_tensor(output)
+            if tensor is None or not found:
+                return [SpatialLayer(name, grid, False) for name, (_, grid) in found.items()]
+            generator = torch.Generator().manual_seed(0)
+            weights = torch.randn(tensor.shape, generator=generator).to(tensor.device, tensor.dtype)
+            grads = torch.autograd.grad((tensor * weights).sum(), [t for t, _ in found.values()], allow_unused=True)
     finally:
         for handle in handles:
             handle.remove()
-    if not order:
-        raise ValueError("no layer of this model produces a feature map [B,C,h,w] larger than 1×1; "
-                         "give layer= the name of a convolutional layer")
-    return order[-1]
+    return [SpatialLayer(name, grid, grad is not None and bool(grid.maps(grad).abs().sum() > 0))
+            for (name, (_, grid)), grad in zip(found.items(), grads, strict=True)]
+
+
+def last_spatial_layer(model: Model, inputs: Tensor) -> str:
+    """The default layer of the CAM family: the last layer with a spatial grid that the output depends on."""
+    layers = spatial_layers(model, inputs)
+    reaching = [layer.name for layer in layers if layer.reaches]
+    if reaching:
+        return reaching[-1]
+    if layers:
+        raise ValueError(f"the output of {model.name} does not depend on the grid positions of any layer with a "
+                         f"spatial grid ({', '.join(layer.name for layer in layers[-4:])}); give layer= yourself")
+    raise ValueError(f"no layer of {model.name} has a spatial grid (feature maps [B,C,h,w] larger than 1×1, "
+                     "channels-last maps or patch tokens); give layer= and reshape= to turn its output into "
+                     "[B,C,h,w]")
+
+
+def layer_grid(model: Model, layer: str, output: Tensor, inputs: Tensor, reshape: Reshape | None = None) -> Grid:
+    """The grid of ``layer``'s ``output`` for ``inputs``, or a ``ValueError`` that says why not and what would work."""
+    grid = find_grid(output, inputs.shape[0], tuple(inputs.shape[-2:]), prefix_tokens(model.net), reshape)
+    if isinstance(grid, Grid):
+        return grid
+    usable = [found.name for found in spatial_layers(model, inputs) if found.reaches][-5:]
+    hint = f"layers that would work: {', '.join(usable)}" if usable else "pass reshape= to give it one"
+    raise ValueError(f"layer {layer!r} has no spatial grid to draw a map on: {grid}; {hint}")
+
+
+def _attention_parts(net: nn.Module) -> set[str]:
+    """Names of the modules inside an attention module (a class named ``*Attention*``)."""
+    parts: set[str] = set()
+    for name, module in net.named_modules():
+        if name and "attention" in type(module).__name__.lower():
+            parts.update(f"{name}.{child}" for child, _ in module.named_modules() if child)
+    return parts
+
+
+def _first_tensor(output: object) -> Tensor | None:
+    if isinstance(output, Tensor):
+        return output if output.is_floating_point() else None
+    values = output.values() if isinstance(output, dict) else output if isinstance(output, list | tuple) else []
+    for value in values:
+        found = _first_tensor(value)
+        if found is not None:
+            return found
+    return None
 
 
 class LayerChoice:
@@ -42,6 +126,9 @@ class LayerChoice:
 
     def __init__(self, model: Model, layer: str | nn.Module | None) -> None:
         self._model = model
+        if isinstance(layer, list | tuple):
+            raise TypeError(f"layer= takes one layer, got {len(layer)} ({', '.join(map(str, layer))}); "
+                            "make one method per layer to compare them")
         self._name = None if layer is None else layer_name(model.net, layer)
 
     def name(self, inputs: Tensor) -> str:
