@@ -19,6 +19,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                                    "otherwise)")
     p.add_argument("--cache", type=Path, help="where feature visualisations are kept "
                                               "(default: ~/.cache/convscope/explore)")
+    p.add_argument("--methods", nargs="+", help="attribution methods the image view shows (default: all)")
     p.add_argument("--model", default=None, help="model name (default: efficientnet_lite0, embedded)")
     p.add_argument("--weights", type=Path, help="local state-dict file for the model (no download)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
@@ -32,4 +33,5 @@ def run_explore(args: argparse.Namespace) -> None:
         raise ValueError(f"the explorer needs its extra packages ({error.name} is missing): "
                          "pip install 'convscope[explore]'") from error
     serve(args.sources, model=args.model, weights=args.weights, device=args.device, scan=args.scan,
-          checks=args.checks, host=args.host, port=args.port, token=args.token, cache=args.cache)
+          checks=args.checks, host=args.host, port=args.port, token=args.token, cache=args.cache,
+          methods=args.methods)

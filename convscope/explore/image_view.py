@@ -140,9 +140,10 @@ async def classes(request: Request) -> dict[str, Any]:
 
 @router.get("/methods", summary="The attribution methods, cheapest first, with their papers")
 async def methods(request: Request) -> dict[str, Any]:
-    badges = explorer_of(request).checks
+    explorer = explorer_of(request)
+    order = [m for m in METHOD_ORDER if m in explorer.methods] + [m for m in explorer.methods if m not in METHOD_ORDER]
     return {"methods": [{"name": m, "title": METHODS[m].title, "paper": METHODS[m].paper, "slow": m in SLOW_METHODS,
-                         "checks": badges.get(m)} for m in METHOD_ORDER if m in METHODS]}
+                         "checks": explorer.checks.get(m)} for m in order]}
 
 
 @router.get("/predict", summary="Top-k classes of a picture")

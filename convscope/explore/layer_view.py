@@ -82,7 +82,7 @@ def channel_detail(explorer: Explorer, picture: Loaded, layer: str, channel: int
               "zero": float(found.zero_fraction[channel]), "views": views, "notes": notes, "patches": None}
     scan = explorer.scan
     if scan is not None and found.layer in scan.layers and explorer.scan_matches_model:
-        patches = scan.top_patches(found.layer, [channel], k=9)
+        patches = scan.top_patches(found.layer, [channel])  # as many as the scan kept (9 by default)
         result["patches"] = data_url(patches.picture(context=True))
     elif scan is not None:
         result["notes"]["patches"] = (f"the scan recorded {', '.join(scan.layers)}" if explorer.scan_matches_model

@@ -20,12 +20,12 @@ class Explorer:
     ``sources`` are folders and picture files the user named (nothing else on disk is readable);
     ``scan`` a finished scan folder for the data set view and top patches; ``checks`` a
     ``convscope check`` output folder for the sanity badges; ``cache`` where feature
-    visualisations are kept between runs.
+    visualisations are kept between runs; ``methods`` the attribution methods the image view shows.
     """
 
     def __init__(self, model: Model, sources: list[str | Path] | None = None, *, scan: str | Path | None = None,
                  checks: str | Path | None = None, cache: str | Path | None = None, weights: str | None = None,
-                 token: str | None = None) -> None:
+                 token: str | None = None, methods: list[str] | None = None) -> None:
         paths = [Path(s) for s in sources or []]
         for path in paths:
             if not path.exists():
@@ -42,6 +42,12 @@ class Explorer:
         self.checks = read_checks(Path(checks)) if checks is not None else {}
         self.cache_dir = Path(cache) if cache is not None else DEFAULT_CACHE
         self.token = token
+        from convscope.attribution.registry import METHODS
+
+        for name in methods or []:
+            if name not in METHODS:
+                raise ValueError(f"unknown attribution method {name!r}; the methods are " + ", ".join(METHODS))
+        self.methods = list(methods) if methods else list(METHODS)  # those the image view shows
         cache = ResultCache()
         self.worker = Worker(cache, "model")  # everything that runs the model, one job at a time
         self.scan_worker = Worker(cache, "scan")  # a scan's stored features: embeddings, neighbours

@@ -143,6 +143,16 @@ function nearestPoint(sx, sy, radius = 8) {
   return best;
 }
 
+// Where a point is drawn, in page coordinates (for tests and the browser console).
+window.convscopeScatter = {
+  count: () => (state.embedding ? state.embedding.x.length : 0),
+  clientPoint(k) {
+    const b = els.canvas.getBoundingClientRect();
+    const [sx, sy] = toScreen(state.embedding.x[k], state.embedding.y[k]);
+    return [b.left + sx * b.width / els.canvas.width, b.top + sy * b.height / els.canvas.height];
+  },
+};
+
 function setupCanvas() {
   const c = els.canvas;
   let drag = null;

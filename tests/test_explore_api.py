@@ -1,0 +1,319 @@
+"""The explorer's API, in process: every endpoint, every refused request, the cache, the token, the worker."""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+import time
+
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+from fastapi.testclient import TestClient  # noqa: E402
+
+import convscope as cs  # noqa: E402
+from convscope.explore import Explorer, create_app  # noqa: E402
+from convscope.explore.jobs import Cancelled, ResultCache, Worker  # noqa: E402
+from convscope.explore.server import check_address  # noqa: E402
+
+LOCAL = "http://127.0.0.1"
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def decoded(url: str) -> Image.Image:
+    assert url.startswith("data:image/png;base64,")
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+
+
+def make_folder(root):
+    """A folder with two photos (one in a sub-folder), a text file named .png, a note, and a link out of it."""
+    folder = root / "photos"
+    (folder / "cats").mkdir(parents=True)
+    chelsea = Image.fromarray((cs.load_sample("chelsea").permute(1, 2, 0) * 255).byte().numpy())
+    chelsea.resize((160, 120)).save(folder / "cats" / "chelsea.png")
+    Image.fromarray((cs.load_sample("coffee").permute(1, 2, 0) * 255).byte().numpy()).resize((150, 100)).save(
+        folder / "coffee.jpg")
+    (folder / "fake.png").write_text("not a picture")
+    (folder / "notes.txt").write_text("hello")
+    outside = root / "secret.png"
+    chelsea.resize((40, 30)).save(outside)
+    (folder / "link.png").symlink_to(outside)
+    return folder
+
+
+def scan_set(root):
+    """Six small photos in two labelled folders, for a scan."""
+    for label, names in {"animals": ("chelsea", "cat", "astronaut"), "things": ("coffee", "rocket", "china")}.items():
+        (root / "set" / label).mkdir(parents=True)
+        for name in names:
+            pixels = (cs.load_sample(name).permute(1, 2, 0) * 255).byte().numpy()
+            Image.fromarray(pixels).resize((64, 64)).save(root / "set" / label / f"{name}.png")
+    return root / "set"
+
+
+@pytest.fixture(scope="module")
+def setup(lite0, tmp_path_factory):
+    root = tmp_path_factory.mktemp("explore")
+    folder = make_folder(root)
+    from convscope.data import ImageFolder
+
+    scan = cs.Scan(lite0, ["blocks.2"], k=3).run(ImageFolder(scan_set(root)), root / "scan")
+    explorer = Explorer(lite0, [folder], scan=scan.folder, cache=root / "cache")
+    client = TestClient(create_app(explorer), base_url=LOCAL)
+    return explorer, client, folder
+
+
+def ok(client, path, **params):
+    response = client.get(path, params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def refused(client, path, status=400, **params) -> str:
+    response = client.get(path, params=params)
+    assert response.status_code == status, response.text
+    return response.json()["detail"]
+
+
+def test_info_pictures_and_classes(setup) -> None:
+    _, client, _ = setup
+    info = ok(client, "/api/info")
+    assert info["model"] == "efficientnet_lite0" and info["classes"] == 1000 and info["scan"]["same_model"]
+    ids = [p["id"] for p in ok(client, "/api/pictures")["pictures"]]
+    assert "sample:chelsea" in ids and "file:0/cats/chelsea.png" in ids and "file:0/coffee.jpg" in ids
+    assert "file:0/link.png" not in ids and "file:0/notes.txt" not in ids  # the link leads out; not a picture
+    assert ok(client, "/api/classes")["classes"][281] == "tabby"
+    picture = client.get("/api/picture.png", params={"pic": "file:0/coffee.jpg"})
+    assert picture.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(picture.content)).size == (224, 224)
+    assert "/api/explain" in ok(client, "/openapi.json")["paths"]
+    assert client.get("/").status_code == 200 and "convscope" in client.get("/").text
+    assert "text/javascript" in client.get("/static/app.js").headers["content-type"]
+
+
+def test_predict_matches_the_library(setup, lite0) -> None:
+    _, client, _ = setup
+    got = ok(client, "/api/predict", pic="sample:chelsea", k=3)
+    expected = cs.predict(lite0, cs.load_sample("chelsea"), k=3)
+    assert [c["index"] for c in got["top"]] == expected.indices[0].tolist()
+    assert got["top"][0]["probability"] == pytest.approx(float(expected.probabilities[0, 0]), abs=1e-6)
+
+
+def test_explain_is_the_library_map_and_is_cached(setup, lite0) -> None:
+    explorer, client, _ = setup
+    first = ok(client, "/api/explain", pic="sample:chelsea", method="grad_cam", target="tabby")
+    assert first["label"].startswith("tabby") and first["layer"] == "bn2" and not first["cached"]
+    expected = cs.explain(lite0, cs.load_sample("chelsea"), "grad_cam", "tabby").overlay()
+    assert (torch.tensor(list(decoded(first["image"]).convert("RGB").getdata())).view(224, 224, 3).numpy()
+            == expected.array).all()
+    again = ok(client, "/api/explain", pic="sample:chelsea", method="grad_cam", target="281")  # same class by index
+    assert again["cached"] and again["image"] == first["image"]
+    other = ok(client, "/api/explain", pic="sample:chelsea", method="grad_cam", target="espresso")
+    assert not other["cached"] and other["image"] != first["image"]
+    on_file = ok(client, "/api/explain", pic="file:0/coffee.jpg", method="saliency")
+    assert on_file["style"] == "saliency" and decoded(on_file["map"]).size == (224, 224)
+    occluded = ok(client, "/api/explain", pic="sample:coffee", method="occlusion", size=112, stride=112)
+    assert occluded["settings"]["size"] == 112 and occluded["settings"]["stride"] == 112
+
+
+def test_live_occlusion_agrees_with_the_occlusion_method(setup, lite0) -> None:
+    _, client, _ = setup
+    inputs = lite0.prepare([cs.load_sample("chelsea")])
+    maps = cs.Occlusion(lite0, size=48, stride=176).maps(inputs, 282)  # corners at 0 and 176
+    for (row, col), (y, x) in {(0, 0): (0, 0), (0, 1): (0, 176), (1, 1): (176, 176)}.items():
+        got = ok(client, "/api/occlude", pic="sample:chelsea", x=x, y=y, size=48, target="282")
+        assert got["probability"] == pytest.approx(float(maps.score[0, row, col]), abs=1e-5)
+        assert got["clean_probability"] == pytest.approx(float(maps.clean_score[0]), abs=1e-5)
+        assert got["top"][0]["index"] == int(maps.top_class[0, row, col])
+
+
+def test_uploads(setup) -> None:
+    _, client, _ = setup
+    data = png_bytes(Image.new("RGB", (64, 48), (200, 30, 30)))
+    answer = client.post("/api/upload", files={"file": ("red.png", data, "image/png")})
+    assert answer.status_code == 200, answer.text
+    assert ok(client, "/api/predict", pic=answer.json()["id"], k=1)["top"][0]["probability"] > 0
+    bad = client.post("/api/upload", files={"file": ("x.png", b"<html>not a picture</html>", "image/png")})
+    assert bad.status_code == 400 and "cannot read" in bad.json()["detail"]
+    huge = png_bytes(Image.new("1", (8000, 7000)))  # 56 megapixels, a small file
+    assert len(huge) < 20 * 2**20
+    big = client.post("/api/upload", files={"file": ("big.png", huge, "image/png")})
+    assert big.status_code == 400 and "megapixels" in big.json()["detail"]
+    heavy = client.post("/api/upload", files={"file": ("heavy.png", b"\0" * (21 * 2**20), "image/png")})
+    assert heavy.status_code == 413 and "20 MB" in heavy.json()["detail"]
+    assert client.post("/api/upload").status_code == 422
+    assert ok(client, "/api/info")["model"]  # the server still answers
+
+
+@pytest.mark.parametrize(("pic", "words"), [
+    ("file:0/../../secret.png", "no '..'"),
+    ("file:0/link.png", "outside the folder"),
+    ("file:0//etc/passwd", "no '..', no absolute"),
+    ("file:0/notes.txt", "not a picture file"),
+    ("file:0/fake.png", "cannot read"),
+    ("file:0/missing.png", "no picture"),
+    ("file:7/a.png", "no folder number"),
+    ("/etc/passwd", "unknown picture id"),
+    ("sample:../../etc", "unknown bundled photo"),
+    ("upload:123", "no upload"),
+])
+def test_pictures_outside_the_named_folders_are_refused(setup, pic, words) -> None:
+    _, client, _ = setup
+    assert words in refused(client, "/api/predict", pic=pic)
+
+
+def test_malformed_requests_get_clear_4xx(setup) -> None:
+    _, client, _ = setup
+    assert "pic" in refused(client, "/api/predict", 422)
+    assert "x" in refused(client, "/api/occlude", 422, pic="sample:chelsea", x=-1, y=0)
+    assert "k" in refused(client, "/api/predict", 422, pic="sample:chelsea", k="many")
+    assert "unknown method" in refused(client, "/api/explain", pic="sample:chelsea", method="magic")
+    assert "did you mean 'tabby'" in refused(client, "/api/explain", pic="sample:chelsea", method="cam",
+                                             target="tabbby")
+    assert "out of range" in refused(client, "/api/explain", pic="sample:chelsea", method="cam", target="1000")
+    assert "layer" in refused(client, "/api/activations", pic="sample:chelsea", layer="blocks.99")
+    assert "outside" in refused(client, "/api/occlude", pic="sample:chelsea", x=400, y=0)
+    assert "occlusion" in refused(client, "/api/explain", pic="sample:chelsea", method="cam", size=8)
+    assert client.get("/api/nothing").status_code == 404
+
+
+def test_token_and_host_checks(lite0, tmp_path) -> None:
+    guarded = TestClient(create_app(Explorer(lite0, cache=tmp_path, token="s3cret")), base_url="http://10.1.2.3:9")
+    assert guarded.get("/api/info").status_code == 403
+    assert "token" in guarded.get("/").json()["detail"]
+    assert guarded.get("/api/info", params={"token": "wrong"}).status_code == 403
+    assert guarded.get("/api/info", headers={"Authorization": "token s3cret"}).status_code == 200
+    page = guarded.get("/", params={"token": "s3cret"})
+    assert page.status_code == 200 and "convscope_token=s3cret" in page.headers["set-cookie"]
+    assert guarded.get("/api/info").status_code == 200  # the cookie carries it now
+    local = TestClient(create_app(Explorer(lite0, cache=tmp_path)), base_url=LOCAL)
+    assert local.get("/api/info").status_code == 200
+    rebinding = local.get("/api/info", headers={"host": "attacker.example:8765"})
+    assert rebinding.status_code == 403 and "not this computer" in rebinding.json()["detail"]
+    assert check_address("127.0.0.1", None) is None
+    assert len(check_address("0.0.0.0", None)) >= 20  # a random token off loopback
+    assert check_address("::", "given") == "given"
+    with pytest.raises(ValueError, match="empty --token"):
+        check_address("0.0.0.0", "")
+
+
+def test_cli_refuses_an_empty_token_off_loopback(capsys) -> None:
+    from convscope.cli import main
+
+    assert main(["explore", "--host", "0.0.0.0", "--token", ""]) == 2
+    assert "empty --token" in capsys.readouterr().err
+
+
+def test_layer_endpoints(setup, lite0) -> None:
+    explorer, client, _ = setup
+    layers = {row["name"]: row for row in ok(client, "/api/layers")["layers"]}
+    assert layers["blocks.4"]["shape"] == [112, 14, 14] and layers["bn2"]["maps"]
+    got = ok(client, "/api/activations", pic="sample:chelsea", layer="bn2")
+    maps = cs.activation_maps(lite0, cs.load_sample("chelsea"), "bn2")
+    means = [c["mean"] for c in got["channels"]]
+    assert len(means) == 1280 and means == sorted(means, reverse=True)
+    assert {c["index"] for c in got["channels"] if c["dead"]} == set(maps.dead.nonzero().flatten().tolist())
+    assert got["dead"] == int(maps.dead.sum()) > 0
+    assert decoded(got["atlas"]).size == (got["columns"] * 7, -(-1280 // got["columns"]) * 7)
+    channel = ok(client, "/api/channel", pic="file:0/cats/chelsea.png", layer="blocks.2", channel=5)
+    assert set(channel["views"]) == {"activation", "deconvnet", "guided_backprop"}
+    assert decoded(channel["patches"]).size[0] > 0  # the scan was made with this model
+    assert "out of range" in refused(client, "/api/channel", pic="sample:chelsea", layer="blocks.2", channel=4000)
+
+
+def test_feature_visualisation_is_cached_on_disk(setup) -> None:
+    explorer, client, _ = setup
+    first = ok(client, "/api/features", layer="blocks.1", channel=3, steps=8, size=32)
+    assert not first["from_disk"] and decoded(first["image"]).size == (32, 32)
+    from convscope.explore.layer_view import feature_picture
+
+    again = feature_picture(explorer, "blocks.1", 3, 8, 32)
+    assert again["from_disk"] and again["image"] == first["image"]
+    assert "out of range" in refused(client, "/api/features", layer="blocks.1", channel=24)
+
+
+def test_scan_endpoints(setup, lite0) -> None:
+    explorer, client, _ = setup
+    info = ok(client, "/api/scan")
+    assert info["count"] == 6 and info["layers"] == ["blocks.2"] and info["class_names"] == ["animals", "things"]
+    found = ok(client, "/api/scan/embedding", method="pca")
+    assert len(found["x"]) == len(found["indices"]) == 6 and sorted(found["labels"]) == [0, 0, 0, 1, 1, 1]
+    assert client.get("/api/scan/thumb.png", params={"index": 0}).headers["content-type"] == "image/png"
+    assert "not in the scan" in refused(client, "/api/scan/thumb.png", index=6)
+    assert "scanned layer" in refused(client, "/api/scan/embedding", layer="bn2")
+    assert ok(client, "/api/scan/dead")["lines"][0].startswith("blocks.2")
+    assert len(ok(client, "/api/scan/statistics")["channels"]) == 40
+    bare = TestClient(create_app(Explorer(lite0, cache=explorer.cache_dir)), base_url=LOCAL)
+    assert "--scan" in refused(bare, "/api/scan")
+
+
+def test_scan_neighbours(setup) -> None:
+    explorer, client, _ = setup
+    got = ok(client, "/api/scan/neighbors", index=0, k=3)
+    expected = explorer.scan.neighbors([0], k=3)
+    assert [r["index"] for r in got["feature"]] == expected.feature_indices[0].tolist()
+    assert [r["index"] for r in got["pixel"]] == expected.pixel_indices[0].tolist()
+    assert got["label"] == 0 and {r["class"] for r in got["feature"]} <= {"animals", "things"}
+
+
+def test_model_endpoints(setup) -> None:
+    _, client, _ = setup
+    assert ok(client, "/api/model/convolutions")["layers"][0] == "conv_stem"
+    first = ok(client, "/api/model/filters")
+    assert first["layer"] == "conv_stem" and first["kind"] == "colour" and first["shape"] == [32, 3, 3, 3]
+    assert "not a convolution" in refused(client, "/api/model/filters", layer="bn1")
+    stats = ok(client, "/api/model/statistics", pic="sample:coffee")
+    assert stats["rows"][0]["layer"] == "conv_stem" and stats["target"].startswith("target:")
+
+
+def test_the_server_answers_while_the_worker_is_busy(setup) -> None:
+    explorer, client, _ = setup
+    release = threading.Event()
+    started = threading.Event()
+
+    def long_job() -> str:
+        started.set()
+        release.wait(10)
+        return "done"
+
+    future = explorer.worker.submit("long", long_job, description="a long job")
+    assert started.wait(10)
+    try:
+        queue = ok(client, "/api/queue")
+        assert queue["running"]["what"] == "a long job"
+        assert ok(client, "/api/info")["model"] == "efficientnet_lite0"  # answered while the job runs
+        assert ok(client, "/api/scan/dead")["layer"] == "blocks.2"  # scan views need not wait for the model
+    finally:
+        release.set()
+    assert future.result(10) == "done"
+
+
+def test_queued_jobs_are_shared_and_cancellable() -> None:
+    worker = Worker(ResultCache(), "test")
+    gate = threading.Event()
+    worker.submit("block", lambda: gate.wait(10))
+    calls = []
+    first = worker.submit("same", lambda: calls.append(1) or 1, group="page-1")
+    assert worker.submit("same", lambda: calls.append(2) or 2) is first  # one job for one key
+    dropped = worker.submit("other", lambda: calls.append(3), group="page-1")
+    assert worker.cancel("page-1") == 2
+    gate.set()
+    with pytest.raises(Cancelled):
+        dropped.result(5)
+    with pytest.raises(Cancelled):
+        first.result(5)
+    kept = worker.submit("after", lambda: 7)
+    assert kept.result(5) == 7 and calls == []
+    deadline = time.monotonic() + 5
+    while worker.cache.get("after") is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert worker.cache.get("after") == 7
