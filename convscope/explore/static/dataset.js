@@ -212,7 +212,7 @@ function hover(ev, sx, sy) {
 async function neighbours(index, layer) {
   els.neighbours.replaceChildren(h("p", { class: "note" }, `neighbours of #${index}: computing…`));
   try {
-    const r = await api("/api/scan/neighbors", { index, layer, k: 8 });
+    const r = await api("/api/scan/neighbors", { index, layer, k: Math.min(8, info.count - 1) });
     if (state.point !== index) return;
     const name = (row) => row.class || (row.label >= 0 ? row.label : `#${row.index}`);
     const strip = (rows) => h("div", { class: "neighbours" }, ...rows.map((row) => h("figure", {

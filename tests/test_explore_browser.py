@@ -1,0 +1,176 @@
+"""The explorer in a real browser (Debian's Chromium driven by Playwright): each view, clicks, drags, hovers,
+shared URLs — asserting on what the page shows.
+
+Set ``CONVSCOPE_SCREENSHOTS=FOLDER`` to keep a screenshot of each view.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+uvicorn = pytest.importorskip("uvicorn")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+import convscope as cs  # noqa: E402
+from convscope.explore import Explorer, create_app  # noqa: E402
+
+CHROMIUM = os.environ.get("CONVSCOPE_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync"]
+WAIT = 120_000  # ms; the CPU may be shared
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"no Chromium at {CHROMIUM} (scripts/setup installs Debian's chromium)")
+
+
+@pytest.fixture(scope="module")
+def server(lite0, tmp_path_factory):
+    from test_explore_api import make_folder, scan_set
+
+    from convscope.data import ImageFolder
+
+    root = tmp_path_factory.mktemp("browser")
+    folder = make_folder(root)
+    scan = cs.Scan(lite0, ["blocks.2"], k=3).run(ImageFolder(scan_set(root)), root / "scan")
+    explorer = Explorer(lite0, [folder], scan=scan.folder, cache=root / "cache",
+                        methods=["grad_cam", "cam", "saliency", "guided_backprop"])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(create_app(explorer), host="127.0.0.1", port=port, log_level="warning")
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not running.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    running.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    opened.set_default_timeout(WAIT)
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    yield opened
+    context.close()
+    assert not errors, errors
+
+
+def screenshot(page, name: str) -> None:
+    folder = os.environ.get("CONVSCOPE_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def test_image_view_click_a_class_then_drag_the_occluder(server, page) -> None:
+    page.goto(f"{server}/#/image?pic=sample:chelsea")
+    page.wait_for_selector("#topk li")
+    assert page.inner_text("#topk li.chosen").startswith("tiger cat")
+    page.click("#topk li:has-text('tabby')")
+    page.wait_for_function("location.hash.includes('target=281')")
+    for method in ("grad_cam", "cam", "saliency", "guided_backprop"):
+        page.wait_for_selector(f".card[data-method={method}][data-state=done] img")
+    assert "tabby" in page.inner_text(".card[data-method=grad_cam] .settings")
+    assert "layer=bn2" in page.inner_text(".card[data-method=grad_cam] .settings")
+
+    page.select_option("select[aria-label='occluder size']", "96")
+    box = page.locator("#stage").bounding_box()
+    readings = []
+    for fx, fy in ((0.5, 0.55), (0.1, 0.1)):  # the cat's face, then a corner
+        page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+        page.mouse.down()
+        page.mouse.move(box["x"] + fx * box["width"] + 2, box["y"] + fy * box["height"] + 2)
+        page.mouse.up()
+        previous = readings[-1] if readings else None
+        page.wait_for_function("(old) => { const b = document.querySelector('#occluded-probability');"
+                               " return b && b.textContent !== old; }", arg=previous)
+        page.wait_for_timeout(300)  # the latest position's answer
+        readings.append(page.inner_text("#occluded-probability"))
+    assert "tabby" in page.inner_text("#occlusion-readout") and "top class:" in page.inner_text("#occluded-top")
+    face, corner = (float(r.split()[0]) for r in readings)
+    assert face < corner  # covering the face lowers 'tabby' more than covering a corner
+    screenshot(page, "image")
+
+
+def test_typing_a_class_with_completion(server, page) -> None:
+    page.goto(f"{server}/#/image?pic=file:0/coffee.jpg")
+    page.wait_for_selector("#topk li")
+    assert page.locator("#class-names option[value='espresso']").count() == 1
+    page.fill("#class-input", "espresso")
+    page.keyboard.press("Enter")
+    page.wait_for_function("location.hash.includes('target=967')")
+    page.wait_for_selector(".card[data-method=grad_cam][data-state=done]")
+    assert "espresso" in page.inner_text(".card[data-method=grad_cam] .settings")
+
+
+def test_layer_view_and_a_channel(server, page) -> None:
+    page.goto(f"{server}/#/layer?pic=sample:chelsea&layer=blocks.2")
+    page.wait_for_selector(".channel canvas")
+    assert page.locator(".channel").count() == 40
+    assert "blocks.2: 40×28×28" in page.inner_text("#channels-summary")
+    first = page.locator(".channel").first
+    number = first.get_attribute("data-channel")
+    first.click()
+    page.wait_for_function(f"location.hash.includes('channel={number}')")
+    for view in ("activation", "deconvnet", "guided_backprop"):
+        page.wait_for_selector(f"#channel-detail figure[data-view={view}] img")
+    page.wait_for_selector("#top-patches img")
+    assert f"blocks.2 #{number}" in page.inner_text("#channel-detail")
+    screenshot(page, "layer")
+
+
+def test_a_shared_url_reopens_the_view(server, page) -> None:
+    page.goto(f"{server}/#/layer?pic=sample:coffee&layer=blocks.2&channel=3")
+    page.wait_for_selector("#channel-detail figure[data-view=activation] img")
+    assert page.input_value("#layer-select") == "blocks.2"
+    assert page.input_value("#picture-select") == "sample:coffee"
+    assert "blocks.2 #3" in page.inner_text("#channel-detail")
+    assert page.get_attribute(".channel.chosen", "data-channel") == "3"
+
+
+def test_dataset_view_hover_and_click_a_point(server, page) -> None:
+    page.goto(f"{server}/#/dataset?method=pca")
+    page.wait_for_function("window.convscopeScatter && window.convscopeScatter.count() === 6")
+    assert "6 points, pca of blocks.2" in page.inner_text("#scatter-note")
+    x, y = page.evaluate("window.convscopeScatter.clientPoint(2)")
+    page.mouse.move(x, y)
+    page.wait_for_selector(".tooltip:not([hidden]) img")
+    assert page.inner_text("#tooltip-text").startswith("#")
+    page.mouse.down()
+    page.mouse.up()
+    page.wait_for_function("location.hash.includes('point=')")
+    page.wait_for_selector("#neighbours .neighbours figure img")
+    assert page.locator("#neighbours .neighbours figure").count() == 1 + 5 + 5
+    assert "feature space (blocks.2" in page.inner_text("#neighbours")
+    assert "blocks.2:" in page.inner_text("#dead-filters")
+    screenshot(page, "dataset")
+
+
+def test_model_view(server, page) -> None:
+    page.goto(f"{server}/#/model?layer=conv_stem&pic=sample:chelsea")
+    page.wait_for_selector("#filters img")
+    assert "conv_stem: 32×3×3×3 (colour)" in page.inner_text("#filters")
+    page.wait_for_selector("#stats-table tr:nth-child(10)")
+    assert "target: tiger cat" in page.inner_text("#layer-stats")
+    screenshot(page, "model")
