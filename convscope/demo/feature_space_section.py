@@ -15,11 +15,13 @@ from convscope.models.loading import load_model
 from convscope.render.gallery import Gallery
 from convscope.render.layout import text_picture, titled
 from convscope.scan import Scan
+from convscope.scan.projections import top_projections
 
 SECTION = "Feature space"
 FASHION_PICTURES = 2000
 TSNE_POINTS = 1500
 LITE_LAYERS = ("blocks.2.1", "blocks.3.2")
+LITE_PROJECTED = 3  # channels shown with projections (each costs a backward pass of its top pictures)
 CROP_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "cat", "camera", "coins", "brick", "grass", "gravel",
                "china", "flower")
 
@@ -54,6 +56,14 @@ def _fashion(gallery: Gallery, work: Path, context) -> None:
                 "The same patches in their pictures",
                 "Girshick et al.'s presentation: the whole picture with the receptive field of the strongest "
                 "position drawn in.")
+    figure = top_projections(result, "relu3", channels=range(6), k=9, model=model)
+    gallery.add(SECTION, "fashion_top_projections_relu3.png", figure.picture(),
+                "Top-9 activations projected to pixels (Zeiler & Fergus figure 2)",
+                "Left of each channel's patches: each of its 9 strongest activations alone, passed down to pixels "
+                f"by the {figure.method.replace('_', ' ')} and cut to the same receptive-field box (grey = 0). "
+                "Through the max-pooling switches every projection shows which strokes of that very picture the "
+                "unit responded to — a shoe sole, a collar edge —, where the patch alone shows everything in the "
+                f"field. {figure.note[0].upper() + figure.note[1:]}.")
     dead = result.dead_filters("relu3")
     gallery.add(SECTION, "fashion_dead_filters.png", dead.picture(), "Dead filters",
                 f"Share of the {result.count} pictures in which each relu3 channel is positive anywhere: "
@@ -95,6 +105,14 @@ def _photo_crops(gallery: Gallery, work: Path, context) -> None:
                     "non-overlapping half-size crops of twelve bundled photos: each channel prefers one texture, "
                     "colour or edge. Strong responses often sit at a crop's border, where the field reaches into the "
                     "zero padding (grey).")
+    layer = layers[0]
+    figure = top_projections(result, layer, channels=range(LITE_PROJECTED), k=6, model=model)
+    gallery.add(SECTION, f"photo_top_projections_{layer.replace('.', '_')}.png", figure.picture(tile_size=96),
+                f"Top activations projected to pixels, {model.name} {layer}",
+                f"Zeiler & Fergus's figure 2 on the ImageNet model: {figure.note}. The deconvnet reads a picture "
+                "only through max-pooling's switches; guided backprop also masks by the forward pass. The "
+                "projections fill only the middle of the receptive-field box: the effective field is much smaller "
+                "than the theoretical one.")
 
 
 def _first_of_class(result, label: int) -> int:
