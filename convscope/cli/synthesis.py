@@ -63,8 +63,16 @@ def register(commands: argparse._SubParsersAction) -> None:
                                                                           "else pgd (untargeted)")
     p.add_argument("--epsilon", type=_fraction, help="largest change per pixel, e.g. 2/255 or 0.01 "
                                                      "(default: 2/255 targeted and FGSM, 4/255 PGD)")
-    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--steps", type=int, help="attack steps (default: 100; 20 for PGD with --robustness)")
     p.add_argument("--magnify", type=float, help="show the change × this factor (default: scaled to fit)")
+    p.add_argument("--robustness", action="store_true",
+                   help="measure accuracy under FGSM and PGD over --epsilons instead: IMAGES is one labelled set "
+                        "('fashion-mnist:test' or a folder with class sub-folders)")
+    p.add_argument("--epsilons", type=_fraction, nargs="+", default=[0, 0.02, 0.05, 0.1, 0.15, 0.2],
+                   help="attack budgets for --robustness (default: %(default)s)")
+    p.add_argument("--limit", type=int, default=500, help="pictures measured by --robustness (default: %(default)s)")
+    p.add_argument("--compare", type=Path, nargs="+", default=[],
+                   help="more weights files of the same model to measure beside --weights (--robustness)")
     _common(p, "fool", run_fool)
 
     p = commands.add_parser("texture", help="texture synthesis from a sample (Gram matrices or Efros-Leung)")
@@ -202,6 +210,9 @@ def run_dream(args: argparse.Namespace) -> None:
 def run_fool(args: argparse.Namespace) -> None:
     from convscope.synthesis import fgsm, fool, pgd
 
+    if args.robustness:
+        return run_robustness(args)
+    args.steps = args.steps or 100
     model = model_from(args)
     pictures = [p.pixels for p in load_images(args.images)]
     method = args.method or ("targeted" if args.target else "pgd")
@@ -218,6 +229,42 @@ def run_fool(args: argparse.Namespace) -> None:
                      generator=_generator(args))
     print("\n".join(result.lines()))
     written(result.picture(magnify=args.magnify).save(args.out / f"fool_{method}.png"))
+
+
+def run_robustness(args: argparse.Namespace) -> None:
+    from convscope.analysis.checks import write_csv
+    from convscope.analysis.robustness import ATTACKS, gradient_comparison, robustness_curves
+    from convscope.data.opening import open_dataset
+    from convscope.data.pictures import FittedPictures
+    from convscope.models import load_model
+
+    if len(args.images) != 1:
+        raise ValueError("--robustness measures one labelled set: give one DATA ('fashion-mnist:test' or a folder "
+                         "with class sub-folders)")
+    if args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    data = open_dataset(args.images[0], limit=args.limit)
+    labels = data.labels()
+    if (labels < 0).any():
+        raise ValueError(f"{args.images[0]} has no labels: robustness needs class sub-folders or Fashion-MNIST")
+    models = [model_from(args)] + [load_model(args.model, weights=w, device=args.device) for w in args.compare]
+    files = [args.weights, *args.compare]
+    stems = [w.stem for w in files if w is not None]
+    for model, weights in zip(models, files, strict=True):  # name each model by its weights file
+        if weights is not None:
+            model.name = weights.stem if len(set(stems)) == len(stems) else f"{weights.parent.name}/{weights.stem}"
+    fitted = FittedPictures(data, models[0].preprocess)
+    pictures = torch.stack([fitted[i][1] for i in range(len(fitted))])
+    attacks = [args.method] if args.method in ATTACKS else list(ATTACKS)
+    result = robustness_curves(models, pictures, labels, args.epsilons, attacks=attacks,
+                               steps=args.steps or 20, seed=args.seed)
+    comparison = gradient_comparison(models, pictures[:8], labels[:8])
+    print("\n".join(result.lines()))
+    written(write_csv(args.out / "robustness.csv", result.rows()))
+    (args.out / "robustness.md").write_text(result.markdown() + "\n")
+    written(args.out / "robustness.md")
+    written(result.picture().save(args.out / "robustness.png"))
+    written(comparison.save(args.out / "robustness_gradients.png"))
 
 
 def run_texture(args: argparse.Namespace) -> None:
