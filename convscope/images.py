@@ -5,6 +5,8 @@ A picture is a float tensor ``[3,H,W]`` with values in [0, 1].
 
 from __future__ import annotations
 
+import io
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -14,6 +16,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
+from convscope.picture_checks import check_dimensions, check_picture, check_values
 from convscope.suggestions import unknown
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -50,19 +53,23 @@ def load_sample(name: str) -> Tensor:
     return array_to_picture(np.asarray(array))
 
 
-def array_to_picture(array: np.ndarray) -> Tensor:
-    """``[H,W]``, ``[H,W,3]`` or ``[H,W,4]`` array (uint8, uint16, bool or float in [0,1]) → ``[3,H,W]``."""
+def array_to_picture(array: np.ndarray, name: str = "picture") -> Tensor:
+    """``[H,W]``, ``[H,W,1]``, ``[H,W,3]`` or ``[H,W,4]`` array → ``[3,H,W]`` in [0, 1].
+
+    uint8 is divided by 255 and uint16 by 65535 (by type, not content); bool and floats in
+    [0, 1] are taken as they are; other types, NaN and floats outside [0, 1] are refused.
+    """
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
-        raise ValueError(f"expected an image array shaped [H,W], [H,W,3] or [H,W,4], got {array.shape}")
-    if array.dtype == np.bool_:
-        values = array.astype(np.float32)
-    elif np.issubdtype(array.dtype, np.integer):
-        values = array.astype(np.float32) / (65535.0 if array.max(initial=0) > 255 else 255.0)
+        raise ValueError(f"{name}: expected an image array shaped [H,W], [H,W,3] or [H,W,4], got {array.shape}")
+    check_dimensions(int(array.shape[1]), int(array.shape[0]), name)
+    if array.dtype == np.uint16:  # torch has no arithmetic on uint16: scale here
+        values = torch.from_numpy(array.astype(np.float32) / 65535.0)
+    elif array.dtype in (np.uint8, np.bool_) or np.issubdtype(array.dtype, np.floating):
+        values = check_values(torch.from_numpy(np.array(array, copy=True)), name)  # a copy: arrays may be read-only
     else:
-        values = np.clip(array.astype(np.float32), 0, 1)
-    tensor = torch.from_numpy(np.ascontiguousarray(values))
-    if tensor.dim() == 2:
-        tensor = tensor[..., None]
+        raise TypeError(f"{name} has integer type {array.dtype}, whose range is ambiguous: give uint8 (0–255), "
+                        "uint16 (0–65535) or floats in [0, 1]")
+    tensor = values if values.dim() == 3 else values[..., None]
     if tensor.shape[2] == 4:
         alpha = tensor[..., 3:]
         tensor = tensor[..., :3] * alpha + (1 - alpha)  # composite on white
@@ -71,28 +78,40 @@ def array_to_picture(array: np.ndarray) -> Tensor:
     return tensor.permute(2, 0, 1).contiguous()
 
 
-def pil_to_picture(image: Image.Image) -> Tensor:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        return array_to_picture(np.asarray(image).astype(np.uint16 if image.mode != "I" else np.int64))
+def pil_to_picture(image: Image.Image, name: str = "picture") -> Tensor:
+    """A PIL image → ``[3,H,W]`` in [0, 1]; 16-bit modes are divided by 65535."""
+    check_dimensions(image.width, image.height, name)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        values = np.asarray(image)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise ValueError(f"{name} holds 32-bit integer pixels from {values.min()} to {values.max()}, outside "
+                             "the 16-bit range 0–65535; convert it to 8 or 16 bits first")
+        return array_to_picture(values.astype(np.uint16), name)
     if image.mode == "F":
-        return array_to_picture(np.asarray(image))
-    if image.mode not in ("RGB", "RGBA", "L"):
+        return array_to_picture(np.asarray(image), name)
+    if image.mode not in ("RGB", "RGBA", "L", "1"):
         image = image.convert("RGBA" if "A" in image.mode or "transparency" in image.info else "RGB")
-    return array_to_picture(np.asarray(image))
+    return array_to_picture(np.asarray(image), name)
 
 
 def load_image(source: str | Path | Image.Image | np.ndarray | Tensor) -> Tensor:
-    """One picture ``[3,H,W]`` in [0, 1] from a file path, ``'sample:NAME'``, a PIL image, array or tensor."""
+    """One picture ``[3,H,W]`` in [0, 1] from a file path, ``'sample:NAME'``, a PIL image, array or tensor.
+
+    Tensors are ``[3,H,W]``/``[1,H,W]``/``[H,W]`` floats in [0, 1] or uint8 (÷255); files are refused
+    with a one-line ``ValueError`` when missing, not regular files, unreadable, empty, over
+    :data:`~convscope.picture_checks.MAX_PIXELS` or thinner than 1 : :data:`~convscope.picture_checks.MAX_ASPECT`.
+    """
     if isinstance(source, Tensor):
         if source.dim() == 2:
             source = source[None]
-        if source.dim() != 3 or source.shape[0] not in (1, 3):
-            raise ValueError(f"a picture tensor is [3,H,W] or [1,H,W] in [0, 1], got {tuple(source.shape)}")
-        return source.float().expand(3, -1, -1)
+        return check_picture(source, "picture tensor", channels=(1, 3)).expand(3, -1, -1)
     if isinstance(source, np.ndarray):
         return array_to_picture(source)
     if isinstance(source, Image.Image):
         return pil_to_picture(source)
+    if not isinstance(source, (str, Path)):
+        raise TypeError(f"a picture is a file path, 'sample:NAME', a PIL image, an array or a tensor; "
+                        f"got {type(source).__name__}")
     text = str(source)
     if text.startswith("sample:"):
         return load_sample(text.removeprefix("sample:"))
@@ -102,30 +121,40 @@ def load_image(source: str | Path | Image.Image | np.ndarray | Tensor) -> Tensor
         raise ValueError(f"image file {text!r} does not exist{hint}")
     if path.is_dir():
         raise ValueError(f"{text!r} is a folder: use load_images for folders")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return pil_to_picture(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"cannot read image file {text!r}: {error} (is it a JPEG/PNG and complete?)") from error
+    if not path.is_file():  # a FIFO or device would block or never end
+        raise ValueError(f"{text!r} is not a regular file (a pipe, device or socket): give an image file")
+    return _decode(path, f"image file {text!r}")
 
 
 def load_image_bytes(data: bytes, name: str = "upload", *, max_pixels: int | None = None) -> Tensor:
-    """One picture ``[3,H,W]`` in [0, 1] from the bytes of an image file (an upload).
+    """One picture ``[3,H,W]`` in [0, 1] from the bytes of an image file (an upload), with :func:`load_image`'s checks.
 
     With ``max_pixels``, a larger picture is refused from its header, before it is decoded.
     """
-    import io
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{name!r}: expected the bytes of an image file, got {type(data).__name__}")
+    if len(data) == 0:
+        raise ValueError(f"{name!r} is empty (0 bytes)")
+    return _decode(io.BytesIO(bytes(data)), repr(name), max_pixels=max_pixels)
 
+
+def _decode(source: Path | io.BytesIO, label: str, *, max_pixels: int | None = None) -> Tensor:
+    """Open, check the size from the header, then decode: a bomb or a strip is refused before it takes memory."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if max_pixels is not None and image.width * image.height > max_pixels:
-                raise ValueError(f"{name!r} is {image.width}×{image.height} pixels, more than the "
-                                 f"{max_pixels / 1e6:g} megapixels allowed; send a smaller picture")
-            image.load()
-            return pil_to_picture(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
-        raise ValueError(f"cannot read {name!r} as an image: {error} (is it a JPEG/PNG and complete?)") from error
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as image:
+                check_dimensions(image.width, image.height, label)
+                if max_pixels is not None and image.width * image.height > max_pixels:
+                    raise ValueError(f"{label} is {image.width}×{image.height} pixels, more than the "
+                                     f"{max_pixels / 1e6:g} megapixels allowed; send a smaller picture")
+                image.load()
+                return pil_to_picture(image, label)
+    except Image.DecompressionBombError as error:
+        raise ValueError(f"{label} is refused: {error}".rstrip(".") + " (a decompression bomb?)") from error
+    except (UnidentifiedImageError, OSError, SyntaxError, EOFError) as error:
+        empty = " (0 bytes)" if isinstance(source, Path) and source.stat().st_size == 0 else ""
+        raise ValueError(f"cannot read {label}{empty}: {error} (is it a JPEG/PNG and complete?)") from error
 
 
 def expand_sources(sources: str | Path | Iterable[str | Path]) -> list[str]:

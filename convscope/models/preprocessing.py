@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from convscope.picture_checks import check_dimensions, check_picture
+
 
 @dataclass(frozen=True)
 class Preprocess:
@@ -56,6 +58,7 @@ class Preprocess:
             height, width = image.shape[-2:]
             scale = self.resize / min(height, width)
             size = (max(self.resize, round(height * scale)), max(self.resize, round(width * scale)))
+            check_dimensions(size[1], size[0], f"the picture resized to a short side of {self.resize}")
             if size != (height, width):
                 image = F.interpolate(image[None], size=size, mode=self.interpolation, antialias=True,
                                       align_corners=False)[0].clamp(0, 1)
@@ -92,11 +95,7 @@ def center_crop(image: Tensor, side: int) -> Tensor:
 
 
 def _check_picture(image: Tensor) -> Tensor:
-    if not isinstance(image, Tensor) or image.dim() != 3 or image.shape[0] not in (1, 3, 4):
-        shape = tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__
-        raise ValueError(f"expected a picture shaped [C,H,W] with C in 1, 3 or 4, got {shape}; "
-                         "load files with convscope.load_image")
-    return image
+    return check_picture(image)
 
 
 def _match_channels(image: Tensor, channels: int) -> Tensor:
