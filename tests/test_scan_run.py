@@ -103,7 +103,9 @@ def test_an_interrupted_scan_resumes_to_exactly_the_uninterrupted_result(tmp_pat
     assert not ScanResultIsComplete(tmp_path / "resumed")
     again = Failing(data, fail_at=None)
     resumed = Scan(model, LAYERS, k=4).run(again, tmp_path / "resumed", batch_size=4, progress=False)
-    assert min(again.reads) == 12  # batches 0–2 (pictures 0–11) were saved and not read again
+    # the saved batches 0–2 (pictures 0–11) are read once to check that they did not change, not scanned;
+    # picture 0 goes through the layers once before anything is written
+    assert sorted(again.reads) == [0, *range(23)]
     assert_same_scan(resumed, whole)
 
 
@@ -153,8 +155,7 @@ def test_clear_errors(tmp_path) -> None:
     with pytest.raises(ValueError, match="more than once"):
         Scan(shared, ["relu"]).run(data, tmp_path / "shared", progress=False)
     assert all(not m._forward_hooks for m in shared.net.modules())
-    with pytest.raises(ValueError, match="not finished"):
-        ScanResult.load(tmp_path / "shared")
+    assert not (tmp_path / "shared").exists()  # a scan that cannot run leaves nothing behind
     with pytest.raises(ValueError, match="holds no scan"):
         ScanResult.load(tmp_path / "nothing")
 

@@ -50,7 +50,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="scan only the first N pictures")
     p.add_argument("--checkpoint-every", type=float, default=60.0,
                    help="seconds between saves of the progress (default: %(default)s)")
-    p.add_argument("--overwrite", action="store_true", help="discard a different or finished scan in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="discard a different, finished or damaged scan in --out (only once the new scan can run)")
+    p.add_argument("--wait", action="store_true",
+                   help="when another scan is writing --out, wait for it to finish instead of stopping")
     add_model_options(p, out="scans/latest", model_default=f"{FASHION_MODEL} for fashion-mnist, else {DEFAULT_MODEL}")
     p.set_defaults(model=None, run=run_scan)
 
@@ -128,7 +131,7 @@ def run_scan(args: argparse.Namespace) -> None:
     weights = str(args.weights.resolve()) if args.weights is not None else None
     result = Scan(model, args.layers, k=args.k, pooling=args.pooling).run(
         pictures, args.out, batch_size=args.batch_size, workers=args.workers, overwrite=args.overwrite,
-        checkpoint_every=args.checkpoint_every, model_source={"name": name, "weights": weights})
+        wait=args.wait, checkpoint_every=args.checkpoint_every, model_source={"name": name, "weights": weights})
     if launched_by_torchrun():
         import torch.distributed as dist
 
@@ -226,10 +229,12 @@ def run_embed(args: argparse.Namespace) -> None:
     name = f"{args.method}_{slug(embedding.layer)}"
     if embedding.note:
         print(embedding.note)
+    scatter = embedding.scatter()  # every picture is made before the first file is written
+    grid = embedding.grid_picture(args.grid, seed=args.seed) if args.grid else None
     written(embedding.to_csv(out / f"{name}.csv"))
-    written(embedding.scatter().save(out / f"{name}.png"))
-    if args.grid:
-        written(embedding.grid_picture(args.grid, seed=args.seed).save(out / f"{name}_grid.png"))
+    written(scatter.save(out / f"{name}.png"))
+    if grid is not None:
+        written(grid.save(out / f"{name}_grid.png"))
 
 
 def run_dead_filters(args: argparse.Namespace) -> None:

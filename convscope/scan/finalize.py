@@ -18,7 +18,7 @@ def finalize(folder: Path, fields: dict[str, dict]) -> None:
     config = storage.read_config(folder)
     count, layers = int(config["count"]), list(config["layers"])
     writers = sorted((folder / storage.PROGRESS).glob("rank*/state.pt"))
-    states = [storage.load(path) for path in writers]
+    states = [storage.load_state(path) for path in writers]
     merged = {name: LayerRecorder(name, int(config["k"])) for name in layers}
     done: list[int] = []
     for state in states:

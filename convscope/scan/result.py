@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from convscope.scan.patches import TopPatches
 
 
+LAYER_KEYS = ("layer", "shape", "features", "top", "statistics")
+
+
 class ScanResult:
     """What a scan recorded: per layer features ``[N,D]``, top activations, channel statistics."""
 
@@ -44,8 +47,12 @@ class ScanResult:
                              "again to resume it")
         if pictures is not None and len(pictures) != config["count"]:
             raise ValueError(f"the scan holds {config['count']} pictures but {len(pictures)} were given")
-        labels = storage.load(folder / storage.INDEX)["labels"]
-        return cls(folder, config, labels, pictures)
+        index = storage.load(folder / storage.INDEX)
+        if not isinstance(index, dict) or not isinstance(index.get("labels"), Tensor) \
+                or len(index["labels"]) != config["count"]:
+            raise ValueError(f"{folder / storage.INDEX} is damaged (it should hold {config['count']} labels); "
+                             f"{storage.RECOVER}")
+        return cls(folder, config, index["labels"], pictures)
 
     @property
     def layers(self) -> list[str]:
@@ -76,8 +83,13 @@ class ScanResult:
 
     def _layer(self, layer: str) -> dict[str, Any]:
         if layer not in self._loaded:  # memory-mapped: features are read from disk as they are used
-            self._loaded[layer] = torch.load(storage.layer_file(self.folder, layer), map_location="cpu",
-                                             weights_only=True, mmap=True)
+            path = storage.layer_file(self.folder, layer)
+            data = storage.load(path, mmap=True)
+            if not isinstance(data, dict) or any(key not in data for key in LAYER_KEYS) \
+                    or not isinstance(data["features"], Tensor) or data["features"].shape[0] != self.count:
+                raise ValueError(f"{path} is damaged (it does not hold this scan's {self.count} feature rows, top "
+                                 f"activations and statistics); {storage.RECOVER}")
+            self._loaded[layer] = data
         return self._loaded[layer]
 
     def features(self, layer: str | None = None) -> Tensor:

@@ -10,27 +10,33 @@ and ties are ordered by image index, every split of the work gives the same resu
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from convscope.data.pictures import FittedPictures, PictureSet
 from convscope.hooks import inspection_mode
+from convscope.logs import get_logger
 from convscope.models.layers import get_layer, layer_name
 from convscope.models.model import Model, as_model
 from convscope.progress import progress_bar
 from convscope.scan import storage
 from convscope.scan.distributed import Workers, join_workers
 from convscope.scan.finalize import finalize
+from convscope.scan.lock import scan_lock
 from convscope.scan.receptive_field import receptive_fields
 from convscope.scan.recorder import POOLINGS, BatchRecord, LayerRecorder
 from convscope.scan.result import ScanResult
+
+log = get_logger(__name__)
 
 
 class _StopForward(Exception):
@@ -61,26 +67,51 @@ class Scan:
         self.k, self.pooling = k, pooling
 
     def run(self, pictures: PictureSet, out: str | Path, *, batch_size: int = 64, workers: int | None = None,
-            progress: bool = True, checkpoint_every: float = 60.0, overwrite: bool = False,
+            progress: bool = True, checkpoint_every: float = 60.0, overwrite: bool = False, wait: bool = False,
             stop_early: bool = True, model_source: dict[str, Any] | None = None) -> ScanResult:
         """Scan ``pictures`` into the folder ``out`` and return the result (also when it was already there).
 
         ``workers``: data-loading processes (default: none for in-memory sets, else up to 4).
         ``model_source`` (``{'name', 'weights'}``) lets later commands reload the model.
+        One scan writes a folder at a time: another one raises (naming it), or waits with ``wait``.
+        ``overwrite`` discards the folder's scan, but only once one picture has gone through the
+        layers; a scan that fails before saving any batch leaves no trace. A resume refuses
+        batches whose pictures changed since they were scanned.
         """
         if not isinstance(pictures, PictureSet):
             raise TypeError(f"scan a convscope.data.PictureSet (ImageFolder, FashionMNIST, SampleCrops, "
                             f"TensorPictures), got {type(pictures).__name__}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
+        if not isinstance(checkpoint_every, (int, float)) or not checkpoint_every >= 0:
+            raise ValueError(f"checkpoint_every must be 0 or more seconds, got {checkpoint_every!r}")
+        _workers(pictures, workers)
         folder = Path(out)
         team = join_workers()
         config = self._config(pictures, batch_size, model_source)
-        if self._prepare_folder(folder, config, overwrite, team):
-            return ScanResult.load(folder, pictures=pictures)
-        states = [storage.load(p) for p in sorted((folder / storage.PROGRESS).glob("rank*/state.pt"))]
+        created = not folder.exists()
+        try:
+            with ExitStack() as held:
+                if self._prepare_folder(pictures, folder, config, overwrite, wait, team, held):
+                    return ScanResult.load(folder, pictures=pictures)
+                try:
+                    return self._resume(pictures, folder, batch_size, workers, progress, checkpoint_every,
+                                        stop_early, team)
+                except BaseException:
+                    if team.main and not storage.has_progress(folder):  # nothing saved: leave no stub behind
+                        storage.clear(folder)
+                    raise
+        except BaseException:
+            if team.main and created and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+            raise
+
+    def _resume(self, pictures: PictureSet, folder: Path, batch_size: int, workers: int | None, progress: bool,
+                checkpoint_every: float, stop_early: bool, team: Workers) -> ScanResult:
+        states = [storage.load_state(p) for p in sorted((folder / storage.PROGRESS).glob("rank*/state.pt"))]
         done = {b for state in states for b in state["done"]}
         batches = _batches(len(pictures), batch_size)
+        self._check_unchanged(pictures, batches, states, workers, team)
         mine = [b for b in range(len(batches)) if b not in done][team.rank::team.world]
         team.barrier()  # everyone has read the saved progress before anyone writes
         writer = _Writer(folder, team.rank, self.layers, self.k, self.model.device)
@@ -110,23 +141,83 @@ class Scan:
                 "dataset": pictures.spec(), "count": len(pictures), "class_names": pictures.class_names,
                 "complete": False}
 
-    def _prepare_folder(self, folder: Path, config: dict[str, Any], overwrite: bool, team: Workers) -> bool:
-        """Create or check the folder; True when it already holds this scan, complete."""
+    def _prepare_folder(self, pictures: PictureSet, folder: Path, config: dict[str, Any], overwrite: bool,
+                        wait: bool, team: Workers, held: ExitStack) -> bool:
+        """Lock, then create or check the folder; True when it already holds this scan, complete.
+
+        Before anything is written or deleted, one picture goes through the layers (:meth:`_probe`).
+        """
         if team.main:
-            if overwrite:
-                storage.clear(folder)
-            if (folder / storage.CONFIG).is_file():
-                existing = storage.read_config(folder)
-                try:
-                    storage.check_same_scan(existing, config, folder)
-                except ValueError:
-                    team.all_ok(False)
-                    raise
-            else:
-                storage.write_config(folder, config)
+            try:
+                held.enter_context(scan_lock(folder, wait=wait, on_wait=log.info))
+                existing = None
+                if not overwrite and (folder / storage.CONFIG).is_file():
+                    existing = storage.read_config(folder)
+                    try:
+                        storage.check_same_scan(existing, config, folder)
+                    except ValueError:
+                        if existing.get("complete") or storage.has_progress(folder):
+                            raise
+                        existing = None  # a scan that never saved a batch: nothing is lost by replacing it
+                if existing is None or not existing.get("complete"):
+                    self._probe(pictures)
+                if existing is None:
+                    storage.clear(folder)
+                    storage.clean_orphans(folder, False)
+                    storage.write_config(folder, config)
+                else:
+                    storage.clean_orphans(folder, bool(existing.get("complete")))
+            except BaseException:
+                team.all_ok(False)
+                raise
         if not team.all_ok(True):
-            raise RuntimeError(f"{folder} holds a different scan (see the first process's error)")
+            raise RuntimeError(f"{folder} cannot be scanned now (see the first process's error)")
         return bool(storage.read_config(folder).get("complete"))
+
+    def _probe(self, pictures: PictureSet) -> None:
+        """Put the first picture through the layers: a scan that cannot run fails here, before touching the folder."""
+        if len(pictures) == 0:
+            raise ValueError("the picture set is empty: there is nothing to scan")
+        fitted = FittedPictures(pictures, self.model.preprocess)[0][1]
+        net, calls = self.model.net, dict.fromkeys(self.layers, 0)
+
+        def hook_for(name: str):
+            def hook(module: nn.Module, inputs: object, output: object) -> None:
+                calls[name] += 1
+                _layer_output(name, calls[name], output)
+
+            return hook
+
+        handles = []
+        with inspection_mode(net), torch.inference_mode():
+            try:
+                for name in self.layers:
+                    handles.append(get_layer(net, name).register_forward_hook(hook_for(name)))
+                net(self.model.preprocess.normalize(fitted[None].to(self.model.device, _dtype(net))))
+            finally:
+                for handle in handles:
+                    handle.remove()
+        _check_all_ran(self.layers, [name for name, number in calls.items() if number])
+
+    def _check_unchanged(self, pictures: PictureSet, batches: list[range], states: list[dict[str, Any]],
+                         workers: int | None, team: Workers) -> None:
+        """Refuse to resume when the pictures of saved batches changed (their content fingerprints differ)."""
+        saved = {int(b): f for state in states for b, f in state.get("fingerprints", {}).items()}
+        mine = sorted(saved)[team.rank::team.world]
+        changed = []
+        if mine:
+            loader = DataLoader(_Digests(pictures), batch_sampler=[list(batches[b]) for b in mine],
+                                num_workers=_workers(pictures, workers))
+            changed = [b for b, digests in zip(mine, _plain_errors(loader), strict=True)
+                       if batch_fingerprint(digests) != saved[b]]
+        if not team.all_ok(not changed):
+            if changed:
+                first = batches[changed[0]]
+                raise ValueError(f"pictures changed since they were scanned (batches {changed[:5]}"
+                                 f"{' …' if len(changed) > 5 else ''}, e.g. pictures {first.start} … "
+                                 f"{first.stop - 1}); resuming would mix old and new features: "
+                                 f"{storage.RECOVER}")
+            raise RuntimeError("another scanning process found changed pictures (see its error)")
 
     def _fields(self) -> dict[str, dict]:
         height, width = self.model.preprocess.input_size
@@ -144,7 +235,7 @@ class Scan:
         if not mine:
             return
         net, device, dtype = self.model.net, self.model.device, _dtype(self.model.net)
-        loader = DataLoader(FittedPictures(pictures, self.model.preprocess),
+        loader = DataLoader(_FittedWithDigests(pictures, self.model.preprocess),
                             batch_sampler=[list(batches[b]) for b in mine],
                             num_workers=_workers(pictures, workers), pin_memory=device.type == "cuda")
         records: dict[str, BatchRecord] = {}
@@ -154,13 +245,7 @@ class Scan:
         def hook_for(name: str):
             def hook(module: nn.Module, inputs: object, output: object) -> None:
                 calls[name] += 1
-                if calls[name] > 1:
-                    raise ValueError(f"layer {name!r} runs more than once in a forward pass (a module used twice, "
-                                     "such as torchvision ResNet's shared relu); scan a layer that runs once, "
-                                     "e.g. its parent block")
-                tensor = output[0] if isinstance(output, (tuple, list)) else output
-                if not isinstance(tensor, Tensor):
-                    raise ValueError(f"layer {name!r} returns {type(tensor).__name__}, not a tensor")
+                tensor = _layer_output(name, calls[name], output)
                 records[name] = writer.recorders[name].observe(tensor, state["images"], self.pooling)
                 if state["stop"] and len(records) == len(self.layers):
                     raise _StopForward
@@ -175,7 +260,7 @@ class Scan:
             try:
                 for name in self.layers:
                     handles.append(get_layer(net, name).register_forward_hook(hook_for(name)))
-                for batch, (indices, fitted, _labels) in zip(mine, _plain_errors(loader), strict=True):
+                for batch, (indices, fitted, _labels, digests) in zip(mine, _plain_errors(loader), strict=True):
                     images = indices.to(device, non_blocking=True)
                     inputs = self.model.preprocess.normalize(fitted.to(device, dtype, non_blocking=True))
                     records.clear()
@@ -185,12 +270,9 @@ class Scan:
                         net(inputs)
                     except _StopForward:
                         pass
-                    missing = [name for name in self.layers if name not in records]
-                    if missing:
-                        raise ValueError(f"layers {missing} did not run in the forward pass (are they used by "
-                                         "forward?)")
+                    _check_all_ran(self.layers, list(records))
                     state["stop"] = stop_early
-                    writer.commit(batch, images, _labels, records)
+                    writer.commit(batch, images, _labels, records, batch_fingerprint(digests))
                     bar.update(len(indices))
                     if time.perf_counter() - last_save >= checkpoint_every:
                         writer.save()
@@ -207,23 +289,28 @@ class _Writer:
     def __init__(self, folder: Path, rank: int, layers: list[str], k: int, device: torch.device) -> None:
         self.folder = storage.writer_folder(folder, rank)
         path = self.folder / "state.pt"
+        self.fingerprints: dict[int, str] = {}
         if path.is_file():
-            state = storage.load(path)
+            state = storage.load_state(path)
             self.done, self.parts = list(state["done"]), int(state["parts"])
+            self.fingerprints = {int(b): str(f) for b, f in state.get("fingerprints", {}).items()}
             self.recorders = {name: LayerRecorder.from_state(state["layers"][name], device) for name in layers}
         else:
             self.done, self.parts = [], 0
             self.recorders = {name: LayerRecorder(name, k) for name in layers}
         self.pending_batches: list[int] = []
         self.pending_labels: list[Tensor] = []
+        self.pending_fingerprints: dict[int, str] = {}
         self.torn = False  # an interruption inside commit: the state in memory is not to be saved
 
-    def commit(self, batch: int, images: Tensor, labels: Tensor, records: dict[str, BatchRecord]) -> None:
+    def commit(self, batch: int, images: Tensor, labels: Tensor, records: dict[str, BatchRecord],
+               fingerprint: str) -> None:
         self.torn = True
         for name, recorder in self.recorders.items():
             recorder.commit(batch, images, records[name])
         self.pending_batches.append(batch)
         self.pending_labels.append(labels.cpu())
+        self.pending_fingerprints[batch] = fingerprint
         self.torn = False
 
     def save(self) -> None:
@@ -237,8 +324,9 @@ class _Writer:
         storage.save_atomically(part, self.folder / f"part_{self.parts:05d}.pt")
         self.parts += 1
         self.done.extend(self.pending_batches)
-        self.pending_batches, self.pending_labels = [], []
-        storage.save_atomically({"done": self.done, "parts": self.parts,
+        self.fingerprints.update(self.pending_fingerprints)
+        self.pending_batches, self.pending_labels, self.pending_fingerprints = [], [], {}
+        storage.save_atomically({"done": self.done, "parts": self.parts, "fingerprints": self.fingerprints,
                                  "layers": {n: r.state() for n, r in self.recorders.items()}},
                                 self.folder / "state.pt")
 
@@ -279,3 +367,54 @@ def _workers(pictures: PictureSet, workers: int | None) -> int:
 def _dtype(net: nn.Module) -> torch.dtype:
     parameter = next(net.parameters(), None)
     return parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32
+
+
+def _layer_output(name: str, calls: int, output: object) -> Tensor:
+    """The tensor a scanned layer returned; a ``ValueError`` when it runs twice or returns no tensor."""
+    if calls > 1:
+        raise ValueError(f"layer {name!r} runs more than once in a forward pass (a module used twice, such as "
+                         "torchvision ResNet's shared relu); scan a layer that runs once, e.g. its parent block")
+    tensor = output[0] if isinstance(output, (tuple, list)) else output
+    if not isinstance(tensor, Tensor):
+        raise ValueError(f"layer {name!r} returns {type(tensor).__name__}, not a tensor")
+    return tensor
+
+
+def _check_all_ran(layers: list[str], ran: list[str]) -> None:
+    missing = [name for name in layers if name not in ran]
+    if missing:
+        raise ValueError(f"layers {missing} did not run in the forward pass (are they used by forward?)")
+
+
+def picture_digest(picture: Tensor) -> Tensor:
+    """16 bytes that change when a picture's content, size or type changes."""
+    data = picture.detach().cpu().contiguous()
+    digest = hashlib.blake2b(f"{tuple(data.shape)}{data.dtype}".encode(), digest_size=16)
+    digest.update(data.numpy().tobytes() if data.numel() else b"")
+    return torch.frombuffer(bytearray(digest.digest()), dtype=torch.uint8)
+
+
+def batch_fingerprint(digests: Tensor) -> str:
+    """One batch's fingerprint from its pictures' digests ``[B,16]``."""
+    return hashlib.blake2b(digests.cpu().contiguous().numpy().tobytes(), digest_size=16).hexdigest()
+
+
+class _FittedWithDigests(FittedPictures):
+    """Item ``i``: ``(index, fitted picture, label, digest of the picture as read)``."""
+
+    def __getitem__(self, index: int) -> tuple[int, Tensor, int, Tensor]:
+        picture = self.pictures.picture(index)
+        return index, self.preprocess.fit(picture)[0], self.pictures.label(index), picture_digest(picture)
+
+
+class _Digests(Dataset):
+    """Item ``i``: the digest of picture ``i`` as read (no resizing: checking a resume reads, it does not fit)."""
+
+    def __init__(self, pictures: PictureSet) -> None:
+        self.pictures = pictures
+
+    def __len__(self) -> int:
+        return len(self.pictures)
+
+    def __getitem__(self, index: int) -> Tensor:
+        return picture_digest(self.pictures.picture(index))

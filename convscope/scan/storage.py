@@ -1,13 +1,17 @@
 """The scan folder: ``scan.json`` (what was scanned, how, and whether it is complete), ``progress/`` while
-running (one sub-folder per process: committed state plus feature parts) and ``layers/`` when done.
+running (one sub-folder per process: committed state plus feature parts), ``layers/`` when done, and
+``scan.lock`` while a scan writes it.
 
 Every file is written to a temporary name and renamed, so an interruption at any moment
-leaves the last committed state readable.
+leaves the last committed state readable. The ``.pt`` files hold no process id or time:
+identical scans give byte-identical files. A file that cannot be read is reported as
+damaged, with the way out (``--overwrite``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -34,10 +38,18 @@ def writer_folder(folder: Path, rank: int) -> Path:
     return folder / PROGRESS / f"rank{rank}"
 
 
+RECOVER = "`convscope scan … --overwrite` (Scan.run(overwrite=True)) starts the scan again"
+STATE_KEYS = ("done", "parts", "layers")
+CONFIG_KEYS = ("format", "layers", "k", "batch_size", "count")
+
+
 def save_atomically(data: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file, then rename; serialised in memory so that no temporary name is inside."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(data, buffer)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(data, temporary)
+    temporary.write_bytes(buffer.getvalue())
     os.replace(temporary, path)
 
 
@@ -54,13 +66,51 @@ def read_config(folder: str | Path) -> dict[str, Any]:
         raise ValueError(f"{str(folder)!r} holds no scan ({CONFIG} is missing): run `convscope scan DATA --layers "
                          "… --out FOLDER` first")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); remove the folder and scan again") from error
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is damaged (not valid JSON: {error}); {RECOVER}") from error
+    if not isinstance(config, dict) or any(key not in config for key in CONFIG_KEYS):
+        raise ValueError(f"{path} is damaged (it lacks the scan's settings); {RECOVER}")
+    return config
 
 
-def load(path: Path) -> Any:
-    return torch.load(path, map_location="cpu", weights_only=True)
+def load(path: Path, *, mmap: bool = False) -> Any:
+    """A scan file read back; a ``ValueError`` naming it as damaged when it cannot be read."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except FileNotFoundError as error:
+        raise ValueError(f"{path} is missing from the scan folder; {RECOVER}") from error
+    except Exception as error:  # truncated, overwritten or not a torch file at all
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path} is damaged ({first}); {RECOVER}") from error
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    """One process's committed progress (``state.pt``), checked to hold what a resume needs."""
+    state = load(path)
+    if not isinstance(state, dict) or any(key not in state for key in STATE_KEYS):
+        raise ValueError(f"{path} is damaged (it lacks {', '.join(STATE_KEYS)}); {RECOVER}")
+    return state
+
+
+def has_progress(folder: Path) -> bool:
+    """Whether any process has committed batches in ``folder``."""
+    return any((folder / PROGRESS).glob("rank*/state.pt"))
+
+
+def clean_orphans(folder: Path, complete: bool) -> None:
+    """Remove what an interrupted writer left: temporary files, parts no state counts, a finished scan's progress."""
+    if complete:
+        shutil.rmtree(folder / PROGRESS, ignore_errors=True)
+    for temporary in [*folder.glob(".*.tmp"), *folder.glob(f"{LAYERS}/.*.tmp"), *folder.glob(f"{PROGRESS}/*/.*.tmp")]:
+        if not temporary.name.startswith(".scan.lock."):
+            temporary.unlink(missing_ok=True)
+    for writer in (folder / PROGRESS).glob("rank*"):
+        state = writer / "state.pt"
+        parts = int(load_state(state)["parts"]) if state.is_file() else 0
+        for part in writer.glob("part_*.pt"):
+            if not part.stem.removeprefix("part_").isdigit() or int(part.stem.removeprefix("part_")) >= parts:
+                part.unlink(missing_ok=True)
 
 
 def check_same_scan(existing: dict[str, Any], wanted: dict[str, Any], folder: Path) -> None:
@@ -73,7 +123,7 @@ def check_same_scan(existing: dict[str, Any], wanted: dict[str, Any], folder: Pa
 
 
 def clear(folder: Path) -> None:
-    """Remove what a scan wrote into ``folder`` (and nothing else)."""
+    """Remove what a scan wrote into ``folder`` (and nothing else; the lock stays with its holder)."""
     for name in (PROGRESS, LAYERS):
         shutil.rmtree(folder / name, ignore_errors=True)
     for name in (CONFIG, INDEX):
