@@ -92,5 +92,6 @@ def run_stats(args: argparse.Namespace) -> None:
     stats = layer_statistics(model, [p.pixels for p in pictures], target)
     print("\n".join(stats.lines()))
     name = slug(pictures[0].name if len(pictures) == 1 else f"{len(pictures)}images")
+    picture = stats.picture(args.layers)  # an unknown layer fails here, before anything is written
     written(stats.to_csv(args.out / f"stats_{name}.csv"))
-    written(stats.picture(args.layers).save(args.out / f"stats_{name}.png"))
+    written(picture.save(args.out / f"stats_{name}.png"))

@@ -11,6 +11,7 @@ from convscope.hooks import inspection_mode
 from convscope.models.model import Model, as_model
 from convscope.render.layout import text_picture
 from convscope.render.picture import Picture
+from convscope.validation import count
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Predictions:
 def predict(model: Model, pictures: Tensor | list[Tensor], k: int = 5, *, batch_size: int = 64) -> Predictions:
     """The ``k`` most probable classes (softmax of the output) for each picture."""
     model = as_model(model)
+    k = count(k, "k", hint="how many classes to list")
     inputs = model.prepare(pictures)
     with inspection_mode(model.net), torch.no_grad():
         logits = torch.cat([model.net(chunk) for chunk in inputs.split(batch_size)])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -31,7 +33,7 @@ def load_model(name: str | nn.Module = DEFAULT_MODEL, *, weights: str | Path | N
     if isinstance(name, nn.Module):
         model = Model(name, name=type(name).__name__)
         if weights is not None:
-            name.load_state_dict(read_state_dict(weights))
+            _load_into(name, weights, type(name).__name__)
     elif not isinstance(name, str):
         raise TypeError(f"a model is a name or an nn.Module, got {type(name).__name__}")
     else:
@@ -51,32 +53,62 @@ def load_model(name: str | nn.Module = DEFAULT_MODEL, *, weights: str | Path | N
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from a ``.pth``/``.pt`` file (also ``{'state_dict': …}`` / ``{'model': …}`` wrappers)."""
+    """A state dict from a ``.pth``/``.pt`` file (also ``{'state_dict': …}`` / ``{'model': …}`` wrappers).
+
+    Refused with a one-line ``ValueError``: a missing path, a folder, an empty file, a file that is
+    not a PyTorch save, pickled objects other than tensors, and NaN or infinite weights.
+    """
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise ValueError(f"weights file {str(path)!r} is a directory: give the state-dict file inside it")
+    if not path.exists():
         raise ValueError(f"weights file {str(path)!r} does not exist")
+    if not path.is_file():
+        raise ValueError(f"weights file {str(path)!r} is not a regular file (a pipe, device or socket)")
+    if path.stat().st_size == 0:
+        raise ValueError(f"weights file {str(path)!r} is empty (0 bytes): was the save interrupted?")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "Unsupported global" in str(error):  # classes or functions were pickled, not only tensors
+            raise ValueError(f"weights file {str(path)!r} holds pickled Python objects, not only tensors (a whole "
+                             "model saved with torch.save(model)?); convscope loads state dicts only: save "
+                             "model.state_dict() instead") from error
+        raise ValueError(f"cannot read weights file {str(path)!r}: it is not a PyTorch file (one made by "
+                         "torch.save(model.state_dict(), path))") from error
     except Exception as error:
-        raise ValueError(f"cannot read weights file {str(path)!r} as a PyTorch state dict: {error}") from error
+        raise ValueError(f"cannot read weights file {str(path)!r} as a PyTorch state dict: "
+                         f"{_first_lines(error, 1)}") from error
     for wrapper in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"weights file {str(path)!r} does not hold a state dict of tensors")
+    broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise ValueError(f"weights file {str(path)!r} holds NaN or infinite values in {len(broken)} tensor(s) "
+                         f"({', '.join(broken[:3])}{' …' if len(broken) > 3 else ''}): these weights are broken")
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _first_lines(error: BaseException, count: int = 3) -> str:
+    """The first lines of an error message, joined, without terminal escapes."""
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(error))
+    return " ".join(line.strip() for line in text.splitlines()[:count] if line.strip()) or type(error).__name__
 
 
 def _load_into(net: nn.Module, weights: str | Path, name: str) -> None:
     try:
         net.load_state_dict(read_state_dict(weights))
     except RuntimeError as error:
-        first = str(error).splitlines()[:3]
-        raise ValueError(f"weights file {str(weights)!r} does not fit {name}: {' '.join(first)}") from error
+        raise ValueError(f"weights file {str(weights)!r} does not fit {name}: {_first_lines(error)}") from error
 
 
 def _lite_model(name: str, weights: str | Path | None) -> Model:
-    net = build_lite(name, None if weights is None else read_state_dict(weights))
+    try:
+        net = build_lite(name, None if weights is None else read_state_dict(weights))
+    except RuntimeError as error:
+        raise ValueError(f"weights file {str(weights)!r} does not fit {name}: {_first_lines(error)}") from error
     return Model(net, preprocess=_timm_preprocess(net.pretrained_cfg), class_names=imagenet_class_names(),
                  name=name, synonyms=list(imagenet_descriptions()))
 

@@ -24,6 +24,8 @@ from torch import Tensor
 from convscope.render.layout import grid, titled
 from convscope.render.picture import Picture
 from convscope.render.plots import figure_to_picture, new_figure
+from convscope.validation import count as count_check
+from convscope.validation import optional_count
 
 if TYPE_CHECKING:
     from convscope.data.pictures import PictureSet
@@ -75,6 +77,7 @@ class Embedding:
 
         if self.pictures is None or self.preprocess is None:
             raise ValueError("this embedding has no pictures to show; make it with ScanResult.embed")
+        side = count_check(side, "side", hint="the grid is side×side pictures")
         count = side * side
         if len(self.points) < count:
             side = max(1, math.isqrt(len(self.points)))
@@ -109,6 +112,7 @@ def embed(result: ScanResult, layer: str | None = None, *, method: str = "tsne",
           seed: int = 0, **options: Any) -> Embedding:
     """Map ``layer``'s features of (up to ``max_points``, a seeded sample of) the scanned pictures to 2-d."""
     layer = result.check_layer(layer)
+    max_points = optional_count(max_points, "max_points", hint="None or 0 embed every picture")
     features = result.features(layer)
     indices = torch.arange(result.count)
     if max_points is not None and result.count > max_points:

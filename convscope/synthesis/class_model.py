@@ -34,6 +34,7 @@ from convscope.synthesis.objectives import class_log_probability, class_score
 from convscope.synthesis.params import fourier, from_image, pixels
 from convscope.synthesis.regularisers import Blur, ClipNorm, l2
 from convscope.synthesis.transforms import strong
+from convscope.validation import picture_side
 
 RECIPES = ("simonyan", "fourier")
 OBJECTIVES = ("score+log_probability", "score", "log_probability")
@@ -96,7 +97,7 @@ def class_model(model: Model | nn.Module, target: int | str | Sequence[int | str
         raise ValueError("give at least one class")
     classes = [model.class_index(item) for item in items]
     names = [model.classes()[c] for c in classes]
-    size = size or DEFAULT_SIZE
+    size = DEFAULT_SIZE if size is None else picture_side(size)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; use one of {OBJECTIVES}")

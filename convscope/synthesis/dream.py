@@ -22,6 +22,7 @@ from convscope.synthesis.objectives import Objective, activation_norm, channel
 from convscope.synthesis.params import from_image
 from convscope.synthesis.texture import _picture, resize_short_side
 from convscope.synthesis.transforms import Roll
+from convscope.validation import picture_side
 
 
 @dataclass
@@ -62,7 +63,7 @@ def dream(model: Model | nn.Module, picture: Tensor, layer: str, *, channel_inde
         raise ValueError(f"octaves must be ≥ 1 and octave_scale ≥ 1, got {octaves} and {octave_scale}")
     photo = _picture(picture)
     if size is not None:
-        photo = resize_short_side(photo, size)
+        photo = resize_short_side(photo, picture_side(size))
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     objective: Objective = activation_norm(layer) if channel_index is None else channel(layer, channel_index)
     height, width = photo.shape[-2:]
