@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -18,10 +19,16 @@ from convscope.attribution.base import (
     image_classes,
 )
 from convscope.attribution.integrated_gradients import baseline_tensor
+from convscope.attribution.layers import layer_grid
+from convscope.attribution.occlusion_chain import model_chain
+from convscope.attribution.occlusion_incremental import IncrementalOcclusion
 from convscope.hooks import capture, inspection_mode
-from convscope.models.layers import layer_name
+from convscope.logs import get_logger
+from convscope.models.layers import get_layer, layer_name
 from convscope.models.model import Model
 from convscope.targets import Target, TargetLike, as_target
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -32,7 +39,8 @@ class OcclusionMaps:
     each position, ``clean_score`` the same without occluder; ``top_class`` /
     ``top_probability``: the most probable class at each position; ``feature``: the
     total activation of ``layer``'s strongest feature map (``channel``, strongest on
-    the clean image) at each position, when a layer was asked for.
+    the clean image) at each position, when a layer was asked for. ``path`` says how
+    they were computed: ``'incremental'`` or ``'plain'`` (whole occluded copies).
     """
 
     score: Tensor
@@ -50,6 +58,7 @@ class OcclusionMaps:
     channel: Tensor | None = None
     feature: Tensor | None = None
     clean_feature: Tensor | None = None
+    path: str = "plain"
 
     @property
     def drop(self) -> Tensor:
@@ -70,6 +79,13 @@ class Occlusion(Attribution):
     ``fill`` is ``'mean'`` (the normalisation mean: grey for ImageNet models), a grey
     level in [0, 1], or a tensor. ``batch_size`` occluded copies go through the model
     per forward pass; a progress bar shows on long runs.
+
+    ``incremental`` (default): where the model is a chain of modules whose first part
+    is local (convolutions, pooling, residual blocks), only the region each occluder
+    changes is recomputed, from the clean image's cached activations (Krypton,
+    https://doi.org/10.1145/3299869.3319874): the same maps, several times faster.
+    Other models, targets that read inner layers and ``incremental=False`` take the
+    plain path; after a call ``path`` says which ran and ``plain_reason`` why not incremental.
     """
 
     name = "occlusion"
@@ -78,12 +94,16 @@ class Occlusion(Attribution):
 
     def __init__(self, model: Model | nn.Module, *, size: int = 32, stride: int = 16,
                  fill: str | float | Tensor = "mean", batch_size: int | None = None,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, incremental: bool = True) -> None:
         super().__init__(model)
         if size < 1 or stride < 1:
             raise ValueError(f"occluder size and stride must be at least 1, got size={size}, stride={stride}")
         self.size, self.stride, self.fill = size, stride, fill
-        self.batch_size, self.progress = batch_size, progress
+        self.batch_size, self.progress, self.incremental = batch_size, progress, incremental
+        self.path: str | None = None
+        self.plain_reason: str | None = None
+        self._chains: dict = {}  # the model's chain (or why it has none) by input shape and occluder size
+        self._verified: set = set()  # keys of _chains whose incremental result was checked against the model
         batch_size_for(batch_size, torch.device("cpu"))  # checks it
 
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
@@ -118,32 +138,101 @@ class Occlusion(Attribution):
         clean = goal(output, clean_acts).float()
         channel = clean_feature = None
         if name is not None:
-            totals = _totals(clean_acts[name])
+            view = layer_grid(self.model, name, clean_acts[name], inputs)  # feature maps, or tokens on their grid
+            totals = _totals(view.maps(clean_acts[name]))
             channel = totals.argmax(1)
             clean_feature = totals.gather(1, channel[:, None])[:, 0]
         places = len(rows) * len(cols)
+        runner = self._runner(inputs, target, name, output, fill, rows, cols)
+        self.path = "plain" if runner is None else "incremental"
+        log.debug("occlusion: %s path%s", self.path, f" ({self.plain_reason})" if runner is None else "")
         score = torch.empty(batch * places, device=inputs.device)
         top_probability = torch.empty_like(score)
         top_class = torch.empty(batch * places, dtype=torch.long, device=inputs.device)
         feature = torch.empty_like(score) if name else None
-        with inspection_mode(self.model.net), capture(self.model.net, layers, detach=True) as store:
+        with inspection_mode(self.model.net), capture(self.model.net, [] if runner else layers, detach=True) as store:
             per_pass = batch_size_for(self.batch_size, inputs.device)
             for part in chunks(batch * places, per_pass, description="Occlusion", progress=self.progress):
                 pairs = torch.arange(part.start, part.stop, device=inputs.device)
                 images, place = pairs // places, pairs % places
-                occluded = _occlude(inputs[images], rows[place // len(cols)], cols[place % len(cols)],
-                                    self.size, fill)
+                tops, lefts = rows[place // len(cols)], cols[place % len(cols)]
                 with torch.no_grad():
-                    out = self.model.net(fast_layout(occluded))
+                    if runner is not None:
+                        out, totals = runner(images, tops, lefts, channel[images] if name else None)
+                        if name is not None:
+                            feature[part] = totals
+                        score[part] = copies_target(target, classes, images, probability=probability)(out, {}).float()
+                        top_probability[part], top_class[part] = out.float().softmax(1).max(1)
+                        continue
+                    out = self.model.net(fast_layout(_occlude(inputs[images], tops, lefts, self.size, fill)))
                     score[part] = copies_target(target, classes, images, probability=probability)(
                         out, store.activations).float()
                     top_probability[part], top_class[part] = out.float().softmax(1).max(1)
                     if name is not None:
-                        feature[part] = _totals(store.activation(name)).gather(1, channel[images][:, None])[:, 0]
+                        totals = _totals(view.maps(store.activation(name)))
+                        feature[part] = totals.gather(1, channel[images][:, None])[:, 0]
         grid = (batch, len(rows), len(cols))
         return OcclusionMaps(score.view(grid), clean, top_class.view(grid), top_probability.view(grid), classes,
                              self.size, self.stride, (height, width), probability, rows, cols, name, channel,
-                             None if feature is None else feature.view(grid), clean_feature)
+                             None if feature is None else feature.view(grid), clean_feature, self.path)
+
+
+    def _runner(self, inputs: Tensor, target: Target, name: str | None, output: Tensor, fill: Tensor,
+                rows: Tensor, cols: Tensor) -> Callable[..., tuple[Tensor, Tensor | None]] | None:
+        """The incremental computation for this call, or None (``plain_reason`` says why) for the plain path."""
+        if not self.incremental:
+            return self._plain("incremental=False")
+        if target.layers:
+            return self._plain("the target reads inner layers")
+        net = self.model.net
+        key = (tuple(inputs.shape[1:]), inputs.dtype, inputs.device, self.size)
+        with inspection_mode(net), torch.no_grad():
+            if key not in self._chains:
+                try:
+                    self._chains[key] = model_chain(net, fast_layout(inputs[:1]))
+                except ValueError as error:
+                    self._chains[key] = f"the model is not a chain of modules: {error}"
+            chain = self._chains[key]
+            if isinstance(chain, str):
+                return self._plain(chain)
+            if chain.local_count == 0:
+                return self._plain("its first module mixes all positions")
+            element = None if name is None else chain.element_for(get_layer(net, name))
+            runner = IncrementalOcclusion(chain, fast_layout(inputs))
+            if not _close(runner.output, output):
+                return self._plain("its chain of modules does not reproduce the model's output")
+            if name is not None and (element is None or runner.output_of(element).dim() != 4):
+                return self._plain(f"the feature layer {name!r} is not a feature map between two modules of its chain")
+            if not self._checked(key, runner, inputs, fill, rows, cols):
+                self._chains[key] = "the incremental result differed from the plain one on a check"
+                return self._plain(self._chains[key])
+        self.plain_reason = None
+        return lambda images, tops, lefts, channels: runner(images, tops, lefts, self.size, fill, element, channels)
+
+    def _checked(self, key: tuple, runner: IncrementalOcclusion, inputs: Tensor, fill: Tensor, rows: Tensor,
+                 cols: Tensor) -> bool:
+        """Once per input shape: the incremental output equals the model's at three occluder positions."""
+        if key in self._verified:
+            return True
+        tops, lefts = rows[[0, len(rows) // 2, -1]], cols[[0, len(cols) // 2, -1]]
+        images = torch.zeros(3, dtype=torch.long, device=inputs.device)
+        expected = self.model.net(fast_layout(_occlude(inputs[images], tops, lefts, self.size, fill)))
+        found, _ = runner(images, tops, lefts, self.size, fill)
+        if _close(found, expected):
+            self._verified.add(key)
+            return True
+        return False
+
+    def _plain(self, reason: str) -> None:
+        self.plain_reason = reason
+        return None
+
+
+def _close(found: Tensor, expected: Tensor) -> bool:
+    """Equal up to float rounding: 1e-4 of the output's scale."""
+    if found.shape != expected.shape:
+        return False
+    return bool((found.float() - expected.float()).abs().max() <= 1e-4 * max(1.0, float(expected.abs().max())))
 
 
 def _starts(length: int, size: int, stride: int) -> Tensor:
