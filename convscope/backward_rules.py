@@ -23,9 +23,26 @@ prescribes for them: max-pooling's backward routes the signal through the switch
 recorded in the forward pass (unpooling), a convolution's backward applies the
 transposed filters.
 
-Smooth activations (SiLU/Swish, GELU, ELU, Mish, Hardswish, Softplus …) have no such
-rule; a model that uses them gets a ``ValueError`` naming them. Gates (sigmoid, tanh,
-softmax, as in squeeze-and-excitation blocks) keep their ordinary backward.
+Smooth activations that are rectifier-like — the identity for large inputs, near zero
+for negative ones: SiLU/Swish (EfficientNet, RegNetY), GELU (ConvNeXt, ViT, Swin; exact
+and tanh forms), Hardswish (MobileNetV3) and Mish, as modules (``nn.SiLU``, ``nn.GELU``,
+``nn.Hardswish``, ``nn.Mish``, timm's ``GELU`` / ``GELUTanh``) or functions (``F.silu``,
+``F.gelu``, ``F.hardswish``, ``F.mish``) — get the same two rules with ``f'(x)`` their own
+local derivative:
+
+- ``deconvnet``: ``g_in = max(g, 0)`` (the backward signal is rectified, the forward
+  input ignored, as for ReLU);
+- ``guided``: ``g_in = f'(x) · [x > 0] · max(g, 0)``: the activation's local gradient,
+  passed only where its forward input was positive and the incoming gradient is positive.
+
+For ReLU both reduce exactly to the papers' rules (``f'(x) = [x > 0]``). This is the usual
+generalisation of guided backpropagation beyond ReLU (Springenberg et al. define it for
+ReLU only; the rule keeps their two conditions, a positive forward input and a positive
+backward signal, and the activation's own gradient where both hold). Other activations
+(ELU, SELU, CELU, Softplus, RReLU, and hand-written Swish/Mish/Hardswish such as timm's
+``Swish``, ``Mish``, ``HardSwish``, whose arithmetic would be met piece by piece) are
+refused by name. Gates (sigmoid, tanh, softmax, as in squeeze-and-excitation blocks) keep
+their ordinary backward.
 """
 
 from __future__ import annotations
@@ -43,12 +60,13 @@ from convscope.hooks import model_walk
 
 RULES = ("deconvnet", "guided")
 
-UNSUPPORTED_MODULES = (nn.SiLU, nn.GELU, nn.ELU, nn.SELU, nn.CELU, nn.Mish, nn.Hardswish, nn.Softplus, nn.RReLU)
-UNSUPPORTED_PARTS = ("swish", "silu", "gelu", "mish", "softplus")  # in class names such as timm's GELUTanh
+UNSUPPORTED_MODULES = (nn.ELU, nn.SELU, nn.CELU, nn.Softplus, nn.RReLU)
+UNSUPPORTED_PARTS = ("swish", "silu", "gelu", "mish", "softplus")  # in class names such as timm's Swish
 UNSUPPORTED_NAMES = ("elu", "selu", "celu")
-UNSUPPORTED_FUNCTIONS = {F.silu: "SiLU", F.gelu: "GELU", F.elu: "ELU", F.selu: "SELU", F.celu: "CELU",
-                         F.mish: "Mish", F.hardswish: "Hardswish", F.softplus: "Softplus", F.rrelu: "RReLU",
+UNSUPPORTED_FUNCTIONS = {F.elu: "ELU", F.selu: "SELU", F.celu: "CELU", F.softplus: "Softplus", F.rrelu: "RReLU",
                          torch.selu: "SELU", torch.celu: "CELU", torch.rrelu: "RReLU"}
+SMOOTH_MODULES = (nn.SiLU, nn.GELU, nn.Hardswish, nn.Mish)
+SMOOTH_MODULE_NAMES = ("timm.layers.activations.GELU", "timm.layers.activations.GELUTanh")  # they call F.gelu
 
 
 @dataclass(frozen=True)
@@ -60,6 +78,7 @@ class Rectifier:
     slope: float | Tensor = 0.0
     upper: float | None = None
     inplace: bool = False
+    derivative: Callable[[Tensor, Tensor], Tensor] | None = None  # (g, x) -> f'(x)·g, for smooth activations
 
 
 def _arg(args: tuple, kwargs: dict, index: int, name: str, default: object) -> object:
@@ -99,7 +118,24 @@ def _prelu(args: tuple, kwargs: dict, inplace: bool) -> Rectifier:
     return Rectifier(x, lambda v: F.prelu(v, weight), slope=slope)
 
 
+def _smooth(activation: Callable[..., Tensor], derivative: Callable[..., Tensor], keyword: str | None = None
+            ) -> Callable[[tuple, dict, bool], Rectifier]:
+    """Parser of a smooth activation call; ``keyword`` (GELU's ``approximate``) goes to both functions."""
+
+    def parse(args: tuple, kwargs: dict, inplace: bool) -> Rectifier:
+        extra = {keyword: _arg(args, kwargs, 1, keyword, "none")} if keyword else {}
+        in_place = bool(kwargs.get("inplace", args[1] if len(args) > 1 and not keyword else False))
+        return Rectifier(args[0], lambda x: activation(x, **extra), inplace=in_place,
+                         derivative=lambda g, x: derivative(g, x, **extra))
+
+    return parse
+
+
 _RECTIFIERS: dict[object, tuple[Callable[[tuple, dict, bool], Rectifier], bool]] = {
+    F.silu: (_smooth(torch.ops.aten.silu, torch.ops.aten.silu_backward), False),
+    F.gelu: (_smooth(torch.ops.aten.gelu, torch.ops.aten.gelu_backward, "approximate"), False),
+    F.hardswish: (_smooth(torch.ops.aten.hardswish, torch.ops.aten.hardswish_backward), False),
+    F.mish: (_smooth(torch.ops.aten.mish, torch.ops.aten.mish_backward), False),
     F.relu: (_relu, False), torch.relu: (_relu, False), Tensor.relu: (_relu, False),
     torch.relu_: (_relu, True), Tensor.relu_: (_relu, True),
     F.relu6: (_relu6, False),
@@ -115,9 +151,10 @@ class _Rule(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, call: Rectifier, rule: str) -> Tensor:  # type: ignore[override]
         output = call.activation(x)
-        ctx.rule, ctx.slope, ctx.upper = rule, call.slope, call.upper
-        if rule == "guided":
-            ctx.save_for_backward(output)  # where the activation passed x: 0 < output (< upper), as x itself
+        ctx.rule, ctx.slope, ctx.upper, ctx.derivative = rule, call.slope, call.upper, call.derivative
+        if rule == "guided":  # rectifiers: where the activation passed x (0 < output < upper); smooth ones: x
+            smooth_input = x.clone() if call.inplace else x  # an in-place call overwrites x with the output
+            ctx.save_for_backward(smooth_input if call.derivative is not None else output)
         return output
 
     @staticmethod
@@ -129,6 +166,9 @@ class _Rule(torch.autograd.Function):
             rectified = torch.where(grad > 0, grad, grad * slope)
         if ctx.rule != "guided":
             return rectified, None, None
+        if ctx.derivative is not None:  # f'(x) · [x > 0] · max(g, 0)
+            (x,) = ctx.saved_tensors
+            return ctx.derivative(torch.where(x > 0, rectified, 0), x), None, None
         (output,) = ctx.saved_tensors
         if not _is_zero(slope):  # f'(x) is 1 where x > 0 (same sign as the output) and the slope elsewhere
             return rectified * torch.where(output > 0, 1.0, slope), None, None
@@ -172,6 +212,8 @@ def unsupported_activations(net: nn.Module) -> list[str]:
     for name, module in net.named_modules():
         kind = type(module).__name__
         lowered = kind.lower()
+        if isinstance(module, SMOOTH_MODULES) or f"{type(module).__module__}.{kind}" in SMOOTH_MODULE_NAMES:
+            continue
         if (isinstance(module, UNSUPPORTED_MODULES) or lowered in UNSUPPORTED_NAMES
                 or any(part in lowered for part in UNSUPPORTED_PARTS)):
             found.append(f"{name or '(model)'} ({kind})")
@@ -182,7 +224,8 @@ def unsupported_error(rule: str, names: list[str]) -> ValueError:
     method = "guided backprop" if rule == "guided" else "the deconvnet"
     shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
     return ValueError(f"{method} has backward rules only for rectifiers (ReLU, ReLU6, Hardtanh(0, t), LeakyReLU, "
-                      f"PReLU); this model uses activations it cannot handle: {shown}. Use a method that needs no "
+                      f"PReLU) and SiLU, GELU, Hardswish, Mish (torch's own modules and functions); this model "
+                      f"uses activations it cannot handle: {shown}. Use a method that needs no "
                       "rule (saliency, SmoothGrad, integrated gradients, Grad-CAM, Score-CAM, occlusion) or a "
                       "model with ReLU-family activations")
 
@@ -206,6 +249,7 @@ def backward_rules(net: nn.Module, rule: str) -> Iterator[None]:
         yield
     if mode.rectifiers == 0:
         method = "guided backprop" if rule == "guided" else "the deconvnet"
-        raise ValueError(f"{method} found no rectifier (ReLU, ReLU6, Hardtanh(0, t), LeakyReLU, PReLU) in this "
+        raise ValueError(f"{method} found no rectifier (ReLU, ReLU6, Hardtanh(0, t), LeakyReLU, PReLU, SiLU, GELU, "
+                         "Hardswish, Mish) in this "
                          "model's forward pass, so its rule would change nothing and the result would be the "
                          "plain gradient; use saliency for that")

@@ -72,12 +72,12 @@ def test_pictures_of_an_explanation(lite0, chelsea):
 
 
 class SiLUNet(nn.Module):
-    """conv → SiLU → GAP → linear: guided backprop and the deconvnet have no rule for it."""
+    """conv → ELU → GAP → linear: guided backprop and the deconvnet have no rule for it."""
 
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.act = nn.SiLU()
+        self.act = nn.ELU()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(4, 3)
 
