@@ -109,7 +109,7 @@ function draw() {
   if (!e) return;
   const ctx = els.canvas.getContext("2d");
   ctx.clearRect(0, 0, els.canvas.width, els.canvas.height);
-  const size = e.x.length > 20000 ? 1.6 : e.x.length > 3000 ? 2.5 : 4;
+  const size = e.x.length > 20000 ? 1.6 : e.x.length > 3000 ? 2.5 : e.x.length > 200 ? 4 : 8;
   let colour = null;
   ctx.globalAlpha = 0.75;
   for (const i of state.order) {
