@@ -16,6 +16,7 @@ from convscope.attribution.layers import last_spatial_layer
 from convscope.attribution.occlusion import Occlusion, OcclusionMaps
 from convscope.attribution.registry import METHODS
 from convscope.models.model import Model, as_model
+from convscope.render import html
 from convscope.render.colormaps import colorize, normalize
 from convscope.render.layout import grid, stack, titled
 from convscope.render.overlay import overlay
@@ -72,6 +73,7 @@ class Explanation:
 
     @property
     def title(self) -> str:
+        """The method's name, with the layer where it has one."""
         return self.method.title + (f" at {self.layer}" if self.layer else "")
 
     def map_picture(self, index: int = 0) -> Picture:
@@ -100,8 +102,16 @@ class Explanation:
 
         return occlusion_figure(self.occlusion, self.pictures[index], self.method.model.classes(), index)
 
+    def pictures_of_all(self) -> Picture:
+        """:meth:`picture` of every image, one below the other."""
+        return stack([self.picture(i) for i in range(len(self.labels))], direction="vertical", gap=8)
+
     def _repr_png_(self) -> bytes:
-        return self.picture()._repr_png_()
+        return self.pictures_of_all()._repr_png_()
+
+    def _repr_html_(self) -> str:
+        return "<div>" + "".join(html.image(self.picture(i), f"{self.title}: {self.labels[i]}")
+                                 for i in range(len(self.labels))) + "</div>"
 
 
 def render_map(style: str, maps: Tensor, heat: Tensor) -> Tensor:

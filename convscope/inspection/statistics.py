@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from convscope.gradients import gradient_pass
 from convscope.models.layers import layer_name
 from convscope.models.model import Model, as_model
+from convscope.render import html
 from convscope.render.colormaps import colorize, normalize
 from convscope.render.layout import grid, stack, text_picture, titled
 from convscope.render.picture import Picture
@@ -57,9 +58,11 @@ class LayerStatistics:
     target_description: str
 
     def table(self) -> list[dict[str, object]]:
+        """One dictionary per layer (the fields of :class:`LayerStat`)."""
         return [asdict(row) for row in self.rows]
 
     def to_csv(self, path: str | Path) -> Path:
+        """Write :meth:`table` as CSV (one row per layer); returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         rows = self.table()
@@ -70,6 +73,7 @@ class LayerStatistics:
         return path
 
     def lines(self) -> list[str]:
+        """The table as aligned text lines, a header first."""
         header = (f"{'layer':28} {'kind':16} {'act min':>9} {'act max':>9} {'mean':>9} {'zero':>5} "
                   f"{'dact min':>9} {'dact max':>9} {'w min':>8} {'w max':>8} {'dw min':>9} {'dw max':>9}")
         out = [header]
@@ -81,6 +85,14 @@ class LayerStatistics:
 
     def __repr__(self) -> str:
         return "\n".join(self.lines())
+
+    def _repr_html_(self) -> str:
+        header = ["layer", "kind", "output", "act min", "act max", "act mean", "zeros", "∂ act min", "∂ act max",
+                  "w min", "w max", "∂ w min", "∂ w max"]
+        rows = [[r.layer, r.kind, r.shape, r.act_min, r.act_max, r.act_mean, f"{r.act_zero:.0%}", r.grad_min,
+                 r.grad_max, r.weight_min, r.weight_max, r.weight_grad_min, r.weight_grad_max] for r in self.rows]
+        return html.table(header, rows, caption=f"Layer statistics for {self.target_description}",
+                          right=range(3, len(header)))
 
     def picture(self, layers: Sequence[str] | None = None, channels: int = 6, tile_size: int = 40) -> Picture:
         """One row per layer: its numbers, then activations, activation gradients, weights, weight gradients."""
