@@ -9,8 +9,18 @@ from collections.abc import Sequence
 import torch
 
 from convscope import __version__
-from convscope.cli import analysis, attribution, conventions, demo, explore, feature_space, inspection, synthesis
-from convscope.cli.errors import OneLineParser, check_arguments, report
+from convscope.cli import (
+    analysis,
+    argument_checks,
+    attribution,
+    conventions,
+    demo,
+    explore,
+    feature_space,
+    inspection,
+    synthesis,
+)
+from convscope.cli.errors import OneLineParser, check_arguments, nothing_left_on_error, report
 from convscope.logs import configure
 
 COMMAND_GROUPS = [inspection, attribution, analysis, feature_space, synthesis, demo, explore]
@@ -23,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     for group in COMMAND_GROUPS:
         group.register(commands)
     conventions.apply(parser)
+    argument_checks.apply(parser)
     return parser
 
 
@@ -33,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure(args.verbosity)
     try:
         check_arguments(args)
-        args.run(args)
+        with nothing_left_on_error(args):
+            args.run(args)
     except (ValueError, TypeError, OSError, MemoryError, torch.OutOfMemoryError) as error:
         return report(args.command, error)
     except KeyboardInterrupt:

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import torch
 
 from convscope.validation import output_folder
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 EXIT_BAD_INPUT = 2
 WRITE_NOTHING = ("predict", "layers")  # commands that take --out with the shared options but write no file
+KEEPS_PROGRESS = ("scan", "train")  # what they wrote before an error is progress to resume or keep
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -28,14 +34,45 @@ def check_arguments(args: argparse.Namespace) -> None:
         from convscope.devices import pick_device
 
         pick_device(device)
-    out = getattr(args, "out", None) if args.command not in WRITE_NOTHING else None
-    if out is None and isinstance(getattr(args, "scan", None), Path):  # views write into the scan folder
-        out = args.scan
+    out = _output(args)
     if out is not None:
         output_folder(out, "--out" if getattr(args, "out", None) is not None else "the scan folder")
     save = getattr(args, "save", None)
     if isinstance(save, Path):
         output_folder(save.parent, f"the folder of --save {str(save)!r}")
+
+
+@contextmanager
+def nothing_left_on_error(args: argparse.Namespace) -> Iterator[None]:
+    """When the command fails with an error, remove the files it added to its output folder (and the folder,
+    if it made it and it is empty). ``scan`` keeps its resumable progress; ``train`` its finished epochs."""
+    out = _output(args)
+    if out is None or args.command in KEEPS_PROGRESS or (out.exists() and not out.is_dir()):
+        yield
+        return
+    existed = out.exists()
+    before = set(os.listdir(out)) if existed else set()
+    try:
+        yield
+    except (ValueError, TypeError, OSError, MemoryError, torch.OutOfMemoryError):
+        if out.is_dir():
+            for name in set(os.listdir(out)) - before:
+                path = out / name
+                if path.is_file() or path.is_symlink():
+                    path.unlink(missing_ok=True)
+            if not existed and not any(out.iterdir()):
+                out.rmdir()
+        raise
+
+
+def _output(args: argparse.Namespace) -> Path | None:
+    """The folder a command writes: --out, else the scan folder for the views of a scan."""
+    if args.command in WRITE_NOTHING:
+        return None
+    out = getattr(args, "out", None)
+    if out is None and isinstance(getattr(args, "scan", None), Path):
+        out = args.scan
+    return Path(out) if out is not None else None
 
 
 def one_line(error: BaseException | str) -> str:
