@@ -16,6 +16,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import is_not
 from typing import TypeVar
 
 from torch import Tensor, nn
@@ -106,26 +107,31 @@ def resolve_layer(net: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Modul
 def preserved(net: nn.Module) -> Iterator[nn.Module]:
     """Restore training flags, ``requires_grad``, ``.grad`` and ``inplace`` flags on exit."""
     walk = model_walk(net)
-    modules = walk.modules(net)
+    modules, params = walk.modules(net), walk.parameters
     training = [m.training for m in modules]
     inplace = [m.inplace for m in walk.switchable]
-    requires = [p.requires_grad for p in walk.parameters]
-    grads = [p.grad for p in walk.parameters]
+    requires = [p.requires_grad for p in params]
+    grads = [p.grad for p in params]
     try:
         yield net
     finally:
-        # only what changed is written back: setting attributes on hundreds of modules is not free
-        for module, flag in zip(modules, training, strict=True):
-            if module.training != flag:
-                module.training = flag
+        # compared as whole lists first, then only what changed is written back: a call that changed
+        # nothing costs four list reads, not hundreds of attribute writes
+        if [m.training for m in modules] != training:
+            for module, flag in zip(modules, training, strict=True):
+                if module.training != flag:
+                    module.training = flag
         for module, flag in zip(walk.switchable, inplace, strict=True):
             if module.inplace != flag:
                 module.inplace = flag
-        for param, flag, grad in zip(walk.parameters, requires, grads, strict=True):
-            if param.requires_grad != flag:
-                param.requires_grad_(flag)
-            if param.grad is not grad:
-                param.grad = grad
+        if [p.requires_grad for p in params] != requires:
+            for param, flag in zip(params, requires, strict=True):
+                if param.requires_grad != flag:
+                    param.requires_grad_(flag)
+        if any(map(is_not, [p.grad for p in params], grads)):
+            for param, grad in zip(params, grads, strict=True):
+                if param.grad is not grad:
+                    param.grad = grad
 
 
 @contextmanager
