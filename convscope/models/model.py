@@ -17,9 +17,14 @@ from convscope.models.preprocessing import Preprocess
 class Model:
     """A classifier ready to be looked into.
 
-    ``net`` maps a normalised batch ``[B,C,H,W]`` to class scores ``[B,K]``;
-    ``preprocess`` turns pictures into that batch; ``class_names`` has K entries
-    (``synonyms`` optional, e.g. ImageNet's ``'tabby, tabby cat'``).
+    ``net`` maps a normalised batch ``[B,C,H,W]`` to its output; ``output`` says what that is
+    (:data:`convscope.targets.OUTPUT_KINDS`): ``'classes'`` (``[B,K]`` logits, softmax),
+    ``'binary'`` (``[B,1]``, one logit: classes 0 and 1 by sigmoid), ``'multilabel'`` (a sigmoid
+    per class), ``'segmentation'`` (``[B,K,H,W]``), ``'regression'`` (the values themselves),
+    ``'detection'`` (torchvision's list of dicts), or ``'auto'`` (from the shape: ``[B,1]``
+    binary, ``[B,K]`` classes, ``[B,K,H,W]`` segmentation). ``preprocess`` turns pictures into
+    the batch; ``class_names`` has K entries, 2 for a binary output (``synonyms`` optional, e.g.
+    ImageNet's ``'tabby, tabby cat'``).
     """
 
     net: nn.Module
@@ -27,6 +32,13 @@ class Model:
     class_names: list[str] | None = None
     name: str = "model"
     synonyms: list[str] | None = None
+    output: str = "auto"
+
+    def __post_init__(self) -> None:
+        from convscope.targets import OUTPUT_KINDS
+
+        if self.output not in OUTPUT_KINDS:
+            raise ValueError(f"unknown output kind {self.output!r}: use one of {', '.join(OUTPUT_KINDS)}")
 
     def __call__(self, inputs: Tensor) -> Tensor:
         return self.net(inputs)
@@ -58,7 +70,10 @@ class Model:
         """Class names; numbered names when the model has none."""
         if self.class_names is not None:
             return self.class_names
-        return numbered_class_names(count if count is not None else _output_count(self.net))
+        count = count if count is not None else _output_count(self.net)
+        if count == 1 and self.output in ("auto", "binary"):
+            return numbered_class_names(2)  # one logit: class 0 (σ(-z)) and class 1 (σ(z))
+        return numbered_class_names(count)
 
     def class_index(self, name: str | int) -> int:
         return class_index(name, self.classes(), self.synonyms)
@@ -68,7 +83,10 @@ def _output_count(net: nn.Module) -> int:
     last_linear = [m for m in net.modules() if isinstance(m, nn.Linear)]
     if last_linear:
         return last_linear[-1].out_features
-    raise ValueError("this model has no class names and no final nn.Linear to count its classes; "
+    last_conv = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    if last_conv:  # a fully convolutional network (segmentation): one output map per class
+        return last_conv[-1].out_channels
+    raise ValueError("this model has no class names and no nn.Linear or nn.Conv2d to count its classes; "
                      "pass class_names= to convscope.Model")
 
 
