@@ -150,3 +150,24 @@ def test_two_gloo_processes_write_the_same_files_as_one(tmp_path):
     assert len(files(tmp_path / "one")) == 8  # 23 pictures in chunks of 3, half written by each process
     assert files(tmp_path / "two") == files(tmp_path / "one")
     assert (tmp_path / "two" / "summary.csv").read_bytes() == (tmp_path / "one" / "summary.csv").read_bytes()
+
+
+def test_the_command_explains_a_set_resumes_and_refuses_bad_input(capsys, tmp_path):
+    from test_scan_data import write_fake_fashion
+
+    from convscope.cli import main
+
+    write_fake_fashion(tmp_path / "fashion", test=7)
+    argv = ["explain-set", f"{tmp_path / 'fashion'}:test", "--target", "true", "--batch-size", "3", "--out",
+            str(tmp_path / "maps"), "--device", "cpu"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Grad-CAM on fashion_cnn" in out and "explained 7 pictures" in out and "pictures/s" in out
+    assert sorted(p.name for p in (tmp_path / "maps" / "chunks").iterdir()) == [
+        "chunk_00000.pt", "chunk_00001.pt", "chunk_00002.pt"]
+    assert main(argv) == 0
+    assert "all 7 pictures were already explained" in capsys.readouterr().out
+    assert main([*argv, "--target", "neuron:conv1:0"]) == 2
+    assert "channel and neuron targets are for `convscope explain IMAGE`" in capsys.readouterr().err
+    assert main([*argv, "--method", "saliency"]) == 2
+    assert "different run (method" in capsys.readouterr().err
