@@ -48,13 +48,14 @@ from convscope.synthesis import (
     train_fast_style,
     visualise_features,
 )
-from convscope.targets import Channel, ClassProbability, ClassScore, Custom, Neuron, TopClass
+from convscope.targets import BoxScore, Channel, ClassProbability, ClassScore, Custom, Neuron, Region, TopClass
 
 __version__ = "0.1.0"
 
 __all__ = ["CAM", "DEFAULT_MODEL", "Deconvnet", "GradCAM", "GradCAMPlusPlus", "GuidedBackprop", "GuidedGradCAM",
            "IntegratedGradients", "LayerCAM", "Occlusion", "Saliency", "ScoreCAM", "SmoothGrad", "backward_rules",
-           "compare", "explain", "Channel", "ClassProbability", "ClassScore", "Custom", "GradientPass", "Model",
+           "compare", "explain", "BoxScore", "Region", "Channel", "ClassProbability", "ClassScore", "Custom",
+           "GradientPass", "Model",
            "Neuron", "Picture", "Preprocess", "TopClass", "activation_maps", "capture", "filters", "gradient_pass",
            "inspection_mode", "layer_statistics", "load_image", "load_images", "load_model", "load_sample",
            "predict", "preserved", "sample_names", "Scan", "ScanResult", "class_model", "dream", "efros_leung",

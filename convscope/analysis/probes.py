@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from convscope.data.any_dataset import as_picture_set
 from convscope.data.pictures import FittedPictures, PictureSet
 from convscope.models.model import Model
 from convscope.render.picture import Picture
@@ -111,6 +112,7 @@ def linear_probes(model: Model, train: PictureSet, test: PictureSet, layers: Seq
     unknown = [c for c in classifiers if c not in CLASSIFIERS]
     if unknown:
         raise ValueError(f"unknown classifiers {unknown}: use {', '.join(CLASSIFIERS)}")
+    train, test = as_picture_set(train), as_picture_set(test)  # any torch Dataset of (image, label) items
     if (train.labels() < 0).any() or (test.labels() < 0).any():
         raise ValueError("linear probes need labelled pictures (class sub-folders or Fashion-MNIST)")
     folder = Path(work) if work is not None else Path(tempfile.mkdtemp(prefix="convscope-probe-"))

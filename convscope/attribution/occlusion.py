@@ -26,7 +26,7 @@ from convscope.hooks import capture, inspection_mode
 from convscope.logs import get_logger
 from convscope.models.layers import get_layer, layer_name
 from convscope.models.model import Model
-from convscope.targets import Target, TargetLike, as_target
+from convscope.targets import Target, TargetLike, as_target, class_probabilities
 
 log = get_logger(__name__)
 
@@ -162,12 +162,14 @@ class Occlusion(Attribution):
                         if name is not None:
                             feature[part] = totals
                         score[part] = copies_target(target, classes, images, probability=probability)(out, {}).float()
-                        top_probability[part], top_class[part] = out.float().softmax(1).max(1)
+                        top_probability[part], top_class[part] = class_probabilities(
+                        out, getattr(target, "kind", self.model.output), getattr(target, "region", None)).max(1)
                         continue
                     out = self.model.net(fast_layout(_occlude(inputs[images], tops, lefts, self.size, fill)))
                     score[part] = copies_target(target, classes, images, probability=probability)(
                         out, store.activations).float()
-                    top_probability[part], top_class[part] = out.float().softmax(1).max(1)
+                    top_probability[part], top_class[part] = class_probabilities(
+                        out, getattr(target, "kind", self.model.output), getattr(target, "region", None)).max(1)
                     if name is not None:
                         totals = _totals(view.maps(store.activation(name)))
                         feature[part] = totals.gather(1, channel[images][:, None])[:, 0]

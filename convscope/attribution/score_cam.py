@@ -38,10 +38,7 @@ class ScoreCAM(LayerAttribution):
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         layer = self.layer(inputs)
         output, found = forward(self.model, inputs, [layer])
-        maps = found[layer].float()
-        if maps.dim() != 4:
-            raise ValueError(f"Score-CAM needs a layer with feature maps [B,C,h,w]; layer {layer!r} gives "
-                             f"{tuple(maps.shape)}")
+        (maps,) = self.feature_maps(inputs, found[layer].float())
         classes = image_classes(target, output)
         flat = maps.flatten(2)
         low, high = flat.amin(2), flat.amax(2)

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from convscope.data.any_dataset import as_picture_set
 from convscope.data.pictures import FittedPictures, PictureSet
 from convscope.hooks import inspection_mode
 from convscope.logs import get_logger
@@ -66,7 +67,8 @@ class Scan:
             raise ValueError(f"unknown pooling {pooling!r}: use one of {', '.join(POOLINGS)}")
         self.k, self.pooling = k, pooling
 
-    def run(self, pictures: PictureSet, out: str | Path, *, batch_size: int = 64, workers: int | None = None,
+    def run(self, pictures: PictureSet | Dataset, out: str | Path, *, batch_size: int = 64,
+            workers: int | None = None,
             progress: bool = True, checkpoint_every: float = 60.0, overwrite: bool = False, wait: bool = False,
             stop_early: bool = True, model_source: dict[str, Any] | None = None) -> ScanResult:
         """Scan ``pictures`` into the folder ``out`` and return the result (also when it was already there).
@@ -78,9 +80,7 @@ class Scan:
         layers; a scan that fails before saving any batch leaves no trace. A resume refuses
         batches whose pictures changed since they were scanned.
         """
-        if not isinstance(pictures, PictureSet):
-            raise TypeError(f"scan a convscope.data.PictureSet (ImageFolder, FashionMNIST, SampleCrops, "
-                            f"TensorPictures), got {type(pictures).__name__}")
+        pictures = as_picture_set(pictures)  # any torch Dataset of (image, label) or image items
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
         if not isinstance(checkpoint_every, (int, float)) or not checkpoint_every >= 0:
