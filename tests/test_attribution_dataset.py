@@ -81,6 +81,14 @@ def test_a_folder_of_another_run_is_refused_before_anything_changes(tmp_path):
     assert read_config(tmp_path)["method"] == "saliency"
 
 
+def test_a_resume_over_changed_pictures_is_refused(tmp_path):
+    model, pics = small_model(), pictures()
+    explain_set(model, pics, tmp_path, "grad_cam", batch_size=8, progress=False)
+    pics.items[9] = 1 - pics.items[9]  # picture 9, in chunk 1, is not the picture that was explained
+    with pytest.raises(ValueError, match=r"pictures changed since they were explained \(chunks \[1\]"):
+        explain_set(model, pics, tmp_path, "grad_cam", batch_size=8, progress=False)
+
+
 def test_bad_settings_fail_before_a_folder_is_made(tmp_path):
     model = small_model()
     with pytest.raises(ValueError, match="labelled"):

@@ -35,7 +35,7 @@ from convscope.models.model import Model, as_model
 from convscope.progress import progress_bar
 from convscope.scan import storage
 from convscope.scan.distributed import join_workers
-from convscope.scan.runner import _plain_errors, _workers
+from convscope.scan.runner import _Digests, _FittedWithDigests, _plain_errors, _workers, batch_fingerprint
 from convscope.targets import ClassScore, Target, TopClass
 
 FORMAT = 1
@@ -194,6 +194,8 @@ class SetExplainer:
             raise RuntimeError(f"{folder} cannot be written now (see the first process's error)")
         count = -(-len(pictures) // batch_size)
         missing = [c for c in range(count) if not chunk_file(folder, c).is_file()]
+        self._check_unchanged(pictures, folder, [c for c in range(count) if c not in missing], batch_size, workers,
+                              team)
         mine = missing[team.rank::team.world]
         team.barrier()  # everyone has seen what is done before anyone writes
         start = time.perf_counter()
@@ -247,18 +249,37 @@ class SetExplainer:
                  mapping: Tensor | None, progress: bool) -> None:
         if not mine:
             return
-        loader = DataLoader(FittedPictures(pictures, self.model.preprocess),
+        loader = DataLoader(_FittedWithDigests(pictures, self.model.preprocess),
                             batch_sampler=[list(_chunk_range(c, batch_size, len(pictures))) for c in mine],
                             num_workers=_workers(pictures, workers), pin_memory=self.model.device.type == "cuda")
         bar = progress_bar(total=sum(len(_chunk_range(c, batch_size, len(pictures))) for c in mine), unit="img",
                            desc=f"explain {self.method.name}", enabled=progress, smoothing=0.1)
         try:
-            for chunk, (indices, fitted, labels) in zip(mine, _plain_errors(loader), strict=True):
+            for chunk, (indices, fitted, labels, digests) in zip(mine, _plain_errors(loader), strict=True):
                 found = self._maps(pictures, indices, fitted, labels, mapping)
+                found["fingerprint"] = batch_fingerprint(digests)  # to tell, on a resume, that the pictures are same
                 storage.save_atomically(found, chunk_file(folder, chunk))
                 bar.update(len(indices))
         finally:
             bar.close()
+
+    def _check_unchanged(self, pictures: PictureSet, folder: Path, done: list[int], batch_size: int,
+                         workers: int | None, team: Any) -> None:
+        """Refuse to resume when the pictures of written chunks changed (their content fingerprints differ)."""
+        mine = done[team.rank::team.world]
+        changed = []
+        if mine:
+            loader = DataLoader(_Digests(pictures), num_workers=_workers(pictures, workers),
+                                batch_sampler=[list(_chunk_range(c, batch_size, len(pictures))) for c in mine])
+            changed = [c for c, digests in zip(mine, _plain_errors(loader), strict=True)
+                       if batch_fingerprint(digests) != storage.load(chunk_file(folder, c), mmap=True)["fingerprint"]]
+        if not team.all_ok(not changed):
+            if changed:
+                first = _chunk_range(changed[0], batch_size, len(pictures))
+                raise ValueError(f"pictures changed since they were explained (chunks {changed[:5]}"
+                                 f"{' …' if len(changed) > 5 else ''}, e.g. pictures {first.start} … {first.stop - 1});"
+                                 " resuming would mix old and new maps: --overwrite starts again")
+            raise RuntimeError("another explaining process found changed pictures (see its error)")
 
     def _chunk(self, pictures: PictureSet, indices: range, mapping: Tensor | None) -> dict[str, Any]:
         fitted = FittedPictures(pictures, self.model.preprocess)
