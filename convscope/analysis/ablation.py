@@ -167,11 +167,12 @@ class AblationResult:
 
 def ablation_study(variants: Mapping[str, FashionArchitecture] | Sequence[str] = tuple(ABLATION_VARIANTS), *,
                    seeds: Sequence[int] = (0, 1, 2), settings: TrainingSettings | None = None,
-                   root: str | None = None, device: str | torch.device | None = None,
+                   root: str | None = None, device: str | torch.device | None = None, workers: int = 1,
                    log: Callable[[str], None] = print) -> AblationResult:
     """Train every variant once per seed with ``settings`` (its architecture and seed replaced) and collect
     the errors, times and first-layer weights. ``variants`` are names from :data:`ABLATION_VARIANTS` or a
-    mapping of names to architectures."""
+    mapping of names to architectures. ``workers`` > 1 trains that many networks at once in separate
+    processes (one thread each); the results do not depend on it."""
     if not isinstance(variants, Mapping):
         unknown = [v for v in variants if v not in ABLATION_VARIANTS]
         if unknown:
@@ -179,18 +180,37 @@ def ablation_study(variants: Mapping[str, FashionArchitecture] | Sequence[str] =
         variants = {v: ABLATION_VARIANTS[v] for v in variants}
     if not variants or not seeds:
         raise ValueError("an ablation needs at least one variant and one seed")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     settings = settings if settings is not None else TrainingSettings()
     result = AblationResult(dict(variants), settings)
-    for name, architecture in variants.items():
-        for seed in seeds:
-            began = time.perf_counter()
-            run = train_fashion_cnn(None, replace(settings, architecture=architecture, seed=seed), root=root,
-                                    device=device, progress=False, log=lambda _: None)
-            seconds = time.perf_counter() - began
-            last = run.history[-1]
-            weight = run.model.net.conv1.weight.detach().cpu().clone()
-            result.runs.append(VariantRun(name, seed, 1 - last.train_accuracy, 1 - last.test_accuracy, seconds,
-                                          weight))
-            log(f"{name} seed {seed}: train error {1 - last.train_accuracy:.2%}, test error "
-                f"{1 - last.test_accuracy:.2%} ({seconds:.0f} s)")
+    jobs = [(name, replace(settings, architecture=architecture, seed=seed), root, device)
+            for name, architecture in variants.items() for seed in seeds]
+    if workers == 1:
+        runs = map(_train_variant, jobs)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=torch.set_num_threads, initargs=(1,))
+        runs = pool.map(_train_variant, jobs)
+    try:
+        for run in runs:
+            result.runs.append(run)
+            log(f"{run.variant} seed {run.seed}: train error {run.train_error:.2%}, test error "
+                f"{run.test_error:.2%} ({run.seconds:.0f} s)")
+    finally:
+        if workers > 1:
+            pool.shutdown(cancel_futures=True)
     return result
+
+
+def _train_variant(job: tuple[str, TrainingSettings, str | None, str | torch.device | None]) -> VariantRun:
+    name, settings, root, device = job
+    began = time.perf_counter()
+    run = train_fashion_cnn(None, settings, root=root, device=device, progress=False, log=lambda _: None)
+    last = run.history[-1]
+    weight = run.model.net.conv1.weight.detach().cpu().clone()
+    return VariantRun(name, settings.seed, 1 - last.train_accuracy, 1 - last.test_accuracy,
+                      time.perf_counter() - began, weight)

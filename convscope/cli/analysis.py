@@ -46,6 +46,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--train-pictures", type=int, help="first N training pictures (default: all 60 000)")
     p.add_argument("--test-pictures", type=int, help="first N test pictures (default: all 10 000)")
     p.add_argument("--data", help="folder with the Fashion-MNIST IDX files (default: Debian's package)")
+    p.add_argument("--workers", type=int, default=1, help="networks trained at once, one process each "
+                                                          "(default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
     p.add_argument("--out", type=Path, default=Path("out/ablate"), help="output folder (default: %(default)s)")
     p.set_defaults(run=run_ablate)
@@ -76,6 +78,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=2000, help="pictures used (default: %(default)s)")
     p.add_argument("--layers", nargs="+", default=["relu1", "relu2", "relu3"])
     p.add_argument("--channels", type=int, nargs="+", default=list(range(6)), help="channels shown per layer")
+    p.add_argument("--view", choices=("patch", "projection"), default="patch",
+                   help="each strongest activation as its patch, or projected to pixels as in the paper (the "
+                        "deconvnet; guided backprop where the deconvnet would ignore the picture) (default: patch)")
     add_model_options(p, out="out/evolution")
     p.set_defaults(run=run_evolution)
 
@@ -102,7 +107,7 @@ def run_ablate(args: argparse.Namespace) -> None:
     settings = TrainingSettings(epochs=args.epochs, train_pictures=args.train_pictures,
                                 test_pictures=args.test_pictures)
     result = ablation_study(args.variants, seeds=range(args.seeds), settings=settings, root=args.data,
-                            device=args.device)
+                            device=args.device, workers=args.workers)
     print("\n".join(result.lines()))
     written(write_csv(args.out / "ablation.csv", result.rows()))
     written(write_csv(args.out / "ablation_runs.csv", result.run_rows()))
@@ -175,8 +180,11 @@ def run_evolution(args: argparse.Namespace) -> None:
     model = "fashion_cnn" if args.model == DEFAULT_MODEL else args.model
     evolution = feature_evolution(checkpoint_files(args.checkpoints), open_dataset(args.data, limit=args.limit),
                                   args.layers, model=model, channels=args.channels, work=args.out / "scans",
-                                  device=args.device, progress=True)
-    written(evolution.picture().save(args.out / "evolution.png"))
+                                  device=args.device, progress=True, view=args.view)
+    for note in evolution.notes:
+        print(note)
+    name = "evolution.png" if args.view == "patch" else "evolution_projection.png"
+    written(evolution.picture().save(args.out / name))
 
 
 def run_check(args: argparse.Namespace) -> None:
