@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from convscope.attribution.base import Attribution, layer_gradient
+from convscope.attribution.input_checks import check_map_size
 from convscope.attribution.layers import LayerChoice, layer_grid
 from convscope.models.model import Model
 from convscope.models.tokens import Reshape
@@ -37,6 +38,7 @@ class LayerAttribution(Attribution):
     def feature_maps(self, inputs: Tensor, *outputs: Tensor) -> list[Tensor]:
         """The layer's ``outputs`` (activations, gradients) as ``[B,C,h,w]``; a ``ValueError`` when it has no grid."""
         grid = layer_grid(self.model, self.layer(inputs), outputs[0], inputs, self.reshape)
+        check_map_size(self.model, self.layer(inputs), inputs, self.title)
         return [grid.maps(output) for output in outputs]
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import pickle
 import re
+import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 
 from convscope.devices import pick_device
 from convscope.models.fashion import FASHION_MODEL, fashion_model
+from convscope.models.files import is_model_file, load_network
 from convscope.models.labels import imagenet_class_names, imagenet_descriptions
 from convscope.models.lite import LITE_MODELS, build_lite
 from convscope.models.model import Model
@@ -22,23 +24,35 @@ ALIASES = {f"tf_{name}": name for name in LITE_MODELS}
 
 
 def load_model(name: str | nn.Module = DEFAULT_MODEL, *, weights: str | Path | None = None,
-               device: str | torch.device | None = None) -> Model:
+               device: str | torch.device | None = None, classes: str | Path | list[str] | None = None,
+               output: str | None = None) -> Model:
     """Load a model with its preprocessing and class names, on ``device`` (CUDA when available).
 
     ``name`` is ``efficientnet_lite0`` (the embedded default, offline), ``_lite1``,
     ``_lite2``, any torchvision or timm model name (trained weights download when
-    online), or your own ``nn.Module``. ``weights`` is a local state-dict file that
-    replaces any download.
+    online), a file (``net.py:make`` — a factory returning an ``nn.Module`` —, a
+    TorchScript file or a ``torch.export`` ``.pt2`` file: :mod:`convscope.models.files`),
+    or your own ``nn.Module``. ``weights`` is a local state-dict file that replaces any
+    download, or ``'random'`` for a torchvision/timm architecture with random weights
+    (structure, not meaning). ``classes`` is a list of class names or a text file with one
+    per line; ``output`` the output kind (:class:`Model`).
     """
+    random = weights is not None and str(weights) == "random"
+    if random and (not isinstance(name, str) or not (_is_torchvision(name) or _is_timm(name))):
+        raise ValueError("weights='random' applies to torchvision and timm names only")
     if isinstance(name, nn.Module):
         model = Model(name, name=type(name).__name__)
         if weights is not None:
             _load_into(name, weights, type(name).__name__)
     elif not isinstance(name, str):
         raise TypeError(f"a model is a name or an nn.Module, got {type(name).__name__}")
+    elif is_model_file(name):
+        model = _file_model(name, weights)
     else:
         key = ALIASES.get(name, name)
-        if key in LITE_MODELS:
+        if random:
+            model = _random_model(key)
+        elif key in LITE_MODELS:
             model = _lite_model(key, weights)
         elif key == FASHION_MODEL:
             model = fashion_model(None if weights is None else read_state_dict(weights))
@@ -47,9 +61,54 @@ def load_model(name: str | nn.Module = DEFAULT_MODEL, *, weights: str | Path | N
         elif _is_timm(key):
             model = _timm_model(key, weights)
         else:
-            raise unknown("model", name, _known_names(), hint="give a torchvision or timm name, e.g. resnet18")
+            raise unknown("model", name, _known_names(), hint="give a torchvision or timm name, e.g. resnet18, "
+                          "or a file: net.py:make, a TorchScript file or a torch.export .pt2 file")
+    if classes is not None:
+        model.class_names = read_class_names(classes, model)
+    if output is not None:
+        model = replace(model, output=output)
     model.net.eval()
     return model.to(pick_device(device))
+
+
+def read_class_names(classes: str | Path | list[str], model: Model) -> list[str]:
+    """Class names from a list or a text file (one per line, blank lines skipped), checked against the model."""
+    if isinstance(classes, str | Path):
+        path = Path(classes)
+        if not path.is_file():
+            raise ValueError(f"class names file {str(path)!r} does not exist")
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        names = [str(n) for n in classes]
+    if not names:
+        raise ValueError("the class names list is empty")
+    try:
+        count = len(replace(model, class_names=None).classes())
+    except ValueError:
+        return names
+    if len(names) != count:
+        raise ValueError(f"{len(names)} class names were given for a model with {count} classes")
+    return names
+
+
+def _file_model(name: str, weights: str | Path | None) -> Model:
+    found = load_network(name)
+    model = found if isinstance(found, Model) else Model(found, name=Path(name.rpartition(":")[0] or name).stem)
+    if weights is not None:
+        _load_into(model.net, weights, name)
+    return model
+
+
+def _random_model(name: str) -> Model:
+    """A torchvision or timm architecture with random weights, ImageNet preprocessing and numbered classes."""
+    if _is_torchvision(name):
+        import torchvision
+
+        return Model(torchvision.models.get_model(name, weights=None), name=f"{name} (random weights)")
+    import timm
+
+    net = timm.create_model(name, pretrained=False)
+    return Model(net, preprocess=_timm_preprocess(net.pretrained_cfg), name=f"{name} (random weights)")
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -69,15 +128,15 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise ValueError(f"weights file {str(path)!r} is empty (0 bytes): was the save interrupted?")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
+    except Exception as error:  # torch raises many kinds: UnpicklingError, RuntimeError, IndexError, EOFError …
         if "Unsupported global" in str(error):  # classes or functions were pickled, not only tensors
             raise ValueError(f"weights file {str(path)!r} holds pickled Python objects, not only tensors (a whole "
                              "model saved with torch.save(model)?); convscope loads state dicts only: save "
                              "model.state_dict() instead") from error
-        raise ValueError(f"cannot read weights file {str(path)!r}: it is not a PyTorch file (one made by "
-                         "torch.save(model.state_dict(), path))") from error
-    except Exception as error:
-        raise ValueError(f"cannot read weights file {str(path)!r} as a PyTorch state dict: "
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"cannot read weights file {str(path)!r}: it is not a PyTorch file (one made by "
+                             "torch.save(model.state_dict(), path))") from error
+        raise ValueError(f"cannot read weights file {str(path)!r} as a PyTorch state dict (is it complete?): "
                          f"{_first_lines(error, 1)}") from error
     for wrapper in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
