@@ -86,6 +86,9 @@ def check_inputs(inputs: Tensor, model: Model) -> Tensor:
         raise ValueError("inputs is an empty batch")
     if not inputs.is_floating_point():
         raise TypeError(f"inputs must be floating point (a normalised batch), got {inputs.dtype}")
+    from convscope.attribution.input_checks import check_channels_and_values
+
+    check_channels_and_values(inputs, model)
     return inputs.detach().to(model.device)
 
 
