@@ -139,7 +139,8 @@ def summary_figure(rows: list[ClassShare], config: dict, *, tiles: int = 6, bars
         axis.set_title(f"{row.name[:16]}\ncentre {row.centre_share:.0%}", fontsize=8)
         axis.set_xticks([])
         axis.set_yticks([])
-    figure.suptitle("mean map (each picture's map scaled to sum 1); dashed: the centre box", fontsize=8, y=1.1)
+    figure.suptitle("mean map (each picture's map scaled to sum 1; colours per tile, black = 0); "
+                    "dashed: the centre box", fontsize=8, y=1.1)
     tiles_picture = figure_to_picture(figure)
     from convscope.render.layout import stack
 
