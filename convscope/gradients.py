@@ -42,7 +42,7 @@ def gradient_pass(model: Model, inputs: Tensor, target: TargetLike = None, layer
     missing = [w for w in weights if w not in params]
     if missing:
         raise ValueError(f"unknown parameters {missing}; see model.net.named_parameters()")
-    with inspection_mode(model.net, grad_params=bool(weights)), capture(model.net, names) as store:
+    with inspection_mode(model.net, grad_params=True if weights else None), capture(model.net, names) as store:
         output = model.net(inputs)
         scores = goal(output, store.activations)
         wanted = [inputs] + [store.activation(n) for n in layers] + [params[w] for w in weights]
