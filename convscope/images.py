@@ -21,10 +21,11 @@ from convscope.suggestions import unknown
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
-SKIMAGE_SAMPLES = ("chelsea", "coffee", "astronaut", "rocket", "cat", "camera", "coins", "moon", "hubble_deep_field",
+SKIMAGE_SAMPLES = ("chelsea", "coffee", "astronaut", "rocket", "camera", "coins", "moon", "hubble_deep_field",
                    "immunohistochemistry", "colorwheel", "page", "text", "brick", "grass", "gravel", "retina")
 SKLEARN_SAMPLES = ("china", "flower")
-SAMPLES = SKIMAGE_SAMPLES + SKLEARN_SAMPLES
+SAMPLES = SKIMAGE_SAMPLES + SKLEARN_SAMPLES  # each a different photo
+SAMPLE_ALIASES = {"cat": "chelsea"}  # scikit-image's data.cat() is the same photo as data.chelsea()
 TEXTURE_SAMPLES = ("brick", "grass", "gravel")
 
 
@@ -39,7 +40,8 @@ def sample_names() -> list[str]:
 
 
 def load_sample(name: str) -> Tensor:
-    """A bundled photo as ``[3,H,W]`` in [0, 1], e.g. ``load_sample('chelsea')``."""
+    """A bundled photo as ``[3,H,W]`` in [0, 1], e.g. ``load_sample('chelsea')`` (``'cat'`` is the same photo)."""
+    name = SAMPLE_ALIASES.get(name, name)
     if name in SKIMAGE_SAMPLES:
         import skimage.data
 

@@ -28,7 +28,7 @@ def test_layers(capsys):
 
 def test_filters_activations_stats_write_pictures(capsys, tmp_path):
     code, out, _ = run(capsys, "filters", "--out", str(tmp_path), "--device", "cpu")
-    assert code == 0 and (tmp_path / "filters_conv_stem.png").exists()
+    assert code == 0 and (tmp_path / "filters_efficientnet_lite0_conv_stem.png").exists()
     code, out, _ = run(capsys, "activations", "sample:chelsea", "--layer", "bn1", "--out", str(tmp_path),
                        "--device", "cpu")
     assert code == 0 and "dead channels" in out

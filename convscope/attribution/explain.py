@@ -19,7 +19,7 @@ from convscope.models.model import Model, as_model
 from convscope.render import html
 from convscope.render.colormaps import colorize, normalize
 from convscope.render.layout import grid, stack, titled
-from convscope.render.overlay import overlay
+from convscope.render.overlay import overlay, rgb
 from convscope.render.picture import Picture
 from convscope.suggestions import unknown
 from convscope.targets import Target, TargetLike, as_target
@@ -87,7 +87,7 @@ class Explanation:
 
     def picture(self, index: int = 0) -> Picture:
         """Picture, map and overlay side by side, titled with the method and what it explains."""
-        tiles = torch.stack([self.pictures[index].float().cpu(),
+        tiles = torch.stack([rgb(self.pictures[index]).float().cpu(),
                              render_map(self.method.style, self.maps[index], self.heat[index]).cpu(),
                              overlay(self.pictures[index], self.heat[index],
                                      mode=HEAT_SCALING[self.method.style]).cpu()])
@@ -121,7 +121,7 @@ def render_map(style: str, maps: Tensor, heat: Tensor) -> Tensor:
         from convscope.render.overlay import upsample
 
         signed = maps if tuple(maps.shape[-2:]) == size else upsample(maps, size)
-        return normalize(signed.float(), "signed", dims=3)
+        return rgb(normalize(signed.float(), "signed", dims=3))
     if style == "saliency":
         return colorize(normalize(heat, "percentile"), "gray")
     return colorize(normalize(heat, "abs"), "inferno")
@@ -199,7 +199,7 @@ def compare(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], metho
     goal = as_target(target, model)
     labels = describe_targets(model, goal, inputs)
     batch, size = inputs.shape[0], tuple(inputs.shape[-2:])
-    columns: list[Tensor] = [fitted.float()]
+    columns: list[Tensor] = [rgb(fitted).float()]
     headers = ["input"]
     notes = []
     for name in methods:
@@ -208,7 +208,7 @@ def compare(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], metho
             maps = chosen(inputs, goal)
         except ValueError as error:
             notes.append(f"{chosen.title}: {error}")
-            columns.append(torch.ones_like(fitted, dtype=torch.float32))
+            columns.append(torch.ones_like(columns[0]))
             headers.append(f"{chosen.title}: n/a")
             continue
         heat = chosen.heat(maps, size)

@@ -69,7 +69,8 @@ def run_layers(args: argparse.Namespace) -> None:
 def run_filters(args: argparse.Namespace) -> None:
     model = model_from(args)
     view = filters(model, args.layer)
-    path = view.picture(max_filters=args.max_filters).save(args.out / f"filters_{slug(view.layer)}.png")
+    name = f"filters_{slug(model.name)}_{slug(view.layer)}.png"  # the model in the name: no overwriting across models
+    path = view.picture(max_filters=args.max_filters).save(args.out / name)
     written(path)
 
 
@@ -81,6 +82,11 @@ def run_activations(args: argparse.Namespace) -> None:
         path = maps.picture(max_channels=args.max_channels).save(
             args.out / f"activations_{slug(picture.name)}_{slug(maps.layer)}.png")
         written(path)
+        if not maps.rectified and maps.never_positive is not None:
+            never = maps.never_positive.nonzero().flatten().tolist()
+            print(f"  {picture.name}: {len(never)} channels never positive {never if never else ''}".rstrip()
+                  + f" (no rectifier at {maps.layer}: negative values pass on, so none is dead)")
+            continue
         dead = maps.dead.nonzero().flatten().tolist()
         print(f"  {picture.name}: {len(dead)} dead channels {dead if dead else ''}".rstrip())
 

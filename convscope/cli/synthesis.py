@@ -163,7 +163,7 @@ def run_featviz(args: argparse.Namespace) -> None:
     for c, value in zip(result.channels, result.activations, strict=True):
         print(f"{args.layer} #{c}: {args.kind} activation {float(value):.3f}")
     channels = "_".join(map(str, args.channels[:8]))
-    written(result.picture().save(args.out / f"featviz_{slug(args.layer)}_{channels}.png"))
+    written(result.picture().save(args.out / f"featviz_{slug(args.layer)}_{args.kind}_{channels}.png"))
 
 
 def run_facets(args: argparse.Namespace) -> None:

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from torch import Tensor
 
 from convscope.data.pictures import PictureSet
-from convscope.images import SAMPLES, load_sample
+from convscope.images import SAMPLE_ALIASES, SAMPLES, load_sample
 from convscope.suggestions import unknown
 
 DEFAULT_SCALES = (1.0, 0.6, 0.4)
@@ -44,6 +44,11 @@ class SampleCrops(PictureSet):
         if not photos:
             raise ValueError("SampleCrops needs at least one photo name")
         for name in photos:
+            if name in SAMPLE_ALIASES:  # one photo under two labels would make its neighbours "wrong"
+                raise ValueError(f"sample {name!r} is the same photo as {SAMPLE_ALIASES[name]!r}: name it once, "
+                                 f"as {SAMPLE_ALIASES[name]!r}")
+            if photos.count(name) > 1:
+                raise ValueError(f"sample {name!r} is named {photos.count(name)} times: name each photo once")
             if name not in SAMPLES:
                 raise unknown("sample photo", name, SAMPLES, hint="the photos are " + ", ".join(SAMPLES))
         if not scales or any(not 0 < s <= 1 for s in scales):

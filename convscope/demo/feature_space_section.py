@@ -22,8 +22,8 @@ FASHION_PICTURES = 2000
 TSNE_POINTS = 1500
 LITE_LAYERS = ("blocks.2.1", "blocks.3.2")
 LITE_PROJECTED = 3  # channels shown with projections (each costs a backward pass of its top pictures)
-CROP_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "cat", "camera", "coins", "brick", "grass", "gravel",
-               "china", "flower")
+CROP_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "camera", "coins", "brick", "grass", "gravel", "china",
+               "flower")
 
 
 def build(gallery: Gallery, context) -> None:
@@ -102,7 +102,7 @@ def _photo_crops(gallery: Gallery, work: Path, context) -> None:
                     titled(view.picture(tile_size=72), f"{model.name} on {result.count} crops of the sample photos"),
                     f"Maximally activating patches of {model.name}, {layer}",
                     f"The ImageNet model's {layer} ({field.size()[0]}-pixel receptive field) over {result.count} "
-                    "non-overlapping half-size crops of twelve bundled photos: each channel prefers one texture, "
+                    "non-overlapping half-size crops of eleven bundled photos: each channel prefers one texture, "
                     "colour or edge. Strong responses often sit at a crop's border, where the field reaches into the "
                     "zero padding (grey).")
     layer = layers[0]

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from convscope.hooks import capture, inspection_mode
 from convscope.models.model import Model, as_model
+from convscope.models.preprocessing import _match_channels
 from convscope.synthesis.objectives import Evaluation, Objective
 
 SMOOTHINGS = ("none", "softmax", "spatial", "channel")
@@ -23,6 +24,8 @@ def layer_features(model: Model, images: Tensor, layers: Sequence[str]) -> dict[
     model = as_model(model)
     if images.dim() == 3:
         images = images[None]
+    if model.preprocess.channels == 1 and images.shape[1] == 3:  # synthesised colour → the grey model's luminance
+        images = torch.stack([_match_channels(image, 1) for image in images])
     inputs = model.preprocess.normalize(images.to(model.device))
     with inspection_mode(model.net), capture(model.net, list(layers), detach=True) as store, torch.no_grad():
         model.net(inputs)
