@@ -14,8 +14,7 @@ from convscope.analysis.filter_measures import high_frequency_energy, near_zero_
 from convscope.analysis.spread import mean_std, plus_minus
 from convscope.data.fashion_mnist import has_fashion_mnist
 from convscope.models import load_model
-from convscope.models.fashion import (STRIDE_KEY, FashionArchitecture, FashionCNN, architecture_of,
-                                      fashion_model)
+from convscope.models.fashion import STRIDE_KEY, FashionArchitecture, FashionCNN, architecture_of, fashion_model
 from convscope.models.fashion_training import TrainingSettings, train_command
 
 needs_fashion_mnist = pytest.mark.skipif(not has_fashion_mnist(), reason="Fashion-MNIST is not installed "
