@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections import OrderedDict
 from typing import Annotated, Any
 
 import torch
@@ -88,10 +89,28 @@ def explanation(model: Model, picture: Loaded, method: str, target: int | None, 
             "seconds": round(time.perf_counter() - began, 3)}
 
 
+_prepared: OrderedDict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+
+
+def prepared(model: Model, picture: Loaded, fingerprint: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's input ``[1,C,H,W]`` for a picture and its clean probabilities (kept for the last few pictures,
+    so that each move of the live occluder costs one forward pass)."""
+    key = (fingerprint, picture.digest)
+    if key not in _prepared:
+        inputs = model.prepare([picture.pixels])
+        with inspection_mode(model.net), torch.no_grad():
+            clean = model.net(inputs).float().softmax(1)[0].cpu()
+        _prepared[key] = inputs, clean
+        while len(_prepared) > 8:
+            _prepared.popitem(last=False)
+    _prepared.move_to_end(key)
+    return _prepared[key]
+
+
 def occluded_prediction(model: Model, picture: Loaded, x: int, y: int, size: int, target: int | None,
-                        k: int = 5) -> dict[str, Any]:
+                        fingerprint: str, k: int = 5) -> dict[str, Any]:
     """Class probabilities with a grey square (the occlusion method's fill) at (``x``, ``y``) of the model's input."""
-    inputs = model.preprocess.normalize(model.preprocess.fit([picture.pixels])).to(model.device)
+    inputs, clean = prepared(model, picture, fingerprint)
     height, width = inputs.shape[-2:]
     if not (0 <= x < width and 0 <= y < height):
         raise ValueError(f"the occluder's corner ({x}, {y}) is outside the {width}×{height} input")
@@ -99,8 +118,7 @@ def occluded_prediction(model: Model, picture: Loaded, x: int, y: int, size: int
     occluded = inputs.clone()
     occluded[..., y:y + size, x:x + size] = fill[..., y:y + size, x:x + size]
     with inspection_mode(model.net), torch.no_grad():
-        probabilities = model.net(torch.cat([inputs, occluded])).float().softmax(1).cpu()
-    clean, now = probabilities
+        now = model.net(occluded).float().softmax(1)[0].cpu()
     chosen = int(clean.argmax()) if target is None else target
     names = model.classes(len(now))
     top_p, top_i = now.topk(min(k, len(now)))
@@ -191,7 +209,7 @@ async def occlude_route(request: Request, pic: Picture, x: Annotated[int, Query(
     index = class_index(explorer.model, target)
     key = cache_key("occlude", explorer.fingerprint, loaded.digest, x, y, size, index)
     result, cached = await explorer.worker.run(
-        key, lambda: occluded_prediction(explorer.model, loaded, x, y, size, index), priority=INTERACTIVE,
-        description=f"live occlusion on {loaded.name}")
+        key, lambda: occluded_prediction(explorer.model, loaded, x, y, size, index, explorer.fingerprint),
+        priority=INTERACTIVE, description=f"live occlusion on {loaded.name}")
     return {**result, "cached": cached}
 
