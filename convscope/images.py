@@ -165,6 +165,8 @@ def expand_sources(sources: str | Path | Iterable[str | Path]) -> list[str]:
         sources = [sources]
     expanded: list[str] = []
     for source in sources:
+        if not str(source).strip():  # Path("") is the current folder: never what an empty name meant
+            raise ValueError("an image name is empty: give an image file, a folder or sample:NAME")
         path = Path(source)
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

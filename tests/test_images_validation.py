@@ -128,3 +128,43 @@ def test_a_greyscale_picture_is_converted_for_a_colour_model():
     assert batch.shape == (1, 3, 10, 10)
     torch.testing.assert_close(batch[0, 0], grey[0])
     torch.testing.assert_close(batch[0, 2], grey[0])
+
+
+def test_an_empty_name_is_not_the_current_folder():
+    from convscope.images import load_images
+
+    with pytest.raises(ValueError, match="empty"):
+        load_images([""])
+
+
+def test_library_entry_points_refuse_what_the_command_line_refuses(tiny_model, tmp_path):
+    from torch import nn
+
+    from convscope.inspection import predict
+    from convscope.models import load_model
+    from convscope.synthesis import class_model, dream
+
+    with pytest.raises(ValueError, match="k must be at least 1, got 0"):
+        predict(tiny_model, torch.rand(3, 8, 8), k=0)
+    with pytest.raises(ValueError, match="size must be at least 8"):
+        class_model(tiny_model, 0, size=0)
+    with pytest.raises(ValueError, match="size must be at least 8"):
+        dream(tiny_model, torch.rand(3, 16, 16), "conv", size=-1)
+    torch.save({"weight": torch.zeros(5, 2), "bias": torch.zeros(5)}, tmp_path / "wrong.pth")
+    with pytest.raises(ValueError, match="does not fit Linear"):
+        load_model(nn.Linear(2, 3), weights=tmp_path / "wrong.pth", device="cpu")
+    torch.save({"weight": torch.full((3, 2), float("nan")), "bias": torch.zeros(3)}, tmp_path / "nan.pth")
+    with pytest.raises(ValueError, match="NaN or infinite values in 1 tensor\\(s\\) \\(weight\\)"):
+        load_model(nn.Linear(2, 3), weights=tmp_path / "nan.pth", device="cpu")
+
+
+def test_attribution_refuses_wrong_channels_nan_and_too_small_inputs(tiny_model):
+    from convscope.attribution import GradCAM, Saliency
+
+    with pytest.raises(ValueError, match="inputs have 1 channel\\(s\\) but tiny reads 3"):
+        Saliency(tiny_model)(torch.rand(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="NaN"):
+        Saliency(tiny_model)(torch.full((1, 3, 8, 8), float("nan")))
+    with pytest.raises(ValueError, match="Grad-CAM at pool needs inputs of at least 4×4 pixels.*got 3×6"):
+        GradCAM(tiny_model, layer="pool")(torch.rand(1, 3, 3, 6))
+    assert GradCAM(tiny_model, layer="pool")(torch.rand(1, 3, 8, 8)).shape == (1, 1, 4, 4)
