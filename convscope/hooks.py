@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from operator import is_not
 from typing import TypeVar
 
+import torch
 from torch import Tensor, nn
 from torch.nn.modules import module as torch_module
 
@@ -175,6 +176,15 @@ class Captured:
         return self.grads[layer]
 
 
+def refuse_script_module(net: nn.Module) -> None:
+    """A ``ValueError`` for TorchScript modules: their layers cannot be hooked."""
+    if isinstance(net, torch.jit.ScriptModule):
+        raise ValueError("this is a TorchScript model, whose layers cannot be hooked, so layer methods (CAM family, "
+                         "activations, scans, channel targets) cannot read them; use an input-gradient method "
+                         "(saliency, SmoothGrad, integrated gradients, occlusion) or save the model with "
+                         "torch.export (.pt2) instead")
+
+
 @contextmanager
 def capture(net: nn.Module, layers: Sequence[str | nn.Module], *, grads: bool = False,
             detach: bool = False) -> Iterator[Captured]:
@@ -184,6 +194,8 @@ def capture(net: nn.Module, layers: Sequence[str | nn.Module], *, grads: bool = 
     model cannot alter what was recorded. With ``detach`` the records leave the graph.
     """
     store = Captured()
+    if layers:
+        refuse_script_module(net)
     resolved = [resolve_layer(net, layer) for layer in layers]
     handles = []
 

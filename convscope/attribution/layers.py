@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from convscope.hooks import inspection_mode
+from convscope.hooks import inspection_mode, refuse_script_module
 from convscope.models.layers import layer_name
 from convscope.models.model import Model
 from convscope.models.tokens import Grid, Reshape, find_grid, prefix_tokens
@@ -43,6 +43,7 @@ class SpatialLayer:
 def spatial_layers(model: Model, inputs: Tensor) -> list[SpatialLayer]:
     """Layers with a spatial grid that rule 2 admits, in the order the forward pass finishes them."""
     net = model.net
+    refuse_script_module(net)
     example = inputs[:1].detach().clone().requires_grad_(True)
     names = {module: name for name, module in net.named_modules() if name}
     inside = _attention_parts(net)

@@ -15,14 +15,23 @@ def add_model_options(parser: argparse.ArgumentParser, out: str = "out", model_d
     """--model, --weights, --device, --out; ``model_default`` describes a default that depends on other input."""
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help=f"model name: {DEFAULT_MODEL} (embedded, offline), efficientnet_lite1/2, "
-                             f"or any torchvision/timm name (default: {model_default or '%(default)s'})")
-    parser.add_argument("--weights", type=Path, help="local state-dict file for the model (no download)")
+                             "any torchvision/timm name, or a file: net.py:FUNCTION (a factory returning an "
+                             "nn.Module), a TorchScript file, a torch.export .pt2 file "
+                             f"(default: {model_default or '%(default)s'})")
+    parser.add_argument("--weights", type=Path, help="local state-dict file for the model (no download), or "
+                                                     "'random' for a torchvision/timm architecture's random weights")
+    parser.add_argument("--classes", type=Path, help="text file of class names, one per line")
+    parser.add_argument("--output", choices=["auto", "classes", "binary", "multilabel", "segmentation",
+                                             "regression"],
+                        help="what the model's output means (default: auto — [B,1] binary, [B,K] classes, "
+                             "[B,K,H,W] segmentation)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
     parser.add_argument("--out", type=Path, default=Path(out), help="output folder (default: %(default)s)")
 
 
 def model_from(args: argparse.Namespace) -> Model:
-    return load_model(args.model, weights=args.weights, device=args.device)
+    return load_model(args.model, weights=args.weights, device=args.device, classes=getattr(args, "classes", None),
+                      output=getattr(args, "output", None))
 
 
 def slug(text: str) -> str:

@@ -49,9 +49,11 @@ class DatasetPictures(PictureSet):
         return item, None
 
     def picture(self, index: int) -> Tensor:
+        """The dataset item's picture as ``[C,H,W]`` in [0, 1]."""
         return _as_picture(self._item(index)[0], index, type(self.dataset).__name__)
 
     def label(self, index: int) -> int:
+        """The dataset item's label as an int (-1 when it has none)."""
         label = self._item(index)[1]
         if label is None:
             return UNLABELLED
@@ -63,6 +65,7 @@ class DatasetPictures(PictureSet):
         return label
 
     def spec(self) -> dict[str, Any]:
+        """What identifies this set (the dataset's type and size), as stored with a scan."""
         return {"kind": "dataset", "type": type(self.dataset).__name__, "count": len(self)}
 
 

@@ -70,7 +70,7 @@ class Model:
         """Class names; numbered names when the model has none."""
         if self.class_names is not None:
             return self.class_names
-        count = count if count is not None else _output_count(self.net)
+        count = count if count is not None else _output_count(self.net, self.preprocess)
         if count == 1 and self.output in ("auto", "binary"):
             return numbered_class_names(2)  # one logit: class 0 (σ(-z)) and class 1 (σ(z))
         return numbered_class_names(count)
@@ -79,13 +79,23 @@ class Model:
         return class_index(name, self.classes(), self.synonyms)
 
 
-def _output_count(net: nn.Module) -> int:
+def _output_count(net: nn.Module, preprocess: Preprocess | None = None) -> int:
+    """Classes: the last ``nn.Linear``'s outputs, the last ``nn.Conv2d``'s channels, or one zero picture's output."""
     last_linear = [m for m in net.modules() if isinstance(m, nn.Linear)]
     if last_linear:
         return last_linear[-1].out_features
     last_conv = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
     if last_conv:  # a fully convolutional network (segmentation): one output map per class
         return last_conv[-1].out_channels
+    if preprocess is not None:  # TorchScript and exported programs hide their modules: ask the network itself
+        from convscope.hooks import inspection_mode
+
+        device = next(iter(net.parameters()), torch.zeros(())).device
+        zeros = torch.zeros(1, preprocess.channels, *preprocess.input_size, device=device)
+        with inspection_mode(net), torch.no_grad():
+            output = net(zeros)
+        if isinstance(output, Tensor) and output.dim() >= 2:
+            return int(output.shape[1])
     raise ValueError("this model has no class names and no nn.Linear or nn.Conv2d to count its classes; "
                      "pass class_names= to convscope.Model")
 
