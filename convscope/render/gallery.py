@@ -57,8 +57,9 @@ class Gallery:
                  "<style>body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}"
                  "figure{margin:1.5em 0}img{max-width:100%;border:1px solid #ddd}"
                  "figcaption{color:#444;max-width:60em}h2{border-bottom:1px solid #ccc}"
-                 "nav.toc{columns:2 24em;background:#f6f7f9;padding:.6em 1.2em;border:1px solid #ddd}"
-                 "nav.toc ul{margin:.2em 0 .6em;padding-left:1.2em}nav.toc>ul{padding-left:0;list-style:none}"
+                 "nav.toc{background:#f6f7f9;padding:.6em 1.2em;border:1px solid #ddd}"
+                 "nav.toc ul{margin:.2em 0 .6em;padding-left:1.2em}"
+                 "nav.toc>ul{padding-left:0;list-style:none;columns:2 24em}"
                  "nav.toc li{break-inside:avoid}a.top{font-size:small;font-weight:normal;margin-left:.6em}"
                  "</style></head><body>",
                  f"<h1 id='top'>{html.escape(self.title)}</h1><p>{html.escape(self.intro)}</p>",
