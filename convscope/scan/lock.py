@@ -63,8 +63,16 @@ def _try_take(path: Path) -> dict[str, Any] | None:
         return None
     except FileExistsError:
         holder = _read(path)
-        if _is_dead(holder):
-            path.unlink(missing_ok=True)  # the holder died on this machine: take over
+        if _is_dead(holder):  # the holder died on this machine: take over (unless another process just did)
+            stale = path.with_name(f".{path.name}.{os.getpid()}.stale")
+            try:
+                os.replace(path, stale)
+            except FileNotFoundError:
+                return _try_take(path)
+            if _read(stale) != holder:  # a live lock was taken by mistake: put it back, report its holder
+                os.replace(stale, path)
+                return _read(path)
+            stale.unlink(missing_ok=True)
             return _try_take(path)
         return holder
     finally:
