@@ -116,3 +116,25 @@ def test_evolution_flags_dead_channels_and_shows_projections(tmp_path) -> None:
     assert projected.picture().size[1] > 100
     with pytest.raises(ValueError, match="unknown view"):
         feature_evolution(checkpoints, pictures, ["relu2"], work=tmp_path / "c", view="deconv")
+
+
+def test_texture_help_says_the_smoothing_the_code_chooses(lite0, capsys) -> None:
+    from convscope.synthesis.layer_choice import style_layers
+
+    assert style_layers(lite0).smoothing == "none"
+    with pytest.raises(SystemExit):
+        main(["texture", "--help"])
+    text = "".join(capsys.readouterr().out.split())  # argparse wraps lines, also at hyphens
+    assert "noneforVGGandforEfficientNet-Lite" in text
+
+
+def test_undefined_rank_correlation_is_labelled_and_explained() -> None:
+    from convscope.analysis.label_randomisation import DataRandomisation, rho_label
+
+    assert rho_label(float("nan")) == "ρ n/a" and rho_label(0.5) == "ρ 0.50"
+    found = DataRandomisation(["saliency"], {"saliency": torch.tensor([0.5, float("nan")])},
+                              {"saliency": torch.tensor([0.3, 0.1])}, {"saliency": torch.rand(2, 2, 8, 8)},
+                              torch.rand(2, 1, 8, 8), {}, ["a", "b"])
+    with_note = found.picture().size[1]
+    found.spearman["saliency"] = torch.tensor([0.5, 0.2])
+    assert with_note > found.picture().size[1]  # the line saying why ρ is n/a

@@ -73,9 +73,16 @@ class DataRandomisation:
         for m in self.methods:
             maps = self.maps[m][:, :shown].transpose(0, 1).reshape(-1, *self.maps[m].shape[-2:])
             tiles = colorize(normalize(maps, "percentile"), "inferno")
-            names = [label for i in range(shown) for label in ("true labels", f"random  ρ {self.spearman[m][i]:.2f}")]
+            names = [label for i in range(shown)
+                     for label in ("true labels", f"random  {rho_label(float(self.spearman[m][i]))}")]
             blocks.append(titled(grid(tiles, columns=2 * shown, labels=names, tile_size=tile_size), m, size=13))
         parts = [figure_to_picture(figure), stack(blocks, direction="vertical", gap=4)]
+        constant = sum(int(self.spearman[m][:shown].isnan().sum()) for m in self.methods)
+        if constant:
+            parts.append(text_picture([f"ρ n/a ({constant} pair{'s' * (constant > 1)} above): one of the two maps is "
+                                       "constant (e.g. all zero), and a constant has no ranks, so Spearman's ρ is "
+                                       "undefined; such pictures are left out of the mean ρ in the bar chart."],
+                                      size=11))
         if self.skipped:
             reasons = [f"not applicable — {m}: {_first_clause(why)}" for m, why in self.skipped.items()]
             parts.append(text_picture(reasons, size=11))
@@ -115,6 +122,11 @@ def data_randomisation(trained: Model, random_labels: Model, inputs: Tensor, met
     explained = ([names[c] if c < len(names) else f"class {c}" for c in classes.tolist()] if classes is not None
                  else [str(fixed)] * len(inputs))
     return DataRandomisation(list(maps), rank, structure, maps, shown, skipped, explained)
+
+
+def rho_label(value: float) -> str:
+    """``'ρ 0.53'``, or ``'ρ n/a'`` where the rank correlation is undefined (a constant map has no ranks)."""
+    return "ρ n/a" if value != value else f"ρ {value:.2f}"
 
 
 def _first_clause(message: str) -> str:

@@ -84,8 +84,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=500, help="optimisation steps (gram)")
     p.add_argument("--window", type=int, default=11, help="neighbourhood side (efros-leung)")
     p.add_argument("--layers", nargs="+", help="layers whose Gram matrices are matched (gram)")
-    p.add_argument("--smoothing", choices=("softmax", "none"), help="activation smoothing (default: softmax, "
-                                                                    "none on VGG)")
+    p.add_argument("--smoothing", choices=("softmax", "none"),
+                   help="softmax smoothing of the activations before their Gram matrices (Wang et al. 2021) or "
+                        "none (default: chosen with the layers — none for VGG and for EfficientNet-Lite's rectified "
+                        "layers, softmax for other networks)")
     _common(p, "texture", run_texture)
 
     p = commands.add_parser("style", help="neural style transfer (Gatys et al.)")
@@ -282,6 +284,7 @@ def run_texture(args: argparse.Namespace) -> None:
         result = synthesise_texture(None, source, "efros-leung", size=args.size or 96, window=args.window,
                                     generator=_generator(args), device=args.device)
     print(result.summary())
+    print("\n".join(result.glcm().lines()))
     written(result.picture().save(args.out / f"texture_{_name(args.image)}_{args.method}.png"))
 
 

@@ -22,6 +22,7 @@ class StyleLayers:
 # EfficientNet / MobileNet-style timm networks: the rectified stem and the rectified expansion
 # layers of stages 1–3 (1/2 … 1/16 of the input). The stage outputs themselves are linear
 # bottlenecks (values of ±40, no ReLU), whose Gram matrices are dominated by a few channels.
+# These rectified (ReLU6) layers are not peaky, so their activations are not smoothed.
 BLOCK_STYLE = ("bn1", "blocks.1.1.bn1", "blocks.2.1.bn1", "blocks.3.1.bn1")
 BLOCK_CONTENT = "blocks.3"
 BLOCK_SMOOTHING = "none"
@@ -32,10 +33,11 @@ def style_layers(model: Model) -> StyleLayers:
 
     - VGG (torchvision): relu1_1 … relu5_1 for style and relu4_2 for content (Gatys et
       al.), no smoothing;
-    - EfficientNet/MobileNet-like (``conv_stem``, ``blocks``): the stem and stages 1–4,
-      content at stage 3, softmax smoothing (Wang et al., 2021);
+    - EfficientNet/MobileNet-like (the layers of :data:`BLOCK_STYLE` exist): the rectified stem
+      (``bn1``) and the rectified expansion layers of stages 1–3 for style, stage 3's output
+      (``blocks.3``) for content, no smoothing;
     - anything else: the output of each of the first five resolution stages, content
-      at the fourth, softmax smoothing.
+      at the fourth, softmax smoothing (Wang et al., 2021; their outputs may be unrectified and peaky).
     """
     net = model.net
     vgg = _vgg_layers(net)

@@ -1,10 +1,12 @@
 """Texture synthesis: Gatys et al.'s Gram-matrix method on any network, and Efros & Leung's sampling.
 
 Neural: start from noise and match the Gram matrices of the source's activations at
-several layers (Gatys, Ecker & Bethge, 2015, https://arxiv.org/abs/1505.07376). On
-networks other than VGG the activations are softmax-smoothed first (Wang et al., 2021,
-https://arxiv.org/abs/2104.05623), which turns their noisy, washed-out textures into
-ones that resemble the source.
+several layers (Gatys, Ecker & Bethge, 2015, https://arxiv.org/abs/1505.07376). The layers
+and the smoothing come from :func:`~convscope.synthesis.layer_choice.style_layers`: on
+networks whose chosen layers are unrectified and peaky the activations are softmax-smoothed
+first (Wang et al., 2021, https://arxiv.org/abs/2104.05623); VGG's and EfficientNet-Lite's
+rectified layers are used as they are. :meth:`TextureResult.glcm` judges the result by a
+descriptor no network took part in: grey-level co-occurrence statistics (:mod:`convscope.synthesis.glcm`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from convscope.models.model import Model, as_model
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
 from convscope.synthesis.efros_leung import efros_leung
+from convscope.synthesis.glcm import GlcmComparison, compare_glcm
 from convscope.synthesis.layer_choice import style_layers
 from convscope.synthesis.loop import optimise
 from convscope.synthesis.matching import colour_distance, gram_distance, gram_matrix, layer_features, smooth
@@ -56,6 +59,10 @@ class TextureResult:
                     + ("s" if octaves > 1 else ""))
         return f"Efros–Leung texture, window {self.settings.get('window')}, " \
                f"mean window error {self.settings.get('mean_error', float('nan')):.4f}"
+
+    def glcm(self) -> GlcmComparison:
+        """Each synthesised picture's GLCM distance to the source, with the two yardsticks."""
+        return compare_glcm(self.source, list(self.images))
 
     def picture(self, tile_size: int = 192) -> Picture:
         source = grid(self.source[None], labels=["source"], tile_size=tile_size)
