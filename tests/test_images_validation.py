@@ -168,3 +168,15 @@ def test_attribution_refuses_wrong_channels_nan_and_too_small_inputs(tiny_model)
     with pytest.raises(ValueError, match="Grad-CAM at pool needs inputs of at least 4×4 pixels.*got 3×6"):
         GradCAM(tiny_model, layer="pool")(torch.rand(1, 3, 3, 6))
     assert GradCAM(tiny_model, layer="pool")(torch.rand(1, 3, 8, 8)).shape == (1, 1, 4, 4)
+
+
+def test_a_module_with_nan_parameters_is_refused():
+    from torch import nn
+
+    from convscope.models import load_model
+
+    net = nn.Linear(2, 3)
+    with torch.no_grad():
+        net.bias[1] = float("nan")
+    with pytest.raises(ValueError, match="bias hold NaN"):
+        load_model(net, device="cpu")

@@ -44,6 +44,10 @@ def load_model(name: str | nn.Module = DEFAULT_MODEL, *, weights: str | Path | N
         model = Model(name, name=type(name).__name__)
         if weights is not None:
             _load_into(name, weights, type(name).__name__)
+        broken = non_finite(name.state_dict())
+        if broken:
+            raise ValueError(f"the module's {', '.join(broken[:3])}{' …' if len(broken) > 3 else ''} hold NaN or "
+                             "infinite values: its outputs would be NaN")
     elif not isinstance(name, str):
         raise TypeError(f"a model is a name or an nn.Module, got {type(name).__name__}")
     elif is_model_file(name):
@@ -143,11 +147,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state = state[wrapper]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"weights file {str(path)!r} does not hold a state dict of tensors")
-    broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    broken = non_finite(state)
     if broken:
         raise ValueError(f"weights file {str(path)!r} holds NaN or infinite values in {len(broken)} tensor(s) "
                          f"({', '.join(broken[:3])}{' …' if len(broken) > 3 else ''}): these weights are broken")
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def non_finite(state: dict[str, torch.Tensor]) -> list[str]:
+    """The names of the floating-point tensors in ``state`` that hold NaN or infinity."""
+    return [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
 def _first_lines(error: BaseException, count: int = 3) -> str:
