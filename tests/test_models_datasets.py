@@ -54,7 +54,7 @@ def test_dataset_items_are_read_and_checked():
     assert wrapped.label(4) == pictures().label(4)
     with pytest.raises(ValueError, match="leave Normalize out of the dataset's transform"):
         as_picture_set(Pairs("normalised"))
-    with pytest.raises(TypeError, match="expected a picture set or a torch.utils.data.Dataset"):
+    with pytest.raises(TypeError, match="expected a convscope.data.PictureSet or a torch.utils.data.Dataset"):
         as_picture_set(42)
 
 

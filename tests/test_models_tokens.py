@@ -125,3 +125,18 @@ def test_occlusion_follows_a_token_layer_on_its_grid():
     assert found.feature.shape == (1, 4, 4)
     torch.testing.assert_close(found.feature, reference.feature)
     assert torch.equal(found.channel, reference.channel)
+
+
+def test_scan_refuses_token_layers_and_top_patches_fall_back_to_whole_pictures(tmp_path):
+    from convscope.data import TensorPictures
+    from convscope.scan import Scan
+
+    model = Model(TinyViT().eval(), preprocess=Preprocess(resize=None, crop=32, mean=(0, 0, 0), std=(1, 1, 1)))
+    data = TensorPictures(torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match=r"layer 'norm1': its output \[1, 17, 6\] holds tokens .* on a 4×4 grid"):
+        Scan(model, ["norm1"], k=2).run(data, tmp_path / "tokens", progress=False)
+    result = Scan(model, ["head"], k=2).run(data, tmp_path / "head", progress=False)  # reached through attention
+    with pytest.raises(ValueError, match="top patches show the whole pictures"):
+        result.receptive_field("head")
+    patches = result.top_patches("head", channels=[0, 1])
+    assert patches.field.whole_input and tuple(patches.boxes[0, 0].tolist()) == (0, 0, 32, 32)

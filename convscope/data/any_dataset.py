@@ -105,5 +105,5 @@ def as_picture_set(data: object) -> PictureSet:
     if isinstance(data, Dataset) or (hasattr(data, "__getitem__") and hasattr(data, "__len__")
                                      and not isinstance(data, str | bytes | Tensor)):
         return DatasetPictures(data)  # type: ignore[arg-type]
-    raise TypeError(f"expected a picture set or a torch.utils.data.Dataset of (image, label) or image items, "
-                    f"got {type(data).__name__}")
+    raise TypeError(f"expected a convscope.data.PictureSet or a torch.utils.data.Dataset of (image, label) or image "
+                    f"items, got {type(data).__name__}")

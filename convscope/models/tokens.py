@@ -122,3 +122,19 @@ def _custom(reshape: Reshape, output: Tensor, batch: int) -> Tensor:
         raise ValueError(f"reshape= must turn the layer's output {list(output.shape)} into feature maps "
                          f"[B,C,h,w] with B={batch}, it gave {shape}")
     return maps
+
+
+
+def channels_first_problem(output: Tensor, input_size: tuple[int, int], prefix: int = 0) -> str | None:
+    """Why ``output`` is not feature maps ``[B,C,h,w]`` or vectors ``[B,C]`` (for readers that need them), or ``None``.
+
+    Channels-last maps and token sequences are named as such; 4-d outputs off the grid are left alone.
+    """
+    if output.dim() == 2:
+        return None
+    grid = find_grid(output, output.shape[0], input_size, prefix)
+    if output.dim() == 4 and (not isinstance(grid, Grid) or grid.layout == "nchw"):
+        return None
+    if isinstance(grid, Grid):
+        return f"its output {list(output.shape)} holds {grid.describe()}, not feature maps [B,C,h,w]"
+    return f"its output {list(output.shape)} is neither feature maps [B,C,h,w] nor vectors [B,C]"

@@ -95,7 +95,12 @@ def top_patches(result: ScanResult, layer: str | None = None, channels: Sequence
     k = kept if k is None else k
     if not 1 <= k <= kept:
         raise ValueError(f"the scan kept the top {kept} pictures per channel; ask for k between 1 and {kept}")
-    field = result.receptive_field(layer)
+    try:
+        field = result.receptive_field(layer)
+    except ValueError:  # a layer reached through an operation the exact fields do not follow: whole pictures
+        shape = result.shape(layer)
+        field = ReceptiveField.whole(layer, result.preprocess.input_size,
+                                     (shape[1], shape[2]) if len(shape) == 3 else (1, 1), total)
     index = torch.tensor(channels)
     values, images, flat = top.values[index, :k], top.images[index, :k], top.positions[index, :k]
     width = result.shape(layer)[2] if len(result.shape(layer)) == 3 else 1

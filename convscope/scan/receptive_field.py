@@ -39,6 +39,8 @@ from convscope.models.layers import get_layer, layer_name
 
 aten = torch.ops.aten
 INFINITY = math.inf
+INSTEAD = ("; the scan still records the layer's features and top activations, and its top patches show the "
+           "whole pictures (marked as such) instead of cut-out receptive fields")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class ReceptiveField:
 
     @property
     def channels(self) -> int:
+        """Number of channels (each may have its own field after a concatenation)."""
         return len(self.top)
 
     def size(self, channel: int = 0) -> tuple[int, int]:
@@ -85,7 +88,16 @@ class ReceptiveField:
         return torch.stack([self.top[channels] + ys * sy, self.left[channels] + xs * sx,
                             self.bottom[channels] + ys * sy, self.right[channels] + xs * sx], dim=1)
 
+    @classmethod
+    def whole(cls, layer: str, input_size: tuple[int, int], output_size: tuple[int, int], channels: int
+              ) -> ReceptiveField:
+        """A stand-in that gives every unit the whole input: what top patches show when the field is unknown."""
+        zeros = torch.zeros(channels, dtype=torch.long)
+        return cls(layer, input_size, output_size, (1, 1), zeros, zeros, zeros + input_size[0], zeros + input_size[1],
+                   whole_input=True)
+
     def describe(self, channel: int = 0) -> str:
+        """One line: the field's size and stride for ``channel``, or that it sees the whole input."""
         if self.whole_input:
             return f"{self.layer}: every unit sees the whole {self.input_size[0]}×{self.input_size[1]} input"
         height, width = self.size(channel)
@@ -93,12 +105,14 @@ class ReceptiveField:
                 f"output {self.output_size[0]}×{self.output_size[1]}")
 
     def to_dict(self) -> dict:
+        """A JSON-able dictionary (stored with a scan)."""
         return {"layer": self.layer, "input_size": list(self.input_size), "output_size": list(self.output_size),
                 "stride": list(self.stride), "top": self.top.tolist(), "left": self.left.tolist(),
                 "bottom": self.bottom.tolist(), "right": self.right.tolist(), "whole_input": self.whole_input}
 
     @classmethod
     def from_dict(cls, data: dict) -> ReceptiveField:
+        """The field from :meth:`to_dict`'s dictionary."""
         return cls(data["layer"], tuple(data["input_size"]), tuple(data["output_size"]), tuple(data["stride"]),
                    *(torch.tensor(data[k], dtype=torch.long) for k in ("top", "left", "bottom", "right")),
                    whole_input=bool(data["whole_input"]))
@@ -149,13 +163,14 @@ def _field(name: str, record: object, input_size: tuple[int, int]) -> ReceptiveF
         raise ValueError(f"the output of layer {name!r} does not depend on the input")
     if isinstance(geometry, _Unsupported):
         raise ValueError(f"cannot compute the receptive field of {name!r}: it is reached through {geometry.op}, "
-                         "which convscope does not model (see convscope.scan.receptive_field for what is supported)")
+                         "which convscope does not model (see convscope.scan.receptive_field for what is supported)"
+                         + INSTEAD)
     output_size = (int(shape[2]), int(shape[3])) if len(shape) == 4 else (1, 1)
     channels = int(shape[1]) if len(shape) >= 2 else 1
     if geometry.lo.shape[0] != channels:
         if geometry.lo.shape[0] != 1:
             raise ValueError(f"cannot compute the receptive field of {name!r}: its {channels} channels do not "
-                             "match the tracked ones")
+                             "match the tracked ones" + INSTEAD)
         geometry = _expand_channels(geometry, channels)
     height, width = input_size
     whole = geometry.whole or bool(((geometry.lo[:, 0] <= 0) & (geometry.lo[:, 1] <= 0)

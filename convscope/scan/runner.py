@@ -28,6 +28,7 @@ from convscope.hooks import inspection_mode
 from convscope.logs import get_logger
 from convscope.models.layers import get_layer, layer_name
 from convscope.models.model import Model, as_model
+from convscope.models.tokens import channels_first_problem, prefix_tokens
 from convscope.progress import progress_bar
 from convscope.scan import storage
 from convscope.scan.distributed import Workers, join_workers
@@ -184,7 +185,11 @@ class Scan:
         def hook_for(name: str):
             def hook(module: nn.Module, inputs: object, output: object) -> None:
                 calls[name] += 1
-                _layer_output(name, calls[name], output)
+                problem = channels_first_problem(_layer_output(name, calls[name], output), tuple(fitted.shape[-2:]),
+                                                 prefix_tokens(net))
+                if problem:  # channels would be read from the wrong dimension
+                    raise ValueError(f"a scan reads layers' feature maps [B,C,h,w] or vectors [B,C]; layer {name!r}: "
+                                     f"{problem}. Scan a block that gives [B,C,h,w], or the pooled features")
 
             return hook
 
