@@ -184,6 +184,7 @@ def ablation_study(variants: Mapping[str, FashionArchitecture] | Sequence[str] =
         raise ValueError(f"workers must be at least 1, got {workers}")
     settings = settings if settings is not None else TrainingSettings()
     result = AblationResult(dict(variants), settings)
+    settings = replace(settings, measure_every_epoch=False)  # only the final errors are reported
     jobs = [(name, replace(settings, architecture=architecture, seed=seed), root, device)
             for name, architecture in variants.items() for seed in seeds]
     if workers == 1:

@@ -50,6 +50,7 @@ class TrainingSettings:
     test_pictures: int | None = None  # measure test accuracy on the first N test pictures (default: all 10 000)
     adversarial_epsilon: float = 0.0  # > 0: train on L∞ PGD examples of this radius (pixels in [0, 1])
     adversarial_steps: int = 7  # PGD steps per batch, each 2.5·ε/steps, from a random start
+    measure_every_epoch: bool = True  # False: accuracies only after the last epoch (NaN before; for many runs)
 
     def __post_init__(self) -> None:
         if isinstance(self.architecture, dict):  # as saved in a checkpoint
@@ -155,14 +156,18 @@ def train_fashion_cnn(out: str | Path | None = None, settings: TrainingSettings 
                                                      lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
         run = TrainingRun(model)
         fitting = _fitting_accuracy(net, train_x, train_y, settings)
-        run.history.append(_record(run, 0, math.nan, fitting(), evaluate_accuracy(net, test_x, test_y), 0.0, folder,
+        measured = settings.measure_every_epoch
+        run.history.append(_record(run, 0, math.nan, fitting() if measured else math.nan,
+                                   evaluate_accuracy(net, test_x, test_y) if measured else math.nan, 0.0, folder,
                                    settings))
         log(f"epoch 0: test accuracy {run.history[-1].test_accuracy:.2%} (initialisation)")
         for epoch in range(1, settings.epochs + 1):
             began = time.perf_counter()
             loss = _train_epoch(model, optimizer, schedule, train_x, train_y, settings, generator,
                                 progress, f"epoch {epoch}/{settings.epochs}")
-            fitted, accuracy = fitting(), evaluate_accuracy(net, test_x, test_y)
+            fitted, accuracy = math.nan, math.nan
+            if settings.measure_every_epoch or epoch == settings.epochs:
+                fitted, accuracy = fitting(), evaluate_accuracy(net, test_x, test_y)
             record = _record(run, epoch, loss, fitted, accuracy, time.perf_counter() - began, folder, settings)
             run.history.append(record)
             log(f"epoch {epoch}: train loss {loss:.4f}, train accuracy {fitted:.2%}, test accuracy {accuracy:.2%} "
