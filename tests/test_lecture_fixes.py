@@ -138,3 +138,22 @@ def test_undefined_rank_correlation_is_labelled_and_explained() -> None:
     with_note = found.picture().size[1]
     found.spearman["saliency"] = torch.tensor([0.5, 0.2])
     assert with_note > found.picture().size[1]  # the line saying why ρ is n/a
+
+
+def test_invariance_follows_a_true_label_per_picture_and_keeps_strips(tiny_model) -> None:
+    from convscope.analysis.invariance import invariance_curves
+
+    pictures = [torch.full((3, 8, 8), 0.9), torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0))]
+    curves = invariance_curves(tiny_model, pictures, "rotate", layers=["conv"], target=[0, 2],
+                               amounts=[0.0, 90.0, 180.0], names=["white", "noise"])
+    assert curves.class_names == ["bright", "contrast"] and curves.given
+    turned = torch.rot90(pictures[1], 1, (1, 2))  # 90° on a square picture: the same pixels, exactly
+    with torch.no_grad():
+        probability = tiny_model(tiny_model.prepare([turned])).softmax(1)[0, 2]
+    assert float(curves.probabilities[1, 1]) == pytest.approx(float(probability), abs=1e-5)
+    assert curves.strips.shape == (2, 3, 3, 64, 64) and curves.strip_amounts.tolist() == [0.0, 90.0, 180.0]
+    assert curves.picture().size[1] > curves.curves_picture().size[1]  # the strips above the curves
+    top = invariance_curves(tiny_model, pictures, "rotate", layers=["conv"], amounts=[0.0, 90.0])
+    assert not top.given
+    with pytest.raises(ValueError, match="one class per picture"):
+        invariance_curves(tiny_model, pictures, "rotate", layers=["conv"], target=[0, 1, 2])

@@ -23,7 +23,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--layers", nargs="+", help="layers whose features are compared (default: first conv and "
                                                "the classifier's input)")
     p.add_argument("--transform", choices=[*TRANSFORMS, "all"], default="all")
-    p.add_argument("--target", help="class to follow (default: each image's top prediction)")
+    p.add_argument("--target", nargs="+", help="class to follow: one for all images, or one per image (their true "
+                                               "labels, as Zeiler & Fergus) (default: each image's top prediction)")
     add_model_options(p)
     p.set_defaults(run=run_invariance)
 
@@ -202,7 +203,14 @@ def run_check(args: argparse.Namespace) -> None:
 def run_invariance(args: argparse.Namespace) -> None:
     model = model_from(args)
     pictures = load_images(args.images)
-    target = parse_target(args.target, model) if args.target else None
+    target = None
+    if args.target and len(args.target) == 1:
+        target = parse_target(args.target[0], model)
+    elif args.target:  # one class per picture
+        if len(args.target) != len(pictures):
+            raise ValueError(f"--target names {len(args.target)} classes for {len(pictures)} pictures: give one "
+                             "class per picture, or one for all")
+        target = [model.class_index(int(t) if t.isdigit() else t) for t in args.target]
     kinds = TRANSFORMS if args.transform == "all" else (args.transform,)
     for kind in kinds:
         curves = invariance_curves(model, [p.pixels for p in pictures], kind, layers=args.layers, target=target,
