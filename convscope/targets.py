@@ -149,6 +149,7 @@ class ClassScore(Target):
     region: Region | None = None
 
     def classes(self, output: Tensor) -> Tensor:
+        """The class explained for each image of ``output`` ``[B]`` (one given for all, or one per image)."""
         index = torch.as_tensor(self.index, device=output.device).reshape(-1)
         if index.numel() not in (1, output.shape[0]):
             raise ValueError(f"{index.numel()} class indices were given for a batch of {output.shape[0]} images; "
@@ -179,6 +180,7 @@ class TopClass(Target):
     region: Region | None = None
 
     def classes(self, output: Tensor) -> Tensor:
+        """Each image's most probable class ``[B]``, from ``output``."""
         scores = class_scores(output.detach(), self.kind, self.region)
         if output_kind(output, self.kind) == "regression" and scores.shape[1] > 1:
             raise ValueError(f"a regression output has {scores.shape[1]} values and no top class; give the index of "
@@ -232,6 +234,10 @@ class _LayerChannel(Target):
 
     def _maps(self, activations: Activations) -> Tensor:
         maps = activations[self.layer]
+        if maps.dim() not in (2, 4):
+            raise ValueError(f"channel and neuron targets read feature maps [B,C,h,w] or vectors [B,C]; layer "
+                             f"{self.layer!r} gives {list(maps.shape)} (tokens?): choose a convolutional layer, or "
+                             "a callable target on the output")
         if not 0 <= self.channel < maps.shape[1]:
             raise ValueError(f"channel {self.channel} is out of range: layer {self.layer!r} has {maps.shape[1]} "
                              "channels")

@@ -140,3 +140,11 @@ def test_scan_refuses_token_layers_and_top_patches_fall_back_to_whole_pictures(t
         result.receptive_field("head")
     patches = result.top_patches("head", channels=[0, 1])
     assert patches.field.whole_input and tuple(patches.boxes[0, 0].tolist()) == (0, 0, 32, 32)
+
+
+def test_channel_targets_refuse_token_layers():
+    from convscope.attribution import Saliency
+    from convscope.targets import Channel
+
+    with pytest.raises(ValueError, match=r"layer 'norm1' gives \[1, 17, 6\] \(tokens\?\)"):
+        Saliency(plain(TinyViT()))(torch.randn(1, 3, 32, 32), Channel("norm1", 2))
