@@ -34,6 +34,9 @@ from convscope.models.model import Model
 Activations = Mapping[str, Tensor]
 OUTPUT_KINDS = ("auto", "classes", "binary", "multilabel", "segmentation", "regression", "detection")
 Box = tuple[float, float, float, float]
+DETECTION_CLASSES = ("a detection model gives boxes, not one class score per picture: explain one detection with "
+                     "target=convscope.BoxScore(label, box) and an input-gradient method (saliency, guided backprop, "
+                     "SmoothGrad, integrated gradients)")
 
 
 def output_kind(output: object, kind: str = "auto") -> str:
@@ -102,6 +105,8 @@ class Region:
 def class_scores(output: Tensor, kind: str = "auto", region: Region | None = None) -> Tensor:
     """Every class's score ``[B,K]`` (``[B,2]`` for a binary output), as the module docstring says."""
     kind = output_kind(output, kind)
+    if kind == "detection":
+        raise ValueError(DETECTION_CLASSES)
     if kind == "binary":
         return torch.cat([-output, output], 1)
     if kind == "segmentation":
@@ -113,6 +118,8 @@ def class_scores(output: Tensor, kind: str = "auto", region: Region | None = Non
 def class_probabilities(output: Tensor, kind: str = "auto", region: Region | None = None) -> Tensor:
     """Every class's probability ``[B,K]``: softmax, sigmoid per logit, per-pixel softmax averaged, or the value."""
     kind = output_kind(output, kind)
+    if kind == "detection":
+        raise ValueError(DETECTION_CLASSES)
     output = output.float()
     if kind == "binary":
         return torch.cat([torch.sigmoid(-output), torch.sigmoid(output)], 1)

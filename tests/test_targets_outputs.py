@@ -150,6 +150,8 @@ def test_detection_box_score_is_the_matching_detection_or_zero():
     assert (grad[:, :, :3, :3] == 0).all() and (grad[:, :, 3:, 3:] != 0).all()
     with pytest.raises(ValueError, match="give target=convscope.BoxScore"):
         as_target(1, model)
+    with pytest.raises(ValueError, match="gives boxes, not one class score per picture"):
+        Occlusion(model, size=3, stride=3)(x, target)
 
 
 def test_binary_model_through_occlusion_and_grad_cam():
