@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
+from tqdm.std import TqdmWarning
 from tqdm.std import tqdm as text_bar
 
 from convscope.logs import is_quiet
@@ -50,3 +52,16 @@ def _stderr_is_terminal() -> bool:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def _import_tqdm_auto_quietly() -> None:
+    """Dependencies (huggingface_hub, through timm) use ``tqdm.auto``, which in Jupyter without ipywidgets warns
+    "IProgress not found" and then uses the text bar anyway; importing it here first, silently, keeps that
+    fallback without the warning."""
+    if in_notebook() and "tqdm.autonotebook" not in sys.modules and importlib.util.find_spec("ipywidgets") is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TqdmWarning)
+            import tqdm.autonotebook  # noqa: F401
+
+
+_import_tqdm_auto_quietly()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
+import sys
 
 import pytest
 
@@ -128,3 +130,33 @@ def test_gallery_logs_each_figure_with_its_time(caplog, tmp_path):
     messages = [r.getMessage() for r in caplog.records]
     assert [m.split(" (")[0] for m in messages] == ["  Figure a.png → a.png", "  Figure b.png → b.png"]
     assert all(r.getMessage().endswith(" s)") for r in caplog.records)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ipywidgets") is not None, reason="with ipywidgets tqdm.auto is quiet")
+def test_no_iprogress_warning_in_a_notebook_without_ipywidgets(monkeypatch):
+    import types
+    import warnings
+
+    from convscope import progress
+
+    class ZMQInteractiveShell:  # what a Jupyter kernel's get_ipython() returns
+        config = {"IPKernelApp": {}}
+
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=ZMQInteractiveShell))
+    monkeypatch.setitem(sys.modules, "ipykernel.zmqshell", types.ModuleType("ipykernel.zmqshell"))  # tqdm looks
+    assert progress.in_notebook()
+
+    def import_tqdm_auto() -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            import tqdm.auto  # noqa: F401 - what huggingface_hub does, through timm
+        return [str(w.message) for w in caught]
+
+    for name in ("tqdm.autonotebook", "tqdm.auto"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    assert any("IProgress not found" in m for m in import_tqdm_auto())  # the warning this guards against
+    for name in ("tqdm.autonotebook", "tqdm.auto"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    progress._import_tqdm_auto_quietly()
+    assert not [m for m in import_tqdm_auto() if "IProgress" in m]
+    assert "notebook" not in str(sys.modules["tqdm.auto"].tqdm.__mro__)  # the text bar, not the widget

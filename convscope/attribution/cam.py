@@ -70,6 +70,7 @@ class CAM(Attribution):
         return torch.einsum("bk,bkhw->bhw", weights, maps)[:, None]
 
     def heat(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
+        """Non-negative importance ``[B,H,W]`` at ``size``: the ReLU of the map, upsampled bilinearly."""
         return upsample(maps[:, 0].clamp_min(0), size)
 
 

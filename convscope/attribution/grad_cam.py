@@ -21,5 +21,6 @@ class GradCAM(GradientCAM):
     paper = "https://arxiv.org/abs/1610.02391"
 
     def combine(self, activations: Tensor, grads: Tensor) -> Tensor:
+        """Σ_k mean(∂y/∂A_k) · A_k over channels: Grad-CAM's map ``[B,1,h,w]`` before the ReLU."""
         weights = grads.mean((2, 3), keepdim=True)
         return (weights * activations).sum(1, keepdim=True)

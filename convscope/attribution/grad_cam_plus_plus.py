@@ -21,6 +21,8 @@ class GradCAMPlusPlus(GradientCAM):
     paper = "https://arxiv.org/abs/1710.11063"
 
     def combine(self, activations: Tensor, grads: Tensor) -> Tensor:
+        """Channel weights Σ α·ReLU(∂y/∂A) with the closed-form α of Grad-CAM++ (exp of the score), times the
+        activations, summed over channels."""
         squared = grads.pow(2)
         denominator = 2 * squared + activations.sum((2, 3), keepdim=True) * grads.pow(3)
         alpha = torch.where(grads != 0, squared / torch.where(denominator != 0, denominator, 1), 0)

@@ -18,4 +18,5 @@ class LayerCAM(GradientCAM):
     paper = "https://ieeexplore.ieee.org/document/9462463"
 
     def combine(self, activations: Tensor, grads: Tensor) -> Tensor:
+        """Σ_k ReLU(∂y/∂A_k) ⊙ A_k: each position weighted by its own positive gradient."""
         return (grads.clamp_min(0) * activations).sum(1, keepdim=True)

@@ -61,18 +61,22 @@ class SampleCrops(PictureSet):
         return len(self.crops)
 
     def picture(self, index: int) -> Tensor:
+        """The crop ``[3,side,side]`` in [0, 1]."""
         crop = self.crops[self.check_index(index)]
         photo = _photo(self.photos[crop.photo])
         return photo[:, crop.top:crop.top + crop.side, crop.left:crop.left + crop.side]
 
     def label(self, index: int) -> int:
+        """The index (in ``photos``) of the photo the crop comes from."""
         return self.crops[self.check_index(index)].photo
 
     def name(self, index: int) -> str:
+        """The photo, the crop's side and its top-left corner."""
         crop = self.crops[self.check_index(index)]
         return f"{self.photos[crop.photo]} {crop.side}px at ({crop.top},{crop.left})"
 
     def spec(self) -> dict[str, Any]:
+        """What identifies this set (photos, scales, overlap), as stored with a scan."""
         return {"kind": "sample-crops", "photos": self.photos, "scales": self.scales, "overlap": self.overlap}
 
 

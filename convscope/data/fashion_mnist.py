@@ -92,15 +92,19 @@ class FashionMNIST(PictureSet):
         return len(self.label_tensor)
 
     def picture(self, index: int) -> Tensor:
+        """Picture ``index`` as ``[1,28,28]`` in [0, 1]."""
         return self.images[self.check_index(index)][None].float() / 255
 
     def label(self, index: int) -> int:
+        """The class (0–9) of picture ``index``."""
         return int(self.label_tensor[self.check_index(index)])
 
     def labels(self) -> Tensor:
+        """Every picture's class ``[N]`` (a copy)."""
         return self.label_tensor.clone()
 
     def name(self, index: int) -> str:
+        """The split, the picture's number in it and its class name."""
         split, number = self.split, self.check_index(index)
         if split == "all":
             train = self.part_sizes[0]
@@ -112,4 +116,5 @@ class FashionMNIST(PictureSet):
         return self.images[:, None].float() / 255, self.label_tensor.clone()
 
     def spec(self) -> dict[str, Any]:
+        """What identifies this set (folder and split), as stored with a scan."""
         return {"kind": "fashion-mnist", "root": str(self.root), "split": self.split}

@@ -37,13 +37,17 @@ class ImageFolder(PictureSet):
         return len(self.files)
 
     def picture(self, index: int) -> Tensor:
+        """The file read by :func:`convscope.load_image`: ``[3,H,W]`` in [0, 1]."""
         return load_image(self.files[self.check_index(index)])
 
     def label(self, index: int) -> int:
+        """The class (index of the sub-folder, sorted) of picture ``index``; -1 in a flat folder."""
         return self._labels[self.check_index(index)]
 
     def name(self, index: int) -> str:
+        """The file's path relative to the folder."""
         return str(self.files[self.check_index(index)].relative_to(self.root))
 
     def spec(self) -> dict[str, Any]:
+        """What identifies this set (the folder), as stored with a scan."""
         return {"kind": "folder", "root": str(self.root)}

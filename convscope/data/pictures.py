@@ -29,9 +29,11 @@ class PictureSet(Dataset):
         raise NotImplementedError
 
     def picture(self, index: int) -> Tensor:
+        """Picture ``index`` as ``[C,H,W]`` in [0, 1], any size."""
         raise NotImplementedError
 
     def label(self, index: int) -> int:
+        """The class of picture ``index`` (-1: unlabelled)."""
         return UNLABELLED
 
     def labels(self) -> Tensor:
@@ -39,9 +41,11 @@ class PictureSet(Dataset):
         return torch.tensor([self.label(i) for i in range(len(self))], dtype=torch.long)
 
     def name(self, index: int) -> str:
+        """A short human-readable name of picture ``index``."""
         return f"#{index}"
 
     def spec(self) -> dict[str, Any]:
+        """A JSON-able description that identifies the set (a scan stores it to refuse mixing sets)."""
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -50,6 +54,7 @@ class PictureSet(Dataset):
         return f"{self.spec().get('kind', type(self).__name__)}: {len(self)} pictures{classes}"
 
     def check_index(self, index: int) -> int:
+        """``index`` if it is an int within the set; a one-line TypeError/ValueError otherwise."""
         if not isinstance(index, int) or isinstance(index, bool):
             raise TypeError(f"a picture index is an int, got {type(index).__name__}")
         if not 0 <= index < len(self):
@@ -76,18 +81,23 @@ class FirstPictures(PictureSet):
         return self.count
 
     def picture(self, index: int) -> Tensor:
+        """Picture ``index`` of the underlying set."""
         return self.source.picture(self.check_index(index))
 
     def label(self, index: int) -> int:
+        """The label of picture ``index`` of the underlying set."""
         return self.source.label(self.check_index(index))
 
     def labels(self) -> Tensor:
+        """The labels of the first ``count`` pictures."""
         return self.source.labels()[: self.count]
 
     def name(self, index: int) -> str:
+        """The name of picture ``index`` in the underlying set."""
         return self.source.name(self.check_index(index))
 
     def spec(self) -> dict[str, Any]:
+        """The underlying set's spec with the limit."""
         return {**self.source.spec(), "limit": self.count}
 
 

@@ -42,13 +42,17 @@ class TensorPictures(PictureSet):
         return len(self.items)
 
     def picture(self, index: int) -> Tensor:
+        """Picture ``index`` as given."""
         return self.items[self.check_index(index)]
 
     def label(self, index: int) -> int:
+        """The label of picture ``index`` (-1 without labels)."""
         return int(self._labels[self.check_index(index)])
 
     def labels(self) -> Tensor:
+        """Every picture's label ``[N]`` (a copy)."""
         return self._labels.clone()
 
     def spec(self) -> dict[str, Any]:
+        """What identifies this set (its size), as stored with a scan."""
         return {"kind": "tensors", "count": len(self)}

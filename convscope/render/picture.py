@@ -31,9 +31,11 @@ class Picture:
         return self.array.shape[1], self.array.shape[0]
 
     def to_pil(self) -> Image.Image:
+        """The picture as a PIL image."""
         return Image.fromarray(self.array)
 
     def save(self, path: str | Path) -> Path:
+        """Save as PNG (or the format of the suffix), creating the folder; returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.to_pil().save(path)

@@ -56,14 +56,17 @@ class ScanResult:
 
     @property
     def layers(self) -> list[str]:
+        """The scanned layers, in the order given."""
         return list(self.config["layers"])
 
     @property
     def count(self) -> int:
+        """Number of pictures scanned."""
         return int(self.config["count"])
 
     @property
     def class_names(self) -> list[str] | None:
+        """The model's class names when the scan recorded them."""
         return self.config.get("class_names")
 
     def __len__(self) -> int:
@@ -101,12 +104,15 @@ class ScanResult:
         return tuple(self._layer(self.check_layer(layer))["shape"])
 
     def top(self, layer: str | None = None) -> TopActivations:
+        """The top-k values, pictures and positions of each channel of ``layer``."""
         return TopActivations.from_state(self._layer(self.check_layer(layer))["top"])
 
     def statistics(self, layer: str | None = None) -> ChannelStatistics:
+        """Per-channel statistics of ``layer`` over the set (share of pictures where it fires, mean, std, max)."""
         return ChannelStatistics(**self._layer(self.check_layer(layer))["statistics"])
 
     def receptive_field(self, layer: str | None = None) -> ReceptiveField:
+        """The exact receptive field of ``layer`` (default: the last scanned)."""
         layer = self.check_layer(layer)
         fields = self.config.get("receptive_fields", {})
         if layer not in fields:

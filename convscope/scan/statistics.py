@@ -33,9 +33,11 @@ class ChannelStatistics:
 
     @property
     def channels(self) -> int:
+        """Number of channels."""
         return len(self.mean)
 
     def row(self, channel: int) -> dict[str, float]:
+        """One channel's statistics as a dictionary (a table row)."""
         return {"channel": channel, **{name: float(getattr(self, name)[channel]) for name in
                                        ("active_images", "mean", "std", "max", "image_max_mean")}}
 

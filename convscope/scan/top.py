@@ -23,12 +23,14 @@ class TopActivations:
 
     @classmethod
     def empty(cls, channels: int, k: int, device: torch.device | str = "cpu") -> TopActivations:
+        """A table for ``channels`` × ``k`` with nothing recorded yet (values −∞, pictures −1)."""
         return cls(torch.full((channels, k), -torch.inf, device=device),
                    torch.full((channels, k), -1, dtype=torch.long, device=device),
                    torch.zeros((channels, k), dtype=torch.long, device=device))
 
     @property
     def k(self) -> int:
+        """Entries kept per channel."""
         return self.values.shape[1]
 
     def merged(self, other: TopActivations) -> TopActivations:
@@ -60,6 +62,7 @@ class TopActivations:
         return TopActivations(values, numbers, torch.where(slots >= 0, fresh, old))
 
     def to(self, device: torch.device | str) -> TopActivations:
+        """A copy on ``device``."""
         return TopActivations(self.values.to(device), self.images.to(device), self.positions.to(device))
 
     def filled(self) -> TopActivations:
@@ -68,10 +71,12 @@ class TopActivations:
         return TopActivations(self.values[:, :seen], self.images[:, :seen], self.positions[:, :seen])
 
     def state(self) -> dict[str, Tensor]:
+        """The tensors on the CPU, for saving."""
         return {"values": self.values.cpu(), "images": self.images.cpu(), "positions": self.positions.cpu()}
 
     @classmethod
     def from_state(cls, state: dict[str, Tensor]) -> TopActivations:
+        """The table from :meth:`state`'s tensors."""
         return cls(state["values"], state["images"], state["positions"])
 
 

@@ -51,28 +51,34 @@ class AttackResult:
 
     @property
     def perturbations(self) -> Tensor:
+        """Adversarial minus original pictures ``[B,3,H,W]``."""
         return self.adversarials - self.originals
 
     @property
     def linf(self) -> Tensor:
+        """Largest change per pixel (L∞) of each picture ``[B]``."""
         return self.perturbations.flatten(1).abs().amax(1)
 
     @property
     def l2(self) -> Tensor:
+        """L2 norm of each picture's change ``[B]``."""
         return self.perturbations.flatten(1).norm(dim=1)
 
     @property
     def predictions(self) -> Tensor:
+        """The class predicted for each adversarial picture ``[B]``."""
         return self.after.argmax(1)
 
     @property
     def success(self) -> Tensor:
+        """Per picture: the target class reached (targeted) or the label changed (untargeted)."""
         if self.targets is not None:
             return self.predictions == self.targets
         return self.predictions != self.labels
 
     @property
     def success_rate(self) -> float:
+        """Share of pictures where the attack succeeded."""
         return float(self.success.float().mean())
 
     def target_probability(self) -> Tensor:
@@ -81,6 +87,7 @@ class AttackResult:
         return self.after.softmax(1).gather(1, classes[:, None])[:, 0]
 
     def lines(self) -> list[str]:
+        """A summary line, then one line per picture: class before → after, probabilities and norms."""
         names = self.class_names
         budget = f"{self.epsilon * 255:.3g}/255" if self.norm == "linf" else f"{self.epsilon:.3g}"
         out = [f"{self.method}: ε = {budget} ({self.norm}), success {int(self.success.sum())}/"

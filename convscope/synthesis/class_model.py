@@ -60,10 +60,12 @@ class ClassModelResult:
     settings: dict = field(default_factory=dict)
 
     def lines(self) -> list[str]:
+        """One line per class with its final probability."""
         return [f"{name} ({index}): p = {float(p):.4f}" for name, index, p in
                 zip(self.names, self.classes, self.probabilities, strict=True)]
 
     def picture(self, tile_size: int = 224, columns: int | None = None) -> Picture:
+        """The class models side by side, labelled with their probabilities, titled with the settings."""
         labels = [f"{name.split(',')[0]}  p={float(p):.3f}" for name, p in
                   zip(self.names, self.probabilities, strict=True)]
         body = grid(self.images, labels=labels, tile_size=tile_size, columns=columns)

@@ -36,6 +36,7 @@ class DreamResult:
     settings: dict
 
     def picture(self, tile_size: int = 320) -> Picture:
+        """The photo next to its dream, titled with the settings and the objective's rise per octave."""
         body = stack([grid(self.original[None], labels=["photo"], tile_size=tile_size),
                       grid(self.image[None], labels=[f"dream at {self.layer}"], tile_size=tile_size)], gap=8)
         gains = ", ".join(f"×{g:.1f}" for g in self.gains)

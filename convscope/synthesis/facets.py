@@ -52,6 +52,7 @@ class FacetResult:
     final_scores: Tensor
 
     def picture(self, tile_size: int = 112, members: int = 4) -> Picture:
+        """One row per facet: the facet, its starting picture and some of its cluster's top pictures."""
         rows = []
         for k in range(len(self.images)):
             chosen = (self.assignments == k).nonzero().flatten()[:members]

@@ -68,6 +68,7 @@ class TransformNet(nn.Module):
             _ConvLayer(width, 3, 9, norm=False, relu=False))
 
     def forward(self, pictures: Tensor) -> Tensor:
+        """Stylise pictures ``[B,3,H,W]`` in [0, 1] (any size) into pictures of the same size."""
         height, width = pictures.shape[-2:]
         padded_h, padded_w = -(-height // 4) * 4, -(-width // 4) * 4
         x = F.pad(pictures, (0, padded_w - width, 0, padded_h - height), mode="replicate")
@@ -111,6 +112,7 @@ class FastStyle:
         return float(self.losses[:tenth].mean() / self.losses[-tenth:].mean().clamp_min(1e-12))
 
     def save(self, path: str | Path) -> Path:
+        """Save the network, its settings and losses (loadable by ``convscope fast-style apply``); returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"kind": "convscope-fast-style", "width": self.net.width,

@@ -39,6 +39,7 @@ class FeatureResult:
     settings: dict
 
     def picture(self, tile_size: int = 160, columns: int | None = None) -> Picture:
+        """The visualisations side by side, labelled with channel and final activation."""
         labels = [f"#{c}  {float(a):.2f}" for c, a in zip(self.channels, self.activations, strict=True)]
         body = grid(self.images, labels=labels, tile_size=tile_size, columns=columns)
         what = "channel mean" if self.kind == "channel" else "centre neuron"

@@ -45,10 +45,12 @@ class InversionResult:
     settings: dict
 
     def lines(self) -> list[str]:
+        """One line per layer: feature error and pixel RMSE of its reconstruction."""
         return [f"{layer}: feature error {float(f):.4f}, pixel RMSE {float(p):.4f}"
                 for layer, f, p in zip(self.layers, self.feature_errors, self.pixel_errors, strict=True)]
 
     def picture(self, tile_size: int = 160) -> Picture:
+        """The original next to each layer's reconstruction, shallow to deep."""
         tiles = torch.cat([self.original[None], self.images])
         labels = ["original"] + [f"{layer}  err {float(f):.3f}" for layer, f in
                                  zip(self.layers, self.feature_errors, strict=True)]

@@ -42,10 +42,12 @@ class SynthesisResult:
 
     @property
     def steps(self) -> int:
+        """Number of optimisation steps taken."""
         return self.losses.shape[0]
 
     @property
     def iterations_per_second(self) -> float:
+        """Optimisation steps per second of wall time."""
         return self.steps / self.seconds if self.seconds > 0 else float("nan")
 
     def picture(self, labels: Sequence[str] | None = None, tile_size: int | None = None,

@@ -39,6 +39,7 @@ class Evaluation:
     std: Tensor
 
     def activation(self, layer: str) -> Tensor:
+        """The activation recorded at ``layer`` in this pass; a ValueError when the layer produced none."""
         if layer not in self.activations:
             raise ValueError(f"layer {layer!r} produced no output in this pass (is it used by the model's forward?)")
         return self.activations[layer]

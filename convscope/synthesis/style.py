@@ -44,10 +44,12 @@ class StyleResult:
         return float(self.losses[0] / self.losses[-1].clamp_min(1e-12))
 
     def summary(self) -> str:
+        """One line: loss before → after, steps, content and style layers."""
         return (f"loss {float(self.losses[0]):.4g} → {float(self.losses[-1]):.4g} (÷{self.loss_reduction:.1f}) "
                 f"in {self.losses.shape[0]} steps; content {self.content_layer}, style {', '.join(self.style_layers)}")
 
     def picture(self, tile_size: int = 224) -> Picture:
+        """Content, style and result side by side, with :meth:`summary` under the title."""
         tiles = [grid(self.content[None], labels=["content"], tile_size=tile_size),
                  grid(self.style[None], labels=["style"], tile_size=tile_size),
                  grid(self.image[None], labels=["stylised"], tile_size=tile_size)]
