@@ -157,3 +157,20 @@ def test_invariance_follows_a_true_label_per_picture_and_keeps_strips(tiny_model
     assert not top.given
     with pytest.raises(ValueError, match="one class per picture"):
         invariance_curves(tiny_model, pictures, "rotate", layers=["conv"], target=[0, 1, 2])
+
+
+def test_explain_follows_one_target_per_image_from_the_command_line(tmp_path, capsys) -> None:
+    from PIL import Image
+
+    for name in ("a", "b"):
+        Image.fromarray((torch.rand(28, 28, generator=torch.Generator().manual_seed(ord(name))) * 255).byte().numpy()
+                        ).save(tmp_path / f"{name}.png")
+    images = [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    code = main(["explain", *images, "--model", "fashion_cnn", "--method", "occlusion", "--size", "8", "--stride",
+                 "8", "--target", "Trouser", "Bag", "--out", str(tmp_path), "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0 and "a: Occlusion for Trouser" in out and "b: Occlusion for Bag" in out
+    assert (tmp_path / "explain_b_occlusion_maps.png").is_file()
+    assert main(["explain", *images, "--model", "fashion_cnn", "--target", "Trouser", "Bag", "Coat",
+                 "--out", str(tmp_path), "--device", "cpu"]) == 2
+    assert "one per picture" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from torch import Tensor
 from convscope.attribution.occlusion import OcclusionMaps
 from convscope.render.colormaps import colorize
 from convscope.render.layout import grid, stack, text_picture, titled
+from convscope.render.overlay import rgb
 from convscope.render.picture import Picture
 
 LEGEND_CLASSES = 7
@@ -49,7 +50,7 @@ def occlusion_figure(found: OcclusionMaps, picture: Tensor, class_names: Sequenc
 
 
 def _with_occluder(picture: Tensor, found: OcclusionMaps, index: int) -> Tensor:
-    shown = picture.float().clone().cpu()
+    shown = rgb(picture).float().clone().cpu()  # a grey picture (Fashion-MNIST) in colour, like the maps
     worst = int(found.score[index].flatten().argmin())
     row, col = divmod(worst, found.score.shape[-1])
     top, left = int(found.rows[row]), int(found.cols[col])

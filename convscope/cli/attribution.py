@@ -21,7 +21,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", help="image files, folders or sample:NAME (e.g. sample:chelsea)")
     p.add_argument("--method", default="grad_cam", choices=[*METHODS, "all"], metavar="METHOD",
                    help="one of " + ", ".join(METHODS) + ", or all (default: %(default)s)")
-    p.add_argument("--target", help="class index or name, 'top' (default), channel:LAYER:C or neuron:LAYER:C[:Y:X]")
+    p.add_argument("--target", nargs="+", help="class index or name, 'top' (default), channel:LAYER:C or "
+                                               "neuron:LAYER:C[:Y:X]; one for all images, or one per image (e.g. "
+                                               "their true labels, as in Zeiler & Fergus's occlusion figure)")
     p.add_argument("--layer", help="layer for CAM-type methods, and the feature map layer of occlusion "
                                    "(default: the last feature map, bn2 on EfficientNet-Lite)")
     p.add_argument("--size", type=int, help="occluder size in pixels (default 32)")
@@ -75,9 +77,13 @@ def _clean(options: dict[str, object]) -> dict[str, object]:
 def run_explain(args: argparse.Namespace) -> None:
     model = model_from(args)
     pictures = load_images(args.images)
-    target = parse_target(args.target, model)
+    texts = args.target or [None]
+    if len(texts) not in (1, len(pictures)):
+        raise ValueError(f"--target names {len(texts)} targets for {len(pictures)} pictures: give one per picture "
+                         "(in the order they are listed), or one for all")
+    targets = [parse_target(text, model) for text in texts] * (len(pictures) if len(texts) == 1 else 1)
     options = {name: _clean(values) for name, values in _options(args).items()}
-    for picture in pictures:
+    for picture, target in zip(pictures, targets, strict=True):
         name = slug(picture.name)
         if args.method == "all":
             figure = compare(model, [picture.pixels], target=target, layer=args.layer, names=[picture.name],
