@@ -102,7 +102,10 @@ def write_summary(folder: str | Path) -> tuple[Path, Path]:
 
 
 def summary_figure(rows: list[ClassShare], config: dict, *, tiles: int = 6, bars: int = 30) -> Picture:
-    """A bar per class (lowest centre share first, up to ``bars``) and the mean maps of the ``tiles`` lowest."""
+    """A bar per class (lowest centre share first, up to ``bars``) and the mean maps of the ``tiles`` lowest.
+
+    The tiles take classes with at least three pictures when there are any.
+    """
     from matplotlib.patches import Rectangle
 
     from convscope.render.plots import figure_to_picture, new_figure
@@ -128,7 +131,8 @@ def summary_figure(rows: list[ClassShare], config: dict, *, tiles: int = 6, bars
     axis.set_title(title, fontsize=10)
     bars_picture = figure_to_picture(figure)
 
-    chosen = [*per_class[:tiles], overall]
+    steady = [r for r in per_class if r.pictures >= 3] or per_class  # a class of one or two pictures says little
+    chosen = [*steady[:tiles], overall]
     figure, axes = new_figure(len(chosen), 1, size=(1.9, 2.1))
     side = overall.where.shape[-1]
     rows_box, cols_box = centre_box(side, side, config["centre"])
