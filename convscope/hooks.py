@@ -165,12 +165,14 @@ class Captured:
     grads: dict[str, Tensor] = field(default_factory=dict)
 
     def activation(self, layer: str) -> Tensor:
+        """The output recorded at ``layer``; a ValueError that says why when the layer produced none."""
         if layer not in self.activations:
             raise ValueError(f"layer {layer!r} produced no tensor output in this forward pass "
                              "(is it used by the model's forward?)")
         return self.activations[layer]
 
     def grad(self, layer: str) -> Tensor:
+        """The gradient at ``layer``'s output; a ValueError when no gradient reached it."""
         if layer not in self.grads:
             raise ValueError(f"no gradient reached layer {layer!r}: call backward on a target that depends on it")
         return self.grads[layer]

@@ -30,6 +30,7 @@ TEXTURE_SAMPLES = ("brick", "grass", "gravel")
 
 
 class NamedPicture(NamedTuple):
+    """A picture ``pixels`` ``[3,H,W]`` in [0, 1] with the name it was loaded by."""
     name: str
     pixels: Tensor
 

@@ -45,12 +45,14 @@ class Model:
 
     @property
     def device(self) -> torch.device:
+        """The device of the network's first parameter (or buffer); CPU for a network without either."""
         tensor = next(self.net.parameters(), None)
         if tensor is None:
             tensor = next(self.net.buffers(), None)
         return tensor.device if tensor is not None else torch.device("cpu")
 
     def to(self, device: str | torch.device) -> Model:
+        """Move the network to ``device``; returns this model."""
         self.net.to(device)
         return self
 
@@ -61,9 +63,11 @@ class Model:
         return self.preprocess(pictures).to(self.device)
 
     def layer_names(self) -> list[str]:
+        """Every named sub-module's dotted name, in definition order."""
         return layer_names(self.net)
 
     def layer(self, name: str | nn.Module) -> nn.Module:
+        """The sub-module with this dotted name (or the module itself); close names are suggested when unknown."""
         return get_layer(self.net, name)
 
     def classes(self, count: int | None = None) -> list[str]:
@@ -76,6 +80,7 @@ class Model:
         return numbered_class_names(count)
 
     def class_index(self, name: str | int) -> int:
+        """The index of a class given by name, synonym or index; close names are suggested when it is unknown."""
         return class_index(name, self.classes(), self.synonyms)
 
 

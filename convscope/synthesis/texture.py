@@ -52,6 +52,7 @@ class TextureResult:
         return float(self.losses[0].mean() / self.losses[-1].mean().clamp_min(1e-12))
 
     def summary(self) -> str:
+        """One line: the loss (Gram) or window error (Efros–Leung) and the work done."""
         if self.method == "gram":
             octaves = self.settings.get("octaves", 1)
             return (f"Gram texture: loss {float(self.losses[0].mean()):.4g} → {float(self.losses[-1].mean()):.4g} "
@@ -65,6 +66,7 @@ class TextureResult:
         return compare_glcm(self.source, list(self.images))
 
     def picture(self, tile_size: int = 192) -> Picture:
+        """The source next to the synthesised textures, with :meth:`summary` under the title."""
         source = grid(self.source[None], labels=["source"], tile_size=tile_size)
         made = grid(self.images, labels=[f"synthesised {i + 1}" for i in range(len(self.images))],
                     tile_size=tile_size, columns=len(self.images))
