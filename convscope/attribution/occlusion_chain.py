@@ -51,7 +51,11 @@ class Element:
         return self.local and self.rows.pointwise and self.cols.pointwise
 
     def __call__(self, inputs: Tensor) -> Tensor:
-        return self.module(inputs.reshape(inputs.shape[0], *self.shape))
+        return self.module(self.shaped(inputs))
+
+    def shaped(self, inputs: Tensor) -> Tensor:
+        """``inputs`` with the per-item shape the module takes (reshaped only if needed: that keeps channels-last)."""
+        return inputs if tuple(inputs.shape[1:]) == self.shape else inputs.reshape(inputs.shape[0], *self.shape)
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ class Chain:
         """Each element's input (as it receives it) and the output, for a batch."""
         seen, value = [], inputs
         for element in self.elements:
-            value = value.reshape(value.shape[0], *element.shape)
+            value = element.shaped(value)
             seen.append(value)
             value = element.module(value)
         return seen, value
