@@ -149,6 +149,11 @@ def test_damaged_files_are_named_with_the_way_out(tmp_path) -> None:
     torch.save({"done": [0]}, tmp_path / "part2" / storage.PROGRESS / "rank0" / "state.pt")
     with pytest.raises(ValueError, match=r"state\.pt is damaged \(it lacks"):
         _scan(tmp_path / "part2")
+    _interrupted(tmp_path / "part3")
+    (tmp_path / "part3" / storage.PROGRESS / "rank0" / "part_00000.pt").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(ValueError, match=r"part_00000\.pt is damaged.*--overwrite"):
+        _scan(tmp_path / "part3")
+    assert _scan(tmp_path / "part3", overwrite=True).count == 9
 
 
 def test_a_scan_that_cannot_run_leaves_nothing_and_blocks_nothing(tmp_path) -> None:
