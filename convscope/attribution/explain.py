@@ -15,6 +15,7 @@ from convscope.attribution.cam_base import LayerAttribution
 from convscope.attribution.layers import last_spatial_layer
 from convscope.attribution.occlusion import Occlusion, OcclusionMaps
 from convscope.attribution.registry import METHODS
+from convscope.logs import get_logger
 from convscope.models.model import Model, as_model
 from convscope.render import html
 from convscope.render.colormaps import colorize, normalize
@@ -24,6 +25,7 @@ from convscope.render.picture import Picture
 from convscope.suggestions import unknown
 from convscope.targets import Target, TargetLike, as_target
 
+log = get_logger(__name__)
 HEAT_SCALING = {"heat": "abs", "image": "percentile", "saliency": "percentile"}
 LAYER_METHODS = tuple(name for name, cls in METHODS.items() if issubclass(cls, LayerAttribution | CAM))
 
@@ -208,6 +210,7 @@ def compare(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], metho
             maps = chosen(inputs, goal)
         except ValueError as error:
             notes.append(f"{chosen.title}: {error}")
+            log.warning(f"left out {chosen.title}: {error}")  # on the terminal too, not only under the figure
             columns.append(torch.ones_like(columns[0]))
             headers.append(f"{chosen.title}: n/a")
             continue
