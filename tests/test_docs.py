@@ -1,0 +1,83 @@
+"""The documentation: the site builds with ``mkdocs build --strict`` (every page, link, picture and API entry
+resolves), the tutorial notebooks run headless from start to end, and every public name has a docstring."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "examples").glob("*.ipynb"))
+PACKAGES = ["convscope", "convscope.models", "convscope.inspection", "convscope.attribution", "convscope.data",
+            "convscope.scan", "convscope.synthesis", "convscope.analysis", "convscope.render", "convscope.targets",
+            "convscope.hooks", "convscope.gradients", "convscope.images", "convscope.logs", "convscope.progress"]
+
+
+def test_the_site_builds_strictly(tmp_path):
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("mkdocstrings_handlers.python")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    site = tmp_path / "site"
+    reference = (site / "reference" / "attribution" / "index.html").read_text()
+    assert 'id="convscope.attribution.GradCAM"' in reference and "spatial mean" in reference
+    assert "https://arxiv.org/abs/1610.02391" in reference  # each method's paper
+    tutorial = (site / "tutorials" / "attribution_on_your_model" / "index.html").read_text()
+    assert "data:image/png;base64," in tutorial  # the stored outputs are shown
+    assert "convscope predict" in (site / "cli" / "index.html").read_text()
+
+
+def test_the_stored_notebooks_hold_their_outputs_and_no_error():
+    assert [p.stem for p in NOTEBOOKS] == ["attribution_on_your_model", "scanning_a_data_set", "synthesis"]
+    for path in NOTEBOOKS:
+        cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+        assert all(c.get("outputs") for c in cells[1:] if c["source"]), f"{path.name}: run scripts/notebooks"
+        assert not any(o["output_type"] == "error" for c in cells for o in c["outputs"]), path.name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_the_tutorial_runs_headless(path, tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    notebook = nbformat.read(path, as_version=4)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the kernel's torch: one thread (small work, shared cores)
+    nbclient.NotebookClient(notebook, timeout=900, kernel_name="python3", coalesce_streams=True,
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()  # raises on an error
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert any("image/png" in o.get("data", {}) or "text/html" in o.get("data", {}) for o in outputs)
+    streams = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "IProgress" not in streams
+
+
+def public_names():
+    """Every class and function in the packages' ``__all__``, and the public methods and properties of the classes."""
+    for package in PACKAGES:
+        module = importlib.import_module(package)
+        for name in getattr(module, "__all__", []):
+            value = getattr(module, name)
+            if not (inspect.isclass(value) or inspect.isfunction(value)):
+                continue
+            yield f"{package}.{name}", value
+            if inspect.isclass(value):
+                for member, attribute in vars(value).items():
+                    function = attribute.fget if isinstance(attribute, property) else getattr(attribute, "__func__",
+                                                                                            attribute)
+                    if not member.startswith("_") and inspect.isfunction(function):
+                        yield f"{package}.{name}.{member}", function
+
+
+def test_every_public_name_has_a_docstring():
+    names = dict(public_names())
+    missing = [name for name, value in names.items()
+               if not value.__doc__ or (inspect.isclass(value) and value.__doc__.startswith(f"{value.__name__}("))]
+    assert len(names) > 300 and not missing, f"public names without a docstring: {missing}"
