@@ -65,10 +65,11 @@ def array_to_picture(array: np.ndarray, name: str = "picture") -> Tensor:
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
         raise ValueError(f"{name}: expected an image array shaped [H,W], [H,W,3] or [H,W,4], got {array.shape}")
     check_dimensions(int(array.shape[1]), int(array.shape[0]), name)
-    if array.dtype == np.uint16:  # torch has no arithmetic on uint16: scale here
+    if array.dtype.kind == "u" and array.dtype.itemsize == 2:  # uint16 of either byte order: scaled here
         values = torch.from_numpy(array.astype(np.float32) / 65535.0)
     elif array.dtype in (np.uint8, np.bool_) or np.issubdtype(array.dtype, np.floating):
-        values = check_values(torch.from_numpy(np.array(array, copy=True)), name)  # a copy: arrays may be read-only
+        native = array.astype(array.dtype.newbyteorder("="), copy=True)  # a writable copy in this machine's order
+        values = check_values(torch.from_numpy(native), name)
     else:
         raise TypeError(f"{name} has integer type {array.dtype}, whose range is ambiguous: give uint8 (0–255), "
                         "uint16 (0–65535) or floats in [0, 1]")

@@ -28,6 +28,8 @@ def test_sixteen_bit_pictures_are_scaled_by_65535_not_by_their_content(tmp_path)
     assert load_image(path).max().item() == pytest.approx(1000 / 65535)
     assert load_image(dark).max().item() == pytest.approx(1000 / 65535)
     assert load_image(np.full((2, 2), 200, np.uint8)).max().item() == pytest.approx(200 / 255)
+    assert load_image(np.full((2, 2), 1000, ">u2")).max().item() == pytest.approx(1000 / 65535)  # big-endian
+    assert load_image(np.full((2, 2), 0.25, ">f4")).max().item() == 0.25
 
 
 def test_uint8_tensors_are_scaled_like_uint8_arrays():
