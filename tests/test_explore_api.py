@@ -52,7 +52,7 @@ def make_folder(root):
 
 def scan_set(root):
     """Six small photos in two labelled folders, for a scan."""
-    for label, names in {"animals": ("chelsea", "cat", "astronaut"), "things": ("coffee", "rocket", "china")}.items():
+    for label, names in {"living": ("chelsea", "astronaut", "camera"), "things": ("coffee", "rocket", "china")}.items():
         (root / "set" / label).mkdir(parents=True)
         for name in names:
             pixels = (cs.load_sample(name).permute(1, 2, 0) * 255).byte().numpy()
@@ -244,7 +244,7 @@ def test_feature_visualisation_is_cached_on_disk(setup) -> None:
 def test_scan_endpoints(setup, lite0) -> None:
     explorer, client, _ = setup
     info = ok(client, "/api/scan")
-    assert info["count"] == 6 and info["layers"] == ["blocks.2"] and info["class_names"] == ["animals", "things"]
+    assert info["count"] == 6 and info["layers"] == ["blocks.2"] and info["class_names"] == ["living", "things"]
     found = ok(client, "/api/scan/embedding", method="pca")
     assert len(found["x"]) == len(found["indices"]) == 6 and sorted(found["labels"]) == [0, 0, 0, 1, 1, 1]
     assert client.get("/api/scan/thumb.png", params={"index": 0}).headers["content-type"] == "image/png"
@@ -252,6 +252,12 @@ def test_scan_endpoints(setup, lite0) -> None:
     assert "scanned layer" in refused(client, "/api/scan/embedding", layer="bn2")
     assert ok(client, "/api/scan/dead")["lines"][0].startswith("blocks.2")
     assert len(ok(client, "/api/scan/statistics")["channels"]) == 40
+    predicted = ok(client, "/api/scan/predictions")["predicted"]
+    pictures = [explorer.scan.pictures.picture(i) for i in range(6)]
+    assert predicted == cs.predict(lite0, pictures, k=1).indices[:, 0].tolist()
+    from convscope.explore.dataset_view import scan_predictions
+
+    assert scan_predictions(explorer) == predicted  # read back from the disk cache
     bare = TestClient(create_app(Explorer(lite0, cache=explorer.cache_dir)), base_url=LOCAL)
     assert "--scan" in refused(bare, "/api/scan")
 
@@ -262,7 +268,7 @@ def test_scan_neighbours(setup) -> None:
     expected = explorer.scan.neighbors([0], k=3)
     assert [r["index"] for r in got["feature"]] == expected.feature_indices[0].tolist()
     assert [r["index"] for r in got["pixel"]] == expected.pixel_indices[0].tolist()
-    assert got["label"] == 0 and {r["class"] for r in got["feature"]} <= {"animals", "things"}
+    assert got["label"] == 0 and {r["class"] for r in got["feature"]} <= {"living", "things"}
 
 
 def test_model_endpoints(setup) -> None:

@@ -164,6 +164,9 @@ def test_dataset_view_hover_and_click_a_point(server, page) -> None:
     assert page.locator("#neighbours .neighbours figure").count() == 1 + 5 + 5
     assert "feature space (blocks.2" in page.inner_text("#neighbours")
     assert "blocks.2:" in page.inner_text("#dead-filters")
+    page.select_option("#scan-colour", "prediction")
+    page.wait_for_function("location.hash.includes('color=prediction')")
+    page.wait_for_function("document.querySelector('#scatter-note').textContent.includes(\"predicted class\")")
     screenshot(page, "dataset")
 
 

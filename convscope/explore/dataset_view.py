@@ -3,14 +3,18 @@ in feature vs pixel space, dead filters and per-channel statistics."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 
+import torch
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from convscope.explore.encode import png
 from convscope.explore.image_view import explorer_of
 from convscope.explore.jobs import CHEAP, INTERACTIVE, SLOW, cache_key
+from convscope.explore.state import Explorer
+from convscope.inspection.predictions import predict
 from convscope.scan.result import ScanResult
 
 router = APIRouter(prefix="/api/scan", tags=["data set"])
@@ -57,6 +61,23 @@ def neighbour_table(scan: ScanResult, index: int, layer: str | None, k: int) -> 
                           "pixel": None if pixel_share != pixel_share else pixel_share}}
 
 
+def scan_predictions(explorer: Explorer, batch: int = 256) -> list[int]:
+    """The model's top class for every scanned picture (read from the disk cache, or computed and stored there)."""
+    scan = explorer.scan
+    folder = hashlib.sha1(str(scan.folder.resolve()).encode()).hexdigest()[:16]
+    path = explorer.cache_dir / "predictions" / f"{explorer.fingerprint[:16]}_{folder}_{scan.count}.pt"
+    if path.is_file():
+        return torch.load(path, weights_only=True).tolist()
+    found = torch.empty(scan.count, dtype=torch.long)
+    for start in range(0, scan.count, batch):
+        stop = min(scan.count, start + batch)
+        found[start:stop] = predict(explorer.model, [scan.pictures.picture(i) for i in range(start, stop)],
+                                    k=1).indices[:, 0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(found, path)
+    return found.tolist()
+
+
 @router.get("", summary="The open scan: layers, shapes, picture count, class names")
 async def scan_info(request: Request) -> dict[str, Any]:
     scan = scan_of(request)
@@ -78,6 +99,18 @@ async def embedding_route(request: Request, layer: ScanLayer = None,
                                           priority=CHEAP if method == "pca" else SLOW,
                                           description=f"{method} of {layer}")
     return result
+
+
+@router.get("/predictions", summary="The model's top class for every scanned picture (scan of this model only)")
+async def predictions_route(request: Request) -> dict[str, Any]:
+    scan, explorer = scan_of(request), explorer_of(request)
+    if not explorer.scan_matches_model:
+        raise ValueError(f"the scan was made with {scan.config['model']['name']}, not with the model served; start "
+                         f"the explorer with --model {scan.config['model']['name']} to colour by prediction")
+    result, _ = await explorer.worker.run(cache_key("scan predictions", str(scan.folder), explorer.fingerprint),
+                                          lambda: scan_predictions(explorer), priority=SLOW,
+                                          description=f"predictions for {scan.count} scanned pictures")
+    return {"predicted": result, "class_names": explorer.model.classes()}
 
 
 @router.get("/thumb.png", summary="A scanned picture", response_class=Response,
