@@ -323,3 +323,21 @@ def test_queued_jobs_are_shared_and_cancellable() -> None:
     while worker.cache.get("after") is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert worker.cache.get("after") == 7
+
+
+def test_check_results_become_badges(lite0, tmp_path) -> None:
+    import json
+
+    summary = {"pointing_game": [{"method": "grad_cam", "pointing_accuracy": 0.83}],
+               "faithfulness": [{"method": "grad_cam", "deletion_auc": 0.1, "insertion_auc": 0.6}]}
+    (tmp_path / "checks.json").write_text(json.dumps(summary))
+    client = TestClient(create_app(Explorer(lite0, checks=tmp_path, cache=tmp_path,
+                                            methods=["saliency", "grad_cam"])), base_url=LOCAL)
+    methods = ok(client, "/api/methods")["methods"]
+    assert [m["name"] for m in methods] == ["grad_cam", "saliency"]  # cheapest first
+    assert methods[0]["checks"] == {"pointing": 0.83, "deletion": 0.1, "insertion": 0.6}
+    assert methods[1]["checks"] is None
+    with pytest.raises(ValueError, match="checks.json"):
+        Explorer(lite0, checks=tmp_path / "nowhere", cache=tmp_path)
+    with pytest.raises(ValueError, match="unknown attribution method"):
+        Explorer(lite0, cache=tmp_path, methods=["grad_cam", "magic"])

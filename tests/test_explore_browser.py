@@ -24,7 +24,7 @@ from convscope.explore import Explorer, create_app  # noqa: E402
 CHROMIUM = os.environ.get("CONVSCOPE_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync"]
-WAIT = 120_000  # ms; the CPU may be shared
+WAIT = 300_000  # ms; the CPU may be shared
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason=f"no Chromium at {CHROMIUM} (scripts/setup installs Debian's chromium)")
