@@ -15,7 +15,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("classviz", help="class model: the picture the model finds most typical of a class")
     p.add_argument("--targets", nargs="+", required=True, help="class indices or names, e.g. 281 or tabby flamingo")
     p.add_argument("--recipe", choices=("fourier", "simonyan"), default="fourier",
-                   help="fourier: decorrelated Fourier image (default); simonyan: pixels + blur + clipping tricks")
+                   help="fourier: decorrelated Fourier image, the recognisable pictures (default); simonyan: free "
+                        "pixels + blur + clipping, the paper's look (saturated high-frequency colours in which the "
+                        "class shows only on a close look, though the model is sure of it)")
     p.add_argument("--size", type=int, help="picture side (default: the model's input size)")
     p.add_argument("--steps", type=int, default=256)
     _common(p, "classviz", run_classviz)

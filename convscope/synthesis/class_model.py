@@ -14,7 +14,12 @@ high-frequency patterns; the recipes add the seeds' tricks:
 - ``'simonyan'``: free pixels as in the paper, with the tricks of the seeds — a Gaussian
   blur every few steps and clipping of pixels with a small norm (Yosinski et al., 2015,
   https://arxiv.org/abs/1506.06579) — the same transforms, grown over three octaves
-  (from half size up) so that large structures form first.
+  (from half size up) so that large structures form first. Its pictures have the paper's
+  look, not a photo's: saturated, high-frequency colour patterns over the whole square, in
+  which the class's parts (pineapple skin and leaves, a fish body, cat stripes) show only on a
+  close look, while the model is sure of the class (at the defaults p = 0.985 tabby, 1.000
+  goldfish, 0.9997 flamingo, 1.000 pineapple; docs/synthesis.md). The paper's figure 1 is
+  like this except for its grey background. Use ``'fourier'`` for recognisable pictures.
 """
 
 from __future__ import annotations
