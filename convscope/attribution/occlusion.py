@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from convscope.models.model import Model
 from convscope.targets import Target, TargetLike, as_target, class_probabilities
 
 log = get_logger(__name__)
+_CHAINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # net → {key: its chain or why none, checked keys}
 
 
 @dataclass
@@ -102,8 +104,6 @@ class Occlusion(Attribution):
         self.batch_size, self.progress, self.incremental = batch_size, progress, incremental
         self.path: str | None = None
         self.plain_reason: str | None = None
-        self._chains: dict = {}  # the model's chain (or why it has none) by input shape and occluder size
-        self._verified: set = set()  # keys of _chains whose incremental result was checked against the model
         batch_size_for(batch_size, torch.device("cpu"))  # checks it
 
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
@@ -188,13 +188,14 @@ class Occlusion(Attribution):
             return self._plain("the target reads inner layers")
         net = self.model.net
         key = (tuple(inputs.shape[1:]), inputs.dtype, inputs.device, self.size)
+        known = _CHAINS.setdefault(net, {})  # found once per model, input shape and occluder size
         with inspection_mode(net), torch.no_grad():
-            if key not in self._chains:
+            if key not in known:
                 try:
-                    self._chains[key] = model_chain(net, fast_layout(inputs[:1]))
+                    known[key] = model_chain(net, fast_layout(inputs[:1]))
                 except ValueError as error:
-                    self._chains[key] = f"the model is not a chain of modules: {error}"
-            chain = self._chains[key]
+                    known[key] = f"the model is not a chain of modules: {error}"
+            chain = known[key]
             if isinstance(chain, str):
                 return self._plain(chain)
             if chain.local_count == 0:
@@ -205,25 +206,24 @@ class Occlusion(Attribution):
                 return self._plain("its chain of modules does not reproduce the model's output")
             if name is not None and (element is None or runner.output_of(element).dim() != 4):
                 return self._plain(f"the feature layer {name!r} is not a feature map between two modules of its chain")
-            if not self._checked(key, runner, inputs, fill, rows, cols):
-                self._chains[key] = "the incremental result differed from the plain one on a check"
-                return self._plain(self._chains[key])
+            if ("checked", key) not in known:
+                if not self._agrees(runner, inputs, fill, rows, cols):
+                    known[key] = "the incremental result differed from the plain one on a check"
+                    return self._plain(known[key])
+                known["checked", key] = True
         self.plain_reason = None
         return lambda images, tops, lefts, channels: runner(images, tops, lefts, self.size, fill, element, channels)
 
-    def _checked(self, key: tuple, runner: IncrementalOcclusion, inputs: Tensor, fill: Tensor, rows: Tensor,
-                 cols: Tensor) -> bool:
-        """Once per input shape: the incremental output equals the model's at three occluder positions."""
-        if key in self._verified:
-            return True
+    def _agrees(self, runner: IncrementalOcclusion, inputs: Tensor, fill: Tensor, rows: Tensor, cols: Tensor) -> bool:
+        """Whether the incremental output equals the model's at three occluder positions (corner, centre, corner)."""
         tops, lefts = rows[[0, len(rows) // 2, -1]], cols[[0, len(cols) // 2, -1]]
         images = torch.zeros(3, dtype=torch.long, device=inputs.device)
         expected = self.model.net(fast_layout(_occlude(inputs[images], tops, lefts, self.size, fill)))
-        found, _ = runner(images, tops, lefts, self.size, fill)
-        if _close(found, expected):
-            self._verified.add(key)
-            return True
-        return False
+        try:
+            found, _ = runner(images, tops, lefts, self.size, fill)
+        except RuntimeError:  # e.g. a module that only takes whole maps
+            return False
+        return _close(found, expected)
 
     def _plain(self, reason: str) -> None:
         self.plain_reason = reason
