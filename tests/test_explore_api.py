@@ -341,3 +341,27 @@ def test_check_results_become_badges(lite0, tmp_path) -> None:
         Explorer(lite0, checks=tmp_path / "nowhere", cache=tmp_path)
     with pytest.raises(ValueError, match="unknown attribution method"):
         Explorer(lite0, cache=tmp_path, methods=["grad_cam", "magic"])
+
+
+def test_queue_reports_the_library_progress_bar(setup) -> None:
+    from convscope.attribution.base import chunks
+
+    explorer, client, _ = setup
+    halfway, release = threading.Event(), threading.Event()
+
+    def job() -> int:
+        for n, _ in enumerate(chunks(50, 10, description="Score-CAM", progress=False)):
+            if n == 3:
+                halfway.set()
+                release.wait(10)
+        return n
+
+    future = explorer.worker.submit("progress", job, description="a job with batches")
+    assert halfway.wait(10)
+    try:
+        running = ok(client, "/api/queue")["running"]
+        assert running["progress"] == {"what": "Score-CAM", "done": 3, "total": 5}
+    finally:
+        release.set()
+    assert future.result(10) == 4
+    assert list(chunks(3, 2, description="outside the worker", progress=False)) == [slice(0, 2), slice(2, 3)]

@@ -19,6 +19,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from convscope.explore.progress import forget, progress_of
+
 INTERACTIVE, CHEAP, SLOW = 0, 1, 2
 
 
@@ -123,7 +125,8 @@ class Worker:
             waiting = [job.description for job in sorted(self._pending.values()) if job is not running]
         return {"running": None if running is None else {
                     "what": running.description,
-                    "seconds": round(time.monotonic() - (running.started or time.monotonic()), 1)},
+                    "seconds": round(time.monotonic() - (running.started or time.monotonic()), 1),
+                    "progress": progress_of(self._thread.ident)},
                 "waiting": waiting, "done": self.done, "cached": len(self.cache), "cache_hits": self.cache.hits}
 
     def _loop(self) -> None:
@@ -131,6 +134,7 @@ class Worker:
             job = self._queue.get()
             if job.cancelled:
                 continue
+            forget(self._thread.ident)
             with self._lock:
                 self.running, job.started = job, time.monotonic()
             try:

@@ -1,5 +1,5 @@
 // The explorer's front end: routes the URL hash to a view; shows what the worker is doing.
-import { api, route, showError } from "./util.js";
+import { api, progressText, route, showError } from "./util.js";
 import { imageView } from "./image.js";
 import { layerView } from "./layer.js";
 import { datasetView } from "./dataset.js";
@@ -29,7 +29,8 @@ async function pollQueue() {
     window.queueStatus = q;
     const busy = q.running !== null;
     box.classList.toggle("busy", busy);
-    box.textContent = busy ? `computing: ${q.running.what} (${q.running.seconds.toFixed(1)} s)` +
+    box.textContent = busy ? `computing: ${q.running.what} (${q.running.seconds.toFixed(1)} s` +
+      (progressText(q.running) ? `, ${progressText(q.running)})` : ")") +
       (q.waiting.length ? `, ${q.waiting.length} waiting` : "") : "idle";
   } catch { box.textContent = ""; }
   setTimeout(pollQueue, 500);

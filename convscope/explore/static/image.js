@@ -1,5 +1,5 @@
 // Image view: pick a picture, see its top classes, click a class → every method's map; drag the occluder.
-import { api, apiUrl, h, percent, picturePicker, route, setRoute, showError } from "./util.js";
+import { api, apiUrl, h, percent, picturePicker, progressText, route, setRoute, showError } from "./util.js";
 
 const STAGE = 336;
 let state = { pic: null, target: null, generation: 0 };
@@ -112,7 +112,7 @@ function explainAll() {
       if (generation !== state.generation) return clearInterval(timer);
       const running = window.queueStatus && window.queueStatus.running;
       const now = running && running.what.startsWith(m.title + " on ");
-      wait.textContent = (now ? `computing… ${running.seconds.toFixed(1)} s` : "queued…") +
+      wait.textContent = (now ? `computing… ${progressText(running) || running.seconds.toFixed(1) + " s"}` : "queued…") +
         (m.slow ? " (slow method: many passes)" : "") + ` — ${((performance.now() - began) / 1000).toFixed(0)} s since the click`;
     }, 250);
     api("/api/explain", { pic, method: m.name, target, group: groupOf(generation) }).then((r) => {

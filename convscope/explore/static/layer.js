@@ -1,5 +1,5 @@
 // Layer view: layers with shapes; every channel's map sorted by strength (dead ones marked); one channel in detail.
-import { api, h, picturePicker, route, setRoute, showError } from "./util.js";
+import { api, h, picturePicker, progressText, route, setRoute, showError } from "./util.js";
 
 let state = {};
 let els = {};
@@ -84,14 +84,18 @@ async function loadDetail(pic, layer, channel) {
         : h("figure", {}, h("figcaption", {}, `${caption}: ${r.notes[key] || "n/a"}`))),
       featureBox),
     r.patches ? h("figure", { class: "wide", id: "top-patches" }, h("figcaption", {}, "top-9 patches of the scanned set (boxes: receptive fields)"),
-      h("img", { src: r.patches, alt: "top-9 patches" }))
+      h("img", { src: r.patches, alt: "top-9 patches", style: "width:100%" }))
       : h("p", { class: "note" }, r.notes.patches ? `Top patches: ${r.notes.patches}.` : "Open a scan (--scan) to see this channel's top-9 patches."));
 }
 
 async function features(box, layer, channel) {
   const began = performance.now();
   const caption = box.querySelector("figcaption");
-  const timer = setInterval(() => { caption.textContent = `optimising… ${((performance.now() - began) / 1000).toFixed(0)} s`; }, 500);
+  const timer = setInterval(() => {
+    const running = window.queueStatus && window.queueStatus.running;
+    const mine = running && running.what.startsWith("feature visualisation") ? progressText(running) : "";
+    caption.textContent = `optimising… ${mine || ((performance.now() - began) / 1000).toFixed(0) + " s"}`;
+  }, 500);
   try {
     const r = await api("/api/features", { layer, channel });
     box.replaceChildren(h("img", { src: r.image, alt: "feature visualisation" }),

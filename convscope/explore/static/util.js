@@ -107,3 +107,10 @@ async function webcamFrame() {
     return await upload(blob, "webcam.png");
   } finally { stream.getTracks().forEach((t) => t.stop()); }
 }
+
+// "45 % (12 of 27 batches)" from the worker's progress, or "" when the job has no progress bar.
+export function progressText(running) {
+  const p = running && running.progress;
+  if (!p || !p.total) return "";
+  return `${Math.floor((100 * p.done) / p.total)} % (${p.done} of ${p.total}${p.what ? " " + p.what : ""})`;
+}
