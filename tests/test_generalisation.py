@@ -97,3 +97,29 @@ def test_study_trained_beats_random_weights(tmp_path) -> None:
     trained, untrained = result.accuracy["fashion_cnn · relu7"][5], result.accuracy[
         "fashion_cnn (random weights) · relu7"][5]
     assert len(trained) == 2 and statistics.mean(trained) > statistics.mean(untrained) + 0.1
+
+
+@pytest.mark.skipif(not has_fashion_mnist(), reason="Fashion-MNIST is not installed (scripts/setup installs it)")
+def test_probe_repeats_mean_and_std(tmp_path) -> None:
+    from convscope.analysis.probes import linear_probes
+    from convscope.scan import Scan
+
+    model = load_model("fashion_cnn")
+    train = FirstPictures(open_dataset("fashion-mnist:train"), 120)
+    test = FirstPictures(open_dataset("fashion-mnist:test"), 60)
+    result = linear_probes(model, train, test, ["relu7"], classifiers=["softmax"], pixels=False, work=tmp_path,
+                           repeats=3, share=0.5, seed=4, progress=False)
+    scan = Scan(model, ["relu7"], k=1)
+    fitted, tested = (scan.run(p, tmp_path / name, batch_size=256, progress=False)
+                      for p, name in ((train, "train"), (test, "test")))
+    direct = []
+    for r in range(3):
+        chosen = torch.randperm(120, generator=torch.Generator().manual_seed(4 + r))[:60]
+        direct.append(softmax_probe(fitted.features("relu7")[chosen], fitted.labels[chosen],
+                                    tested.features("relu7"), tested.labels))
+    assert result.accuracy["softmax"]["relu7"] == pytest.approx(statistics.mean(direct))
+    assert result.spread["softmax"]["relu7"] == pytest.approx(statistics.stdev(direct))
+    assert result.rows()[0]["softmax_std"] == pytest.approx(statistics.stdev(direct))
+    assert " ± " in result.lines()[1] and "3 repeats" in result.lines()[0]
+    with pytest.raises(ValueError, match="repeats"):
+        linear_probes(model, train, test, ["relu7"], repeats=0)

@@ -96,17 +96,24 @@ class GeneralisationResult:
         """Test accuracy against N per class, mean with ± one standard deviation as error bars."""
         figure, axes = new_figure(1, size=(6.4, 4.2))
         axis = axes[0][0]
-        for features, by_n in self.accuracy.items():
+        parts = [f.rsplit(" · ", 1) if " · " in f else [f, ""] for f in self.accuracy]
+        models, layers = list(dict.fromkeys(p[0] for p in parts)), list(dict.fromkeys(p[1] for p in parts))
+        colours = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink"]
+        styles = ["-", "--", ":", "-."]
+        for (model, layer), (features, by_n) in zip(parts, self.accuracy.items(), strict=True):
             stats = [mean_std(by_n[n]) for n in self.per_class]
             axis.errorbar(self.per_class, [100 * m for m, _ in stats],
-                          yerr=[0 if s != s else 100 * s for _, s in stats], marker="o", capsize=3, label=features)
+                          yerr=[0 if s != s else 100 * s for _, s in stats], marker="o", capsize=3, label=features,
+                          color=colours[layers.index(layer) % len(colours)],
+                          linestyle=styles[models.index(model) % len(styles)])
         axis.set_xscale("log")
+        axis.minorticks_off()
         axis.set_xticks(self.per_class, [str(n) for n in self.per_class])
         axis.set_xlabel("training pictures per class (N)")
         axis.set_ylabel(f"test accuracy % ({self.test_pictures} pictures)")
         draws = max(len(v) for by_n in self.accuracy.values() for v in by_n.values())
         axis.set_title(f"Feature generalisation: {self.classifier} on pooled features, {draws} draws")
-        axis.legend(fontsize=8)
+        axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
         figure.tight_layout()
         return figure_to_picture(figure)
 

@@ -4,7 +4,8 @@ Alain & Bengio's probes (https://arxiv.org/abs/1610.01644).
 
 Each layer's features (pooled over positions by a scan) train a softmax classifier and a
 linear SVM on the training pictures; accuracy is measured on the test pictures. Raw pixels
-are probed too, as the baseline every layer should beat.
+are probed too, as the baseline every layer should beat. With ``repeats`` > 1 each repeat trains on
+a different seeded random share of the training pictures, and the table gives mean ± standard deviation.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from convscope.analysis.spread import mean_std
 from convscope.data.any_dataset import as_picture_set
 from convscope.data.pictures import FittedPictures, PictureSet
 from convscope.models.model import Model
@@ -29,27 +31,43 @@ PIXELS = "pixels"
 
 @dataclass
 class ProbeResult:
-    """``accuracy[classifier][layer]`` on the test set; ``dimensions[layer]`` of the features probed."""
+    """``accuracy[classifier][layer]`` on the test set (the mean over ``repeats``; ``spread`` holds the standard
+    deviations when there are several); ``dimensions[layer]`` of the features probed."""
 
     layers: list[str]
     accuracy: dict[str, dict[str, float]]
     dimensions: dict[str, int] = field(default_factory=dict)
+    spread: dict[str, dict[str, float]] = field(default_factory=dict)
+    repeats: int = 1
 
     def rows(self) -> list[dict[str, float | str | int]]:
         return [{"layer": layer, "dimensions": self.dimensions[layer],
-                 **{f"{c}_accuracy": self.accuracy[c][layer] for c in self.accuracy}} for layer in self.layers]
+                 **{f"{c}_accuracy": self.accuracy[c][layer] for c in self.accuracy},
+                 **{f"{c}_std": self.spread[c][layer] for c in self.spread}} for layer in self.layers]
 
     def lines(self) -> list[str]:
-        header = f"{'layer':16} {'dims':>6} " + " ".join(f"{c:>8}" for c in self.accuracy)
-        return [header] + [f"{r['layer']:16} {r['dimensions']:>6} "
-                           + " ".join(f"{r[f'{c}_accuracy']:8.1%}" for c in self.accuracy) for r in self.rows()]
+        width = 16
+        header = f"{'layer':16} {'dims':>6} " + " ".join(f"{c:>{width}}" for c in self.accuracy)
+        if self.spread:
+            header += f"   (mean ± std over {self.repeats} repeats)"
+
+        def cell(row: dict, classifier: str) -> str:
+            text = f"{100 * row[f'{classifier}_accuracy']:.1f}"
+            if classifier in self.spread:
+                text += f" ± {100 * row[f'{classifier}_std']:.1f}"
+            return f"{text + ' %':>{width}}"
+
+        return [header] + [f"{r['layer']:16} {r['dimensions']:>6} " + " ".join(cell(r, c) for c in self.accuracy)
+                           for r in self.rows()]
 
     def picture(self) -> Picture:
         figure, axes = new_figure(1, size=(6, 3.6))
         axis = axes[0][0]
         x = list(range(len(self.layers)))
         for classifier, by_layer in self.accuracy.items():
-            axis.plot(x, [by_layer[layer] for layer in self.layers], marker="o", label=classifier)
+            errors = [self.spread[classifier][layer] for layer in self.layers] if classifier in self.spread else None
+            axis.errorbar(x, [by_layer[layer] for layer in self.layers], yerr=errors, marker="o", capsize=3,
+                          label=classifier)
         axis.set_xticks(x, self.layers, rotation=30)
         axis.set_ylabel("test accuracy")
         axis.set_title("Linear probes per layer")
@@ -105,10 +123,18 @@ def _pixels(pictures: PictureSet, model: Model) -> Tensor:
 
 def linear_probes(model: Model, train: PictureSet, test: PictureSet, layers: Sequence[str], *,
                   classifiers: Sequence[str] = CLASSIFIERS, pooling: str = "mean", pixels: bool = True,
-                  work: str | Path | None = None, batch_size: int = 256, progress: bool = True) -> ProbeResult:
-    """Probe each layer's pooled features (one scan per set, kept in ``work`` so reruns are quick)."""
+                  work: str | Path | None = None, batch_size: int = 256, progress: bool = True,
+                  repeats: int = 1, share: float = 0.5, seed: int = 0) -> ProbeResult:
+    """Probe each layer's pooled features (one scan per set, kept in ``work`` so reruns are quick).
+
+    ``repeats`` > 1: repeat ``r`` trains on a random ``share`` of the training pictures drawn with
+    ``torch.Generator().manual_seed(seed + r)`` (the same pictures for every layer); the result holds the mean
+    and the sample standard deviation of the test accuracy over the repeats.
+    """
     from convscope.scan import Scan
 
+    if repeats < 1 or not 0 < share <= 1:
+        raise ValueError(f"repeats must be at least 1 and share in (0, 1], got {repeats} and {share}")
     unknown = [c for c in classifiers if c not in CLASSIFIERS]
     if unknown:
         raise ValueError(f"unknown classifiers {unknown}: use {', '.join(CLASSIFIERS)}")
@@ -126,9 +152,18 @@ def linear_probes(model: Model, train: PictureSet, test: PictureSet, layers: Seq
         names = [PIXELS, *names]
     train_labels, test_labels = scanned["train"].labels, scanned["test"].labels
     probes = {"softmax": softmax_probe, "svm": svm_probe}
-    accuracy = {c: {layer: probes[c](features[layer][0], train_labels, features[layer][1], test_labels)
-                    for layer in names} for c in classifiers}
-    return ProbeResult(names, accuracy, {layer: int(features[layer][0].shape[1]) for layer in names})
+    dimensions = {layer: int(features[layer][0].shape[1]) for layer in names}
+    if repeats == 1:
+        accuracy = {c: {layer: probes[c](features[layer][0], train_labels, features[layer][1], test_labels)
+                        for layer in names} for c in classifiers}
+        return ProbeResult(names, accuracy, dimensions)
+    count = max(1, round(share * len(train_labels)))
+    draws = [torch.randperm(len(train_labels), generator=torch.Generator().manual_seed(seed + r))[:count]
+             for r in range(repeats)]
+    stats = {c: {layer: mean_std([probes[c](features[layer][0][d], train_labels[d], features[layer][1], test_labels)
+                                  for d in draws]) for layer in names} for c in classifiers}
+    return ProbeResult(names, {c: {k: v[0] for k, v in by.items()} for c, by in stats.items()}, dimensions,
+                       {c: {k: v[1] for k, v in by.items()} for c, by in stats.items()}, repeats)
 
 
 class _Subset(PictureSet):

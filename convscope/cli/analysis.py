@@ -35,6 +35,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--max-train", type=int, default=10000, help="training pictures used (default: %(default)s)")
     p.add_argument("--max-test", type=int, default=10000, help="test pictures used (default: %(default)s)")
     p.add_argument("--pooling", default="mean", choices=["mean", "max"])
+    p.add_argument("--repeats", type=int, default=1, help="fit each probe this many times, each on a random half "
+                                                          "of the training pictures, and report mean ± std "
+                                                          "(default: %(default)s: once on all)")
     add_model_options(p, out="out/probe")
     p.set_defaults(run=run_probe)
 
@@ -168,7 +171,8 @@ def run_probe(args: argparse.Namespace) -> None:
     else:
         train, test = split_pictures(open_dataset(args.data))
     train, test = FirstPictures(train, args.max_train), FirstPictures(test, args.max_test)
-    result = linear_probes(model_from(args), train, test, args.layers, pooling=args.pooling, work=args.out / "scans")
+    result = linear_probes(model_from(args), train, test, args.layers, pooling=args.pooling, work=args.out / "scans",
+                           repeats=args.repeats)
     print("\n".join(result.lines()))
     written(write_csv(args.out / "probes.csv", result.rows()))
     written(result.picture().save(args.out / "probes.png"))

@@ -15,7 +15,7 @@ from convscope.validation import argument, finite_number, picture_side, positive
 
 COUNTS = ("k", "max_filters", "max_channels", "steps", "samples", "batch_size", "max_train", "max_test", "limit",
           "epochs", "train_pictures", "test_pictures", "octaves", "facets", "source_size", "window", "width",
-          "stride", "attack_steps", "kernel1", "stride1", "seeds", "per_class", "draws", "pool")
+          "stride", "attack_steps", "kernel1", "stride1", "seeds", "per_class", "draws", "pool", "repeats")
 ZERO_OR_MORE = ("workers", "max_points", "grid", "channel", "channels", "seed", "port", "fc")  # train --fc 0: no fc7
 POSITIVE = ("lr", "perplexity", "beta", "magnify")
 NOT_NEGATIVE = ("weight_decay", "checkpoint_every", "tv", "style_weight", "content_weight")

@@ -73,7 +73,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--epsilons", type=_fraction, nargs="+", default=[0, 0.02, 0.05, 0.1, 0.15, 0.2],
                    help="attack budgets for --robustness (default: %(default)s)")
     p.add_argument("--limit", type=int, default=500, help="pictures measured by --robustness (default: %(default)s)")
-    p.add_argument("--compare", type=Path, nargs="+", default=[],
+    p.add_argument("--compare", type=Path, nargs="+",
                    help="more weights files of the same model to measure beside --weights (--robustness)")
     _common(p, "fool", run_fool)
 
@@ -251,8 +251,9 @@ def run_robustness(args: argparse.Namespace) -> None:
     labels = data.labels()
     if (labels < 0).any():
         raise ValueError(f"{args.images[0]} has no labels: robustness needs class sub-folders or Fashion-MNIST")
-    models = [model_from(args)] + [load_model(args.model, weights=w, device=args.device) for w in args.compare]
-    files = [args.weights, *args.compare]
+    compare = args.compare or []
+    models = [model_from(args)] + [load_model(args.model, weights=w, device=args.device) for w in compare]
+    files = [args.weights, *compare]
     stems = [w.stem for w in files if w is not None]
     for model, weights in zip(models, files, strict=True):  # name each model by its weights file
         if weights is not None:
