@@ -92,3 +92,9 @@ def test_crop_box_pads_with_zero_outside_the_input() -> None:
     values = torch.arange(16.0).view(1, 4, 4)
     crop = crop_box(values, torch.tensor([-1, -1, 2, 2]), 3)
     assert torch.equal(crop[0], torch.tensor([[0.0, 0, 0], [0, 0, 1], [0, 4, 5]]))
+
+
+def test_a_forced_deconvnet_below_max_pooling_says_guided_backprop_would_show_the_picture(scanned) -> None:
+    figure = top_projections(scanned, "relu1", [2], k=4, method="deconvnet", model=small_model())
+    assert figure.image_independent and figure.identical
+    assert "no max-pooling below relu1" in figure.note and "guided_backprop" in figure.note

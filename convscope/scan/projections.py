@@ -149,14 +149,14 @@ class TopProjections:
     @property
     def note(self) -> str:
         """What the projections show, in one sentence (printed by the command, written under the figure)."""
-        if self.identical:
-            return (f"the {TITLES[self.method]} projections of each channel are all one map: between "
-                    f"{self.patches.layer} and the pixels nothing depends on the picture (a first-layer unit's "
-                    "projection is its filter)")
         if self.method == "deconvnet" and self.image_independent:
             return (f"no max-pooling below {self.patches.layer}, so its deconvnet projection is the same for every "
                     "picture (a fixed pattern per unit); guided backprop (--projections guided_backprop) shows what "
                     "each picture contributed")
+        if self.identical:
+            return (f"the {TITLES[self.method]} projections of each channel are all one map: between "
+                    f"{self.patches.layer} and the pixels nothing depends on the picture (a first-layer unit's "
+                    "projection is its filter)")
         if self.method == "deconvnet":
             return "deconvnet projections: unpooled through each picture's max-pooling switches"
         reason = (f" (no max-pooling below {self.patches.layer}: the deconvnet would give the same map for every "
