@@ -48,7 +48,7 @@ class Explorer:
             if name not in METHODS:
                 raise ValueError(f"unknown attribution method {name!r}; the methods are " + ", ".join(METHODS))
         self.methods = list(methods) if methods else list(METHODS)  # those the image view shows
-        cache = ResultCache()
+        cache = ResultCache(entries=512)
         self.worker = Worker(cache, "model")  # everything that runs the model, one job at a time
         self.scan_worker = Worker(cache, "scan")  # a scan's stored features: embeddings, neighbours
 

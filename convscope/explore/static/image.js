@@ -16,8 +16,9 @@ export const imageView = {
     els.img = h("img", { alt: "the picture as the model sees it", draggable: "false" });
     els.occluder = h("div", { class: "occluder", title: "drag me", hidden: true });
     els.stage = h("div", { class: "stage", id: "stage" }, els.img, els.occluder);
+    const sizes = [1, 2, 3, 4, 6].map((n) => Math.max(1, Math.round((n * inputSize()) / 14)));  // 16 … 96 px at 224
     els.size = h("select", { "aria-label": "occluder size", onchange: () => probe() },
-      ...[16, 32, 48, 64, 96].map((s) => h("option", { value: s, selected: s === 48 }, `${s} px`)));
+      ...sizes.map((s, n) => h("option", { value: s, selected: n === 2 }, `${s} px`)));
     els.readout = h("div", { class: "readout", id: "occlusion-readout" },
       h("span", { class: "note" }, "Drag the grey square over the picture (or click on it): the class probability " +
         "and the top class update as it moves — Zeiler & Fergus's occlusion, live."));
