@@ -2,6 +2,8 @@
 
     python benchmarks/attribution.py                       # EfficientNet-Lite0, 224 px, batches 1 and 16
     python benchmarks/attribution.py --size 128 --threads 1 --methods grad_cam score_cam
+    python benchmarks/attribution.py --large               # also batch 64 and 256 px (long on a CPU)
+    python benchmarks/attribution.py --profile --methods saliency --batches 1   # where convscope's time goes
 
 Each library gets the same normalised batch (bundled photos), the same targets and,
 where a method has settings, the same ones (50 SmoothGrad samples, 50 Integrated
@@ -11,6 +13,9 @@ the best of ``--repeat`` runs after a warm-up; ``peak`` is the largest memory th
 added (CUDA: allocated tensors; CPU: resident set). Ratios above 1 mean convscope is
 faster. Captum's occlusion is timed at several ``perturbations_per_eval`` and its
 best is used; pytorch-grad-cam's Score-CAM gets the same batch size as convscope's.
+``plain`` is one bare forward and backward pass to the input (or to the layer, for the
+CAMs) for the same batch and targets: the floor a single-pass method can reach, so
+``convscope − plain`` is convscope's own cost per call.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import argparse
 import contextlib
 import io
 import os
+import sys
 import threading
 import time
 import warnings
@@ -152,11 +158,64 @@ def grad_cam_runs(name: str, model, inputs, classes) -> dict[str, Callable[[], o
     return {"": run}
 
 
+def plain_runs(name: str, model, inputs, classes) -> dict[str, Callable[[], object]]:
+    """A bare forward + backward to the input or the CAM layer, for the single-pass methods."""
+    net = model.net
+    if name in ("saliency", "deconvnet", "guided_backprop", "guided_grad_cam"):
+        def to_input():
+            x = inputs.detach().requires_grad_(True)
+            return torch.autograd.grad(net(x).gather(1, classes[:, None]).sum(), x)
+
+        return {"": to_input}
+    if name in ("grad_cam", "grad_cam_plus_plus", "layer_cam"):
+        layer, seen = model.layer("bn2"), []
+
+        def to_layer():
+            handle = layer.register_forward_hook(lambda module, args, output: seen.append(output))
+            try:
+                output = net(inputs.detach().requires_grad_(True))
+            finally:
+                handle.remove()
+            return torch.autograd.grad(output.gather(1, classes[:, None]).sum(), seen.pop())
+
+        return {"": to_layer}
+    return {}
+
+
+def profile(name: str, model, inputs, classes, options: dict, device: torch.device) -> None:
+    """Where one convscope call spends its time: Python functions (own time) and the torch operators."""
+    import cProfile
+    import pstats
+
+    run = ours(name, model, inputs, classes, **options)
+    run()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run()
+    profiler.disable()
+    print(f"\n### {name}, batch {inputs.shape[0]}: Python functions by own time")
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(15)
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as found:
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(f"### {name}, batch {inputs.shape[0]}: torch operators")
+    print(found.key_averages().table(sort_by=key, row_limit=15))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--size", type=int, default=224, help="input side in pixels (default: %(default)s)")
+    parser.add_argument("--size", type=int, nargs="+", default=[224],
+                        help="input sides in pixels (default: %(default)s)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--large", action="store_true", help="add batch 64 and 256 px rows")
+    parser.add_argument("--profile", action="store_true",
+                        help="print where convscope's time goes (cProfile and torch.profiler) instead of timing")
     parser.add_argument("--methods", nargs="+", default=["saliency", "deconvnet", "guided_backprop", "grad_cam",
                                                           "guided_grad_cam", "grad_cam_plus_plus", "layer_cam",
                                                           "smooth_grad", "integrated_gradients", "occlusion",
@@ -167,6 +226,9 @@ def main() -> None:
     parser.add_argument("--occlusion-evals", type=int, nargs="+", default=[1, 8, 16, 32, 64],
                         help="Captum perturbations_per_eval values to try (default: %(default)s)")
     args = parser.parse_args()
+    sizes, batches = list(dict.fromkeys(args.size)), list(dict.fromkeys(args.batches))
+    if args.large:
+        sizes, batches = list(dict.fromkeys([*sizes, 256])), list(dict.fromkeys([*batches, 64]))
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
@@ -175,37 +237,42 @@ def main() -> None:
     global BATCH
     BATCH = batch_size_for(None, device)
     pre = model.preprocess
-    small = Preprocess(resize=round(args.size * 256 / 224), crop=args.size, mean=pre.mean, std=pre.std)
     photos = [load_sample(name) for name in PHOTOS]
-    print(f"EfficientNet-Lite0 on {device}, {args.size}×{args.size} px, torch threads {torch.get_num_threads()}, "
-          f"best of {args.repeat}")
-    print("| method | batch | convscope s (peak MB) | Captum s (peak MB) | ratio | pytorch-grad-cam s (peak MB) "
-          "| ratio |")
-    print("|---|---|---|---|---|---|---|")
     settings = {"smooth_grad": {"samples": 50}, "integrated_gradients": {"steps": 50},
                 "occlusion": {"size": 32, "stride": 16}, "score_cam": {"layer": "bn2"}}
-    for name in args.methods:
-        for batch in args.batches:
-            inputs = small([photos[i % len(photos)] for i in range(batch)]).to(device)
-            with torch.no_grad():
-                classes = model.net(inputs).argmax(1)
-            libraries = [captum_runs(name, model, inputs, classes, args.occlusion_evals),
-                         grad_cam_runs(name, model, inputs, classes)]
-            runs = {"convscope": ours(name, model, inputs, classes, **settings.get(name, {}))}
-            for index, library in enumerate(libraries):
-                runs.update({(index, label): run for label, run in library.items()})
-            results = timed(runs, device, args.repeat, not args.no_warm_up)
-            mine, mine_peak = results["convscope"]
-            cells = [f"{mine:.3f} ({mine_peak / 2**20:.0f})"]
-            for index, library in enumerate(libraries):
-                if not library:
-                    cells += ["–", "–"]
+    for size in sizes:
+        small = Preprocess(resize=round(size * 256 / 224), crop=size, mean=pre.mean, std=pre.std)
+        print(f"EfficientNet-Lite0 on {device}, {size}×{size} px, torch threads {torch.get_num_threads()}, "
+              f"best of {args.repeat}")
+        if not args.profile:
+            print("| method | batch | convscope s (peak MB) | Captum s (peak MB) | ratio "
+                  "| pytorch-grad-cam s (peak MB) | ratio | plain s |")
+            print("|---|---|---|---|---|---|---|---|")
+        for name in args.methods:
+            for batch in batches:
+                inputs = small([photos[i % len(photos)] for i in range(batch)]).to(device)
+                with torch.no_grad():
+                    classes = model.net(inputs).argmax(1)
+                if args.profile:
+                    profile(name, model, inputs, classes, settings.get(name, {}), device)
                     continue
-                label, (theirs, peak) = min(((label, results[(index, label)]) for label in library),
-                                            key=lambda item: item[1][0])
-                cells += [f"{theirs:.3f} ({peak / 2**20:.0f}){label}", f"{theirs / mine:.2f}×"]
-            print(f"| {name} | {batch} | " + " | ".join(cells) + " |", flush=True)
-
+                libraries = [captum_runs(name, model, inputs, classes, args.occlusion_evals),
+                             grad_cam_runs(name, model, inputs, classes), plain_runs(name, model, inputs, classes)]
+                runs = {"convscope": ours(name, model, inputs, classes, **settings.get(name, {}))}
+                for index, library in enumerate(libraries):
+                    runs.update({(index, label): run for label, run in library.items()})
+                results = timed(runs, device, args.repeat, not args.no_warm_up)
+                mine, mine_peak = results["convscope"]
+                cells = [f"{mine:.3f} ({mine_peak / 2**20:.0f})"]
+                for index, library in enumerate(libraries):
+                    if not library:
+                        cells += ["–", "–"] if index < 2 else ["–"]
+                        continue
+                    label, (theirs, peak) = min(((label, results[(index, label)]) for label in library),
+                                                key=lambda item: item[1][0])
+                    cells += [f"{theirs:.3f} ({peak / 2**20:.0f}){label}", f"{theirs / mine:.2f}×"] if index < 2 \
+                        else [f"{theirs:.3f}"]
+                print(f"| {name} | {batch} | " + " | ".join(cells) + " |", flush=True)
 
 if __name__ == "__main__":
     main()
