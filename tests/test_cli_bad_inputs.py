@@ -6,7 +6,6 @@ One table of cases (command line → what the message must say); files the cases
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import socket
@@ -14,6 +13,7 @@ import socket
 import pytest
 import torch
 from PIL import Image
+from test_images_validation import png_header
 
 from convscope.cli import main
 from convscope.cli.errors import one_line
@@ -49,9 +49,7 @@ def files(tmp_path_factory) -> dict[str, str]:
     made["wrong_shapes"] = str(root / "wrong_shapes.pth")
     (root / "weights_folder").mkdir()
     made["weights_folder"] = str(root / "weights_folder")
-    buffer = io.BytesIO()
-    Image.new("1", (20000, 20000)).save(buffer, format="PNG")
-    (root / "bomb.png").write_bytes(buffer.getvalue())
+    (root / "bomb.png").write_bytes(png_header(20000, 20000))  # the real thing is in test_images_validation
     made["bomb"] = str(root / "bomb.png")
     Image.new("L", (8000, 1)).save(root / "strip.png")
     made["strip"] = str(root / "strip.png")
