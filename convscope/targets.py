@@ -35,8 +35,8 @@ Activations = Mapping[str, Tensor]
 OUTPUT_KINDS = ("auto", "classes", "binary", "multilabel", "segmentation", "regression", "detection")
 Box = tuple[float, float, float, float]
 DETECTION_CLASSES = ("a detection model gives boxes, not one class score per picture: explain one detection with "
-                     "target=convscope.BoxScore(label, box) and an input-gradient method (saliency, guided backprop, "
-                     "SmoothGrad, integrated gradients)")
+                     "target=convscope.BoxScore(label, box) and a gradient method (saliency, guided backprop, "
+                     "SmoothGrad, integrated gradients, Grad-CAM, LayerCAM)")
 
 
 def output_kind(output: object, kind: str = "auto") -> str:

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from convscope import predict
-from convscope.attribution import GradCAM, Occlusion, Saliency
+from convscope.attribution import GradCAM, LayerCAM, Occlusion, Saliency
 from convscope.gradients import gradient_pass
 from convscope.models import Model, Preprocess
 from convscope.targets import BoxScore, ClassProbability, ClassScore, Region, as_target
@@ -148,6 +148,9 @@ def test_detection_box_score_is_the_matching_detection_or_zero():
     assert (BoxScore(1, (3.0, 3.0, 6.0, 6.0))(out, {}) == 0).all()  # no box of class 1 there
     grad = Saliency(model)(x, target)
     assert (grad[:, :, :3, :3] == 0).all() and (grad[:, :, 3:, 3:] != 0).all()
+    assert GradCAM(model, "conv")(x, target).shape == (2, 1, 6, 6)  # the box's score through a layer
+    local = LayerCAM(model, "conv")(x, target)  # per-position gradients: only the box's pixels
+    assert (local[:, :, :3, :3] == 0).all() and (local[:, :, 3:, 3:] != 0).any()
     with pytest.raises(ValueError, match="give target=convscope.BoxScore"):
         as_target(1, model)
     with pytest.raises(ValueError, match="gives boxes, not one class score per picture"):

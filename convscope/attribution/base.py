@@ -28,7 +28,15 @@ from convscope.hooks import capture, inspection_mode
 from convscope.models.model import Model, as_model
 from convscope.progress import progress_bar
 from convscope.render.overlay import upsample
-from convscope.targets import ClassProbability, Target, TargetLike, as_target
+from convscope.targets import (
+    ClassProbability,
+    Region,
+    Target,
+    TargetLike,
+    as_target,
+    class_probabilities,
+    class_scores,
+)
 
 
 class Attribution:
@@ -134,7 +142,8 @@ def layer_gradient(model: Model, inputs: Tensor, target: Target, layer: str) -> 
         activations = store.activation(layer)
         (grads,) = torch.autograd.grad(scores.sum(), activations, allow_unused=True)
     grads = torch.zeros_like(activations) if grads is None else grads
-    return LayerPass(activations.detach().contiguous(), grads.detach().contiguous(), output.detach())
+    kept = output.detach() if isinstance(output, Tensor) else output  # detection models give a list of dicts
+    return LayerPass(activations.detach().contiguous(), grads.detach().contiguous(), kept)
 
 
 def forward(model: Model, inputs: Tensor, layers: Iterable[str] = ()) -> tuple[Tensor, dict[str, Tensor]]:
@@ -150,10 +159,12 @@ class RowClasses(Target):
 
     rows: Tensor
     probability: bool = False
+    kind: str = "auto"
+    region: Region | None = None
 
     def __call__(self, output: Tensor, activations: object) -> Tensor:
-        values = output.float().softmax(1) if self.probability else output
-        return values.gather(1, self.rows[:, None])[:, 0]
+        read = class_probabilities if self.probability else class_scores  # binary, multi-label … as targets read them
+        return read(output, self.kind, self.region).to(output.dtype).gather(1, self.rows[:, None])[:, 0]
 
     def classes(self, output: Tensor) -> Tensor:
         return self.rows
@@ -176,7 +187,7 @@ def copies_target(target: Target, classes: Tensor | None, images: Tensor, *, pro
     if classes is None:
         return target
     soft = isinstance(target, ClassProbability) if probability is None else probability
-    return RowClasses(classes[images], soft)
+    return RowClasses(classes[images], soft, getattr(target, "kind", "auto"), getattr(target, "region", None))
 
 
 def batch_size_for(size: int | None, device: torch.device) -> int:

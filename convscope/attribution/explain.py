@@ -23,7 +23,7 @@ from convscope.render.layout import grid, stack, titled
 from convscope.render.overlay import overlay, rgb
 from convscope.render.picture import Picture
 from convscope.suggestions import unknown
-from convscope.targets import Target, TargetLike, as_target
+from convscope.targets import Target, TargetLike, as_target, class_probabilities
 
 log = get_logger(__name__)
 HEAT_SCALING = {"heat": "abs", "image": "percentile", "saliency": "percentile"}
@@ -136,7 +136,8 @@ def describe_targets(model: Model, target: Target, inputs: Tensor) -> list[str]:
     if classes is None:
         return [_target_words(target)] * inputs.shape[0]
     names = model.classes(output.shape[1])
-    probabilities = output.float().softmax(1).gather(1, classes.to(output.device).long()[:, None])[:, 0]
+    readout = class_probabilities(output, getattr(target, "kind", model.output), getattr(target, "region", None))
+    probabilities = readout.gather(1, classes.to(output.device).long()[:, None])[:, 0]
     return [f"{names[c]} ({p:.1%})" for c, p in zip(classes.tolist(), probabilities.tolist(), strict=True)]
 
 
