@@ -104,3 +104,15 @@ def test_robustness_command(tmp_path, capsys) -> None:
                                                                  "robustness_gradients.png"}
     assert main(["fool", "fashion-mnist:test", "sample:cat", "--robustness", "--model", "fashion_cnn"]) == 2
     assert "one labelled set" in capsys.readouterr().err
+
+
+@needs_fashion_mnist
+def test_shipped_robust_checkpoint_resists_pgd_better() -> None:
+    from convscope.models.fashion import ROBUST_WEIGHTS
+
+    pictures, labels = FashionMNIST(split="test").tensors()
+    pictures, labels = pictures[:48], labels[:48]
+    standard, robust = load_model("fashion_cnn", device="cpu"), load_model("fashion_cnn", weights=ROBUST_WEIGHTS,
+                                                                            device="cpu")
+    attacked = [accuracy_under_attack(m, pictures, labels, 0.1, "pgd", steps=5) for m in (standard, robust)]
+    assert attacked[1] > attacked[0] + 0.3
