@@ -49,6 +49,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=5, help="(default: %(default)s)")
     p.add_argument("--train-pictures", type=int, help="first N training pictures (default: all 60 000)")
     p.add_argument("--test-pictures", type=int, help="first N test pictures (default: all 10 000)")
+    p.add_argument("--batch-size", type=int, default=128, help="(default: %(default)s)")
     p.add_argument("--data", help="folder with the Fashion-MNIST IDX files (default: Debian's package)")
     p.add_argument("--workers", type=int, default=1, help="networks trained at once, one process each "
                                                           "(default: %(default)s)")
@@ -108,7 +109,7 @@ def run_ablate(args: argparse.Namespace) -> None:
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
-    settings = TrainingSettings(epochs=args.epochs, train_pictures=args.train_pictures,
+    settings = TrainingSettings(epochs=args.epochs, batch_size=args.batch_size, train_pictures=args.train_pictures,
                                 test_pictures=args.test_pictures)
     result = ablation_study(args.variants, seeds=range(args.seeds), settings=settings, root=args.data,
                             device=args.device, workers=args.workers)
