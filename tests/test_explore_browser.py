@@ -23,7 +23,7 @@ from convscope.explore import Explorer, create_app  # noqa: E402
 
 CHROMIUM = os.environ.get("CONVSCOPE_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync"]
+        "--disable-sync", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]  # a test camera
 WAIT = 300_000  # ms; the CPU may be shared
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
@@ -66,7 +66,7 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"])
     opened = context.new_page()
     opened.set_default_timeout(WAIT)
     errors: list[str] = []
@@ -122,6 +122,16 @@ def test_typing_a_class_with_completion(server, page) -> None:
     page.wait_for_function("location.hash.includes('target=967')")
     page.wait_for_selector(".card[data-method=grad_cam][data-state=done]")
     assert "espresso" in page.inner_text(".card[data-method=grad_cam] .settings")
+
+
+def test_a_webcam_frame_becomes_an_upload(server, page) -> None:
+    page.goto(f"{server}/#/image?pic=sample:chelsea")
+    page.wait_for_selector("#topk li")
+    page.click("button:has-text('Webcam')")
+    page.wait_for_function("location.hash.includes('pic=upload')")
+    page.wait_for_function("document.querySelector('#picture-select').value.startsWith('upload:')")
+    page.wait_for_selector("#topk li")
+    assert "webcam.png" in page.inner_text("#picture-select")
 
 
 def test_layer_view_and_a_channel(server, page) -> None:

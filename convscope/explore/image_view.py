@@ -29,7 +29,7 @@ SLOW_METHODS = ("smooth_grad", "integrated_gradients", "occlusion", "score_cam")
 
 router = APIRouter(prefix="/api", tags=["image"])
 
-Picture = Annotated[str, Query(description="picture id: sample:NAME, file:N/PATH or upload:HASH", max_length=1024)]
+PictureId = Annotated[str, Query(description="picture id: sample:NAME, file:N/PATH or upload:HASH", max_length=1024)]
 
 
 def explorer_of(request: Request) -> Explorer:
@@ -142,7 +142,7 @@ async def upload(request: Request, file: Annotated[UploadFile, File()]) -> dict[
 
 @router.get("/picture.png", summary="The picture as the model sees it (resized, cropped)",
             response_class=Response, responses={200: {"content": {"image/png": {}}}})
-async def picture_png(request: Request, pic: Picture) -> Response:
+async def picture_png(request: Request, pic: PictureId) -> Response:
     explorer = explorer_of(request)
     loaded = explorer.pictures.load(pic)
     data, _ = await explorer.worker.run(cache_key("picture", explorer.model.name, loaded.digest),
@@ -165,7 +165,7 @@ async def methods(request: Request) -> dict[str, Any]:
 
 
 @router.get("/predict", summary="Top-k classes of a picture")
-async def predict_route(request: Request, pic: Picture, k: Annotated[int, Query(ge=1, le=100)] = 5) -> dict[str, Any]:
+async def predict_route(request: Request, pic: PictureId, k: Annotated[int, Query(ge=1, le=100)] = 5) -> dict[str, Any]:
     explorer = explorer_of(request)
     loaded = explorer.pictures.load(pic)
     result, _ = await explorer.worker.run(cache_key("predict", explorer.fingerprint, loaded.digest, k),
@@ -175,7 +175,7 @@ async def predict_route(request: Request, pic: Picture, k: Annotated[int, Query(
 
 
 @router.get("/explain", summary="One attribution method's map for a class of a picture")
-async def explain_route(request: Request, pic: Picture, method: Annotated[str, Query(max_length=40)],
+async def explain_route(request: Request, pic: PictureId, method: Annotated[str, Query(max_length=40)],
                         target: Annotated[str, Query(max_length=200)] = "top",
                         layer: Annotated[str | None, Query(max_length=300)] = None,
                         size: Annotated[int | None, Query(ge=2, le=512, description="occluder size")] = None,
@@ -201,7 +201,7 @@ async def explain_route(request: Request, pic: Picture, method: Annotated[str, Q
 
 
 @router.get("/occlude", summary="Live occlusion: probabilities with a grey square at (x, y) of the model's input")
-async def occlude_route(request: Request, pic: Picture, x: Annotated[int, Query(ge=0, le=4096)],
+async def occlude_route(request: Request, pic: PictureId, x: Annotated[int, Query(ge=0, le=4096)],
                         y: Annotated[int, Query(ge=0, le=4096)], size: Annotated[int, Query(ge=1, le=1024)] = 48,
                         target: Annotated[str, Query(max_length=200)] = "top") -> dict[str, Any]:
     explorer = explorer_of(request)

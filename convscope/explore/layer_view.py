@@ -15,7 +15,7 @@ from convscope.attribution.explain import render_map
 from convscope.attribution.guided_backprop import GuidedBackprop
 from convscope.cli.common import slug
 from convscope.explore.encode import data_url, png
-from convscope.explore.image_view import Picture, explorer_of, fitted
+from convscope.explore.image_view import PictureId, explorer_of, fitted
 from convscope.explore.jobs import CHEAP, INTERACTIVE, SLOW, cache_key
 from convscope.explore.pictures import Loaded
 from convscope.explore.state import Explorer
@@ -117,7 +117,7 @@ async def layers(request: Request) -> dict[str, Any]:
 
 
 @router.get("/activations", summary="Every channel's activation map at a layer, strongest first")
-async def activations(request: Request, pic: Picture, layer: Layer) -> dict[str, Any]:
+async def activations(request: Request, pic: PictureId, layer: Layer) -> dict[str, Any]:
     explorer = explorer_of(request)
     loaded = explorer.pictures.load(pic)
     explorer.model.layer(layer)
@@ -129,7 +129,7 @@ async def activations(request: Request, pic: Picture, layer: Layer) -> dict[str,
 
 @router.get("/channel", summary="One channel: activation over the picture, deconvnet / guided-backprop projections, "
                                 "top-9 patches (with a scan)")
-async def channel(request: Request, pic: Picture, layer: Layer, channel: ChannelNumber) -> dict[str, Any]:
+async def channel(request: Request, pic: PictureId, layer: Layer, channel: ChannelNumber) -> dict[str, Any]:
     explorer = explorer_of(request)
     loaded = explorer.pictures.load(pic)
     explorer.model.layer(layer)

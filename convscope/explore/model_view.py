@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from convscope.explore.encode import data_url
-from convscope.explore.image_view import Picture, class_index, explorer_of
+from convscope.explore.image_view import PictureId, class_index, explorer_of
 from convscope.explore.jobs import CHEAP, cache_key
 from convscope.inspection.filters import filters
 from convscope.inspection.statistics import layer_statistics
@@ -43,7 +43,7 @@ async def filters_route(request: Request, layer: Annotated[str | None, Query(max
 
 
 @router.get("/statistics", summary="Per-layer statistics of activations, gradients and weights for a picture")
-async def statistics_route(request: Request, pic: Picture,
+async def statistics_route(request: Request, pic: PictureId,
                            target: Annotated[str, Query(max_length=200)] = "top") -> dict[str, Any]:
     explorer = explorer_of(request)
     loaded = explorer.pictures.load(pic)
