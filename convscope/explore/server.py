@@ -42,7 +42,7 @@ def serve(sources: list[Path], *, model: str | None = None, weights: Path | None
     loaded = load_model(model or DEFAULT_MODEL, weights=weights, device=device)
     explorer = Explorer(loaded, sources, scan=scan, checks=checks, cache=cache,
                         weights=str(weights) if weights else None, token=token, methods=methods)
-    shown = f"[{host}]" if ":" in host else host
+    shown = socket.gethostname() if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     print(f"convscope explorer: {loaded.name} on {loaded.device}; open {url}", flush=True)
     print(f"  API: http://{shown}:{port}/api (OpenAPI: /openapi.json); stop with Ctrl-C", flush=True)
