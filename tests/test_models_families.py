@@ -11,7 +11,7 @@ import torch
 
 from convscope.attribution import GradCAM, Occlusion
 from convscope.attribution.layers import last_spatial_layer
-from convscope.models import Model
+from convscope.models import Model, Preprocess
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -43,7 +43,7 @@ def random_model(maker: str, name: str, side: int = 224) -> Model:
         import torchvision
 
         net = torchvision.models.get_model(name, weights=None)
-    return Model(net.eval(), name=name)
+    return Model(net.eval(), name=name, preprocess=Preprocess(resize=side, crop=side))  # the size it was made for
 
 
 @pytest.mark.parametrize(("maker", "name", "side", "layer", "grid"), FAMILIES, ids=[f[1] for f in FAMILIES])
