@@ -135,3 +135,13 @@ def test_plain_path_for_what_it_cannot_do_and_the_model_left_as_found(tiny_model
     assert net.training and net.relu.inplace and not any(m._forward_hooks for m in net.modules())
     assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())
     net.eval()
+
+
+def test_cli_switch_to_the_plain_path():
+    import argparse
+
+    from convscope.cli.attribution import _options
+
+    settings = dict(size=None, stride=None, steps=None, samples=None, batch_size=None)
+    assert _options(argparse.Namespace(**settings, plain_occlusion=True))["occlusion"]["incremental"] is False
+    assert _options(argparse.Namespace(**settings, plain_occlusion=False))["occlusion"]["incremental"] is None

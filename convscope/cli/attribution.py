@@ -28,6 +28,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                                    "(default: the last feature map, bn2 on EfficientNet-Lite)")
     p.add_argument("--size", type=int, help="occluder size in pixels (default 32)")
     p.add_argument("--stride", type=int, help="occluder stride in pixels (default 16)")
+    p.add_argument("--plain-occlusion", action="store_true",
+                   help="occlusion: run every occluded copy through the whole model instead of recomputing only "
+                        "what the occluder changes (the same maps, slower; for checking)")
     p.add_argument("--steps", type=int, help="Integrated Gradients steps (default 50)")
     p.add_argument("--samples", type=int, help="SmoothGrad samples (default 50)")
     p.add_argument("--batch-size", type=int, help="inputs per forward pass for occlusion, SmoothGrad, "
@@ -54,6 +57,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="explain only the first N pictures")
     p.add_argument("--size", type=int, help="occluder size in pixels (default 32)")
     p.add_argument("--stride", type=int, help="occluder stride in pixels (default 16)")
+    p.add_argument("--plain-occlusion", action="store_true",
+                   help="occlusion: run every occluded copy through the whole model instead of recomputing only "
+                        "what the occluder changes (the same maps, slower; for checking)")
     p.add_argument("--steps", type=int, help="Integrated Gradients steps (default 50)")
     p.add_argument("--samples", type=int, help="SmoothGrad samples (default 50)")
     p.add_argument("--overwrite", action="store_true", help="discard the maps of a different run in --out")
@@ -65,7 +71,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _options(args: argparse.Namespace) -> dict[str, dict[str, object]]:
     batch = {"batch_size": args.batch_size}
-    return {"occlusion": {"size": args.size, "stride": args.stride, **batch},
+    plain = False if getattr(args, "plain_occlusion", False) else None  # None: Occlusion's default, incremental
+    return {"occlusion": {"size": args.size, "stride": args.stride, "incremental": plain, **batch},
             "integrated_gradients": {"steps": args.steps, **batch},
             "smooth_grad": {"samples": args.samples, **batch}, "score_cam": batch}
 
