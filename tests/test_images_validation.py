@@ -183,6 +183,20 @@ def test_attribution_refuses_wrong_channels_nan_and_too_small_inputs(tiny_model)
     assert GradCAM(tiny_model, layer="pool")(torch.rand(1, 3, 8, 8)).shape == (1, 1, 4, 4)
 
 
+def test_cam_refuses_inputs_too_small_for_its_map():
+    from torch import nn
+
+    from convscope.attribution import CAM
+    from convscope.models import Model, Preprocess
+
+    strided = nn.Sequential(nn.Conv2d(3, 4, 3, stride=4, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                            nn.Flatten(), nn.Linear(4, 2)).eval()
+    model = Model(strided, preprocess=Preprocess(resize=None, crop=16, mean=(0,) * 3, std=(1,) * 3))
+    with pytest.raises(ValueError, match=r"CAM at \d needs inputs of at least 8×8 pixels.*got 5×16"):
+        CAM(model)(torch.rand(1, 3, 5, 16))  # a 2×4 map, its first row made of padding
+    assert CAM(model)(torch.rand(1, 3, 8, 8)).shape == (1, 1, 2, 2)
+
+
 def test_a_module_with_nan_parameters_is_refused():
     from torch import nn
 

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from convscope.attribution.base import Attribution, image_classes
+from convscope.attribution.input_checks import check_map_size
 from convscope.hooks import capture, inspection_mode
 from convscope.models.layers import get_layer, layer_name
 from convscope.models.model import Model
@@ -62,6 +63,7 @@ class CAM(Attribution):
         head = self.head(inputs)
         output, maps, features = _pass(self.model, inputs, head)
         _check_head(self.model, head, output, maps, features)
+        check_map_size(self.model, head.layer, inputs, self.title)
         classes = image_classes(target, output)
         if classes is None:
             raise ValueError(f"CAM explains class scores; the target {type(target).__name__} is not a class. "
