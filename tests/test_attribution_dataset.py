@@ -129,6 +129,13 @@ def test_the_summary_finds_a_model_that_looks_at_the_border(tmp_path):
     assert float(table["even"]["centre_ratio"]) == pytest.approx(1.0)
 
 
+def test_the_plain_rate_counts_the_pictures_of_the_batches_it_ran():
+    from convscope.attribution.dataset import plain_rate
+
+    rate = plain_rate(small_model(), pictures(), batch_size=4, chunks=2)
+    assert 0 < rate < float("inf")  # pictures per second over 2 batches of 4
+
+
 def test_centre_share_by_hand():
     heat = torch.zeros(3, 4, 4)
     heat[0, 1, 1] = 2.0  # inside the centre box (rows and columns 1…2)
