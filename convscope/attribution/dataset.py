@@ -219,15 +219,15 @@ class SetExplainer:
         return SetRun(folder, len(pictures), explained, seconds, {f"rank{team.rank}": len(mine)})
 
     def _config(self, pictures: PictureSet, batch_size: int, source: dict[str, Any] | None) -> dict[str, Any]:
-        return json.loads(json.dumps({"format": FORMAT,
-                "model": {"name": self.model.name, "fingerprint": storage.fingerprint(self.model.net)},
-                "model_source": source or {"name": self.model.name, "weights": None},
-                "preprocess": asdict(self.model.preprocess), "input_size": list(self.model.preprocess.input_size),
-                "method": self.method.name, "options": {k: _plain(v) for k, v in self.options.items()},
-                "layer": self.layer,
-                "target": self.target.describe(), "centre": self.centre, "batch_size": batch_size,
-                "dataset": pictures.spec(), "count": len(pictures), "class_names": self.model.classes(),
-                "complete": False}))  # as it reads back from the file: lists, not tuples
+        config = {"format": FORMAT,
+                  "model": {"name": self.model.name, "fingerprint": storage.fingerprint(self.model.net)},
+                  "model_source": source or {"name": self.model.name, "weights": None},
+                  "preprocess": asdict(self.model.preprocess), "input_size": list(self.model.preprocess.input_size),
+                  "method": self.method.name, "options": {k: _plain(v) for k, v in self.options.items()},
+                  "layer": self.layer, "target": self.target.describe(), "centre": self.centre,
+                  "batch_size": batch_size, "dataset": pictures.spec(), "count": len(pictures),
+                  "class_names": self.model.classes(), "complete": False}
+        return json.loads(json.dumps(config))  # as it reads back from the file: lists, not tuples
 
     def _prepare(self, folder: Path, config: dict[str, Any], overwrite: bool) -> None:
         """Create the folder, or check that it holds this run (``overwrite``: clear what an earlier run wrote)."""
