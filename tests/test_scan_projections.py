@@ -95,6 +95,6 @@ def test_crop_box_pads_with_zero_outside_the_input() -> None:
 
 
 def test_a_forced_deconvnet_below_max_pooling_says_guided_backprop_would_show_the_picture(scanned) -> None:
-    figure = top_projections(scanned, "relu1", [2], k=4, method="deconvnet", model=small_model())
+    figure = top_projections(scanned, "relu1", [2], method="deconvnet", model=small_model())  # k: all 4 kept
     assert figure.image_independent and figure.identical
     assert "no max-pooling below relu1" in figure.note and "guided_backprop" in figure.note

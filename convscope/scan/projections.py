@@ -171,8 +171,7 @@ class TopProjections:
     def picture(self, *, tile_size: int | None = None, per_row: int = 2) -> Picture:
         """Per channel a 3-column block of projections beside the block of patches, as in the paper's figure 2."""
         patches = self.patches
-        count, k = patches.patches.shape[:2]
-        side = patches.patches.shape[-1]
+        k, side = patches.patches.shape[1], patches.patches.shape[-1]
         size = tile_size or max(40, min(80, side * 2))
         shown = self.tiles()
         blocks = []
@@ -199,8 +198,9 @@ class TopProjections:
 
 
 def top_projections(result: ScanResult, layer: str | None = None, channels: Sequence[int] | None = None,
-                    k: int | None = 9, *, method: str = "auto", model: Model | None = None) -> TopProjections:
-    """Zeiler & Fergus's figure 2 for ``channels`` of a scanned ``layer``.
+                    k: int | None = None, *, method: str = "auto", model: Model | None = None) -> TopProjections:
+    """Zeiler & Fergus's figure 2 for ``channels`` of a scanned ``layer`` (``k``: pictures per channel, default
+    all the scan kept — the paper shows 9).
 
     ``method``: ``'deconvnet'``, ``'guided_backprop'``, or ``'auto'`` — the deconvnet where it
     depends on the picture (networks with max-pooling), guided backprop where it does not.
