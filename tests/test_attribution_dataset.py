@@ -136,6 +136,16 @@ def test_the_plain_rate_counts_the_pictures_of_the_batches_it_ran():
     assert 0 < rate < float("inf")  # pictures per second over 2 batches of 4
 
 
+def test_true_labels_are_matched_to_the_models_classes_by_name(tmp_path):
+    model = border_model()  # classes 'border', 'even'
+    pics = TensorPictures(torch.rand(3, 3, 8, 8), [0, 1, 0], class_names=["even", "border"])
+    explain_set(model, pics, tmp_path, "saliency", target="true", progress=False)
+    assert load_chunks(tmp_path)[0]["classes"].tolist() == [1, 0, 1]
+    with pytest.raises(ValueError, match="by name"):
+        explain_set(model, TensorPictures(torch.rand(1, 3, 8, 8), [0], class_names=["zebra"]), tmp_path / "z",
+                    target="true", progress=False)
+
+
 def test_centre_share_by_hand():
     heat = torch.zeros(3, 4, 4)
     heat[0, 1, 1] = 2.0  # inside the centre box (rows and columns 1…2)
