@@ -58,8 +58,8 @@ class TrainingSettings:
         if self.test_pictures is not None and self.test_pictures < 1:
             raise ValueError(f"test_pictures must be at least 1, got {self.test_pictures}")
         if not 0 <= self.adversarial_epsilon <= 1 or self.adversarial_steps < 1:
-            raise ValueError(f"adversarial training needs 0 < ε ≤ 1 (pixels in [0, 1]) and at least one step, got "
-                             f"ε = {self.adversarial_epsilon} and {self.adversarial_steps} steps")
+            raise ValueError(f"adversarial_epsilon is 0 (off) or up to 1 (pixels in [0, 1]), with at least one "
+                             f"step; got ε = {self.adversarial_epsilon} and {self.adversarial_steps} steps")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch size must be at least 1, got {self.epochs} and {self.batch_size}")
         if self.train_pictures is not None and self.train_pictures < 1:
