@@ -198,7 +198,7 @@ class TopClass(Target):
         return class_scores(output, self.kind, self.region).gather(1, self.classes(output)[:, None])[:, 0]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class BoxScore(Target):
     """A detection model's score for class ``label`` at ``box`` (x0, y0, x1, y1, input pixels), per image.
 
@@ -322,10 +322,25 @@ def as_target(spec: TargetLike, model: Model) -> Target:
 
 
 def parse_target(text: str | None, model: Model) -> Target:
-    """Command-line form: ``281``, ``tabby``, ``top``, ``channel:LAYER:C`` or ``neuron:LAYER:C[:Y:X]``."""
+    """Command-line form: ``281``, ``tabby``, ``top``, ``channel:LAYER:C``, ``neuron:LAYER:C[:Y:X]``,
+    ``region:CLASS:X0,Y0,X1,Y1`` (a segmentation class over a box) or ``box:LABEL:X0,Y0,X1,Y1`` (a detection)."""
     if text is None:
-        return TopClass()
+        return as_target(None, model)
     kind, _, rest = text.partition(":")
+    if kind in ("region", "box") and rest:
+        name, _, numbers = rest.rpartition(":")
+        try:
+            box = tuple(float(v) for v in numbers.split(","))
+        except ValueError:
+            box = ()
+        if not name or len(box) != 4:
+            raise ValueError(f"cannot read target {text!r}: write {kind}:{'CLASS' if kind == 'region' else 'LABEL'}:"
+                             "X0,Y0,X1,Y1")
+        if kind == "box":
+            if not name.isdigit():
+                raise ValueError(f"a detection label is a number, got {name!r} in target {text!r}")
+            return BoxScore(int(name), box)  # type: ignore[arg-type]
+        return ClassScore(model.class_index(name), getattr(model, "output", "auto"), Region(box=box))  # type: ignore
     if kind in ("channel", "neuron") and rest:
         layer, _, numbers = rest.rpartition(":") if kind == "channel" else _split_neuron(rest)
         try:

@@ -164,3 +164,17 @@ def test_binary_model_through_occlusion_and_grad_cam():
     z = model.net(x)[:, 0].detach()
     torch.testing.assert_close(maps.clean_score, torch.sigmoid(z))
     assert GradCAM(model, "conv")(x, 1).shape == (2, 1, 6, 6)
+
+
+def test_command_line_forms_of_regions_boxes_and_the_default_target():
+    from convscope.targets import TopClass, parse_target
+
+    segmentation = Model(PixelClasses().eval(), preprocess=PLAIN, class_names=["sky", "road"])
+    target = parse_target("region:road:1,2,4,5", segmentation)
+    assert target == ClassScore(1, "auto", Region(box=(1.0, 2.0, 4.0, 5.0)))
+    assert parse_target("box:3:0,0,10,20.5", segmentation) == BoxScore(3, (0.0, 0.0, 10.0, 20.5))
+    regression = Model(MeanLinear(1).eval(), preprocess=PLAIN, output="regression")
+    assert parse_target(None, regression) == TopClass("regression")
+    for text in ("box:cat:0,0,1,1", "region:road:1,2,3", "box:3"):
+        with pytest.raises(ValueError, match="target"):
+            parse_target(text, segmentation)

@@ -21,8 +21,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", help="image files, folders or sample:NAME (e.g. sample:chelsea)")
     p.add_argument("--method", default="grad_cam", choices=[*METHODS, "all"], metavar="METHOD",
                    help="one of " + ", ".join(METHODS) + ", or all (default: %(default)s)")
-    p.add_argument("--target", nargs="+", help="class index or name, 'top' (default), channel:LAYER:C or "
-                                               "neuron:LAYER:C[:Y:X]; one for all images, or one per image (e.g. "
+    p.add_argument("--target", nargs="+", help="class index or name, 'top' (default), channel:LAYER:C, "
+                                               "neuron:LAYER:C[:Y:X], region:CLASS:X0,Y0,X1,Y1 (segmentation) or "
+                                               "box:LABEL:X0,Y0,X1,Y1 (detection); one for all images, or one per "
+                                               "image (e.g. "
                                                "their true labels, as in Zeiler & Fergus's occlusion figure)")
     p.add_argument("--layer", help="layer for CAM-type methods, and the feature map layer of occlusion "
                                    "(default: the last feature map, bn2 on EfficientNet-Lite)")
