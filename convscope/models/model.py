@@ -75,8 +75,8 @@ class Model:
         if self.class_names is not None:
             return self.class_names
         count = count if count is not None else _output_count(self.net, self.preprocess)
-        if count == 1 and self.output in ("auto", "binary"):
-            return numbered_class_names(2)  # one logit: class 0 (σ(-z)) and class 1 (σ(z))
+        if count == 1 and self.output in ("auto", "binary", "segmentation"):
+            return numbered_class_names(2)  # one logit (per pixel): class 0 (σ(-z)) and class 1 (σ(z))
         return numbered_class_names(count)
 
     def class_index(self, name: str | int) -> int:
