@@ -155,6 +155,8 @@ def test_detection_box_score_is_the_matching_detection_or_zero():
         as_target(1, model)
     with pytest.raises(ValueError, match="gives boxes, not one class score per picture"):
         Occlusion(model, size=3, stride=3)(x, target)
+    with pytest.raises(ValueError, match="gives boxes, not one class score per picture"):
+        predict(model, list(x))
 
 
 def test_binary_model_through_occlusion_and_grad_cam():

@@ -12,7 +12,7 @@ from convscope.models.model import Model, as_model
 from convscope.render import html
 from convscope.render.layout import text_picture
 from convscope.render.picture import Picture
-from convscope.targets import class_probabilities, output_kind
+from convscope.targets import DETECTION_CLASSES, class_probabilities, output_kind
 from convscope.validation import count
 
 
@@ -68,6 +68,8 @@ def predict(model: Model, pictures: Tensor | list[Tensor], k: int = 5, *, batch_
     each class takes); the values themselves, largest first, for regression.
     """
     model = as_model(model)
+    if model.output == "detection":
+        raise ValueError(DETECTION_CLASSES)
     k = count(k, "k", hint="how many classes to list")
     inputs = model.prepare(pictures)
     with inspection_mode(model.net), torch.no_grad():
