@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from convscope.analysis.probes import linear_probes
 from convscope.data import DatasetPictures, as_picture_set
-from convscope.scan import Scan
+from convscope.scan import Scan, ScanResult
 
 
 class Pairs(Dataset):
@@ -45,6 +45,17 @@ def test_scan_of_a_plain_dataset_equals_the_scan_of_the_same_pictures(tmp_path):
     assert torch.equal(found.labels, reference.labels)
     unlabelled = Scan(model, LAYERS[:1], k=3).run(Pairs("image"), tmp_path / "img", progress=False)
     assert (unlabelled.labels == -1).all()
+    reopened = ScanResult.load(tmp_path / "any", pictures=Pairs())  # a Dataset cannot be reopened from disk
+    assert reopened.top_patches("relu2", channels=[0]).patches.shape[:2] == (1, 3)
+
+
+def test_the_explorer_shows_a_scan_of_a_plain_dataset(tmp_path):
+    from convscope.explore.state import Explorer
+
+    model = small_model()
+    Scan(model, ["relu2"], k=2).run(Pairs(), tmp_path / "scan", progress=False)
+    explorer = Explorer(model, scan=tmp_path / "scan", scan_pictures=Pairs())
+    assert len(explorer.scan.pictures) == len(Pairs())
 
 
 def test_dataset_items_are_read_and_checked():

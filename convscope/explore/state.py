@@ -18,14 +18,15 @@ class Explorer:
     """The shared state behind the API: one model, one worker thread (device work is serialised), caches.
 
     ``sources`` are folders and picture files the user named (nothing else on disk is readable);
-    ``scan`` a finished scan folder for the data set view and top patches; ``checks`` a
+    ``scan`` a finished scan folder for the data set view and top patches (``scan_pictures``: the picture set or
+    torch Dataset it scanned, when the scan cannot reopen it, as for a Dataset of your own); ``checks`` a
     ``convscope check`` output folder for the sanity badges; ``cache`` where feature
     visualisations are kept between runs; ``methods`` the attribution methods the image view shows.
     """
 
     def __init__(self, model: Model, sources: list[str | Path] | None = None, *, scan: str | Path | None = None,
                  checks: str | Path | None = None, cache: str | Path | None = None, weights: str | None = None,
-                 token: str | None = None, methods: list[str] | None = None) -> None:
+                 token: str | None = None, methods: list[str] | None = None, scan_pictures: object = None) -> None:
         paths = [Path(s) for s in sources or []]
         for path in paths:
             if not path.exists():
@@ -38,7 +39,7 @@ class Explorer:
         if scan is not None:
             from convscope.scan.result import ScanResult
 
-            self.scan = ScanResult.load(scan)
+            self.scan = ScanResult.load(scan, pictures=scan_pictures)  # a Dataset the scan cannot reopen itself
         self.checks = read_checks(Path(checks)) if checks is not None else {}
         self.cache_dir = Path(cache) if cache is not None else DEFAULT_CACHE
         self.token = token

@@ -39,7 +39,12 @@ class ScanResult:
 
     @classmethod
     def load(cls, folder: str | Path, *, pictures: PictureSet | None = None) -> ScanResult:
-        """Open a finished scan; ``pictures`` is needed only when the set cannot be reopened from disk."""
+        """Open a finished scan; ``pictures`` (a picture set or any torch Dataset) is needed only when the set
+        cannot be reopened from disk."""
+        if pictures is not None:
+            from convscope.data.any_dataset import as_picture_set
+
+            pictures = as_picture_set(pictures)
         folder = Path(folder)
         config = storage.read_config(folder)
         if not config.get("complete"):
