@@ -27,11 +27,11 @@ async function pollQueue() {
   try {
     const q = await api("/api/queue");
     window.queueStatus = q;
-    const busy = q.running !== null;
-    box.classList.toggle("busy", busy);
-    box.textContent = busy ? `computing: ${q.running.what} (${q.running.seconds.toFixed(1)} s` +
-      (progressText(q.running) ? `, ${progressText(q.running)})` : ")") +
-      (q.waiting.length ? `, ${q.waiting.length} waiting` : "") : "idle";
+    const running = q.running || (q.scan && q.scan.running);  // the model's worker, else the scan's
+    const waiting = q.waiting.length + (q.scan ? q.scan.waiting.length : 0);
+    box.classList.toggle("busy", running !== null);
+    box.textContent = running ? `computing: ${running.what} (${running.seconds.toFixed(1)} s` +
+      (progressText(running) ? `, ${progressText(running)})` : ")") + (waiting ? `, ${waiting} waiting` : "") : "idle";
   } catch { box.textContent = ""; }
   setTimeout(pollQueue, 500);
 }
