@@ -127,3 +127,14 @@ def test_ablation_study_tiny(tmp_path) -> None:
     assert result.filters_picture().size[0] > 200 and result.picture().size[1] > 100
     with pytest.raises(ValueError, match="unknown variants"):
         ablation_study(["deeper"], settings=settings)
+
+
+@needs_fashion_mnist
+def test_ablate_command(tmp_path) -> None:
+    from convscope.cli import main
+
+    assert main(["ablate", "--variants", "narrow", "--seeds", "1", "--epochs", "1", "--train-pictures", "32",
+                 "--test-pictures", "32", "--batch-size", "16", "--out", str(tmp_path)]) == 0
+    assert {p.name for p in tmp_path.iterdir()} == {"ablation.csv", "ablation_runs.csv", "ablation.md", "ablation.png",
+                                                    "ablation_filters.png"}
+    assert "| narrow | conv 7×7/1 16-32-64, fc 128 | 99,082 |" in (tmp_path / "ablation.md").read_text()

@@ -123,3 +123,31 @@ def test_probe_repeats_mean_and_std(tmp_path) -> None:
     assert " ± " in result.lines()[1] and "3 repeats" in result.lines()[0]
     with pytest.raises(ValueError, match="repeats"):
         linear_probes(model, train, test, ["relu7"], repeats=0)
+
+
+def test_generalise_command_on_a_labelled_folder(tmp_path, capsys) -> None:
+    from PIL import Image
+
+    from convscope.cli import main
+
+    g = torch.Generator().manual_seed(0)
+    for n in range(24):
+        kind = ["bars", "blocks", "rings"][n % 3]
+        picture = torch.rand(28, 28, generator=g) * 0.3
+        if kind == "bars":
+            picture[:, ::4] = 1
+        elif kind == "blocks":
+            picture[8:20, 8:20] = 1
+        else:
+            picture[4:24, 4:24] = 1
+            picture[8:20, 8:20] = 0
+        (tmp_path / "set" / kind).mkdir(parents=True, exist_ok=True)
+        Image.fromarray((picture * 255).byte().numpy()).save(tmp_path / "set" / kind / f"{n}.png")
+    assert main(["generalise", str(tmp_path / "set"), "--model", "fashion_cnn", "--layers", "relu7",
+                 "--per-class", "1", "3", "--draws", "2", "--out", str(tmp_path / "out")]) == 0
+    table = (tmp_path / "out" / "generalisation.md").read_text()
+    assert "| fashion_cnn · relu7 |" in table and "| fashion_cnn (random weights) · relu7 |" in table
+    assert (tmp_path / "out" / "generalisation.png").exists()
+    assert main(["generalise", str(tmp_path / "set"), "--model", "fashion_cnn", "--layers", "relu7",
+                 "--per-class", "50", "--out", str(tmp_path / "out2")]) == 2
+    assert "fewer than the 50 per class" in capsys.readouterr().err
