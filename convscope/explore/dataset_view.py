@@ -10,6 +10,7 @@ import torch
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from convscope import progress
 from convscope.explore.encode import png
 from convscope.explore.image_view import explorer_of
 from convscope.explore.jobs import CHEAP, INTERACTIVE, SLOW, cache_key
@@ -69,7 +70,7 @@ def scan_predictions(explorer: Explorer, batch: int = 256) -> list[int]:
     if path.is_file():
         return torch.load(path, weights_only=True).tolist()
     found = torch.empty(scan.count, dtype=torch.long)
-    for start in range(0, scan.count, batch):
+    for start in progress.progress_bar(range(0, scan.count, batch), desc="batches", enabled=False):  # for /api/queue
         stop = min(scan.count, start + batch)
         found[start:stop] = predict(explorer.model, [scan.pictures.picture(i) for i in range(start, stop)],
                                     k=1).indices[:, 0]
