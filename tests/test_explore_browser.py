@@ -6,6 +6,7 @@ Set ``CONVSCOPE_SCREENSHOTS=FOLDER`` to keep a screenshot of each view.
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import threading
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
@@ -70,7 +72,7 @@ def page(browser):
     opened = context.new_page()
     opened.set_default_timeout(WAIT)
     errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.on("pageerror", lambda error: errors.append(str(error)))  # uncaught errors of the page's code
     yield opened
     context.close()
     assert not errors, errors
@@ -132,6 +134,27 @@ def test_a_webcam_frame_becomes_an_upload(server, page) -> None:
     page.wait_for_function("document.querySelector('#picture-select').value.startsWith('upload:')")
     page.wait_for_selector("#topk li")
     assert "webcam.png" in page.inner_text("#picture-select")
+
+
+def test_a_dropped_file_is_uploaded_and_a_bad_one_refused(server, page) -> None:
+    page.goto(f"{server}/#/image?pic=sample:chelsea")
+    page.wait_for_selector("#topk li")
+    drop = """async ([name, bytes]) => {
+        const data = new DataTransfer();
+        data.items.add(new File([new Uint8Array(bytes)], name, {type: 'image/png'}));
+        document.getElementById('stage').dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true,
+                                                                              cancelable: true}));
+    }"""
+    page.evaluate(drop, ["notes.png", list(b"not a picture at all")])
+    page.wait_for_selector("#error:not([hidden])")
+    assert "cannot read 'notes.png'" in page.inner_text("#error")
+    red = Image.new("RGB", (40, 30), (220, 20, 20))
+    buffer = io.BytesIO()
+    red.save(buffer, format="PNG")
+    page.evaluate(drop, ["red.png", list(buffer.getvalue())])
+    page.wait_for_function("location.hash.includes('pic=upload')")
+    page.wait_for_selector("#topk li")
+    assert "red.png" in page.inner_text("#picture-select")
 
 
 def test_layer_view_and_a_channel(server, page) -> None:

@@ -1,5 +1,5 @@
 // Image view: pick a picture, see its top classes, click a class → every method's map; drag the occluder.
-import { api, apiUrl, h, percent, picturePicker, progressText, route, setRoute, showError } from "./util.js";
+import { api, apiUrl, h, percent, picturePicker, progressText, route, setRoute, showError, upload } from "./util.js";
 
 const STAGE = 336;
 let state = { pic: null, target: null, generation: 0 };
@@ -21,7 +21,7 @@ export const imageView = {
       ...sizes.map((s, n) => h("option", { value: s, selected: n === 2 }, `${s} px`)));
     els.readout = h("div", { class: "readout", id: "occlusion-readout" },
       h("span", { class: "note" }, "Drag the grey square over the picture (or click on it): the class probability " +
-        "and the top class update as it moves — Zeiler & Fergus's occlusion, live."));
+        "and the top class update as it moves — Zeiler & Fergus's occlusion, live. Drop a picture file here to upload it."));
     els.topk = h("ul", { class: "topk", id: "topk" });
     els.classInput = h("input", { list: "class-names", id: "class-input", placeholder: "type a class…", size: 26,
       onkeydown: (e) => { if (e.key === "Enter") chooseTyped(); } });
@@ -155,6 +155,14 @@ function setupOccluder() {
   els.stage.addEventListener("pointerdown", (e) => { dragging = true; els.stage.setPointerCapture(e.pointerId); place(e); });
   els.stage.addEventListener("pointermove", (e) => { if (dragging) place(e); });
   els.stage.addEventListener("pointerup", () => { dragging = false; });
+  // A picture file dropped on the stage is uploaded and shown.
+  els.stage.addEventListener("dragover", (e) => { e.preventDefault(); });
+  els.stage.addEventListener("drop", async (e) => {
+    e.preventDefault();
+    const file = e.dataTransfer && e.dataTransfer.files[0];
+    if (!file) return;
+    try { setRoute("image", { pic: await upload(file, file.name) }); } catch (error) { showError(error); }
+  });
 }
 
 function inputSize() { return (window.explorerInfo && window.explorerInfo.input_size[1]) || 224; }
