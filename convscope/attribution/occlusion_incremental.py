@@ -67,6 +67,7 @@ class IncrementalOcclusion:
         self.chain, self.crop_share = chain, crop_share
         self.seen, self.output = chain.run(inputs)
         self.local = chain.local_count
+        self._totals: dict[int, Tensor] = {}  # clean totals per channel of an element's output, once asked for
 
     def output_of(self, k: int) -> Tensor:
         """Element ``k``'s output on the clean images."""
@@ -76,27 +77,24 @@ class IncrementalOcclusion:
                  feature: int | None = None, channels: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Output ``[N,…]`` for ``N`` copies, and with ``feature`` (an element index) the total of its output's
         channel ``channels[n]`` ``[N]`` for each copy."""
-        tops, lefts, images_cpu = tops.cpu(), lefts.cpu(), images.cpu()
-        patch = torch.stack([fill[:, t:t + size, left:left + size] for t, left in zip(tops.tolist(), lefts.tolist(),
-                                                                                      strict=True)])
-        patch = patch.to(self.seen[0].dtype)
-        rows, cols, totals = tops, lefts, None
-        whole = None
+        rows, cols, totals, whole = tops.cpu(), lefts.cpu(), None, None
+        everywhere = torch.zeros_like(rows)
+        patch = _nchw(_windows(fill[None], everywhere, rows, cols, size, size)).to(self.seen[0].dtype)
         for k, element in enumerate(self.chain.elements):
             if whole is None and k < self.local:
-                step = self._step(k, element, images_cpu, patch, rows, cols)
+                step = self._step(k, element, images, patch, rows, cols)
                 if step is not None:
                     patch, rows, cols = step
                     if k == feature:
-                        totals = self._patched_totals(k, images_cpu, patch, rows, cols, channels)
+                        totals = self._patched_totals(k, images, patch, rows, cols, channels)
                     continue
             if whole is None:
-                whole = _pasted(self.seen[k], images, images_cpu, patch, rows, cols)
+                whole = _pasted(self.seen[k], images, patch, rows, cols)
             whole = element(whole)
             if k == feature:
                 totals = whole.float().flatten(2).sum(2).gather(1, channels[:, None].to(whole.device))[:, 0]
         if whole is None:  # every element was local: the output is the last patch pasted into the clean output
-            whole = _pasted(self.output, images, images_cpu, patch, rows, cols)
+            whole = _pasted(self.output, images, patch, rows, cols)
         return whole, totals
 
     def _step(self, k: int, element: Element, images: Tensor, patch: Tensor, rows: Tensor,
@@ -109,36 +107,54 @@ class IncrementalOcclusion:
         if down.crop_length * across.crop_length > self.crop_share * element.rows.size_in * element.cols.size_in:
             return None
         source = self.seen[k]
-        crops = torch.empty(len(images), source.shape[1], down.crop_length, across.crop_length, dtype=source.dtype,
-                            device=source.device).contiguous(memory_format=_layout(source))
-        height, width = patch.shape[-2:]
-        for n, (image, top, left, r0, c0) in enumerate(zip(images.tolist(), down.crop.tolist(), across.crop.tolist(),
-                                                            rows.tolist(), cols.tolist(), strict=True)):
-            crops[n] = source[image, :, top:top + down.crop_length, left:left + across.crop_length]
-            y0, x0 = max(r0 - top, 0), max(c0 - left, 0)
-            y1, x1 = min(r0 + height - top, down.crop_length), min(c0 + width - left, across.crop_length)
-            if y0 < y1 and x0 < x1:
-                crops[n, :, y0:y1, x0:x1] = patch[n, :, y0 + top - r0:y1 + top - r0, x0 + left - c0:x1 + left - c0]
+        crops = _windows(source, images, down.crop, across.crop, down.crop_length, across.crop_length)
+        crops = _like(_nchw(_paste(crops, rows - down.crop, cols - across.crop, patch)), source)
         computed = element.module(crops)
-        changed = torch.stack([computed[n, :, out_r - top // down.stride:out_r - top // down.stride + down.length,
-                                        out_c - left // across.stride:out_c - left // across.stride + across.length]
-                               for n, (top, left, out_r, out_c) in enumerate(zip(
-                                   down.crop.tolist(), across.crop.tolist(), down.out.tolist(), across.out.tolist(),
-                                   strict=True))])
-        return changed, down.out, across.out
+        firsts = (down.out - down.crop // down.stride, across.out - across.crop // across.stride)
+        changed = _windows(computed, torch.arange(len(crops)), *firsts, down.length, across.length)
+        return _nchw(changed), down.out, across.out
 
     def _patched_totals(self, k: int, images: Tensor, patch: Tensor, rows: Tensor, cols: Tensor,
                         channels: Tensor) -> Tensor:
         """Totals of channel ``channels[n]`` of element ``k``'s output: the clean total plus what the patch changed."""
         clean = self.output_of(k)
-        height, width = patch.shape[-2:]
-        channels = channels.cpu().tolist()
-        totals = []
-        for n, (image, r0, c0) in enumerate(zip(images.tolist(), rows.tolist(), cols.tolist(), strict=True)):
-            before = clean[image, channels[n]]
-            change = patch[n, channels[n]].float().sum() - before[r0:r0 + height, c0:c0 + width].float().sum()
-            totals.append(before.float().sum() + change)
-        return torch.stack(totals)
+        if k not in self._totals:
+            self._totals[k] = clean.float().flatten(2).sum(2)
+        every = torch.arange(len(patch), device=clean.device)
+        images, channels = images.to(clean.device), channels.to(clean.device)
+        before = _nchw(_windows(clean, images, rows, cols, *patch.shape[-2:]))[every, channels].float()
+        after = patch[every, channels].float()
+        return self._totals[k][images, channels] + (after.sum((1, 2)) - before.sum((1, 2)))
+
+
+def _windows(source: Tensor, images: Tensor, tops: Tensor, lefts: Tensor, height: int, width: int) -> Tensor:
+    """``source[images[n], :, tops[n]:tops[n] + height, lefts[n]:lefts[n] + width]`` for all ``n``: ``[N,h,w,C]``."""
+    device = source.device
+    ys = (tops.to(device)[:, None] + torch.arange(height, device=device))[:, :, None]
+    xs = (lefts.to(device)[:, None] + torch.arange(width, device=device))[:, None, :]
+    return source[images.to(device)[:, None, None], :, ys, xs]
+
+
+def _paste(windows: Tensor, tops: Tensor, lefts: Tensor, patch: Tensor) -> Tensor:
+    """``windows`` ``[N,h,w,C]`` with ``patch[n]`` ``[C,ph,pw]`` written at (``tops[n]``, ``lefts[n]``), clipped."""
+    count, height, width, _ = windows.shape
+    device, (patch_h, patch_w) = windows.device, patch.shape[-2:]
+    ys = torch.arange(height, device=device)[None] - tops.to(device)[:, None]
+    xs = torch.arange(width, device=device)[None] - lefts.to(device)[:, None]
+    inside = ((ys >= 0) & (ys < patch_h))[:, :, None] & ((xs >= 0) & (xs < patch_w))[:, None, :]
+    values = patch[torch.arange(count, device=device)[:, None, None], :, ys.clamp(0, patch_h - 1)[:, :, None],
+                   xs.clamp(0, patch_w - 1)[:, None, :]]
+    return torch.where(inside[..., None], values, windows)
+
+
+def _nchw(windows: Tensor) -> Tensor:
+    """``[N,h,w,C]`` → ``[N,C,h,w]`` (a view: channels-last memory)."""
+    return windows.permute(0, 3, 1, 2)
+
+
+def _like(tensor: Tensor, layout_of: Tensor) -> Tensor:
+    """``tensor`` in the memory layout of ``layout_of`` (channels-last on the CPU, as the cached maps are)."""
+    return tensor.contiguous(memory_format=_layout(layout_of))
 
 
 def _layout(tensor: Tensor) -> torch.memory_format:
@@ -147,10 +163,7 @@ def _layout(tensor: Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
-def _pasted(source: Tensor, images: Tensor, images_cpu: Tensor, patch: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+def _pasted(source: Tensor, images: Tensor, patch: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
     """Whole maps: ``source[images]`` with each copy's patch pasted at its corner."""
-    whole = source.index_select(0, images.to(source.device)).contiguous(memory_format=_layout(source))
-    height, width = patch.shape[-2:]
-    for n, (r0, c0) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
-        whole[n, :, r0:r0 + height, c0:c0 + width] = patch[n]
-    return whole
+    whole = source.index_select(0, images.to(source.device)).permute(0, 2, 3, 1)
+    return _like(_nchw(_paste(whole, rows, cols, patch)), source)
