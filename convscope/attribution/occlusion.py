@@ -199,7 +199,7 @@ class Occlusion(Attribution):
             if isinstance(chain, str):
                 return self._plain(chain)
             if chain.local_count == 0:
-                return self._plain("its first module mixes all positions")
+                return self._plain("its first module mixes all positions or gives no feature map")
             element = None if name is None else chain.element_for(get_layer(net, name))
             runner = IncrementalOcclusion(chain, fast_layout(inputs))
             if not _close(runner.output, output):
