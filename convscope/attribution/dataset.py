@@ -15,7 +15,6 @@ map mass falls in the centre, so that a model looking at the background stands o
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -330,25 +329,15 @@ def _plain(value: object) -> object:
 
 
 def _write_config(folder: Path, config: dict[str, Any]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    temporary = folder / f".{CONFIG}.{os.getpid()}.tmp"
-    temporary.write_text(json.dumps(config, indent=1), encoding="utf-8")
-    os.replace(temporary, folder / CONFIG)
+    storage.write_json(folder / CONFIG, config)
 
 
 def read_config(folder: str | Path) -> dict[str, Any]:
     """The settings of the run in ``folder``; a ``ValueError`` when it holds none or it is damaged."""
-    path = Path(folder) / CONFIG
-    if not path.is_file():
-        raise ValueError(f"{str(folder)!r} holds no maps ({CONFIG} is missing): run `convscope explain-set DATA "
-                         "--out FOLDER` first")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is damaged (not valid JSON: {error}); --overwrite starts again") from error
-    if not isinstance(config, dict) or any(key not in config for key in IDENTITY):
-        raise ValueError(f"{path} is damaged (it lacks the run's settings); --overwrite starts again")
-    return config
+    return storage.read_json(Path(folder) / CONFIG, IDENTITY, what="the run's settings",
+                             recover="--overwrite starts again",
+                             missing=f"{str(folder)!r} holds no maps ({CONFIG} is missing): run `convscope "
+                                     "explain-set DATA --out FOLDER` first")
 
 
 def clear(folder: Path) -> None:

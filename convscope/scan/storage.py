@@ -15,6 +15,7 @@ import io
 import json
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -53,25 +54,35 @@ def save_atomically(data: Any, path: Path) -> None:
     os.replace(temporary, path)
 
 
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON to a temporary file, then rename it to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def read_json(path: Path, keys: Iterable[str], *, missing: str, what: str, recover: str) -> dict[str, Any]:
+    """A settings file read back; one-line ``ValueError`` s when it is ``missing`` or damaged."""
+    if not path.is_file():
+        raise ValueError(missing)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is damaged (not valid JSON: {error}); {recover}") from error
+    if not isinstance(data, dict) or any(key not in data for key in keys):
+        raise ValueError(f"{path} is damaged (it lacks {what}); {recover}")
+    return data
+
+
 def write_config(folder: Path, config: dict[str, Any]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    temporary = folder / f".{CONFIG}.{os.getpid()}.tmp"
-    temporary.write_text(json.dumps(config, indent=1), encoding="utf-8")
-    os.replace(temporary, folder / CONFIG)
+    write_json(folder / CONFIG, config)
 
 
 def read_config(folder: str | Path) -> dict[str, Any]:
-    path = Path(folder) / CONFIG
-    if not path.is_file():
-        raise ValueError(f"{str(folder)!r} holds no scan ({CONFIG} is missing): run `convscope scan DATA --layers "
-                         "… --out FOLDER` first")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is damaged (not valid JSON: {error}); {RECOVER}") from error
-    if not isinstance(config, dict) or any(key not in config for key in CONFIG_KEYS):
-        raise ValueError(f"{path} is damaged (it lacks the scan's settings); {RECOVER}")
-    return config
+    return read_json(Path(folder) / CONFIG, CONFIG_KEYS, what="the scan's settings", recover=RECOVER,
+                     missing=f"{str(folder)!r} holds no scan ({CONFIG} is missing): run `convscope scan DATA "
+                             "--layers … --out FOLDER` first")
 
 
 def load(path: Path, *, mmap: bool = False) -> Any:
