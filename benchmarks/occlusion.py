@@ -41,14 +41,18 @@ def models(names: list[str], device: torch.device) -> dict[str, Model]:
     return found
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
+CLOCK = CLOCKS["wall"]  # set in main()
+
+
 def clock(run: Callable[[], object], device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start = CLOCK()
     run()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return CLOCK() - start
 
 
 def captum_run(model: Model, x: torch.Tensor, target: int, size: int, stride: int, per_eval: int
@@ -105,14 +109,20 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch threads on the CPU (default: torch's choice)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--clock", default="wall", choices=list(CLOCKS),
+                        help="wall time, or this thread's CPU time (one torch thread on a CPU shared with other work)")
     parser.add_argument("--captum-batches", nargs="+", type=int, default=[16, 32, 64],
                         help="perturbations_per_eval values tried for Captum; its fastest counts")
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.clock == "cpu" and (device.type != "cpu" or torch.get_num_threads() != 1):
+        raise SystemExit("--clock cpu measures one thread: use it with --device cpu --threads 1")
+    global CLOCK
+    CLOCK = CLOCKS[args.clock]
     print(f"device {device}, {torch.get_num_threads()} torch threads, {args.size} px, {args.occluder} px occluder, "
-          f"best of {args.repeat} after a warm-up; ratio = Captum's time / convscope's")
+          f"best of {args.repeat} after a warm-up, {args.clock} time; ratio = Captum's time / convscope's")
     print(f"{'model':<28}{'stride':>7}{'plain':>9}{'increm.':>9}{'Captum':>9}{'(ppe)':>6}"
           f"{'incr/plain':>11}{'vs Captum: plain':>18}{'increm.':>9}{'max diff':>10}")
     for model in models(args.models, device).values():
