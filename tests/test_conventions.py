@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import re
 import sys
 
 import pytest
@@ -68,6 +69,12 @@ def test_old_spellings_still_work_with_a_warning(caplog, command, old, new, valu
     assert caplog.text == ""
 
 
+def test_the_command_shows_the_old_spelling_warning(capsys, tmp_path):
+    assert main(["featviz", "--layer", "bn1", "--channel", "1", "--steps", "1", "--size", "32", "--device", "cpu",
+                 "--out", str(tmp_path), "--quiet"]) == 0
+    assert "convscope: warning: --channel is now spelled --channels" in capsys.readouterr().err
+
+
 def test_one_spelling_across_commands_and_real_defaults_in_help():
     parser = build_parser()
     spellings: dict[str, set[str]] = {}
@@ -113,8 +120,8 @@ def test_check_announces_each_study_and_shows_a_bar_in_each(tiny_net, tmp_path, 
     err = capsys.readouterr().err
     for phase in ("[1/4] cascading randomisation", "[3/4] deletion and insertion", "[4/4] pointing game"):
         assert phase in err
-    for bar in ("cascading randomisation: 100%", "deletion/insertion: 100%", "pointing game: 100%"):
-        assert bar in err, err
+    for bar, total in (("cascading randomisation", "/2 "), ("deletion/insertion", "/1 "), ("pointing game", "/1 ")):
+        assert re.search(rf"{bar}: +\d+%\|.*{total}", err), err  # a bar with its total (stages, methods)
 
 
 def test_gallery_logs_each_figure_with_its_time(caplog, tmp_path):

@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; bad input ends with a one-line error and exit status 2."""
     parser = build_parser()
+    configure()  # messages while parsing (an old flag spelling) show too
     args = parser.parse_args(argv)
     configure(args.verbosity)
     try:
