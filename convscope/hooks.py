@@ -157,11 +157,17 @@ def inspection_mode(net: nn.Module, *, grad_params: bool | None = False) -> Iter
         yield net
 
 
+class LayerOutputs(dict[str, Tensor]):
+    """Layer outputs by name, with the ``input_size`` (height, width) of the pictures that made them, when known."""
+
+    input_size: tuple[int, int] | None = None
+
+
 @dataclass
 class Captured:
     """What :func:`capture` recorded: outputs and output-gradients by layer name (last call wins)."""
 
-    activations: dict[str, Tensor] = field(default_factory=dict)
+    activations: LayerOutputs = field(default_factory=LayerOutputs)
     grads: dict[str, Tensor] = field(default_factory=dict)
 
     def activation(self, layer: str) -> Tensor:
@@ -214,7 +220,13 @@ def capture(net: nn.Module, layers: Sequence[str | nn.Module], *, grads: bool = 
 
         return hook
 
+    def picture_size(module: nn.Module, inputs: tuple[object, ...]) -> None:
+        if inputs and isinstance(inputs[0], Tensor) and inputs[0].dim() == 4:
+            store.activations.input_size = (int(inputs[0].shape[-2]), int(inputs[0].shape[-1]))
+
     try:
+        if resolved:
+            handles.append(net.register_forward_pre_hook(picture_size))
         for name, module in resolved:
             handles.append(module.register_forward_hook(recorder(name)))
         yield store

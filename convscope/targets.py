@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from convscope.models.model import Model
+from convscope.models.tokens import channels_first_problem
 
 Activations = Mapping[str, Tensor]
 OUTPUT_KINDS = ("auto", "classes", "binary", "multilabel", "segmentation", "regression", "detection")
@@ -245,6 +246,13 @@ class _LayerChannel(Target):
             raise ValueError(f"channel and neuron targets read feature maps [B,C,h,w] or vectors [B,C]; layer "
                              f"{self.layer!r} gives {list(maps.shape)} (tokens?): choose a convolutional layer, or "
                              "a callable target on the output")
+        size = getattr(activations, "input_size", None)
+        if maps.dim() == 4 and size is not None:
+            problem = channels_first_problem(maps, size)
+            if problem is not None:
+                raise ValueError(f"channel and neuron targets read feature maps [B,C,h,w]; layer {self.layer!r}: "
+                                 f"{problem}: choose a layer with channels first (e.g. a block's output), or a "
+                                 "callable target on the output")
         if not 0 <= self.channel < maps.shape[1]:
             raise ValueError(f"channel {self.channel} is out of range: layer {self.layer!r} has {maps.shape[1]} "
                              "channels")
