@@ -31,10 +31,18 @@ def spearman(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _gaussian_window(size: int, sigma: float, device: torch.device) -> Tensor:
+    """The normalised 1-d Gaussian ``[size]``; the 2-d window is its outer product (applied as two passes)."""
     x = torch.arange(size, device=device, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :])[None, None]
+    return g / g.sum()
+
+
+def _gaussian_mean(maps: Tensor, g: Tensor) -> Tensor:
+    """Gaussian-weighted local means of each channel of ``[B,C,H,W]`` over the valid region (separable)."""
+    channels = maps.shape[1]
+    rows = g.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+    cols = g.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
+    return F.conv2d(F.conv2d(maps, rows, groups=channels), cols, groups=channels)
 
 
 def ssim(a: Tensor, b: Tensor, *, window: int = 11, sigma: float = 1.5, data_range: float = 1.0) -> Tensor:
@@ -52,11 +60,11 @@ def ssim(a: Tensor, b: Tensor, *, window: int = 11, sigma: float = 1.5, data_ran
         raise ValueError(f"maps of {tuple(a.shape[-2:])} are too small for SSIM (at least 3×3)")
     window = min(window, side if side % 2 else side - 1)  # small maps: the largest odd window that fits
     x, y = a[:, None].double(), b[:, None].double()
-    kernel = _gaussian_window(window, sigma, a.device)
-    mu_x, mu_y = F.conv2d(x, kernel), F.conv2d(y, kernel)
-    var_x = F.conv2d(x * x, kernel) - mu_x**2
-    var_y = F.conv2d(y * y, kernel) - mu_y**2
-    cov = F.conv2d(x * y, kernel) - mu_x * mu_y
+    means = _gaussian_mean(torch.cat([x, y, x * x, y * y, x * y], 1), _gaussian_window(window, sigma, a.device))
+    mu_x, mu_y, mean_xx, mean_yy, mean_xy = means.split(1, dim=1)
+    var_x = mean_xx - mu_x**2
+    var_y = mean_yy - mu_y**2
+    cov = mean_xy - mu_x * mu_y
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     index = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return index.mean((1, 2, 3)).float()
