@@ -33,16 +33,17 @@ def build_invariance(gallery: Gallery, context) -> None:
 
 
 DEMO_SANITY_OPTIONS = {"smooth_grad": {"samples": 4}, "integrated_gradients": {"steps": 4},
-                       "occlusion": {"size": 56, "stride": 56}}
+                       "occlusion": {"size": 36, "stride": 36}}  # a 4×4 grid at 144 px
 
 
 def build_sanity(gallery: Gallery, context) -> None:
     from convscope.analysis.sanity import sanity_checks
+    from convscope.demo.attribution_section import SIDE, small_input_model
     from convscope.render.layout import stack, text_picture, titled
 
     chelsea = context.photo("chelsea")
-    result = sanity_checks(context.model, context.model.prepare([chelsea.pixels]), options=DEMO_SANITY_OPTIONS,
-                           evaluate_every=2)
+    model = small_input_model(context.model)
+    result = sanity_checks(model, model.prepare([chelsea.pixels]), options=DEMO_SANITY_OPTIONS, evaluate_every=3)
     result.to_csv(gallery.folder / "sanity_cascading.csv")
     table = titled(text_picture(result.summary(), size=12, monospace=True), "Similarity to the original explanation",
                    "after randomising the top stage, half the network, and all of it")
@@ -52,8 +53,8 @@ def build_sanity(gallery: Gallery, context) -> None:
                 "down and each method explains the same class again. A method whose map stays the same while the "
                 "network is destroyed is not explaining the network. As in the paper, guided backprop and deconvnet "
                 "hardly change when the top layers are randomised, while saliency and Grad-CAM do. (Demo settings: "
-                "one photo, every other stage, SmoothGrad with 4 samples, Integrated Gradients with 4 steps, "
-                "a coarse occlusion grid; "
+                f"one photo at {SIDE} px, every third stage, SmoothGrad with 4 samples, Integrated Gradients with "
+                "4 steps, a coarse occlusion grid; "
                 "`convscope check` runs the full version and writes sanity_cascading.csv.)")
 
 

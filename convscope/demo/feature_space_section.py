@@ -19,7 +19,7 @@ from convscope.scan.projections import top_projections
 
 SECTION = "Feature space"
 FASHION_PICTURES = 2000
-TSNE_POINTS = 1500
+TSNE_POINTS = 1000
 LITE_LAYERS = ("blocks.2.1", "blocks.3.2")
 LITE_PROJECTED = 3  # channels shown with projections (each costs a backward pass of its top pictures)
 CROP_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "camera", "coins", "brick", "grass", "gravel", "china",

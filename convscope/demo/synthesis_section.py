@@ -35,12 +35,12 @@ def build(gallery: Gallery, context) -> None:
     def seeded() -> torch.Generator:
         return torch.Generator().manual_seed(int(torch.randint(2**31 - 1, (1,), generator=context.generator)))
 
-    classes = class_model(model, ["goldfish", "flamingo", "pineapple"], size=128, steps=150, generator=seeded(),
+    classes = class_model(model, ["goldfish", "flamingo", "pineapple"], size=128, steps=100, generator=seeded(),
                           progress=context.progress)
     gallery.add(SECTION, "synthesis_class_models.png", classes.picture(tile_size=192), "Class models",
                 "arg max S_c(I) + log p_c(I) − 3·10⁻⁵‖I‖² (Simonyan et al.'s class model; log p_c keeps the "
                 "neighbouring classes down) on a decorrelated Fourier image with random jitter, scaling and "
-                f"rotation, 150 Adam steps at 128 px. Final probabilities: {_joined(classes.lines())}.")
+                f"rotation, 100 Adam steps at 128 px. Final probabilities: {_joined(classes.lines())}.")
 
     features = visualise_features(model, "blocks.4", [0, 7, 20, 33], size=96, steps=96, generator=seeded(),
                                   progress=context.progress)
@@ -58,10 +58,10 @@ def build(gallery: Gallery, context) -> None:
 
     chelsea = context.photo("chelsea").pixels
     inversion = invert(model, chelsea, ["bn1", "blocks.1", "blocks.2", "blocks.3", "blocks.5"], size=96,
-                       steps=150, generator=seeded(), progress=context.progress)
+                       steps=100, generator=seeded(), progress=context.progress)
     gallery.add(SECTION, "synthesis_inversion.png", inversion.picture(tile_size=128), "Feature inversion",
                 "Reconstructions of the cat from its features at five depths (Mahendran & Vedaldi: normalised "
-                f"Euclidean loss + 0.05·TV², from noise; 150 steps at 96 px). {_joined(inversion.lines())}.")
+                f"Euclidean loss + 0.05·TV², from noise; 100 steps at 96 px). {_joined(inversion.lines())}.")
 
     dreamed = dream(model, context.photo("coffee").pixels, "blocks.3", size=160, octaves=3, steps=8,
                     generator=seeded(), progress=context.progress)
@@ -95,17 +95,17 @@ def build(gallery: Gallery, context) -> None:
                                      f"image with circular jitter — {texture.summary()}. Right: Efros & Leung's "
                                      "non-parametric sampling, pixel by pixel from matching neighbourhoods.")
 
-    styled = style_transfer(model, context.photo("chelsea").pixels, load_sample("gravel"), size=128, steps=120,
+    styled = style_transfer(model, context.photo("chelsea").pixels, load_sample("gravel"), size=128, steps=80,
                             generator=seeded(), progress=context.progress)
     gallery.add(SECTION, "synthesis_style.png", styled.picture(tile_size=192), "Neural style transfer",
-                f"Gatys et al. at 128 px, 120 Adam steps from the content: {styled.summary()}.")
+                f"Gatys et al. at 128 px, 80 Adam steps from the content: {styled.summary()}.")
 
     contents = [p.pixels for p in photos]
-    fast = train_fast_style(model, load_sample("immunohistochemistry"), contents, size=64, steps=120, batch=2, width=8,
+    fast = train_fast_style(model, load_sample("immunohistochemistry"), contents, size=64, steps=80, batch=2, width=8,
                             generator=seeded(), progress=context.progress)
     shown = torch.stack([resize_short_side(context.photo(n).pixels, 128)[:, :128, :128] for n in ("coffee", "rocket")])
     gallery.add(SECTION, "synthesis_fast_style.png", fast.picture(shown, tile_size=160), "Fast style transfer",
-                "A small transform network (width 8) trained for only 120 steps of 2 crops at 64 px "
+                "A small transform network (width 8) trained for only 80 steps of 2 crops at 64 px "
                 "(the library default is 2000 steps of 4 at 256 px), then applied to new photos in one pass.")
 
 
