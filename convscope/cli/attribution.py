@@ -28,13 +28,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                                                "their true labels, as in Zeiler & Fergus's occlusion figure)")
     p.add_argument("--layer", help="layer for CAM-type methods, and the feature map layer of occlusion "
                                    "(default: the last feature map, bn2 on EfficientNet-Lite)")
-    p.add_argument("--size", type=int, help="occluder size in pixels (default 32)")
-    p.add_argument("--stride", type=int, help="occluder stride in pixels (default 16)")
-    p.add_argument("--plain-occlusion", action="store_true",
-                   help="occlusion: run every occluded copy through the whole model instead of recomputing only "
-                        "what the occluder changes (the same maps, slower; for checking)")
-    p.add_argument("--steps", type=int, help="Integrated Gradients steps (default 50)")
-    p.add_argument("--samples", type=int, help="SmoothGrad samples (default 50)")
+    add_method_settings(p)
     p.add_argument("--batch-size", type=int, help="inputs per forward pass for occlusion, SmoothGrad, "
                                                   "Integrated Gradients and Score-CAM")
     add_model_options(p)
@@ -57,6 +51,16 @@ def register(commands: argparse._SubParsersAction) -> None:
                                                               "(default: %(default)s)")
     p.add_argument("--workers", type=int, help="data-loading processes (default: 0 for in-memory sets, else ≤4)")
     p.add_argument("--limit", type=int, help="explain only the first N pictures")
+    add_method_settings(p)
+    p.add_argument("--overwrite", action="store_true", help="discard the maps of a different run in --out")
+    p.add_argument("--plain", action="store_true",
+                   help="also time a bare forward+backward pass over the same batches and print both rates")
+    add_model_options(p, out="maps/latest", model_default=f"{FASHION_MODEL} for fashion-mnist, else {DEFAULT_MODEL}")
+    p.set_defaults(model=None, run=run_explain_set)
+
+
+def add_method_settings(p: argparse.ArgumentParser) -> None:
+    """The settings of the methods that have them: occluder, Integrated Gradients steps, SmoothGrad samples."""
     p.add_argument("--size", type=int, help="occluder size in pixels (default 32)")
     p.add_argument("--stride", type=int, help="occluder stride in pixels (default 16)")
     p.add_argument("--plain-occlusion", action="store_true",
@@ -64,11 +68,6 @@ def register(commands: argparse._SubParsersAction) -> None:
                         "what the occluder changes (the same maps, slower; for checking)")
     p.add_argument("--steps", type=int, help="Integrated Gradients steps (default 50)")
     p.add_argument("--samples", type=int, help="SmoothGrad samples (default 50)")
-    p.add_argument("--overwrite", action="store_true", help="discard the maps of a different run in --out")
-    p.add_argument("--plain", action="store_true",
-                   help="also time a bare forward+backward pass over the same batches and print both rates")
-    add_model_options(p, out="maps/latest", model_default=f"{FASHION_MODEL} for fashion-mnist, else {DEFAULT_MODEL}")
-    p.set_defaults(model=None, run=run_explain_set)
 
 
 def _options(args: argparse.Namespace) -> dict[str, dict[str, object]]:
