@@ -156,21 +156,12 @@ def test_centre_share_by_hand():
 
 @pytest.mark.slow  # two torchrun processes start up (~40 s on a busy 2-core CPU)
 def test_two_gloo_processes_write_the_same_files_as_one(tmp_path):
-    import os
-    import subprocess
-    import sys
     from pathlib import Path
 
     from explain_set_worker import run
-    from test_scan_distributed import _free_port
+    from test_scan_distributed import run_two_processes
 
-    worker = Path(__file__).with_name("explain_set_worker.py")
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
-                   "PYTHONPATH": os.pathsep.join([str(worker.parent), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
-               "127.0.0.1", "--master_port", str(_free_port()), str(worker), str(tmp_path / "two")]
-    finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
-    assert finished.returncode == 0, finished.stderr[-3000:]
+    run_two_processes(Path(__file__).with_name("explain_set_worker.py"), tmp_path / "two")
     run(str(tmp_path / "one"))
     assert len(files(tmp_path / "one")) == 8  # 23 pictures in chunks of 3, half written by each process
     assert files(tmp_path / "two") == files(tmp_path / "one")

@@ -22,13 +22,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_gloo_processes_merge_exactly(tmp_path) -> None:
+def run_two_processes(worker: Path, out: Path) -> None:
+    """Run ``worker OUT`` as two gloo processes under torchrun, on the CPU; fails with the processes' errors."""
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
-                   "PYTHONPATH": os.pathsep.join([str(WORKER.parent), os.environ.get("PYTHONPATH", "")])}
+                   "PYTHONPATH": os.pathsep.join([str(worker.parent), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
-               "127.0.0.1", "--master_port", str(_free_port()), str(WORKER), str(tmp_path / "two")]
+               "127.0.0.1", "--master_port", str(_free_port()), str(worker), str(out)]
     finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-3000:]
+
+
+def test_two_gloo_processes_merge_exactly(tmp_path) -> None:
+    run_two_processes(WORKER, tmp_path / "two")
     merged = ScanResult.load(tmp_path / "two", pictures=pictures())
     assert merged.config["batches_by_process"] == {"rank0": 4, "rank1": 4}  # 23 pictures in batches of 3
 
