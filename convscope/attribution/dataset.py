@@ -34,7 +34,13 @@ from convscope.models.model import Model, as_model
 from convscope.progress import progress_bar
 from convscope.scan import storage
 from convscope.scan.distributed import join_workers
-from convscope.scan.runner import _Digests, _FittedWithDigests, _plain_errors, _workers, batch_fingerprint
+from convscope.scan.runner import (
+    FittedWithDigests,
+    PictureDigests,
+    batch_fingerprint,
+    loader_workers,
+    plain_loader_errors,
+)
 from convscope.targets import ClassScore, Target, TopClass
 
 FORMAT = 1
@@ -178,7 +184,7 @@ class SetExplainer:
             raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
         if len(pictures) == 0:
             raise ValueError("the picture set is empty: there is nothing to explain")
-        _workers(pictures, workers)
+        loader_workers(pictures, workers)
         mapping = label_classes(pictures, self.model) if self.target.kind == "true" else None
         folder, team = Path(out), join_workers()
         config = self._config(pictures, batch_size, model_source)
@@ -248,13 +254,13 @@ class SetExplainer:
                  mapping: Tensor | None, progress: bool) -> None:
         if not mine:
             return
-        loader = DataLoader(_FittedWithDigests(pictures, self.model.preprocess),
+        loader = DataLoader(FittedWithDigests(pictures, self.model.preprocess),
                             batch_sampler=[list(_chunk_range(c, batch_size, len(pictures))) for c in mine],
-                            num_workers=_workers(pictures, workers), pin_memory=self.model.device.type == "cuda")
+                            num_workers=loader_workers(pictures, workers), pin_memory=self.model.device.type == "cuda")
         bar = progress_bar(total=sum(len(_chunk_range(c, batch_size, len(pictures))) for c in mine), unit="img",
                            desc=f"explain {self.method.name}", enabled=progress, smoothing=0.1)
         try:
-            for chunk, (indices, fitted, labels, digests) in zip(mine, _plain_errors(loader), strict=True):
+            for chunk, (indices, fitted, labels, digests) in zip(mine, plain_loader_errors(loader), strict=True):
                 found = self._maps(pictures, indices, fitted, labels, mapping)
                 found["fingerprint"] = batch_fingerprint(digests)  # to tell, on a resume, that the pictures are same
                 storage.save_atomically(found, chunk_file(folder, chunk))
@@ -268,9 +274,9 @@ class SetExplainer:
         mine = done[team.rank::team.world]
         changed = []
         if mine:
-            loader = DataLoader(_Digests(pictures), num_workers=_workers(pictures, workers),
+            loader = DataLoader(PictureDigests(pictures), num_workers=loader_workers(pictures, workers),
                                 batch_sampler=[list(_chunk_range(c, batch_size, len(pictures))) for c in mine])
-            changed = [c for c, digests in zip(mine, _plain_errors(loader), strict=True)
+            changed = [c for c, digests in zip(mine, plain_loader_errors(loader), strict=True)
                        if batch_fingerprint(digests) != storage.load(chunk_file(folder, c), mmap=True)["fingerprint"]]
         if not team.all_ok(not changed):
             if changed:
@@ -364,10 +370,10 @@ def plain_rate(model: Model | nn.Module, pictures: PictureSet, *, batch_size: in
     count = min(chunks, -(-len(pictures) // batch_size))
     loader = DataLoader(FittedPictures(pictures, model.preprocess),
                         batch_sampler=[list(_chunk_range(c, batch_size, len(pictures))) for c in range(count)],
-                        num_workers=_workers(pictures, workers), pin_memory=model.device.type == "cuda")
+                        num_workers=loader_workers(pictures, workers), pin_memory=model.device.type == "cuda")
     done, start = 0, time.perf_counter()
     with inspection_mode(model.net, grad_params=None):
-        for _indices, fitted, _labels in _plain_errors(loader):
+        for _indices, fitted, _labels in plain_loader_errors(loader):
             inputs = model.preprocess.normalize(fitted.to(model.device, non_blocking=True)).requires_grad_(True)
             output = model.net(inputs)
             (grad,) = torch.autograd.grad(output.max(1).values.sum(), inputs)

@@ -86,7 +86,7 @@ class Scan:
             raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
         if not isinstance(checkpoint_every, (int, float)) or not checkpoint_every >= 0:
             raise ValueError(f"checkpoint_every must be 0 or more seconds, got {checkpoint_every!r}")
-        _workers(pictures, workers)
+        loader_workers(pictures, workers)
         folder = Path(out)
         team = join_workers()
         config = self._config(pictures, batch_size, model_source)
@@ -211,9 +211,9 @@ class Scan:
         mine = sorted(saved)[team.rank::team.world]
         changed = []
         if mine:
-            loader = DataLoader(_Digests(pictures), batch_sampler=[list(batches[b]) for b in mine],
-                                num_workers=_workers(pictures, workers))
-            changed = [b for b, digests in zip(mine, _plain_errors(loader), strict=True)
+            loader = DataLoader(PictureDigests(pictures), batch_sampler=[list(batches[b]) for b in mine],
+                                num_workers=loader_workers(pictures, workers))
+            changed = [b for b, digests in zip(mine, plain_loader_errors(loader), strict=True)
                        if batch_fingerprint(digests) != saved[b]]
         if not team.all_ok(not changed):
             if changed:
@@ -240,9 +240,9 @@ class Scan:
         if not mine:
             return
         net, device, dtype = self.model.net, self.model.device, _dtype(self.model.net)
-        loader = DataLoader(_FittedWithDigests(pictures, self.model.preprocess),
+        loader = DataLoader(FittedWithDigests(pictures, self.model.preprocess),
                             batch_sampler=[list(batches[b]) for b in mine],
-                            num_workers=_workers(pictures, workers), pin_memory=device.type == "cuda")
+                            num_workers=loader_workers(pictures, workers), pin_memory=device.type == "cuda")
         records: dict[str, BatchRecord] = {}
         calls = {name: 0 for name in self.layers}
         state = {"images": None, "stop": False}
@@ -265,7 +265,7 @@ class Scan:
             try:
                 for name in self.layers:
                     handles.append(get_layer(net, name).register_forward_hook(hook_for(name)))
-                for batch, (indices, fitted, _labels, digests) in zip(mine, _plain_errors(loader), strict=True):
+                for batch, (indices, fitted, _labels, digests) in zip(mine, plain_loader_errors(loader), strict=True):
                     images = indices.to(device, non_blocking=True)
                     inputs = self.model.preprocess.normalize(fitted.to(device, dtype, non_blocking=True))
                     records.clear()
@@ -336,7 +336,7 @@ class _Writer:
                                 self.folder / "state.pt")
 
 
-def _plain_errors(loader: DataLoader):
+def plain_loader_errors(loader: DataLoader):
     """The loader's batches; a picture that cannot be read in a loader process raises its own one-line error."""
     iterator = iter(loader)
     while True:
@@ -357,7 +357,8 @@ def _batches(count: int, batch_size: int) -> list[range]:
     return [range(start, min(start + batch_size, count)) for start in range(0, count, batch_size)]
 
 
-def _workers(pictures: PictureSet, workers: int | None) -> int:
+def loader_workers(pictures: PictureSet, workers: int | None) -> int:
+    """Data-loading processes: ``workers`` when given (≥ 0), none for in-memory sets, else up to 4."""
     if workers is not None:
         if workers < 0:
             raise ValueError(f"workers must be 0 or more, got {workers}")
@@ -404,7 +405,7 @@ def batch_fingerprint(digests: Tensor) -> str:
     return hashlib.blake2b(digests.cpu().contiguous().numpy().tobytes(), digest_size=16).hexdigest()
 
 
-class _FittedWithDigests(FittedPictures):
+class FittedWithDigests(FittedPictures):
     """Item ``i``: ``(index, fitted picture, label, digest of the picture as read)``."""
 
     def __getitem__(self, index: int) -> tuple[int, Tensor, int, Tensor]:
@@ -412,7 +413,7 @@ class _FittedWithDigests(FittedPictures):
         return index, self.preprocess.fit(picture)[0], self.pictures.label(index), picture_digest(picture)
 
 
-class _Digests(Dataset):
+class PictureDigests(Dataset):
     """Item ``i``: the digest of picture ``i`` as read (no resizing: checking a resume reads, it does not fit)."""
 
     def __init__(self, pictures: PictureSet) -> None:
