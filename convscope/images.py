@@ -158,7 +158,9 @@ def _decode(source: Path | io.BytesIO, label: str, *, max_pixels: int | None = N
         raise ValueError(f"{label} is refused: {error}".rstrip(".") + " (a decompression bomb?)") from error
     except (UnidentifiedImageError, OSError, SyntaxError, EOFError) as error:
         empty = " (0 bytes)" if isinstance(source, Path) and source.stat().st_size == 0 else ""
-        raise ValueError(f"cannot read {label}{empty}: {error} (is it a JPEG/PNG and complete?)") from error
+        # Pillow's own message names the source object (a path, or an in-memory buffer's repr): say what it means
+        reason = "not an image format Pillow can read" if isinstance(error, UnidentifiedImageError) else error
+        raise ValueError(f"cannot read {label}{empty}: {reason} (is it a JPEG/PNG and complete?)") from error
 
 
 def expand_sources(sources: str | Path | Iterable[str | Path]) -> list[str]:
