@@ -187,3 +187,31 @@ def test_the_command_explains_a_set_resumes_and_refuses_bad_input(capsys, tmp_pa
     assert "channel and neuron targets are for `convscope explain IMAGE`" in capsys.readouterr().err
     assert main([*argv, "--method", "saliency"]) == 2
     assert "different run (method" in capsys.readouterr().err
+
+
+def test_explain_with_a_set_runs_as_explain_set_and_gives_the_same_files(capsys, tmp_path):
+    from test_scan_data import write_fake_fashion
+
+    from convscope.cli import main
+
+    write_fake_fashion(tmp_path / "fashion", test=5)
+    data, common = f"{tmp_path / 'fashion'}:test", ["--batch-size", "2", "--device", "cpu"]
+    assert main(["explain-set", data, "--target", "true", *common, "--out", str(tmp_path / "a")]) == 0
+    argv = ["explain", data, "--method", "grad_cam", "--target", "true", *common, "--out", str(tmp_path / "b")]
+    assert main(argv) == 0
+    assert "Grad-CAM on fashion_cnn" in capsys.readouterr().out  # the set's own model, as explain-set chooses
+    assert files(tmp_path / "b") == files(tmp_path / "a") and len(files(tmp_path / "a")) == 3
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    torch.manual_seed(0)
+    for k in range(2):
+        from PIL import Image
+
+        Image.fromarray((torch.rand(40, 40, 3) * 255).byte().numpy()).save(photos / f"p{k}.png")
+    assert main(["explain", str(photos), "--set", "--model", "fashion_cnn", *common, "--out", str(tmp_path / "c")]) == 0
+    assert len(files(tmp_path / "c")) == 1
+    assert main(["explain", data, "--method", "all", *common, "--out", str(tmp_path / "d")]) == 2
+    assert "one method at a time" in capsys.readouterr().err
+    assert main(["explain", str(photos), data, "--set", *common, "--out", str(tmp_path / "d")]) == 2
+    assert "one folder or set name" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()

@@ -61,13 +61,16 @@ class IncrementalOcclusion:
     ``chain.run`` on the clean ``inputs`` ``[B,C,H,W]`` fills the cache; :meth:`__call__` takes
     the copies' image indices, occluder corners and the fill, and returns what the model gives
     for them, equal (up to float rounding) to running the model on the occluded copies.
+    Whole maps go through the rest of the chain ``whole_batch`` copies at a time (on a CPU a
+    small batch stays in cache; crops are cheap, so a call may bring more copies than that).
     """
 
-    def __init__(self, chain: Chain, inputs: Tensor, crop_share: float = CROP_SHARE) -> None:
-        self.chain, self.crop_share = chain, crop_share
+    def __init__(self, chain: Chain, inputs: Tensor, *, crop_share: float = CROP_SHARE, whole_batch: int = 16) -> None:
+        self.chain, self.crop_share, self.whole_batch = chain, crop_share, whole_batch
         self.seen, self.output = chain.run(inputs)
         self.local = chain.local_count
         self._totals: dict[int, Tensor] = {}  # clean totals per channel of an element's output, once asked for
+        self.whole_from: int | None = None  # after a call: the first element that ran on whole maps
 
     def output_of(self, k: int) -> Tensor:
         """Element ``k``'s output on the clean images."""
@@ -77,25 +80,32 @@ class IncrementalOcclusion:
                  feature: int | None = None, channels: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Output ``[N,…]`` for ``N`` copies, and with ``feature`` (an element index) the total of its output's
         channel ``channels[n]`` ``[N]`` for each copy."""
-        rows, cols, totals, whole = tops.cpu(), lefts.cpu(), None, None
+        rows, cols, totals = tops.cpu(), lefts.cpu(), None
         everywhere = torch.zeros_like(rows)
         patch = _nchw(_windows(fill[None], everywhere, rows, cols, size, size)).to(self.seen[0].dtype)
-        for k, element in enumerate(self.chain.elements):
-            if whole is None and k < self.local:
-                step = self._step(k, element, images, patch, rows, cols)
-                if step is not None:
-                    patch, rows, cols = step
-                    if k == feature:
-                        totals = self._patched_totals(k, images, patch, rows, cols, channels)
-                    continue
-            if whole is None:
-                whole = _pasted(self.seen[k], images, patch, rows, cols)
-            whole = element(whole)
+        elements, first_whole = self.chain.elements, self.local
+        for k, element in enumerate(elements[:self.local]):
+            step = self._step(k, element, images, patch, rows, cols)
+            if step is None:
+                first_whole = k
+                break
+            patch, rows, cols = step
             if k == feature:
-                totals = whole.float().flatten(2).sum(2).gather(1, channels[:, None].to(whole.device))[:, 0]
-        if whole is None:  # every element was local: the output is the last patch pasted into the clean output
-            whole = _pasted(self.output, images, patch, rows, cols)
-        return whole, totals
+                totals = self._patched_totals(k, images, patch, rows, cols, channels)
+        self.whole_from = first_whole
+        if first_whole == len(elements):  # every element was local: the last patch pasted into the clean output
+            return _pasted(self.output, images, patch, rows, cols), totals
+        whole = _pasted(self.seen[first_whole], images, patch, rows, cols)
+        outputs, parts_totals = [], []
+        for start in range(0, len(whole), self.whole_batch):  # whole maps: a cache-sized batch at a time
+            value = whole[start:start + self.whole_batch]
+            for k in range(first_whole, len(elements)):
+                value = elements[k](value)
+                if k == feature:
+                    chosen = channels[start:start + self.whole_batch, None].to(value.device)
+                    parts_totals.append(value.float().flatten(2).sum(2).gather(1, chosen)[:, 0])
+            outputs.append(value)
+        return torch.cat(outputs), (torch.cat(parts_totals) if parts_totals else totals)
 
     def _step(self, k: int, element: Element, images: Tensor, patch: Tensor, rows: Tensor,
               cols: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:

@@ -7,18 +7,24 @@ import argparse
 from convscope.attribution import METHODS, compare, explain
 from convscope.attribution.dataset import TARGET_HELP
 from convscope.cli.common import add_model_options, model_from, slug, written
-from convscope.data.opening import DATA_HELP
+from convscope.data.opening import DATA_HELP, names_a_picture_set
 from convscope.images import load_images
 from convscope.models import DEFAULT_MODEL
 from convscope.models.fashion import FASHION_MODEL
 from convscope.targets import parse_target
+
+SET_DEFAULTS = {"centre": 0.5, "batch_size": 32, "workers": None, "limit": None, "overwrite": False, "plain": False}
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("explain", help="attribution maps: which pixels made the decision",
                             description="Write the map and an overlay for one method, or with --method all a figure "
                                         "of every method side by side.")
-    p.add_argument("images", nargs="+", help="image files, folders or sample:NAME (e.g. sample:chelsea)")
+    p.add_argument("images", nargs="+", help="image files, folders or sample:NAME (e.g. sample:chelsea); or one "
+                                              "picture set (fashion-mnist[:split], samples, a folder with --set or "
+                                              "--target true), explained as a whole as explain-set does")
+    p.add_argument("--set", action="store_true", help="explain the one folder given as a picture set: raw maps per "
+                                                      "chunk in --out and where they fall (see explain-set)")
     p.add_argument("--method", default="grad_cam", choices=[*METHODS, "all"], metavar="METHOD",
                    help="one of " + ", ".join(METHODS) + ", or all (default: %(default)s)")
     p.add_argument("--target", nargs="+", help="class index or name, 'top' (default), channel:LAYER:C, "
@@ -31,8 +37,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_method_settings(p)
     p.add_argument("--batch-size", type=int, help="inputs per forward pass for occlusion, SmoothGrad, "
                                                   "Integrated Gradients and Score-CAM")
-    add_model_options(p)
-    p.set_defaults(run=run_explain)
+    add_model_options(p, model_default=f"{FASHION_MODEL} for fashion-mnist, else {DEFAULT_MODEL}")
+    p.set_defaults(model=None, run=run_explain)
 
     p = commands.add_parser("explain-set", help="attribution maps for a whole picture set, and where they fall",
                             description="Run one method over every picture of a set in batches, storing the raw maps "
@@ -45,9 +51,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="one of " + ", ".join(METHODS) + " (default: %(default)s)")
     p.add_argument("--target", default="top", help=f"{TARGET_HELP} (default: %(default)s)")
     p.add_argument("--layer", help="layer for CAM-type methods (default: the last feature map)")
-    p.add_argument("--centre", type=float, default=0.5,
+    p.add_argument("--centre", type=float, default=SET_DEFAULTS["centre"],
                    help="share of each side that the centre box covers (default: %(default)s, a quarter of the area)")
-    p.add_argument("--batch-size", type=int, default=32, help="pictures per batch and per chunk file "
+    p.add_argument("--batch-size", type=int, default=SET_DEFAULTS["batch_size"],
+                   help="pictures per batch and per chunk file "
                                                               "(default: %(default)s)")
     p.add_argument("--workers", type=int, help="data-loading processes (default: 0 for in-memory sets, else ≤4)")
     p.add_argument("--limit", type=int, help="explain only the first N pictures")
@@ -83,6 +90,10 @@ def _clean(options: dict[str, object]) -> dict[str, object]:
 
 
 def run_explain(args: argparse.Namespace) -> None:
+    if _explains_a_set(args):
+        run_explain_set(_as_set_arguments(args))
+        return
+    args.model = args.model or DEFAULT_MODEL
     model = model_from(args)
     pictures = load_images(args.images)
     texts = args.target or [None]
@@ -106,6 +117,28 @@ def run_explain(args: argparse.Namespace) -> None:
         if result.occlusion is not None:
             written(result.occlusion_picture().save(args.out / f"{stem}_maps.png"))
         print(f"  {picture.name}: {result.title} for {result.labels[0]}")
+
+
+def _explains_a_set(args: argparse.Namespace) -> bool:
+    """Whether ``explain`` was given one picture set (by name, ``--set`` or ``--target true``) rather than pictures."""
+    wants_set = args.set or args.target == ["true"] or (len(args.images) == 1 and names_a_picture_set(args.images[0]))
+    if wants_set and len(args.images) != 1:
+        raise ValueError(f"a picture set is explained one at a time: give one folder or set name, not "
+                         f"{len(args.images)} (or leave out --set and --target true to explain pictures one by one)")
+    return wants_set
+
+
+def _as_set_arguments(args: argparse.Namespace) -> argparse.Namespace:
+    """``explain``'s arguments as ``explain-set`` takes them (its defaults for what ``explain`` does not ask)."""
+    if args.method == "all":
+        raise ValueError("--method all draws one figure per picture; a picture set is explained one method at a time "
+                         "(e.g. --method grad_cam)")
+    if args.target is not None and len(args.target) != 1:
+        raise ValueError(f"a picture set takes one --target for all its pictures ({TARGET_HELP}), "
+                         f"not {len(args.target)}")
+    values = {**SET_DEFAULTS, **vars(args), "data": args.images[0], "target": (args.target or ["top"])[0]}
+    values["batch_size"] = args.batch_size or SET_DEFAULTS["batch_size"]
+    return argparse.Namespace(**values)
 
 
 def run_explain_set(args: argparse.Namespace) -> None:

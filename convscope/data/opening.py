@@ -36,6 +36,16 @@ def open_dataset(text: str | Path, *, limit: int | None = None) -> PictureSet:
     return FirstPictures(pictures, limit) if limit is not None else pictures
 
 
+def names_a_picture_set(text: str | Path) -> bool:
+    """Whether ``text`` names a set by itself (``fashion-mnist[:split]``, ``samples``, a folder of Fashion-MNIST
+    IDX files) rather than pictures to open one by one (files, folders of photos, ``sample:NAME``)."""
+    text = str(text)
+    folder, _, split = text.rpartition(":")
+    named = text.partition(":")[0] in ("fashion-mnist", "fashion_mnist") or text in ("samples", "sample-crops")
+    return named or looks_like_fashion_mnist(text) or (bool(folder) and split in SPLITS
+                                                       and looks_like_fashion_mnist(folder))
+
+
 def dataset_from_spec(spec: dict[str, Any]) -> PictureSet:
     """Reopen the set that :meth:`PictureSet.spec` described."""
     kind = spec.get("kind")

@@ -1,0 +1,120 @@
+"""Batch normalisation folded into the convolution that feeds it: the same function, one pass over memory fewer.
+
+In evaluation mode a batch norm is a per-channel affine map, ``(x − μ)·γ/√(σ² + ε) + β``; when
+its input is a convolution's output and nothing else reads that output, the map can be folded
+into the convolution's weights and bias (Jacob et al. 2018, https://arxiv.org/abs/1712.05877,
+§3.2). Incremental occlusion runs a model thousands of times on crops, and on the CPU a batch
+norm costs a third of EfficientNet-Lite's time, so it runs a folded copy of the chain. The
+user's modules are never changed; a copy that does not reproduce the original is not used.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from convscope.attribution.occlusion_chain import Chain, Element
+
+
+def fold_batch_norms(chain: Chain, example: Tensor, keep: int | None = None) -> Chain:
+    """``chain`` with every conv → batch norm pair folded, in copies of its modules; ``chain`` itself when none
+    can be folded or the folded copy's output on ``example`` ``[B,C,H,W]`` differs from the original's.
+
+    ``keep``: an element whose output must stay as it is (a norm in the next element is not folded into it).
+    """
+    pairs = _conv_norm_pairs(chain, example)
+    if keep is not None:
+        inside = {id(m) for m in chain.elements[keep].module.modules()}
+        pairs = [(c, n) for c, n in pairs if id(c) not in inside or id(n) in inside]
+    if not pairs:
+        return chain
+    memo: dict[int, object] = {}
+    copies = copy.deepcopy([element.module for element in chain.elements], memo)
+    replacements = {}
+    for conv, norm in pairs:
+        folded_conv, folded_norm = memo[id(conv)], memo[id(norm)]
+        _fold(folded_conv, folded_norm)
+        replacements[id(folded_norm)] = _what_remains(folded_norm)
+    modules = [replacements.get(id(module)) or _swapped(module, replacements) for module in copies]
+    folded = Chain(tuple(Element(module, e.shape, e.rows, e.cols)
+                         for module, e in zip(modules, chain.elements, strict=True)))
+    with torch.no_grad():
+        _, original = chain.run(example)
+        _, found = folded.run(example)
+    scale = max(1.0, float(original.abs().max()))
+    return folded if float((found - original).abs().max()) <= 1e-5 * scale else chain
+
+
+def _conv_norm_pairs(chain: Chain, example: Tensor) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
+    """(convolution, batch norm) pairs in which the norm is called on exactly the convolution's output tensor."""
+    modules = [m for element in chain.elements for m in element.module.modules()]
+    convs = [m for m in modules if isinstance(m, nn.Conv2d)]
+    norms = [m for m in modules if _foldable_norm(m)]
+    outputs: dict[int, tuple[nn.Module, Tensor]] = {}
+    pairs, calls = [], {}
+
+    def after_conv(module: nn.Module, args: tuple, output: Tensor) -> None:
+        outputs[id(output)] = (module, output)  # the tensor is kept alive so that its id stays its own
+        calls[id(module)] = calls.get(id(module), 0) + 1
+
+    def before_norm(module: nn.Module, args: tuple) -> None:
+        calls[id(module)] = calls.get(id(module), 0) + 1
+        source = outputs.get(id(args[0])) if args else None
+        if source is not None and source[1] is args[0]:
+            pairs.append((source[0], module))
+
+    handles = [conv.register_forward_hook(after_conv) for conv in convs]
+    handles += [norm.register_forward_pre_hook(before_norm) for norm in norms]
+    try:
+        with torch.no_grad():
+            chain.run(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+    once = [(c, n) for c, n in pairs if calls.get(id(c)) == 1 and calls.get(id(n)) == 1]
+    convs_used = [id(c) for c, _ in once]
+    return [(c, n) for c, n in once if convs_used.count(id(c)) == 1]
+
+
+def _foldable_norm(module: nn.Module) -> bool:
+    """An evaluation-mode 2-d batch norm with running statistics that is plain, or a norm + activation block."""
+    if not isinstance(module, nn.BatchNorm2d) or module.training or module.running_mean is None:
+        return False
+    return type(module) is nn.BatchNorm2d or _norm_act_parts(module) is not None
+
+
+def _norm_act_parts(norm: nn.Module) -> tuple[nn.Module, nn.Module] | None:
+    """A norm + activation block's dropout and activation modules (timm's ``BatchNormAct2d``), else None."""
+    drop, act = getattr(norm, "drop", None), getattr(norm, "act", None)
+    return (drop, act) if isinstance(drop, nn.Module) and isinstance(act, nn.Module) else None
+
+
+def _what_remains(norm: nn.BatchNorm2d) -> nn.Module:
+    """What a folded norm leaves to do: nothing, or its dropout and activation."""
+    parts = _norm_act_parts(norm) if type(norm) is not nn.BatchNorm2d else None
+    return nn.Identity() if parts is None else nn.Sequential(*parts)
+
+
+def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
+    """Fold ``norm`` into ``conv`` (both copies) in place: weight·s, bias·s + β − μ·s with s = γ/√(σ² + ε)."""
+    variance, mean = norm.running_var.double(), norm.running_mean.double()
+    scale = (variance + norm.eps).rsqrt()
+    shift = -mean * scale
+    if norm.affine:
+        scale, shift = scale * norm.weight.double(), shift * norm.weight.double() + norm.bias.double()
+    bias = torch.zeros_like(scale) if conv.bias is None else conv.bias.double()
+    weight = conv.weight.double() * scale.view(-1, *[1] * (conv.weight.dim() - 1))
+    conv.weight = nn.Parameter(weight.to(conv.weight.dtype), requires_grad=False)
+    conv.bias = nn.Parameter((bias * scale + shift).to(conv.weight.dtype), requires_grad=False)
+
+
+def _swapped(module: nn.Module, replacements: dict[int, nn.Module]) -> nn.Module:
+    """``module`` with each descendant named in ``replacements`` (by id) replaced, in place."""
+    for name, child in list(module.named_children()):
+        if id(child) in replacements:
+            setattr(module, name, replacements[id(child)])
+        else:
+            _swapped(child, replacements)
+    return module

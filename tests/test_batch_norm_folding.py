@@ -1,0 +1,108 @@
+"""Batch norms folded into convolutions give the same function, leave the user's modules alone, and are refused
+where folding would change what is computed."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from photos import small_inputs
+from torch import nn
+
+from convscope.attribution import Occlusion
+from convscope.attribution.batch_norm_folding import fold_batch_norms
+from convscope.attribution.occlusion_chain import model_chain
+from convscope.models import Model
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def trained_looking(norm: nn.BatchNorm2d, seed: int) -> nn.BatchNorm2d:
+    """A batch norm with statistics far from the identity, so that a wrong fold shows."""
+    generator = torch.Generator().manual_seed(seed)
+    channels = norm.num_features
+    norm.running_mean.copy_(torch.rand(channels, generator=generator) - 0.5)
+    norm.running_var.copy_(torch.rand(channels, generator=generator) * 2 + 0.3)
+    with torch.no_grad():
+        norm.weight.copy_(torch.rand(channels, generator=generator) + 0.5)
+        norm.bias.copy_(torch.rand(channels, generator=generator) - 0.5)
+    return norm
+
+
+class PreNormSkip(nn.Module):
+    """A block that adds the convolution's output *before* its norm to the norm's output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.norm = nn.Conv2d(4, 4, 3, padding=1), trained_looking(nn.BatchNorm2d(4), 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raw = self.conv(x)
+        return self.norm(raw) + raw
+
+
+def test_folded_chain_is_the_same_function_and_the_user_modules_are_untouched():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), trained_looking(nn.BatchNorm2d(4), 0), nn.ReLU(),
+                        nn.Conv2d(4, 4, 3, stride=2, groups=4), trained_looking(nn.BatchNorm2d(4), 1)).eval()
+    before = {name: value.clone() for name, value in net.state_dict().items()}
+    x = torch.randn(2, 3, 12, 12)
+    chain = model_chain(net, x[:1])
+    folded = fold_batch_norms(chain, x[:1])
+    kinds = [type(element.module) for element in folded.elements]
+    assert kinds == [nn.Conv2d, nn.Identity, nn.ReLU, nn.Conv2d, nn.Identity]
+    with torch.no_grad():
+        assert torch.allclose(folded.run(x)[1], net(x), atol=1e-5)
+    # the user's network: same modules, same values, still with its norms and no bias added
+    assert [type(m) for m in net] == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.Conv2d, nn.BatchNorm2d]
+    assert net[0].bias is None and all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_a_norm_whose_input_is_read_elsewhere_is_not_folded():
+    net = nn.Sequential(PreNormSkip(), nn.ReLU()).eval()
+    x = torch.randn(1, 4, 8, 8)
+    chain = model_chain(net, x)
+    assert fold_batch_norms(chain, x) is chain
+
+
+def test_training_mode_norms_and_kept_outputs_are_not_folded():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), trained_looking(nn.BatchNorm2d(4), 0), nn.ReLU())
+    x = torch.randn(1, 3, 8, 8)
+    chain = model_chain(net.train(), x)
+    assert fold_batch_norms(chain, x) is chain  # batch statistics: not an affine map
+    chain = model_chain(net.eval(), x)
+    assert fold_batch_norms(chain, x, keep=0) is chain  # element 0's own output is asked for
+    assert fold_batch_norms(chain, x) is not chain
+
+
+def test_occlusion_of_a_convolution_before_a_norm_and_after_the_weights_change(lite0):
+    """The feature maps of conv_head (which bn2 follows) stay its own; changed weights are seen at the next call."""
+    x = small_inputs(lite0, 64)[:1]
+    fast = Occlusion(lite0, size=16, stride=16, progress=False)
+    plain = Occlusion(lite0, size=16, stride=16, progress=False, incremental=False)
+    found, expected = fast.maps(x, layer="conv_head"), plain.maps(x, layer="conv_head")
+    assert fast.path == "incremental"
+    assert torch.allclose(found.feature, expected.feature, rtol=1e-4, atol=1e-3)
+    norm = lite0.net.bn2
+    saved = norm.running_mean.clone()
+    try:
+        norm.running_mean.add_(0.5)
+        found, expected = fast.maps(x), plain.maps(x)
+        assert fast.path == "incremental"
+        assert (found.score - expected.score).abs().max() <= 1e-4
+    finally:
+        norm.running_mean.copy_(saved)
+
+
+def test_resnet_block_norms_are_folded():
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=10)
+    for index, module in enumerate(m for m in net.modules() if isinstance(m, nn.BatchNorm2d)):
+        trained_looking(module, index)
+    model = Model(net.eval(), name="resnet18")
+    x = torch.randn(1, 3, 64, 64)
+    chain = model_chain(model.net, x)
+    folded = fold_batch_norms(chain, x)
+    assert not any(isinstance(m, nn.BatchNorm2d) for e in folded.elements for m in e.module.modules())
+    with torch.no_grad():
+        assert torch.allclose(folded.run(x)[1], net(x), atol=1e-4)
