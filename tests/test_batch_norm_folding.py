@@ -106,3 +106,33 @@ def test_resnet_block_norms_are_folded():
     assert not any(isinstance(m, nn.BatchNorm2d) for e in folded.elements for m in e.module.modules())
     with torch.no_grad():
         assert torch.allclose(folded.run(x)[1], net(x), atol=1e-4)
+
+
+def test_one_folded_copy_serves_every_occluder_size(lite0, monkeypatch):
+    from convscope.attribution import occlusion
+
+    folds = []
+
+    def counted(*args, **kwargs):
+        folds.append(args[0])
+        return fold_batch_norms(*args, **kwargs)
+
+    monkeypatch.setattr(occlusion, "fold_batch_norms", counted)
+    monkeypatch.setattr(occlusion, "_CHAINS", type(occlusion._CHAINS)())
+    x = small_inputs(lite0, 64)[:1]
+    for size in (16, 24, 16):
+        fast = Occlusion(lite0, size=size, stride=16, progress=False)
+        found = fast.maps(x)
+        assert fast.path == "incremental"
+        assert (found.score - Occlusion(lite0, size=size, stride=16, progress=False, incremental=False).maps(
+            x).score).abs().max() <= 1e-4
+    assert len(folds) == 1  # one copy of the weights, not one per occluder size
+
+
+def test_parametrised_convolutions_are_left_alone():
+    from torch.nn.utils.parametrizations import weight_norm
+
+    net = nn.Sequential(weight_norm(nn.Conv2d(3, 4, 3)), trained_looking(nn.BatchNorm2d(4), 0), nn.ReLU()).eval()
+    x = torch.randn(1, 3, 8, 8)
+    chain = model_chain(net, x)
+    assert fold_batch_norms(chain, x) is chain

@@ -14,8 +14,9 @@ import copy
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.parametrize import is_parametrized
 
-from convscope.attribution.occlusion_chain import Chain, Element
+from convscope.attribution.occlusion_chain import Chain
 
 
 def fold_batch_norms(chain: Chain, example: Tensor, keep: int | None = None) -> Chain:
@@ -37,9 +38,7 @@ def fold_batch_norms(chain: Chain, example: Tensor, keep: int | None = None) -> 
         folded_conv, folded_norm = memo[id(conv)], memo[id(norm)]
         _fold(folded_conv, folded_norm)
         replacements[id(folded_norm)] = _what_remains(folded_norm)
-    modules = [replacements.get(id(module)) or _swapped(module, replacements) for module in copies]
-    folded = Chain(tuple(Element(module, e.shape, e.rows, e.cols)
-                         for module, e in zip(modules, chain.elements, strict=True)))
+    folded = chain.with_modules([replacements.get(id(module)) or _swapped(module, replacements) for module in copies])
     with torch.no_grad():
         _, original = chain.run(example)
         _, found = folded.run(example)
@@ -50,7 +49,7 @@ def fold_batch_norms(chain: Chain, example: Tensor, keep: int | None = None) -> 
 def _conv_norm_pairs(chain: Chain, example: Tensor) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
     """(convolution, batch norm) pairs in which the norm is called on exactly the convolution's output tensor."""
     modules = [m for element in chain.elements for m in element.module.modules()]
-    convs = [m for m in modules if isinstance(m, nn.Conv2d)]
+    convs = [m for m in modules if isinstance(m, nn.Conv2d) and not is_parametrized(m) and not m._forward_pre_hooks]
     norms = [m for m in modules if _foldable_norm(m)]
     outputs: dict[int, tuple[nn.Module, Tensor]] = {}
     pairs, calls = [], {}

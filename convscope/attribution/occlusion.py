@@ -204,7 +204,7 @@ class Occlusion(Attribution):
             if chain.local_count == 0:
                 return self._plain("its first module mixes all positions or gives no feature map")
             element = None if name is None else chain.element_for(get_layer(net, name))
-            runner = IncrementalOcclusion(_folded(known, key, net, chain, inputs, element), fast_layout(inputs),
+            runner = IncrementalOcclusion(_folded(known, net, chain, inputs, element), fast_layout(inputs),
                                           whole_batch=batch_size_for(self.batch_size, inputs.device))
             if not _close(runner.output, output):
                 return self._plain("its chain of modules does not reproduce the model's output")
@@ -234,14 +234,16 @@ class Occlusion(Attribution):
         return None
 
 
-def _folded(known: dict, key: tuple, net: nn.Module, chain: Chain, inputs: Tensor, keep: int | None) -> Chain:
-    """The chain with its batch norms folded (``keep``'s output as it is), made again only when a weight or
-    statistic of ``net`` has changed."""
+def _folded(known: dict, net: nn.Module, chain: Chain, inputs: Tensor, keep: int | None) -> Chain:
+    """The chain with its batch norms folded (``keep``'s output as it is): one folded copy of the modules per
+    model, shared by every input size and occluder size, made again when a weight or statistic of ``net`` changes."""
     state = tuple((id(t), t._version) for t in (*net.parameters(), *net.buffers()))
-    cached = known.get(("folded", key, keep))
-    if cached is None or cached[0] != state:
-        known["folded", key, keep] = cached = (state, fold_batch_norms(chain, fast_layout(inputs[:1]), keep))
-    return cached[1]
+    modules = tuple(id(element.module) for element in chain.elements)
+    cached = known.get(("folded", keep))
+    if cached is None or cached[:2] != (state, modules):
+        folded = fold_batch_norms(chain, fast_layout(inputs[:1]), keep)
+        known["folded", keep] = cached = (state, modules, [element.module for element in folded.elements])
+    return chain.with_modules(cached[2])
 
 
 def _close(found: Tensor, expected: Tensor) -> bool:

@@ -77,6 +77,13 @@ class Chain:
             value = element.module(value)
         return seen, value
 
+    def with_modules(self, modules: list[nn.Module]) -> Chain:
+        """This chain's shapes and spans with ``modules`` (e.g. folded copies of its own) in their places."""
+        if len(modules) != len(self.elements):
+            raise ValueError(f"{len(modules)} modules for a chain of {len(self.elements)}")
+        return Chain(tuple(Element(module, e.shape, e.rows, e.cols)
+                           for module, e in zip(modules, self.elements, strict=True)))
+
     def element_for(self, module: nn.Module) -> int | None:
         """The index of the element whose output is ``module``'s output (a container: its last element), or None."""
         for k, element in enumerate(self.elements):
