@@ -30,6 +30,14 @@ def test_version(capsys):
     assert capsys.readouterr().out.strip() == f"convscope {convscope.__version__}"
 
 
+def test_python_dash_m_is_the_command():
+    import subprocess
+    import sys
+
+    found = subprocess.run([sys.executable, "-m", "convscope", "--version"], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == f"convscope {convscope.__version__}"
+
+
 def test_quiet_hides_information_but_not_results(capsys, tmp_path):
     assert main(["filters", "--out", str(tmp_path), "--device", "cpu"]) == 0
     assert f"wrote {tmp_path}" in capsys.readouterr().err

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Everything convscope claims about a GPU, in one run (about 8 minutes on an H100), most important first:
+#   1. every gradient method against Captum and pytorch-grad-cam at batch 1, 16 and 64, 224 and 256 px;
+#   2. the gallery on CUDA, then on the same machine's CPU (each section's time is printed by the demo);
+#   3. exact incremental occlusion against Captum on CUDA (Lite0 and ResNet-18, stride 16 and 8);
+#   4. where one call's time goes (cProfile and torch.profiler) for saliency, guided backprop and Grad-CAM;
+#   5. SmoothGrad and Integrated Gradients against Captum;
+#   6. Grad-CAM over a picture set against a plain forward+backward pass over the same loader.
+# Usage: benchmarks/cuda.sh [OUT_FOLDER]   (default: bench-cuda; needs CUDA; run from the repository root)
+set -euo pipefail
+out="${1:-bench-cuda}"
+mkdir -p "$out"
+python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device: run this on a GPU')"
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/device.txt"
+nproc | sed 's/^/CPU cores: /' | tee -a "$out/device.txt"
+step() { echo "== $1 ($(date +%T))"; }
+step "gradient methods"
+python3 benchmarks/attribution.py --device cuda --repeat 5 --batches 1 16 64 --size 224 256 \
+    --methods saliency deconvnet guided_backprop grad_cam guided_grad_cam grad_cam_plus_plus layer_cam \
+    | tee "$out/gradient_methods.md"
+step "gallery on cuda"
+python3 -m convscope demo --device cuda --out "$out/gallery-cuda" 2>&1 \
+    | grep -v "it/s\]" | tee "$out/gallery_cuda.txt"
+step "gallery on cpu"
+python3 -m convscope demo --device cpu --out "$out/gallery-cpu" 2>&1 \
+    | grep -v "it/s\]" | tee "$out/gallery_cpu.txt"
+step "incremental occlusion"
+python3 benchmarks/occlusion.py --device cuda --repeat 2 | tee "$out/occlusion.md"
+step "profile"
+python3 benchmarks/attribution.py --device cuda --profile --batches 1 --methods saliency guided_backprop grad_cam \
+    > "$out/profile.txt" 2>&1
+step "noise and path methods"
+python3 benchmarks/attribution.py --device cuda --repeat 3 --batches 1 16 --methods smooth_grad integrated_gradients \
+    | tee "$out/noise_and_path_methods.md"
+step "picture set"
+python3 -m convscope explain-set samples --method grad_cam --batch-size 64 --plain --overwrite --device cuda \
+    --out "$out/explain_set" | tee "$out/explain_set.txt"
+step "done: wrote $out/"
