@@ -51,14 +51,17 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 CLOCK = CLOCKS["wall"]  # set in main()
 
 
+def now(device: torch.device) -> float:
+    """The clock, once the device has finished what it was given."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return CLOCK()
+
+
 def clock(run: Callable[[], object], device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = CLOCK()
+    start = now(device)
     run()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return CLOCK() - start
+    return now(device) - start
 
 
 def captum_run(model: Model, x: torch.Tensor, target: int, size: int, stride: int, per_eval: int
@@ -94,17 +97,13 @@ def whole_map_share(model: Model, x: torch.Tensor, size: int, stride: int, devic
 
     def mark(name: str) -> Callable[..., None]:
         def hook(*_: object) -> None:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            spent[name + "_start"] = CLOCK()
+            spent[name + "_start"] = now(device)
         return hook
 
     def end(*_: object) -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        now = CLOCK()
-        spent["all"] += now - spent["all_start"]
-        spent["tail"] += now - spent["tail_start"]
+        stop = now(device)
+        spent["all"] += stop - spent["all_start"]
+        spent["tail"] += stop - spent["tail_start"]
 
     handles = [model.net.register_forward_pre_hook(mark("all")),
                chain.elements[runner.whole_from].module.register_forward_pre_hook(mark("tail")),

@@ -204,14 +204,14 @@ class Occlusion(Attribution):
             if chain.local_count == 0:
                 return self._plain("its first module mixes all positions or gives no feature map")
             element = None if name is None else chain.element_for(get_layer(net, name))
-            whole_batch = batch_size_for(self.batch_size, inputs.device)
-            runner = IncrementalOcclusion(_folded(known, net, chain, inputs, element), fast_layout(inputs),
-                                          whole_batch=whole_batch)
-            if not _close(runner.output, output):  # a weight changed unseen (through .data)? Fold again, once
-                known.pop(("folded", element), None)
+            for attempt in range(2):
+                if attempt:  # a weight changed unseen (through .data)? Fold again, once
+                    known.pop(("folded", element), None)
                 runner = IncrementalOcclusion(_folded(known, net, chain, inputs, element), fast_layout(inputs),
-                                              whole_batch=whole_batch)
-            if not _close(runner.output, output):
+                                              whole_batch=batch_size_for(self.batch_size, inputs.device))
+                if _close(runner.output, output):
+                    break
+            else:
                 return self._plain("its chain of modules does not reproduce the model's output")
             if name is not None and (element is None or runner.output_of(element).dim() != 4):
                 return self._plain(f"the feature layer {name!r} is not a feature map between two modules of its chain")

@@ -54,8 +54,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--centre", type=float, default=SET_DEFAULTS["centre"],
                    help="share of each side that the centre box covers (default: %(default)s, a quarter of the area)")
     p.add_argument("--batch-size", type=int, default=SET_DEFAULTS["batch_size"],
-                   help="pictures per batch and per chunk file "
-                                                              "(default: %(default)s)")
+                   help="pictures per batch and per chunk file (default: %(default)s)")
     p.add_argument("--workers", type=int, help="data-loading processes (default: 0 for in-memory sets, else ≤4)")
     p.add_argument("--limit", type=int, help="explain only the first N pictures")
     add_method_settings(p)

@@ -18,32 +18,37 @@ DATA_HELP = ("a folder of images (class sub-folders or flat), 'fashion-mnist' (a
 def open_dataset(text: str | Path, *, limit: int | None = None) -> PictureSet:
     """The picture set named by ``text`` (see ``DATA_HELP``), its first ``limit`` pictures if given."""
     text = str(text)
-    name, _, split = text.partition(":")
-    if name in ("fashion-mnist", "fashion_mnist"):
-        pictures: PictureSet = FashionMNIST(split=split or "all")
-    elif text in ("samples", "sample-crops"):
-        pictures = SampleCrops()
+    named = _named_set(text)
+    if named is not None:
+        kind, root, split = named
+        pictures: PictureSet = SampleCrops() if kind == "samples" else FashionMNIST(root, split=split)
+    elif Path(text).is_dir():
+        pictures = ImageFolder(text)
     else:
-        folder, _, split = text.rpartition(":")
-        if folder and split in SPLITS and looks_like_fashion_mnist(folder):
-            pictures = FashionMNIST(folder, split=split)
-        elif looks_like_fashion_mnist(text):
-            pictures = FashionMNIST(text, split="all")
-        elif Path(text).is_dir():
-            pictures = ImageFolder(text)
-        else:
-            raise ValueError(f"no picture set {text!r}: give {DATA_HELP}")
+        raise ValueError(f"no picture set {text!r}: give {DATA_HELP}")
     return FirstPictures(pictures, limit) if limit is not None else pictures
 
 
 def names_a_picture_set(text: str | Path) -> bool:
     """Whether ``text`` names a set by itself (``fashion-mnist[:split]``, ``samples``, a folder of Fashion-MNIST
     IDX files) rather than pictures to open one by one (files, folders of photos, ``sample:NAME``)."""
-    text = str(text)
+    return _named_set(str(text)) is not None
+
+
+def _named_set(text: str) -> tuple[str, str | None, str] | None:
+    """What ``text`` names besides a folder of pictures: ``('fashion-mnist', folder or None, split)`` or
+    ``('samples', None, '')``; None otherwise."""
+    name, _, split = text.partition(":")
+    if name in ("fashion-mnist", "fashion_mnist"):
+        return "fashion-mnist", None, split or "all"
+    if text in ("samples", "sample-crops"):
+        return "samples", None, ""
     folder, _, split = text.rpartition(":")
-    named = text.partition(":")[0] in ("fashion-mnist", "fashion_mnist") or text in ("samples", "sample-crops")
-    return named or looks_like_fashion_mnist(text) or (bool(folder) and split in SPLITS
-                                                       and looks_like_fashion_mnist(folder))
+    if folder and split in SPLITS and looks_like_fashion_mnist(folder):
+        return "fashion-mnist", folder, split
+    if looks_like_fashion_mnist(text):
+        return "fashion-mnist", text, "all"
+    return None
 
 
 def dataset_from_spec(spec: dict[str, Any]) -> PictureSet:
