@@ -85,9 +85,14 @@ def screenshot(page, name: str) -> None:
         page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
 
-def test_image_view_click_a_class_then_drag_the_occluder(server, page) -> None:
-    page.goto(f"{server}/#/image?pic=sample:chelsea")
+def open_image_view(page, server: str, picture: str) -> None:
+    """The image view of ``picture``, once its top classes are shown."""
+    page.goto(f"{server}/#/image?pic={picture}")
     page.wait_for_selector("#topk li")
+
+
+def test_image_view_click_a_class_then_drag_the_occluder(server, page) -> None:
+    open_image_view(page, server, "sample:chelsea")
     assert page.inner_text("#topk li.chosen").startswith("tiger cat")
     page.click("#topk li:has-text('tabby')")
     page.wait_for_function("location.hash.includes('target=281')")
@@ -116,8 +121,7 @@ def test_image_view_click_a_class_then_drag_the_occluder(server, page) -> None:
 
 
 def test_typing_a_class_with_completion(server, page) -> None:
-    page.goto(f"{server}/#/image?pic=file:0/coffee.jpg")
-    page.wait_for_selector("#topk li")
+    open_image_view(page, server, "file:0/coffee.jpg")
     assert page.locator("#class-names option[value='espresso']").count() == 1
     page.fill("#class-input", "espresso")
     page.keyboard.press("Enter")
@@ -127,8 +131,7 @@ def test_typing_a_class_with_completion(server, page) -> None:
 
 
 def test_a_webcam_frame_becomes_an_upload(server, page) -> None:
-    page.goto(f"{server}/#/image?pic=sample:chelsea")
-    page.wait_for_selector("#topk li")
+    open_image_view(page, server, "sample:chelsea")
     page.click("button:has-text('Webcam')")
     page.wait_for_function("location.hash.includes('pic=upload')")
     page.wait_for_function("document.querySelector('#picture-select').value.startsWith('upload:')")
@@ -137,8 +140,7 @@ def test_a_webcam_frame_becomes_an_upload(server, page) -> None:
 
 
 def test_a_dropped_file_is_uploaded_and_a_bad_one_refused(server, page) -> None:
-    page.goto(f"{server}/#/image?pic=sample:chelsea")
-    page.wait_for_selector("#topk li")
+    open_image_view(page, server, "sample:chelsea")
     drop = """async ([name, bytes]) => {
         const data = new DataTransfer();
         data.items.add(new File([new Uint8Array(bytes)], name, {type: 'image/png'}));
