@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from tqdm.std import TqdmWarning
@@ -26,12 +27,25 @@ def in_notebook() -> bool:
     return type(shell).__name__ == "ZMQInteractiveShell"
 
 
+_this_thread = threading.local()
+
+
+def watch_progress(make_bar: Callable[..., text_bar] | None) -> None:
+    """Bars made on this thread from now on come from ``make_bar(iterable, **options)`` whatever ``enabled`` says
+    (the explorer's worker reads how far its job has come from them); None: the usual bars again."""
+    _this_thread.make_bar = make_bar
+
+
 def progress_bar(iterable: Iterable[Any] | None = None, *, enabled: bool | None = True, **options: Any) -> text_bar:
     """A ``tqdm`` bar over ``iterable`` (or with ``total=``) on standard error.
 
     ``enabled``: True shows it, False hides it, None shows it in terminals and notebooks only (not in logs
     redirected to a file). ``options`` go to ``tqdm`` (``desc``, ``total``, ``unit``, ``leave``, ``delay`` …).
+    A thread that called :func:`watch_progress` gets its own kind of bar instead.
     """
+    make_bar = getattr(_this_thread, "make_bar", None)
+    if make_bar is not None:
+        return make_bar(iterable, **options)
     disable = not bars_shown(enabled)
     if not disable and in_notebook() and importlib.util.find_spec("ipywidgets") is not None:
         from tqdm.notebook import tqdm as widget_bar

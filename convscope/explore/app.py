@@ -12,7 +12,6 @@ from fastapi.staticfiles import StaticFiles
 
 from convscope.explore import dataset_view, image_view, layer_view, model_view
 from convscope.explore.jobs import Cancelled
-from convscope.explore.progress import install as install_progress
 from convscope.explore.security import BodyTooLarge, Guard, too_large
 from convscope.explore.state import Explorer
 
@@ -26,7 +25,6 @@ def create_app(explorer: Explorer) -> FastAPI:
                               "channels, feature visualisations, a scan's feature space. Every view of the front "
                               "end is built from these endpoints. Errors are JSON: {\"detail\": \"what went wrong\"}.")
     app.state.explorer = explorer
-    install_progress()  # the library's progress bars report to /api/queue from the worker threads
     for view in (image_view, layer_view, dataset_view, model_view):
         app.include_router(view.router)
 

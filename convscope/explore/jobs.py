@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from convscope.explore.progress import forget, progress_of
+from convscope.explore.progress import forget, progress_of, watch_this_thread
 
 INTERACTIVE, CHEAP, SLOW = 0, 1, 2
 
@@ -130,6 +130,7 @@ class Worker:
                 "waiting": waiting, "done": self.done, "cached": len(self.cache), "cache_hits": self.cache.hits}
 
     def _loop(self) -> None:
+        watch_this_thread()  # the library's progress bars on this thread report to /api/queue
         while True:
             job = self._queue.get()
             if job.cancelled:
