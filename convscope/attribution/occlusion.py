@@ -168,7 +168,7 @@ class Occlusion(Attribution):
                         top_probability[part], top_class[part] = class_probabilities(
                         out, getattr(target, "kind", self.model.output), getattr(target, "region", None)).max(1)
                         continue
-                    out = self.model.net(fast_layout(_occlude(inputs[images], tops, lefts, self.size, fill)))
+                    out = self.model.net(fast_layout(occlude(inputs[images], tops, lefts, self.size, fill)))
                     score[part] = copies_target(target, classes, images, probability=probability)(
                         out, store.activations).float()
                     top_probability[part], top_class[part] = class_probabilities(
@@ -227,7 +227,7 @@ class Occlusion(Attribution):
         """Whether the incremental output equals the model's at three occluder positions (corner, centre, corner)."""
         tops, lefts = rows[[0, len(rows) // 2, -1]], cols[[0, len(cols) // 2, -1]]
         images = torch.zeros(3, dtype=torch.long, device=inputs.device)
-        expected = self.model.net(fast_layout(_occlude(inputs[images], tops, lefts, self.size, fill)))
+        expected = self.model.net(fast_layout(occlude(inputs[images], tops, lefts, self.size, fill)))
         try:
             found, _ = runner(images, tops, lefts, self.size, fill)
         except RuntimeError:  # e.g. a module that only takes whole maps
@@ -279,7 +279,7 @@ def _totals(maps: Tensor) -> Tensor:
     return maps.float().reshape(maps.shape[0], maps.shape[1], -1).sum(2)
 
 
-def _occlude(images: Tensor, top: Tensor, left: Tensor, size: int, fill: Tensor) -> Tensor:
+def occlude(images: Tensor, top: Tensor, left: Tensor, size: int, fill: Tensor) -> Tensor:
     """Copies of ``images`` with a ``size`` square at (``top``, ``left``) set to ``fill`` ``[C,H,W]``."""
     height, width = images.shape[-2:]
     mask = (_covers(top, size, height)[:, :, None] & _covers(left, size, width)[:, None, :])[:, None]

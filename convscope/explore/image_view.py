@@ -12,7 +12,7 @@ from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import Response
 
 from convscope.attribution.explain import explain
-from convscope.attribution.occlusion import occluder_fill
+from convscope.attribution.occlusion import occlude, occluder_fill
 from convscope.attribution.registry import METHODS
 from convscope.explore.encode import data_url, png
 from convscope.explore.jobs import CHEAP, INTERACTIVE, SLOW, cache_key
@@ -114,9 +114,8 @@ def occluded_prediction(model: Model, picture: Loaded, x: int, y: int, size: int
     height, width = inputs.shape[-2:]
     if not (0 <= x < width and 0 <= y < height):
         raise ValueError(f"the occluder's corner ({x}, {y}) is outside the {width}×{height} input")
-    fill = occluder_fill("mean", inputs, model)
-    occluded = inputs.clone()
-    occluded[..., y:y + size, x:x + size] = fill[..., y:y + size, x:x + size]
+    corner = torch.tensor([y], device=inputs.device), torch.tensor([x], device=inputs.device)
+    occluded = occlude(inputs, *corner, size, occluder_fill("mean", inputs, model))
     with inspection_mode(model.net), torch.no_grad():
         now = model.net(occluded).float().softmax(1)[0].cpu()
     chosen = int(clean.argmax()) if target is None else target
