@@ -97,6 +97,9 @@ def test_bad_settings_fail_before_a_folder_is_made(tmp_path):
         SetExplainer(model, target="channel:relu1:0")
     with pytest.raises(ValueError, match="centre"):
         SetExplainer(model, centre=1.5)
+    for size in (0, True, 2.5):
+        with pytest.raises(ValueError, match="batch_size must be a whole number of at least 1"):
+            explain_set(model, pictures(), tmp_path / "a", batch_size=size, progress=False)
     assert not (tmp_path / "a").exists()
 
 

@@ -38,6 +38,7 @@ from convscope.scan.runner import (
     FittedWithDigests,
     PictureDigests,
     batch_fingerprint,
+    check_batch_size,
     loader_workers,
     plain_loader_errors,
 )
@@ -180,8 +181,7 @@ class SetExplainer:
         if not isinstance(pictures, PictureSet):
             raise TypeError(f"explain a convscope.data.PictureSet (ImageFolder, FashionMNIST, SampleCrops, "
                             f"TensorPictures), got {type(pictures).__name__}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
+        check_batch_size(batch_size)
         if len(pictures) == 0:
             raise ValueError("the picture set is empty: there is nothing to explain")
         loader_workers(pictures, workers)

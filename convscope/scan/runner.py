@@ -82,8 +82,7 @@ class Scan:
         batches whose pictures changed since they were scanned.
         """
         pictures = as_picture_set(pictures)  # any torch Dataset of (image, label) or image items
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
+        check_batch_size(batch_size)
         if not isinstance(checkpoint_every, (int, float)) or not checkpoint_every >= 0:
             raise ValueError(f"checkpoint_every must be 0 or more seconds, got {checkpoint_every!r}")
         loader_workers(pictures, workers)
@@ -355,6 +354,12 @@ def plain_loader_errors(loader: DataLoader):
 
 def _batches(count: int, batch_size: int) -> list[range]:
     return [range(start, min(start + batch_size, count)) for start in range(0, count, batch_size)]
+
+
+def check_batch_size(batch_size: object) -> None:
+    """Pictures per batch of a pass over a set: a whole number of at least 1 (bools refused)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
 
 
 def loader_workers(pictures: PictureSet, workers: int | None) -> int:
