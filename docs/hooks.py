@@ -25,7 +25,31 @@ def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ANN001
     """``<!-- attribution-methods -->`` becomes the table of methods, their names and their papers."""
     if "<!-- attribution-methods -->" in markdown:
         markdown = markdown.replace("<!-- attribution-methods -->", attribution_table())
+    if "<!-- api-index -->" in markdown:
+        markdown = markdown.replace("<!-- api-index -->", api_index())
     return markdown
+
+
+def api_index() -> str:
+    """Every name of ``convscope.__all__``, grouped by the area that defines it, each linked to its entry."""
+    import importlib
+    import sys
+
+    import convscope
+
+    areas: dict[str, list[str]] = {}
+    for name in sorted(convscope.__all__, key=str.lower):
+        thing = getattr(convscope, name)
+        module = getattr(thing, "__module__", None) or _defining_module(name, thing)
+        area = module.split(".")[1]
+        package = importlib.import_module(f"convscope.{area}")
+        exported = getattr(package, name, None) is thing and f"convscope.{area}.{name}" not in sys.modules
+        path = f"convscope.{area}.{name}" if exported else f"{module}.{name}"  # a module of that name wins
+        link = f'<autoref identifier="{path}" optional><code>{name}</code></autoref>'
+        areas.setdefault(area, []).append(link)
+    rows = ["| area | names |", "|---|---|"]
+    rows += [f"| {area} | {', '.join(links)} |" for area, links in sorted(areas.items())]
+    return "\n".join(rows)
 
 
 def attribution_table() -> str:
@@ -37,6 +61,18 @@ def attribution_table() -> str:
         rows.append(f"| `{name}` | [`{method.__name__}`][convscope.attribution.{method.__name__}] | "
                     f"[{method.paper}]({method.paper}) |")
     return "\n".join(rows)
+
+
+def _defining_module(name: str, thing: object) -> str:
+    """The convscope area package that exports ``thing`` (for constants, which carry no ``__module__``)."""
+    import sys
+
+    for module_name, module in sorted(sys.modules.items()):
+        area = module_name.split(".")
+        if len(area) == 2 and area[0] == "convscope" and area[1] not in {"cli", "demo", "explore"} \
+                and getattr(module, name, None) is thing:
+            return module_name
+    raise ValueError(f"convscope.{name} is exported by no convscope area package")
 
 
 def notebook_page(path: Path) -> str:
@@ -88,7 +124,7 @@ def cli_page() -> str:
     from convscope.cli.conventions import commands
 
     previous = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = "100"  # the same line width wherever the site is built
+    os.environ["COLUMNS"] = "78"  # the same line width wherever the site is built, inside the code column
     try:
         parser = build_parser()
         helps = [(name, sub.format_help().strip()) for name, sub in commands(parser)]

@@ -34,6 +34,34 @@ def test_the_site_builds_strictly(tmp_path):
     tutorial = (site / "tutorials" / "attribution_on_your_model" / "index.html").read_text()
     assert "data:image/png;base64," in tutorial  # the stored outputs are shown
     assert "convscope predict" in (site / "cli" / "index.html").read_text()
+    _the_site_reads_as_meant(site)
+
+
+def _the_site_reads_as_meant(site: Path) -> None:
+    """No literal reST role, no fetch from another host, a CLI page that fits its column, a complete API index."""
+    import html
+    import re
+
+    import convscope
+
+    pages = {path: path.read_text() for path in site.rglob("*.html")}
+    roles = {str(p.relative_to(site)): re.findall(r":(?:func|class|meth|attr|data|mod):<code>", text)
+             for p, text in pages.items()}
+    assert not any(roles.values()), {p: len(r) for p, r in roles.items() if r}
+    fetched = re.compile(r'<(?:link|script|img|iframe)\b[^>]*\b(?:href|src)="(?:https?:)?//[^"]*"')
+    remote = {str(p.relative_to(site)): fetched.findall(text) for p, text in pages.items()}
+    assert not any(remote.values()), {p: r[:2] for p, r in remote.items() if r}
+    assert "fonts.googleapis" not in "".join(pages.values())
+    reference = (site / "reference" / "attribution" / "index.html").read_text()
+    assert re.search(r'<a class="autorefs autorefs-internal"[^>]*><code>compare</code></a>', reference)
+    cli = (site / "cli" / "index.html").read_text()
+    lines = [html.unescape(re.sub("<[^>]+>", "", line))
+             for block in re.findall(r"<code>(.*?)</code>", cli, re.S) for line in block.split("\n")]
+    assert max(map(len, lines)) <= 80, [line for line in lines if len(line) > 80][:3]
+    index = (site / "reference" / "index.html").read_text()
+    linked = set(re.findall(r'<a class="autorefs autorefs-internal"[^>]*><code>(\w+)</code></a>', index))
+    assert set(convscope.__all__) <= linked, sorted(set(convscope.__all__) - linked)
+    assert "…" not in index.split('class="md-content"', 1)[-1].split("<table", 1)[-1].split("</table>", 1)[0]
 
 
 def test_the_stored_notebooks_hold_their_outputs_and_no_error():

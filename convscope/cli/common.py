@@ -22,8 +22,9 @@ def add_model_options(parser: argparse.ArgumentParser, out: str = "out", model_d
                                                      "'random' for a torchvision/timm architecture's random weights")
     parser.add_argument("--classes", type=Path, help="text file of class names, one per line")
     parser.add_argument("--output", choices=["auto", "classes", "binary", "multilabel", "segmentation",
-                                             "regression", "detection"],
-                        help="what the model's output means (default: auto — [B,1] binary, [B,K] classes, "
+                                             "regression", "detection"], metavar="KIND",
+                        help="what the model's output means: auto, classes, binary, multilabel, segmentation, "
+                             "regression or detection (default: auto — [B,1] binary, [B,K] classes, "
                              "[B,K,H,W] segmentation)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
     parser.add_argument("--out", type=Path, default=Path(out), help="output folder (default: %(default)s)")

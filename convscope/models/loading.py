@@ -20,6 +20,7 @@ from convscope.models.preprocessing import Preprocess
 from convscope.suggestions import unknown
 
 DEFAULT_MODEL = "efficientnet_lite0"
+"""The embedded model that every command and function uses when none is named: EfficientNet-Lite0 (ImageNet)."""
 ALIASES = {f"tf_{name}": name for name in LITE_MODELS}
 
 
