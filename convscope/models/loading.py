@@ -12,6 +12,7 @@ from torch import nn
 
 from convscope.devices import pick_device
 from convscope.models.fashion import FASHION_MODEL, fashion_model
+from convscope.models.fashion_linear import LINEAR_MODEL, fashion_linear_model
 from convscope.models.files import is_model_file, load_network
 from convscope.models.labels import imagenet_class_names, imagenet_descriptions
 from convscope.models.lite import LITE_MODELS, build_lite
@@ -30,13 +31,14 @@ def load_model(name: str | nn.Module = DEFAULT_MODEL, *, weights: str | Path | N
     """Load a model with its preprocessing and class names, on ``device`` (CUDA when available).
 
     ``name`` is ``efficientnet_lite0`` (the embedded default, offline), ``_lite1``,
-    ``_lite2``, any torchvision or timm model name (trained weights download when
-    online), a file (``net.py:make`` — a factory returning an ``nn.Module`` —, a
-    TorchScript file or a ``torch.export`` ``.pt2`` file: :mod:`convscope.models.files`),
-    or your own ``nn.Module``. ``weights`` is a local state-dict file that replaces any
-    download, or ``'random'`` for a torchvision/timm architecture with random weights
-    (structure, not meaning). ``classes`` is a list of class names or a text file with one
-    per line; ``output`` the output kind (:class:`Model`).
+    ``_lite2``, ``fashion_cnn`` and ``fashion_linear`` (Fashion-MNIST, shipped), any
+    torchvision or timm model name (trained weights download when online), a file
+    (``net.py:make`` — a factory returning an ``nn.Module`` —, a TorchScript file or a
+    ``torch.export`` ``.pt2`` file: :mod:`convscope.models.files`), or your own
+    ``nn.Module``. ``weights`` is a local state-dict file that replaces any download, or
+    ``'random'`` for a torchvision/timm architecture with random weights (structure, not
+    meaning). ``classes`` is a list of class names or a text file with one per line;
+    ``output`` the output kind (:class:`Model`).
     """
     random = weights is not None and str(weights) == "random"
     if random and (not isinstance(name, str) or not (_is_torchvision(name) or _is_timm(name))):
@@ -61,6 +63,8 @@ def load_model(name: str | nn.Module = DEFAULT_MODEL, *, weights: str | Path | N
             model = _lite_model(key, weights)
         elif key == FASHION_MODEL:
             model = fashion_model(None if weights is None else read_state_dict(weights))
+        elif key == LINEAR_MODEL:
+            model = fashion_linear_model(None if weights is None else read_state_dict(weights))
         elif _is_torchvision(key):
             model = _torchvision_model(key, weights)
         elif _is_timm(key):
@@ -244,5 +248,6 @@ def _known_names() -> list[str]:
     import timm
     import torchvision
 
-    return (list(LITE_MODELS) + [FASHION_MODEL] + torchvision.models.list_models(module=torchvision.models)
+    return (list(LITE_MODELS) + [FASHION_MODEL, LINEAR_MODEL]
+            + torchvision.models.list_models(module=torchvision.models)
             + timm.list_models())
