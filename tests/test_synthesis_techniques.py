@@ -77,3 +77,23 @@ def test_command_line_efros_leung_writes_a_picture(tmp_path, capsys):
                  "--window", "5", "--out", str(tmp_path)])
     assert code == 0 and (tmp_path / "texture_brick_efros-leung.png").is_file()
     assert "mean window error" in capsys.readouterr().out
+
+
+def test_classviz_takes_the_lectures_objective_and_its_lambda(tmp_path, capsys, monkeypatch):
+    import convscope.synthesis as synthesis
+
+    seen = {}
+    real = synthesis.class_model
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(synthesis, "class_model", spy)
+    code = main(["classviz", "--targets", "goldfish", "--objective", "score", "--l2", "0.001", "--steps", "2",
+                 "--size", "32", "-q", "--out", str(tmp_path)])
+    assert code == 0 and seen["objective"] == "score" and seen["l2_weight"] == 0.001
+    picture = tmp_path / "classviz_goldfish_fourier_score.png"
+    assert picture.is_file()
+    assert main(["classviz", "--targets", "goldfish", "--l2", "-1", "--out", str(tmp_path)]) == 2
+    assert "--l2 is a weight ≥ 0" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import torch
@@ -18,6 +19,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="fourier: decorrelated Fourier image, the recognisable pictures (default); simonyan: free "
                         "pixels + blur + clipping, the paper's look (saturated high-frequency colours in which the "
                         "class shows only on a close look, though the model is sure of it)")
+    p.add_argument("--objective", choices=("score+log-probability", "score", "log-probability"),
+                   default="score+log-probability",
+                   help="what is maximised: 'score' is Simonyan et al.'s S_c(I) (the lecture's arg max S_c(I) − "
+                        "λ‖I‖²); the default adds log p_c, which also pushes the neighbouring classes down")
+    p.add_argument("--l2", type=float, default=3e-5, metavar="LAMBDA",
+                   help="λ, the weight of ‖I‖² (default: %(default)s; 0 for none)")
     p.add_argument("--size", type=int, help="picture side (default: the model's input size)")
     p.add_argument("--steps", type=int, default=256)
     _common(p, "classviz", run_classviz)
@@ -150,12 +157,16 @@ def _generator(args: argparse.Namespace) -> torch.Generator:
 def run_classviz(args: argparse.Namespace) -> None:
     from convscope.synthesis import class_model
 
+    if not math.isfinite(args.l2) or args.l2 < 0:
+        raise ValueError(f"--l2 is a weight ≥ 0, got {args.l2}")
     model = model_from(args)
     targets = [int(t) if t.isdigit() else t for t in args.targets]
+    objective = args.objective.replace("-", "_")
     result = class_model(model, targets, size=args.size, recipe=args.recipe, steps=args.steps,
-                         generator=_generator(args))
+                         objective=objective, l2_weight=args.l2, generator=_generator(args))
     print("\n".join(result.lines()))
-    written(result.picture().save(args.out / f"classviz_{slug('_'.join(args.targets))}_{args.recipe}.png"))
+    variant = "" if objective == "score+log_probability" else f"_{slug(args.objective)}"
+    written(result.picture().save(args.out / f"classviz_{slug('_'.join(args.targets))}_{args.recipe}{variant}.png"))
 
 
 def run_featviz(args: argparse.Namespace) -> None:
