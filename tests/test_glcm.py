@@ -37,3 +37,25 @@ def test_a_texture_is_nearer_its_own_crop_than_its_shuffled_pixels() -> None:
     assert found.within_source < found.shuffled
     assert glcm_distance(found.statistics["crop"], found.statistics["crop"]) == 0
     assert len(found.lines()) == 5
+
+
+def test_the_matrix_of_alternating_columns_is_known_by_hand():
+    from convscope.synthesis.glcm import glcm_matrix
+
+    stripes = torch.zeros(1, 16, 16)
+    stripes[..., 1::2] = 1.0  # grey level 0 and 31 in alternate columns
+    matrix = glcm_matrix(stripes, distance=1, levels=32)
+    # 0°, 45° and 135° neighbours differ, 90° neighbours are alike: 3/4 of pairs (0, 31), 1/4 alike
+    expected = torch.zeros(32, 32)
+    expected[0, 31] = expected[31, 0] = 3 / 8
+    expected[0, 0] = expected[31, 31] = 1 / 8
+    torch.testing.assert_close(matrix, expected)
+
+
+def test_the_comparison_draws_each_picture_above_its_matrix():
+    from convscope.synthesis.glcm import compare_glcm
+
+    generator = torch.Generator().manual_seed(0)
+    source = torch.rand(3, 40, 40, generator=generator)
+    picture = compare_glcm(source, [source.flip(-1)]).picture(tile_size=64)
+    assert picture.array.shape[1] >= 3 * 64 and picture.array.shape[0] >= 2 * 64  # 3 pictures over 3 matrices

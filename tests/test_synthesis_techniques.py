@@ -76,6 +76,7 @@ def test_command_line_efros_leung_writes_a_picture(tmp_path, capsys):
     code = main(["texture", "sample:brick", "--method", "efros-leung", "--source-size", "24", "--size", "16",
                  "--window", "5", "--out", str(tmp_path)])
     assert code == 0 and (tmp_path / "texture_brick_efros-leung.png").is_file()
+    assert (tmp_path / "texture_brick_efros-leung_glcm.png").is_file()
     assert "mean window error" in capsys.readouterr().out
 
 

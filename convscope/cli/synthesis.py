@@ -298,8 +298,10 @@ def run_texture(args: argparse.Namespace) -> None:
         result = synthesise_texture(None, source, "efros-leung", size=args.size or 96, window=args.window,
                                     generator=_generator(args), device=args.device)
     print(result.summary())
-    print("\n".join(result.glcm().lines()))
+    comparison = result.glcm()
+    print("\n".join(comparison.lines()))
     written(result.picture().save(args.out / f"texture_{_name(args.image)}_{args.method}.png"))
+    written(comparison.picture().save(args.out / f"texture_{_name(args.image)}_{args.method}_glcm.png"))
 
 
 def run_style(args: argparse.Namespace) -> None:

@@ -15,11 +15,16 @@ texture) and the source's pixels shuffled (same grey levels, no texture at all).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
+
+from convscope.render.colormaps import colorize
+from convscope.render.layout import grid, titled
+from convscope.render.picture import Picture
 
 PROPERTIES = ("contrast", "dissimilarity", "homogeneity", "energy", "correlation")
 DISTANCES = (1, 2, 4, 8)
@@ -51,6 +56,20 @@ def glcm_statistics(picture: Tensor, *, distances: Sequence[int] = DISTANCES, le
     return torch.tensor(np.stack([graycoprops(matrices, name).mean(1) for name in PROPERTIES]), dtype=torch.float32)
 
 
+def glcm_matrix(picture: Tensor, *, distance: int = 1, levels: int = 32) -> Tensor:
+    """The co-occurrence matrix itself ``[levels, levels]``: the share of pixel pairs ``distance`` px apart
+    (averaged over the four directions, symmetric) whose grey levels are ``(i, j)``; it sums to 1."""
+    from skimage.feature import graycomatrix
+
+    grey = grey_levels(picture, levels)
+    if min(grey.shape) <= distance:
+        raise ValueError(f"a {grey.shape[0]}×{grey.shape[1]} picture is too small for a GLCM distance of "
+                         f"{distance} px")
+    matrices = graycomatrix(grey, distances=[distance], angles=list(ANGLES), levels=levels, symmetric=True,
+                            normed=True)
+    return torch.tensor(matrices[:, :, 0, :].mean(-1), dtype=torch.float32)
+
+
 def glcm_distance(a: Tensor, b: Tensor) -> float:
     """Mean symmetric relative difference ``|a−b| / (|a|+|b|)`` of two statistics tables, in [0, 1] (0: the same)."""
     return float(((a - b).abs() / (a.abs() + b.abs()).clamp_min(1e-8)).mean())
@@ -65,6 +84,32 @@ class GlcmComparison:
     distances: dict[str, float]
     within_source: float
     shuffled: float
+    pictures: dict[str, Tensor] = field(default_factory=dict)
+    shuffled_picture: Tensor | None = None
+
+    def picture(self, *, distance: int = 1, levels: int = 32, tile_size: int = 160) -> Picture:
+        """Each picture above its co-occurrence matrix at ``distance`` px (log scale, one scale for all):
+        a texture's matrix is a ridge along the diagonal (neighbours alike) whose width is its contrast."""
+        names = ["source", *self.statistics, "shuffled (no texture)"]
+        pictures = [self.source, *self.pictures.values(), self.shuffled_picture]
+        matrices = torch.stack([glcm_matrix(p, distance=distance, levels=levels) for p in pictures])
+        used = (matrices > 0).any(0).any(0).nonzero().flatten()  # the grey levels any picture has
+        first, last = int(used.min()), int(used.max())
+        matrices = matrices[:, first:last + 1, first:last + 1]
+        floor = float(matrices[matrices > 0].min())
+        logged = matrices.clamp_min(floor).log10()
+        low, high = float(logged.amin()), float(logged.amax())
+        shown = F.interpolate(colorize((logged - low) / max(high - low, 1e-12)), size=tile_size, mode="nearest")
+        tiles = torch.cat([torch.stack([_square(p.detach().float().cpu().clamp(0, 1), tile_size) for p in pictures]),
+                           shown])
+        labels = names + [f"GLCM, d = {distance} px" for _ in names]
+        body = grid(tiles, columns=len(names), labels=labels, tile_size=tile_size)
+        return titled(body, "Grey-level co-occurrence matrices",
+                      f"row i, column j: share of pixel pairs {distance} px apart with grey levels i and j "
+                      f"(levels {first}–{last} of {levels}; log scale 10^{low:.1f}–10^{high:.1f}, black = never)")
+
+    def _repr_png_(self) -> bytes:
+        return self.picture()._repr_png_()
 
     def lines(self) -> list[str]:
         """The distances as a small table, yardsticks first."""
@@ -89,4 +134,15 @@ def compare_glcm(source: Tensor, pictures: Mapping[str, Tensor] | Sequence[Tenso
     order = torch.randperm(source[0].numel(), generator=torch.Generator().manual_seed(seed))
     shuffled = source.flatten(1)[:, order].view_as(source)
     return GlcmComparison(source, statistics, {name: glcm_distance(s, reference) for name, s in statistics.items()},
-                          glcm_distance(*halves), glcm_distance(glcm_statistics(shuffled, levels=levels), reference))
+                          glcm_distance(*halves), glcm_distance(glcm_statistics(shuffled, levels=levels), reference),
+                          dict(pictures), shuffled)
+
+
+def _square(picture: Tensor, side: int) -> Tensor:
+    """A picture ``[1|3,H,W]`` as ``[3,side,side]`` (its centre square), to tile above its matrix."""
+    picture = picture.expand(3, -1, -1) if picture.shape[0] == 1 else picture
+    height, width = picture.shape[-2:]
+    short = min(height, width)
+    top, left = (height - short) // 2, (width - short) // 2
+    square = picture[None, :, top:top + short, left:left + short]
+    return F.interpolate(square, size=side, mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
