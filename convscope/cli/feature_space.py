@@ -68,6 +68,13 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="also Zeiler & Fergus's figure 2: each top activation projected to pixels beside its "
                         "patch (auto: the deconvnet where the model has max-pooling, else guided backprop, since "
                         "without max-pooling the deconvnet map is the same for every picture)")
+    p.add_argument("--directions", choices=("random", "pca"),
+                   help="instead: single units beside random directions (or principal components) of the layer's "
+                        "stored features, with a coherence score for each (Szegedy et al. 2014: are units special?)")
+    p.add_argument("--count", type=int, default=8, help="units and directions drawn with --directions "
+                                                        "(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random directions and of the units drawn "
+                                                       "(default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N for the projections (default: CUDA when "
                                                   "available)")
     p.add_argument("--out", type=Path, help="output folder (default: the scan folder)")
@@ -151,6 +158,8 @@ def run_top_patches(args: argparse.Namespace) -> None:
 
     result = ScanResult.load(args.scan)
     layer = result.check_layer(args.layer)
+    if args.directions:
+        return run_directions(args, result, layer)
     channels = parse_channels(args.channels, result.top(layer).values.shape[0])
     out = args.out or args.scan
     model = result.model(args.device) if args.projections else None  # fails before anything is written
@@ -170,6 +179,18 @@ def run_top_patches(args: argparse.Namespace) -> None:
             if start == 0:
                 print(figure.note[0].upper() + figure.note[1:] + ".")
             written(figure.picture().save(out / f"top_projections_{slug(layer)}_{page[0]}-{page[-1]}.png"))
+
+
+def run_directions(args: argparse.Namespace, result, layer: str) -> None:
+    """Units against random directions (``top-patches --directions``): the figure, the scores, the verdict."""
+    from convscope.scan.directions import direction_study
+
+    if args.channels or args.projections or args.context:
+        raise ValueError("--directions draws units chosen at random beside as many directions: leave out "
+                         "--channels, --projections and --context")
+    study = direction_study(result, layer, kind=args.directions, count=args.count, k=args.k or 9, seed=args.seed)
+    print("\n".join([*study.lines(), study.verdict()]))
+    written(study.picture().save((args.out or args.scan) / f"directions_{slug(layer)}_{args.directions}.png"))
 
 
 def parse_channels(texts: list[str] | None, total: int) -> list[int]:
