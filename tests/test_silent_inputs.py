@@ -1,0 +1,107 @@
+"""Pictures, targets and outputs that used to give a wrong answer without a word: each now reads right or is refused."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from convscope.data import ImageFolder
+from convscope.images import load_image, load_image_bytes, load_sample, pil_to_picture
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _upright() -> np.ndarray:
+    return (load_sample("chelsea")[:, :40, :60].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def _png(image: Image.Image, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", **options)
+    return buffer.getvalue()
+
+
+def _as_picture(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(array.astype(np.float32) / 255).permute(2, 0, 1)
+
+
+@pytest.mark.parametrize(("orientation", "stored"), [
+    (6, Image.Transpose.ROTATE_90),    # shown after turning 90° clockwise: stored turned 90° anticlockwise
+    (8, Image.Transpose.ROTATE_270),
+    (3, Image.Transpose.ROTATE_180),
+    (2, Image.Transpose.FLIP_LEFT_RIGHT),
+])
+def test_exif_orientation_is_applied_as_image_viewers_do(tmp_path, orientation, stored):
+    upright = _upright()
+    sideways = Image.fromarray(upright).transpose(stored)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = _png(sideways, exif=exif.tobytes())
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "cat.png").write_bytes(data)
+    expected = _as_picture(upright)
+    assert torch.equal(load_image(tmp_path / "photos" / "cat.png"), expected)
+    assert torch.equal(load_image_bytes(data, "cat.png"), expected)  # uploads to the explorer
+    assert torch.equal(ImageFolder(tmp_path / "photos").picture(0), expected)  # scans and explain-set
+    opened = Image.open(io.BytesIO(data))
+    assert torch.equal(load_image(opened), expected)
+    assert opened.size == sideways.size  # the caller's image is left as it was
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.uint32, np.int16])
+def test_thirty_two_bit_and_signed_integer_files_are_refused_not_rescaled(tmp_path, dtype):
+    import tifffile
+
+    path = tmp_path / "scan.tif"
+    tifffile.imwrite(path, np.full((8, 8), 200, dtype))  # 0–255 values in a 32-bit integer file
+    with pytest.raises(TypeError, match=r"values 200 to 200\).*ambiguous.*8-bit, 16-bit unsigned"):
+        load_image(path)
+
+
+def test_sixteen_bit_unsigned_tiffs_are_still_divided_by_65535(tmp_path):
+    import tifffile
+
+    path = tmp_path / "scan.tif"
+    tifffile.imwrite(path, np.full((8, 8), 13107, np.uint16))
+    torch.testing.assert_close(load_image(path), torch.full((3, 8, 8), 0.2))
+
+
+def _composited(rgba: np.ndarray) -> torch.Tensor:
+    """An RGBA array [H,W,4] composited on white, computed here from the array (the reference)."""
+    values = rgba.astype(np.float32) / 255
+    return torch.from_numpy(values[..., :3] * values[..., 3:] + (1 - values[..., 3:])).permute(2, 0, 1)
+
+
+def test_palette_pictures_read_through_their_palette_with_transparency_as_alpha():
+    photo = Image.fromarray(_upright())
+    palette = photo.quantize(32)
+    colours = np.asarray(palette.getpalette()[:96], np.uint8).reshape(32, 3)
+    indices = np.asarray(palette)
+    plain = pil_to_picture(Image.open(io.BytesIO(_png(palette))))
+    assert torch.equal(plain, _as_picture(colours[indices]))
+    keyed = pil_to_picture(Image.open(io.BytesIO(_png(palette, transparency=0))))  # index 0 is transparent
+    white = torch.ones(3)
+    assert torch.equal(keyed[:, torch.from_numpy(indices == 0)], white[:, None].expand(3, int((indices == 0).sum())))
+    assert torch.equal(keyed[:, torch.from_numpy(indices != 0)], plain[:, torch.from_numpy(indices != 0)])
+    with_alpha = palette.convert("PA")
+    assert torch.equal(pil_to_picture(with_alpha), plain)
+
+
+def test_greyscale_with_a_transparent_value_is_transparent_like_every_other_mode():
+    grey = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4
+    picture = pil_to_picture(Image.open(io.BytesIO(_png(Image.fromarray(grey), transparency=100))))
+    rgba = np.stack([grey, grey, grey, np.where(grey == 100, 0, 255).astype(np.uint8)], -1)
+    assert torch.equal(picture, _composited(rgba))
+    assert bool((picture[:, grey == 100] == 1).all())  # white, not the grey 100/255
+
+
+@pytest.mark.parametrize("mode", ["LA", "La", "CMYK", "1", "YCbCr", "RGBa"])
+def test_other_modes_read_as_pillow_converts_them_to_rgb(mode):
+    photo = Image.fromarray(_upright())
+    image = photo.convert(mode) if mode != "La" else photo.convert("LA").convert("La")
+    rgba = np.asarray(image.convert("LA").convert("RGBA") if mode == "La" else image.convert("RGBA"))
+    torch.testing.assert_close(pil_to_picture(image), _composited(rgba), atol=1 / 255, rtol=0)
