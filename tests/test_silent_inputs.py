@@ -105,3 +105,64 @@ def test_other_modes_read_as_pillow_converts_them_to_rgb(mode):
     image = photo.convert(mode) if mode != "La" else photo.convert("LA").convert("La")
     rgba = np.asarray(image.convert("LA").convert("RGBA") if mode == "La" else image.convert("RGBA"))
     torch.testing.assert_close(pil_to_picture(image), _composited(rgba), atol=1 / 255, rtol=0)
+
+
+def _small_net(outputs: int) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(6, 8, 3, padding=1),
+                               torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                               torch.nn.Linear(8, outputs)).eval()
+
+
+def _plain(net: torch.nn.Module, output: str):
+    from convscope.models import Model, Preprocess
+
+    return Model(net, preprocess=Preprocess(resize=None, crop=8, mean=(0,) * 3, std=(1,) * 3), output=output)
+
+
+@pytest.mark.parametrize(("output", "read"), [("multilabel", torch.sigmoid), ("regression", lambda z: z)])
+def test_a_user_built_class_probability_reads_the_output_as_the_model_says(output, read):
+    from captum.attr import LayerGradCam
+
+    from convscope import ClassProbability, GradCAM
+
+    model = _plain(_small_net(4), output)
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    ours = GradCAM(model, layer="2")(x, ClassProbability(1))
+
+    class Read(torch.nn.Module):  # the documented reading, applied outside convscope
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = model.net
+
+        def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+            return read(self.net(inputs))
+
+    reference = Read()
+    theirs = LayerGradCam(reference, reference.net[2]).attribute(x.clone(), target=1)
+    torch.testing.assert_close(ours, theirs.detach(), atol=1e-6 * float(theirs.detach().abs().max()), rtol=1e-4)
+
+
+def test_a_user_built_top_class_on_a_regression_model_is_refused():
+    from convscope import Saliency, TopClass
+
+    model = _plain(_small_net(4), "regression")
+    with pytest.raises(ValueError, match="regression output has 4 values and no top class"):
+        Saliency(model)(torch.rand(1, 3, 8, 8), TopClass())
+
+
+def test_a_target_whose_kind_contradicts_the_model_is_refused():
+    from convscope import ClassScore, Saliency
+
+    with pytest.raises(ValueError, match="reads the output as classes but the model's output is multilabel"):
+        Saliency(_plain(_small_net(4), "multilabel"))(torch.rand(1, 3, 8, 8), ClassScore(0, "classes"))
+
+
+def test_a_region_target_on_a_classifier_is_refused_not_read_over_the_whole_picture():
+    from convscope import Saliency
+    from convscope.targets import parse_target
+
+    model = _plain(_small_net(4), "classes")
+    target = parse_target("region:2:0,0,4,4", model)
+    with pytest.raises(ValueError, match="region .* is read from a segmentation output.*this model's output is classes"):
+        Saliency(model)(torch.rand(1, 3, 8, 8), target)
