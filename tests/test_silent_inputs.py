@@ -109,9 +109,9 @@ def test_other_modes_read_as_pillow_converts_them_to_rgb(mode):
 
 def _small_net(outputs: int) -> torch.nn.Module:
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(6, 8, 3, padding=1),
-                               torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-                               torch.nn.Linear(8, outputs)).eval()
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.ReLU(),
+                               torch.nn.Conv2d(6, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                               torch.nn.Flatten(), torch.nn.Linear(8, outputs)).eval()
 
 
 def _plain(net: torch.nn.Module, output: str):
@@ -164,5 +164,5 @@ def test_a_region_target_on_a_classifier_is_refused_not_read_over_the_whole_pict
 
     model = _plain(_small_net(4), "classes")
     target = parse_target("region:2:0,0,4,4", model)
-    with pytest.raises(ValueError, match="region .* is read from a segmentation output.*this model's output is classes"):
+    with pytest.raises(ValueError, match="region .* segmentation output.*this model's output is classes"):
         Saliency(model)(torch.rand(1, 3, 8, 8), target)
