@@ -66,6 +66,15 @@ def output_kind(output: object, kind: str = "auto") -> str:
     return kind
 
 
+def check_finite_output(output: object, name: str = "the model") -> None:
+    """A ``ValueError`` when a tensor output holds NaN or infinity: maps and probabilities from it would be NaN."""
+    if isinstance(output, Tensor) and output.is_floating_point() and not bool(torch.isfinite(output).all()):
+        bad = int((~torch.isfinite(output)).sum())
+        raise ValueError(f"{name} gives NaN or infinite outputs ({bad} of {output.numel()} values) on these pictures, "
+                         "so there is nothing to explain or rank: check its weights (a NaN in a weights file or a "
+                         "diverged training run) or its forward on these inputs")
+
+
 @dataclass(frozen=True)
 class Region:
     """Where a segmentation class is read: every pixel (``None``), a ``mask`` ``[H,W]``, or a ``box`` (x0, y0, x1, y1).

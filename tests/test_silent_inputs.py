@@ -166,3 +166,88 @@ def test_a_region_target_on_a_classifier_is_refused_not_read_over_the_whole_pict
     target = parse_target("region:2:0,0,4,4", model)
     with pytest.raises(ValueError, match="region .* segmentation output.*this model's output is classes"):
         Saliency(model)(torch.rand(1, 3, 8, 8), target)
+
+
+NETS = '''
+import torch
+from torch import nn
+
+
+class Small(nn.Module):
+    def __init__(self, nan=False):
+        super().__init__()
+        self.nan = nan
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4, 3)
+        with torch.no_grad():
+            self.conv.weight[1] = -1.0  # channel 1 is below zero on every picture: a dead filter
+            self.conv.bias[1] = -1000.0
+
+    def forward(self, x):
+        out = self.fc(self.pool(self.relu(self.conv(x))).flatten(1))
+        return out * float("nan") if self.nan else out
+
+
+def nan():
+    return Small(nan=True).eval()
+
+
+def dead():
+    torch.manual_seed(0)
+    return Small().eval()
+'''
+
+
+def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    from convscope.cli import main
+
+    try:
+        status = main(argv)
+    except SystemExit as stop:
+        status = stop.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+@pytest.mark.parametrize("extra", [["--layer", "conv"], [], ["--method", "saliency"], ["--method", "occlusion"]])
+def test_a_model_with_nan_outputs_is_one_line_not_nan_maps_or_a_traceback(tmp_path, capsys, extra):
+    (tmp_path / "nets.py").write_text(NETS)
+    status, _, err = _cli(["explain", "sample:chelsea", "--model", f"{tmp_path / 'nets.py'}:nan", *extra,
+                           "--out", str(tmp_path / "out")], capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert status == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert "gives NaN or infinite outputs (3 of 3 values)" in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_predict_on_nan_outputs_is_refused_not_nan_percent():
+    from convscope import predict
+    from convscope.models import Model
+
+    namespace: dict = {}
+    exec(NETS, namespace)
+    with pytest.raises(ValueError, match="NaN or infinite outputs"):
+        predict(Model(namespace["nan"]()), [torch.rand(3, 32, 32)])
+
+
+def test_a_map_that_is_zero_everywhere_is_said_on_the_terminal_and_in_the_figure(tmp_path, capsys):
+    (tmp_path / "nets.py").write_text(NETS)
+    status, out, err = _cli(["explain", "sample:chelsea", "--model", f"{tmp_path / 'nets.py'}:dead", "--layer", "conv",
+                             "--target", "channel:relu:1", "--out", str(tmp_path / "out")], capsys)
+    assert status in (0, None), err
+    assert "Grad-CAM at conv for channel 1 of relu: the map is zero everywhere" in err
+    from convscope.attribution import explain
+    from convscope.models import Model, Preprocess
+    from convscope.targets import Channel
+
+    namespace: dict = {}
+    exec(NETS, namespace)
+    model = Model(namespace["dead"](), preprocess=Preprocess(resize=None, crop=32))
+    found = explain(model, torch.rand(3, 32, 32), "grad_cam", Channel("relu", 1), layer="conv")
+    assert not bool(found.maps.any()) and found.blank == ["map is zero everywhere"]
+    plain = explain(model, torch.rand(3, 32, 32), "grad_cam", Channel("relu", 0), layer="conv")
+    assert plain.blank == [None]
+    # the blank map's picture carries a line of text above it; a map that shows something does not
+    assert found.map_picture().size[1] > plain.map_picture().size[1] == 32

@@ -34,6 +34,7 @@ from convscope.targets import (
     Target,
     TargetLike,
     as_target,
+    check_finite_output,
     class_probabilities,
     class_scores,
 )
@@ -117,6 +118,7 @@ def input_gradient(model: Model, inputs: Tensor, target: Target, rule: str | Non
     with inspection_mode(net, grad_params=None), capture(net, target.layers) as store:
         with backward_rules(net, rule) if rule else nullcontext():
             output = net(inputs)
+            check_finite_output(output, model.name)
             scores = target(output, store.activations)
         (grad,) = torch.autograd.grad(scores.sum(), inputs, allow_unused=True)
     return torch.zeros_like(inputs).contiguous() if grad is None else grad.contiguous()
@@ -138,6 +140,7 @@ def layer_gradient(model: Model, inputs: Tensor, target: Target, layer: str) -> 
     layers = list(dict.fromkeys([layer, *target.layers]))
     with inspection_mode(net, grad_params=None), capture(net, layers) as store:
         output = net(inputs)
+        check_finite_output(output, model.name)
         scores = target(output, store.activations)
         activations = store.activation(layer)
         (grads,) = torch.autograd.grad(scores.sum(), activations, allow_unused=True)
@@ -150,6 +153,7 @@ def forward(model: Model, inputs: Tensor, layers: Iterable[str] = ()) -> tuple[T
     """Output and the given layers' activations, without gradients."""
     with inspection_mode(model.net), capture(model.net, list(layers), detach=True) as store, torch.no_grad():
         output = model.net(fast_layout(inputs))
+    check_finite_output(output, model.name)
     return output, {name: value.contiguous() for name, value in store.activations.items()}
 
 

@@ -29,6 +29,7 @@ from convscope.hooks import inspection_mode, refuse_script_module
 from convscope.models.layers import layer_name
 from convscope.models.model import Model
 from convscope.models.tokens import Grid, Reshape, find_grid, prefix_tokens
+from convscope.targets import check_finite_output
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ def spatial_layers(model: Model, inputs: Tensor) -> list[SpatialLayer]:
         with inspection_mode(net):
             output = net(example)
             tensor = _first_tensor(output)
+            check_finite_output(tensor, model.name)
             if tensor is None or not found:
                 return [SpatialLayer(name, grid, False) for name, (_, grid) in found.items()]
             generator = torch.Generator().manual_seed(0)
