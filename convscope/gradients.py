@@ -37,7 +37,7 @@ def gradient_pass(model: Model, inputs: Tensor, target: TargetLike = None, layer
     model = as_model(model)
     goal: Target = as_target(target, model)
     names = list(dict.fromkeys([*layers, *goal.layers]))
-    inputs = inputs.detach().clone().to(model.device).requires_grad_(True)
+    inputs = inputs.detach().to(model.device, model.dtype, copy=True).requires_grad_(True)
     params = dict(model.net.named_parameters())
     missing = [w for w in weights if w not in params]
     if missing:

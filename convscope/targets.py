@@ -317,6 +317,9 @@ class Custom(Target):
         if not isinstance(value, Tensor) or value.shape != (output.shape[0],):
             shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
             raise ValueError(f"a target callable must return a Tensor[B] with B={output.shape[0]}, got {shape}")
+        if output.requires_grad and not value.requires_grad:
+            raise ValueError("the target callable's value does not depend on the model's output (it has no gradient): "
+                             "compute it from the output it is given, e.g. lambda output: output[:, 3]")
         return value
 
 

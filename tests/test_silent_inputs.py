@@ -251,3 +251,95 @@ def test_a_map_that_is_zero_everywhere_is_said_on_the_terminal_and_in_the_figure
     assert plain.blank == [None]
     # the blank map's picture carries a line of text above it; a map that shows something does not
     assert found.map_picture().size[1] > plain.map_picture().size[1] == 32
+
+
+@pytest.mark.parametrize("method", ["saliency", "grad_cam", "occlusion", "integrated_gradients", "guided_backprop"])
+def test_float64_and_float16_batches_run_in_the_model_s_type_and_give_its_maps(method):
+    from convscope.attribution import METHODS
+
+    model = _plain(_small_net(3), "classes")
+    options = {"layer": "2"} if method == "grad_cam" else {"size": 4, "stride": 2} if method == "occlusion" else {}
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    expected = METHODS[method](model, **options)(x, 1)
+    torch.testing.assert_close(METHODS[method](model, **options)(x.double(), 1), expected)
+    half = x.half()
+    torch.testing.assert_close(METHODS[method](model, **options)(half, 1),
+                               METHODS[method](model, **options)(half.float(), 1))
+
+
+def test_a_float64_model_explains_and_predicts_like_its_float32_copy():
+    import copy
+
+    from convscope import GradCAM, gradient_pass, predict
+
+    model = _plain(_small_net(3), "classes")
+    wide = _plain(copy.deepcopy(model.net).double(), "classes")
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    assert wide.prepare(list(x)).dtype == torch.float64
+    torch.testing.assert_close(GradCAM(wide, "2")(x, 0).float(), GradCAM(model, "2")(x, 0), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(gradient_pass(wide, x, 0).input_grad.float(), gradient_pass(model, x, 0).input_grad,
+                               rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(predict(wide, list(x)).probabilities.float(), predict(model, list(x)).probabilities)
+
+
+def test_a_target_callable_that_ignores_the_output_is_refused_in_one_line():
+    from convscope import Saliency
+
+    model = _plain(_small_net(3), "classes")
+    with pytest.raises(ValueError, match="does not depend on the model's output.*lambda output: output"):
+        Saliency(model)(torch.rand(1, 3, 8, 8), lambda output: torch.ones(output.shape[0]))
+
+
+RAISING = '''
+from torch import nn
+
+
+class Buggy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(5, 3)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).mean((2, 3)))  # 4 features into a layer that reads 5
+
+
+def buggy():
+    return Buggy().eval()
+
+
+def broken():
+    raise RuntimeError("cannot find my weights")
+'''
+
+
+@pytest.mark.parametrize(("factory", "words"), [
+    ("buggy", r"the model's own code raised RuntimeError at raising\.py:12: mat1 and mat2 shapes cannot be multiplied"),
+    ("broken", r"raising\.py:broken\(\) raised RuntimeError: cannot find my weights"),
+])
+@pytest.mark.parametrize("command", [["predict"], ["explain", "--layer", "conv"]])
+def test_a_model_file_whose_code_raises_is_one_line_naming_it(tmp_path, capsys, factory, words, command):
+    import re
+
+    (tmp_path / "raising.py").write_text(RAISING)
+    out = ["--out", str(tmp_path / "out")] if command[0] == "explain" else []
+    status, _, err = _cli([command[0], "sample:chelsea", "--model", f"{tmp_path / 'raising.py'}:{factory}",
+                           *command[1:], *out], capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert status == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert re.search(words, lines[0]), lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_convscope_s_own_errors_inside_a_model_s_forward_are_not_blamed_on_the_model(tmp_path):
+    from convscope.cli.errors import user_code_errors
+    from convscope.models.files import load_network
+
+    (tmp_path / "raising.py").write_text(RAISING.replace("nn.Linear(5, 3)", "nn.Linear(4, 3)"))
+    net = load_network(f"{tmp_path / 'raising.py'}:buggy")
+
+    namespace = {"__name__": "convscope.a_module"}  # a hook of convscope's, run from inside the model's forward
+    exec("def hook(module, args, output):\n    raise IndexError('a bug in a hook')", namespace)
+    net.conv.register_forward_hook(namespace["hook"])
+    with pytest.raises(IndexError, match="a bug in a hook"), user_code_errors():
+        net(torch.rand(1, 3, 8, 8))

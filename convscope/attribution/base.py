@@ -83,7 +83,8 @@ class Attribution:
 
 
 def check_inputs(inputs: Tensor, model: Model) -> Tensor:
-    """A normalised batch ``[B,C,H,W]`` moved to the model's device, or a ``ValueError`` saying how to make one."""
+    """A normalised batch ``[B,C,H,W]`` on the model's device in its floating-point type, or a ``ValueError`` saying
+    how to make one."""
     if not isinstance(inputs, Tensor):
         raise TypeError(f"inputs must be a Tensor [B,C,H,W], got {type(inputs).__name__}; "
                         "turn pictures into one with model.prepare(pictures)")
@@ -98,7 +99,7 @@ def check_inputs(inputs: Tensor, model: Model) -> Tensor:
     from convscope.attribution.input_checks import check_channels_and_values
 
     check_channels_and_values(inputs, model)
-    return inputs.detach().to(model.device)
+    return inputs.detach().to(model.device, model.dtype)  # float64 or float16 batches run in the model's own type
 
 
 def fast_layout(inputs: Tensor) -> Tensor:

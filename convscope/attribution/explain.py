@@ -207,7 +207,7 @@ def explain(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], metho
     occluding = method == "occlusion" or isinstance(method, Occlusion)
     chosen = make_method(method, model, layer=None if occluding else layer, **options)
     fitted = _batch(model, pictures)
-    inputs = model.preprocess.normalize(fitted)
+    inputs = model.preprocess.normalize(fitted).to(model.dtype)
     goal = as_target(target, model)
     found = None
     if isinstance(chosen, Occlusion):  # one run gives the pixel map and the paper's three maps
@@ -236,7 +236,7 @@ def compare(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], metho
     model = as_model(model)
     methods = list(methods or METHODS)
     fitted = _batch(model, pictures)
-    inputs = model.preprocess.normalize(fitted)
+    inputs = model.preprocess.normalize(fitted).to(model.dtype)
     goal = as_target(target, model)
     labels = describe_targets(model, goal, inputs)
     batch, size = inputs.shape[0], tuple(inputs.shape[-2:])
