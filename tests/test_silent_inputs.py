@@ -343,3 +343,18 @@ def test_convscope_s_own_errors_inside_a_model_s_forward_are_not_blamed_on_the_m
     net.conv.register_forward_hook(namespace["hook"])
     with pytest.raises(IndexError, match="a bug in a hook"), user_code_errors():
         net(torch.rand(1, 3, 8, 8))
+
+
+def test_explain_set_on_idx_labels_outside_the_ten_classes_is_one_line(tmp_path, capsys):
+    import gzip
+
+    from test_scan_data import idx_bytes, write_fake_fashion
+
+    write_fake_fashion(tmp_path / "fashion")
+    labels = np.array([0, 1, 12, 3])  # 12: no such class
+    (tmp_path / "fashion" / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels)))
+    status, _, err = _cli(["explain-set", f"{tmp_path / 'fashion'}:test", "--model", "fashion_cnn",
+                           "--out", str(tmp_path / "out")], capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert status == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert "1 values outside 0–9 (picture 2 is labelled 12)" in lines[0]
