@@ -358,3 +358,45 @@ def test_explain_set_on_idx_labels_outside_the_ten_classes_is_one_line(tmp_path,
     lines = [line for line in err.splitlines() if line.strip()]
     assert status == 2 and len(lines) == 1 and "Traceback" not in err, err
     assert "1 values outside 0–9 (picture 2 is labelled 12)" in lines[0]
+
+
+class _RowLSTM(torch.nn.Module):
+    """An LSTM reading a picture row by row (an optional convolution first): its steps are not positions."""
+
+    def __init__(self, conv: bool = False, every_step: bool = True) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(1, 1, 3, padding=1) if conv else torch.nn.Identity()
+        self.lstm = torch.nn.LSTM(28, 16, batch_first=True)
+        self.fc = torch.nn.Linear(16, 10)
+        self.every_step = every_step
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        steps, _ = self.lstm(self.conv(x)[:, 0])
+        return self.fc(steps).mean(1) if self.every_step else self.fc(steps[:, -1])
+
+
+@pytest.mark.parametrize("layer", ["lstm", "fc", None])
+def test_an_lstm_over_picture_rows_gets_no_grad_cam_map(layer):
+    from convscope import GradCAM
+    from convscope.models import Model, Preprocess
+
+    model = Model(_RowLSTM().eval(), preprocess=Preprocess(resize=None, crop=28, mean=(0.5,), std=(0.5,), channels=1))
+    x = torch.rand(1, 1, 30, 28)  # 30 rows: 30 steps would tile a 6×5 grid at stride 5
+    words = "no layer .* before its recurrent layer" if layer is None else \
+        f"layer '{layer}' (is|comes after) a recurrent layer \\(lstm\\): its output is a sequence of steps"
+    with pytest.raises(ValueError, match=words):
+        GradCAM(model, layer=layer)(x, 3)
+
+
+def test_layers_before_a_recurrent_layer_still_get_maps():
+    from convscope import GradCAM
+    from convscope.models import Model, Preprocess
+
+    model = Model(_RowLSTM(conv=True).eval(),
+                  preprocess=Preprocess(resize=None, crop=28, mean=(0.5,), std=(0.5,), channels=1))
+    x = torch.rand(1, 1, 28, 28)
+    assert GradCAM(model)(x, 3).shape == (1, 1, 28, 28)
+    assert GradCAM(model, layer="conv")(x, 3).shape == (1, 1, 28, 28)
+    with pytest.raises(ValueError, match="layers that would work: conv"):
+        GradCAM(model, layer="lstm")(x, 3)
