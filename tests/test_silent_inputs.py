@@ -400,3 +400,17 @@ def test_layers_before_a_recurrent_layer_still_get_maps():
     assert GradCAM(model, layer="conv")(x, 3).shape == (1, 1, 28, 28)
     with pytest.raises(ValueError, match="layers that would work: conv"):
         GradCAM(model, layer="lstm")(x, 3)
+
+
+def test_explain_set_reads_a_multi_label_model_s_probabilities_by_sigmoid(tmp_path):
+    from convscope.attribution.dataset import explain_set, load_chunks
+    from convscope.data import TensorPictures
+
+    model = _plain(_small_net(4), "multilabel")
+    pictures = TensorPictures(torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(4)))
+    explain_set(model, pictures, tmp_path, "saliency", batch_size=3, progress=False)
+    chunks = load_chunks(tmp_path)
+    logits = model.net(torch.stack([pictures.picture(i) for i in range(6)])).detach()
+    classes = torch.cat([c["classes"] for c in chunks])
+    expected = torch.sigmoid(logits).gather(1, classes[:, None])[:, 0]
+    torch.testing.assert_close(torch.cat([c["probabilities"] for c in chunks]), expected)
