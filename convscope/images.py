@@ -27,6 +27,7 @@ SKIMAGE_SAMPLES = ("chelsea", "coffee", "astronaut", "rocket", "camera", "coins"
                    "immunohistochemistry", "colorwheel", "page", "text", "brick", "grass", "gravel", "retina")
 SKLEARN_SAMPLES = ("china", "flower")
 SAMPLES = SKIMAGE_SAMPLES + SKLEARN_SAMPLES  # each a different photo
+ORIENTATION = 0x0112  # the EXIF tag that says how to turn the stored pixels to show the picture upright
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")  # unsigned 16-bit greyscale: divided by 65535
 SAMPLE_ALIASES = {"cat": "chelsea"}  # scikit-image's data.cat() is the same photo as data.chelsea()
 TEXTURE_SAMPLES = ("brick", "grass", "gravel")
@@ -92,7 +93,8 @@ def pil_to_picture(image: Image.Image, name: str = "picture") -> Tensor:
     converted to RGB (through their palette), and anything transparent is composited on white.
     32-bit and signed integer pixels (mode ``'I'``) have no agreed range and are refused.
     """
-    image = ImageOps.exif_transpose(image)  # returns a transposed copy; the caller's image is left as it was
+    if image.getexif().get(ORIENTATION, 1) != 1:  # most pictures are upright: no copy for them
+        image = ImageOps.exif_transpose(image)  # a turned copy; the caller's image is left as it was
     check_dimensions(image.width, image.height, name)
     if image.mode in SIXTEEN_BIT_MODES:
         return array_to_picture(np.asarray(image), name)
