@@ -10,7 +10,7 @@ from torch import Tensor
 
 from convscope.hooks import capture, inspection_mode
 from convscope.models.model import Model, as_model
-from convscope.targets import Target, TargetLike, as_target
+from convscope.targets import Target, TargetLike, as_target, check_finite_output
 
 
 @dataclass
@@ -37,13 +37,14 @@ def gradient_pass(model: Model, inputs: Tensor, target: TargetLike = None, layer
     model = as_model(model)
     goal: Target = as_target(target, model)
     names = list(dict.fromkeys([*layers, *goal.layers]))
-    inputs = inputs.detach().clone().to(model.device).requires_grad_(True)
+    inputs = inputs.detach().to(model.device, model.dtype, copy=True).requires_grad_(True)
     params = dict(model.net.named_parameters())
     missing = [w for w in weights if w not in params]
     if missing:
         raise ValueError(f"unknown parameters {missing}; see model.net.named_parameters()")
     with inspection_mode(model.net, grad_params=True if weights else None), capture(model.net, names) as store:
         output = model.net(inputs)
+        check_finite_output(output, model.name)
         scores = goal(output, store.activations)
         wanted = [inputs] + [store.activation(n) for n in layers] + [params[w] for w in weights]
         grads = torch.autograd.grad(scores.sum(), wanted, allow_unused=True)

@@ -1,4 +1,6 @@
-"""Pictures in: files (JPEG, PNG, grayscale, RGBA, 16-bit, any size), folders and bundled samples.
+"""Pictures in: files (JPEG, PNG, TIFF, greyscale, palette, RGBA, 16-bit, any size), folders and bundled samples.
+
+Files are turned upright as their EXIF orientation says, as every image viewer shows them.
 
 A picture is a float tensor ``[3,H,W]`` with values in [0, 1].
 """
@@ -13,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from convscope.picture_checks import check_dimensions, check_picture, check_values
@@ -25,6 +27,8 @@ SKIMAGE_SAMPLES = ("chelsea", "coffee", "astronaut", "rocket", "camera", "coins"
                    "immunohistochemistry", "colorwheel", "page", "text", "brick", "grass", "gravel", "retina")
 SKLEARN_SAMPLES = ("china", "flower")
 SAMPLES = SKIMAGE_SAMPLES + SKLEARN_SAMPLES  # each a different photo
+ORIENTATION = 0x0112  # the EXIF tag that says how to turn the stored pixels to show the picture upright
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")  # unsigned 16-bit greyscale: divided by 65535
 SAMPLE_ALIASES = {"cat": "chelsea"}  # scikit-image's data.cat() is the same photo as data.chelsea()
 TEXTURE_SAMPLES = ("brick", "grass", "gravel")
 
@@ -83,18 +87,36 @@ def array_to_picture(array: np.ndarray, name: str = "picture") -> Tensor:
 
 
 def pil_to_picture(image: Image.Image, name: str = "picture") -> Tensor:
-    """A PIL image → ``[3,H,W]`` in [0, 1]; 16-bit modes are divided by 65535."""
+    """A PIL image → ``[3,H,W]`` in [0, 1], turned upright as its EXIF orientation says (as image viewers show it).
+
+    16-bit modes are divided by 65535; palette, greyscale-with-alpha, CMYK and other modes are
+    converted to RGB (through their palette), and anything transparent is composited on white.
+    32-bit and signed integer pixels (mode ``'I'``) have no agreed range and are refused.
+    """
+    if image.getexif().get(ORIENTATION, 1) != 1:  # most pictures are upright: no copy for them
+        image = ImageOps.exif_transpose(image)  # a turned copy; the caller's image is left as it was
     check_dimensions(image.width, image.height, name)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+    if image.mode in SIXTEEN_BIT_MODES:
+        return array_to_picture(np.asarray(image), name)
+    if image.mode.startswith("I"):
         values = np.asarray(image)
-        if values.size and (values.min() < 0 or values.max() > 65535):
-            raise ValueError(f"{name} holds 32-bit integer pixels from {values.min()} to {values.max()}, outside "
-                             "the 16-bit range 0–65535; convert it to 8 or 16 bits first")
-        return array_to_picture(values.astype(np.uint16), name)
+        low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
+        raise TypeError(f"{name} holds 32-bit or signed integer pixels (mode {image.mode}, values {low} to {high}), "
+                        "whose range is ambiguous (0–255? 0–65535? 0–2³²−1?): save it as 8-bit, 16-bit unsigned or "
+                        "floats in [0, 1]")
     if image.mode == "F":
         return array_to_picture(np.asarray(image), name)
-    if image.mode not in ("RGB", "RGBA", "L", "1"):
-        image = image.convert("RGBA" if "A" in image.mode or "transparency" in image.info else "RGB")
+    transparent = image.mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in image.info
+    try:
+        if image.mode == "La":  # premultiplied alpha: Pillow converts it to RGBA only through LA
+            image = image.convert("LA")
+        if transparent and image.mode != "RGBA":
+            image = image.convert("RGBA")  # a palette or colour key's transparency becomes alpha
+        elif not transparent and image.mode not in ("RGB", "L", "1"):
+            image = image.convert("RGB")  # a palette through its colours; CMYK, YCbCr, LAB, HSV
+    except ValueError as error:
+        raise ValueError(f"{name} has pixel mode {image.mode}, which Pillow cannot convert to RGB ({error}); "
+                         "save it as RGB, RGBA or greyscale") from error
     return array_to_picture(np.asarray(image), name)
 
 

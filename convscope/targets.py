@@ -24,7 +24,7 @@ A class is read from the output as the model's ``output`` kind says (:data:`OUTP
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 
 import torch
 from torch import Tensor
@@ -66,6 +66,15 @@ def output_kind(output: object, kind: str = "auto") -> str:
     return kind
 
 
+def check_finite_output(output: object, name: str = "the model") -> None:
+    """A ``ValueError`` when a tensor output holds NaN or infinity: maps and probabilities from it would be NaN."""
+    if isinstance(output, Tensor) and output.is_floating_point() and not bool(torch.isfinite(output).all()):
+        bad = int((~torch.isfinite(output)).sum())
+        raise ValueError(f"{name} gives NaN or infinite outputs ({bad} of {output.numel()} values) on these pictures, "
+                         "so there is nothing to explain or rank: check its weights (a NaN in a weights file or a "
+                         "diverged training run) or its forward on these inputs")
+
+
 @dataclass(frozen=True)
 class Region:
     """Where a segmentation class is read: every pixel (``None``), a ``mask`` ``[H,W]``, or a ``box`` (x0, y0, x1, y1).
@@ -103,11 +112,20 @@ class Region:
         return (mask / mask.sum())[None, None]
 
 
+def _check_region(region: Region | None, kind: str) -> None:
+    """A region is read from a segmentation's per-pixel scores; a classifier's one score per picture has none."""
+    if region is not None and kind != "segmentation":
+        raise ValueError(f"a region (box or mask) is read from a segmentation output [B,K,H,W]; this model's output "
+                         f"is {kind} (one score per picture, no positions): explain the class over the whole picture "
+                         "(target=CLASS), or give a detection model box:LABEL:X0,Y0,X1,Y1")
+
+
 def class_scores(output: Tensor, kind: str = "auto", region: Region | None = None) -> Tensor:
     """Every class's score ``[B,K]`` (``[B,2]`` for a binary output), as the module docstring says."""
     kind = output_kind(output, kind)
     if kind == "detection":
         raise ValueError(DETECTION_CLASSES)
+    _check_region(region, kind)
     if kind == "binary":
         return torch.cat([-output, output], 1)
     if kind == "segmentation":
@@ -121,6 +139,7 @@ def class_probabilities(output: Tensor, kind: str = "auto", region: Region | Non
     kind = output_kind(output, kind)
     if kind == "detection":
         raise ValueError(DETECTION_CLASSES)
+    _check_region(region, kind)
     output = output.float()
     if kind == "binary":
         return torch.cat([torch.sigmoid(-output), torch.sigmoid(output)], 1)
@@ -298,6 +317,9 @@ class Custom(Target):
         if not isinstance(value, Tensor) or value.shape != (output.shape[0],):
             shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
             raise ValueError(f"a target callable must return a Tensor[B] with B={output.shape[0]}, got {shape}")
+        if output.requires_grad and not value.requires_grad:
+            raise ValueError("the target callable's value does not depend on the model's output (it has no gradient): "
+                             "compute it from the output it is given, e.g. lambda output: output[:, 3]")
         return value
 
 
@@ -306,11 +328,11 @@ TargetLike = Target | int | str | Sequence[int] | Tensor | Callable[[Tensor], Te
 
 def as_target(spec: TargetLike, model: Model) -> Target:
     """Turn any accepted target description into a :class:`Target` (``None`` means the top class)."""
+    kind = getattr(model, "output", "auto")
     if isinstance(spec, Target):
         for layer in spec.layers:
             model.layer(layer)
-        return spec
-    kind = getattr(model, "output", "auto")
+        return _with_kind(spec, kind)
     if kind == "detection" and not callable(spec):
         raise ValueError("a detection model explains one detection: give target=convscope.BoxScore(label, box)")
     if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("top", "")):
@@ -327,6 +349,17 @@ def as_target(spec: TargetLike, model: Model) -> Target:
         return Custom(spec)
     raise TypeError(f"cannot use {type(spec).__name__} as a target: give a class index or name, 'top', "
                     "a list of classes, a Channel/Neuron, or a callable on the output")
+
+
+def _with_kind(target: Target, kind: str) -> Target:
+    """``target`` reading the output as the model's ``kind`` says, when it was made with ``kind='auto'``."""
+    own = getattr(target, "kind", None)
+    if not is_dataclass(target) or "kind" not in {f.name for f in fields(target)} or kind == "auto" or own == kind:
+        return target
+    if own != "auto":
+        raise ValueError(f"the target reads the output as {own} but the model's output is {kind}: leave the "
+                         f"target's kind out (it is taken from the model) or give the model output={own!r}")
+    return replace(target, kind=kind)
 
 
 def parse_target(text: str | None, model: Model) -> Target:

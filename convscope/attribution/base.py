@@ -34,6 +34,7 @@ from convscope.targets import (
     Target,
     TargetLike,
     as_target,
+    check_finite_output,
     class_probabilities,
     class_scores,
 )
@@ -82,7 +83,8 @@ class Attribution:
 
 
 def check_inputs(inputs: Tensor, model: Model) -> Tensor:
-    """A normalised batch ``[B,C,H,W]`` moved to the model's device, or a ``ValueError`` saying how to make one."""
+    """A normalised batch ``[B,C,H,W]`` on the model's device in its floating-point type, or a ``ValueError`` saying
+    how to make one."""
     if not isinstance(inputs, Tensor):
         raise TypeError(f"inputs must be a Tensor [B,C,H,W], got {type(inputs).__name__}; "
                         "turn pictures into one with model.prepare(pictures)")
@@ -97,7 +99,7 @@ def check_inputs(inputs: Tensor, model: Model) -> Tensor:
     from convscope.attribution.input_checks import check_channels_and_values
 
     check_channels_and_values(inputs, model)
-    return inputs.detach().to(model.device)
+    return inputs.detach().to(model.device, model.dtype)  # float64 or float16 batches run in the model's own type
 
 
 def fast_layout(inputs: Tensor) -> Tensor:
@@ -117,6 +119,7 @@ def input_gradient(model: Model, inputs: Tensor, target: Target, rule: str | Non
     with inspection_mode(net, grad_params=None), capture(net, target.layers) as store:
         with backward_rules(net, rule) if rule else nullcontext():
             output = net(inputs)
+            check_finite_output(output, model.name)
             scores = target(output, store.activations)
         (grad,) = torch.autograd.grad(scores.sum(), inputs, allow_unused=True)
     return torch.zeros_like(inputs).contiguous() if grad is None else grad.contiguous()
@@ -138,6 +141,7 @@ def layer_gradient(model: Model, inputs: Tensor, target: Target, layer: str) -> 
     layers = list(dict.fromkeys([layer, *target.layers]))
     with inspection_mode(net, grad_params=None), capture(net, layers) as store:
         output = net(inputs)
+        check_finite_output(output, model.name)
         scores = target(output, store.activations)
         activations = store.activation(layer)
         (grads,) = torch.autograd.grad(scores.sum(), activations, allow_unused=True)
@@ -150,6 +154,7 @@ def forward(model: Model, inputs: Tensor, layers: Iterable[str] = ()) -> tuple[T
     """Output and the given layers' activations, without gradients."""
     with inspection_mode(model.net), capture(model.net, list(layers), detach=True) as store, torch.no_grad():
         output = model.net(fast_layout(inputs))
+    check_finite_output(output, model.name)
     return output, {name: value.contiguous() for name, value in store.activations.items()}
 
 

@@ -13,7 +13,7 @@ from convscope.hooks import capture, inspection_mode
 from convscope.models.layers import get_layer, layer_name
 from convscope.models.model import Model
 from convscope.render.overlay import upsample
-from convscope.targets import Target
+from convscope.targets import Target, check_finite_output
 
 NEEDS = ("CAM needs a network that ends in global average pooling followed by one linear layer "
          "(Zhou et al. 2016)")
@@ -84,6 +84,7 @@ def _pass(model: Model, inputs: Tensor, head: Head) -> tuple[Tensor, Tensor, Ten
             output = model.net(inputs)
     finally:
         handle.remove()
+    check_finite_output(output, model.name)
     if not seen:
         raise ValueError(f"{NEEDS}; the classifier was not used in the forward pass. {INSTEAD}")
     return output, store.activation(head.layer), seen[-1]

@@ -42,7 +42,7 @@ from convscope.scan.runner import (
     loader_workers,
     plain_loader_errors,
 )
-from convscope.targets import ClassScore, Target, TopClass
+from convscope.targets import ClassScore, Target, TopClass, as_target, class_probabilities, class_scores
 
 FORMAT = 1
 CONFIG = "explain.json"
@@ -297,15 +297,16 @@ class SetExplainer:
         """One chunk: the method on the device, everything moved to the host once at the end."""
         device = self.model.device
         inputs = self.model.preprocess.normalize(fitted.to(device, non_blocking=True))
-        seen = _Seen(self._target(labels, mapping, device))
+        seen = _Seen(as_target(self._target(labels, mapping, device), self.model))  # read as the model's output kind
         maps = self.method.attribute(inputs, target=seen)
         output = seen.output
         if output is None or output.shape[0] != inputs.shape[0]:  # a method that never evaluated the target
             output = _clean_output(self.model, inputs)
         classes = image_classes(seen.inner, output)
         heat = self.method.heat(maps, tuple(inputs.shape[-2:])).float()
-        scores = output.float().gather(1, classes[:, None])[:, 0]
-        probabilities = output.float().softmax(1).gather(1, classes[:, None])[:, 0]
+        kind = getattr(seen.inner, "kind", self.model.output)
+        scores = class_scores(output.float(), kind).gather(1, classes[:, None])[:, 0]
+        probabilities = class_probabilities(output.float(), kind).gather(1, classes[:, None])[:, 0]
         names = [pictures.name(int(i)) for i in indices]
         return {"images": indices.long().clone(), "names": names, "labels": labels.long().clone(),
                 "classes": classes.cpu(), "scores": scores.cpu(), "probabilities": probabilities.cpu(),

@@ -72,6 +72,7 @@ class Explanation:
     labels: list[str]
     layer: str | None = None
     occlusion: OcclusionMaps | None = None
+    blank: list[str | None] | None = None  # per image: why its map shows nothing (see blank_map), else None
 
     @property
     def title(self) -> str:
@@ -80,12 +81,20 @@ class Explanation:
 
     def map_picture(self, index: int = 0) -> Picture:
         """The map alone: a colour gradient image, a grey saliency map, or a heat map."""
-        return Picture(render_map(self.method.style, self.maps[index], self.heat[index]))
+        return self._say_blank(Picture(render_map(self.method.style, self.maps[index], self.heat[index])), index)
 
     def overlay(self, index: int = 0, *, alpha: float = 0.5) -> Picture:
         """The heat laid over the picture (jet colours; bright red = important)."""
-        return Picture(overlay(self.pictures[index], self.heat[index], alpha=alpha,
-                               mode=HEAT_SCALING[self.method.style]))
+        return self._say_blank(Picture(overlay(self.pictures[index], self.heat[index], alpha=alpha,
+                                               mode=HEAT_SCALING[self.method.style])), index)
+
+    def _note(self, index: int) -> str | None:
+        return self.blank[index] if self.blank is not None else None
+
+    def _say_blank(self, picture: Picture, index: int) -> Picture:
+        """A map that shows nothing is titled so (a uniform picture would otherwise pass for a result)."""
+        note = self._note(index)
+        return titled(picture, note, size=12) if note else picture
 
     def picture(self, index: int = 0) -> Picture:
         """Picture, map and overlay side by side, titled with the method and what it explains."""
@@ -93,8 +102,9 @@ class Explanation:
                              render_map(self.method.style, self.maps[index], self.heat[index]).cpu(),
                              overlay(self.pictures[index], self.heat[index],
                                      mode=HEAT_SCALING[self.method.style]).cpu()])
-        body = grid(tiles, columns=3, labels=["input", "map", "overlay"], tile_size=224)
-        return titled(body, f"{self.title}: {self.labels[index]}", self.method.paper)
+        note = self._note(index)
+        body = grid(tiles, columns=3, labels=["input", f"{note}" if note else "map", "overlay"], tile_size=224)
+        return titled(body, f"{self.title}: {self.labels[index]}" + (f" ({note})" if note else ""), self.method.paper)
 
     def occlusion_picture(self, index: int = 0) -> Picture:
         """The paper's three occlusion maps (only for the occlusion method)."""
@@ -127,6 +137,32 @@ def render_map(style: str, maps: Tensor, heat: Tensor) -> Tensor:
     if style == "saliency":
         return colorize(normalize(heat, "percentile"), "gray")
     return colorize(normalize(heat, "abs"), "inferno")
+
+
+def blank_map(maps: Tensor, heat: Tensor, title: str = "the method") -> str | None:
+    """Why one image's map shows nothing (``'map is zero everywhere'``, ``'map has no positive value'``), else None.
+
+    NaN or infinity in the map is a ``ValueError``: it cannot be drawn.
+    """
+    if not bool(torch.isfinite(maps).all()):
+        bad = int((~torch.isfinite(maps)).sum())
+        raise ValueError(f"{title} gave NaN or infinite map values ({bad} of {maps.numel()}); the model's gradients "
+                         "are not finite on this picture: try another method (occlusion needs no gradients)")
+    if not bool(maps.any()):
+        return "map is zero everywhere"
+    if not bool(heat.any()):
+        return "map has no positive value"
+    return None
+
+
+def _blank_maps(title: str, maps: Tensor, heat: Tensor, labels: Sequence[str]) -> list[str | None]:
+    """:func:`blank_map` per image, each blank one also said on the terminal."""
+    notes = [blank_map(maps[b], heat[b], title) for b in range(maps.shape[0])]
+    for label, note in zip(labels, notes, strict=True):
+        if note:
+            log.warning(f"{title} for {label}: the {note} (the target does not change with the picture there, e.g. a "
+                        "channel that is zero on it): the figure says so")
+    return notes
 
 
 def describe_targets(model: Model, target: Target, inputs: Tensor) -> list[str]:
@@ -171,7 +207,7 @@ def explain(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], metho
     occluding = method == "occlusion" or isinstance(method, Occlusion)
     chosen = make_method(method, model, layer=None if occluding else layer, **options)
     fitted = _batch(model, pictures)
-    inputs = model.preprocess.normalize(fitted)
+    inputs = model.preprocess.normalize(fitted).to(model.dtype)
     goal = as_target(target, model)
     found = None
     if isinstance(chosen, Occlusion):  # one run gives the pixel map and the paper's three maps
@@ -183,7 +219,9 @@ def explain(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], metho
     heat = chosen.heat(maps, tuple(inputs.shape[-2:]))
     used = chosen.layer(inputs) if isinstance(chosen, LayerAttribution) else (
         chosen.head(inputs).layer if isinstance(chosen, CAM) else None)
-    return Explanation(chosen, fitted, maps, heat, describe_targets(model, goal, inputs), used, found)
+    labels = describe_targets(model, goal, inputs)
+    title = chosen.title + (f" at {used}" if used else "")
+    return Explanation(chosen, fitted, maps, heat, labels, used, found, _blank_maps(title, maps, heat, labels))
 
 
 def compare(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], methods: Sequence[str] | None = None,
@@ -198,13 +236,14 @@ def compare(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], metho
     model = as_model(model)
     methods = list(methods or METHODS)
     fitted = _batch(model, pictures)
-    inputs = model.preprocess.normalize(fitted)
+    inputs = model.preprocess.normalize(fitted).to(model.dtype)
     goal = as_target(target, model)
     labels = describe_targets(model, goal, inputs)
     batch, size = inputs.shape[0], tuple(inputs.shape[-2:])
     columns: list[Tensor] = [rgb(fitted).float()]
     headers = ["input"]
     notes = []
+    blank: list[list[str | None]] = [[None] * batch]  # per column, per image: why the map shows nothing
     for name in methods:
         chosen = make_method(name, model, layer=layer, strict=False, **(options or {}).get(name, {}))
         try:
@@ -214,15 +253,19 @@ def compare(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], metho
             log.warning(f"left out {chosen.title}: {error}")  # on the terminal too, not only under the figure
             columns.append(torch.ones_like(columns[0]))
             headers.append(f"{chosen.title}: n/a")
+            blank.append([None] * batch)
             continue
         heat = chosen.heat(maps, size)
+        blank.append(_blank_maps(chosen.title, maps, heat, labels))
+        notes.extend(f"{chosen.title}: {note} for image {b} ({labels[b]})" for b, note in enumerate(blank[-1]) if note)
         shown = [overlay(fitted[b], heat[b], mode=HEAT_SCALING[chosen.style]) if chosen.style == "heat"
                  else render_map(chosen.style, maps[b], heat[b]) for b in range(batch)]
         columns.append(torch.stack(shown).float())
         headers.append(chosen.title)
     tiles = torch.stack(columns, 1).flatten(0, 1).cpu()
     row_names = list(names) if names is not None else [f"image {b}" for b in range(batch)]
-    tile_labels = [f"{row_names[b]}: {labels[b]}" if c == 0 else headers[c]
+    tile_labels = [f"{row_names[b]}: {labels[b]}" if c == 0 else
+                   headers[c] + (f": {blank[c][b]}" if blank[c][b] else "")
                    for b in range(batch) for c in range(len(columns))]
     body = grid(tiles, columns=len(columns), labels=tile_labels, tile_size=tile_size)
     subtitle = ("Heat maps are overlaid (red = important); gradient methods are shown as images "

@@ -6,8 +6,10 @@ pass finishes them, that
 1. has a spatial grid (:mod:`convscope.models.tokens`: ``[B,C,h,w]``, channels-last
    ``[B,h,w,C]`` or tokens ``[B,N,C]`` on the patch grid, with ``h·w > 1``);
 2. is not inside an attention module (its queries, keys, values and per-head tensors are
-   not features of the picture at a position) and does not hand its input on unchanged
-   (``Identity``, dropout at evaluation);
+   not features of the picture at a position), does not hand its input on unchanged
+   (``Identity``, dropout at evaluation), and is neither a recurrent layer (LSTM, GRU, RNN) nor
+   finished after one (their outputs are sequences of steps, not positions on the picture, even
+   when the number of steps happens to tile it);
 3. is one the output still depends on at the grid positions: the gradient of the output
    there is not all zero. This skips, in a ViT whose head reads the class token, every
    layer after the last attention (their patch tokens no longer reach the output), so
@@ -29,6 +31,7 @@ from convscope.hooks import inspection_mode, refuse_script_module
 from convscope.models.layers import layer_name
 from convscope.models.model import Model
 from convscope.models.tokens import Grid, Reshape, find_grid, prefix_tokens
+from convscope.targets import check_finite_output
 
 
 @dataclass(frozen=True)
@@ -47,12 +50,16 @@ def spatial_layers(model: Model, inputs: Tensor) -> list[SpatialLayer]:
     example = inputs[:1].detach().clone().requires_grad_(True)
     names = {module: name for name, module in net.named_modules() if name}
     inside = _attention_parts(net)
+    recurrent = recurrent_layers(net)
     prefix = prefix_tokens(net)
     found: dict[str, tuple[Tensor, Grid]] = {}
+    sequence = False  # set once a recurrent layer has finished: what finishes after it reads a sequence
 
     def hook(module: nn.Module, args: tuple, output: object) -> object:
+        nonlocal sequence
         name = names[module]
-        if name in inside or (args and output is args[0]) or not isinstance(output, Tensor):
+        sequence = sequence or name in recurrent
+        if sequence or name in inside or (args and output is args[0]) or not isinstance(output, Tensor):
             return None
         grid = find_grid(output, 1, tuple(example.shape[-2:]), prefix)
         if isinstance(grid, Grid) and output.requires_grad:
@@ -66,6 +73,7 @@ def spatial_layers(model: Model, inputs: Tensor) -> list[SpatialLayer]:
         with inspection_mode(net):
             output = net(example)
             tensor = _first_tensor(output)
+            check_finite_output(tensor, model.name)
             if tensor is None or not found:
                 return [SpatialLayer(name, grid, False) for name, (_, grid) in found.items()]
             generator = torch.Generator().manual_seed(0)
@@ -87,6 +95,11 @@ def last_spatial_layer(model: Model, inputs: Tensor) -> str:
     if layers:
         raise ValueError(f"the output of {model.name} does not depend on the grid positions of any layer with a "
                          f"spatial grid ({', '.join(layer.name for layer in layers[-4:])}); give layer= yourself")
+    recurrent = recurrent_layers(model.net)
+    if recurrent:
+        raise ValueError(f"no layer of {model.name} before its recurrent layer ({', '.join(recurrent)}) has a spatial "
+                         "grid, and a recurrent layer's output is a sequence of steps, not positions on the picture: "
+                         "explain the input with saliency or integrated gradients instead")
     raise ValueError(f"no layer of {model.name} has a spatial grid (feature maps [B,C,h,w] larger than 1×1, "
                      "channels-last maps or patch tokens); give layer= and reshape= to turn its output into "
                      "[B,C,h,w]")
@@ -94,12 +107,28 @@ def last_spatial_layer(model: Model, inputs: Tensor) -> str:
 
 def layer_grid(model: Model, layer: str, output: Tensor, inputs: Tensor, reshape: Reshape | None = None) -> Grid:
     """The grid of ``layer``'s ``output`` for ``inputs``, or a ``ValueError`` that says why not and what would work."""
+    recurrent = recurrent_layers(model.net)
+    if recurrent and reshape is None:
+        usable = [found.name for found in spatial_layers(model, inputs) if found.reaches]
+        if layer in recurrent or layer not in usable:
+            where = "is" if layer in recurrent else "comes after"
+            hint = (f"layers that would work: {', '.join(usable[-5:])}" if usable else "no layer before it has a "
+                    "grid: explain the input with saliency or integrated gradients instead")
+            raise ValueError(f"layer {layer!r} {where} a recurrent layer ({', '.join(recurrent)}): its output is a "
+                             f"sequence of steps, not positions on the picture, so it has no map; {hint}")
     grid = find_grid(output, inputs.shape[0], tuple(inputs.shape[-2:]), prefix_tokens(model.net), reshape)
     if isinstance(grid, Grid):
         return grid
     usable = [found.name for found in spatial_layers(model, inputs) if found.reaches][-5:]
     hint = f"layers that would work: {', '.join(usable)}" if usable else "pass reshape= to give it one"
     raise ValueError(f"layer {layer!r} has no spatial grid to draw a map on: {grid}; {hint}")
+
+
+def recurrent_layers(net: nn.Module) -> list[str]:
+    """Names of the recurrent modules (LSTM, GRU, RNN and their cells) and of the modules inside them."""
+    names = [name for name, module in net.named_modules() if name and isinstance(module, nn.RNNBase | nn.RNNCellBase)]
+    return [*names, *(f"{name}.{child}" for name in names for child, _ in net.get_submodule(name).named_modules()
+                      if child)]
 
 
 def _attention_parts(net: nn.Module) -> set[str]:

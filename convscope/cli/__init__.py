@@ -20,7 +20,7 @@ from convscope.cli import (
     inspection,
     synthesis,
 )
-from convscope.cli.errors import OneLineParser, check_arguments, nothing_left_on_error, report
+from convscope.cli.errors import OneLineParser, check_arguments, nothing_left_on_error, report, user_code_errors
 from convscope.logs import configure
 
 COMMAND_GROUPS = [inspection, attribution, analysis, feature_space, synthesis, demo, explore]
@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure(args.verbosity)
     try:
         check_arguments(args)
-        with nothing_left_on_error(args):
+        with nothing_left_on_error(args), user_code_errors():
             args.run(args)
     except (ValueError, TypeError, OSError, MemoryError, torch.OutOfMemoryError) as error:
         return report(args.command, error)

@@ -6,9 +6,11 @@ import argparse
 import os
 import re
 import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
 
 import torch
 
@@ -85,6 +87,36 @@ def one_line(error: BaseException | str) -> str:
         text = str(error) if not isinstance(error, KeyError) else f"missing entry {error}"
     lines = [line.strip() for line in ANSI.sub("", text).splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
+
+
+@contextmanager
+def user_code_errors() -> Iterator[None]:
+    """An exception raised by the code of a model file (``--model net.py:make``: its forward) as a one-line
+    ``ValueError`` that names the file and line, ``from`` the original; convscope's own errors pass unchanged."""
+    try:
+        yield
+    except (ValueError, TypeError, OSError, MemoryError, torch.OutOfMemoryError):
+        raise
+    except Exception as error:
+        place = _user_code(error.__traceback__)
+        if place is None:
+            raise
+        raise ValueError(f"the model's own code raised {type(error).__name__} at {place}: {one_line(error)} "
+                         "(run the model on a batch of its input size to debug it)") from error
+
+
+def _user_code(trace: TracebackType | None) -> str | None:
+    """``file:line`` of the last frame in a model file, when no convscope frame comes after it (else None)."""
+    from convscope.models.files import USER_MODULE
+
+    place = None
+    for frame, line in traceback.walk_tb(trace):
+        module = str(frame.f_globals.get("__name__", ""))
+        if module.startswith(USER_MODULE):
+            place = f"{Path(frame.f_code.co_filename).name}:{line}"
+        elif module == "convscope" or module.startswith("convscope."):
+            place = None  # a hook of convscope's, called from the model's code, raised: convscope's own error
+    return place
 
 
 def report(command: str, error: BaseException) -> int:

@@ -86,6 +86,13 @@ class FashionMNIST(PictureSet):
         self.images = torch.from_numpy(np.concatenate(images)) if len(images) > 1 else torch.from_numpy(
             images[0].copy())
         self.label_tensor = torch.from_numpy(np.concatenate(labels).astype(np.int64))
+        outside = self.label_tensor >= len(FASHION_CLASSES)
+        if bool(outside.any()):
+            first = int(outside.nonzero()[0, 0])
+            label = int(self.label_tensor[first])
+            raise ValueError(f"the Fashion-MNIST labels in {str(self.root)!r} hold {int(outside.sum())} values outside "
+                             f"0–{len(FASHION_CLASSES) - 1} (picture {first} is labelled {label}): the labels file is "
+                             "damaged or belongs to another data set")
         self.part_sizes = [len(label) for label in labels]
 
     def __len__(self) -> int:

@@ -12,7 +12,7 @@ from convscope.models.model import Model, as_model
 from convscope.render import html
 from convscope.render.layout import text_picture
 from convscope.render.picture import Picture
-from convscope.targets import DETECTION_CLASSES, class_probabilities, output_kind
+from convscope.targets import DETECTION_CLASSES, check_finite_output, class_probabilities, output_kind
 from convscope.validation import count
 
 
@@ -74,6 +74,7 @@ def predict(model: Model, pictures: Tensor | list[Tensor], k: int = 5, *, batch_
     inputs = model.prepare(pictures)
     with inspection_mode(model.net), torch.no_grad():
         logits = torch.cat([model.net(chunk) for chunk in inputs.split(batch_size)])
+    check_finite_output(logits, model.name)
     kind = output_kind(logits, model.output)
     readout = class_probabilities(logits, kind)
     classes = model.classes(logits.shape[1])

@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+USER_MODULE = "convscope_user_model_"  # the module name a model file is imported under (errors name its code)
+
 
 def is_model_file(name: str) -> bool:
     """Whether ``name`` points to a file rather than a model name."""
@@ -46,7 +48,7 @@ def load_network(name: str) -> object:
 def _from_factory(path: Path, function: str) -> object:
     if not path.is_file():
         raise ValueError(f"model file {str(path)!r} does not exist")
-    spec = importlib.util.spec_from_file_location(f"convscope_user_model_{path.stem}", path)
+    spec = importlib.util.spec_from_file_location(f"{USER_MODULE}{path.stem}", path)
     if spec is None or spec.loader is None:
         raise ValueError(f"cannot import {str(path)!r} as a Python module")
     module = importlib.util.module_from_spec(spec)
@@ -60,7 +62,10 @@ def _from_factory(path: Path, function: str) -> object:
         found = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
                  and getattr(v, "__module__", None) == spec.name]
         raise ValueError(f"{str(path)!r} has no function {function!r}; it defines: {', '.join(found) or 'none'}")
-    net = factory()
+    try:
+        net = factory()
+    except Exception as error:
+        raise ValueError(f"{path.name}:{function}() raised {type(error).__name__}: {error}") from error
     from convscope.models.model import Model
 
     if not isinstance(net, nn.Module | Model):

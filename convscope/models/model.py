@@ -51,16 +51,24 @@ class Model:
             tensor = next(self.net.buffers(), None)
         return tensor.device if tensor is not None else torch.device("cpu")
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating-point type of the network's parameters (float32 for a network without any): inputs are cast
+        to it, as a float64 batch would not run through float32 weights."""
+        tensor = next((t for t in (*self.net.parameters(), *self.net.buffers()) if t.is_floating_point()), None)
+        return tensor.dtype if tensor is not None else torch.float32
+
     def to(self, device: str | torch.device) -> Model:
         """Move the network to ``device``; returns this model."""
         self.net.to(device)
         return self
 
     def prepare(self, pictures: Tensor | Sequence[Tensor]) -> Tensor:
-        """Pictures (``[C,H,W]`` in [0, 1], any size, or a list) → a normalised batch on the model's device."""
+        """Pictures (``[C,H,W]`` in [0, 1], any size, or a list) → a normalised batch on the model's device and in
+        its floating-point type."""
         if isinstance(pictures, Tensor) and pictures.dim() == 4:
             pictures = list(pictures)
-        return self.preprocess(pictures).to(self.device)
+        return self.preprocess(pictures).to(self.device, self.dtype)
 
     def layer_names(self) -> list[str]:
         """Every named sub-module's dotted name, in definition order."""
