@@ -14,6 +14,7 @@ from convscope.cli import (
     argument_checks,
     attribution,
     conventions,
+    defences,
     demo,
     explore,
     feature_space,
@@ -23,7 +24,7 @@ from convscope.cli import (
 from convscope.cli.errors import OneLineParser, check_arguments, nothing_left_on_error, report, user_code_errors
 from convscope.logs import configure
 
-COMMAND_GROUPS = [inspection, attribution, analysis, feature_space, synthesis, demo, explore]
+COMMAND_GROUPS = [inspection, attribution, analysis, defences, feature_space, synthesis, demo, explore]
 
 
 def build_parser() -> argparse.ArgumentParser:

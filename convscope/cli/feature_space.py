@@ -30,10 +30,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_architecture_options(p)
     p.add_argument("--test-pictures", type=int, help="measure test accuracy on the first N test pictures "
                                                      "(default: all 10 000)")
-    p.add_argument("--adversarial", action="store_true", help="train on PGD examples (Madry et al. 2018)")
+    p.add_argument("--defence", choices=("adversarial", "noise", "representation"),
+                   help="adversarial: train on PGD examples (Madry et al. 2018); noise: on pictures with Gaussian "
+                        "pixel noise (--noise); representation: clean cross-entropy plus matching the features of "
+                        "PGD pictures to the clean ones at --defence-layers")
+    p.add_argument("--adversarial", action="store_true", help="the same as --defence adversarial")
     p.add_argument("--epsilon", type=float, default=0.1, help="L∞ radius of the PGD examples, pixels in [0, 1] "
                                                               "(default: %(default)s)")
     p.add_argument("--attack-steps", type=int, default=7, help="PGD steps per batch (default: %(default)s)")
+    p.add_argument("--noise", type=float, default=0.1, help="σ of the training noise for --defence noise, pixels "
+                                                            "in [0, 1] (default: %(default)s)")
+    p.add_argument("--defence-layers", nargs="+", default=["relu2", "relu3", "relu7"],
+                   help="layers whose features --defence representation matches (default: %(default)s)")
+    p.add_argument("--defence-weight", type=float, default=1.0,
+                   help="weight of the feature matching against the cross-entropy (default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
     p.add_argument("--out", type=Path, default=Path("runs/fashion_cnn"),
                    help="folder for epoch_NN.pt and history.csv (default: %(default)s)")
@@ -114,12 +124,19 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> None:
     from convscope.models.fashion_training import TrainingSettings, train_fashion_cnn
 
+    defence = args.defence or ("adversarial" if args.adversarial else None)
+    if args.adversarial and defence != "adversarial":
+        raise ValueError(f"--adversarial is --defence adversarial: it cannot go with --defence {defence}")
+    attacked = defence in ("adversarial", "representation")
     settings = TrainingSettings(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                                 weight_decay=args.weight_decay, seed=args.seed, shuffle_labels=args.shuffle_labels,
                                 train_pictures=args.train_pictures, augment=args.augment,
                                 architecture=architecture_from(args), test_pictures=args.test_pictures,
-                                adversarial_epsilon=args.epsilon if args.adversarial else 0.0,
-                                adversarial_steps=args.attack_steps)
+                                adversarial_epsilon=args.epsilon if attacked else 0.0,
+                                adversarial_steps=args.attack_steps,
+                                noise_std=args.noise if defence == "noise" else 0.0,
+                                representation_layers=tuple(args.defence_layers) if defence == "representation"
+                                else (), representation_weight=args.defence_weight)
     run = train_fashion_cnn(args.out, settings, root=args.data, device=args.device)
     written(args.out / "history.csv")
     print(f"final training accuracy {run.history[-1].train_accuracy:.2%}, test accuracy {run.test_accuracy:.2%}; "

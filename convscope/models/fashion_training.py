@@ -7,7 +7,8 @@ model for the data randomisation test of Adebayo et al. 2018 (https://arxiv.org/
 which can only memorise its pictures (training accuracy rises, test accuracy stays at chance).
 ``architecture`` trains the variants of the Zeiler & Fergus ablation (``convscope ablate``);
 ``adversarial_epsilon`` trains on PGD examples instead of the pictures (Madry et al. 2018,
-https://arxiv.org/abs/1706.06083).
+https://arxiv.org/abs/1706.06083); ``noise_std`` on noisy pictures and ``representation_layers`` with
+feature matching of PGD pictures (:mod:`convscope.models.defence_training`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from torch import Tensor, nn
 
 from convscope.data.fashion_mnist import FashionMNIST
 from convscope.devices import pick_device
+from convscope.models.defence_training import noisy_pixels, representation_matching_loss
 from convscope.models.fashion import (
     DEFAULT_ARCHITECTURE,
     FASHION_PREPROCESS,
@@ -51,6 +53,23 @@ class TrainingSettings:
     adversarial_epsilon: float = 0.0  # > 0: train on L∞ PGD examples of this radius (pixels in [0, 1])
     adversarial_steps: int = 7  # PGD steps per batch, each 2.5·ε/steps, from a random start
     measure_every_epoch: bool = True  # False: accuracies only after the last epoch (NaN before; for many runs)
+    noise_std: float = 0.0  # > 0: train on pictures with Gaussian pixel noise of this σ (defence "noise")
+    representation_layers: tuple[str, ...] = ()  # with adversarial_epsilon: match PGD pictures' features here
+    representation_weight: float = 1.0  # weight of the feature matching against the clean cross-entropy
+
+    @property
+    def on_pixels(self) -> bool:
+        """Whether batches are changed in pixel space (attacks, noise) before being normalised."""
+        return self.adversarial_epsilon > 0 or self.noise_std > 0
+
+    @property
+    def defence(self) -> str:
+        """``none``, ``adversarial``, ``noise`` or ``representation``: what this training defends with."""
+        if self.representation_layers:
+            return "representation"
+        if self.adversarial_epsilon > 0:
+            return "adversarial"
+        return "noise" if self.noise_std > 0 else "none"
 
     def __post_init__(self) -> None:
         if isinstance(self.architecture, dict):  # as saved in a checkpoint
@@ -60,6 +79,14 @@ class TrainingSettings:
         if not 0 <= self.adversarial_epsilon <= 1 or self.adversarial_steps < 1:
             raise ValueError(f"adversarial_epsilon is 0 (off) or up to 1 (pixels in [0, 1]), with at least one "
                              f"step; got ε = {self.adversarial_epsilon} and {self.adversarial_steps} steps")
+        object.__setattr__(self, "representation_layers", tuple(self.representation_layers))
+        if not 0 <= self.noise_std <= 1:
+            raise ValueError(f"noise_std is 0 (off) or up to 1 (pixels in [0, 1]), got {self.noise_std}")
+        if self.representation_layers and self.adversarial_epsilon == 0:
+            raise ValueError("representation matching compares clean and PGD-perturbed pictures: give "
+                             "adversarial_epsilon > 0 (--epsilon)")
+        if not self.representation_weight >= 0:
+            raise ValueError(f"representation_weight must be ≥ 0, got {self.representation_weight}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch size must be at least 1, got {self.epochs} and {self.batch_size}")
         if self.train_pictures is not None and self.train_pictures < 1:
@@ -87,9 +114,14 @@ def train_command(settings: TrainingSettings, out: str) -> str:
         words.append(architecture_options(settings.architecture))
     if settings.test_pictures is not None:
         words.append(f"--test-pictures {settings.test_pictures}")
-    if settings.adversarial_epsilon > 0:
-        words.append(f"--adversarial --epsilon {settings.adversarial_epsilon:g} "
+    if settings.defence == "noise":
+        words.append(f"--defence noise --noise {settings.noise_std:g}")
+    elif settings.defence in ("adversarial", "representation"):
+        words.append(f"--defence {settings.defence} --epsilon {settings.adversarial_epsilon:g} "
                      f"--attack-steps {settings.adversarial_steps}")
+        if settings.defence == "representation":
+            words.append(f"--defence-layers {' '.join(settings.representation_layers)} "
+                         f"--defence-weight {settings.representation_weight:g}")
     words.append(f"--epochs {settings.epochs} --batch-size {settings.batch_size} --lr {settings.learning_rate:g} "
                  f"--weight-decay {settings.weight_decay:g} --seed {settings.seed} --out {out}")
     return " ".join(words)
@@ -132,12 +164,18 @@ def train_fashion_cnn(out: str | Path | None = None, settings: TrainingSettings 
     'test_accuracy', 'settings'}``, loadable with ``load_model('fashion_cnn', weights=…)``)
     and ``history.csv``. The global random state is left as it was.
     """
+    if settings.representation_layers:  # unknown layers fail here, before any file is written
+        from convscope.models.layers import get_layer
+
+        probe = untrained_fashion_model(settings.seed, settings.architecture).net
+        for layer in settings.representation_layers:
+            get_layer(probe, layer)
     device = pick_device(device)
     train_x, train_y = training_pictures(root, settings)
     test_x, test_y = FashionMNIST(root, split="test").tensors()
     if settings.test_pictures is not None:
         test_x, test_y = test_x[:settings.test_pictures], test_y[:settings.test_pictures]
-    if settings.adversarial_epsilon == 0:  # adversarial training attacks pixels and normalises each batch itself
+    if not settings.on_pixels:  # attacks and noise change pixels, and each batch is normalised afterwards
         train_x = FASHION_PREPROCESS.normalize(train_x)
     test_x = FASHION_PREPROCESS.normalize(test_x)
     train_x, train_y, test_x, test_y = (t.to(device) for t in (train_x, train_y, test_x, test_y))
@@ -193,7 +231,7 @@ def training_pictures(root: str | Path | None, settings: TrainingSettings) -> tu
 def _fitting_accuracy(net: nn.Module, train_x: Tensor, train_y: Tensor,
                       settings: TrainingSettings) -> Callable[[], float]:
     """Training accuracy on the clean training pictures (``train_x`` holds pixels under adversarial training)."""
-    if settings.adversarial_epsilon == 0:
+    if not settings.on_pixels:
         return lambda: evaluate_accuracy(net, train_x, train_y)
     return lambda: evaluate_accuracy(net, FASHION_PREPROCESS.normalize(train_x), train_y)
 
@@ -223,10 +261,18 @@ def _train_epoch(model: Model, optimizer: torch.optim.Optimizer, schedule: torch
         if settings.augment:
             flip = torch.rand(len(index), generator=generator, device=inputs.device) < 0.5
             batch = torch.where(flip.view(-1, 1, 1, 1), batch.flip(-1), batch)
-        if settings.adversarial_epsilon > 0:
-            batch = adversarial_batch(model, batch, target, settings.adversarial_epsilon, settings.adversarial_steps,
-                                      generator)
-        loss = F.cross_entropy(net(batch), target)
+        if settings.defence == "representation":
+            perturbed = adversarial_batch(model, batch, target, settings.adversarial_epsilon,
+                                          settings.adversarial_steps, generator)
+            loss = representation_matching_loss(net, model.preprocess(batch), perturbed, target,
+                                                settings.representation_layers, settings.representation_weight)
+        else:
+            if settings.adversarial_epsilon > 0:
+                batch = adversarial_batch(model, batch, target, settings.adversarial_epsilon,
+                                          settings.adversarial_steps, generator)
+            elif settings.noise_std > 0:
+                batch = model.preprocess(noisy_pixels(batch, settings.noise_std, generator))
+            loss = F.cross_entropy(net(batch), target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
