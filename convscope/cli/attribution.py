@@ -58,7 +58,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, help="data-loading processes (default: 0 for in-memory sets, else ≤4)")
     p.add_argument("--limit", type=int, help="explain only the first N pictures")
     add_method_settings(p)
-    p.add_argument("--overwrite", action="store_true", help="discard the maps of a different run in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="discard the maps of a different run in --out, or write into a folder that holds other "
+                        "files (they are kept)")
     p.add_argument("--plain", action="store_true",
                    help="also time a bare forward+backward pass over the same batches and print both rates")
     add_model_options(p, out="maps/latest", model_default=f"{FASHION_MODEL} for fashion-mnist, else {DEFAULT_MODEL}")

@@ -51,7 +51,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=float, default=60.0,
                    help="seconds between saves of the progress (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true",
-                   help="discard a different, finished or damaged scan in --out (only once the new scan can run)")
+                   help="discard a different, finished or damaged scan in --out (only once the new scan can run), "
+                        "or write into a folder that holds other files (only the scan's own files are replaced)")
     p.add_argument("--wait", action="store_true",
                    help="when another scan is writing --out, wait for it to finish instead of stopping")
     add_model_options(p, out="scans/latest", model_default=f"{FASHION_MODEL} for fashion-mnist, else {DEFAULT_MODEL}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -53,7 +52,7 @@ def finalize(folder: Path, fields: dict[str, dict]) -> None:
                                       for path, state in zip(writers, states, strict=True)},
                   shapes={name: list(merged[name].shape) for name in layers})
     storage.write_config(folder, config)
-    shutil.rmtree(folder / storage.PROGRESS, ignore_errors=True)
+    storage.remove_progress(folder)
 
 
 def _merge(into: LayerRecorder, other: LayerRecorder) -> None:

@@ -77,8 +77,9 @@ class Scan:
         ``workers``: data-loading processes (default: none for in-memory sets, else up to 4).
         ``model_source`` (``{'name', 'weights'}``) lets later commands reload the model.
         One scan writes a folder at a time: another one raises (naming it), or waits with ``wait``.
-        ``overwrite`` discards the folder's scan, but only once one picture has gone through the
-        layers; a scan that fails before saving any batch leaves no trace. A resume refuses
+        A folder that holds other files but no scan is refused unless ``overwrite``. ``overwrite``
+        discards the folder's scan (its own files only), but only once one picture has gone through
+        the layers; a scan that fails before saving any batch leaves no trace. A resume refuses
         batches whose pictures changed since they were scanned.
         """
         pictures = as_picture_set(pictures)  # any torch Dataset of (image, label) or image items
@@ -149,6 +150,7 @@ class Scan:
         """
         if team.main:
             try:
+                storage.SCAN_FILES.check(folder, overwrite)  # a folder of the user's is not written without overwrite
                 held.enter_context(scan_lock(folder, wait=wait, on_wait=log.info))
                 existing = None
                 if not overwrite and (folder / storage.CONFIG).is_file():

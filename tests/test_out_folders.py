@@ -1,0 +1,169 @@
+"""Out folders: a folder of the user's is refused without --overwrite, and even with it only a command's own
+files are removed; one explain-set run at a time writes a folder, and a run whose folder was taken stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import pytest
+import torch
+from scan_worker import pictures, small_model
+from test_scan_data import write_fake_fashion
+
+from convscope.attribution.dataset import CONFIG, explain_set, load_chunks, read_config
+from convscope.attribution.dataset_summary import summarise
+from convscope.cli import main
+from convscope.data import TensorPictures
+from convscope.scan import Scan, storage
+from convscope.scan.lock import ScanBusy
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def contents(folder) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def users_files(folder) -> dict[str, bytes]:
+    """A folder as a user may have it: notes in `layers/` and `progress/`, a temporary file, an `index.pt`."""
+    for name, data in {"layers/notes.txt": b"mine", "progress/plan.txt": b"mine too", ".draft.tmp": b"half",
+                       "chunks/.keep.tmp": b"kept", "index.pt": b"my own index"}.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    return contents(folder)
+
+
+def _scan(folder, **options):
+    return Scan(small_model(), ["relu1", "fc"], k=3).run(pictures(count=9), folder, batch_size=4, progress=False,
+                                                         **options)
+
+
+def test_scan_refuses_a_folder_of_the_users_files_and_overwrite_keeps_them(tmp_path) -> None:
+    before = users_files(tmp_path)
+    with pytest.raises(ValueError, match=r"holds files that `convscope scan` did not write \(\.draft\.tmp, "
+                                         r"chunks/\.keep\.tmp, index\.pt and 2 more\).*--overwrite"):
+        _scan(tmp_path)
+    assert contents(tmp_path) == before  # nothing written, nothing removed
+    assert _scan(tmp_path, overwrite=True).count == 9
+    after = contents(tmp_path)
+    assert {name: after[name] for name in before if name != "index.pt"} == \
+        {name: data for name, data in before.items() if name != "index.pt"}  # only the scan's own names replaced
+    assert after["index.pt"] != before["index.pt"]
+    with pytest.raises(ValueError, match=r"did not write \(layers/notes\.txt, progress/plan\.txt\)"):
+        _scan(tmp_path)  # the folder is the scan's now, but its own sub-folders still hold the user's notes
+
+
+def test_the_command_refuses_in_one_line_and_writes_nothing(tmp_path, capsys) -> None:
+    write_fake_fashion(tmp_path / "fashion", test=5)
+    work = tmp_path / "work"
+    (work / "layers").mkdir(parents=True)
+    (work / "layers" / "notes.txt").write_text("mine")
+    argv = ["scan", f"{tmp_path / 'fashion'}:test", "--layers", "relu2", "--batch-size", "2", "--device", "cpu",
+            "--out", str(work)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "layers/notes.txt" in err and "--overwrite" in err
+    assert sorted(str(p.relative_to(work)) for p in work.rglob("*")) == ["layers", "layers/notes.txt"]
+    assert main([*argv, "--overwrite"]) == 0
+    assert (work / "layers" / "notes.txt").read_text() == "mine" and (work / "layers" / "relu2.pt").is_file()
+
+
+def test_a_scans_own_sub_folders_hold_only_its_files_and_cleanups_remove_only_those(tmp_path) -> None:
+    _scan(tmp_path)
+    (tmp_path / "layers" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"layers/notes\.txt"):
+        _scan(tmp_path)
+    (tmp_path / "layers" / "notes.txt").unlink()
+    (tmp_path / "top_patches_relu1_0-3.png").write_bytes(b"a view of the scan")  # the views write beside it
+    (tmp_path / ".mine.tmp").write_bytes(b"the user's")
+    (tmp_path / "layers" / ".relu1.pt.4242.tmp").write_bytes(b"half written by the scan")
+    rank = tmp_path / storage.PROGRESS / "rank0"  # as if the removal of progress/ had been cut short
+    rank.mkdir(parents=True)
+    (rank / "part_00000.pt").write_bytes(b"left over")
+    assert _scan(tmp_path).count == 9
+    assert not (tmp_path / "layers" / ".relu1.pt.4242.tmp").exists() and not (tmp_path / "progress").exists()
+    assert (tmp_path / ".mine.tmp").is_file() and (tmp_path / "top_patches_relu1_0-3.png").is_file()
+    (rank / "mine.txt").parent.mkdir(parents=True)
+    (rank / "mine.txt").write_text("mine")
+    Scan(small_model(), ["relu2"], k=3).run(pictures(count=9), tmp_path, batch_size=4, progress=False,
+                                            overwrite=True)
+    assert (rank / "mine.txt").read_text() == "mine" and (tmp_path / ".mine.tmp").is_file()
+    assert sorted(p.name for p in (tmp_path / "layers").iterdir()) == ["relu2.pt"]
+
+
+def test_explain_set_refuses_a_folder_of_the_users_files_and_overwrite_keeps_them(tmp_path) -> None:
+    before = users_files(tmp_path)
+    with pytest.raises(ValueError, match=r"`convscope explain-set` did not write \(\.draft\.tmp, chunks/\.keep"):
+        explain_set(small_model(), pictures(), tmp_path, batch_size=8, progress=False)
+    assert contents(tmp_path) == before
+    explain_set(small_model(), pictures(), tmp_path, batch_size=8, progress=False, overwrite=True)
+    after = contents(tmp_path)
+    assert {name: after[name] for name in before} == before
+    assert len(load_chunks(tmp_path)) == 3
+    explain_set(small_model(), pictures(), tmp_path, "saliency", batch_size=8, progress=False, overwrite=True)
+    assert {name: contents(tmp_path)[name] for name in before} == before  # a second overwrite keeps them too
+
+
+class Pausing(TensorPictures):
+    """The same pictures; reading picture ``at`` first calls ``pause`` (a run suspended in the middle)."""
+
+    def __init__(self, source: TensorPictures, at: int, pause) -> None:
+        super().__init__(source.items, source.labels(), source.class_names)
+        self.at, self.pause = at, pause
+
+    def picture(self, index: int) -> torch.Tensor:
+        if index == self.at:
+            self.pause()
+        return super().picture(index)
+
+
+def test_a_second_explain_set_run_on_a_folder_in_use_is_refused(tmp_path) -> None:
+    paused, go_on = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def pause() -> None:
+        paused.set()
+        go_on.wait(60)
+
+    def first() -> None:
+        try:
+            explain_set(small_model(), Pausing(pictures(), 12, pause), tmp_path, batch_size=4, progress=False)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert paused.wait(60)
+        with pytest.raises(ScanBusy, match=rf"being explained by another process \(pid {os.getpid()}.*explain\.lock"):
+            explain_set(small_model(), pictures(), tmp_path, target=2, batch_size=4, progress=False, overwrite=True)
+    finally:
+        go_on.set()
+        thread.join()
+    assert not errors
+    assert read_config(tmp_path)["target"] == "top" and not (tmp_path / "explain.lock").exists()
+    model, pics = small_model(), pictures()
+    top = model.net(model.preprocess(torch.stack([pics.picture(i) for i in range(len(pics))]))).argmax(1)
+    assert torch.equal(torch.cat([chunk["classes"] for chunk in load_chunks(tmp_path)]), top)  # no class-2 maps
+
+
+def test_a_run_whose_folder_was_taken_under_it_stops_instead_of_mixing(tmp_path) -> None:
+    def taken() -> None:  # another run (its lock removed by hand) rewrote the settings with --target 2
+        config = json.loads((tmp_path / CONFIG).read_text())
+        (tmp_path / CONFIG).write_text(json.dumps({**config, "target": "2"}))
+
+    with pytest.raises(ValueError, match=r"explain\.json changed while this run was writing \(target.*stops"):
+        explain_set(small_model(), Pausing(pictures(), 12, taken), tmp_path, batch_size=4, progress=False)
+    assert len(load_chunks(tmp_path)) == 3  # chunks 0–2 were written before; none after the change
+
+    mixed = tmp_path / "mixed"
+    explain_set(small_model(), pictures(), mixed, batch_size=4, progress=False)
+    other = tmp_path / "other"
+    explain_set(small_model(), pictures(), other, target=2, batch_size=4, progress=False)
+    (mixed / "chunks" / "chunk_00003.pt").write_bytes((other / "chunks" / "chunk_00003.pt").read_bytes())
+    with pytest.raises(ValueError, match=r"chunk_00003\.pt was written by a run with other settings"):
+        summarise(mixed)
+    with pytest.raises(ValueError, match=r"chunk_00003\.pt was written by a run with other settings"):
+        explain_set(small_model(), pictures(), mixed, batch_size=4, progress=False)
