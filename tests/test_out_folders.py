@@ -167,3 +167,24 @@ def test_a_run_whose_folder_was_taken_under_it_stops_instead_of_mixing(tmp_path)
         summarise(mixed)
     with pytest.raises(ValueError, match=r"chunk_00003\.pt was written by a run with other settings"):
         explain_set(small_model(), pictures(), mixed, batch_size=4, progress=False)
+
+
+def test_train_refuses_a_folder_that_holds_an_earlier_run_and_picks_a_free_default(tmp_path, capsys,
+                                                                                   monkeypatch) -> None:
+    write_fake_fashion(tmp_path / "data", train=8, test=4)
+    train = ["train", "--data", str(tmp_path / "data"), "--epochs", "1", "--batch-size", "4", "--device", "cpu"]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "epoch_02.pt").write_bytes(b"an earlier run's checkpoint")
+    (run / "notes.txt").write_text("mine")
+    before = contents(run)
+    assert main([*train, "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already holds an earlier training run's files (epoch_02.pt" in err
+    assert "--overwrite" in err and contents(run) == before
+    assert main([*train, "--out", str(run), "--overwrite"]) == 0
+    assert sorted(p.name for p in run.iterdir()) == ["epoch_00.pt", "epoch_01.pt", "history.csv", "notes.txt"]
+    monkeypatch.chdir(tmp_path)
+    assert main(train) == 0 and main(train) == 0  # the default folder is never an earlier run's
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["fashion_cnn", "fashion_cnn_2"]
+    assert "--weights runs/fashion_cnn_2/epoch_01.pt" in capsys.readouterr().out

@@ -12,6 +12,7 @@ from convscope.models import DEFAULT_MODEL, load_model
 from convscope.models.fashion import FASHION_MODEL
 
 SCAN_HELP = "a scan folder written by `convscope scan`"
+TRAIN_FOLDER = "runs/fashion_cnn"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -35,8 +36,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                                                               "(default: %(default)s)")
     p.add_argument("--attack-steps", type=int, default=7, help="PGD steps per batch (default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
-    p.add_argument("--out", type=Path, default=Path("runs/fashion_cnn"),
-                   help="folder for epoch_NN.pt and history.csv (default: %(default)s)")
+    p.add_argument("--out", type=Path,
+                   help=f"folder for epoch_NN.pt and history.csv (default: {TRAIN_FOLDER}, or {TRAIN_FOLDER}_2 … when "
+                        "that holds an earlier run)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the checkpoints and history of an earlier run in --out (other files are kept)")
     p.set_defaults(run=run_train)
 
     p = commands.add_parser("scan", help="one pass over a picture set: features, top activations, statistics")
@@ -106,7 +110,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from convscope.models.fashion_training import TrainingSettings, train_fashion_cnn
+    from convscope.models.fashion_training import TrainingSettings, free_folder, train_fashion_cnn
 
     settings = TrainingSettings(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                                 weight_decay=args.weight_decay, seed=args.seed, shuffle_labels=args.shuffle_labels,
@@ -114,7 +118,8 @@ def run_train(args: argparse.Namespace) -> None:
                                 architecture=architecture_from(args), test_pictures=args.test_pictures,
                                 adversarial_epsilon=args.epsilon if args.adversarial else 0.0,
                                 adversarial_steps=args.attack_steps)
-    run = train_fashion_cnn(args.out, settings, root=args.data, device=args.device)
+    args.out = args.out or free_folder(TRAIN_FOLDER)  # the default folder is never an earlier run's
+    run = train_fashion_cnn(args.out, settings, root=args.data, device=args.device, overwrite=args.overwrite)
     written(args.out / "history.csv")
     print(f"final training accuracy {run.history[-1].train_accuracy:.2%}, test accuracy {run.test_accuracy:.2%}; "
           f"use it with --model {FASHION_MODEL} "
