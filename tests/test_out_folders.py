@@ -16,7 +16,7 @@ from convscope.attribution.dataset import CONFIG, explain_set, load_chunks, read
 from convscope.attribution.dataset_summary import summarise
 from convscope.cli import main
 from convscope.data import TensorPictures
-from convscope.scan import Scan, storage
+from convscope.scan import Scan, ScanResult, storage
 from convscope.scan.lock import ScanBusy
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -188,3 +188,67 @@ def test_train_refuses_a_folder_that_holds_an_earlier_run_and_picks_a_free_defau
     assert main(train) == 0 and main(train) == 0  # the default folder is never an earlier run's
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["fashion_cnn", "fashion_cnn_2"]
     assert "--weights runs/fashion_cnn_2/epoch_01.pt" in capsys.readouterr().out
+
+
+def _photos(folder, count: int = 6):
+    """``count`` small different PNG pictures in ``folder`` (a picture set of files)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(5)
+    for n in range(count):
+        pixels = (torch.rand(12, 12, 3, generator=generator) * 255).to(torch.uint8).numpy()
+        Image.fromarray(pixels).save(folder / f"p{n}.png")
+
+
+def test_a_finished_scan_refuses_pictures_that_changed_and_accepts_a_touched_file(tmp_path, monkeypatch) -> None:
+    from PIL import Image
+
+    import convscope.data.folder as folder_module
+    from convscope.data.opening import open_dataset
+
+    _photos(tmp_path / "photos")
+    scan = Scan(small_model(), ["relu1", "fc"], k=3)
+    scan.run(open_dataset(tmp_path / "photos"), tmp_path / "scan", batch_size=4, progress=False)
+    reads: list[str] = []
+    load = folder_module.load_image
+    monkeypatch.setattr(folder_module, "load_image", lambda path: reads.append(path) or load(path))
+    result = scan.run(open_dataset(tmp_path / "photos"), tmp_path / "scan", batch_size=4, progress=False)
+    assert reads == []  # unchanged files (sizes and times) are not read again
+    result.top_patches("relu1", [0, 1], 3)
+    reads.clear()
+
+    path = tmp_path / "photos" / "p2.png"
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched, same content: still the same scan
+    scan.run(open_dataset(tmp_path / "photos"), tmp_path / "scan", batch_size=4, progress=False)
+    assert [os.path.basename(p) for p in reads] == ["p2.png"]  # only the touched file is read, to compare
+
+    pixels = torch.zeros(12, 12, 3, dtype=torch.uint8).numpy()
+    Image.fromarray(pixels).save(path)  # another picture under the same name
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2 * 10**9))
+    with pytest.raises(ValueError, match=r"picture 2 \(p2\.png\) changed since it was scanned into .*--overwrite"):
+        scan.run(open_dataset(tmp_path / "photos"), tmp_path / "scan", batch_size=4, progress=False)
+    result = ScanResult.load(tmp_path / "scan")
+    top = result.top("relu1")
+    channel = next(c for c in range(top.images.shape[0]) if 2 in top.images[c].tolist())
+    with pytest.raises(ValueError, match=r"picture 2 \(p2\.png\) changed since it was scanned"):
+        result.top_patches("relu1", [channel], 3)
+    assert scan.run(open_dataset(tmp_path / "photos"), tmp_path / "scan", batch_size=4, progress=False,
+                    overwrite=True).count == 6  # --overwrite scans them as they are
+
+
+def test_the_commands_refuse_a_scan_whose_pictures_changed_in_one_line(tmp_path, capsys) -> None:
+    write_fake_fashion(tmp_path / "fashion", test=5)
+    argv = ["scan", f"{tmp_path / 'fashion'}:test", "--layers", "relu2", "--batch-size", "2", "--device", "cpu",
+            "--out", str(tmp_path / "scan")]
+    assert main(argv) == 0
+    images = tmp_path / "fashion" / "t10k-images-idx3-ubyte"
+    data = bytearray(images.read_bytes())
+    data[16:16 + 5 * 784] = bytes(255 - b for b in data[16:16 + 5 * 784])  # every picture inverted
+    images.write_bytes(bytes(data))
+    capsys.readouterr()
+    for command in (argv, ["top-patches", str(tmp_path / "scan"), "--channels", "0"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "changed since it was scanned" in err and "--overwrite" in err, err

@@ -210,8 +210,8 @@ class SetExplainer:
              overwrite: bool, progress: bool, mapping: Tensor | None, team: Any, held: ExitStack) -> SetRun:
         if team.main:
             try:
-                EXPLAIN_FILES.check(folder, overwrite)  # a folder of the user's is not written without overwrite
                 held.enter_context(folder_lock(folder, LOCK, "explained"))  # one run at a time writes the folder
+                EXPLAIN_FILES.check(folder, overwrite)  # a folder of the user's is not written without overwrite
                 self._prepare(folder, config, overwrite)
             except BaseException:
                 team.all_ok(False)
