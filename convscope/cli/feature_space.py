@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from convscope.cli.architecture import add_architecture_options, architecture_from
-from convscope.cli.common import add_model_options, slug, written
+from convscope.cli.common import add_model_options, written
+from convscope.cli.output_names import identity, output_name
 from convscope.data.opening import DATA_HELP, open_dataset
 from convscope.models import DEFAULT_MODEL, load_model
 from convscope.models.fashion import FASHION_MODEL
@@ -160,13 +161,14 @@ def run_top_patches(args: argparse.Namespace) -> None:
     channels = parse_channels(args.channels, result.top(layer).values.shape[0])
     out = args.out or args.scan
     model = result.model(args.device) if args.projections else None  # fails before anything is written
+    made = {**identity(args, leave_out=("channels", "context", "projections")), "layer": layer}
     for start in range(0, len(channels), 16):
         page = channels[start:start + 16]
         view = result.top_patches(layer, page, args.k)
-        name = f"top_patches_{slug(layer)}_{page[0]}-{page[-1]}"
-        written(view.picture().save(out / f"{name}.png"))
+        parts, shown = ("top_patches", layer, f"{page[0]}-{page[-1]}"), {**made, "channels": page}
+        written(view.picture().save(out / output_name(*parts, identity=shown)))
         if args.context:
-            written(view.picture(context=True).save(out / f"{name}_context.png"))
+            written(view.picture(context=True).save(out / output_name(*parts, "context", identity=shown)))
     if args.projections:
         from convscope.scan.projections import top_projections
 
@@ -175,7 +177,9 @@ def run_top_patches(args: argparse.Namespace) -> None:
             figure = top_projections(result, layer, page, args.k, method=args.projections, model=model)
             if start == 0:
                 print(figure.note[0].upper() + figure.note[1:] + ".")
-            written(figure.picture().save(out / f"top_projections_{slug(layer)}_{page[0]}-{page[-1]}.png"))
+            name = output_name("top_projections", layer, f"{page[0]}-{page[-1]}",
+                               identity={**made, "channels": page, "projections": args.projections})
+            written(figure.picture().save(out / name))
 
 
 def parse_channels(texts: list[str] | None, total: int) -> list[int]:
@@ -221,7 +225,9 @@ def run_neighbors(args: argparse.Namespace) -> None:
         print(f"neighbours with the query's class: {feature_share:.0%} in feature space, "
               f"{pixel_share:.0%} in pixel space")
     out = args.out or args.scan
-    written(view.picture().save(out / f"neighbors_{slug(view.layer)}.png"))
+    shown = args.images[0] if len(args.images) == 1 else f"{len(args.images)}queries"
+    name = output_name("neighbors", view.layer, Path(shown).stem, identity=identity(args, pictures=("images",)))
+    written(view.picture().save(out / name))
 
 
 def run_embed(args: argparse.Namespace) -> None:
@@ -232,15 +238,15 @@ def run_embed(args: argparse.Namespace) -> None:
     embedding = result.embed(args.layer, method=args.method, max_points=args.max_points or None, seed=args.seed,
                              **options)
     out = args.out or args.scan
-    name = f"{args.method}_{slug(embedding.layer)}"
+    parts, made = (args.method, embedding.layer), {**identity(args), "layer": embedding.layer}
     if embedding.note:
         print(embedding.note)
     scatter = embedding.scatter()  # every picture is made before the first file is written
     grid = embedding.grid_picture(args.grid, seed=args.seed) if args.grid else None
-    written(embedding.to_csv(out / f"{name}.csv"))
-    written(scatter.save(out / f"{name}.png"))
+    written(embedding.to_csv(out / output_name(*parts, identity=made, ext="csv")))
+    written(scatter.save(out / output_name(*parts, identity=made)))
     if grid is not None:
-        written(grid.save(out / f"{name}_grid.png"))
+        written(grid.save(out / output_name(*parts, "grid", identity=made)))
 
 
 def run_dead_filters(args: argparse.Namespace) -> None:
@@ -252,4 +258,5 @@ def run_dead_filters(args: argparse.Namespace) -> None:
     for layer in layers:
         view = result.dead_filters(layer, max_active=args.max_active)
         print("\n".join(view.lines()))
-        written(view.picture().save(out / f"dead_filters_{slug(layer)}.png"))
+        name = output_name("dead_filters", layer, identity={**identity(args), "layer": layer})
+        written(view.picture().save(out / name))
