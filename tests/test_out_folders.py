@@ -252,3 +252,14 @@ def test_the_commands_refuse_a_scan_whose_pictures_changed_in_one_line(tmp_path,
         assert main(command) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "changed since it was scanned" in err and "--overwrite" in err, err
+
+
+def test_a_scan_whose_folder_was_taken_under_it_stops_instead_of_mixing(tmp_path) -> None:
+    def taken() -> None:  # another scan (its lock removed by hand) rewrote the settings with other layers
+        config = json.loads((tmp_path / storage.CONFIG).read_text())
+        (tmp_path / storage.CONFIG).write_text(json.dumps({**config, "layers": ["relu2"]}))
+
+    with pytest.raises(ValueError, match=r"scan\.json changed while this scan was writing \(layers.*stops"):
+        Scan(small_model(), ["relu1", "fc"], k=3).run(Pausing(pictures(count=9), 6, taken), tmp_path,
+                                                      batch_size=2, progress=False, checkpoint_every=0)
+    assert json.loads((tmp_path / storage.CONFIG).read_text())["complete"] is False  # not finished as a mixture

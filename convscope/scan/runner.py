@@ -101,7 +101,7 @@ class Scan:
                 sources = file_stats(pictures) if team.main else None  # before any picture is read
                 try:
                     return self._resume(pictures, folder, batch_size, workers, progress, checkpoint_every,
-                                        stop_early, team, sources)
+                                        stop_early, team, sources, config)
                 except BaseException:
                     if team.main and not storage.has_progress(folder):  # nothing saved: leave no stub behind
                         storage.clear(folder)
@@ -113,21 +113,26 @@ class Scan:
 
     def _resume(self, pictures: PictureSet, folder: Path, batch_size: int, workers: int | None, progress: bool,
                 checkpoint_every: float, stop_early: bool, team: Workers,
-                sources: dict[str, list[int]] | None) -> ScanResult:
+                sources: dict[str, list[int]] | None, config: dict[str, Any]) -> ScanResult:
         states = [storage.load_state(p) for p in sorted((folder / storage.PROGRESS).glob("rank*/state.pt"))]
         done = {b for state in states for b in state["done"]}
         batches = _batches(len(pictures), batch_size)
         self._check_unchanged(pictures, batches, states, workers, team)
         mine = [b for b in range(len(batches)) if b not in done][team.rank::team.world]
         team.barrier()  # everyone has read the saved progress before anyone writes
-        writer = _Writer(folder, team.rank, self.layers, self.k, self.model.device)
+        writer = _Writer(folder, team.rank, self.layers, self.k, self.model.device, config)
         failed: BaseException | None = None
         try:
             self._scan(pictures, batches, mine, writer, batch_size, workers, progress and team.main,
                        checkpoint_every, stop_early)
         except BaseException as error:  # saved progress stays valid; re-raised once all processes agree
             failed = error
-        writer.save()
+        try:
+            writer.save()
+            if team.main and failed is None:
+                storage.check_still_ours(folder, config)  # the folder is still this scan's: it may be finished
+        except BaseException as error:
+            failed = failed or error
         if not team.all_ok(failed is None):
             if failed is not None:
                 raise failed
@@ -297,7 +302,9 @@ class Scan:
 class _Writer:
     """This process's committed progress: recorders, done batches and feature parts on disk."""
 
-    def __init__(self, folder: Path, rank: int, layers: list[str], k: int, device: torch.device) -> None:
+    def __init__(self, folder: Path, rank: int, layers: list[str], k: int, device: torch.device,
+                 config: dict[str, Any]) -> None:
+        self.scan_folder, self.config = folder, config
         self.folder = storage.writer_folder(folder, rank)
         path = self.folder / "state.pt"
         self.fingerprints: dict[int, str] = {}
@@ -329,6 +336,7 @@ class _Writer:
     def save(self) -> None:
         if not self.pending_batches or self.torn:
             return
+        storage.check_still_ours(self.scan_folder, self.config)
         part: dict[str, Any] = {"batches": list(self.pending_batches), "labels": torch.cat(self.pending_labels),
                                 "digests": torch.cat(self.pending_digests), "features": {}}
         for name, recorder in self.recorders.items():

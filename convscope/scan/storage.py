@@ -156,6 +156,17 @@ def check_same_scan(existing: dict[str, Any], wanted: dict[str, Any], folder: Pa
                              "again")
 
 
+def check_still_ours(folder: Path, config: dict[str, Any]) -> None:
+    """Refuse to go on when the folder's settings are no longer those of the scan writing it (another scan took the
+    folder, e.g. after its lock was removed by hand): saving now would mix two scans."""
+    now = read_config(folder)
+    for key in IDENTITY:
+        if now.get(key) != config.get(key):
+            raise ValueError(f"the settings in {folder / CONFIG} changed while this scan was writing ({key}: "
+                             f"{_short(now.get(key))} now, {_short(config.get(key))} in this scan): another scan "
+                             "took the folder; this one stops so as not to mix their features")
+
+
 def clear(folder: Path) -> None:
     """Remove what a scan wrote into ``folder`` (and nothing else; the lock stays with its holder)."""
     SCAN_FILES.clear(folder)
