@@ -228,6 +228,8 @@ class SetExplainer:
         failed: BaseException | None = None
         try:
             self._explain(pictures, folder, mine, batch_size, workers, mapping, progress and team.main, config)
+            if team.main:
+                check_settings(folder, config)  # the folder is still this run's: its summary may be written
         except BaseException as error:  # written chunks stay valid; re-raised once all processes agree
             failed = error
         seconds = time.perf_counter() - start
@@ -239,7 +241,6 @@ class SetExplainer:
         if team.main:
             from convscope.attribution.dataset_summary import write_summary
 
-            check_settings(folder, config)
             write_summary(folder)
             _write_config(folder, {**config, "complete": True})
         team.barrier()
@@ -299,16 +300,21 @@ class SetExplainer:
         a chunk was written with other settings."""
         mine = done[team.rank::team.world]
         changed = []
-        settings = settings_digest(config)
-        for chunk in mine:
-            check_chunk_settings(storage.load(chunk_file(folder, chunk), mmap=True), chunk_file(folder, chunk),
-                                 settings)
-        if mine:
+        settings, mixed = settings_digest(config), None
+        try:
+            for chunk in mine:
+                check_chunk_settings(storage.load(chunk_file(folder, chunk), mmap=True), chunk_file(folder, chunk),
+                                     settings)
+        except ValueError as error:  # raised once all processes agree
+            mixed = error
+        if mine and mixed is None:
             loader = DataLoader(PictureDigests(pictures), num_workers=loader_workers(pictures, workers),
                                 batch_sampler=[list(_chunk_range(c, batch_size, len(pictures))) for c in mine])
             changed = [c for c, digests in zip(mine, plain_loader_errors(loader), strict=True)
                        if batch_fingerprint(digests) != storage.load(chunk_file(folder, c), mmap=True)["fingerprint"]]
-        if not team.all_ok(not changed):
+        if not team.all_ok(not changed and mixed is None):
+            if mixed is not None:
+                raise mixed
             if changed:
                 first = _chunk_range(changed[0], batch_size, len(pictures))
                 raise ValueError(f"pictures changed since they were explained (chunks {changed[:5]}"
