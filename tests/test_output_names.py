@@ -68,6 +68,7 @@ LITE0 = ["--device", "cpu"]  # invert reads colour pictures
     ["invert", "--layers", "conv_stem", "--steps", "2", "--size", "32", *LITE0],
     ["dream", "--layer", "relu1", "--octaves", "1", "--steps", "1", "--size", "28", *FASHION],
     ["stats", "--target", "Bag", *FASHION],
+    ["invariance", "--transform", "rotate", *FASHION],
 ])
 def test_picture_commands_write_one_result_per_picture(tmp_path, command, capsys) -> None:
     first, second, third = _pictures(tmp_path, "a b.png", "a_b.png", "c/a b.png")
