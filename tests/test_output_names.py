@@ -69,7 +69,7 @@ LITE0 = ["--device", "cpu"]  # invert reads colour pictures
     ["dream", "--layer", "relu1", "--octaves", "1", "--steps", "1", "--size", "28", *FASHION],
     ["stats", "--target", "Bag", *FASHION],
     ["invariance", "--transform", "rotate", *FASHION],
-])
+], ids=lambda command: command[0])
 def test_picture_commands_write_one_result_per_picture(tmp_path, command, capsys) -> None:
     first, second, third = _pictures(tmp_path, "a b.png", "a_b.png", "c/a b.png")
     out = tmp_path / "out"
