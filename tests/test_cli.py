@@ -28,16 +28,17 @@ def test_layers(capsys):
 
 def test_filters_activations_stats_write_pictures(capsys, tmp_path):
     code, out, _ = run(capsys, "filters", "--out", str(tmp_path), "--device", "cpu")
-    assert code == 0 and (tmp_path / "filters_efficientnet_lite0_conv_stem.png").exists()
+    assert code == 0 and len(list(tmp_path.glob("filters_efficientnet_lite0_conv_stem_*.png"))) == 1
     code, out, _ = run(capsys, "activations", "sample:chelsea", "--layer", "bn1", "--out", str(tmp_path),
                        "--device", "cpu")
     assert code == 0 and "dead channels" in out
-    assert Image.open(tmp_path / "activations_chelsea_bn1.png").size[0] > 500
+    [activations] = tmp_path.glob("activations_chelsea_bn1_*.png")
+    assert Image.open(activations).size[0] > 500
     code, out, _ = run(capsys, "stats", "sample:chelsea", "--target", "tabby", "--out", str(tmp_path),
                        "--device", "cpu")
     assert code == 0 and "conv_stem" in out
-    assert (tmp_path / "stats_chelsea.csv").read_text().startswith("layer,kind,shape")
-    assert (tmp_path / "stats_chelsea.png").exists()
+    [table] = tmp_path.glob("stats_chelsea_tabby_*.csv")
+    assert table.read_text().startswith("layer,kind,shape") and table.with_suffix(".png").exists()
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -49,7 +49,7 @@ def test_factory_file_with_class_names(factory, capsys):
     assert code == 0 and "dog (1)" in out, err
     code, _, err = run(capsys, "explain", "sample:chelsea", "--model", f"{factory}/net.py:make", "--method",
                        "grad_cam", "--out", str(factory / "out"), "--device", "cpu")
-    assert code == 0 and (factory / "out" / "explain_chelsea_grad_cam_map.png").is_file(), err
+    assert code == 0 and len(list((factory / "out").glob("explain_chelsea_grad_cam_map_*.png"))) == 1, err
     for spec, message in ((f"{factory}/net.py:three", "returned a int; it must return a torch.nn.Module"),
                           (f"{factory}/net.py:nope", "has no function 'nope'; it defines: make, three"),
                           (f"{factory}/net.py", "write FILE.py:FUNCTION")):

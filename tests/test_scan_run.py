@@ -120,9 +120,11 @@ def ScanResultIsComplete(folder) -> bool:  # noqa: N802
 def test_a_finished_scan_is_reused_and_a_different_one_refused(tmp_path) -> None:
     model, data = small_model(), pictures()
     Scan(model, ["relu1"]).run(data, tmp_path, batch_size=8, progress=False)
+    written = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.pt")}
     counting = Failing(data, fail_at=None)
     Scan(model, ["relu1"]).run(counting, tmp_path, batch_size=8, progress=False)
-    assert counting.reads == []
+    assert sorted(counting.reads) == list(range(len(data)))  # read once, to see they are unchanged; not rescanned
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.pt")} == written
     with pytest.raises(ValueError, match="layers"):
         Scan(model, ["relu2"]).run(data, tmp_path, batch_size=8, progress=False)
     with pytest.raises(ValueError, match="model"):

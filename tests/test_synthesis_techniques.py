@@ -75,8 +75,8 @@ def test_command_line_reports_bad_input_in_one_line(capsys):
 def test_command_line_efros_leung_writes_a_picture(tmp_path, capsys):
     code = main(["texture", "sample:brick", "--method", "efros-leung", "--source-size", "24", "--size", "16",
                  "--window", "5", "--out", str(tmp_path)])
-    assert code == 0 and (tmp_path / "texture_brick_efros-leung.png").is_file()
-    assert (tmp_path / "texture_brick_efros-leung_glcm.png").is_file()
+    assert code == 0 and len(list(tmp_path.glob("texture_brick_efros-leung_*.png"))) == 2
+    assert len(list(tmp_path.glob("texture_brick_efros-leung_glcm_*.png"))) == 1
     assert "mean window error" in capsys.readouterr().out
 
 
@@ -94,7 +94,6 @@ def test_classviz_takes_the_lectures_objective_and_its_lambda(tmp_path, capsys, 
     code = main(["classviz", "--targets", "goldfish", "--objective", "score", "--l2", "0.001", "--steps", "2",
                  "--size", "32", "-q", "--out", str(tmp_path)])
     assert code == 0 and seen["objective"] == "score" and seen["l2_weight"] == 0.001
-    picture = tmp_path / "classviz_goldfish_fourier_score.png"
-    assert picture.is_file()
+    assert len(list(tmp_path.glob("classviz_goldfish_fourier_score_*.png"))) == 1
     assert main(["classviz", "--targets", "goldfish", "--l2", "-1", "--out", str(tmp_path)]) == 2
     assert "--l2 is a weight ≥ 0" in capsys.readouterr().err

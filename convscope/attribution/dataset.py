@@ -14,9 +14,10 @@ map mass falls in the centre, so that a model looking at the background stands o
 
 from __future__ import annotations
 
+import hashlib
 import json
-import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ from convscope.models.model import Model, as_model
 from convscope.progress import progress_bar
 from convscope.scan import storage
 from convscope.scan.distributed import join_workers
+from convscope.scan.lock import folder_lock
+from convscope.scan.own_files import OwnFiles
 from convscope.scan.runner import (
     FittedWithDigests,
     PictureDigests,
@@ -50,6 +53,10 @@ CHUNKS = "chunks"
 WHERE_SIZE = 32  # side of the small "where the mass falls" map kept per picture
 IDENTITY = ("format", "model", "method", "options", "layer", "target", "dataset", "count", "batch_size", "centre",
             "preprocess")
+LOCK = "explain.lock"
+# what a run writes: nothing else in its folder is ever removed
+EXPLAIN_FILES = OwnFiles("explain-set", CONFIG, files=("summary.csv", "summary.png", f"{CHUNKS}/chunk_*.pt"),
+                         folders=(CHUNKS,), always=(LOCK,))
 TARGET_HELP = "'true' (each picture's label), 'top' (the model's top class) or a class index or name"
 
 
@@ -189,8 +196,22 @@ class SetExplainer:
         folder, team = Path(out), join_workers()
         config = self._config(pictures, batch_size, model_source)
         self._chunk(pictures, range(0, 1), mapping)  # one picture through the method before anything is written
+        created = not folder.exists()
+        try:
+            with ExitStack() as held:
+                return self._run(pictures, folder, config, batch_size, workers, overwrite, progress, mapping, team,
+                                 held)
+        except BaseException:
+            if team.main and created and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+            raise
+
+    def _run(self, pictures: PictureSet, folder: Path, config: dict[str, Any], batch_size: int, workers: int | None,
+             overwrite: bool, progress: bool, mapping: Tensor | None, team: Any, held: ExitStack) -> SetRun:
         if team.main:
             try:
+                held.enter_context(folder_lock(folder, LOCK, "explained"))  # one run at a time writes the folder
+                EXPLAIN_FILES.check(folder, overwrite)  # a folder of the user's is not written without overwrite
                 self._prepare(folder, config, overwrite)
             except BaseException:
                 team.all_ok(False)
@@ -200,13 +221,15 @@ class SetExplainer:
         count = -(-len(pictures) // batch_size)
         missing = [c for c in range(count) if not chunk_file(folder, c).is_file()]
         self._check_unchanged(pictures, folder, [c for c in range(count) if c not in missing], batch_size, workers,
-                              team)
+                              team, config)
         mine = missing[team.rank::team.world]
         team.barrier()  # everyone has seen what is done before anyone writes
         start = time.perf_counter()
         failed: BaseException | None = None
         try:
-            self._explain(pictures, folder, mine, batch_size, workers, mapping, progress and team.main)
+            self._explain(pictures, folder, mine, batch_size, workers, mapping, progress and team.main, config)
+            if team.main:
+                check_settings(folder, config)  # the folder is still this run's: its summary may be written
         except BaseException as error:  # written chunks stay valid; re-raised once all processes agree
             failed = error
         seconds = time.perf_counter() - start
@@ -246,14 +269,15 @@ class SetExplainer:
                     raise ValueError(f"{str(folder)!r} holds maps of a different run ({key}: "
                                      f"{json.dumps(existing.get(key))[:60]} there, {json.dumps(config.get(key))[:60]}"
                                      " now); use another --out folder, or --overwrite to start again")
-        for temporary in (folder / CHUNKS).glob(".*.tmp"):
+        for temporary in EXPLAIN_FILES.temporaries(folder):  # left by an interrupted writer (the lock is held)
             temporary.unlink(missing_ok=True)
         _write_config(folder, config)
 
     def _explain(self, pictures: PictureSet, folder: Path, mine: list[int], batch_size: int, workers: int | None,
-                 mapping: Tensor | None, progress: bool) -> None:
+                 mapping: Tensor | None, progress: bool, config: dict[str, Any]) -> None:
         if not mine:
             return
+        settings = settings_digest(config)
         loader = DataLoader(FittedWithDigests(pictures, self.model.preprocess),
                             batch_sampler=[list(_chunk_range(c, batch_size, len(pictures))) for c in mine],
                             num_workers=loader_workers(pictures, workers), pin_memory=self.model.device.type == "cuda")
@@ -263,22 +287,34 @@ class SetExplainer:
             for chunk, (indices, fitted, labels, digests) in zip(mine, plain_loader_errors(loader), strict=True):
                 found = self._maps(pictures, indices, fitted, labels, mapping)
                 found["fingerprint"] = batch_fingerprint(digests)  # to tell, on a resume, that the pictures are same
+                found["settings"] = settings  # to tell that every chunk comes from the same settings
+                check_settings(folder, config)
                 storage.save_atomically(found, chunk_file(folder, chunk))
                 bar.update(len(indices))
         finally:
             bar.close()
 
     def _check_unchanged(self, pictures: PictureSet, folder: Path, done: list[int], batch_size: int,
-                         workers: int | None, team: Any) -> None:
-        """Refuse to resume when the pictures of written chunks changed (their content fingerprints differ)."""
+                         workers: int | None, team: Any, config: dict[str, Any]) -> None:
+        """Refuse to resume when the pictures of written chunks changed (their content fingerprints differ), or
+        a chunk was written with other settings."""
         mine = done[team.rank::team.world]
         changed = []
-        if mine:
+        settings, mixed = settings_digest(config), None
+        try:
+            for chunk in mine:
+                check_chunk_settings(storage.load(chunk_file(folder, chunk), mmap=True), chunk_file(folder, chunk),
+                                     settings)
+        except ValueError as error:  # raised once all processes agree
+            mixed = error
+        if mine and mixed is None:
             loader = DataLoader(PictureDigests(pictures), num_workers=loader_workers(pictures, workers),
                                 batch_sampler=[list(_chunk_range(c, batch_size, len(pictures))) for c in mine])
             changed = [c for c, digests in zip(mine, plain_loader_errors(loader), strict=True)
                        if batch_fingerprint(digests) != storage.load(chunk_file(folder, c), mmap=True)["fingerprint"]]
-        if not team.all_ok(not changed):
+        if not team.all_ok(not changed and mixed is None):
+            if mixed is not None:
+                raise mixed
             if changed:
                 first = _chunk_range(changed[0], batch_size, len(pictures))
                 raise ValueError(f"pictures changed since they were explained (chunks {changed[:5]}"
@@ -348,10 +384,32 @@ def read_config(folder: str | Path) -> dict[str, Any]:
 
 
 def clear(folder: Path) -> None:
-    """Remove what a run wrote into ``folder`` (and nothing else)."""
-    shutil.rmtree(folder / CHUNKS, ignore_errors=True)
-    for name in (CONFIG, "summary.csv", "summary.png"):
-        (folder / name).unlink(missing_ok=True)
+    """Remove what a run wrote into ``folder`` (and nothing else; the lock stays with its holder)."""
+    EXPLAIN_FILES.clear(folder)
+
+
+def settings_digest(config: dict[str, Any]) -> str:
+    """A short digest of the settings that make a run's maps what they are (``IDENTITY``)."""
+    identity = json.dumps({key: config.get(key) for key in IDENTITY}, sort_keys=True)
+    return hashlib.blake2b(identity.encode(), digest_size=8).hexdigest()
+
+
+def check_settings(folder: Path, config: dict[str, Any]) -> None:
+    """Refuse to go on when ``explain.json`` no longer holds this run's settings (another run took the folder)."""
+    now = read_config(folder)
+    if settings_digest(now) != settings_digest(config):
+        changed = next(key for key in IDENTITY if now.get(key) != config.get(key))
+        raise ValueError(f"the settings in {folder / CONFIG} changed while this run was writing ({changed}: "
+                         f"{json.dumps(now.get(changed))[:60]} now, {json.dumps(config.get(changed))[:60]} in this "
+                         "run): another run took the folder; this one stops so as not to mix their maps")
+
+
+def check_chunk_settings(chunk: dict[str, Any], path: Path, settings: str) -> None:
+    """Refuse a chunk written with other settings than ``settings`` (chunks of old versions carry none)."""
+    found = chunk.get("settings") if isinstance(chunk, dict) else None
+    if found is not None and found != settings:
+        raise ValueError(f"{path} was written by a run with other settings than {CONFIG} names (two runs wrote "
+                         "into the folder); its maps cannot be mixed with the others: --overwrite starts again")
 
 
 def load_chunks(folder: str | Path) -> list[dict[str, Any]]:

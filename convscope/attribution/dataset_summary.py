@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from convscope.attribution.dataset import CHUNKS, centre_box, read_config
+from convscope.attribution.dataset import CHUNKS, centre_box, check_chunk_settings, read_config, settings_digest
 from convscope.render.picture import Picture
 from convscope.scan import storage
 
@@ -53,9 +54,11 @@ def summarise(folder: str | Path) -> list[ClassShare]:
     """Per explained class (sorted by index), then ``'all'``: the centre shares of the maps in ``folder``."""
     config = read_config(folder)
     names = config.get("class_names") or []
+    settings = settings_digest(config)
     classes, shares, where = [], [], []
     for path in sorted((Path(folder) / CHUNKS).glob("chunk_*.pt")):
         chunk = storage.load(path, mmap=True)
+        check_chunk_settings(chunk, path, settings)
         classes.append(chunk["classes"])
         shares.append(chunk["centre"])
         where.append(chunk["where"])
@@ -86,7 +89,7 @@ def write_summary(folder: str | Path) -> tuple[Path, Path]:
     folder = Path(folder)
     rows = summarise(folder)
     table = folder / SUMMARY_CSV
-    temporary = folder / f".{SUMMARY_CSV}.tmp"
+    temporary = folder / f".{SUMMARY_CSV}.{os.getpid()}.tmp"
     with temporary.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["class", "name", "pictures", "empty_maps", "centre_share", "centre_share_sd",

@@ -11,6 +11,7 @@ from convscope.analysis.checks import CHECK_PHOTOS
 from convscope.analysis.invariance import invariance_curves
 from convscope.analysis.transforms import TRANSFORMS
 from convscope.cli.common import add_model_options, model_from, written
+from convscope.cli.output_names import identity, output_name
 from convscope.images import load_images
 from convscope.models import DEFAULT_MODEL
 from convscope.targets import parse_target
@@ -220,12 +221,13 @@ def run_invariance(args: argparse.Namespace) -> None:
     for kind in kinds:
         curves = invariance_curves(model, [p.pixels for p in pictures], kind, layers=args.layers, target=target,
                                    names=[p.name for p in pictures])
-        written(curves.picture().save(args.out / f"invariance_{kind}.png"))
+        made = {**identity(args, pictures=("images",)), "transform": kind}
+        written(curves.picture().save(args.out / output_name("invariance", kind, identity=made)))
         table = {"transform": kind, "amounts": curves.amounts.tolist(),
                  "classes": dict(zip(curves.picture_names, curves.class_names, strict=True)),
                  "probabilities": dict(zip(curves.picture_names, curves.probabilities.tolist(), strict=True)),
                  "distances": {layer: dict(zip(curves.picture_names, d.tolist(), strict=True))
                                for layer, d in curves.distances.items()}}
-        path = args.out / f"invariance_{kind}.json"
+        path = args.out / output_name("invariance", kind, identity=made, ext="json")
         path.write_text(json.dumps(table, indent=1))
         written(path)

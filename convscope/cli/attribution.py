@@ -6,9 +6,10 @@ import argparse
 
 from convscope.attribution import METHODS, compare, explain
 from convscope.attribution.dataset import TARGET_HELP
-from convscope.cli.common import add_model_options, model_from, slug, written
+from convscope.cli.common import add_model_options, model_from, written
+from convscope.cli.output_names import output_name, picture_source, settings
 from convscope.data.opening import DATA_HELP, names_a_picture_set
-from convscope.images import load_images
+from convscope.images import expand_sources, load_images
 from convscope.models import DEFAULT_MODEL
 from convscope.models.fashion import FASHION_MODEL
 from convscope.targets import parse_target
@@ -58,7 +59,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, help="data-loading processes (default: 0 for in-memory sets, else ≤4)")
     p.add_argument("--limit", type=int, help="explain only the first N pictures")
     add_method_settings(p)
-    p.add_argument("--overwrite", action="store_true", help="discard the maps of a different run in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="discard the maps of a different run in --out, or write into a folder that holds other "
+                        "files (they are kept)")
     p.add_argument("--plain", action="store_true",
                    help="also time a bare forward+backward pass over the same batches and print both rates")
     add_model_options(p, out="maps/latest", model_default=f"{FASHION_MODEL} for fashion-mnist, else {DEFAULT_MODEL}")
@@ -94,27 +97,30 @@ def run_explain(args: argparse.Namespace) -> None:
         return
     args.model = args.model or DEFAULT_MODEL
     model = model_from(args)
-    pictures = load_images(args.images)
+    sources = expand_sources(args.images)
+    pictures = load_images(sources)
     texts = args.target or [None]
     if len(texts) not in (1, len(pictures)):
         raise ValueError(f"--target names {len(texts)} targets for {len(pictures)} pictures: give one per picture "
                          "(in the order they are listed), or one for all")
     targets = [parse_target(text, model) for text in texts] * (len(pictures) if len(texts) == 1 else 1)
+    texts = texts * (len(pictures) if len(texts) == 1 else 1)
     options = {name: _clean(values) for name, values in _options(args).items()}
-    for picture, target in zip(pictures, targets, strict=True):
-        name = slug(picture.name)
+    common = settings(args, leave_out=("images", "target"))
+    for source, picture, target, text in zip(sources, pictures, targets, texts, strict=True):
+        identity = {**common, "picture": picture_source(source), "target": text}
+        parts = ("explain", picture.name, args.method, text, args.layer)  # readable; the digest tells runs apart
         if args.method == "all":
             figure = compare(model, [picture.pixels], target=target, layer=args.layer, names=[picture.name],
                              options=options)
-            written(figure.save(args.out / f"explain_{name}_all.png"))
+            written(figure.save(args.out / output_name(*parts, identity=identity)))
             continue
         result = explain(model, picture.pixels, args.method, target, layer=args.layer,
                          **options.get(args.method, {}))
-        stem = f"explain_{name}_{args.method}"
-        written(result.map_picture().save(args.out / f"{stem}_map.png"))
-        written(result.overlay().save(args.out / f"{stem}_overlay.png"))
+        written(result.map_picture().save(args.out / output_name(*parts, "map", identity=identity)))
+        written(result.overlay().save(args.out / output_name(*parts, "overlay", identity=identity)))
         if result.occlusion is not None:
-            written(result.occlusion_picture().save(args.out / f"{stem}_maps.png"))
+            written(result.occlusion_picture().save(args.out / output_name(*parts, "maps", identity=identity)))
         print(f"  {picture.name}: {result.title} for {result.labels[0]}")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from convscope.cli.common import written
+from convscope.cli.output_names import identity, output_name
 from convscope.data.opening import DATA_HELP
 
 
@@ -58,13 +59,15 @@ def run_defences(args: argparse.Namespace) -> None:
                           noise_input=args.noise_input, steps=args.steps, samples=args.samples, seed=args.seed)
     print("\n".join(table.lines()))
     args.out.mkdir(parents=True, exist_ok=True)
+    made = identity(args, pictures=("runs",))
     rows = [{"model": r.model, "defence": r.defence, "attack": r.attack, "adaptive": r.adaptive, "epsilon": e,
              "accuracy": m, "std": s, "seeds": len(r.accuracy)}
             for r in table.rows for e, m, s in zip(table.epsilons, r.mean(), r.std(), strict=True)]
-    written(write_csv(args.out / "defences.csv", rows))
-    (args.out / "defences.md").write_text(table.markdown() + "\n\n" + "\n".join(table.verdicts()) + "\n")
-    written(args.out / "defences.md")
-    written(table.picture().save(args.out / "defences.png"))
+    written(write_csv(args.out / output_name("defences", identity=made, ext="csv"), rows))
+    summary = args.out / output_name("defences", identity=made, ext="md")
+    summary.write_text(table.markdown() + "\n\n" + "\n".join(table.verdicts()) + "\n")
+    written(summary)
+    written(table.picture().save(args.out / output_name("defences", identity=made)))
 
 
 def group_runs(runs: list[str], device: str | None) -> dict[str, list]:

@@ -6,12 +6,14 @@ import argparse
 from pathlib import Path
 
 from convscope.cli.architecture import add_architecture_options, architecture_from
-from convscope.cli.common import add_model_options, slug, written
+from convscope.cli.common import add_model_options, written
+from convscope.cli.output_names import identity, output_name, settings
 from convscope.data.opening import DATA_HELP, open_dataset
 from convscope.models import DEFAULT_MODEL, load_model
 from convscope.models.fashion import FASHION_MODEL
 
 SCAN_HELP = "a scan folder written by `convscope scan`"
+TRAIN_FOLDER = "runs/fashion_cnn"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -45,8 +47,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--defence-weight", type=float, default=1.0,
                    help="weight of the feature matching against the cross-entropy (default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
-    p.add_argument("--out", type=Path, default=Path("runs/fashion_cnn"),
-                   help="folder for epoch_NN.pt and history.csv (default: %(default)s)")
+    p.add_argument("--out", type=Path,
+                   help=f"folder for epoch_NN.pt and history.csv (default: {TRAIN_FOLDER}, or {TRAIN_FOLDER}_2 … when "
+                        "that holds an earlier run)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the checkpoints and history of an earlier run in --out (other files are kept)")
     p.set_defaults(run=run_train)
 
     p = commands.add_parser("scan", help="one pass over a picture set: features, top activations, statistics")
@@ -61,7 +66,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=float, default=60.0,
                    help="seconds between saves of the progress (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true",
-                   help="discard a different, finished or damaged scan in --out (only once the new scan can run)")
+                   help="discard a different, finished or damaged scan in --out (only once the new scan can run), "
+                        "or write into a folder that holds other files (only the scan's own files are replaced)")
     p.add_argument("--wait", action="store_true",
                    help="when another scan is writing --out, wait for it to finish instead of stopping")
     add_model_options(p, out="scans/latest", model_default=f"{FASHION_MODEL} for fashion-mnist, else {DEFAULT_MODEL}")
@@ -122,7 +128,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from convscope.models.fashion_training import TrainingSettings, train_fashion_cnn
+    from convscope.models.fashion_training import TrainingSettings, free_folder, train_fashion_cnn
 
     defence = args.defence or ("adversarial" if args.adversarial else None)
     if args.adversarial and defence != "adversarial":
@@ -137,7 +143,8 @@ def run_train(args: argparse.Namespace) -> None:
                                 noise_std=args.noise if defence == "noise" else 0.0,
                                 representation_layers=tuple(args.defence_layers) if defence == "representation"
                                 else (), representation_weight=args.defence_weight)
-    run = train_fashion_cnn(args.out, settings, root=args.data, device=args.device)
+    args.out = args.out or free_folder(TRAIN_FOLDER)  # the default folder is never an earlier run's
+    run = train_fashion_cnn(args.out, settings, root=args.data, device=args.device, overwrite=args.overwrite)
     written(args.out / "history.csv")
     print(f"final training accuracy {run.history[-1].train_accuracy:.2%}, test accuracy {run.test_accuracy:.2%}; "
           f"use it with --model {FASHION_MODEL} "
@@ -180,13 +187,14 @@ def run_top_patches(args: argparse.Namespace) -> None:
     channels = parse_channels(args.channels, result.top(layer).values.shape[0])
     out = args.out or args.scan
     model = result.model(args.device) if args.projections else None  # fails before anything is written
+    made = {**identity(args, leave_out=("channels", "context", "projections")), "layer": layer}
     for start in range(0, len(channels), 16):
         page = channels[start:start + 16]
         view = result.top_patches(layer, page, args.k)
-        name = f"top_patches_{slug(layer)}_{page[0]}-{page[-1]}"
-        written(view.picture().save(out / f"{name}.png"))
+        parts, shown = ("top_patches", layer, f"{page[0]}-{page[-1]}"), {**made, "channels": page}
+        written(view.picture().save(out / output_name(*parts, identity=shown)))
         if args.context:
-            written(view.picture(context=True).save(out / f"{name}_context.png"))
+            written(view.picture(context=True).save(out / output_name(*parts, "context", identity=shown)))
     if args.projections:
         from convscope.scan.projections import top_projections
 
@@ -195,7 +203,9 @@ def run_top_patches(args: argparse.Namespace) -> None:
             figure = top_projections(result, layer, page, args.k, method=args.projections, model=model)
             if start == 0:
                 print(figure.note[0].upper() + figure.note[1:] + ".")
-            written(figure.picture().save(out / f"top_projections_{slug(layer)}_{page[0]}-{page[-1]}.png"))
+            name = output_name("top_projections", layer, f"{page[0]}-{page[-1]}",
+                               identity={**made, "channels": page, "projections": args.projections})
+            written(figure.picture().save(out / name))
 
 
 def run_directions(args: argparse.Namespace, result, layer: str) -> None:
@@ -207,7 +217,8 @@ def run_directions(args: argparse.Namespace, result, layer: str) -> None:
                          "--channels, --projections and --context")
     study = direction_study(result, layer, kind=args.directions, count=args.count, k=args.k or 9, seed=args.seed)
     print("\n".join([*study.lines(), study.verdict()]))
-    written(study.picture().save((args.out or args.scan) / f"directions_{slug(layer)}_{args.directions}.png"))
+    name = output_name("directions", layer, args.directions, identity=settings(args))
+    written(study.picture().save((args.out or args.scan) / name))
 
 
 def parse_channels(texts: list[str] | None, total: int) -> list[int]:
@@ -253,7 +264,9 @@ def run_neighbors(args: argparse.Namespace) -> None:
         print(f"neighbours with the query's class: {feature_share:.0%} in feature space, "
               f"{pixel_share:.0%} in pixel space")
     out = args.out or args.scan
-    written(view.picture().save(out / f"neighbors_{slug(view.layer)}.png"))
+    shown = args.images[0] if len(args.images) == 1 else f"{len(args.images)}queries"
+    name = output_name("neighbors", view.layer, Path(shown).stem, identity=identity(args, pictures=("images",)))
+    written(view.picture().save(out / name))
 
 
 def run_embed(args: argparse.Namespace) -> None:
@@ -264,15 +277,15 @@ def run_embed(args: argparse.Namespace) -> None:
     embedding = result.embed(args.layer, method=args.method, max_points=args.max_points or None, seed=args.seed,
                              **options)
     out = args.out or args.scan
-    name = f"{args.method}_{slug(embedding.layer)}"
+    parts, made = (args.method, embedding.layer), {**identity(args), "layer": embedding.layer}
     if embedding.note:
         print(embedding.note)
     scatter = embedding.scatter()  # every picture is made before the first file is written
     grid = embedding.grid_picture(args.grid, seed=args.seed) if args.grid else None
-    written(embedding.to_csv(out / f"{name}.csv"))
-    written(scatter.save(out / f"{name}.png"))
+    written(embedding.to_csv(out / output_name(*parts, identity=made, ext="csv")))
+    written(scatter.save(out / output_name(*parts, identity=made)))
     if grid is not None:
-        written(grid.save(out / f"{name}_grid.png"))
+        written(grid.save(out / output_name(*parts, "grid", identity=made)))
 
 
 def run_dead_filters(args: argparse.Namespace) -> None:
@@ -284,4 +297,5 @@ def run_dead_filters(args: argparse.Namespace) -> None:
     for layer in layers:
         view = result.dead_filters(layer, max_active=args.max_active)
         print("\n".join(view.lines()))
-        written(view.picture().save(out / f"dead_filters_{slug(layer)}.png"))
+        name = output_name("dead_filters", layer, identity={**identity(args), "layer": layer})
+        written(view.picture().save(out / name))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from convscope.cli.common import add_model_options, model_from, slug, written
-from convscope.images import load_images
+from convscope.cli.common import add_model_options, model_from, written
+from convscope.cli.output_names import output_name, picture_source, settings
+from convscope.images import expand_sources, load_images
 from convscope.inspection import activation_maps_batch, filters, layer_statistics, predict
 from convscope.models.layers import describe_layers
 from convscope.targets import parse_target
@@ -69,18 +70,22 @@ def run_layers(args: argparse.Namespace) -> None:
 def run_filters(args: argparse.Namespace) -> None:
     model = model_from(args)
     view = filters(model, args.layer)
-    name = f"filters_{slug(model.name)}_{slug(view.layer)}.png"  # the model in the name: no overwriting across models
+    name = output_name("filters", model.name, view.layer, identity=settings(args))
     path = view.picture(max_filters=args.max_filters).save(args.out / name)
     written(path)
 
 
 def run_activations(args: argparse.Namespace) -> None:
     model = model_from(args)
-    pictures = load_images(args.images)
-    for picture, maps in zip(pictures, activation_maps_batch(model, [p.pixels for p in pictures], args.layer),
-                             strict=True):
+    sources = expand_sources(args.images)
+    pictures = load_images(sources)
+    common = settings(args, leave_out=("images",))
+    for source, picture, maps in zip(sources, pictures,
+                                     activation_maps_batch(model, [p.pixels for p in pictures], args.layer),
+                                     strict=True):
+        identity = {**common, "picture": picture_source(source)}
         path = maps.picture(max_channels=args.max_channels).save(
-            args.out / f"activations_{slug(picture.name)}_{slug(maps.layer)}.png")
+            args.out / output_name("activations", picture.name, maps.layer, identity=identity))
         written(path)
         if not maps.rectified and maps.never_positive is not None:
             never = maps.never_positive.nonzero().flatten().tolist()
@@ -93,11 +98,13 @@ def run_activations(args: argparse.Namespace) -> None:
 
 def run_stats(args: argparse.Namespace) -> None:
     model = model_from(args)
-    pictures = load_images(args.images)
+    sources = expand_sources(args.images)
+    pictures = load_images(sources)
     target = parse_target(args.target, model)
     stats = layer_statistics(model, [p.pixels for p in pictures], target)
     print("\n".join(stats.lines()))
-    name = slug(pictures[0].name if len(pictures) == 1 else f"{len(pictures)}images")
+    shown = pictures[0].name if len(pictures) == 1 else f"{len(pictures)}images"
+    identity = {**settings(args, leave_out=("images",)), "pictures": [picture_source(s) for s in sources]}
     picture = stats.picture(args.layers)  # an unknown layer fails here, before anything is written
-    written(stats.to_csv(args.out / f"stats_{name}.csv"))
-    written(picture.save(args.out / f"stats_{name}.png"))
+    written(stats.to_csv(args.out / output_name("stats", shown, args.target, identity=identity, ext="csv")))
+    written(picture.save(args.out / output_name("stats", shown, args.target, identity=identity)))

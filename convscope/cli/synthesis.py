@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from convscope.cli.common import add_model_options, model_from, slug, written
-from convscope.images import load_image, load_images
+from convscope.cli.output_names import identity, output_name, picture_source
+from convscope.images import expand_sources, load_image, load_images
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -118,7 +119,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     t.add_argument("--batch-size", type=int, default=4, help="content crops per step")
     t.add_argument("--size", type=int, default=256)
     t.add_argument("--width", type=int, default=32, help="channels of the transform network's first layer")
-    t.add_argument("--save", type=Path, help="where to write the network (default: OUT/fast_style_STYLE.pt)")
+    t.add_argument("--save", type=Path, help="where to write the network (default: OUT/fast_style_STYLE_DIGEST.pt)")
     _common(t, "fast-style train", run_fast_train)
     a = actions.add_parser("apply", help="stylise pictures with a trained network")
     a.add_argument("network", type=Path, help="file written by `convscope fast-style train`")
@@ -165,8 +166,9 @@ def run_classviz(args: argparse.Namespace) -> None:
     result = class_model(model, targets, size=args.size, recipe=args.recipe, steps=args.steps,
                          objective=objective, l2_weight=args.l2, generator=_generator(args))
     print("\n".join(result.lines()))
-    variant = "" if objective == "score+log_probability" else f"_{slug(args.objective)}"
-    written(result.picture().save(args.out / f"classviz_{slug('_'.join(args.targets))}_{args.recipe}{variant}.png"))
+    variant = None if objective == "score+log_probability" else args.objective
+    written(result.picture().save(args.out / output_name("classviz", "_".join(args.targets), args.recipe, variant,
+                                                          identity=identity(args))))
 
 
 def run_featviz(args: argparse.Namespace) -> None:
@@ -178,7 +180,8 @@ def run_featviz(args: argparse.Namespace) -> None:
     for c, value in zip(result.channels, result.activations, strict=True):
         print(f"{args.layer} #{c}: {args.kind} activation {float(value):.3f}")
     channels = "_".join(map(str, args.channels[:8]))
-    written(result.picture().save(args.out / f"featviz_{slug(args.layer)}_{args.kind}_{channels}.png"))
+    written(result.picture().save(args.out / output_name("featviz", args.layer, args.kind, channels,
+                                                          identity=identity(args))))
 
 
 def run_facets(args: argparse.Namespace) -> None:
@@ -195,7 +198,8 @@ def run_facets(args: argparse.Namespace) -> None:
     for k in range(len(result.images)):
         print(f"facet {k + 1}: {int((result.assignments == k).sum())} top pictures, activation "
               f"{float(result.start_scores[k]):.3f} (cluster mean) → {float(result.final_scores[k]):.3f}")
-    written(result.picture().save(args.out / f"facets_{slug(args.layer)}_{args.channel}.png"))
+    written(result.picture().save(args.out / output_name("facets", args.layer, args.channel,
+                                                          identity=identity(args, pictures=("data",)))))
 
 
 def run_invert(args: argparse.Namespace) -> None:
@@ -205,7 +209,8 @@ def run_invert(args: argparse.Namespace) -> None:
     result = invert(model, load_image(args.image), args.layers, size=args.size, steps=args.steps,
                     tv_weight=args.tv, beta=args.beta, generator=_generator(args))
     print("\n".join(result.lines()))
-    written(result.picture().save(args.out / f"invert_{_name(args.image)}.png"))
+    written(result.picture().save(args.out / output_name("invert", _name(args.image), *args.layers[-1:],
+                                                          identity=identity(args, pictures=("image",)))))
 
 
 def run_dream(args: argparse.Namespace) -> None:
@@ -215,11 +220,11 @@ def run_dream(args: argparse.Namespace) -> None:
     result = dream(model, load_image(args.image), args.layer, channel_index=args.channel, size=args.size,
                    octaves=args.octaves, steps=args.steps, generator=_generator(args))
     print(f"objective rise per octave: {', '.join(f'×{g:.2f}' for g in result.gains)}")
-    name = f"dream_{_name(args.image)}_{slug(args.layer)}"
-    written(result.picture().save(args.out / f"{name}.png"))
+    parts, made = ("dream", _name(args.image), args.layer, args.channel), identity(args, pictures=("image",))
+    written(result.picture().save(args.out / output_name(*parts, identity=made)))
     from convscope.render.picture import Picture
 
-    written(Picture(result.image).save(args.out / f"{name}_image.png"))
+    written(Picture(result.image).save(args.out / output_name(*parts, "image", identity=made)))
 
 
 def run_fool(args: argparse.Namespace) -> None:
@@ -243,7 +248,9 @@ def run_fool(args: argparse.Namespace) -> None:
         result = pgd(model, pictures, args.epsilon or 4 / 255, steps=args.steps, target=args.target,
                      generator=_generator(args))
     print("\n".join(result.lines()))
-    written(result.picture(magnify=args.magnify).save(args.out / f"fool_{method}.png"))
+    shown = _name(args.images[0]) if len(args.images) == 1 else f"{len(pictures)}pictures"
+    name = output_name("fool", shown, method, args.target, identity=identity(args, pictures=("images",)))
+    written(result.picture(magnify=args.magnify).save(args.out / name))
 
 
 def run_robustness(args: argparse.Namespace) -> None:
@@ -300,8 +307,10 @@ def run_texture(args: argparse.Namespace) -> None:
     print(result.summary())
     comparison = result.glcm()
     print("\n".join(comparison.lines()))
-    written(result.picture().save(args.out / f"texture_{_name(args.image)}_{args.method}.png"))
-    written(comparison.picture().save(args.out / f"texture_{_name(args.image)}_{args.method}_glcm.png"))
+    made = identity(args, pictures=("image",))
+    written(result.picture().save(args.out / output_name("texture", _name(args.image), args.method, identity=made)))
+    written(comparison.picture().save(args.out / output_name("texture", _name(args.image), args.method, "glcm",
+                                                              identity=made)))
 
 
 def run_style(args: argparse.Namespace) -> None:
@@ -312,11 +321,11 @@ def run_style(args: argparse.Namespace) -> None:
                             steps=args.steps, style_weight=args.style_weight, content_weight=args.content_weight,
                             smoothing=args.smoothing, generator=_generator(args))
     print(result.summary())
-    name = f"style_{_name(args.content)}_{_name(args.style)}"
-    written(result.picture().save(args.out / f"{name}.png"))
+    parts, made = ("style", _name(args.content), _name(args.style)), identity(args, pictures=("content", "style"))
+    written(result.picture().save(args.out / output_name(*parts, identity=made)))
     from convscope.render.picture import Picture
 
-    written(Picture(result.image).save(args.out / f"{name}_image.png"))
+    written(Picture(result.image).save(args.out / output_name(*parts, "image", identity=made)))
 
 
 def run_fast_train(args: argparse.Namespace) -> None:
@@ -330,7 +339,8 @@ def run_fast_train(args: argparse.Namespace) -> None:
                                width=args.width, generator=_generator(args))
     print(f"trained {args.steps} steps: loss {float(trained.losses[0]):.4g} → {float(trained.losses[-1]):.4g} "
           f"(first tenth ÷ last tenth: {trained.loss_reduction:.2f})")
-    path = args.save or args.out / f"fast_style_{_name(args.style)}.pt"
+    path = args.save or args.out / output_name("fast_style", _name(args.style),
+                                               identity=identity(args, pictures=("style", "content")), ext="pt")
     written(trained.save(path))
 
 
@@ -339,6 +349,9 @@ def run_fast_apply(args: argparse.Namespace) -> None:
     from convscope.synthesis import FastStyle
 
     trained = FastStyle.load(args.network, device=args.device)
-    for picture in load_images(args.images):
+    sources = expand_sources(args.images)
+    common = identity(args, leave_out=("images",))
+    for source, picture in zip(sources, load_images(sources), strict=True):
         made = trained.apply(picture.pixels, size=args.size)
-        written(Picture(made).save(args.out / f"fast_style_{slug(picture.name)}.png"))
+        name = output_name("fast_style", picture.name, identity={**common, "picture": picture_source(source)})
+        written(Picture(made).save(args.out / name))

@@ -94,6 +94,7 @@ class FashionMNIST(PictureSet):
                              f"0–{len(FASHION_CLASSES) - 1} (picture {first} is labelled {label}): the labels file is "
                              "damaged or belongs to another data set")
         self.part_sizes = [len(label) for label in labels]
+        self._sources = [[_idx_file(self.root, p, kind) for kind in ("images", "labels")] for p in parts]
 
     def __len__(self) -> int:
         return len(self.label_tensor)
@@ -117,6 +118,11 @@ class FashionMNIST(PictureSet):
             train = self.part_sizes[0]
             split, number = ("train", number) if number < train else ("test", number - train)
         return f"{split} #{number} ({FASHION_CLASSES[self.label(index)]})"
+
+    def source_files(self, index: int) -> list[Path]:
+        """The IDX files (pictures and labels) of the split picture ``index`` belongs to."""
+        part = 0 if self.check_index(index) < self.part_sizes[0] else 1
+        return self._sources[part]
 
     def tensors(self) -> tuple[Tensor, Tensor]:
         """All pictures ``[N,1,28,28]`` in [0, 1] and labels ``[N]`` at once (for training)."""

@@ -48,6 +48,10 @@ class ImageFolder(PictureSet):
         """The file's path relative to the folder."""
         return str(self.files[self.check_index(index)].relative_to(self.root))
 
+    def source_files(self, index: int) -> list[Path]:
+        """The image file of picture ``index``."""
+        return [self.files[self.check_index(index)]]
+
     def spec(self) -> dict[str, Any]:
         """What identifies this set (the folder), as stored with a scan."""
         return {"kind": "folder", "root": str(self.root)}

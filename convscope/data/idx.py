@@ -15,12 +15,18 @@ import numpy as np
 UNSIGNED_BYTE = 0x08
 
 
-@functools.lru_cache(maxsize=8)
 def read_idx(path: str | Path) -> np.ndarray:
-    """The array stored in an IDX file (``.gz`` is decompressed), read-only, cached by path."""
+    """The array stored in an IDX file (``.gz`` is decompressed), read-only, cached by path, size and time (a file
+    that changes is read again)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"IDX file {str(path)!r} does not exist")
+    stat = path.stat()
+    return _read_idx(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_idx(path: Path, size: int, mtime_ns: int) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as handle:

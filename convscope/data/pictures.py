@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -47,6 +48,11 @@ class PictureSet(Dataset):
     def spec(self) -> dict[str, Any]:
         """A JSON-able description that identifies the set (a scan stores it to refuse mixing sets)."""
         raise NotImplementedError
+
+    def source_files(self, index: int) -> list[Path] | None:
+        """The files picture ``index`` is read from, so that a change can be seen from their sizes and times;
+        ``None`` when the set cannot tell (a change is then found only by reading the picture)."""
+        return None
 
     def describe(self) -> str:
         """One line: what the set is and how many pictures it holds."""
@@ -95,6 +101,10 @@ class FirstPictures(PictureSet):
     def name(self, index: int) -> str:
         """The name of picture ``index`` in the underlying set."""
         return self.source.name(self.check_index(index))
+
+    def source_files(self, index: int) -> list[Path] | None:
+        """The files picture ``index`` of the underlying set is read from."""
+        return self.source.source_files(self.check_index(index))
 
     def spec(self) -> dict[str, Any]:
         """The underlying set's spec with the limit."""

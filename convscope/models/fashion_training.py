@@ -36,6 +36,10 @@ from convscope.models.fashion import (
 )
 from convscope.models.model import Model
 from convscope.progress import progress_bar
+from convscope.scan.own_files import OwnFiles
+
+# what a training run writes into its folder
+TRAINING_FILES = OwnFiles("train", "history.csv", files=("epoch_*.pt",))
 
 
 @dataclass(frozen=True)
@@ -157,12 +161,15 @@ class TrainingRun:
 
 def train_fashion_cnn(out: str | Path | None = None, settings: TrainingSettings = TrainingSettings(), *,
                       root: str | Path | None = None, device: str | torch.device | None = None,
-                      progress: bool = True, log: Callable[[str], None] = print) -> TrainingRun:
+                      progress: bool = True, log: Callable[[str], None] = print,
+                      overwrite: bool = False) -> TrainingRun:
     """Train :class:`~convscope.models.fashion.FashionCNN` on the 60 000 training pictures.
 
     With ``out``, writes ``epoch_00.pt`` … ``epoch_NN.pt`` (``{'state_dict', 'epoch',
     'test_accuracy', 'settings'}``, loadable with ``load_model('fashion_cnn', weights=…)``)
-    and ``history.csv``. The global random state is left as it was.
+    and ``history.csv``. A folder that holds anything is refused unless ``overwrite``, which
+    replaces an earlier run's checkpoints and history (other files stay). The global random
+    state is left as it was.
     """
     if settings.representation_layers:  # unknown layers fail here, before any file is written
         from convscope.models.layers import get_layer
@@ -170,6 +177,8 @@ def train_fashion_cnn(out: str | Path | None = None, settings: TrainingSettings 
         probe = untrained_fashion_model(settings.seed, settings.architecture).net
         for layer in settings.representation_layers:
             get_layer(probe, layer)
+    if out is not None:
+        check_training_folder(Path(out), overwrite)
     device = pick_device(device)
     train_x, train_y = training_pictures(root, settings)
     test_x, test_y = FashionMNIST(root, split="test").tensors()
@@ -182,6 +191,7 @@ def train_fashion_cnn(out: str | Path | None = None, settings: TrainingSettings 
     folder = Path(out) if out is not None else None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
+        TRAINING_FILES.clear(folder)  # an earlier run's checkpoints (overwrite): none may be mixed with this run's
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(settings.seed)
         model = untrained_fashion_model(settings.seed, settings.architecture).to(device)
@@ -215,6 +225,32 @@ def train_fashion_cnn(out: str | Path | None = None, settings: TrainingSettings 
     if folder is not None:
         _write_history(folder / "history.csv", run.history)
     return run
+
+
+def check_training_folder(folder: Path, overwrite: bool) -> None:
+    """A one-line ``ValueError`` when ``folder`` already holds files (an earlier run's checkpoints would be replaced
+    or mixed with this one's), unless ``overwrite``."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--out {str(folder)!r} is a file, not a folder: give a folder for the checkpoints")
+    if overwrite or not folder.is_dir():
+        return
+    found = sorted(entry.name for entry in folder.iterdir())
+    if found:
+        shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+        earlier = "an earlier training run's" if any(TRAINING_FILES.owns(name) for name in found) else "other"
+        raise ValueError(f"{str(folder)!r} already holds {earlier} files ({shown}); give another --out folder, or "
+                         "--overwrite to replace its epoch_NN.pt and history.csv (other files are kept)")
+
+
+def free_folder(base: str | Path) -> Path:
+    """``base`` when it is free (missing or empty), else the first free ``base_2``, ``base_3`` …"""
+    base = Path(base)
+    number = 1
+    while True:
+        folder = base if number == 1 else base.with_name(f"{base.name}_{number}")
+        if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
+            return folder
+        number += 1
 
 
 def training_pictures(root: str | Path | None, settings: TrainingSettings) -> tuple[Tensor, Tensor]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -10,11 +9,14 @@ from pathlib import Path
 import torch
 
 from convscope.scan import storage
+from convscope.scan.freshness import DIGEST_SIZE
 from convscope.scan.recorder import LayerRecorder
 
 
-def finalize(folder: Path, fields: dict[str, dict]) -> None:
-    """Write ``layers/LAYER.pt`` and ``index.pt`` from ``progress/``, mark the scan complete, drop ``progress/``."""
+def finalize(folder: Path, fields: dict[str, dict], sources: dict[str, list[int]] | None = None) -> None:
+    """Write ``layers/LAYER.pt`` and ``index.pt`` from ``progress/``, mark the scan complete, drop ``progress/``.
+
+    ``sources``: the sizes and times of the pictures' files (see :mod:`convscope.scan.freshness`)."""
     config = storage.read_config(folder)
     count, layers = int(config["count"]), list(config["layers"])
     writers = sorted((folder / storage.PROGRESS).glob("rank*/state.pt"))
@@ -30,12 +32,17 @@ def finalize(folder: Path, fields: dict[str, dict]) -> None:
         missing = sorted(set(range(expected)) - set(done))
         raise ValueError(f"the scan in {folder} is incomplete (batches {missing[:5]} … missing); run it again")
     labels = torch.full((count,), -1, dtype=torch.long)
+    digests: torch.Tensor | None = torch.zeros(count, DIGEST_SIZE, dtype=torch.uint8)
     features: dict[str, torch.Tensor] = {}
     for path, state in zip(writers, states, strict=True):
         for number in range(int(state["parts"])):
             part = storage.load(path.parent / f"part_{number:05d}.pt")
             images = part["images"]
             labels[images] = part["labels"]
+            if digests is not None and isinstance(part.get("digests"), torch.Tensor):
+                digests[images] = part["digests"]
+            else:  # progress saved by an older version: the pictures cannot be checked later
+                digests = None
             for name in layers:
                 rows = part["features"][name]
                 if name not in features:
@@ -47,13 +54,15 @@ def finalize(folder: Path, fields: dict[str, dict]) -> None:
         storage.save_atomically({"layer": name, "shape": list(recorder.shape), "features": features[name],
                                  "top": recorder.top.filled().state(), "statistics": asdict(statistics)},
                                 storage.layer_file(folder, name))
-    storage.save_atomically({"labels": labels}, folder / storage.INDEX)
-    config.update(complete=True, finished=time.strftime("%Y-%m-%d %H:%M:%S"), receptive_fields=fields,
+    storage.save_atomically({"labels": labels, **({} if digests is None else {"digests": digests})},
+                            folder / storage.INDEX)
+    config.update(complete=True, sources=sources if digests is not None else None,
+                  finished=time.strftime("%Y-%m-%d %H:%M:%S"), receptive_fields=fields,
                   batches_by_process={path.parent.name: len(state["done"])
                                       for path, state in zip(writers, states, strict=True)},
                   shapes={name: list(merged[name].shape) for name in layers})
     storage.write_config(folder, config)
-    shutil.rmtree(folder / storage.PROGRESS, ignore_errors=True)
+    storage.remove_progress(folder)
 
 
 def _merge(into: LayerRecorder, other: LayerRecorder) -> None:

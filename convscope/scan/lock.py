@@ -1,4 +1,5 @@
-"""One scan at a time per folder: ``scan.lock`` names the process that holds it (pid, host, start time).
+"""One writer at a time per folder: ``scan.lock`` (``explain.lock`` …) names the process that holds it (pid, host,
+start time).
 
 The lock file is created atomically with its content (a hard link of a finished temporary
 file), so a second scan either gets the lock or reads who holds it. A lock left by a process
@@ -27,18 +28,27 @@ class ScanBusy(ValueError):
 @contextmanager
 def scan_lock(folder: Path, *, wait: bool = False, on_wait=None) -> Iterator[None]:
     """Hold ``folder/scan.lock`` for the duration; with ``wait``, wait for a running scan to end."""
-    path = folder / LOCK
+    with folder_lock(folder, LOCK, "scanned", wait=wait, on_wait=on_wait, wait_hint="pass --wait (wait=True) to wait"):
+        yield
+
+
+@contextmanager
+def folder_lock(folder: Path, name: str, doing: str, *, wait: bool = False, on_wait=None,
+                wait_hint: str = "") -> Iterator[None]:
+    """Hold ``folder/name`` for the duration; another holder raises :class:`ScanBusy` saying who it is (``doing``:
+    what it does to the folder, e.g. 'scanned'), or with ``wait`` is waited for."""
+    path = folder / name
     told = False
     while True:
         holder = _try_take(path)
         if holder is None:
             break
         if not wait:
-            raise ScanBusy(f"{str(folder)!r} is being scanned by another process ({describe(holder)}); wait for "
-                           f"it to finish, pass --wait (wait=True) to wait, or remove {path} if that process is "
-                           "gone")
+            raise ScanBusy(f"{str(folder)!r} is being {doing} by another process ({describe(holder)}); wait for "
+                           f"it to finish, {wait_hint + ', ' if wait_hint else ''}or remove {path} if that "
+                           "process is gone")
         if not told and on_wait is not None:
-            on_wait(f"waiting for the scan in {str(folder)!r} by {describe(holder)} to finish")
+            on_wait(f"waiting for the process writing {str(folder)!r} ({describe(holder)}) to finish")
             told = True
         time.sleep(POLL_SECONDS)
     try:

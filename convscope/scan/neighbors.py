@@ -189,6 +189,7 @@ def neighbors(result: ScanResult, queries: Sequence[int | Tensor] | Tensor, laye
     labels = result.labels
     query_labels = torch.tensor([int(labels[q]) if not isinstance(q, Tensor) else -1 for q in queries])
     shown = {int(i) for i in torch.cat([feature_i.flatten(), pixel_i.flatten()]).tolist()}
+    result.check_pictures([*indexed, *shown])  # the pictures shown are the ones whose features were compared
     looks = {i: preprocess.fit(result.pictures.picture(i))[0] for i in shown}
     return Neighbors(layer, metric, names, fitted, query_labels, feature_i.cpu(), feature_d.cpu(), pixel_i.cpu(),
                      pixel_d.cpu(), _gather(looks, feature_i), _gather(looks, pixel_i), labels, result.class_names)

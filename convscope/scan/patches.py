@@ -109,6 +109,7 @@ def top_patches(result: ScanResult, layer: str | None = None, channels: Sequence
                         positions[..., 1].reshape(-1)).reshape(len(channels), k, 4)
     preprocess = result.preprocess
     side = _patch_side(boxes, field)
+    result.check_pictures(images.unique().tolist())  # patches are cut where the scan found them: same pictures only
     pictures = {int(i): result.pictures.picture(int(i)) for i in images.unique().tolist()}
     patches = torch.stack([torch.stack([cut_patch(pictures[int(i)], b, preprocess, side) for i, b in
                                         zip(row_images, row_boxes, strict=True)])

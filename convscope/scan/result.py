@@ -13,6 +13,7 @@ from convscope.data.opening import dataset_from_spec
 from convscope.data.pictures import PictureSet
 from convscope.models.preprocessing import Preprocess
 from convscope.scan import storage
+from convscope.scan.freshness import DIGEST_SIZE, check_pictures
 from convscope.scan.receptive_field import ReceptiveField
 from convscope.scan.statistics import ChannelStatistics
 from convscope.scan.top import TopActivations
@@ -32,8 +33,9 @@ LAYER_KEYS = ("layer", "shape", "features", "top", "statistics")
 class ScanResult:
     """What a scan recorded: per layer features ``[N,D]``, top activations, channel statistics."""
 
-    def __init__(self, folder: Path, config: dict[str, Any], labels: Tensor, pictures: PictureSet | None) -> None:
-        self.folder, self.config, self.labels = folder, config, labels
+    def __init__(self, folder: Path, config: dict[str, Any], labels: Tensor, pictures: PictureSet | None,
+                 digests: Tensor | None = None) -> None:
+        self.folder, self.config, self.labels, self.digests = folder, config, labels, digests
         self._pictures = pictures
         self._loaded: dict[str, dict[str, Any]] = {}
 
@@ -57,7 +59,10 @@ class ScanResult:
                 or len(index["labels"]) != config["count"]:
             raise ValueError(f"{folder / storage.INDEX} is damaged (it should hold {config['count']} labels); "
                              f"{storage.RECOVER}")
-        return cls(folder, config, index["labels"], pictures)
+        digests = index.get("digests")  # absent in scans of older versions
+        if not isinstance(digests, Tensor) or tuple(digests.shape) != (config["count"], DIGEST_SIZE):
+            digests = None
+        return cls(folder, config, index["labels"], pictures, digests)
 
     @property
     def layers(self) -> list[str]:
@@ -139,6 +144,10 @@ class ScanResult:
                 raise ValueError(f"the picture set changed since the scan ({len(self._pictures)} pictures now, "
                                  f"{self.count} then)")
         return self._pictures
+
+    def check_pictures(self, indices: Sequence[int] | None = None) -> None:
+        """Refuse (``ValueError``) when a scanned picture of ``indices`` (default: all) changed since the scan."""
+        check_pictures(self, indices)
 
     def model(self, device: str | torch.device | None = None) -> Model:
         """The scanned model, reloaded from its name and weights file, checked against the scan's fingerprint."""

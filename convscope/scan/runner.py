@@ -33,6 +33,7 @@ from convscope.progress import progress_bar
 from convscope.scan import storage
 from convscope.scan.distributed import Workers, join_workers
 from convscope.scan.finalize import finalize
+from convscope.scan.freshness import check_pictures, file_stats, picture_digest
 from convscope.scan.lock import scan_lock
 from convscope.scan.receptive_field import receptive_fields
 from convscope.scan.recorder import POOLINGS, BatchRecord, LayerRecorder
@@ -77,8 +78,9 @@ class Scan:
         ``workers``: data-loading processes (default: none for in-memory sets, else up to 4).
         ``model_source`` (``{'name', 'weights'}``) lets later commands reload the model.
         One scan writes a folder at a time: another one raises (naming it), or waits with ``wait``.
-        ``overwrite`` discards the folder's scan, but only once one picture has gone through the
-        layers; a scan that fails before saving any batch leaves no trace. A resume refuses
+        A folder that holds other files but no scan is refused unless ``overwrite``. ``overwrite``
+        discards the folder's scan (its own files only), but only once one picture has gone through
+        the layers; a scan that fails before saving any batch leaves no trace. A resume refuses
         batches whose pictures changed since they were scanned.
         """
         pictures = as_picture_set(pictures)  # any torch Dataset of (image, label) or image items
@@ -93,10 +95,13 @@ class Scan:
         try:
             with ExitStack() as held:
                 if self._prepare_folder(pictures, folder, config, overwrite, wait, team, held):
-                    return ScanResult.load(folder, pictures=pictures)
+                    result = ScanResult.load(folder, pictures=pictures)
+                    check_pictures(result)  # a finished scan is returned only while its pictures are unchanged
+                    return result
+                sources = file_stats(pictures) if team.main else None  # before any picture is read
                 try:
                     return self._resume(pictures, folder, batch_size, workers, progress, checkpoint_every,
-                                        stop_early, team)
+                                        stop_early, team, sources, config)
                 except BaseException:
                     if team.main and not storage.has_progress(folder):  # nothing saved: leave no stub behind
                         storage.clear(folder)
@@ -107,27 +112,33 @@ class Scan:
             raise
 
     def _resume(self, pictures: PictureSet, folder: Path, batch_size: int, workers: int | None, progress: bool,
-                checkpoint_every: float, stop_early: bool, team: Workers) -> ScanResult:
+                checkpoint_every: float, stop_early: bool, team: Workers,
+                sources: dict[str, list[int]] | None, config: dict[str, Any]) -> ScanResult:
         states = [storage.load_state(p) for p in sorted((folder / storage.PROGRESS).glob("rank*/state.pt"))]
         done = {b for state in states for b in state["done"]}
         batches = _batches(len(pictures), batch_size)
         self._check_unchanged(pictures, batches, states, workers, team)
         mine = [b for b in range(len(batches)) if b not in done][team.rank::team.world]
         team.barrier()  # everyone has read the saved progress before anyone writes
-        writer = _Writer(folder, team.rank, self.layers, self.k, self.model.device)
+        writer = _Writer(folder, team.rank, self.layers, self.k, self.model.device, config)
         failed: BaseException | None = None
         try:
             self._scan(pictures, batches, mine, writer, batch_size, workers, progress and team.main,
                        checkpoint_every, stop_early)
         except BaseException as error:  # saved progress stays valid; re-raised once all processes agree
             failed = error
-        writer.save()
+        try:
+            writer.save()
+            if team.main and failed is None:
+                storage.check_still_ours(folder, config)  # the folder is still this scan's: it may be finished
+        except BaseException as error:
+            failed = failed or error
         if not team.all_ok(failed is None):
             if failed is not None:
                 raise failed
             raise RuntimeError("another scanning process failed; rerun the same command to resume")
         if team.main:
-            finalize(folder, self._fields())
+            finalize(folder, self._fields(), sources)
         team.barrier()
         return ScanResult.load(folder, pictures=pictures)
 
@@ -150,6 +161,7 @@ class Scan:
         if team.main:
             try:
                 held.enter_context(scan_lock(folder, wait=wait, on_wait=log.info))
+                storage.SCAN_FILES.check(folder, overwrite)  # a folder of the user's is not written without overwrite
                 existing = None
                 if not overwrite and (folder / storage.CONFIG).is_file():
                     existing = storage.read_config(folder)
@@ -276,7 +288,7 @@ class Scan:
                         pass
                     _check_all_ran(self.layers, list(records))
                     state["stop"] = stop_early
-                    writer.commit(batch, images, _labels, records, batch_fingerprint(digests))
+                    writer.commit(batch, images, _labels, records, digests)
                     bar.update(len(indices))
                     if time.perf_counter() - last_save >= checkpoint_every:
                         writer.save()
@@ -290,7 +302,9 @@ class Scan:
 class _Writer:
     """This process's committed progress: recorders, done batches and feature parts on disk."""
 
-    def __init__(self, folder: Path, rank: int, layers: list[str], k: int, device: torch.device) -> None:
+    def __init__(self, folder: Path, rank: int, layers: list[str], k: int, device: torch.device,
+                 config: dict[str, Any]) -> None:
+        self.scan_folder, self.config = folder, config
         self.folder = storage.writer_folder(folder, rank)
         path = self.folder / "state.pt"
         self.fingerprints: dict[int, str] = {}
@@ -304,24 +318,27 @@ class _Writer:
             self.recorders = {name: LayerRecorder(name, k) for name in layers}
         self.pending_batches: list[int] = []
         self.pending_labels: list[Tensor] = []
+        self.pending_digests: list[Tensor] = []
         self.pending_fingerprints: dict[int, str] = {}
         self.torn = False  # an interruption inside commit: the state in memory is not to be saved
 
     def commit(self, batch: int, images: Tensor, labels: Tensor, records: dict[str, BatchRecord],
-               fingerprint: str) -> None:
+               digests: Tensor) -> None:
         self.torn = True
         for name, recorder in self.recorders.items():
             recorder.commit(batch, images, records[name])
         self.pending_batches.append(batch)
         self.pending_labels.append(labels.cpu())
-        self.pending_fingerprints[batch] = fingerprint
+        self.pending_digests.append(digests.cpu())
+        self.pending_fingerprints[batch] = batch_fingerprint(digests)
         self.torn = False
 
     def save(self) -> None:
         if not self.pending_batches or self.torn:
             return
+        storage.check_still_ours(self.scan_folder, self.config)
         part: dict[str, Any] = {"batches": list(self.pending_batches), "labels": torch.cat(self.pending_labels),
-                                "features": {}}
+                                "digests": torch.cat(self.pending_digests), "features": {}}
         for name, recorder in self.recorders.items():
             images, features = recorder.take_pending()
             part["images"], part["features"][name] = images, features
@@ -329,7 +346,7 @@ class _Writer:
         self.parts += 1
         self.done.extend(self.pending_batches)
         self.fingerprints.update(self.pending_fingerprints)
-        self.pending_batches, self.pending_labels, self.pending_fingerprints = [], [], {}
+        self.pending_batches, self.pending_labels, self.pending_digests, self.pending_fingerprints = [], [], [], {}
         storage.save_atomically({"done": self.done, "parts": self.parts, "fingerprints": self.fingerprints,
                                  "layers": {n: r.state() for n, r in self.recorders.items()}},
                                 self.folder / "state.pt")
@@ -395,14 +412,6 @@ def _check_all_ran(layers: list[str], ran: list[str]) -> None:
     missing = [name for name in layers if name not in ran]
     if missing:
         raise ValueError(f"layers {missing} did not run in the forward pass (are they used by forward?)")
-
-
-def picture_digest(picture: Tensor) -> Tensor:
-    """16 bytes that change when a picture's content, size or type changes."""
-    data = picture.detach().cpu().contiguous()
-    digest = hashlib.blake2b(f"{tuple(data.shape)}{data.dtype}".encode(), digest_size=16)
-    digest.update(data.numpy().tobytes() if data.numel() else b"")
-    return torch.frombuffer(bytearray(digest.digest()), dtype=torch.uint8)
 
 
 def batch_fingerprint(digests: Tensor) -> str:

@@ -14,13 +14,15 @@ import hashlib
 import io
 import json
 import os
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from convscope.scan.lock import LOCK
+from convscope.scan.own_files import OwnFiles
 
 FORMAT = 1
 CONFIG = "scan.json"
@@ -29,6 +31,10 @@ LAYERS = "layers"
 INDEX = "index.pt"
 # settings that must match for a folder to be resumed or reused
 IDENTITY = ("format", "model", "layers", "k", "pooling", "batch_size", "dataset", "count")
+# what a scan writes: nothing else in its folder is ever removed
+SCAN_FILES = OwnFiles("scan", CONFIG, files=(INDEX, f"{LAYERS}/*.pt", f"{PROGRESS}/rank*/state.pt",
+                                             f"{PROGRESS}/rank*/part_*.pt"),
+                      folders=(LAYERS, PROGRESS, f"{PROGRESS}/rank*"), always=(LOCK,))
 
 
 def layer_file(folder: Path, layer: str) -> Path:
@@ -110,18 +116,35 @@ def has_progress(folder: Path) -> bool:
 
 
 def clean_orphans(folder: Path, complete: bool) -> None:
-    """Remove what an interrupted writer left: temporary files, parts no state counts, a finished scan's progress."""
+    """Remove what an interrupted writer left: its temporary files, parts no state counts, a finished scan's
+    progress (only the scan's own files: anything else stays)."""
     if complete:
-        shutil.rmtree(folder / PROGRESS, ignore_errors=True)
-    for temporary in [*folder.glob(".*.tmp"), *folder.glob(f"{LAYERS}/.*.tmp"), *folder.glob(f"{PROGRESS}/*/.*.tmp")]:
-        if not temporary.name.startswith(".scan.lock."):
-            temporary.unlink(missing_ok=True)
+        remove_progress(folder)
+    for temporary in SCAN_FILES.temporaries(folder):
+        temporary.unlink(missing_ok=True)
     for writer in (folder / PROGRESS).glob("rank*"):
         state = writer / "state.pt"
         parts = int(load_state(state)["parts"]) if state.is_file() else 0
         for part in writer.glob("part_*.pt"):
             if not part.stem.removeprefix("part_").isdigit() or int(part.stem.removeprefix("part_")) >= parts:
                 part.unlink(missing_ok=True)
+
+
+def remove_progress(folder: Path) -> None:
+    """Remove the scan's files under ``progress/``, then the folders left empty."""
+    for relative in SCAN_FILES.owned(folder):
+        if relative.parts[0] == PROGRESS:
+            (folder / relative).unlink(missing_ok=True)
+    for writer in sorted((folder / PROGRESS).glob("rank*")):
+        _remove_if_empty(writer)
+    _remove_if_empty(folder / PROGRESS)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # missing, or holding someone else's file
+        pass
 
 
 def check_same_scan(existing: dict[str, Any], wanted: dict[str, Any], folder: Path) -> None:
@@ -133,12 +156,20 @@ def check_same_scan(existing: dict[str, Any], wanted: dict[str, Any], folder: Pa
                              "again")
 
 
+def check_still_ours(folder: Path, config: dict[str, Any]) -> None:
+    """Refuse to go on when the folder's settings are no longer those of the scan writing it (another scan took the
+    folder, e.g. after its lock was removed by hand): saving now would mix two scans."""
+    now = read_config(folder)
+    for key in IDENTITY:
+        if now.get(key) != config.get(key):
+            raise ValueError(f"the settings in {folder / CONFIG} changed while this scan was writing ({key}: "
+                             f"{_short(now.get(key))} now, {_short(config.get(key))} in this scan): another scan "
+                             "took the folder; this one stops so as not to mix their features")
+
+
 def clear(folder: Path) -> None:
     """Remove what a scan wrote into ``folder`` (and nothing else; the lock stays with its holder)."""
-    for name in (PROGRESS, LAYERS):
-        shutil.rmtree(folder / name, ignore_errors=True)
-    for name in (CONFIG, INDEX):
-        (folder / name).unlink(missing_ok=True)
+    SCAN_FILES.clear(folder)
 
 
 def fingerprint(net: nn.Module) -> str:
