@@ -9,10 +9,12 @@ from convscope.attribution.dataset import TARGET_HELP
 from convscope.cli.common import add_model_options, model_from, slug, written
 from convscope.data.opening import DATA_HELP, names_a_picture_set
 from convscope.images import load_images
+from convscope.logs import get_logger
 from convscope.models import DEFAULT_MODEL
 from convscope.models.fashion import FASHION_MODEL
 from convscope.targets import parse_target
 
+log = get_logger(__name__)
 SET_DEFAULTS = {"centre": 0.5, "batch_size": 32, "workers": None, "limit": None, "overwrite": False, "plain": False}
 
 
@@ -111,8 +113,10 @@ def run_explain(args: argparse.Namespace) -> None:
         result = explain(model, picture.pixels, args.method, target, layer=args.layer,
                          **options.get(args.method, {}))
         stem = f"explain_{name}_{args.method}"
-        written(result.map_picture().save(args.out / f"{stem}_map.png"))
-        written(result.overlay().save(args.out / f"{stem}_overlay.png"))
+        if result.note:
+            log.warning(result.note)
+        written(result.map_figure().save(args.out / f"{stem}_map.png"))
+        written(result.overlay_figure().save(args.out / f"{stem}_overlay.png"))
         if result.occlusion is not None:
             written(result.occlusion_picture().save(args.out / f"{stem}_maps.png"))
         print(f"  {picture.name}: {result.title} for {result.labels[0]}")

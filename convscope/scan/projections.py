@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from convscope.attribution.base import forward
+from convscope.attribution.picture_independence import other_input, same_maps
 from convscope.backward_rules import backward_rules
 from convscope.hooks import inspection_mode
 from convscope.models.layers import get_layer
@@ -101,13 +102,13 @@ def deconvnet_ignores_pictures(model: Model, inputs: Tensor, layer: str, channel
                                xs: Tensor) -> bool:
     """True when the deconvnet gives the same map for another input (no max-pooling switches to read).
 
-    Compares the unit's deconvnet gradient on ``inputs[:1]`` and on a seeded random input of the same shape.
+    Compares the unit's deconvnet gradient on ``inputs[:1]`` and on a seeded random input of the same shape,
+    as :func:`convscope.attribution.picture_independence.ignores_pictures` does for whole maps.
     """
     first = inputs[:1]
-    other = torch.rand(first.shape, generator=torch.Generator().manual_seed(0)).to(first) * 4 - 2
-    maps = [unit_gradients(model, x, layer, channel, ys[:1], xs[:1], rule="deconvnet") for x in (first, other)]
-    scale = maps[0].abs().max().clamp_min(1e-12)
-    return bool(((maps[0] - maps[1]).abs().max() / scale) < 1e-4)
+    maps = [unit_gradients(model, x, layer, channel, ys[:1], xs[:1], rule="deconvnet")
+            for x in (first, other_input(first))]
+    return same_maps(maps[0], maps[1])
 
 
 @dataclass
