@@ -142,7 +142,7 @@ def run_scan(args: argparse.Namespace) -> None:
         dead = result.dead_filters(layer)
         shape = "×".join(str(s) for s in result.shape(layer))
         print(f"  {layer}: {shape}, features {tuple(result.features(layer).shape)}, "
-              f"{len(dead.channels)} dead channels")
+              f"{dead.summary}")
     written(args.out)
 
 
