@@ -8,9 +8,11 @@ from pathlib import Path
 from convscope.cli.architecture import add_architecture_options, architecture_from
 from convscope.cli.common import add_model_options, slug, written
 from convscope.data.opening import DATA_HELP, open_dataset
+from convscope.logs import get_logger
 from convscope.models import DEFAULT_MODEL, load_model
 from convscope.models.fashion import FASHION_MODEL
 
+log = get_logger(__name__)
 SCAN_HELP = "a scan folder written by `convscope scan`"
 
 
@@ -157,6 +159,8 @@ def run_top_patches(args: argparse.Namespace) -> None:
     for start in range(0, len(channels), 16):
         page = channels[start:start + 16]
         view = result.top_patches(layer, page, args.k)
+        if view.note:
+            log.warning(view.note[0].upper() + view.note[1:])
         name = f"top_patches_{slug(layer)}_{page[0]}-{page[-1]}"
         written(view.picture().save(out / f"{name}.png"))
         if args.context:
@@ -169,6 +173,8 @@ def run_top_patches(args: argparse.Namespace) -> None:
             figure = top_projections(result, layer, page, args.k, method=args.projections, model=model)
             if start == 0:
                 print(figure.note[0].upper() + figure.note[1:] + ".")
+            for note in figure.notes[2 if figure.patches.note else 1:]:  # the ties were told with the patches
+                log.warning(note[0].upper() + note[1:])
             written(figure.picture().save(out / f"top_projections_{slug(layer)}_{page[0]}-{page[-1]}.png"))
 
 

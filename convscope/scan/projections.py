@@ -29,8 +29,9 @@ from convscope.backward_rules import backward_rules
 from convscope.hooks import inspection_mode
 from convscope.models.layers import get_layer
 from convscope.render.colormaps import normalize
-from convscope.render.layout import grid, stack, text_picture, titled
+from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
+from convscope.render.scale import wrapped
 from convscope.scan.patches import TopPatches
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ class TopProjections:
         """
         height, width = self.patches.preprocess.input_size if self.patches.preprocess.crop else (None, None)
         boxes = self.patches.boxes
-        inside = (boxes[..., 0] >= 0) & (boxes[..., 1] >= 0)
+        inside = (boxes[..., 0] >= 0) & (boxes[..., 1] >= 0) & ~self.blank()  # a blank map shows nothing
         if height is not None:
             inside &= (boxes[..., 2] <= height) & (boxes[..., 3] <= width)
         flat = self.projections.flatten(2).float()
@@ -164,6 +165,28 @@ class TopProjections:
                   "picture)") if self.image_independent else ""
         return f"guided-backprop projections{reason}"
 
+    def blank(self) -> Tensor:
+        """``[n,k]`` bool: projections that are exactly zero (nothing reached the pixels)."""
+        return self.projections.flatten(2).abs().amax(-1) == 0
+
+    @property
+    def notes(self) -> list[str]:
+        """:attr:`note`, what ties at the top mean, and why blank projections are blank."""
+        notes = [self.note]
+        if self.patches.note:
+            notes.append(self.patches.note)
+        blank = self.blank()
+        if bool(blank.any()):
+            ceiling = self.patches.ceiling
+            saturated = int((blank & (self.patches.values == ceiling)).sum()) if ceiling is not None else 0
+            why = (f"{saturated} of them are units at the layer's ceiling {ceiling:g}, where guided backprop passes "
+                   "no gradient (a saturated activation's derivative is 0: ReLU6's at 6), so nothing reaches the "
+                   "pixels; the deconvnet's rule (--projections deconvnet) does not look at the forward pass"
+                   ) if saturated else (
+                "no gradient reached the pixels from these units")
+            notes.append(f"{int(blank.sum())} of {blank.numel()} projections are blank (uniform grey): {why}")
+        return notes
+
     def tiles(self) -> Tensor:
         """``[n,k,3,S,S]`` in [0, 1]: each projection scaled on its own (grey = 0, clipped at 99.5 % of |v|)."""
         shown = normalize(self.projections.float(), "signed", dims=3)
@@ -191,8 +214,8 @@ class TopProjections:
         figure = titled(body, f"Top-{k} activations of {patches.layer}: {TITLES[self.method]} projection | patch",
                         f"left: each activation alone projected to pixels (grey = 0), its value under it; right: the "
                         f"patch it came from; {where}")
-        return stack([figure, text_picture([self.note[0].upper() + self.note[1:] + "."], size=12)],
-                     direction="vertical", gap=0)
+        lines = [wrapped(note[0].upper() + note[1:] + ".", figure.size[0], size=12) for note in self.notes]
+        return stack([figure, *lines], direction="vertical", gap=0)
 
     def _repr_png_(self) -> bytes:
         return self.picture()._repr_png_()
