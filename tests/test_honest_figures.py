@@ -94,3 +94,9 @@ def test_the_occlusion_panels_label_a_tiny_range_and_draw_a_constant_one_in_one_
     assert label == "0.9998–1.0000" and notes and "(a) spans only" in notes[0]
     shown, label = scaled(torch.ones(4, 4), "(c)", notes)
     assert label == "constant 1" and torch.equal(shown, torch.full((4, 4), 0.5)) and len(notes) == 1
+
+
+def test_explain_set_with_the_deconvnet_on_lite0_warns(tmp_path, capsys):
+    main(["explain-set", "samples", "--method", "deconvnet", "--limit", "2", "--batch-size", "2",
+          "--out", str(tmp_path / "maps")])
+    assert "same for every picture" in capsys.readouterr().err

@@ -158,6 +158,11 @@ def run_explain_set(args: argparse.Namespace) -> None:
     options = _clean(_options(args).get(args.method, {}))
     options.pop("batch_size", None)
     explainer = SetExplainer(model, args.method, target=args.target, layer=args.layer, centre=args.centre, **options)
+    if getattr(explainer.method, "may_ignore_pictures", False) and len(pictures) > 0:
+        from convscope.attribution.picture_independence import NOTE, ignores_pictures
+
+        if ignores_pictures(explainer.method, model.prepare([pictures.picture(0)])):
+            log.warning(f"{explainer.method.title}: {NOTE}")
     weights = str(args.weights.resolve()) if args.weights is not None else None
     result = explainer.run(pictures, args.out, batch_size=args.batch_size, workers=args.workers,
                            overwrite=args.overwrite, model_source={"name": name, "weights": weights})
