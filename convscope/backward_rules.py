@@ -38,11 +38,14 @@ local derivative:
 For ReLU both reduce exactly to the papers' rules (``f'(x) = [x > 0]``). This is the usual
 generalisation of guided backpropagation beyond ReLU (Springenberg et al. define it for
 ReLU only; the rule keeps their two conditions, a positive forward input and a positive
-backward signal, and the activation's own gradient where both hold). Other activations
-(ELU, SELU, CELU, Softplus, RReLU, and hand-written Swish/Mish/Hardswish such as timm's
-``Swish``, ``Mish``, ``HardSwish``, whose arithmetic would be met piece by piece) are
-refused by name. Gates (sigmoid, tanh, softmax, as in squeeze-and-excitation blocks) keep
-their ordinary backward.
+backward signal, and the activation's own gradient where both hold). A ReLU written as
+``x.clamp(min=0)``, ``clamp_min(0)``, ``F.threshold(x, 0, 0)`` (and ``clamp(0, t)`` as
+Hardtanh(0, t)) is one too. Other activations (ELU, SELU, CELU, Softplus, RReLU) are refused by
+name; sigmoid, tanh and similar squashing functions keep their ordinary backward where they
+gate another tensor (squeeze-and-excitation) and are refused where they are a hidden layer's
+activation or multiply their own input (a hand-written Swish, GELU, Mish or Hardswish), as
+:mod:`convscope.activation_trace` finds out from the forward pass — what the network computes,
+whatever its modules are called.
 """
 
 from __future__ import annotations
@@ -56,17 +59,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from convscope.hooks import model_walk
+from convscope.activation_trace import ActivationTrace, NoRule, function_name
 
 RULES = ("deconvnet", "guided")
 
-UNSUPPORTED_MODULES = (nn.ELU, nn.SELU, nn.CELU, nn.Softplus, nn.RReLU)
-UNSUPPORTED_PARTS = ("swish", "silu", "gelu", "mish", "softplus")  # in class names such as timm's Swish
-UNSUPPORTED_NAMES = ("elu", "selu", "celu")
-UNSUPPORTED_FUNCTIONS = {F.elu: "ELU", F.selu: "SELU", F.celu: "CELU", F.softplus: "Softplus", F.rrelu: "RReLU",
-                         torch.selu: "SELU", torch.celu: "CELU", torch.rrelu: "RReLU"}
-SMOOTH_MODULES = (nn.SiLU, nn.GELU, nn.Hardswish, nn.Mish)
-SMOOTH_MODULE_NAMES = ("timm.layers.activations.GELU", "timm.layers.activations.GELUTanh")  # they call F.gelu
+UNSUPPORTED_FUNCTIONS = {"elu": "ELU", "elu_": "ELU", "selu": "SELU", "selu_": "SELU", "celu": "CELU",
+                         "celu_": "CELU", "softplus": "Softplus", "rrelu": "RReLU", "rrelu_": "RReLU",
+                         "rrelu_with_noise": "RReLU"}  # by the torch function called (F.elu_ is elu_)
 
 
 @dataclass(frozen=True)
@@ -118,6 +117,27 @@ def _prelu(args: tuple, kwargs: dict, inplace: bool) -> Rectifier:
     return Rectifier(x, lambda v: F.prelu(v, weight), slope=slope)
 
 
+def _clamp(args: tuple, kwargs: dict, inplace: bool) -> Rectifier | None:
+    """``clamp(x, 0)``/``clamp_min(x, 0)`` is a ReLU, ``clamp(x, 0, t)`` a Hardtanh(0, t); other clamps are not."""
+    low, high = _arg(args, kwargs, 1, "min", None), _arg(args, kwargs, 2, "max", None)
+    if isinstance(low, Tensor) or isinstance(high, Tensor) or low is None or float(low) != 0.0:
+        return None
+    if high is None:
+        return Rectifier(args[0], torch.relu, inplace=inplace)
+    upper = float(high)
+    return Rectifier(args[0], lambda x: x.clamp(0.0, upper), upper=upper, inplace=inplace)
+
+
+def _threshold(args: tuple, kwargs: dict, inplace: bool) -> Rectifier:
+    """``threshold(x, 0, 0)`` is a ReLU; any other threshold or value is refused (not a rectifier at 0)."""
+    level, value = _arg(args, kwargs, 1, "threshold", 0.0), _arg(args, kwargs, 2, "value", 0.0)
+    if float(level) != 0.0 or float(value) != 0.0:
+        raise ValueError(f"threshold(x, {float(level):g}, {float(value):g}) is not a rectifier at 0 (only "
+                         "threshold(x, 0, 0), a ReLU, is), so the deconvnet and guided backprop rules do not apply; "
+                         "use a gradient method such as saliency, integrated gradients or Grad-CAM")
+    return Rectifier(args[0], torch.relu, inplace=inplace or bool(_arg(args, kwargs, 3, "inplace", False)))
+
+
 def _smooth(activation: Callable[..., Tensor], derivative: Callable[..., Tensor], keyword: str | None = None
             ) -> Callable[[tuple, dict, bool], Rectifier]:
     """Parser of a smooth activation call; ``keyword`` (GELU's ``approximate``) goes to both functions."""
@@ -142,6 +162,12 @@ _RECTIFIERS: dict[object, tuple[Callable[[tuple, dict, bool], Rectifier], bool]]
     F.hardtanh: (_hardtanh, False), F.hardtanh_: (_hardtanh, True),
     F.leaky_relu: (_leaky_relu, False), F.leaky_relu_: (_leaky_relu, True),
     F.prelu: (_prelu, False),
+    torch.clamp: (_clamp, False), Tensor.clamp: (_clamp, False), torch.clip: (_clamp, False),
+    Tensor.clip: (_clamp, False), torch.clamp_: (_clamp, True), Tensor.clamp_: (_clamp, True),
+    Tensor.clip_: (_clamp, True), torch.clamp_min: (_clamp, False), Tensor.clamp_min: (_clamp, False),
+    torch.clamp_min_: (_clamp, True), Tensor.clamp_min_: (_clamp, True),
+    F.threshold: (_threshold, False), torch.threshold: (_threshold, False), torch.threshold_: (_threshold, True),
+    F.threshold_: (_threshold, True),
 }
 
 
@@ -182,50 +208,46 @@ def _is_zero(slope: float | Tensor) -> bool:
 
 
 class _RuleMode(TorchFunctionMode):
-    """Replaces each rectifier call by :class:`_Rule`; counts them; refuses smooth activations."""
+    """Replaces each rectifier call by :class:`_Rule`; counts them; refuses what has no rule."""
 
-    def __init__(self, rule: str) -> None:
+    def __init__(self, rule: str, net: nn.Module) -> None:
         super().__init__()
         self.rule = rule
         self.rectifiers = 0
+        self.trace = ActivationTrace(net)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
-        if func in UNSUPPORTED_FUNCTIONS:
-            raise unsupported_error(self.rule, [f"{UNSUPPORTED_FUNCTIONS[func]} (called as a function)"])
+        name = function_name(func)
+        if name in UNSUPPORTED_FUNCTIONS:
+            raise unsupported_error(self.rule, [f"{self.trace.where()}: {UNSUPPORTED_FUNCTIONS[name]}"])
         entry = _RECTIFIERS.get(func)
-        if entry is None:
-            return func(*args, **kwargs)
-        parse, inplace = entry
-        call = parse(args, kwargs, inplace)
+        call = entry[0](args, kwargs, entry[1]) if entry is not None else None
+        if call is None:
+            result = func(*args, **kwargs)
+            try:
+                self.trace.seen(func, args, kwargs, result)
+            except NoRule as error:
+                raise unsupported_error(self.rule, [str(error)]) from None
+            return result
         self.rectifiers += 1
         x = call.x
         if not (isinstance(x, Tensor) and torch.is_grad_enabled() and x.requires_grad):
-            return func(*args, **kwargs)
-        output = _Rule.apply(x, call, self.rule)
-        return x.copy_(output) if call.inplace else output
-
-
-def unsupported_activations(net: nn.Module) -> list[str]:
-    """``'name (Type)'`` for every module whose activation has no deconvnet / guided rule."""
-    found = []
-    for name, module in net.named_modules():
-        kind = type(module).__name__
-        lowered = kind.lower()
-        if isinstance(module, SMOOTH_MODULES) or f"{type(module).__module__}.{kind}" in SMOOTH_MODULE_NAMES:
-            continue
-        if (isinstance(module, UNSUPPORTED_MODULES) or lowered in UNSUPPORTED_NAMES
-                or any(part in lowered for part in UNSUPPORTED_PARTS)):
-            found.append(f"{name or '(model)'} ({kind})")
-    return found
+            output = func(*args, **kwargs)
+        else:
+            output = _Rule.apply(x, call, self.rule)
+            output = x.copy_(output) if call.inplace else output
+        if isinstance(output, Tensor) and isinstance(x, Tensor):
+            self.trace.rectified(x, output, name)
+        return output
 
 
 def unsupported_error(rule: str, names: list[str]) -> ValueError:
     method = "guided backprop" if rule == "guided" else "the deconvnet"
-    shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    shown = "; ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
     return ValueError(f"{method} has backward rules only for rectifiers (ReLU, ReLU6, Hardtanh(0, t), LeakyReLU, "
                       f"PReLU) and SiLU, GELU, Hardswish, Mish (torch's own modules and functions); this model "
-                      f"uses activations it cannot handle: {shown}. Use a method that needs no "
+                      f"computes what it cannot handle: {shown}. Use a method that needs no "
                       "rule (saliency, SmoothGrad, integrated gradients, Grad-CAM, Score-CAM, occlusion) or a "
                       "model with ReLU-family activations")
 
@@ -241,10 +263,7 @@ def backward_rules(net: nn.Module, rule: str) -> Iterator[None]:
     """
     if rule not in RULES:
         raise ValueError(f"unknown backward rule {rule!r}: use 'deconvnet' or 'guided'")
-    bad = model_walk(net).memo(unsupported_activations, net)  # walked once per model, not per call
-    if bad:
-        raise unsupported_error(rule, bad)
-    mode = _RuleMode(rule)
+    mode = _RuleMode(rule, net)
     with mode:
         yield
     if mode.rectifiers == 0:

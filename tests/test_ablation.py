@@ -138,3 +138,27 @@ def test_ablate_command(tmp_path) -> None:
     assert {p.name for p in tmp_path.iterdir()} == {"ablation.csv", "ablation_runs.csv", "ablation.md", "ablation.png",
                                                     "ablation_filters.png"}
     assert "| narrow | conv 7×7/1 16-32-64, fc 128 | 99,082 |" in (tmp_path / "ablation.md").read_text()
+
+
+def _result(errors: dict[str, list[float]], **settings) -> object:
+    from convscope.analysis.ablation import AblationResult, VariantRun
+
+    result = AblationResult({name: ABLATION_VARIANTS[name] for name in errors}, TrainingSettings(**settings))
+    result.runs = [VariantRun(name, seed, error, error, 1.0, torch.zeros(2, 1, 7, 7))
+                   for name, values in errors.items() for seed, error in enumerate(values)]
+    return result
+
+
+def test_a_short_budget_and_differences_within_noise_are_said() -> None:
+    short = _result({"baseline": [0.25, 0.26, 0.24], "no-fc7": [0.245, 0.255, 0.235], "no-conv3": [0.20, 0.21, 0.20]},
+                    epochs=2, train_pictures=3000)
+    notes = short.caveats()
+    assert any("far from converged" in note for note in notes)
+    noise = [note for note in notes if "within the seeds' noise" in note]
+    assert noise and "no-fc7" in noise[0] and "no-conv3" not in noise[0]  # 5 points with a 0.6-point spread: real
+    assert any(line.startswith("Note: short training") for line in short.lines())
+    assert "Note: " in short.markdown() and short.picture().size[1] > 0
+    full = _result({"baseline": [0.10, 0.11, 0.10], "wide": [0.08, 0.08, 0.081]}, epochs=5)
+    assert full.caveats() == []
+    single = _result({"baseline": [0.10], "wide": [0.08]}, epochs=5)
+    assert single.caveats() == ["one seed: no spread over seeds to tell a difference from noise (--seeds 3 or more)"]

@@ -51,6 +51,7 @@ class Attribution:
     title: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     style: ClassVar[str] = "heat"
+    may_ignore_pictures: ClassVar[bool] = False  # see convscope.attribution.picture_independence
 
     def __init__(self, model: Model | nn.Module) -> None:
         self.model = as_model(model)

@@ -24,12 +24,16 @@ class Deconvnet(Attribution):
 
     :meth:`project` is the paper's way to look at one feature map: keep that map's
     activations, set every other activation of the layer to zero, and pass the result down.
+
+    Without max-pooling the map is the same for every picture (``may_ignore_pictures``; see
+    :mod:`convscope.attribution.picture_independence`).
     """
 
     name = "deconvnet"
     title = "Deconvnet"
     paper = "https://arxiv.org/abs/1311.2901"
     style = "image"
+    may_ignore_pictures = True
 
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         return input_gradient(self.model, inputs, target, rule="deconvnet")

@@ -14,14 +14,16 @@ from convscope.attribution.cam import CAM
 from convscope.attribution.cam_base import LayerAttribution
 from convscope.attribution.layers import last_spatial_layer
 from convscope.attribution.occlusion import Occlusion, OcclusionMaps
+from convscope.attribution.picture_independence import NOTE, ignores_pictures
 from convscope.attribution.registry import METHODS
 from convscope.logs import get_logger
 from convscope.models.model import Model, as_model
 from convscope.render import html
 from convscope.render.colormaps import colorize, normalize
-from convscope.render.layout import grid, stack, titled
+from convscope.render.layout import grid, stack, text_picture, titled
 from convscope.render.overlay import overlay, rgb
 from convscope.render.picture import Picture
+from convscope.render.scale import colour_bar, wrapped
 from convscope.suggestions import unknown
 from convscope.targets import Target, TargetLike, as_target, class_probabilities
 
@@ -62,7 +64,9 @@ class Explanation:
 
     ``pictures`` ``[B,3,H,W]`` are the images as the model saw them (resized, cropped),
     ``maps`` the method's raw output, ``heat`` ``[B,H,W]`` the non-negative importance at
-    the input's size, ``labels`` what was explained in words, per image.
+    the input's size, ``labels`` what was explained in words, per image. ``ignores_pictures``
+    is true when the maps would be the same for any other picture (the deconvnet without
+    max-pooling); :attr:`note` then says so, and every figure of the explanation carries it.
     """
 
     method: Attribution
@@ -73,11 +77,31 @@ class Explanation:
     layer: str | None = None
     occlusion: OcclusionMaps | None = None
     blank: list[str | None] | None = None  # per image: why its map shows nothing (see blank_map), else None
+    ignores_pictures: bool = False
 
     @property
     def title(self) -> str:
         """The method's name, with the layer where it has one."""
         return self.method.title + (f" at {self.layer}" if self.layer else "")
+
+    @property
+    def note(self) -> str | None:
+        """What a reader of these maps must know, in one sentence (``None`` when nothing): see ``ignores_pictures``."""
+        return f"{self.method.title}: {NOTE}" if self.ignores_pictures else None
+
+    def map_figure(self, index: int = 0) -> Picture:
+        """:meth:`map_picture` titled with method, target and layer, with a colour bar of its scale."""
+        bar = map_scale_bar(self.method.style, self.maps[index], self.heat[index])
+        return self._titled(stack([self.map_picture(index), bar], direction="vertical", gap=4), index)
+
+    def overlay_figure(self, index: int = 0, *, alpha: float = 0.5) -> Picture:
+        """:meth:`overlay` titled with method, target and layer, with a colour bar of the heat's scale."""
+        bar = heat_scale_bar(HEAT_SCALING[self.method.style], self.heat[index])
+        return self._titled(stack([self.overlay(index, alpha=alpha), bar], direction="vertical", gap=4), index)
+
+    def _titled(self, body: Picture, index: int) -> Picture:
+        figure = titled(body, self.title, f"for {self.labels[index]}", size=13)
+        return stack([figure, wrapped(self.note, body.size[0])], direction="vertical", gap=0) if self.note else figure
 
     def map_picture(self, index: int = 0) -> Picture:
         """The map alone: a colour gradient image, a grey saliency map, or a heat map."""
@@ -104,7 +128,10 @@ class Explanation:
                                      mode=HEAT_SCALING[self.method.style]).cpu()])
         note = self._note(index)
         body = grid(tiles, columns=3, labels=["input", f"{note}" if note else "map", "overlay"], tile_size=224)
-        return titled(body, f"{self.title}: {self.labels[index]}" + (f" ({note})" if note else ""), self.method.paper)
+        figure = titled(body, f"{self.title}: {self.labels[index]}" + (f" ({note})" if note else ""),
+                        self.method.paper)
+        return stack([figure, text_picture([self.note + "."], size=12)], direction="vertical",
+                     gap=0) if self.note else figure
 
     def occlusion_picture(self, index: int = 0) -> Picture:
         """The paper's three occlusion maps (only for the occlusion method)."""
@@ -165,6 +192,28 @@ def _blank_maps(title: str, maps: Tensor, heat: Tensor, labels: Sequence[str]) -
     return notes
 
 
+def _percentile(values: Tensor) -> float:
+    flat = values.detach().float().flatten()
+    return float(torch.quantile(flat.abs(), 0.995)) if flat.numel() else 0.0
+
+
+def map_scale_bar(style: str, maps: Tensor, heat: Tensor) -> Picture:
+    """The colour bar of :func:`render_map`'s picture of one image's map: colours and the values at their ends."""
+    if style == "image":
+        top = _percentile(maps)
+        return colour_bar(None, f"−{top:.3g}", f"+{top:.3g}", middle="0",
+                          what="per channel, clipped at 99.5 % of |v|")
+    if style == "saliency":
+        return colour_bar("gray", "0", f"{_percentile(heat):.3g}", what="clipped at 99.5 %")
+    return colour_bar("inferno", "0", f"{float(heat.abs().max()):.3g}")
+
+
+def heat_scale_bar(mode: str, heat: Tensor) -> Picture:
+    """The colour bar of an overlay of ``heat`` scaled with ``mode`` (``'abs'`` or ``'percentile'``)."""
+    top = _percentile(heat) if mode == "percentile" else float(heat.abs().max())
+    return colour_bar("jet", "0", f"{top:.3g}", what="clipped at 99.5 %" if mode == "percentile" else "")
+
+
 def describe_targets(model: Model, target: Target, inputs: Tensor) -> list[str]:
     """What a target means for each image, in words: ``'tabby (17.3%)'``, ``'channel 5 of bn2'``."""
     output, _ = forward(model, inputs, target.layers)
@@ -221,7 +270,8 @@ def explain(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], metho
         chosen.head(inputs).layer if isinstance(chosen, CAM) else None)
     labels = describe_targets(model, goal, inputs)
     title = chosen.title + (f" at {used}" if used else "")
-    return Explanation(chosen, fitted, maps, heat, labels, used, found, _blank_maps(title, maps, heat, labels))
+    return Explanation(chosen, fitted, maps, heat, labels, used, found, _blank_maps(title, maps, heat, labels),
+                       ignores_pictures=ignores_pictures(chosen, inputs, goal, maps))
 
 
 def compare(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], methods: Sequence[str] | None = None,
@@ -255,13 +305,18 @@ def compare(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], metho
             headers.append(f"{chosen.title}: n/a")
             blank.append([None] * batch)
             continue
+        if ignores_pictures(chosen, inputs, goal, maps):
+            notes.append(f"{chosen.title}: {NOTE}.")
+            log.warning(f"{chosen.title}: {NOTE}")
+            headers.append(f"{chosen.title}: fixed pattern")
+        else:
+            headers.append(chosen.title)
         heat = chosen.heat(maps, size)
         blank.append(_blank_maps(chosen.title, maps, heat, labels))
         notes.extend(f"{chosen.title}: {note} for image {b} ({labels[b]})" for b, note in enumerate(blank[-1]) if note)
         shown = [overlay(fitted[b], heat[b], mode=HEAT_SCALING[chosen.style]) if chosen.style == "heat"
                  else render_map(chosen.style, maps[b], heat[b]) for b in range(batch)]
         columns.append(torch.stack(shown).float())
-        headers.append(chosen.title)
     tiles = torch.stack(columns, 1).flatten(0, 1).cpu()
     row_names = list(names) if names is not None else [f"image {b}" for b in range(batch)]
     tile_labels = [f"{row_names[b]}: {labels[b]}" if c == 0 else
@@ -272,7 +327,5 @@ def compare(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], metho
                 "(grey = 0, colours = signed gradient); saliency is white where the gradient is large.")
     figure = titled(body, f"Attribution methods on {model.name}", subtitle)
     if notes:
-        from convscope.render.layout import text_picture
-
         figure = stack([figure, text_picture(notes, size=11)], direction="vertical", gap=4)
     return figure

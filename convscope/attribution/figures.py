@@ -12,6 +12,7 @@ from convscope.render.colormaps import colorize
 from convscope.render.layout import grid, stack, text_picture, titled
 from convscope.render.overlay import rgb
 from convscope.render.picture import Picture
+from convscope.render.scale import range_text, stretch, tiny_range_note
 
 LEGEND_CLASSES = 7
 
@@ -22,21 +23,20 @@ def occlusion_figure(found: OcclusionMaps, picture: Tensor, class_names: Sequenc
     size = found.input_size
     panels = [_with_occluder(picture, found, index)]
     labels = ["input, most damaging occluder"]
-    score = found.to_pixels(found.score)[index, 0].float()
-    low, high = float(score.min()), float(score.max())
-    panels.append(colorize((score - low) / max(high - low, 1e-12), "jet"))
     what = (f"p({class_names[int(found.classes[index])]})" if found.probability and found.classes is not None
             else "target")
-    labels.append(f"(a) {what} {low:.2f}–{high:.2f}")
+    notes: list[str] = []
+    shown, scale = scaled(found.to_pixels(found.score)[index, 0].float(), "(a)", notes)
+    panels.append(colorize(shown, "jet"))
+    labels.append(f"(a) {what} {scale}")
     classes, colours, legend = _label_colours(found.top_class[index], class_names)
     cells = colours[classes.cpu()]  # [h',w',3]
     panels.append(_cells_to_pixels(cells.permute(2, 0, 1), found, size).to(picture.device))
     labels.append("(b) most probable class")
     if found.feature is not None:
-        feature = found.to_pixels(found.feature)[index, 0].float()
-        low, high = float(feature.min()), float(feature.max())
-        panels.append(colorize((feature - low) / max(high - low, 1e-12), "inferno"))
-        labels.append(f"(c) {found.layer} map {int(found.channel[index])}: {low:.0f}–{high:.0f}")
+        shown, scale = scaled(found.to_pixels(found.feature)[index, 0].float(), "(c)", notes)
+        panels.append(colorize(shown, "inferno"))
+        labels.append(f"(c) {found.layer} map {int(found.channel[index])}: {scale}")
     body = grid(torch.stack([p.float().cpu() for p in panels]), columns=len(panels), labels=labels,
                 tile_size=tile_size)
     key = stack([text_picture(["(b) classes (positions)"], size=12)]
@@ -45,8 +45,19 @@ def occlusion_figure(found: OcclusionMaps, picture: Tensor, class_names: Sequenc
                 direction="vertical", gap=0)
     clean = f"{what} without occluder: {float(found.clean_score[index]):.2f}. "
     subtitle = (clean + f"A {found.size}×{found.size} occluder every {found.stride} px; in (a) blue = low, red = "
-                "high, in (c) bright = high; each pixel averages the occluder positions covering it")
-    return titled(stack([body, key], gap=6), "Occlusion sensitivity (Zeiler & Fergus 2014)", subtitle)
+                "high (between the ends under it), in (c) bright = high; each pixel averages the occluder positions "
+                "covering it")
+    figure = titled(stack([body, key], gap=6), "Occlusion sensitivity (Zeiler & Fergus 2014)", subtitle)
+    return stack([figure, text_picture(notes, size=12)], direction="vertical", gap=0) if notes else figure
+
+
+def scaled(values: Tensor, panel: str, notes: list[str]) -> tuple[Tensor, str]:
+    """``values`` stretched to [0, 1] between their ends, and those ends in words; a tiny range adds a note."""
+    low, high = float(values.min()), float(values.max())
+    note = tiny_range_note(low, high)
+    if note:
+        notes.append(f"{panel} {note}.")
+    return stretch(values, low, high), range_text(low, high)
 
 
 def _with_occluder(picture: Tensor, found: OcclusionMaps, index: int) -> Tensor:

@@ -12,8 +12,9 @@ class GuidedBackprop(Attribution):
     """The gradient with only positive signals passed back through positive activations.
 
     At every rectifier the backward signal is ``f'(x) · max(g, 0)`` (see
-    :mod:`convscope.backward_rules`, which also covers ReLU6 and leaky ReLUs and refuses
-    smooth activations such as SiLU). Returns signed colour maps ``[B,C,H,W]``.
+    :mod:`convscope.backward_rules`, which also covers ReLU6, leaky ReLUs and SiLU/GELU/Hardswish/Mish,
+    and refuses what the forward pass computes without a rule: ELU, a hidden Tanh, a hand-written
+    ``x * sigmoid(x)``). Returns signed colour maps ``[B,C,H,W]``.
     """
 
     name = "guided_backprop"

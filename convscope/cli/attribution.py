@@ -10,10 +10,12 @@ from convscope.cli.common import add_model_options, model_from, written
 from convscope.cli.output_names import output_name, picture_source, settings
 from convscope.data.opening import DATA_HELP, names_a_picture_set
 from convscope.images import expand_sources, load_images
+from convscope.logs import get_logger
 from convscope.models import DEFAULT_MODEL
 from convscope.models.fashion import FASHION_MODEL
 from convscope.targets import parse_target
 
+log = get_logger(__name__)
 SET_DEFAULTS = {"centre": 0.5, "batch_size": 32, "workers": None, "limit": None, "overwrite": False, "plain": False}
 
 
@@ -117,8 +119,10 @@ def run_explain(args: argparse.Namespace) -> None:
             continue
         result = explain(model, picture.pixels, args.method, target, layer=args.layer,
                          **options.get(args.method, {}))
-        written(result.map_picture().save(args.out / output_name(*parts, "map", identity=identity)))
-        written(result.overlay().save(args.out / output_name(*parts, "overlay", identity=identity)))
+        if result.note:
+            log.warning(result.note)
+        written(result.map_figure().save(args.out / output_name(*parts, "map", identity=identity)))
+        written(result.overlay_figure().save(args.out / output_name(*parts, "overlay", identity=identity)))
         if result.occlusion is not None:
             written(result.occlusion_picture().save(args.out / output_name(*parts, "maps", identity=identity)))
         print(f"  {picture.name}: {result.title} for {result.labels[0]}")
@@ -160,6 +164,11 @@ def run_explain_set(args: argparse.Namespace) -> None:
     options = _clean(_options(args).get(args.method, {}))
     options.pop("batch_size", None)
     explainer = SetExplainer(model, args.method, target=args.target, layer=args.layer, centre=args.centre, **options)
+    if getattr(explainer.method, "may_ignore_pictures", False) and len(pictures) > 0:
+        from convscope.attribution.picture_independence import NOTE, ignores_pictures
+
+        if ignores_pictures(explainer.method, model.prepare([pictures.picture(0)])):
+            log.warning(f"{explainer.method.title}: {NOTE}")
     weights = str(args.weights.resolve()) if args.weights is not None else None
     result = explainer.run(pictures, args.out, batch_size=args.batch_size, workers=args.workers,
                            overwrite=args.overwrite, model_source={"name": name, "weights": weights})

@@ -9,9 +9,11 @@ from convscope.cli.architecture import add_architecture_options, architecture_fr
 from convscope.cli.common import add_model_options, written
 from convscope.cli.output_names import identity, output_name, settings
 from convscope.data.opening import DATA_HELP, open_dataset
+from convscope.logs import get_logger
 from convscope.models import DEFAULT_MODEL, load_model
 from convscope.models.fashion import FASHION_MODEL
 
+log = get_logger(__name__)
 SCAN_HELP = "a scan folder written by `convscope scan`"
 TRAIN_FOLDER = "runs/fashion_cnn"
 
@@ -173,7 +175,7 @@ def run_scan(args: argparse.Namespace) -> None:
         dead = result.dead_filters(layer)
         shape = "×".join(str(s) for s in result.shape(layer))
         print(f"  {layer}: {shape}, features {tuple(result.features(layer).shape)}, "
-              f"{len(dead.channels)} dead channels")
+              f"{dead.summary}")
     written(args.out)
 
 
@@ -191,6 +193,8 @@ def run_top_patches(args: argparse.Namespace) -> None:
     for start in range(0, len(channels), 16):
         page = channels[start:start + 16]
         view = result.top_patches(layer, page, args.k)
+        if view.note:
+            log.warning(view.note[0].upper() + view.note[1:])
         parts, shown = ("top_patches", layer, f"{page[0]}-{page[-1]}"), {**made, "channels": page}
         written(view.picture().save(out / output_name(*parts, identity=shown)))
         if args.context:
@@ -203,6 +207,8 @@ def run_top_patches(args: argparse.Namespace) -> None:
             figure = top_projections(result, layer, page, args.k, method=args.projections, model=model)
             if start == 0:
                 print(figure.note[0].upper() + figure.note[1:] + ".")
+            for note in figure.notes[2 if figure.patches.note else 1:]:  # the ties were told with the patches
+                log.warning(note[0].upper() + note[1:])
             name = output_name("top_projections", layer, f"{page[0]}-{page[-1]}",
                                identity={**made, "channels": page, "projections": args.projections})
             written(figure.picture().save(out / name))

@@ -87,13 +87,7 @@ def run_activations(args: argparse.Namespace) -> None:
         path = maps.picture(max_channels=args.max_channels).save(
             args.out / output_name("activations", picture.name, maps.layer, identity=identity))
         written(path)
-        if not maps.rectified and maps.never_positive is not None:
-            never = maps.never_positive.nonzero().flatten().tolist()
-            print(f"  {picture.name}: {len(never)} channels never positive {never if never else ''}".rstrip()
-                  + f" (no rectifier at {maps.layer}: negative values pass on, so none is dead)")
-            continue
-        dead = maps.dead.nonzero().flatten().tolist()
-        print(f"  {picture.name}: {len(dead)} dead channels {dead if dead else ''}".rstrip())
+        print(f"  {picture.name}: {maps.summary}")
 
 
 def run_stats(args: argparse.Namespace) -> None:

@@ -22,8 +22,9 @@ from torch import Tensor
 
 from convscope.data.pictures import PictureSet
 from convscope.models.preprocessing import Preprocess
-from convscope.render.layout import grid, titled
+from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
+from convscope.render.scale import wrapped
 from convscope.scan.receptive_field import ReceptiveField
 
 if TYPE_CHECKING:
@@ -53,6 +54,41 @@ class TopPatches:
     names: list[list[str]]
     pictures: PictureSet
     preprocess: Preprocess
+    ceiling: float | None = None  # the layer's largest value, when many units reach it (a saturating activation)
+
+    def ties(self) -> list[tuple[int, int, float]]:
+        """``(channel, count, value)`` for each channel whose best ``count`` ≥ 2 values are one number.
+
+        Exact ties at the top are what a saturating activation gives (ReLU6 at 6): the order among
+        the tied pictures is arbitrary, and more pictures than the scan kept may reach the same value.
+        """
+        found = []
+        for channel, row in zip(self.channels, self.values.float(), strict=True):
+            count = int((row == row[0]).sum())
+            if count >= 2 and float(row[0]) > 0:
+                found.append((channel, count, float(row[0])))
+        return found
+
+    @property
+    def note(self) -> str | None:
+        """What the ties at the top mean, in one sentence (``None`` without ties)."""
+        ties = self.ties()
+        if not ties:
+            return None
+        k = self.values.shape[1]
+        saturated = [(c, n) for c, n, value in ties if self.ceiling is not None and value == self.ceiling]
+        others = [(c, n, value) for c, n, value in ties if self.ceiling is None or value != self.ceiling]
+        parts = []
+        if saturated:
+            parts.append(f"the top activations of {_listed(saturated, k)} are tied at {self.ceiling:g}, the largest "
+                         f"value of {self.layer} that many units reach (a saturating activation such as ReLU6): "
+                         "the order among the tied pictures is arbitrary and more pictures may reach it than the "
+                         "scan kept")
+        if others:
+            parts.append(f"{_listed([(c, n) for c, n, _ in others], k)} {'has' if len(others) == 1 else 'have'} "
+                         "equal top values (equal inputs, such as patches of one flat colour, give equal values): "
+                         "the order among them is arbitrary")
+        return "; ".join(parts)
 
     def context(self) -> Tensor:
         """``[n,k,3,H,W]``: each picture resized and cropped as the model saw it, its box outlined."""
@@ -68,13 +104,19 @@ class TopPatches:
         size = tile_size or (96 if context else max(48, min(96, tiles.shape[-1] * 2)))
         labels = [f"#{c}: {v:.3g}" if j == 0 else f"{v:.3g}"
                   for c, row in zip(self.channels, self.values.tolist(), strict=True) for j, v in enumerate(row)]
-        body = grid(tiles.flatten(0, 1), columns=k, labels=labels, tile_size=size)
+        tied = (self.values == self.values[:, :1]) & (self.values[:, :1] > 0)
+        tied &= tied.sum(1, keepdim=True) >= 2
+        body = grid(tiles.flatten(0, 1), columns=k, labels=labels, tile_size=size, flagged=tied.flatten().tolist())
         height, width = self.field.size(self.channels[0]) if self.channels else (0, 0)
         where = ("whole pictures (each unit sees the whole input)" if self.field.whole_input else
                  f"receptive field {height}×{width} input pixels, stride {self.field.stride[0]}")
-        return titled(body, f"Top-{k} pictures per channel at {self.layer}",
-                      f"{where}; one row per channel, activation under each "
-                      + ("(box drawn on the picture the model saw)" if context else "patch"))
+        figure = titled(body, f"Top-{k} pictures per channel at {self.layer}",
+                        f"{where}; one row per channel, activation under each "
+                        + ("(box drawn on the picture the model saw)" if context else "patch"))
+        if self.note is None:
+            return figure
+        return stack([figure, wrapped(f"Red frames: {self.note}.", figure.size[0], size=12)], direction="vertical",
+                     gap=0)
 
     def _repr_png_(self) -> bytes:
         return self.picture()._repr_png_()
@@ -116,7 +158,20 @@ def top_patches(result: ScanResult, layer: str | None = None, channels: Sequence
                            for row_images, row_boxes in zip(images, boxes, strict=True)])
     names = [[result.pictures.name(int(i)) for i in row] for row in images]
     return TopPatches(layer, channels, values, images, positions, boxes, patches, field, names, result.pictures,
-                      preprocess)
+                      preprocess, layer_ceiling(top.values))
+
+
+def _listed(channels: list[tuple[int, int]], k: int) -> str:
+    shown = ", ".join(f"#{c} ({n} of {k})" for c, n in channels[:8]) + (" …" if len(channels) > 8 else "")
+    return f"{len(channels)} channel{'s' if len(channels) > 1 else ''} ({shown})"
+
+
+def layer_ceiling(values: Tensor) -> float | None:
+    """The largest of a layer's kept top values ``[C,k]`` when it is reached more than once, else ``None``."""
+    if values.numel() == 0:
+        return None
+    largest = values.max()
+    return float(largest) if float(largest) > 0 and int((values == largest).sum()) >= 2 else None
 
 
 def original_box(box: Sequence[int] | Tensor, size: tuple[int, int], preprocess: Preprocess) -> tuple[float, ...]:

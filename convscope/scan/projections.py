@@ -24,12 +24,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from convscope.attribution.base import forward
+from convscope.attribution.picture_independence import other_input, same_maps
 from convscope.backward_rules import backward_rules
 from convscope.hooks import inspection_mode
 from convscope.models.layers import get_layer
 from convscope.render.colormaps import normalize
-from convscope.render.layout import grid, stack, text_picture, titled
+from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
+from convscope.render.scale import wrapped
 from convscope.scan.patches import TopPatches
 
 if TYPE_CHECKING:
@@ -101,13 +103,13 @@ def deconvnet_ignores_pictures(model: Model, inputs: Tensor, layer: str, channel
                                xs: Tensor) -> bool:
     """True when the deconvnet gives the same map for another input (no max-pooling switches to read).
 
-    Compares the unit's deconvnet gradient on ``inputs[:1]`` and on a seeded random input of the same shape.
+    Compares the unit's deconvnet gradient on ``inputs[:1]`` and on a seeded random input of the same shape,
+    as :func:`convscope.attribution.picture_independence.ignores_pictures` does for whole maps.
     """
     first = inputs[:1]
-    other = torch.rand(first.shape, generator=torch.Generator().manual_seed(0)).to(first) * 4 - 2
-    maps = [unit_gradients(model, x, layer, channel, ys[:1], xs[:1], rule="deconvnet") for x in (first, other)]
-    scale = maps[0].abs().max().clamp_min(1e-12)
-    return bool(((maps[0] - maps[1]).abs().max() / scale) < 1e-4)
+    maps = [unit_gradients(model, x, layer, channel, ys[:1], xs[:1], rule="deconvnet")
+            for x in (first, other_input(first))]
+    return same_maps(maps[0], maps[1])
 
 
 @dataclass
@@ -132,7 +134,7 @@ class TopProjections:
         """
         height, width = self.patches.preprocess.input_size if self.patches.preprocess.crop else (None, None)
         boxes = self.patches.boxes
-        inside = (boxes[..., 0] >= 0) & (boxes[..., 1] >= 0)
+        inside = (boxes[..., 0] >= 0) & (boxes[..., 1] >= 0) & ~self.blank()  # a blank map shows nothing
         if height is not None:
             inside &= (boxes[..., 2] <= height) & (boxes[..., 3] <= width)
         flat = self.projections.flatten(2).float()
@@ -163,6 +165,28 @@ class TopProjections:
                   "picture)") if self.image_independent else ""
         return f"guided-backprop projections{reason}"
 
+    def blank(self) -> Tensor:
+        """``[n,k]`` bool: projections that are exactly zero (nothing reached the pixels)."""
+        return self.projections.flatten(2).abs().amax(-1) == 0
+
+    @property
+    def notes(self) -> list[str]:
+        """:attr:`note`, what ties at the top mean, and why blank projections are blank."""
+        notes = [self.note]
+        if self.patches.note:
+            notes.append(self.patches.note)
+        blank = self.blank()
+        if bool(blank.any()):
+            ceiling = self.patches.ceiling
+            saturated = int((blank & (self.patches.values == ceiling)).sum()) if ceiling is not None else 0
+            why = (f"{saturated} of them are units at the layer's ceiling {ceiling:g}, where guided backprop passes "
+                   "no gradient (a saturated activation's derivative is 0: ReLU6's at 6), so nothing reaches the "
+                   "pixels; the deconvnet's rule (--projections deconvnet) does not look at the forward pass"
+                   ) if saturated else (
+                "no gradient reached the pixels from these units")
+            notes.append(f"{int(blank.sum())} of {blank.numel()} projections are blank (uniform grey): {why}")
+        return notes
+
     def tiles(self) -> Tensor:
         """``[n,k,3,S,S]`` in [0, 1]: each projection scaled on its own (grey = 0, clipped at 99.5 % of |v|)."""
         shown = normalize(self.projections.float(), "signed", dims=3)
@@ -190,8 +214,8 @@ class TopProjections:
         figure = titled(body, f"Top-{k} activations of {patches.layer}: {TITLES[self.method]} projection | patch",
                         f"left: each activation alone projected to pixels (grey = 0), its value under it; right: the "
                         f"patch it came from; {where}")
-        return stack([figure, text_picture([self.note[0].upper() + self.note[1:] + "."], size=12)],
-                     direction="vertical", gap=0)
+        lines = [wrapped(note[0].upper() + note[1:] + ".", figure.size[0], size=12) for note in self.notes]
+        return stack([figure, *lines], direction="vertical", gap=0)
 
     def _repr_png_(self) -> bytes:
         return self.picture()._repr_png_()
