@@ -47,6 +47,7 @@ from convscope.targets import ClassScore, Target, TopClass
 FORMAT = 1
 CONFIG = "explain.json"
 CHUNKS = "chunks"
+CHUNK_KEYS = ("images", "classes", "maps", "centre", "where", "fingerprint")
 WHERE_SIZE = 32  # side of the small "where the mass falls" map kept per picture
 IDENTITY = ("format", "model", "method", "options", "layer", "target", "dataset", "count", "batch_size", "centre",
             "preprocess")
@@ -277,7 +278,7 @@ class SetExplainer:
             loader = DataLoader(PictureDigests(pictures), num_workers=loader_workers(pictures, workers),
                                 batch_sampler=[list(_chunk_range(c, batch_size, len(pictures))) for c in mine])
             changed = [c for c, digests in zip(mine, plain_loader_errors(loader), strict=True)
-                       if batch_fingerprint(digests) != storage.load(chunk_file(folder, c), mmap=True)["fingerprint"]]
+                       if batch_fingerprint(digests) != load_chunk(chunk_file(folder, c))["fingerprint"]]
         if not team.all_ok(not changed):
             if changed:
                 first = _chunk_range(changed[0], batch_size, len(pictures))
@@ -355,7 +356,12 @@ def clear(folder: Path) -> None:
 
 def load_chunks(folder: str | Path) -> list[dict[str, Any]]:
     """Every chunk of a finished or partial run, in order."""
-    return [storage.load(path) for path in sorted((Path(folder) / CHUNKS).glob("chunk_*.pt"))]
+    return [load_chunk(path, mmap=False) for path in sorted((Path(folder) / CHUNKS).glob("chunk_*.pt"))]
+
+
+def load_chunk(path: Path, *, mmap: bool = True) -> dict[str, Any]:
+    """One chunk file, checked to hold what a resume and the summary read (a damaged one names ``--overwrite``)."""
+    return storage.load(path, mmap=mmap, keys=CHUNK_KEYS, recover="`convscope explain-set … --overwrite` starts again")
 
 
 def plain_rate(model: Model | nn.Module, pictures: PictureSet, *, batch_size: int = 32, chunks: int = 8,

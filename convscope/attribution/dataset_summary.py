@@ -18,9 +18,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from convscope.attribution.dataset import CHUNKS, centre_box, read_config
+from convscope.attribution.dataset import CHUNKS, centre_box, load_chunk, read_config
 from convscope.render.picture import Picture
-from convscope.scan import storage
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_PNG = "summary.png"
@@ -55,7 +54,7 @@ def summarise(folder: str | Path) -> list[ClassShare]:
     names = config.get("class_names") or []
     classes, shares, where = [], [], []
     for path in sorted((Path(folder) / CHUNKS).glob("chunk_*.pt")):
-        chunk = storage.load(path, mmap=True)
+        chunk = load_chunk(path)
         classes.append(chunk["classes"])
         shares.append(chunk["centre"])
         where.append(chunk["where"])

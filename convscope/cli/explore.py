@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from convscope.validation import output_folder
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("explore", help="a web app to look inside the model interactively (local server)")
@@ -27,6 +29,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_explore(args: argparse.Namespace) -> None:
+    if args.cache is not None:  # refused before the server starts, not on the first visualisation
+        output_folder(args.cache, "--cache")
     try:
         from convscope.explore.server import serve
     except ImportError as error:
