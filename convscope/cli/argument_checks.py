@@ -21,7 +21,28 @@ POSITIVE = ("lr", "perplexity", "beta", "magnify")
 NOT_NEGATIVE = ("weight_decay", "checkpoint_every", "tv", "style_weight", "content_weight")
 SHARES = ("max_active", "epsilon")  # in [0, 1]
 # (command, option) whose meaning differs from the option of that name elsewhere
-SPECIAL: dict[tuple[str, str], Callable[..., object]] = {("explain", "size"): partial(whole_number, minimum=1)}
+PORTS = 65535
+
+
+def fitting_picture_side(value: object, name: str) -> int:
+    """A picture side of at least 8 pixels whose picture fits in this machine's memory."""
+    from convscope.synthesis.sizes import check_picture_memory
+
+    side = picture_side(value, name)
+    check_picture_memory(1, side, side, hint=f"give a smaller {name}")
+    return side
+
+
+def port(value: object, name: str) -> int:
+    """A TCP port: 0 (pick a free one) … 65535."""
+    number = whole_number(value, name, minimum=0)
+    if number > PORTS:
+        raise ValueError(f"{name} must lie in 0 … {PORTS} (0 picks a free port), got {number}")
+    return number
+
+
+SPECIAL: dict[tuple[str, str], Callable[..., object]] = {("explain", "size"): partial(whole_number, minimum=1),
+                                                         ("explore", "port"): port}
 
 
 def check_for(command: str, dest: str) -> Callable[..., object] | None:
@@ -33,7 +54,7 @@ def check_for(command: str, dest: str) -> Callable[..., object] | None:
     if dest in ZERO_OR_MORE:
         return partial(whole_number, minimum=0)
     if dest == "size":
-        return picture_side
+        return fitting_picture_side
     if dest in POSITIVE:
         return positive_number
     if dest in NOT_NEGATIVE:
