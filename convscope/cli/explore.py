@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from convscope.images import load_image
 from convscope.validation import output_folder
 
 
@@ -31,6 +32,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_explore(args: argparse.Namespace) -> None:
     if args.cache is not None:  # refused before the server starts, not on the first visualisation
         output_folder(args.cache, "--cache")
+    for source in args.sources:
+        if source.is_file():  # a picture named on the command line is one (an empty or damaged file is refused)
+            load_image(source)
     try:
         from convscope.explore.server import serve
     except ImportError as error:

@@ -233,6 +233,9 @@ def run_fool(args: argparse.Namespace) -> None:
 
     if args.robustness:
         return run_robustness(args)
+    if args.compare:
+        raise ValueError("--compare measures more weights files beside --weights in a --robustness study: add "
+                         "--robustness, or leave out --compare")
     args.steps = args.steps or 100
     model = model_from(args)
     pictures = [p.pixels for p in load_images(args.images)]
