@@ -43,16 +43,17 @@ def check_arguments(args: argparse.Namespace) -> None:
     check_input_paths(args)
 
 
-INPUT_FILES = {"classes": "class names file", "network": "style network file"}  # --weights: read_state_dict's own
+INPUT_FILES = {"classes": ("class names file", "give a text file with one class name per line"),  # --weights: the
+               "network": ("style network file", "give a file written by `convscope fast-style train`")}  # reader's
 INPUT_FOLDERS = {"scan": "the scan folder", "checks": "--checks", "checkpoints": "--checkpoints"}
 
 
 def check_input_paths(args: argparse.Namespace) -> None:
     """Files and folders the command reads, checked (never opened) before any model or data loads: a folder
     where a file belongs, a pipe or device, a missing path — each refused in one line."""
-    for dest, what in INPUT_FILES.items():
+    for dest, (what, hint) in INPUT_FILES.items():
         for path in _paths(getattr(args, dest, None)):
-            regular_file(path, what)
+            regular_file(path, what, hint)
     for dest, what in INPUT_FOLDERS.items():  # a missing one: the reader says what would make it
         for path in _paths(getattr(args, dest, None)):
             if path.exists() and not path.is_dir():
