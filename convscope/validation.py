@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -86,13 +87,31 @@ def output_folder(path: str | Path, name: str = "output folder") -> Path:
     if existing.exists() and not existing.is_dir():
         kind = "a file" if existing.is_file() else "not a folder (a device, pipe or socket)"
         where = "" if existing == path else f" (its parent {str(existing)!r})"
-        raise ValueError(f"{name} {str(path)!r}{where} is {kind}: give a folder, e.g. --out out")
+        example = ", e.g. --out out" if name == "--out" else ""
+        raise ValueError(f"{name} {str(path)!r}{where} is {kind}: give a folder{example}")
     if not existing.exists():
         raise ValueError(f"{name} {str(path)!r} cannot be created (a broken link on its way)")
     if not _can_write(existing):
         where = "" if existing == path else f" (its parent {str(existing)!r} is not writable)"
         raise ValueError(f"{name} {str(path)!r} cannot be written{where}: give a folder you can write to")
     return path
+
+
+def regular_file(path: str | Path, what: str, hint: str = "") -> Path:
+    """``path`` if it is an existing regular file, checked with ``os.stat`` and never opened (a FIFO would
+    block, a device never end); otherwise a one-line ``ValueError`` that says what it is (``hint`` appended)."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        problem = "does not exist"
+    except OSError as error:
+        problem = f"cannot be read ({error.strerror})"
+    else:
+        if stat.S_ISREG(mode):
+            return path
+        problem = "is a folder" if stat.S_ISDIR(mode) else "is not a regular file (a pipe, device or socket)"
+    raise ValueError(f"{what} {str(path)!r} {problem}" + (f": {hint}" if hint else ""))
 
 
 def _can_write(folder: Path) -> bool:

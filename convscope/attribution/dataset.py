@@ -50,6 +50,7 @@ from convscope.targets import ClassScore, Target, TopClass, as_target, class_pro
 FORMAT = 1
 CONFIG = "explain.json"
 CHUNKS = "chunks"
+CHUNK_KEYS = ("images", "classes", "maps", "centre", "where", "fingerprint")
 WHERE_SIZE = 32  # side of the small "where the mass falls" map kept per picture
 IDENTITY = ("format", "model", "method", "options", "layer", "target", "dataset", "count", "batch_size", "centre",
             "preprocess")
@@ -311,7 +312,7 @@ class SetExplainer:
             loader = DataLoader(PictureDigests(pictures), num_workers=loader_workers(pictures, workers),
                                 batch_sampler=[list(_chunk_range(c, batch_size, len(pictures))) for c in mine])
             changed = [c for c, digests in zip(mine, plain_loader_errors(loader), strict=True)
-                       if batch_fingerprint(digests) != storage.load(chunk_file(folder, c), mmap=True)["fingerprint"]]
+                       if batch_fingerprint(digests) != load_chunk(chunk_file(folder, c))["fingerprint"]]
         if not team.all_ok(not changed and mixed is None):
             if mixed is not None:
                 raise mixed
@@ -414,7 +415,12 @@ def check_chunk_settings(chunk: dict[str, Any], path: Path, settings: str) -> No
 
 def load_chunks(folder: str | Path) -> list[dict[str, Any]]:
     """Every chunk of a finished or partial run, in order."""
-    return [storage.load(path) for path in sorted((Path(folder) / CHUNKS).glob("chunk_*.pt"))]
+    return [load_chunk(path, mmap=False) for path in sorted((Path(folder) / CHUNKS).glob("chunk_*.pt"))]
+
+
+def load_chunk(path: Path, *, mmap: bool = True) -> dict[str, Any]:
+    """One chunk file, checked to hold what a resume and the summary read (a damaged one names ``--overwrite``)."""
+    return storage.load(path, mmap=mmap, keys=CHUNK_KEYS, recover="`convscope explain-set … --overwrite` starts again")
 
 
 def plain_rate(model: Model | nn.Module, pictures: PictureSet, *, batch_size: int = 32, chunks: int = 8,

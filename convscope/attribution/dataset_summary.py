@@ -19,9 +19,15 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from convscope.attribution.dataset import CHUNKS, centre_box, check_chunk_settings, read_config, settings_digest
+from convscope.attribution.dataset import (
+    CHUNKS,
+    centre_box,
+    check_chunk_settings,
+    load_chunk,
+    read_config,
+    settings_digest,
+)
 from convscope.render.picture import Picture
-from convscope.scan import storage
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_PNG = "summary.png"
@@ -57,7 +63,7 @@ def summarise(folder: str | Path) -> list[ClassShare]:
     settings = settings_digest(config)
     classes, shares, where = [], [], []
     for path in sorted((Path(folder) / CHUNKS).glob("chunk_*.pt")):
-        chunk = storage.load(path, mmap=True)
+        chunk = load_chunk(path)
         check_chunk_settings(chunk, path, settings)
         classes.append(chunk["classes"])
         shares.append(chunk["centre"])

@@ -184,6 +184,10 @@ def run_evolution(args: argparse.Namespace) -> None:
     from convscope.analysis.evolution import checkpoint_files, feature_evolution
     from convscope.data.opening import open_dataset
 
+    for option in ("weights", "classes"):
+        if getattr(args, option) is not None:
+            raise ValueError(f"evolution loads each file of --checkpoints as the model's weights and names no classes: "
+                             f"leave out --{option}")
     model = "fashion_cnn" if args.model == DEFAULT_MODEL else args.model
     evolution = feature_evolution(checkpoint_files(args.checkpoints), open_dataset(args.data, limit=args.limit),
                                   args.layers, model=model, channels=args.channels, work=args.out / "scans",

@@ -160,7 +160,7 @@ def run_explain_set(args: argparse.Namespace) -> None:
     pictures = open_dataset(args.data, limit=args.limit)
     name = args.model or (FASHION_MODEL if pictures.spec().get("kind") == "fashion-mnist" else DEFAULT_MODEL)
     device = args.device or (local_device() if launched_by_torchrun() else None)
-    model = load_model(name, weights=args.weights, device=device)
+    model = load_model(name, weights=args.weights, device=device, classes=args.classes, output=args.output)
     options = _clean(_options(args).get(args.method, {}))
     options.pop("batch_size", None)
     explainer = SetExplainer(model, args.method, target=args.target, layer=args.layer, centre=args.centre, **options)

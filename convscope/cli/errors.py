@@ -14,7 +14,7 @@ from types import TracebackType
 
 import torch
 
-from convscope.validation import output_folder
+from convscope.validation import output_folder, regular_file
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 EXIT_BAD_INPUT = 2
@@ -42,6 +42,39 @@ def check_arguments(args: argparse.Namespace) -> None:
     save = getattr(args, "save", None)
     if isinstance(save, Path):
         output_folder(save.parent, f"the folder of --save {str(save)!r}")
+    check_input_paths(args)
+
+
+INPUT_FILES = {"classes": ("class names file", "give a text file with one class name per line"),  # --weights: the
+               "network": ("style network file", "give a file written by `convscope fast-style train`")}  # reader's
+INPUT_FOLDERS = {"scan": "the scan folder", "checks": "--checks", "checkpoints": "--checkpoints"}
+
+
+def check_input_paths(args: argparse.Namespace) -> None:
+    """Files and folders the command reads, checked (never opened) before any model or data loads: a folder
+    where a file belongs, a pipe or device, a missing path — each refused in one line."""
+    for dest, (what, hint) in INPUT_FILES.items():
+        for path in _paths(getattr(args, dest, None)):
+            regular_file(path, what, hint)
+    for dest, what in INPUT_FOLDERS.items():  # a missing one: the reader says what would make it
+        for path in _paths(getattr(args, dest, None)):
+            if path.exists() and not path.is_dir():
+                raise ValueError(f"{what} {str(path)!r} is not a folder: give a folder")
+    for text in _sources(args):
+        path = Path(text)
+        if path.exists() and not path.is_dir() and not path.is_file():
+            raise ValueError(f"{text!r} is not a regular file (a pipe, device or socket): give a picture file, a "
+                             "folder or sample:NAME")
+
+
+def _paths(value: object) -> list[Path]:
+    return [Path(v) for v in (value if isinstance(value, list) else [value] if value is not None else [])]
+
+
+def _sources(args: argparse.Namespace) -> list[str]:
+    """The picture arguments of the command (files, folders, sample: and set names)."""
+    dests = ("images", "image", "content", "style", "data", "sources")
+    return [str(path) for dest in dests for path in _paths(getattr(args, dest, None))]
 
 
 @contextmanager

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from convscope.images import expand_sources, load_image
+from convscope.validation import output_folder
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("explore", help="a web app to look inside the model interactively (local server)")
@@ -27,6 +30,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_explore(args: argparse.Namespace) -> None:
+    if args.cache is not None:  # refused before the server starts, not on the first visualisation
+        output_folder(args.cache, "--cache")
+    for source in args.sources:  # a folder holds pictures, a file is one (empty or damaged ones are refused)
+        if source.is_dir():
+            expand_sources([source])
+        elif source.is_file():
+            load_image(source)
     try:
         from convscope.explore.server import serve
     except ImportError as error:

@@ -160,7 +160,7 @@ def run_scan(args: argparse.Namespace) -> None:
     pictures = open_dataset(args.data, limit=args.limit)
     name = args.model or (FASHION_MODEL if pictures.spec().get("kind") == "fashion-mnist" else DEFAULT_MODEL)
     device = args.device or (local_device() if launched_by_torchrun() else None)
-    model = load_model(name, weights=args.weights, device=device)
+    model = load_model(name, weights=args.weights, device=device, classes=args.classes, output=args.output)
     weights = str(args.weights.resolve()) if args.weights is not None else None
     result = Scan(model, args.layers, k=args.k, pooling=args.pooling).run(
         pictures, args.out, batch_size=args.batch_size, workers=args.workers, overwrite=args.overwrite,

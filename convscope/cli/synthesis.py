@@ -71,7 +71,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--target", help="class to turn the pictures into (targeted PGD)")
     p.add_argument("--method", choices=("targeted", "fgsm", "pgd"), help="default: targeted with --target, "
                                                                           "else pgd (untargeted)")
-    p.add_argument("--epsilon", type=_fraction, help="largest change per pixel, e.g. 2/255 or 0.01 "
+    p.add_argument("--epsilon", type=_epsilon, help="largest change per pixel, e.g. 2/255 or 0.01 "
                                                      "(default: 2/255 targeted and FGSM, 4/255 PGD)")
     p.add_argument("--steps", type=int, help="attack steps (default: 100; 20 for PGD with --robustness)")
     p.add_argument("--magnify", type=float, help="show the change × this factor (default: scaled to fit)")
@@ -136,7 +136,7 @@ def _common(parser: argparse.ArgumentParser, name: str, run) -> None:
     parser.set_defaults(run=run)
 
 
-def _fraction(text: str) -> float:
+def _read_fraction(text: str) -> float:
     try:
         if "/" in text:
             top, bottom = text.split("/")
@@ -144,6 +144,23 @@ def _fraction(text: str) -> float:
         return float(text)
     except (ValueError, ZeroDivisionError) as error:
         raise argparse.ArgumentTypeError(f"not a number or fraction: {text!r} (write 2/255 or 0.008)") from error
+
+
+def _fraction(text: str) -> float:
+    """An --epsilons entry: a change of pixels in [0, 1] written as 0.008 or 2/255 (0: the clean accuracy)."""
+    value = _read_fraction(text)
+    if not 0 <= value <= 1:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1] (a change of pixels in [0, 1], e.g. 2/255), got {text}")
+    return value
+
+
+def _epsilon(text: str) -> float:
+    """--epsilon: the largest change per pixel, in (0, 1] (0 would change nothing)."""
+    value = _read_fraction(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1] (the largest change of a pixel in [0, 1], e.g. 2/255), "
+                                         f"got {text}")
+    return value
 
 
 def _name(source: str) -> str:
@@ -232,6 +249,9 @@ def run_fool(args: argparse.Namespace) -> None:
 
     if args.robustness:
         return run_robustness(args)
+    if args.compare:
+        raise ValueError("--compare measures more weights files beside --weights in a --robustness study: add "
+                         "--robustness, or leave out --compare")
     args.steps = args.steps or 100
     model = model_from(args)
     pictures = [p.pixels for p in load_images(args.images)]
@@ -331,7 +351,10 @@ def run_style(args: argparse.Namespace) -> None:
 def run_fast_train(args: argparse.Namespace) -> None:
     from convscope.demo.gallery_run import DEMO_SAMPLES
     from convscope.synthesis import train_fast_style
+    from convscope.synthesis.fast_style import save_target
 
+    path = save_target(args.save or args.out / output_name(  # a path that cannot be written: refused before training
+        "fast_style", _name(args.style), identity=identity(args, pictures=("style", "content")), ext="pt"))
     model = model_from(args)
     style = load_image(args.style)
     contents = [p.pixels for p in load_images(args.content or [f"sample:{n}" for n in DEMO_SAMPLES])]
@@ -339,8 +362,6 @@ def run_fast_train(args: argparse.Namespace) -> None:
                                width=args.width, generator=_generator(args))
     print(f"trained {args.steps} steps: loss {float(trained.losses[0]):.4g} → {float(trained.losses[-1]):.4g} "
           f"(first tenth ÷ last tenth: {trained.loss_reduction:.2f})")
-    path = args.save or args.out / output_name("fast_style", _name(args.style),
-                                               identity=identity(args, pictures=("style", "content")), ext="pt")
     written(trained.save(path))
 
 

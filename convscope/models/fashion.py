@@ -29,6 +29,7 @@ LABEL_PAIR_WEIGHTS = {"true labels": SHIPPED_WEIGHTS.with_name("fashion_cnn_1k_t
 ROBUST_WEIGHTS = SHIPPED_WEIGHTS.with_name("fashion_cnn_robust_5k.pt")
 # Mean and standard deviation of the 60 000 Fashion-MNIST training pixels (in [0, 1]).
 FASHION_MEAN, FASHION_STD = 0.2860, 0.3530
+SIDE = 28  # Fashion-MNIST pictures are 28×28
 FASHION_PREPROCESS = Preprocess(resize=28, crop=28, mean=(FASHION_MEAN,), std=(FASHION_STD,), channels=1)
 
 
@@ -53,6 +54,9 @@ class FashionArchitecture:
             raise ValueError(f"channels need at least one convolution of width ≥ 1, got {list(self.channels)}")
         if self.kernel1 < 1 or self.stride1 < 1:
             raise ValueError(f"kernel1 and stride1 must be at least 1, got {self.kernel1} and {self.stride1}")
+        if max(self.kernel1, self.stride1) > SIDE:
+            raise ValueError(f"a first layer with a {self.kernel1}×{self.kernel1} kernel and stride {self.stride1} "
+                             f"is larger than the {SIDE}×{SIDE} pictures: kernel1 and stride1 must be at most {SIDE}")
         if self.fc < 0:
             raise ValueError(f"fc is a width ≥ 0 (0: no hidden fully connected layer), got {self.fc}")
         if self.sizes()[-1] < 1:

@@ -13,20 +13,25 @@ A state-dict file is not a network: give an architecture name with ``--weights F
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from convscope.validation import regular_file
+
 USER_MODULE = "convscope_user_model_"  # the module name a model file is imported under (errors name its code)
+MODEL_FILE_HINT = "give a TorchScript file, a torch.export .pt2 file or net.py:FUNCTION"
 
 
 def is_model_file(name: str) -> bool:
     """Whether ``name`` points to a file rather than a model name."""
     path, _, function = name.rpartition(":")
     return (name.endswith((".pt", ".pt2", ".ts", ".jit", ".pth")) or (path.endswith(".py") and bool(function))
-            or name.endswith(".py") or Path(name).is_file())
+            or name.endswith(".py") or Path(name).is_file() or ("/" in name and os.path.lexists(name)))
 
 
 def load_network(name: str) -> object:
@@ -37,17 +42,14 @@ def load_network(name: str) -> object:
             raise ValueError(f"name the factory in {name!r}: write FILE.py:FUNCTION (a function that returns the "
                              "nn.Module)")
         return _from_factory(Path(path), function)
-    file = Path(name)
-    if not file.is_file():
-        raise ValueError(f"model file {name!r} does not exist")
+    file = regular_file(name, "model file", MODEL_FILE_HINT)
     if file.suffix == ".pt2":
         return _from_export(file)
     return _from_torchscript(file)
 
 
 def _from_factory(path: Path, function: str) -> object:
-    if not path.is_file():
-        raise ValueError(f"model file {str(path)!r} does not exist")
+    regular_file(path, "model file", MODEL_FILE_HINT)
     spec = importlib.util.spec_from_file_location(f"{USER_MODULE}{path.stem}", path)
     if spec is None or spec.loader is None:
         raise ValueError(f"cannot import {str(path)!r} as a Python module")
@@ -85,7 +87,9 @@ def _from_export(path: Path) -> nn.Module:
 
 def _from_torchscript(path: Path) -> nn.Module:
     try:
-        return torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():  # its deprecation notice is for the writer of the file, not its user
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.load(str(path), map_location="cpu")
     except Exception as error:
         hint = (" It may be a state dict: give the architecture's name with --weights FILE (weights=FILE)"
                 if path.suffix in (".pt", ".pth") else "")

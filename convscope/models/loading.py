@@ -19,6 +19,7 @@ from convscope.models.lite import LITE_MODELS, build_lite
 from convscope.models.model import Model
 from convscope.models.preprocessing import Preprocess
 from convscope.suggestions import unknown
+from convscope.validation import regular_file
 
 DEFAULT_MODEL = "efficientnet_lite0"
 """The embedded model that every command and function uses when none is named: EfficientNet-Lite0 (ImageNet)."""
@@ -83,10 +84,13 @@ def load_model(name: str | nn.Module = DEFAULT_MODEL, *, weights: str | Path | N
 def read_class_names(classes: str | Path | list[str], model: Model) -> list[str]:
     """Class names from a list or a text file (one per line, blank lines skipped), checked against the model."""
     if isinstance(classes, str | Path):
-        path = Path(classes)
-        if not path.is_file():
-            raise ValueError(f"class names file {str(path)!r} does not exist")
-        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        path = regular_file(classes, "class names file", "give a text file with one class name per line")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"class names file {str(path)!r} is not UTF-8 text (byte {error.start} cannot be read): "
+                             "give a text file with one class name per line") from error
+        names = [line.strip() for line in text.splitlines() if line.strip()]
     else:
         names = [str(n) for n in classes]
     if not names:

@@ -25,7 +25,7 @@ from convscope.render.layout import grid, titled
 from convscope.render.picture import Picture
 from convscope.render.plots import figure_to_picture, new_figure
 from convscope.validation import count as count_check
-from convscope.validation import optional_count
+from convscope.validation import optional_count, positive_number
 
 if TYPE_CHECKING:
     from convscope.data.pictures import PictureSet
@@ -132,7 +132,8 @@ def embed_features(features: Tensor, *, method: str = "tsne", seed: int = 0, **o
     if method == "pca":
         return pca(features)
     if method == "tsne":
-        return tsne(features, seed=seed, **options), ""
+        perplexity, note = tsne_perplexity(options.pop("perplexity", 30.0), features.shape[0])
+        return tsne(features, seed=seed, perplexity=perplexity, **options), note
     return umap(features, seed=seed, **options), ""
 
 
@@ -150,11 +151,26 @@ def tsne(features: Tensor, *, seed: int = 0, perplexity: float = 30.0, jobs: int
     """openTSNE's t-SNE (PCA initialisation, FFT-accelerated gradients); perplexity shrinks for tiny sets."""
     from openTSNE import TSNE
 
-    count = features.shape[0]
-    perplexity = min(perplexity, max(1.0, (count - 1) / 3))
+    perplexity, _ = tsne_perplexity(perplexity, features.shape[0])
     model = TSNE(n_components=2, perplexity=perplexity, random_state=seed, n_jobs=jobs or _cores(),
                  verbose=False, **options)
     return torch.as_tensor(np.asarray(model.fit(_array(features))), dtype=torch.float32)
+
+
+def tsne_perplexity(perplexity: float, count: int) -> tuple[float, str]:
+    """The perplexity t-SNE can use for ``count`` points, and a note when it was lowered.
+
+    Each point's neighbourhood spans about 3 × perplexity others: a perplexity of ``count`` or more is
+    refused (it would ask for more neighbours than there are points); one above (count − 1)/3 is lowered.
+    """
+    perplexity = positive_number(perplexity, "perplexity")
+    most = max(1.0, (count - 1) / 3)
+    if perplexity >= count:
+        raise ValueError(f"t-SNE perplexity {perplexity:g} is not less than the {count} points embedded (each point's "
+                         f"neighbourhood spans about 3 × perplexity others): use at most {most:.3g} (typically 5–50)")
+    if perplexity > most:
+        return most, f"t-SNE perplexity {perplexity:g} lowered to {most:.3g}, (n − 1)/3 for {count} points"
+    return perplexity, ""
 
 
 def umap(features: Tensor, *, seed: int = 0, **options: Any) -> Tensor:

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from convscope.data.any_dataset import as_picture_set
 from convscope.data.pictures import FittedPictures, PictureSet
-from convscope.hooks import inspection_mode
+from convscope.hooks import inspection_mode, refuse_script_module
 from convscope.logs import get_logger
 from convscope.models.layers import get_layer, layer_name
 from convscope.models.model import Model, as_model
@@ -58,6 +58,7 @@ class Scan:
     def __init__(self, model: Model | nn.Module, layers: Sequence[str | nn.Module], *, k: int = 9,
                  pooling: str = "mean") -> None:
         self.model = as_model(model)
+        refuse_script_module(self.model.net)  # a scan hooks its layers
         if isinstance(layers, (str, nn.Module)):
             layers = [layers]
         if not layers:

@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -91,15 +92,22 @@ def read_config(folder: str | Path) -> dict[str, Any]:
                              "--layers … --out FOLDER` first")
 
 
-def load(path: Path, *, mmap: bool = False) -> Any:
-    """A scan file read back; a ``ValueError`` naming it as damaged when it cannot be read."""
+def load(path: Path, *, mmap: bool = False, keys: Iterable[str] = (), recover: str = RECOVER) -> Any:
+    """A scan file read back; a ``ValueError`` naming it as damaged when it cannot be read, is not a regular
+    file (never opened: a pipe would block) or, with ``keys``, is not a dict holding them."""
+    if os.path.lexists(path) and not stat.S_ISREG(os.stat(path).st_mode if os.path.exists(path) else 0):
+        raise ValueError(f"{path} is damaged (not a regular file: a pipe, device, folder or broken link); {recover}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError as error:
-        raise ValueError(f"{path} is missing from the scan folder; {RECOVER}") from error
+        raise ValueError(f"{path} is missing from the scan folder; {recover}") from error
     except Exception as error:  # truncated, overwritten or not a torch file at all
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"{path} is damaged ({first}); {RECOVER}") from error
+        raise ValueError(f"{path} is damaged ({first}); {recover}") from error
+    lacking = [key for key in keys if not isinstance(data, dict) or key not in data]
+    if lacking:
+        raise ValueError(f"{path} is damaged (it lacks {', '.join(lacking)}); {recover}")
+    return data
 
 
 def load_state(path: Path) -> dict[str, Any]:

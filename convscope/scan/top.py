@@ -24,6 +24,10 @@ class TopActivations:
     @classmethod
     def empty(cls, channels: int, k: int, device: torch.device | str = "cpu") -> TopActivations:
         """A table for ``channels`` × ``k`` with nothing recorded yet (values −∞, pictures −1)."""
+        from convscope.memory import check_fits
+
+        # 20 bytes an entry (value, picture, position), about three times over while a batch is merged in
+        check_fits(60 * channels * k, f"a top-{k} table of {channels} channels", "give a smaller -k (k)", device)
         return cls(torch.full((channels, k), -torch.inf, device=device),
                    torch.full((channels, k), -1, dtype=torch.long, device=device),
                    torch.zeros((channels, k), dtype=torch.long, device=device))

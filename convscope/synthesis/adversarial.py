@@ -26,6 +26,7 @@ from convscope.render.picture import Picture
 from convscope.synthesis.loop import evaluate, optimise
 from convscope.synthesis.objectives import class_log_probability
 from convscope.synthesis.params import perturbed
+from convscope.validation import positive_number
 
 
 @dataclass
@@ -155,8 +156,10 @@ def pgd(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], epsilon: 
     model = as_model(model)
     if norm not in ("linf", "l2"):
         raise ValueError(f"norm is 'linf' or 'l2', got {norm!r}")
-    if epsilon <= 0:
-        raise ValueError(f"epsilon must be positive, got {epsilon}")
+    epsilon = positive_number(epsilon, "epsilon")  # NaN and ∞ too: they would run and change nothing sensible
+    if norm == "linf" and epsilon > 1:
+        raise ValueError(f"an L∞ epsilon is a change of pixels in [0, 1]: it must lie in (0, 1], got {epsilon:g} "
+                         "(e.g. 2/255)")
     originals = _batch(model, pictures, fit)
     before = evaluate(model, originals)
     count = originals.shape[0]

@@ -8,6 +8,7 @@ from one octave to the next.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,8 @@ from convscope.synthesis.params import from_image
 from convscope.synthesis.texture import _picture, resize_short_side
 from convscope.synthesis.transforms import Roll
 from convscope.validation import picture_side
+
+MIN_OCTAVE_SIDE = 16  # the smallest octave a network with a few poolings still reads
 
 
 @dataclass
@@ -68,6 +71,7 @@ def dream(model: Model | nn.Module, picture: Tensor, layer: str, *, channel_inde
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     objective: Objective = activation_norm(layer) if channel_index is None else channel(layer, channel_index)
     height, width = photo.shape[-2:]
+    _check_octaves(octaves, octave_scale, min(height, width))
     shapes = [(max(1, round(height / octave_scale ** o)), max(1, round(width / octave_scale ** o)))
               for o in reversed(range(octaves))]
     base = photo[None].to(model.device)
@@ -86,3 +90,14 @@ def dream(model: Model | nn.Module, picture: Tensor, layer: str, *, channel_inde
     settings = {"octaves": octaves, "octave_scale": octave_scale, "steps": steps, "lr": lr, "jitter": jitter,
                 "size": (height, width), "channel": channel_index}
     return DreamResult(photo.cpu(), image, layer, gains, settings)
+
+
+def _check_octaves(octaves: int, scale: float, short_side: int) -> None:
+    """Refuse octaves whose first picture would be smaller than :data:`MIN_OCTAVE_SIDE` (or vanish)."""
+    if scale == 1 or short_side < MIN_OCTAVE_SIDE:
+        return
+    most = 1 + math.floor(math.log(short_side / MIN_OCTAVE_SIDE) / math.log(scale))
+    if octaves > most:
+        raise ValueError(f"{octaves} octaves of ×{scale:g} would shrink the {short_side}-pixel photo below "
+                         f"{MIN_OCTAVE_SIDE} pixels in the first octaves: use at most {most} octaves at this size "
+                         "(or a larger size)")

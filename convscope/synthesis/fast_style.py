@@ -11,6 +11,8 @@ followed by a convolution instead of transposed convolutions (no checkerboard ar
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,7 @@ from convscope.synthesis.loop import LayersDone, stop_after
 from convscope.synthesis.matching import gram_matrix, layer_features, normalised_distance, smooth
 from convscope.synthesis.seeded import draw_index
 from convscope.synthesis.texture import _picture, resize_short_side
+from convscope.validation import regular_file
 
 
 class _ConvLayer(nn.Sequential):
@@ -113,20 +116,25 @@ class FastStyle:
 
     def save(self, path: str | Path) -> Path:
         """Save the network, its settings and losses (loadable by ``convscope fast-style apply``); returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = save_target(path)
+        buffer = io.BytesIO()  # serialised first: a failed write leaves neither a torn file nor a temporary one
         torch.save({"kind": "convscope-fast-style", "width": self.net.width,
                     "residual_blocks": self.net.residual_blocks, "state_dict": self.net.state_dict(),
-                    "style": self.style, "losses": self.losses, "settings": self.settings}, path)
+                    "style": self.style, "losses": self.losses, "settings": self.settings}, buffer)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            temporary.write_bytes(buffer.getvalue())
+            os.replace(temporary, path)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise ValueError(f"cannot write the style network to {str(path)!r}: {error.strerror or error}") from error
         return path
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device | None = None) -> FastStyle:
         """A network written by :meth:`save` (``convscope fast-style train``)."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"style network file {str(path)!r} does not exist: train one with "
-                             "`convscope fast-style train STYLE`")
+        path = regular_file(path, "style network file", "give a file written by `convscope fast-style train STYLE`")
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:
@@ -151,6 +159,16 @@ class FastStyle:
         return titled(stack([style, rows], gap=12), "Fast style transfer",
                       f"transform network trained {s.get('steps')} steps × batch {s.get('batch')} at "
                       f"{s.get('size')} px; loss ÷{self.loss_reduction:.1f}")
+
+
+def save_target(path: str | Path) -> Path:
+    """``path`` as a file to write a style network to: a folder, pipe or device is refused before any training."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file (a pipe or device)"
+        raise ValueError(f"{str(path)!r} is {kind}: give a file name for the style network, e.g. "
+                         f"{str(path / 'style.pt') if path.is_dir() else 'fast_style.pt'!r}")
+    return path
 
 
 def random_crops(pictures: Sequence[Tensor], count: int, size: int, generator: torch.Generator) -> Tensor:

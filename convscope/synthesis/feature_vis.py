@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convscope.models.model import Model, as_model
@@ -20,6 +21,7 @@ from convscope.synthesis.loop import optimise
 from convscope.synthesis.matching import layer_features
 from convscope.synthesis.objectives import Objective, channel, neuron
 from convscope.synthesis.params import fourier, pixels
+from convscope.synthesis.sizes import fixed_input_size, layer_shape
 from convscope.synthesis.transforms import standard
 
 KINDS = ("channel", "neuron")
@@ -64,6 +66,13 @@ def visualise_features(model: Model | nn.Module, layer: str, channels: int | Seq
     indices = [channels] if isinstance(channels, int) else list(channels)
     if not indices:
         raise ValueError("give at least one channel")
+    model_size = fixed_input_size(model, layer)  # a flatten before the layer: the pictures are resized to it
+    shape = layer_shape(model, layer, model_size or (size, size))
+    if kind == "neuron" and len(shape) == 1:
+        raise ValueError(f"layer {layer!r} gives a vector ({shape[0]} values, no positions): its neuron is the "
+                         "channel itself; use kind 'channel' (--kind channel), or a layer with feature maps")
+    if max(indices) >= shape[0]:
+        raise ValueError(f"channel {max(indices)} is out of range: layer {layer!r} has channels 0 … {shape[0] - 1}")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     unit = channel if kind == "channel" else neuron
     objective: Objective | None = None
@@ -77,8 +86,10 @@ def visualise_features(model: Model | nn.Module, layer: str, channels: int | Seq
     else:
         raise ValueError(f"parameterisation is 'fourier' or 'pixels', got {parameterisation!r}")
     result = optimise(model, objective, param, steps=steps, lr=lr, transforms=standard(size / 128),
-                      generator=generator, progress=progress, description=f"features {layer}")
-    acts = layer_features(model, result.images, [layer])[layer]
+                      generator=generator, progress=progress, description=f"features {layer}", model_size=model_size)
+    shown = result.images if model_size is None else F.interpolate(result.images, size=model_size, mode="bilinear",
+                                                                    align_corners=False)
+    acts = layer_features(model, shown, [layer])[layer]
     if acts.dim() == 2:
         acts = acts[:, :, None, None]
     rows = torch.arange(len(indices))
@@ -89,3 +100,4 @@ def visualise_features(model: Model | nn.Module, layer: str, channels: int | Seq
         values = acts[rows, cols, acts.shape[2] // 2, acts.shape[3] // 2]
     settings = {"size": size, "steps": steps, "lr": lr, "parameterisation": parameterisation}
     return FeatureResult(layer, kind, indices, result.images, values.cpu(), result.losses, settings)
+

@@ -148,10 +148,14 @@ def class_log_probability(index: int | Sequence[int]) -> Objective:
 
 
 def channel(layer: str, index: int) -> Objective:
-    """Mean activation of one channel of ``layer`` over all positions."""
+    """Mean activation of one channel of ``layer`` over all positions (a vector layer's unit: its value)."""
     _check_index(index, "channel")
-    return Objective(lambda e: _channel_maps(e, layer, index).flatten(1).mean(1), (layer,), f"{layer}:{index}",
-                     reads_output=False)
+
+    def value(e: Evaluation) -> Tensor:
+        maps = _channel_maps(e, layer, index)
+        return maps.reshape(maps.shape[0], -1).mean(1)
+
+    return Objective(value, (layer,), f"{layer}:{index}", reads_output=False)
 
 
 def neuron(layer: str, index: int, y: int | None = None, x: int | None = None) -> Objective:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from convscope.synthesis.sizes import check_picture_memory
+
 # Square root of the colour covariance of ImageNet photos (an SVD of its Cholesky factor),
 # columns scaled to unit maximum norm below: mixes independent components into correlated RGB.
 COLOUR_CORRELATION_SQRT = ((0.26, 0.09, 0.02), (0.27, 0.00, -0.05), (0.27, -0.09, 0.03))
@@ -140,6 +142,7 @@ def pixels(size: int | tuple[int, int], batch: int = 1, *, sd: float = 0.01,
     """Free pixels starting at mid-grey plus Gaussian noise of standard deviation ``sd``."""
     height, width = _size(size)
     _check_batch(batch)
+    check_picture_memory(batch, height, width, device=None if generator is None else generator.device)
     return PixelImage(0.5 + sd * _randn((batch, 3, height, width), generator))
 
 
@@ -148,6 +151,7 @@ def fourier(size: int | tuple[int, int], batch: int = 1, *, sd: float = 0.01, de
     """A decorrelated Fourier parameterisation: spectrum noise of ``sd``, amplitudes ∝ 1/f^decay_power."""
     height, width = _size(size)
     _check_batch(batch)
+    check_picture_memory(batch, height, width, device=None if generator is None else generator.device)
     spectrum = sd * _randn((batch, 3, height, width // 2 + 1, 2), generator)
     return FourierImage(spectrum, height, width, decay_power, decorrelate)
 

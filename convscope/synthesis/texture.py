@@ -28,6 +28,7 @@ from convscope.synthesis.loop import optimise
 from convscope.synthesis.matching import colour_distance, gram_distance, gram_matrix, layer_features, smooth
 from convscope.synthesis.objectives import Objective
 from convscope.synthesis.params import fourier, from_image, pixels
+from convscope.synthesis.sizes import check_picture_memory
 from convscope.synthesis.transforms import Roll
 
 METHODS = ("gram", "efros-leung")
@@ -176,6 +177,7 @@ def resize_short_side(picture: Tensor, side: int) -> Tensor:
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
     if size == (height, width):
         return picture
+    check_picture_memory(1, *size, device=picture.device)
     mode = "area" if scale < 1 else "bilinear"
     return F.interpolate(picture[None], size=size, mode=mode)[0].clamp(0, 1)
 
