@@ -76,6 +76,16 @@ def propagate(model: Model | nn.Module, inputs: Tensor, target: Target, chosen: 
     return RelevancePass(relevance.detach().contiguous(), found, acts, output.detach())
 
 
+def model_composite(model: Model, chosen: str | Composite, *, epsilon: float = 1e-6, gamma: float = 0.25
+                    ) -> Composite:
+    """The composite ``chosen`` (a name or a Composite), with z^B's bounds: pixels 0 and 1 after ``model``'s
+    normalisation."""
+    pre = model.preprocess
+    mean = torch.tensor(pre.mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(pre.std, dtype=torch.float32).view(1, -1, 1, 1)
+    return make_composite(chosen, low=(0 - mean) / std, high=(1 - mean) / std, epsilon=epsilon, gamma=gamma)
+
+
 def _warn_if_exploded(relevance: Tensor, chosen: Composite) -> None:
     """A warning when the relevance of an image grew by orders of magnitude (denominators that crossed zero)."""
     total = relevance.flatten(1).sum(1).abs()
@@ -103,11 +113,7 @@ class LRP(Attribution):
     def __init__(self, model: Model | nn.Module, composite: str | Composite = "epsilon-plus-flat", *,
                  epsilon: float = 1e-6, gamma: float = 0.25) -> None:
         super().__init__(model)
-        pre = self.model.preprocess
-        mean = torch.tensor(pre.mean, dtype=torch.float32).view(1, -1, 1, 1)
-        std = torch.tensor(pre.std, dtype=torch.float32).view(1, -1, 1, 1)
-        self.composite = make_composite(composite, low=(0 - mean) / std, high=(1 - mean) / std, epsilon=epsilon,
-                                    gamma=gamma)
+        self.composite = model_composite(self.model, composite, epsilon=epsilon, gamma=gamma)
         self.title = f"LRP ({self.composite.name})"
 
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:

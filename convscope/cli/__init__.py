@@ -18,12 +18,13 @@ from convscope.cli import (
     explore,
     feature_space,
     inspection,
+    relevance,
     synthesis,
 )
 from convscope.cli.errors import OneLineParser, check_arguments, nothing_left_on_error, report
 from convscope.logs import configure
 
-COMMAND_GROUPS = [inspection, attribution, analysis, feature_space, synthesis, demo, explore]
+COMMAND_GROUPS = [inspection, attribution, relevance, analysis, feature_space, synthesis, demo, explore]
 
 
 def build_parser() -> argparse.ArgumentParser:
