@@ -47,25 +47,29 @@ def run_with(module: nn.Module, modify: Modifier, inputs: Tensor) -> Tensor:
 
 
 def rule_output(module: nn.Module, rule: Rule, inputs: Tensor, output: Tensor) -> Tensor:
-    """``output`` unchanged, with a backward that applies ``rule`` (one modified pass per term, run now)."""
+    """``output`` unchanged, with a backward that applies ``rule``.
+
+    The modified passes run in the backward, one layer at a time (as Zennit's hooks do):
+    only the layer's input is kept, so memory stays that of a plain backward pass.
+    """
     plain = inputs.detach()
-    leaves, outputs = [], []
-    with torch.enable_grad():
-        for term in rule.terms:
-            leaf = term.inputs(plain).detach().requires_grad_(True)
-            leaves.append(leaf)
-            outputs.append(run_with(module, term.params, leaf))
-    denominators = {}
-    for group in dict.fromkeys(term.group for term in rule.terms):
-        members = [(term, z.detach()) for term, z in zip(rule.terms, outputs, strict=True) if term.group == group]
-        total = sum(z for term, z in members if term.sign > 0)
-        negative = [z for term, z in members if term.sign < 0]
-        if negative:
-            total = total - sum(negative)
-        denominators[group] = stabilise(total, rule.epsilon)
 
     def redistribute(relevance: Tensor) -> Tensor:
+        leaves, outputs = [], []
         with torch.enable_grad():
+            for term in rule.terms:
+                leaf = term.inputs(plain).detach().requires_grad_(True)
+                leaves.append(leaf)
+                outputs.append(run_with(module, term.params, leaf))
+            denominators = {}
+            for group in dict.fromkeys(term.group for term in rule.terms):
+                members = [(term, z.detach()) for term, z in zip(rule.terms, outputs, strict=True)
+                           if term.group == group]
+                total = sum(z for term, z in members if term.sign > 0)
+                negative = [z for term, z in members if term.sign < 0]
+                if negative:
+                    total = total - sum(negative)
+                denominators[group] = stabilise(total, rule.epsilon)
             shares = [relevance / denominators[term.group] for term in rule.terms]
             grads = torch.autograd.grad(outputs, leaves, shares)
         found = None
