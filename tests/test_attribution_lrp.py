@@ -218,3 +218,10 @@ def test_cli_explains_with_a_composite_and_refuses_an_unknown_one(tmp_path, caps
                  str(tmp_path / "bad")]) == 2
     assert "unknown LRP composite 'plus'" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_refused_layer_inside_a_folded_norm_is_named_as_in_the_model():
+    timm = pytest.importorskip("timm")
+    net = timm.create_model("efficientnet_b0", pretrained=False, num_classes=5)
+    with pytest.raises(ValueError, match="LRP has no rule for SiLU at 'bn1.act'"):
+        LRP(wrap(net, size=32, classes=5))(torch.rand(1, 3, 32, 32), 0)
