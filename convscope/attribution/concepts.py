@@ -29,8 +29,9 @@ class Concepts:
     """The channels of ``layer`` that carried most relevance for one picture, best first.
 
     ``relevance`` ``[K]`` each channel's relevance (summed over positions), ``share`` ``[K]``
-    its part of the layer's total relevance ``total``, ``maps`` ``[K,C,H,W]`` its
-    conditional relevance at the input.
+    that relevance over the sum of all channels' absolute relevances, ``total`` the
+    layer's summed relevance, ``maps`` ``[K,C,H,W]`` each channel's conditional relevance
+    at the input.
     """
 
     layer: str
