@@ -15,6 +15,7 @@ from convscope.attribution.guided_backprop import GuidedBackprop
 from convscope.attribution.guided_grad_cam import GuidedGradCAM
 from convscope.attribution.integrated_gradients import IntegratedGradients
 from convscope.attribution.layer_cam import LayerCAM
+from convscope.attribution.lrp import LRP
 from convscope.attribution.occlusion import Occlusion, OcclusionMaps
 from convscope.attribution.registry import METHODS
 from convscope.attribution.saliency import Saliency
@@ -22,5 +23,5 @@ from convscope.attribution.score_cam import ScoreCAM
 from convscope.attribution.smooth_grad import SmoothGrad
 
 __all__ = ["CAM", "METHODS", "Attribution", "Deconvnet", "Explanation", "GradCAM", "GradCAMPlusPlus",
-           "GuidedBackprop", "GuidedGradCAM", "IntegratedGradients", "LayerCAM", "Occlusion", "OcclusionMaps",
+           "GuidedBackprop", "GuidedGradCAM", "IntegratedGradients", "LRP", "LayerCAM", "Occlusion", "OcclusionMaps",
            "Saliency", "ScoreCAM", "SmoothGrad", "compare", "explain", "make_method"]

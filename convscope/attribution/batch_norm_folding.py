@@ -11,6 +11,7 @@ user's modules are never changed; a copy that does not reproduce the original is
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 
 import torch
 from torch import Tensor, nn
@@ -91,9 +92,9 @@ def _norm_act_parts(norm: nn.Module) -> tuple[nn.Module, nn.Module] | None:
 
 
 def _what_remains(norm: nn.BatchNorm2d) -> nn.Module:
-    """What a folded norm leaves to do: nothing, or its dropout and activation."""
+    """What a folded norm leaves to do: nothing, or its dropout and activation (under their names, ``drop``/``act``)."""
     parts = _norm_act_parts(norm) if type(norm) is not nn.BatchNorm2d else None
-    return nn.Identity() if parts is None else nn.Sequential(*parts)
+    return nn.Identity() if parts is None else nn.Sequential(OrderedDict(zip(("drop", "act"), parts, strict=True)))
 
 
 def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:

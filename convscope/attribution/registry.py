@@ -9,6 +9,7 @@ from convscope.attribution.guided_backprop import GuidedBackprop
 from convscope.attribution.guided_grad_cam import GuidedGradCAM
 from convscope.attribution.integrated_gradients import IntegratedGradients
 from convscope.attribution.layer_cam import LayerCAM
+from convscope.attribution.lrp import LRP
 from convscope.attribution.occlusion import Occlusion
 from convscope.attribution.saliency import Saliency
 from convscope.attribution.score_cam import ScoreCAM
@@ -16,4 +17,4 @@ from convscope.attribution.smooth_grad import SmoothGrad
 
 METHODS: dict[str, type[Attribution]] = {m.name: m for m in (
     Occlusion, Saliency, Deconvnet, GuidedBackprop, CAM, GradCAM, GuidedGradCAM, SmoothGrad, IntegratedGradients,
-    GradCAMPlusPlus, LayerCAM, ScoreCAM)}
+    GradCAMPlusPlus, LayerCAM, ScoreCAM, LRP)}

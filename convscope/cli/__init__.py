@@ -19,12 +19,13 @@ from convscope.cli import (
     explore,
     feature_space,
     inspection,
+    relevance,
     synthesis,
 )
 from convscope.cli.errors import OneLineParser, check_arguments, nothing_left_on_error, report, user_code_errors
 from convscope.logs import configure
 
-COMMAND_GROUPS = [inspection, attribution, analysis, defences, feature_space, synthesis, demo, explore]
+COMMAND_GROUPS = [inspection, attribution, relevance, analysis, defences, feature_space, synthesis, demo, explore]
 
 
 def build_parser() -> argparse.ArgumentParser:

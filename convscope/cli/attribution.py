@@ -79,6 +79,8 @@ def add_method_settings(p: argparse.ArgumentParser) -> None:
                         "what the occluder changes (the same maps, slower; for checking)")
     p.add_argument("--steps", type=int, help="Integrated Gradients steps (default 50)")
     p.add_argument("--samples", type=int, help="SmoothGrad samples (default 50)")
+    p.add_argument("--composite", help="LRP's rules per layer: epsilon-plus-flat (default), epsilon-plus, "
+                                       "epsilon-gamma-box, epsilon-alpha2-beta1 or epsilon-alpha2-beta1-flat")
 
 
 def _options(args: argparse.Namespace) -> dict[str, dict[str, object]]:
@@ -86,7 +88,8 @@ def _options(args: argparse.Namespace) -> dict[str, dict[str, object]]:
     plain = False if getattr(args, "plain_occlusion", False) else None  # None: Occlusion's default, incremental
     return {"occlusion": {"size": args.size, "stride": args.stride, "incremental": plain, **batch},
             "integrated_gradients": {"steps": args.steps, **batch},
-            "smooth_grad": {"samples": args.samples, **batch}, "score_cam": batch}
+            "smooth_grad": {"samples": args.samples, **batch}, "score_cam": batch,
+            "lrp": {"composite": args.composite}}
 
 
 def _clean(options: dict[str, object]) -> dict[str, object]:
