@@ -41,10 +41,11 @@ KINDS: dict[str | tuple[str, str], str] = {
     "sources": "pictures", "weights": "file", "classes": "file", "network": "file", "compare": "file",
     "scan": "folder", "checks": "folder", "checkpoints": "folder", "out": "out_folder", "cache": "out_folder",
     "save": "out_file", "model": "model", ("train", "data"): "folder", ("ablate", "data"): "folder",
+    "runs": "file", ("tcav", "concepts"): "folder", ("tcav", "random"): "folder",
 }
 # text arguments that are not paths (names of layers, classes, methods, devices …)
 NOT_PATHS = {"layer", "layers", "target", "targets", "device", "host", "token", "methods", "only", "photos",
-             "channels", "variants"}
+             "channels", "variants", "composite", "defence_layers"}
 # (command, option, bad value) accepted on purpose, with the reason; these are not run
 ACCEPTED: dict[tuple[str, str, str], str] = {
     **{(command, "out", value): f"{command} writes no file: --out is not used"
@@ -54,11 +55,14 @@ ACCEPTED: dict[tuple[str, str, str], str] = {
     ("style", "style_weight", "huge"): "a relative weight: any finite value is a choice (all style)",
     ("style", "content_weight", "huge"): "a relative weight: any finite value is a choice (all content)",
     ("invert", "tv", "huge"): "a relative weight: any finite value is a choice (a flat picture)",
+    ("classviz", "l2", "huge"): "λ, a relative weight: any finite value is a choice (a grey picture)",
+    ("train", "defence_weight", "huge"): "a relative weight: any finite value is a choice (features matched only)",
 }
 # a valid value for each required argument, so that only the argument under test is bad
 VALID = {"images": "{picture}", "image": "{picture}", "content": "{picture}", "style": "{picture}",
          "data": "{pictures}", "layer": "relu2", "layers": "relu2", "channels": "0", "channel": "0", "targets": "1",
-         "scan": "{scan}", "checkpoints": "{checkpoints}", "network": "{network}"}
+         "scan": "{scan}", "checkpoints": "{checkpoints}", "network": "{network}", "runs": "fashion_linear",
+         "concepts": "builtin:stripes"}
 
 
 def leaf_commands() -> list[tuple[str, argparse.ArgumentParser]]:

@@ -101,6 +101,8 @@ def concept_relevance(model: Model | nn.Module, inputs: Tensor, target: TargetLi
     chosen = model_composite(model, composite)
     per_channel = channel_relevance(model, inputs, target, name, composite=chosen)[0]
     if channels is None:
+        if top > len(per_channel):
+            raise ValueError(f"top is at most the {len(per_channel)} channels of {name}, got {top}")
         picked = per_channel.argsort(descending=True)[:top].tolist()
     else:
         picked = [int(c) for c in channels]

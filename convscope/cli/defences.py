@@ -84,9 +84,13 @@ def group_runs(runs: list[str], device: str | None) -> dict[str, list]:
             continue
         path = Path(run)
         weights = last_checkpoint(path) if path.is_dir() else path
-        if not weights.is_file():
+        if not weights.is_file():  # missing, a pipe or a device
             raise ValueError(f"{run!r} is neither a training folder, a weights file nor fashion_cnn / fashion_linear")
-        saved = torch.load(weights, map_location="cpu", weights_only=True)
+        try:
+            saved = torch.load(weights, map_location="cpu", weights_only=True)
+        except Exception as error:  # a damaged, empty or foreign file: say which, in one line
+            raise ValueError(f"{str(weights)!r} is not a weights file torch can read ({type(error).__name__}); give "
+                             "a `convscope train` folder or its epoch_NN.pt") from error
         settings = dict(saved.get("settings", {})) if isinstance(saved, dict) else {}
         settings.pop("seed", None)
         key = json.dumps(settings, sort_keys=True, default=str) if settings else str(weights)

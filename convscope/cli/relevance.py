@@ -93,13 +93,16 @@ def run_concepts(args: argparse.Namespace) -> None:
     written(figure.save(args.out / f"concepts_{slug(picture.name)}_{slug(found.layer)}.png"))
 
 
+MAX_RUNS = 500  # random sets: each is a classifier fit and a set of pictures
+
+
 def run_tcav(args: argparse.Namespace) -> None:
     from convscope.analysis.tcav import MIN_RUNS, check_sets, tcav
     from convscope.images import load_images, sample_names
     from convscope.targets import parse_target
 
-    if args.runs < MIN_RUNS:
-        raise ValueError(f"--runs must be at least {MIN_RUNS} for the t-test, got {args.runs}")
+    if not MIN_RUNS <= args.runs <= MAX_RUNS:
+        raise ValueError(f"--runs must be between {MIN_RUNS} (for the t-test) and {MAX_RUNS}, got {args.runs}")
     concepts = {name: pictures for name, pictures in (_concept(text, args) for text in args.concepts)}
     if len(concepts) != len(args.concepts):
         raise ValueError("two --concepts have the same name; give folders with different names")
