@@ -21,6 +21,12 @@ from convscope.explore.jobs import Cancelled, ResultCache, Worker  # noqa: E402
 from convscope.explore.server import check_address  # noqa: E402
 
 LOCAL = "http://127.0.0.1"
+OWN = {"X-Convscope-Request": "1"}  # what the explorer's own page sends with every request
+
+
+def local_client(explorer: Explorer) -> TestClient:
+    """A client of ``explorer``'s app on loopback that marks its requests as the explorer's page does."""
+    return TestClient(create_app(explorer), base_url=LOCAL, headers=OWN)
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -68,7 +74,7 @@ def setup(lite0, tmp_path_factory):
 
     scan = cs.Scan(lite0, ["blocks.2"], k=3).run(ImageFolder(scan_set(root)), root / "scan")
     explorer = Explorer(lite0, [folder], scan=scan.folder, cache=root / "cache")
-    client = TestClient(create_app(explorer), base_url=LOCAL)
+    client = local_client(explorer)
     return explorer, client, folder
 
 
@@ -81,7 +87,7 @@ def ok(client, path, **params):
 def refused(client, path, status=400, **params) -> str:
     response = client.get(path, params=params)
     assert response.status_code == status, response.text
-    return response.json()["detail"]
+    return response.json()["error"]
 
 
 def test_info_pictures_and_classes(setup) -> None:
@@ -143,13 +149,13 @@ def test_uploads(setup) -> None:
     assert answer.status_code == 200, answer.text
     assert ok(client, "/api/predict", pic=answer.json()["id"], k=1)["top"][0]["probability"] > 0
     bad = client.post("/api/upload", files={"file": ("x.png", b"<html>not a picture</html>", "image/png")})
-    assert bad.status_code == 400 and "cannot read" in bad.json()["detail"]
+    assert bad.status_code == 400 and "cannot read" in bad.json()["error"]
     huge = png_bytes(Image.new("1", (8000, 7000)))  # 56 megapixels, a small file
     assert len(huge) < 20 * 2**20
     big = client.post("/api/upload", files={"file": ("big.png", huge, "image/png")})
-    assert big.status_code == 400 and "megapixels" in big.json()["detail"]
+    assert big.status_code == 400 and "megapixels" in big.json()["error"]
     heavy = client.post("/api/upload", files={"file": ("heavy.png", b"\0" * (21 * 2**20), "image/png")})
-    assert heavy.status_code == 413 and "20 MB" in heavy.json()["detail"]
+    assert heavy.status_code == 413 and "20 MB" in heavy.json()["error"]
     assert client.post("/api/upload").status_code == 422
     assert ok(client, "/api/info")["model"]  # the server still answers
 
@@ -189,21 +195,66 @@ def test_malformed_requests_get_clear_4xx(setup) -> None:
 def test_token_and_host_checks(lite0, tmp_path) -> None:
     guarded = TestClient(create_app(Explorer(lite0, cache=tmp_path, token="s3cret")), base_url="http://10.1.2.3:9")
     assert guarded.get("/api/info").status_code == 403
-    assert "token" in guarded.get("/").json()["detail"]
+    refusal = guarded.get("/").json()
+    assert refusal["status"] == 403 and "token" in refusal["error"]
     assert guarded.get("/api/info", params={"token": "wrong"}).status_code == 403
     assert guarded.get("/api/info", headers={"Authorization": "token s3cret"}).status_code == 200
-    page = guarded.get("/", params={"token": "s3cret"})
-    assert page.status_code == 200 and "convscope_token=s3cret" in page.headers["set-cookie"]
+    page = guarded.get("/", params={"token": "s3cret", "x": "1"}, follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"] == "/?x=1"  # the token leaves the URL
+    cookie = page.headers["set-cookie"]
+    assert "convscope-token-9=s3cret" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert guarded.get("/api/info").status_code == 200  # the cookie carries it now
+    # with the cookie alone, work needs the page's own header (a page on another port is the same site)
+    assert guarded.get("/api/predict", params={"pic": "sample:chelsea"}).status_code == 403
+    assert guarded.get("/api/predict", params={"pic": "sample:chelsea"}, headers=OWN).status_code == 200
     local = TestClient(create_app(Explorer(lite0, cache=tmp_path)), base_url=LOCAL)
     assert local.get("/api/info").status_code == 200
     rebinding = local.get("/api/info", headers={"host": "attacker.example:8765"})
-    assert rebinding.status_code == 403 and "not this computer" in rebinding.json()["detail"]
-    assert check_address("127.0.0.1", None) is None
-    assert len(check_address("0.0.0.0", None)) >= 20  # a random token off loopback
+    assert rebinding.status_code == 403 and "not this computer" in rebinding.json()["error"]
+    assert check_address("127.0.0.1", None, no_token=True) is None
+    assert len(check_address("127.0.0.1", None)) >= 20  # a random token on loopback too
+    assert len(check_address("0.0.0.0", None)) >= 20
     assert check_address("::", "given") == "given"
     with pytest.raises(ValueError, match="empty --token"):
         check_address("0.0.0.0", "")
+    with pytest.raises(ValueError, match="--no-token is refused on 0.0.0.0"):
+        check_address("0.0.0.0", None, no_token=True)
+
+
+@pytest.mark.parametrize("headers", [
+    {"Origin": "http://127.0.0.1:9999"},  # another port of this computer: the same site, another origin
+    {"Origin": "null"},
+    {"Referer": "http://evil.example/page.html"},
+    {"Sec-Fetch-Site": "same-site"},
+    {"Sec-Fetch-Site": "cross-site", "Origin": LOCAL},
+])
+def test_other_origins_cannot_start_work(lite0, tmp_path, headers) -> None:
+    explorer = Explorer(lite0, cache=tmp_path)
+    client = local_client(explorer)
+    answers = [client.get("/api/explain", params={"pic": "sample:chelsea", "method": "score_cam"}, headers=headers),
+               client.get("/api/predict", params={"pic": "sample:chelsea"}, headers=headers),
+               client.post("/api/upload", files={"file": ("a.png", b"x", "image/png")}, headers=headers),
+               client.post("/api/cancel", headers=headers)]
+    for answer in answers:
+        assert answer.status_code == 403 and "came from" in answer.json()["error"], answer.text
+    assert explorer.worker.status()["done"] == 0 and explorer.pictures.listing()[-1]["source"] == "bundled"
+
+
+def test_work_needs_the_page_header_or_the_token(lite0, tmp_path) -> None:
+    explorer = Explorer(lite0, cache=tmp_path)
+    bare = TestClient(create_app(explorer), base_url=LOCAL)  # as an <img> or a form would ask
+    for answer in (bare.get("/api/explain", params={"pic": "sample:chelsea", "method": "cam"}),
+                   bare.post("/api/upload", files={"file": ("a.png", b"x", "image/png")})):
+        assert answer.status_code == 403 and "X-Convscope-Request" in answer.json()["error"]
+    assert explorer.worker.status()["done"] == 0
+    assert bare.get("/api/info").status_code == 200 and bare.get("/").status_code == 200  # reads and pages
+    assert bare.get("/", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}).status_code == 200
+    page = bare.get("/")
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+    scripted = TestClient(create_app(Explorer(lite0, cache=tmp_path, token="t0k")), base_url=LOCAL)
+    assert scripted.get("/api/predict", params={"pic": "sample:chelsea"},
+                        headers={"Authorization": "token t0k"}).status_code == 200
 
 
 def test_cli_refuses_an_empty_token_off_loopback(capsys) -> None:
@@ -211,6 +262,8 @@ def test_cli_refuses_an_empty_token_off_loopback(capsys) -> None:
 
     assert main(["explore", "--host", "0.0.0.0", "--token", ""]) == 2
     assert "empty --token" in capsys.readouterr().err
+    assert main(["explore", "--host", "0.0.0.0", "--no-token"]) == 2
+    assert "--no-token is refused" in capsys.readouterr().err
 
 
 def test_layer_endpoints(setup, lite0) -> None:
@@ -258,7 +311,7 @@ def test_scan_endpoints(setup, lite0) -> None:
     from convscope.explore.dataset_view import scan_predictions
 
     assert scan_predictions(explorer) == predicted  # read back from the disk cache
-    bare = TestClient(create_app(Explorer(lite0, cache=explorer.cache_dir)), base_url=LOCAL)
+    bare = local_client(Explorer(lite0, cache=explorer.cache_dir))
     assert "--scan" in refused(bare, "/api/scan")
 
 
@@ -331,8 +384,7 @@ def test_check_results_become_badges(lite0, tmp_path) -> None:
     summary = {"pointing_game": [{"method": "grad_cam", "pointing_accuracy": 0.83}],
                "faithfulness": [{"method": "grad_cam", "deletion_auc": 0.1, "insertion_auc": 0.6}]}
     (tmp_path / "checks.json").write_text(json.dumps(summary))
-    client = TestClient(create_app(Explorer(lite0, checks=tmp_path, cache=tmp_path,
-                                            methods=["saliency", "grad_cam"])), base_url=LOCAL)
+    client = local_client(Explorer(lite0, checks=tmp_path, cache=tmp_path, methods=["saliency", "grad_cam"]))
     methods = ok(client, "/api/methods")["methods"]
     assert [m["name"] for m in methods] == ["grad_cam", "saliency"]  # cheapest first
     assert methods[0]["checks"] == {"pointing": 0.83, "deletion": 0.1, "insertion": 0.6}

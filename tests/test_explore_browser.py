@@ -6,11 +6,13 @@ Set ``CONVSCOPE_SCREENSHOTS=FOLDER`` to keep a screenshot of each view.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,19 +45,28 @@ def server(lite0, tmp_path_factory):
     scan = cs.Scan(lite0, ["blocks.2"], k=3).run(ImageFolder(scan_set(root)), root / "scan")
     explorer = Explorer(lite0, [folder], scan=scan.folder, cache=root / "cache",
                         methods=["grad_cam", "cam", "saliency", "guided_backprop"])
+    with serving(create_app(explorer)) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving(app) -> Iterator[str]:
+    """``app`` served by uvicorn on a free port of 127.0.0.1 in a thread; yields its URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(explorer), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     running = uvicorn.Server(config)
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not running.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        running.should_exit = True
+        thread.join(10)
 
 
 @pytest.fixture(scope="module")
@@ -212,3 +223,70 @@ def test_model_view(server, page) -> None:
     page.wait_for_selector("#stats-table tr:nth-child(10)")
     assert "target: tiger cat" in page.inner_text("#layer-stats")
     screenshot(page, "model")
+
+
+ATTACK = """<!doctype html><title>another site</title><body><script>
+const target = new URLSearchParams(location.search).get("target");
+const done = [];
+const form = new FormData();
+form.append("file", new Blob([Uint8Array.from(atob("%s"), (c) => c.charCodeAt(0))], {type: "image/png"}), "x.png");
+done.push(fetch(target + "/api/upload", {method: "POST", body: form, mode: "no-cors", credentials: "include"})
+  .catch(() => {}));
+done.push(fetch(target + "/api/predict?pic=sample:chelsea", {mode: "no-cors", credentials: "include"}).catch(() => {}));
+done.push(fetch(target + "/api/cancel", {method: "POST", mode: "no-cors", credentials: "include"}).catch(() => {}));
+for (const method of ["score_cam", "grad_cam"]) {
+  for (const policy of ["no-referrer", "unsafe-url"]) {
+    const img = document.createElement("img");
+    img.referrerPolicy = policy;
+    done.push(new Promise((r) => { img.onload = r; img.onerror = r; }));
+    img.src = target + "/api/explain?pic=sample:chelsea&method=" + method + "&target=" + policy.length;
+    document.body.append(img);
+  }
+}
+Promise.all(done).then(() => { document.title = "finished"; });
+</script></body>"""
+
+
+def test_a_page_from_another_origin_can_neither_upload_nor_start_work(lite0, browser, tmp_path) -> None:
+    import base64
+    import http.server
+
+    explorer = Explorer(lite0, cache=tmp_path / "cache", token="t0ken-for-the-test", methods=["grad_cam"])
+    red = io.BytesIO()
+    Image.new("RGB", (8, 8), (250, 0, 0)).save(red, format="PNG")
+    (tmp_path / "attack.html").write_text(ATTACK % base64.b64encode(red.getvalue()).decode())
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(tmp_path), **kwargs)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)  # another port: the same site, another origin
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    context = browser.new_context()
+    try:
+        with serving(create_app(explorer)) as url:
+            page = context.new_page()
+            page.set_default_timeout(WAIT)
+            page.goto(f"{url}/?token=t0ken-for-the-test#/image?pic=sample:chelsea")
+            page.wait_for_selector(".card[data-method=grad_cam][data-state=done] img")  # its own page works ...
+            assert "token" not in page.url and page.url.endswith("#/image?pic=sample:chelsea")  # ... and a clean URL
+            assert not any("token=" in c["value"] for c in context.cookies())
+            cookie = next(c for c in context.cookies() if c["name"].startswith("convscope-token"))
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+            done_before = explorer.worker.status()["done"]
+            listed = len(explorer.pictures.listing())
+            attacker = context.new_page()
+            attacker.goto(f"http://127.0.0.1:{other.server_address[1]}/attack.html?target={url}", wait_until="commit")
+            attacker.wait_for_function("document.title === 'finished'")
+            time.sleep(1)  # anything it queued would be running by now
+            status = explorer.worker.status()
+            assert status["done"] == done_before and status["running"] is None and not status["waiting"]
+            assert len(explorer.pictures.listing()) == listed  # no upload was added
+            page.reload()
+            page.wait_for_selector("#topk li")  # the explorer still works for its own page
+    finally:
+        context.close()
+        other.shutdown()

@@ -91,7 +91,7 @@ const PAGE = Math.random().toString(36).slice(2, 10);
 const groupOf = (generation) => `image-${PAGE}-${generation}`;
 
 function cancelQueued() {
-  if (state.generation) fetch(apiUrl("/api/cancel", { group: groupOf(state.generation) }), { method: "POST" }).catch(() => {});
+  if (state.generation) api("/api/cancel", { group: groupOf(state.generation) }, { method: "POST" }).catch(() => {});
 }
 
 function explainAll() {

@@ -22,11 +22,14 @@ export function apiUrl(path, params = {}) {
   return url.toString();
 }
 
+// Every call carries X-Convscope-Request: the server starts work only for requests with it, which no other web
+// page can send (an <img>, a form or another origin's fetch cannot).
 export async function api(path, params = {}, options = {}) {
-  const response = await fetch(apiUrl(path, params), options);
+  const headers = { "X-Convscope-Request": "1", ...(options.headers || {}) };
+  const response = await fetch(apiUrl(path, params), { ...options, headers });
   let body = null;
   try { body = await response.json(); } catch { body = null; }
-  if (!response.ok) throw new Error((body && body.detail) || `${response.status} ${response.statusText}`);
+  if (!response.ok) throw new Error((body && body.error) || `${response.status} ${response.statusText}`);
   return body;
 }
 
