@@ -160,6 +160,48 @@ def test_uploads(setup) -> None:
     assert ok(client, "/api/info")["model"]  # the server still answers
 
 
+def test_large_pictures_are_kept_small(tmp_path) -> None:
+    from convscope.explore import pictures
+
+    store = pictures.PictureStore([], short_side=100)
+    wide = store.add_upload(png_bytes(Image.new("RGB", (1000, 450), (0, 90, 200))), "wide.png")
+    assert tuple(wide.pixels.shape) == (3, 113, 250)  # shrunk by 4 while decoded (450 / 4 rounded up)
+    small = store.add_upload(png_bytes(Image.new("RGB", (190, 120), (9, 9, 9))), "small.png")
+    assert tuple(small.pixels.shape) == (3, 120, 190)  # under twice the working size: as it is
+    store._decoded.limit = 3 * 120 * 190 * 4  # room for the small one only
+    store._decoded.keep(small.id, small)
+    assert list(store._decoded) == [small.id] and store._decoded.total == small.pixels.numel() * 4
+    again = store.load(wide.id)  # decoded again from the upload's bytes
+    assert again.digest == wide.digest and torch.equal(again.pixels, wide.pixels)
+
+
+def test_decoding_does_not_hold_up_the_server(setup, monkeypatch) -> None:
+    from convscope.explore import pictures
+
+    explorer, _, _ = setup
+    entered, release, answered = threading.Event(), threading.Event(), threading.Event()
+    decode = pictures.load_image_bytes
+
+    def slow(*args, **options):
+        entered.set()
+        release.wait(20)
+        return decode(*args, **options)
+
+    monkeypatch.setattr(pictures, "load_image_bytes", slow)
+    data = png_bytes(Image.new("RGB", (30, 20), (1, 2, 3)))
+    with local_client(explorer) as client:  # one event loop for all its requests, as a server has
+        uploading = threading.Thread(target=lambda: client.post("/api/upload", files={"file": ("s.png", data)}))
+        uploading.start()
+        try:
+            assert entered.wait(20)
+            asking = threading.Thread(target=lambda: ok(client, "/api/info") and answered.set())
+            asking.start()
+            assert answered.wait(10)  # answered while the picture decodes
+        finally:
+            release.set()
+            uploading.join(20)
+
+
 @pytest.mark.parametrize(("pic", "words"), [
     ("file:0/../../secret.png", "no '..'"),
     ("file:0/link.png", "outside the folder"),

@@ -292,3 +292,58 @@ def test_a_page_from_another_origin_can_neither_upload_nor_start_work(lite0, bro
     finally:
         context.close()
         other.shutdown()
+
+
+def flat_png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A PNG of one colour, written row by row (the test itself never holds the decoded picture)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row, packer = b"\0" + bytes(rgb) * width, zlib.compressobj(6)
+    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+
+
+def memory() -> dict[str, int]:
+    """This process's (the server's) resident and peak resident memory, in MB."""
+    found = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(("VmRSS:", "VmHWM:")):
+            found[line.split(":")[0]] = int(line.split()[1]) // 1024
+    return found
+
+
+PEAK_MB, KEPT_MB = 300, 64  # one decoding: 196 MB (a 49-megapixel RGB picture in Pillow); 588 MB as floats
+
+
+def test_49_megapixel_uploads_keep_memory_bounded(lite0, browser, tmp_path) -> None:
+    """Four 7000×7000 PNGs (about 160 kB each) uploaded with Upload…: the server's peak memory grows by less than
+    PEAK_MB (one decoding at a time, shrunk while decoded) and what stays by less than KEPT_MB."""
+    pngs = [flat_png(7000, 7000, (40 * n, 200, 30)) for n in range(4)]
+    explorer = Explorer(lite0, cache=tmp_path / "cache", methods=["grad_cam"])
+    context = browser.new_context(bypass_csp=True)
+    try:
+        with serving(create_app(explorer)) as url:
+            page = context.new_page()
+            page.set_default_timeout(WAIT)
+            open_image_view(page, url, "sample:chelsea")
+            page.wait_for_selector(".card[data-method=grad_cam][data-state=done] img")
+            before = memory()["VmRSS"]
+            Path("/proc/self/clear_refs").write_text("5")  # the peak starts again from here
+            for n, data in enumerate(pngs):
+                page.set_input_files("input[type=file]", files=[{"name": f"big{n}.png", "mimeType": "image/png",
+                                                                 "buffer": data}])
+                page.wait_for_function(f"document.querySelector('#picture-select').selectedOptions[0]"
+                                       f".textContent === 'big{n}.png'")
+                page.wait_for_selector(".card[data-method=grad_cam][data-state=done] img")
+            after = memory()
+            print(f"memory: {before} MB before, {after} MB after four 49-megapixel uploads")
+            assert after["VmHWM"] - before < PEAK_MB, (before, after)
+            assert after["VmRSS"] - before < KEPT_MB, (before, after)
+            assert len([p for p in explorer.pictures.listing() if p["source"] == "upload"]) == 4
+    finally:
+        context.close()

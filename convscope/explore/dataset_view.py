@@ -79,8 +79,10 @@ def scan_predictions(explorer: Explorer, batch: int = 256) -> list[int]:
     return found.tolist()
 
 
+# The handlers below that read the scan's files are plain functions: FastAPI runs them on its thread pool, so
+# that a data set being opened (seconds for Fashion-MNIST) does not hold up other requests.
 @router.get("", summary="The open scan: layers, shapes, picture count, class names")
-async def scan_info(request: Request) -> dict[str, Any]:
+def scan_info(request: Request) -> dict[str, Any]:
     scan = scan_of(request)
     return {"folder": str(scan.folder), "count": scan.count, "layers": scan.layers,
             "shapes": {layer: list(scan.shape(layer)) for layer in scan.layers},
@@ -116,7 +118,7 @@ async def predictions_route(request: Request) -> dict[str, Any]:
 
 @router.get("/thumb.png", summary="A scanned picture", response_class=Response,
             responses={200: {"content": {"image/png": {}}}})
-async def thumb(request: Request, index: Index) -> Response:
+def thumb(request: Request, index: Index) -> Response:
     scan = scan_of(request)
     check_index(scan, index)
     picture = scan.pictures.picture(index)
@@ -139,7 +141,7 @@ async def neighbors_route(request: Request, index: Index, layer: ScanLayer = Non
 
 
 @router.get("/dead", summary="Channels that (almost) never fire on the scanned set")
-async def dead(request: Request, layer: ScanLayer = None,
+def dead(request: Request, layer: ScanLayer = None,
                max_active: Annotated[float, Query(ge=0, le=1)] = 0.01) -> dict[str, Any]:
     scan = scan_of(request)
     found = scan.dead_filters(layer, max_active=max_active)
@@ -148,7 +150,7 @@ async def dead(request: Request, layer: ScanLayer = None,
 
 
 @router.get("/statistics", summary="Per-channel statistics over the scanned set")
-async def statistics(request: Request, layer: ScanLayer = None) -> dict[str, Any]:
+def statistics(request: Request, layer: ScanLayer = None) -> dict[str, Any]:
     scan = scan_of(request)
     stats = scan.statistics(layer)
     return {"layer": scan.check_layer(layer), "channels": [stats.row(c) for c in range(stats.channels)]}

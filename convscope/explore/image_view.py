@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import torch
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from convscope.attribution.explain import explain
 from convscope.attribution.occlusion import occlude, occluder_fill
@@ -34,6 +35,11 @@ PictureId = Annotated[str, Query(description="picture id: sample:NAME, file:N/PA
 
 def explorer_of(request: Request) -> Explorer:
     return request.app.state.explorer
+
+
+async def picture_of(request: Request, pic: str) -> Loaded:
+    """The picture ``pic``, decoded off the event loop (a large one takes seconds; the server answers meanwhile)."""
+    return await run_in_threadpool(explorer_of(request).pictures.load, pic)
 
 
 def class_index(model: Model, target: str) -> int | None:
@@ -135,7 +141,7 @@ async def pictures(request: Request) -> dict[str, Any]:
 @router.post("/upload", summary="Upload a picture (≤ 20 MB, ≤ 50 megapixels); returns its id")
 async def upload(request: Request, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
     data = await file.read(MAX_BYTES + 1)
-    loaded = explorer_of(request).pictures.add_upload(data, file.filename or "upload")
+    loaded = await run_in_threadpool(explorer_of(request).pictures.add_upload, data, file.filename or "upload")
     return {"id": loaded.id, "name": loaded.name, "size": list(loaded.pixels.shape[-2:])}
 
 
@@ -143,10 +149,12 @@ async def upload(request: Request, file: Annotated[UploadFile, File()]) -> dict[
             response_class=Response, responses={200: {"content": {"image/png": {}}}})
 async def picture_png(request: Request, pic: PictureId) -> Response:
     explorer = explorer_of(request)
-    loaded = explorer.pictures.load(pic)
-    data, _ = await explorer.worker.run(cache_key("picture", explorer.model.name, loaded.digest),
-                                        lambda: png(fitted(explorer.model, loaded)), priority=INTERACTIVE,
-                                        description=f"picture {loaded.name}")
+    loaded = await picture_of(request, pic)
+    key = cache_key("picture", explorer.model.name, loaded.digest)
+    data = explorer.worker.cache.get(key)
+    if data is None:  # resizing needs no model: never waits behind the model's jobs
+        data = await run_in_threadpool(lambda: png(fitted(explorer.model, loaded)))
+        explorer.worker.cache.put(key, data)
     return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
@@ -166,7 +174,7 @@ async def methods(request: Request) -> dict[str, Any]:
 @router.get("/predict", summary="Top-k classes of a picture")
 async def predict_route(request: Request, pic: PictureId, k: Annotated[int, Query(ge=1, le=100)] = 5) -> dict[str, Any]:
     explorer = explorer_of(request)
-    loaded = explorer.pictures.load(pic)
+    loaded = await picture_of(request, pic)
     result, _ = await explorer.worker.run(cache_key("predict", explorer.fingerprint, loaded.digest, k),
                                           lambda: predictions(explorer.model, loaded, k), priority=INTERACTIVE,
                                           description=f"predict {loaded.name}")
@@ -184,7 +192,7 @@ async def explain_route(request: Request, pic: PictureId, method: Annotated[str,
     explorer = explorer_of(request)
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; the methods are " + ", ".join(METHOD_ORDER))
-    loaded = explorer.pictures.load(pic)
+    loaded = await picture_of(request, pic)
     index = class_index(explorer.model, target)
     if layer is not None:
         explorer.model.layer(layer)
@@ -204,7 +212,7 @@ async def occlude_route(request: Request, pic: PictureId, x: Annotated[int, Quer
                         y: Annotated[int, Query(ge=0, le=4096)], size: Annotated[int, Query(ge=1, le=1024)] = 48,
                         target: Annotated[str, Query(max_length=200)] = "top") -> dict[str, Any]:
     explorer = explorer_of(request)
-    loaded = explorer.pictures.load(pic)
+    loaded = await picture_of(request, pic)
     index = class_index(explorer.model, target)
     key = cache_key("occlude", explorer.fingerprint, loaded.digest, x, y, size, index)
     result, cached = await explorer.worker.run(

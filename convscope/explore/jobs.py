@@ -42,11 +42,14 @@ class Cancelled(Exception):
 
 
 class ResultCache:
-    """A bounded in-memory cache: key → JSON-able result (least recently used entries leave first)."""
+    """A bounded in-memory cache: key → JSON-able result; least recently used entries leave first once there are
+    more than ``entries`` or their size (strings and bytes, mostly PNG data URLs) passes ``max_bytes``."""
 
-    def __init__(self, entries: int = 2048) -> None:
-        self.entries = entries
+    def __init__(self, entries: int = 2048, max_bytes: int = 128 * 2**20) -> None:
+        self.entries, self.max_bytes = entries, max_bytes
         self._items: OrderedDict[str, Any] = OrderedDict()
+        self._sizes: dict[str, int] = {}
+        self.size = 0
         self._lock = threading.Lock()
         self.hits = 0
 
@@ -59,14 +62,30 @@ class ResultCache:
             return self._items[key]
 
     def put(self, key: str, value: Any) -> None:
+        size = size_of(value)
+        if size > self.max_bytes // 4:
+            return  # one result may not push out most of the others
         with self._lock:
-            self._items[key] = value
+            self.size += size - self._sizes.get(key, 0)
+            self._items[key], self._sizes[key] = value, size
             self._items.move_to_end(key)
-            while len(self._items) > self.entries:
-                self._items.popitem(last=False)
+            while len(self._items) > self.entries or self.size > self.max_bytes:
+                old, _ = self._items.popitem(last=False)
+                self.size -= self._sizes.pop(old)
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def size_of(value: Any) -> int:
+    """About how many bytes a JSON-able result holds (its strings and bytes; 16 for anything else)."""
+    if isinstance(value, str | bytes):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(size_of(k) + size_of(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return sum(size_of(v) for v in value) + 16
+    return 16
 
 
 def cache_key(*parts: Any) -> str:

@@ -15,7 +15,7 @@ from convscope.attribution.explain import render_map
 from convscope.attribution.guided_backprop import GuidedBackprop
 from convscope.cli.common import slug
 from convscope.explore.encode import data_url, png
-from convscope.explore.image_view import PictureId, explorer_of, fitted
+from convscope.explore.image_view import PictureId, explorer_of, fitted, picture_of
 from convscope.explore.jobs import CHEAP, INTERACTIVE, SLOW, cache_key
 from convscope.explore.pictures import Loaded
 from convscope.explore.state import Explorer
@@ -119,7 +119,7 @@ async def layers(request: Request) -> dict[str, Any]:
 @router.get("/activations", summary="Every channel's activation map at a layer, strongest first")
 async def activations(request: Request, pic: PictureId, layer: Layer) -> dict[str, Any]:
     explorer = explorer_of(request)
-    loaded = explorer.pictures.load(pic)
+    loaded = await picture_of(request, pic)
     explorer.model.layer(layer)
     result, _ = await explorer.worker.run(cache_key("activations", explorer.fingerprint, loaded.digest, layer),
                                           lambda: channel_atlas(explorer.model, loaded, layer), priority=CHEAP,
@@ -131,7 +131,7 @@ async def activations(request: Request, pic: PictureId, layer: Layer) -> dict[st
                                 "top-9 patches (with a scan)")
 async def channel(request: Request, pic: PictureId, layer: Layer, channel: ChannelNumber) -> dict[str, Any]:
     explorer = explorer_of(request)
-    loaded = explorer.pictures.load(pic)
+    loaded = await picture_of(request, pic)
     explorer.model.layer(layer)
     result, _ = await explorer.worker.run(
         cache_key("channel", explorer.fingerprint, loaded.digest, layer, channel),

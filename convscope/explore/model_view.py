@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from convscope.explore.encode import data_url
-from convscope.explore.image_view import PictureId, class_index, explorer_of
+from convscope.explore.image_view import PictureId, class_index, explorer_of, picture_of
 from convscope.explore.jobs import CHEAP, cache_key
 from convscope.inspection.filters import filters
 from convscope.inspection.statistics import layer_statistics
@@ -46,7 +46,7 @@ async def filters_route(request: Request, layer: Annotated[str | None, Query(max
 async def statistics_route(request: Request, pic: PictureId,
                            target: Annotated[str, Query(max_length=200)] = "top") -> dict[str, Any]:
     explorer = explorer_of(request)
-    loaded = explorer.pictures.load(pic)
+    loaded = await picture_of(request, pic)
     index = class_index(explorer.model, target)
 
     def work() -> dict[str, Any]:

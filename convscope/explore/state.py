@@ -34,7 +34,10 @@ class Explorer:
         self.model = model
         self.weights = weights
         self.fingerprint = fingerprint(model.net)
-        self.pictures = PictureStore([p for p in paths if p.is_dir()], [p for p in paths if p.is_file()])
+        preprocess = model.preprocess
+        working = preprocess.resize or preprocess.crop or max(preprocess.input_size)
+        self.pictures = PictureStore([p for p in paths if p.is_dir()], [p for p in paths if p.is_file()],
+                                     short_side=2 * working)
         self.scan = None
         if scan is not None:
             from convscope.scan.result import ScanResult
@@ -49,7 +52,7 @@ class Explorer:
             if name not in METHODS:
                 raise ValueError(f"unknown attribution method {name!r}; the methods are " + ", ".join(METHODS))
         self.methods = list(methods) if methods else list(METHODS)  # those the image view shows
-        cache = ResultCache(entries=512)
+        cache = ResultCache()
         self.worker = Worker(cache, "model")  # everything that runs the model, one job at a time
         self.scan_worker = Worker(cache, "scan")  # a scan's stored features: embeddings, neighbours
 
