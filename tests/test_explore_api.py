@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
+import socket
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -17,7 +20,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 import convscope as cs  # noqa: E402
 from convscope.explore import Explorer, create_app  # noqa: E402
-from convscope.explore.jobs import Cancelled, ResultCache, Worker  # noqa: E402
+from convscope.explore.jobs import CHEAP, INTERACTIVE, Cancelled, ResultCache, Worker  # noqa: E402
 from convscope.explore.server import check_address  # noqa: E402
 
 LOCAL = "http://127.0.0.1"
@@ -27,6 +30,27 @@ OWN = {"X-Convscope-Request": "1"}  # what the explorer's own page sends with ev
 def local_client(explorer: Explorer) -> TestClient:
     """A client of ``explorer``'s app on loopback that marks its requests as the explorer's page does."""
     return TestClient(create_app(explorer), base_url=LOCAL, headers=OWN)
+
+
+@contextlib.contextmanager
+def serving(app) -> Iterator[str]:
+    """``app`` served by uvicorn on a free port of 127.0.0.1 in a thread; yields its URL."""
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not running.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        running.should_exit = True
+        thread.join(10)
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -404,9 +428,10 @@ def test_queued_jobs_are_shared_and_cancellable() -> None:
     worker.submit("block", lambda: gate.wait(10))
     calls = []
     first = worker.submit("same", lambda: calls.append(1) or 1, group="page-1")
-    assert worker.submit("same", lambda: calls.append(2) or 2) is first  # one job for one key
+    assert worker.submit("same", lambda: calls.append(2) or 2, group="page-2") is first  # one job for one key
     dropped = worker.submit("other", lambda: calls.append(3), group="page-1")
-    assert worker.cancel("page-1") == 2
+    assert worker.cancel("page-1") == 1  # "same" is still wanted by page-2
+    assert worker.cancel("page-2") == 1
     gate.set()
     with pytest.raises(Cancelled):
         dropped.result(5)
@@ -418,6 +443,72 @@ def test_queued_jobs_are_shared_and_cancellable() -> None:
     while worker.cache.get("after") is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert worker.cache.get("after") == 7
+
+
+def test_a_running_job_stops_at_its_next_chunk_when_cancelled() -> None:
+    from convscope.attribution.base import chunks
+
+    worker = Worker(ResultCache(), "test")
+    steps, third = [], threading.Event()
+
+    def long_job() -> int:
+        for n, _ in enumerate(chunks(1000, 1, description="steps", progress=False)):
+            steps.append(n)
+            if n == 3:
+                third.set()
+            time.sleep(0.01)
+        return -1
+
+    future = worker.submit("long", long_job, group="page")
+    assert third.wait(10)
+    assert worker.cancel() == 1  # every job, the running one too
+    with pytest.raises(Cancelled):
+        future.result(10)
+    assert len(steps) < 1000 and worker.status()["cancelled"] == 1 and worker.cache.get("long") is None
+
+
+def test_the_background_lane_gives_way_to_interactive_work() -> None:
+    """Between two chunks, a background job waits while the interactive lane has work: interactive jobs submitted
+    while it runs finish before it takes its next chunk (the order, not the time, is asserted)."""
+    from convscope.attribution.base import chunks
+
+    cache = ResultCache()
+    interactive = Worker(cache, "interactive")
+    background = Worker(cache, "background", yields_to=interactive)
+    log, started, gate = [], threading.Event(), threading.Event()
+
+    def slow() -> str:
+        for n, _ in enumerate(chunks(60, 1, description="Score-CAM", progress=False)):
+            log.append(f"chunk {n}")
+            started.set()
+            time.sleep(0.005)
+        return "slow"
+
+    def blocking() -> str:
+        log.append("interactive 1 starts")
+        gate.wait(10)
+        return "one"
+
+    finished = background.submit("slow", slow)
+    assert started.wait(10)
+    first = interactive.submit("one", blocking, priority=CHEAP)
+    second = interactive.submit("two", lambda: log.append("interactive 2") or "two", priority=INTERACTIVE)
+    deadline = time.monotonic() + 10
+    while "interactive 1 starts" not in log and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # the background job would take many chunks meanwhile if it did not pause
+    gate.set()
+    assert (first.result(10), second.result(10), finished.result(20)) == ("one", "two", "slow")
+    begin, end = log.index("interactive 1 starts"), log.index("interactive 2")
+    assert all(not entry.startswith("chunk") for entry in log[begin + 2:end])  # at most the chunk under way
+    assert log[-1] == "chunk 59" and interactive.status()["done"] == 2
+    gate.clear()
+    interactive.submit("three", lambda: gate.wait(10))
+    queued = background.submit("queued", lambda: "later")  # a background job waits for the interactive lane
+    time.sleep(0.2)
+    assert background.status()["running"] is None and background.status()["waiting"] == ["queued"]
+    gate.set()
+    assert queued.result(10) == "later"
 
 
 def test_check_results_become_badges(lite0, tmp_path) -> None:
@@ -459,3 +550,53 @@ def test_queue_reports_the_library_progress_bar(setup) -> None:
         release.set()
     assert future.result(10) == 4
     assert list(chunks(3, 2, description="outside the worker", progress=False)) == [slice(0, 2), slice(2, 3)]
+
+
+def wait_for(condition, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_clicks_go_before_a_running_score_cam_which_can_be_cancelled(lite0, tmp_path) -> None:
+    """While Score-CAM runs (1 280 masked passes on Lite0, in chunks), a prediction and a Grad-CAM map are answered
+    before it ends; then /api/cancel stops it and its request gets a 409."""
+    explorer = Explorer(lite0, cache=tmp_path)
+    client = local_client(explorer)
+    answers = []
+    slow = threading.Thread(target=lambda: answers.append(client.get("/api/explain", params={
+        "pic": "sample:chelsea", "method": "score_cam", "target": "tabby"})))
+    slow.start()
+    progress = lambda: (explorer.background.status()["running"] or {}).get("progress") or {}  # noqa: E731
+    wait_for(lambda: progress().get("done", 0) >= 1)
+    assert ok(client, "/api/predict", pic="sample:coffee", k=1)["top"][0]["name"] == "espresso"
+    assert ok(client, "/api/explain", pic="sample:coffee", method="grad_cam")["method"] == "grad_cam"
+    running = explorer.background.status()["running"]
+    assert running["what"] == "Score-CAM on chelsea" and running["progress"]["done"] < running["progress"]["total"]
+    assert client.post("/api/cancel").json()["cancelled"] == 1
+    slow.join(60)
+    assert answers[0].status_code == 409 and "cancelled" in answers[0].json()["error"]
+    wait_for(lambda: explorer.background.status()["running"] is None, 10)
+    assert explorer.background.status()["cancelled"] == 1
+
+
+def test_a_client_that_goes_away_cancels_its_job(lite0, tmp_path) -> None:
+    import http.client
+
+    explorer = Explorer(lite0, cache=tmp_path)
+    with serving(create_app(explorer)) as url:
+        connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=60)
+        connection.request("GET", "/api/explain?pic=sample:chelsea&method=score_cam", headers=OWN)
+        wait_for(lambda: explorer.background.status()["running"] is not None)
+        connection.close()  # the page was closed or reloaded
+        wait_for(lambda: explorer.background.status()["running"] is None, 20)
+        assert explorer.background.status()["cancelled"] == 1
+
+
+def test_work_beyond_the_budget_is_refused_with_the_reason(setup) -> None:
+    explorer, client, _ = setup
+    reason = refused(client, "/api/explain", pic="sample:chelsea", method="occlusion", size=2, stride=1)
+    assert "49,729 forward passes" in reason and "stride of at least 6" in reason
+    assert "no such limit" in refused(client, "/api/features", layer="blocks.1", channel=0, steps=2048, size=512)
+    assert explorer.background.status()["waiting"] == [] and explorer.background.status()["running"] is None

@@ -6,13 +6,10 @@ Set ``CONVSCOPE_SCREENSHOTS=FOLDER`` to keep a screenshot of each view.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +18,8 @@ from PIL import Image
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 sync_api = pytest.importorskip("playwright.sync_api")
+
+from test_explore_api import serving  # noqa: E402
 
 import convscope as cs  # noqa: E402
 from convscope.explore import Explorer, create_app  # noqa: E402
@@ -47,26 +46,6 @@ def server(lite0, tmp_path_factory):
                         methods=["grad_cam", "cam", "saliency", "guided_backprop"])
     with serving(create_app(explorer)) as url:
         yield url
-
-
-@contextlib.contextmanager
-def serving(app) -> Iterator[str]:
-    """``app`` served by uvicorn on a free port of 127.0.0.1 in a thread; yields its URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not running.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        running.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture(scope="module")

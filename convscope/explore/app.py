@@ -38,13 +38,16 @@ def create_app(explorer: Explorer) -> FastAPI:
     async def info() -> dict:
         return explorer.info()
 
-    @app.get("/api/queue", tags=["explorer"], summary="What the model's worker is computing and what waits")
+    @app.get("/api/queue", tags=["explorer"], summary="What the workers compute and what waits")
     async def queue() -> dict:
-        return {**explorer.worker.status(), "scan": explorer.scan_worker.status()}
+        return {**explorer.worker.status(), "background": explorer.background.status(),
+                "scan": explorer.scan_worker.status()}
 
-    @app.post("/api/cancel", tags=["explorer"], summary="Drop the queued jobs a page asked for under `group`")
-    async def cancel(group: Annotated[str, Query(min_length=1, max_length=100)]) -> dict:
-        return {"cancelled": explorer.worker.cancel(group) + explorer.scan_worker.cancel(group)}
+    @app.post("/api/cancel", tags=["explorer"], summary="Cancel the jobs a page asked for under `group`, queued "
+                                                        "and running (without `group`: every job)")
+    async def cancel(group: Annotated[str | None, Query(min_length=1, max_length=100)] = None) -> dict:
+        workers = (explorer.worker, explorer.background, explorer.scan_worker)
+        return {"cancelled": sum(worker.cancel(group) for worker in workers)}
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -16,6 +16,7 @@ from convscope.explore.image_view import explorer_of
 from convscope.explore.jobs import CHEAP, INTERACTIVE, SLOW, cache_key
 from convscope.explore.state import Explorer
 from convscope.inspection.predictions import predict
+from convscope.models.model import Model
 from convscope.scan.result import ScanResult
 
 router = APIRouter(prefix="/api/scan", tags=["data set"])
@@ -62,7 +63,7 @@ def neighbour_table(scan: ScanResult, index: int, layer: str | None, k: int) -> 
                           "pixel": None if pixel_share != pixel_share else pixel_share}}
 
 
-def scan_predictions(explorer: Explorer, batch: int = 256) -> list[int]:
+def scan_predictions(explorer: Explorer, batch: int = 256, model: Model | None = None) -> list[int]:
     """The model's top class for every scanned picture (read from the disk cache, or computed and stored there)."""
     scan = explorer.scan
     folder = hashlib.sha1(str(scan.folder.resolve()).encode()).hexdigest()[:16]
@@ -72,7 +73,7 @@ def scan_predictions(explorer: Explorer, batch: int = 256) -> list[int]:
     found = torch.empty(scan.count, dtype=torch.long)
     for start in progress.progress_bar(range(0, scan.count, batch), desc="batches", enabled=False):  # for /api/queue
         stop = min(scan.count, start + batch)
-        found[start:stop] = predict(explorer.model, [scan.pictures.picture(i) for i in range(start, stop)],
+        found[start:stop] = predict(model or explorer.model, [scan.pictures.picture(i) for i in range(start, stop)],
                                     k=1).indices[:, 0]
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(found, path)
@@ -100,7 +101,7 @@ async def embedding_route(request: Request, layer: ScanLayer = None,
     result, _ = await explorer.scan_worker.run(cache_key("embed", str(scan.folder), layer, method, limit),
                                           lambda: embedding(scan, layer, method, limit),
                                           priority=CHEAP if method == "pca" else SLOW,
-                                          description=f"{method} of {layer}")
+                                          description=f"{method} of {layer}", request=request)
     return result
 
 
@@ -110,9 +111,10 @@ async def predictions_route(request: Request) -> dict[str, Any]:
     if not explorer.scan_matches_model:
         raise ValueError(f"the scan was made with {scan.config['model']['name']}, not with the model served; start "
                          f"the explorer with --model {scan.config['model']['name']} to colour by prediction")
-    result, _ = await explorer.worker.run(cache_key("scan predictions", str(scan.folder), explorer.fingerprint),
-                                          lambda: scan_predictions(explorer), priority=SLOW,
-                                          description=f"predictions for {scan.count} scanned pictures")
+    result, _ = await explorer.background.run(
+        cache_key("scan predictions", str(scan.folder), explorer.fingerprint),
+        lambda: scan_predictions(explorer, model=explorer.background_model), priority=SLOW,
+        description=f"predictions for {scan.count} scanned pictures", request=request)
     return {"predicted": result, "class_names": explorer.model.classes()}
 
 
@@ -136,7 +138,7 @@ async def neighbors_route(request: Request, index: Index, layer: ScanLayer = Non
     layer = scan.check_layer(layer)
     result, _ = await explorer.scan_worker.run(cache_key("neighbors", str(scan.folder), layer, index, k),
                                           lambda: neighbour_table(scan, index, layer, k), priority=INTERACTIVE,
-                                          description=f"neighbours of #{index}")
+                                          description=f"neighbours of #{index}", request=request)
     return result
 
 

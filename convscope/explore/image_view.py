@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from convscope.attribution.explain import explain
-from convscope.attribution.occlusion import occlude, occluder_fill
+from convscope.attribution.occlusion import Occlusion, occlude, occluder_fill
 from convscope.attribution.registry import METHODS
 from convscope.explore.encode import data_url, png
 from convscope.explore.jobs import CHEAP, INTERACTIVE, SLOW, cache_key
@@ -79,12 +79,18 @@ def method_settings(name: str, layer: str | None, options: dict[str, Any]) -> di
     return {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in settings.items() if v is not None}
 
 
+CHUNK = 16  # pictures per forward pass of a slow method: the background lane pauses between two chunks
+
+
 def explanation(model: Model, picture: Loaded, method: str, target: int | None, layer: str | None,
-                options: dict[str, Any]) -> dict[str, Any]:
-    """One method's map (alone and over the picture) with the label and the settings that made it."""
+                options: dict[str, Any], chunked: bool = False) -> dict[str, Any]:
+    """One method's map (alone and over the picture) with the label and the settings that made it; ``chunked``:
+    in small batches (each a point where the job can pause or stop)."""
     began = time.perf_counter()
     accepted = inspect.signature(METHODS[method].__init__).parameters
     quiet = {"progress": False} if "progress" in accepted else {}
+    if chunked and "batch_size" in accepted:
+        quiet["batch_size"] = CHUNK
     result = explain(model, picture.pixels, method, "top" if target is None else target, layer=layer,
                      **options, **quiet)
     shown = result.overlay() if result.method.style == "heat" else result.map_picture()
@@ -177,7 +183,7 @@ async def predict_route(request: Request, pic: PictureId, k: Annotated[int, Quer
     loaded = await picture_of(request, pic)
     result, _ = await explorer.worker.run(cache_key("predict", explorer.fingerprint, loaded.digest, k),
                                           lambda: predictions(explorer.model, loaded, k), priority=INTERACTIVE,
-                                          description=f"predict {loaded.name}")
+                                          description=f"predict {loaded.name}", request=request)
     return result
 
 
@@ -199,12 +205,37 @@ async def explain_route(request: Request, pic: PictureId, method: Annotated[str,
     options = {k: v for k, v in {"size": size, "stride": stride}.items() if v is not None}
     if options and method != "occlusion":
         raise ValueError("size and stride are the occlusion method's settings")
+    if method == "occlusion":
+        check_occlusion_budget(explorer.model, **options)
     key = cache_key("explain", explorer.fingerprint, loaded.digest, method, index, layer, options)
-    result, cached = await explorer.worker.run(
-        key, lambda: explanation(explorer.model, loaded, method, index, layer, options),
-        priority=SLOW if method in SLOW_METHODS else CHEAP, description=f"{METHODS[method].title} on {loaded.name}",
-        group=group)
+    slow = method in SLOW_METHODS
+    worker, model = (explorer.background, explorer.background_model) if slow else (explorer.worker, explorer.model)
+    result, cached = await worker.run(
+        key, lambda: explanation(model, loaded, method, index, layer, options, chunked=slow),
+        priority=SLOW if slow else CHEAP, description=f"{METHODS[method].title} on {loaded.name}",
+        group=group, request=request)
     return {**result, "cached": cached, "checks": explorer.checks.get(method)}
+
+
+MAX_OCCLUSIONS = 1600  # occluded pictures one map may take here (40 × 40 positions; the default 32/16 takes 169)
+
+
+def check_occlusion_budget(model: Model, size: int | None = None, stride: int | None = None) -> None:
+    """A ``ValueError`` saying which stride would do, when an occlusion map takes more than the explorer's budget."""
+    defaults = inspect.signature(Occlusion.__init__).parameters
+    size = defaults["size"].default if size is None else size
+    stride = defaults["stride"].default if stride is None else stride
+
+    def count(step: int) -> int:
+        rows, cols = Occlusion(model, size=size, stride=step).positions(*model.preprocess.input_size)
+        return len(rows) * len(cols)
+
+    if count(stride) <= MAX_OCCLUSIONS:
+        return
+    enough = next(s for s in range(stride + 1, max(model.preprocess.input_size) + 1) if count(s) <= MAX_OCCLUSIONS)
+    raise ValueError(f"occlusion with size {size} and stride {stride} takes {count(stride):,} forward passes, more "
+                     f"than the {MAX_OCCLUSIONS:,} a map may take in the explorer; use a stride of at least {enough} "
+                     "(or `convscope explain --method occlusion`, which has no such limit)")
 
 
 @router.get("/occlude", summary="Live occlusion: probabilities with a grey square at (x, y) of the model's input")
@@ -217,6 +248,6 @@ async def occlude_route(request: Request, pic: PictureId, x: Annotated[int, Quer
     key = cache_key("occlude", explorer.fingerprint, loaded.digest, x, y, size, index)
     result, cached = await explorer.worker.run(
         key, lambda: occluded_prediction(explorer.model, loaded, x, y, size, index, explorer.fingerprint),
-        priority=INTERACTIVE, description=f"live occlusion on {loaded.name}")
+        priority=INTERACTIVE, description=f"live occlusion on {loaded.name}", request=request)
     return {**result, "cached": cached}
 

@@ -28,6 +28,7 @@ from convscope.synthesis.feature_vis import visualise_features
 from convscope.targets import Channel
 
 router = APIRouter(prefix="/api", tags=["layer"])
+MAX_FEATURE_WORK = 512 * 128 * 128  # steps × pixels of one feature visualisation (512 steps at 128 px)
 Layer = Annotated[str, Query(max_length=300, description="dotted layer name (see /api/layers)")]
 ChannelNumber = Annotated[int, Query(ge=0, le=1_000_000)]
 
@@ -90,7 +91,8 @@ def channel_detail(explorer: Explorer, picture: Loaded, layer: str, channel: int
     return result
 
 
-def feature_picture(explorer: Explorer, layer: str, channel: int, steps: int, size: int) -> dict[str, Any]:
+def feature_picture(explorer: Explorer, layer: str, channel: int, steps: int, size: int,
+                    model: Model | None = None) -> dict[str, Any]:
     """The channel's feature visualisation, read from the disk cache or optimised now and stored there."""
     folder = explorer.cache_dir / "features" / explorer.fingerprint[:16]
     stem = folder / f"{slug(layer)}_{channel}_{steps}_{size}"
@@ -99,7 +101,7 @@ def feature_picture(explorer: Explorer, layer: str, channel: int, steps: int, si
         data = stem.with_suffix(".png").read_bytes()
         return {**meta, "image": "data:image/png;base64," + base64.b64encode(data).decode(),
                 "from_disk": True}
-    result = visualise_features(explorer.model, layer, channel, steps=steps, size=size, progress=False)
+    result = visualise_features(model or explorer.model, layer, channel, steps=steps, size=size, progress=False)
     meta = {"layer": layer, "channel": channel, "activation": float(result.activations[0]), **result.settings}
     folder.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".png").write_bytes(png(result.images[0]))
@@ -112,7 +114,7 @@ async def layers(request: Request) -> dict[str, Any]:
     explorer = explorer_of(request)
     table, _ = await explorer.worker.run(cache_key("layers", explorer.fingerprint),
                                          lambda: layer_table(explorer.model), priority=INTERACTIVE,
-                                         description="layer shapes")
+                                         description="layer shapes", request=request)
     return {"layers": table}
 
 
@@ -123,7 +125,7 @@ async def activations(request: Request, pic: PictureId, layer: Layer) -> dict[st
     explorer.model.layer(layer)
     result, _ = await explorer.worker.run(cache_key("activations", explorer.fingerprint, loaded.digest, layer),
                                           lambda: channel_atlas(explorer.model, loaded, layer), priority=CHEAP,
-                                          description=f"activations of {layer}")
+                                          description=f"activations of {layer}", request=request)
     return result
 
 
@@ -136,7 +138,7 @@ async def channel(request: Request, pic: PictureId, layer: Layer, channel: Chann
     result, _ = await explorer.worker.run(
         cache_key("channel", explorer.fingerprint, loaded.digest, layer, channel),
         lambda: channel_detail(explorer, loaded, layer, channel), priority=CHEAP,
-        description=f"channel {channel} of {layer}")
+        description=f"channel {channel} of {layer}", request=request)
     return result
 
 
@@ -149,8 +151,12 @@ async def features(request: Request, layer: Layer, channel: ChannelNumber,
     explorer.model.layer(layer)
     if not shapes.get(layer) or channel >= shapes[layer][0]:
         raise ValueError(f"channel {channel} is out of range: {layer} gives {shapes.get(layer)}")
-    result, _ = await explorer.worker.run(
+    if steps * size * size > MAX_FEATURE_WORK:
+        raise ValueError(f"{steps} steps at {size} px is more than a feature visualisation may take in the explorer "
+                         f"({MAX_FEATURE_WORK // 128**2} steps at 128 px); use fewer steps or a smaller size (or "
+                         "`convscope featviz`, which has no such limit)")
+    result, _ = await explorer.background.run(
         cache_key("features", explorer.fingerprint, layer, channel, steps, size),
-        lambda: feature_picture(explorer, layer, channel, steps, size), priority=SLOW,
-        description=f"feature visualisation of {layer} #{channel}")
+        lambda: feature_picture(explorer, layer, channel, steps, size, explorer.background_model), priority=SLOW,
+        description=f"feature visualisation of {layer} #{channel}", request=request)
     return result

@@ -38,7 +38,8 @@ async def filters_route(request: Request, layer: Annotated[str | None, Query(max
                 "image": data_url(view.picture(max_filters=max_filters))}
 
     result, _ = await explorer.worker.run(cache_key("filters", explorer.fingerprint, layer, max_filters), work,
-                                          priority=CHEAP, description=f"filters of {layer or 'the first conv'}")
+                                          priority=CHEAP, description=f"filters of {layer or 'the first conv'}",
+                                          request=request)
     return result
 
 
@@ -56,5 +57,6 @@ async def statistics_route(request: Request, pic: PictureId,
         return {"target": stats.target_description, "rows": rows, "image": data_url(stats.picture())}
 
     result, _ = await explorer.worker.run(cache_key("statistics", explorer.fingerprint, loaded.digest, index), work,
-                                          priority=CHEAP, description=f"layer statistics of {loaded.name}")
+                                          priority=CHEAP, description=f"layer statistics of {loaded.name}",
+                                          request=request)
     return result

@@ -90,13 +90,18 @@ function chooseTyped() {
 const PAGE = Math.random().toString(36).slice(2, 10);
 const groupOf = (generation) => `image-${PAGE}-${generation}`;
 
+// The maps of the previous class or picture are no longer wanted: their requests are aborted (the server drops a
+// job whose clients went away) and their group cancelled (queued and running jobs alike).
 function cancelQueued() {
+  if (state.abort) state.abort.abort();
   if (state.generation) api("/api/cancel", { group: groupOf(state.generation) }, { method: "POST" }).catch(() => {});
 }
 
 function explainAll() {
-  cancelQueued();  // the maps of the previous class or picture are no longer wanted
+  cancelQueued();
   const generation = ++state.generation;
+  state.abort = new AbortController();
+  const signal = state.abort.signal;
   const pic = state.pic;
   const target = state.target === "" ? "top" : state.target;
   els.caption.textContent = "Cheap methods first; the slow ones (many forward passes) follow. " +
@@ -111,12 +116,13 @@ function explainAll() {
     const began = performance.now();
     const timer = setInterval(() => {
       if (generation !== state.generation) return clearInterval(timer);
-      const running = window.queueStatus && window.queueStatus.running;
-      const now = running && running.what.startsWith(m.title + " on ");
+      const q = window.queueStatus;
+      const running = q && [q.running, q.background && q.background.running].find((r) => r && r.what.startsWith(m.title + " on "));
+      const now = Boolean(running);
       wait.textContent = (now ? `computing… ${progressText(running) || running.seconds.toFixed(1) + " s"}` : "queued…") +
         (m.slow ? " (slow method: many passes)" : "") + ` — ${((performance.now() - began) / 1000).toFixed(0)} s since the click`;
     }, 250);
-    api("/api/explain", { pic, method: m.name, target, group: groupOf(generation) }).then((r) => {
+    api("/api/explain", { pic, method: m.name, target, group: groupOf(generation) }, { signal }).then((r) => {
       clearInterval(timer);
       if (generation !== state.generation) return;
       const badge = r.checks && r.checks.pointing !== undefined && r.checks.pointing !== null
