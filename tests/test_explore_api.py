@@ -358,12 +358,63 @@ def test_feature_visualisation_is_cached_on_disk(setup) -> None:
     again = feature_picture(explorer, "blocks.1", 3, 8, 32)
     assert again["from_disk"] and again["image"] == first["image"]
     assert "out of range" in refused(client, "/api/features", layer="blocks.1", channel=24)
+    stem = next((explorer.cache_dir / "features").rglob("blocks_1_3_8_32.png")).with_suffix("")
+    for damaged in (".png", ".json"):  # cut short: computed again, never served
+        path = stem.with_suffix(damaged)
+        path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+        redone = feature_picture(explorer, "blocks.1", 3, 8, 32)
+        assert not redone["from_disk"] and redone["image"] == first["image"]
+        assert feature_picture(explorer, "blocks.1", 3, 8, 32)["from_disk"]
+    assert not [p for p in stem.parent.iterdir() if p.name.endswith(".tmp")]  # no temporary file is left
+
+
+def test_feature_visualisation_of_a_fixed_size_model(tmp_path) -> None:
+    """fashion_cnn takes only 28×28 pictures (a linear head): its feature visualisations are made at 28 px; a
+    layer without feature maps is refused with the reason."""
+    from convscope.models import load_model
+
+    client = local_client(Explorer(load_model("fashion_cnn"), cache=tmp_path))
+    made = ok(client, "/api/features", layer="conv2", channel=1, steps=8)
+    assert made["size"] == 28 and decoded(made["image"]).size == (28, 28)
+    assert "takes only 28×28 pictures" in refused(client, "/api/features", layer="conv2", channel=1, size=128)
+    assert "not feature maps" in refused(client, "/api/features", layer="relu7", channel=0)
+
+
+def test_every_failure_is_json_with_one_line(lite0, tmp_path, monkeypatch) -> None:
+    from convscope.explore import image_view
+
+    def broken(*args, **options):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied\nsecond line")
+
+    monkeypatch.setattr(image_view, "predictions", broken)
+    client = TestClient(create_app(Explorer(lite0, cache=tmp_path)), base_url=LOCAL, headers=OWN,
+                        raise_server_exceptions=False)
+    answer = client.get("/api/predict", params={"pic": "sample:chelsea"})
+    assert answer.status_code == 500
+    assert answer.json() == {"status": 500, "error": "RuntimeError: mat1 and mat2 shapes cannot be multiplied"}
+    assert client.get("/api/nothing").json() == {"status": 404, "error": "Not Found"}
+    assert client.delete("/api/info").json()["status"] == 405
+    assert client.get("/static/missing.js").json()["status"] == 404
+
+
+def test_damaged_scan_predictions_are_computed_again(setup) -> None:
+    from convscope.explore.dataset_view import scan_predictions
+
+    explorer, _, _ = setup
+    expected = scan_predictions(explorer)
+    (path,) = (explorer.cache_dir / "predictions").glob("*.pt")
+    path.write_bytes(path.read_bytes()[:40])
+    assert scan_predictions(explorer) == expected
+    assert path.stat().st_size > 40  # written again, whole
 
 
 def test_scan_endpoints(setup, lite0) -> None:
     explorer, client, _ = setup
     info = ok(client, "/api/scan")
     assert info["count"] == 6 and info["layers"] == ["blocks.2"] and info["class_names"] == ["living", "things"]
+    import importlib.util
+
+    assert ("umap" in info["methods"]) == (importlib.util.find_spec("umap") is not None) and "pca" in info["methods"]
     found = ok(client, "/api/scan/embedding", method="pca")
     assert len(found["x"]) == len(found["indices"]) == 6 and sorted(found["labels"]) == [0, 0, 0, 1, 1, 1]
     assert client.get("/api/scan/thumb.png", params={"index": 0}).headers["content-type"] == "image/png"
@@ -600,3 +651,34 @@ def test_work_beyond_the_budget_is_refused_with_the_reason(setup) -> None:
     assert "49,729 forward passes" in reason and "stride of at least 6" in reason
     assert "no such limit" in refused(client, "/api/features", layer="blocks.1", channel=0, steps=2048, size=512)
     assert explorer.background.status()["waiting"] == [] and explorer.background.status()["running"] is None
+
+
+def test_cli_serves_the_model_with_the_class_names_given(tmp_path, monkeypatch, capsys) -> None:
+    import uvicorn
+
+    from convscope.cli import main
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
+    names = tmp_path / "names.txt"
+    names.write_text("".join(f"thing {n}\n" for n in range(1000)))
+    assert main(["explore", "--classes", str(names), "--port", "0", "--cache", str(tmp_path)]) in (0, None)
+    explorer = served["app"].state.explorer
+    assert explorer.model.classes()[281] == "thing 281" and explorer.token  # a token by default, on loopback too
+    assert f"?token={explorer.token}" in capsys.readouterr().out
+
+
+def test_a_map_that_does_not_depend_on_the_picture_is_marked(setup, lite0) -> None:
+    """Lite0 has no max-pooling switches: its deconvnet map for a class is the same for every picture (checked
+    here against two photos), and the explorer says so; Grad-CAM's is not marked."""
+    _, client, _ = setup
+    cat = ok(client, "/api/explain", pic="sample:chelsea", method="deconvnet", target="tabby")
+    cup = ok(client, "/api/explain", pic="sample:coffee", method="deconvnet", target="tabby")
+    from PIL import ImageChops
+
+    assert cat["independent"] and cup["independent"]
+    difference = ImageChops.difference(decoded(cat["map"]).convert("RGB"), decoded(cup["map"]).convert("RGB"))
+    assert max(high for _, high in difference.getextrema()) <= 1  # one map for both pictures
+    assert not ok(client, "/api/explain", pic="sample:chelsea", method="grad_cam", target="tabby")["independent"]
+    channel = ok(client, "/api/channel", pic="sample:chelsea", layer="blocks.2", channel=5)
+    assert "guided_backprop" not in channel["independent"]  # masked by the picture's own activations

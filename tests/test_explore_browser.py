@@ -180,6 +180,10 @@ def test_dataset_view_hover_and_click_a_point(server, page) -> None:
     page.goto(f"{server}/#/dataset?method=pca")
     page.wait_for_function("window.convscopeScatter && window.convscopeScatter.count() === 6")
     assert "6 points, pca of blocks.2" in page.inner_text("#scatter-note")
+    import importlib.util
+
+    offered = page.locator("#scan-method option[value=umap]").count()
+    assert offered == (importlib.util.find_spec("umap") is not None)  # UMAP only when umap-learn is installed
     x, y = page.evaluate("window.convscopeScatter.clientPoint(2)")
     page.mouse.move(x, y)
     page.wait_for_selector(".tooltip:not([hidden]) img")
@@ -326,3 +330,50 @@ def test_49_megapixel_uploads_keep_memory_bounded(lite0, browser, tmp_path) -> N
             assert len([p for p in explorer.pictures.listing() if p["source"] == "upload"]) == 4
     finally:
         context.close()
+
+
+def test_errors_are_shown_once_and_leave_nothing_stale(server, page) -> None:
+    """A typo in a class: one request, one error. A picture that cannot be read: the previous picture's classes
+    and maps go. A non-picture chosen with Upload…: its error. A data-set point that does not exist: an error,
+    not an endless "computing…"."""
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/explain" in r.url else None)
+    open_image_view(page, server, "sample:chelsea")
+    page.wait_for_selector(".card[data-method=grad_cam][data-state=done] img")
+    asked.clear()
+    page.fill("#class-input", "tabbby")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#maps-error")
+    assert "did you mean 'tabby'" in page.inner_text("#maps-error")
+    assert page.locator("#error div").count() == 1 and len(asked) == 1 and page.locator(".card").count() == 0
+
+    page.goto(f"{server}/#/image?pic=file:0/fake.png")
+    page.wait_for_selector("#picture-error")
+    assert "cannot read" in page.inner_text("#picture-error")
+    assert page.locator(".card").count() == 0 and page.locator("#topk li").count() == 1
+
+    open_image_view(page, server, "sample:coffee")
+    page.set_input_files("input[type=file]", files=[{"name": "notes.png", "mimeType": "image/png",
+                                                     "buffer": b"not a picture"}])
+    page.wait_for_function("document.querySelector('#error').textContent.includes(\"cannot read 'notes.png'\")")
+    assert page.input_value("#picture-select") == "sample:coffee"
+
+    page.goto(f"{server}/#/dataset?method=pca&point=4000")
+    page.wait_for_selector("#neighbours-error")
+    assert "not in the scan" in page.inner_text("#neighbours-error")
+    assert "computing" not in page.inner_text("#neighbours")
+    screenshot(page, "errors")
+
+
+def test_the_layer_tree(server, page) -> None:
+    """The layers as the model nests them, with types and shapes, Identity placeholders left out; the chosen
+    layer's branch is open, and a click on another layer opens it."""
+    page.goto(f"{server}/#/layer?pic=sample:chelsea&layer=blocks.2")
+    page.wait_for_selector("#layer-tree a.chosen[data-layer='blocks.2']")
+    assert "Identity" not in page.inner_text("#layer-tree") and "Identity" not in page.inner_text("#layer-select")
+    assert page.locator("#layer-tree details[open] > summary a[data-layer='blocks']").count() == 1
+    assert "40×28×28" in page.inner_text("#layer-tree a[data-layer='blocks.2']")
+    page.click("#layer-tree summary:has(a[data-layer='blocks.3']) a[data-layer='blocks.3']")
+    page.wait_for_function("location.hash.includes('layer=blocks.3')")
+    page.wait_for_selector("#layer-tree a.chosen[data-layer='blocks.3']")
+    assert page.input_value("#layer-select") == "blocks.3"

@@ -24,6 +24,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", nargs="+", help="attribution methods the image view shows (default: all)")
     p.add_argument("--model", default=None, help="model name (default: efficientnet_lite0, embedded)")
     p.add_argument("--weights", type=Path, help="local state-dict file for the model (no download)")
+    p.add_argument("--classes", type=Path, help="text file of the model's class names, one per line")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
     p.set_defaults(run=run_explore)
 
@@ -36,4 +37,4 @@ def run_explore(args: argparse.Namespace) -> None:
                          "pip install 'convscope[explore]'") from error
     serve(args.sources, model=args.model, weights=args.weights, device=args.device, scan=args.scan,
           checks=args.checks, host=args.host, port=args.port, token=args.token, cache=args.cache,
-          methods=args.methods, no_token=args.no_token)
+          methods=args.methods, no_token=args.no_token, classes=args.classes)

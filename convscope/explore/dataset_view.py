@@ -4,6 +4,7 @@ in feature vs pixel space, dead filters and per-channel statistics."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 from typing import Annotated, Any
 
 import torch
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from convscope import progress
+from convscope.explore.disk import read_tensor, write_tensor
 from convscope.explore.encode import png
 from convscope.explore.image_view import explorer_of
 from convscope.explore.jobs import CHEAP, INTERACTIVE, SLOW, cache_key
@@ -29,6 +31,12 @@ def scan_of(request: Request) -> ScanResult:
     if scan is None:
         raise ValueError("no scan is open: start the explorer with --scan FOLDER (a `convscope scan` output)")
     return scan
+
+
+def embedding_methods() -> list[str]:
+    """The maps this installation can draw: PCA always, t-SNE with openTSNE, UMAP with umap-learn."""
+    extras = {"tsne": "openTSNE", "umap": "umap"}
+    return ["pca"] + [method for method, package in extras.items() if importlib.util.find_spec(package) is not None]
 
 
 def check_index(scan: ScanResult, index: int) -> int:
@@ -68,15 +76,15 @@ def scan_predictions(explorer: Explorer, batch: int = 256, model: Model | None =
     scan = explorer.scan
     folder = hashlib.sha1(str(scan.folder.resolve()).encode()).hexdigest()[:16]
     path = explorer.cache_dir / "predictions" / f"{explorer.fingerprint[:16]}_{folder}_{scan.count}.pt"
-    if path.is_file():
-        return torch.load(path, weights_only=True).tolist()
+    kept = read_tensor(path, (scan.count,), torch.long)  # a damaged file is computed again
+    if kept is not None:
+        return kept.tolist()
     found = torch.empty(scan.count, dtype=torch.long)
     for start in progress.progress_bar(range(0, scan.count, batch), desc="batches", enabled=False):  # for /api/queue
         stop = min(scan.count, start + batch)
         found[start:stop] = predict(model or explorer.model, [scan.pictures.picture(i) for i in range(start, stop)],
                                     k=1).indices[:, 0]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(found, path)
+    write_tensor(path, found)
     return found.tolist()
 
 
@@ -86,7 +94,7 @@ def scan_predictions(explorer: Explorer, batch: int = 256, model: Model | None =
 def scan_info(request: Request) -> dict[str, Any]:
     scan = scan_of(request)
     return {"folder": str(scan.folder), "count": scan.count, "layers": scan.layers,
-            "shapes": {layer: list(scan.shape(layer)) for layer in scan.layers},
+            "shapes": {layer: list(scan.shape(layer)) for layer in scan.layers}, "methods": embedding_methods(),
             "class_names": scan.class_names, "model": scan.config["model"]["name"],
             "same_model": explorer_of(request).scan_matches_model}
 

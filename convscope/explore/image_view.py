@@ -94,11 +94,32 @@ def explanation(model: Model, picture: Loaded, method: str, target: int | None, 
     result = explain(model, picture.pixels, method, "top" if target is None else target, layer=layer,
                      **options, **quiet)
     shown = result.overlay() if result.method.style == "heat" else result.map_picture()
-    return {"method": method, "title": result.method.title, "paper": result.method.paper,
+    independent = method in MAY_IGNORE_THE_PICTURE and ignores_the_picture(model, result.maps, method, picture,
+                                                                          target, layer, options)
+    return {"method": method, "independent": independent, "title": result.method.title, "paper": result.method.paper,
             "style": result.method.style, "label": result.labels[0], "layer": result.layer,
             "settings": method_settings(method, result.layer, options),
             "image": data_url(shown), "map": data_url(result.map_picture()), "overlay": data_url(result.overlay()),
             "seconds": round(time.perf_counter() - began, 3)}
+
+
+MAY_IGNORE_THE_PICTURE = ("deconvnet",)  # without max-pooling switches its map is one for all pictures
+
+
+def ignores_the_picture(model: Model, maps: torch.Tensor, method: str, picture: Loaded, target: int | None,
+                        layer: str | None, options: dict[str, Any]) -> bool:
+    """True when ``method`` gives the same map (to 1e-4 of its largest value) for a seeded random picture: it then
+    shows the model, not this picture — a deconvnet through a network without max-pooling switches, such as
+    EfficientNet-Lite (Zeiler & Fergus's projection reads the switches of the picture's forward pass)."""
+    if not maps.abs().max() > 0:
+        return False  # an empty map says nothing either way
+    if target is None:
+        with inspection_mode(model.net), torch.no_grad():
+            target = int(model.net(model.prepare([picture.pixels])).argmax(1)[0])
+    other = torch.rand(3, *model.preprocess.input_size, generator=torch.Generator().manual_seed(0))
+    again = explain(model, other, method, target, layer=layer, **options).maps
+    scale = maps.abs().max()
+    return bool((maps - again).abs().max() / scale < 1e-4)
 
 
 _prepared: OrderedDict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()

@@ -39,7 +39,7 @@ def free_port(host: str, port: int) -> int:
 def serve(sources: list[Path], *, model: str | None = None, weights: Path | None = None, device: str | None = None,
           scan: Path | None = None, checks: Path | None = None, host: str = "127.0.0.1", port: int = 8765,
           token: str | None = None, cache: Path | None = None, methods: list[str] | None = None,
-          no_token: bool = False) -> None:
+          no_token: bool = False, classes: Path | None = None) -> None:
     import uvicorn
 
     from convscope.explore.app import create_app
@@ -47,7 +47,7 @@ def serve(sources: list[Path], *, model: str | None = None, weights: Path | None
 
     token = check_address(host, token, no_token)
     port = free_port(host, port)
-    loaded = load_model(model or DEFAULT_MODEL, weights=weights, device=device)
+    loaded = load_model(model or DEFAULT_MODEL, weights=weights, device=device, classes=classes)
     explorer = Explorer(loaded, sources, scan=scan, checks=checks, cache=cache,
                         weights=str(weights) if weights else None, token=token, methods=methods)
     shown = socket.gethostname() if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host

@@ -47,13 +47,18 @@ export function setRoute(view, params, { replace = false } = {}) {
   else location.hash = hash;
 }
 
+// Errors are shown once each: the same message again while it is on screen is not repeated.
 let errorTimer = null;
+const shown = [];
 export function showError(error) {
+  if (error && error.name === "AbortError") return;  // a request the page itself gave up
+  const text = (error && error.message) || String(error);
   const box = document.getElementById("error");
-  box.textContent = error.message || String(error);
+  if (!shown.includes(text)) shown.push(text);
+  box.replaceChildren(...shown.map((line) => h("div", {}, line)));
   box.hidden = false;
   clearTimeout(errorTimer);
-  errorTimer = setTimeout(() => { box.hidden = true; }, 6000);
+  errorTimer = setTimeout(() => { box.hidden = true; shown.length = 0; }, 6000);
 }
 
 export const percent = (p) => `${(100 * p).toFixed(1)} %`;
@@ -78,7 +83,9 @@ export async function picturePicker(current, onPick) {
   if (current && !list.some((p) => p.id === current)) select.append(h("option", { value: current, selected: true }, current));
   select.append(...Object.values(groups));
   const file = h("input", { type: "file", accept: "image/*", hidden: true, onchange: async () => {
-    if (file.files.length) onPick(await upload(file.files[0], file.files[0].name));
+    if (!file.files.length) return;
+    try { onPick(await upload(file.files[0], file.files[0].name)); } catch (error) { showError(error); }
+    file.value = "";  // the same file chosen again is a new choice
   } });
   const buttons = [h("button", { type: "button", onclick: () => file.click() }, "Upload…"), file];
   if (navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {
