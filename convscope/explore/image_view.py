@@ -79,7 +79,7 @@ def method_settings(name: str, layer: str | None, options: dict[str, Any]) -> di
     return {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in settings.items() if v is not None}
 
 
-CHUNK = 16  # pictures per forward pass of a slow method: the background lane pauses between two chunks
+CHUNK = 4  # pictures per forward pass of a slow method: the background lane pauses between two chunks
 
 
 def explanation(model: Model, picture: Loaded, method: str, target: int | None, layer: str | None,
