@@ -377,3 +377,29 @@ def test_the_layer_tree(server, page) -> None:
     page.wait_for_function("location.hash.includes('layer=blocks.3')")
     page.wait_for_selector("#layer-tree a.chosen[data-layer='blocks.3']")
     assert page.input_value("#layer-select") == "blocks.3"
+
+
+def test_another_class_cancels_the_previous_classes_work(lite0, browser, tmp_path) -> None:
+    """Score-CAM of the top class is computing when another class is clicked: the page aborts its requests and
+    cancels their group, so the server stops that job at its next chunk and computes the new class's."""
+    from test_explore_api import wait_for
+
+    explorer = Explorer(lite0, cache=tmp_path / "cache", methods=["grad_cam", "score_cam"])
+    context = browser.new_context(bypass_csp=True)
+    try:
+        with serving(create_app(explorer)) as url:
+            page = context.new_page()
+            page.set_default_timeout(WAIT)
+            open_image_view(page, url, "sample:chelsea")
+            running = lambda: explorer.background.status()["running"] or {}  # noqa: E731
+            wait_for(lambda: running().get("what") == "Score-CAM on chelsea" and (running().get("progress") or {})
+                     .get("done", 0) >= 1)
+            page.click("#topk li:has-text('tabby')")
+            page.wait_for_function("location.hash.includes('target=281')")
+            wait_for(lambda: explorer.background.status()["cancelled"] >= 1)
+            page.wait_for_selector(".card[data-method=grad_cam][data-state=done] img")
+            assert "tabby" in page.inner_text(".card[data-method=grad_cam] .settings")
+            assert explorer.background.status()["waiting"] in ([], ["Score-CAM on chelsea"])  # only the new one
+    finally:
+        context.close()
+    wait_for(lambda: explorer.background.status()["running"] is None, 30)  # the page is gone: so is its job

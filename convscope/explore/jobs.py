@@ -162,8 +162,9 @@ class Worker:
                 if await request.is_disconnected():
                     self.release(key, future, group)
                     raise Cancelled(f"{description or key}: the client went away")
-        except asyncio.CancelledError:  # the server dropped the request
+        except (asyncio.CancelledError, Cancelled):  # the client went away, or the server dropped the request
             self.release(key, future, group)
+            waiting.add_done_callback(lambda done: done.cancelled() or done.exception())  # nobody reads it now
             raise
 
     def release(self, key: str, future: Future, group: str | None) -> None:
