@@ -682,3 +682,16 @@ def test_a_map_that_does_not_depend_on_the_picture_is_marked(setup, lite0) -> No
     assert not ok(client, "/api/explain", pic="sample:chelsea", method="grad_cam", target="tabby")["independent"]
     channel = ok(client, "/api/channel", pic="sample:chelsea", layer="blocks.2", channel=5)
     assert "guided_backprop" not in channel["independent"]  # masked by the picture's own activations
+
+
+def test_cli_no_token_on_loopback_warns(tmp_path, monkeypatch, capsys) -> None:
+    import uvicorn
+
+    from convscope.cli import main
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
+    assert main(["explore", "--no-token", "--port", "0", "--cache", str(tmp_path)]) in (0, None)
+    assert served["app"].state.explorer.token is None
+    printed = capsys.readouterr()
+    assert "?token=" not in printed.out and "warning: --no-token" in printed.err
