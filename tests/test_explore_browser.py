@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import threading
 import time
 from pathlib import Path
@@ -19,6 +18,8 @@ from PIL import Image
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 sync_api = pytest.importorskip("playwright.sync_api")
+
+from test_explore_api import serving  # noqa: E402
 
 import convscope as cs  # noqa: E402
 from convscope.explore import Explorer, create_app  # noqa: E402
@@ -43,19 +44,8 @@ def server(lite0, tmp_path_factory):
     scan = cs.Scan(lite0, ["blocks.2"], k=3).run(ImageFolder(scan_set(root)), root / "scan")
     explorer = Explorer(lite0, [folder], scan=scan.folder, cache=root / "cache",
                         methods=["grad_cam", "cam", "saliency", "guided_backprop"])
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(explorer), host="127.0.0.1", port=port, log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not running.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(10)
+    with serving(create_app(explorer)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +58,9 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"])
+    # bypass_csp: Playwright's wait_for_function evaluates strings, which the explorer's CSP forbids (the test
+    # of other origins runs the page under its CSP)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"], bypass_csp=True)
     opened = context.new_page()
     opened.set_default_timeout(WAIT)
     errors: list[str] = []
@@ -188,6 +180,10 @@ def test_dataset_view_hover_and_click_a_point(server, page) -> None:
     page.goto(f"{server}/#/dataset?method=pca")
     page.wait_for_function("window.convscopeScatter && window.convscopeScatter.count() === 6")
     assert "6 points, pca of blocks.2" in page.inner_text("#scatter-note")
+    import importlib.util
+
+    offered = page.locator("#scan-method option[value=umap]").count()
+    assert offered == (importlib.util.find_spec("umap") is not None)  # UMAP only when umap-learn is installed
     x, y = page.evaluate("window.convscopeScatter.clientPoint(2)")
     page.mouse.move(x, y)
     page.wait_for_selector(".tooltip:not([hidden]) img")
@@ -212,3 +208,198 @@ def test_model_view(server, page) -> None:
     page.wait_for_selector("#stats-table tr:nth-child(10)")
     assert "target: tiger cat" in page.inner_text("#layer-stats")
     screenshot(page, "model")
+
+
+ATTACK = """<!doctype html><title>another site</title><body><script>
+const target = new URLSearchParams(location.search).get("target");
+const done = [];
+const form = new FormData();
+form.append("file", new Blob([Uint8Array.from(atob("%s"), (c) => c.charCodeAt(0))], {type: "image/png"}), "x.png");
+done.push(fetch(target + "/api/upload", {method: "POST", body: form, mode: "no-cors", credentials: "include"})
+  .catch(() => {}));
+done.push(fetch(target + "/api/predict?pic=sample:chelsea", {mode: "no-cors", credentials: "include"}).catch(() => {}));
+done.push(fetch(target + "/api/cancel", {method: "POST", mode: "no-cors", credentials: "include"}).catch(() => {}));
+for (const method of ["score_cam", "grad_cam"]) {
+  for (const policy of ["no-referrer", "unsafe-url"]) {
+    const img = document.createElement("img");
+    img.referrerPolicy = policy;
+    done.push(new Promise((r) => { img.onload = r; img.onerror = r; }));
+    img.src = target + "/api/explain?pic=sample:chelsea&method=" + method + "&target=" + policy.length;
+    document.body.append(img);
+  }
+}
+Promise.all(done).then(() => { document.title = "finished"; });
+</script></body>"""
+
+
+def test_a_page_from_another_origin_can_neither_upload_nor_start_work(lite0, browser, tmp_path) -> None:
+    import base64
+    import http.server
+
+    explorer = Explorer(lite0, cache=tmp_path / "cache", token="t0ken-for-the-test", methods=["grad_cam"])
+    red = io.BytesIO()
+    Image.new("RGB", (8, 8), (250, 0, 0)).save(red, format="PNG")
+    (tmp_path / "attack.html").write_text(ATTACK % base64.b64encode(red.getvalue()).decode())
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(tmp_path), **kwargs)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)  # another port: the same site, another origin
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    context = browser.new_context()
+    try:
+        with serving(create_app(explorer)) as url:
+            page = context.new_page()
+            page.set_default_timeout(WAIT)
+            page.goto(f"{url}/?token=t0ken-for-the-test#/image?pic=sample:chelsea")
+            page.wait_for_selector(".card[data-method=grad_cam][data-state=done] img")  # its own page works ...
+            assert "token" not in page.url and page.url.endswith("#/image?pic=sample:chelsea")  # ... and a clean URL
+            assert not any("token=" in c["value"] for c in context.cookies())
+            cookie = next(c for c in context.cookies() if c["name"].startswith("convscope-token"))
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+            done_before = explorer.worker.status()["done"]
+            listed = len(explorer.pictures.listing())
+            attacker = context.new_page()
+            attacker.goto(f"http://127.0.0.1:{other.server_address[1]}/attack.html?target={url}", wait_until="commit")
+            attacker.wait_for_function("document.title === 'finished'")
+            time.sleep(1)  # anything it queued would be running by now
+            status = explorer.worker.status()
+            assert status["done"] == done_before and status["running"] is None and not status["waiting"]
+            assert len(explorer.pictures.listing()) == listed  # no upload was added
+            page.reload()
+            page.wait_for_selector("#topk li")  # the explorer still works for its own page
+    finally:
+        context.close()
+        other.shutdown()
+
+
+def flat_png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A PNG of one colour, written row by row (the test itself never holds the decoded picture)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row, packer = b"\0" + bytes(rgb) * width, zlib.compressobj(6)
+    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+
+
+def memory() -> dict[str, int]:
+    """This process's (the server's) resident and peak resident memory, in MB."""
+    found = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(("VmRSS:", "VmHWM:")):
+            found[line.split(":")[0]] = int(line.split()[1]) // 1024
+    return found
+
+
+PEAK_MB, KEPT_MB = 300, 64  # one decoding: 196 MB (a 49-megapixel RGB picture in Pillow); 588 MB as floats
+
+
+def test_49_megapixel_uploads_keep_memory_bounded(lite0, browser, tmp_path) -> None:
+    """Four 7000×7000 PNGs (about 160 kB each) uploaded with Upload…: the server's peak memory grows by less than
+    PEAK_MB (one decoding at a time, shrunk while decoded) and what stays by less than KEPT_MB."""
+    pngs = [flat_png(7000, 7000, (40 * n, 200, 30)) for n in range(4)]
+    explorer = Explorer(lite0, cache=tmp_path / "cache", methods=["grad_cam"])
+    context = browser.new_context(bypass_csp=True)
+    try:
+        with serving(create_app(explorer)) as url:
+            page = context.new_page()
+            page.set_default_timeout(WAIT)
+            open_image_view(page, url, "sample:chelsea")
+            page.wait_for_selector(".card[data-method=grad_cam][data-state=done] img")
+            before = memory()["VmRSS"]
+            Path("/proc/self/clear_refs").write_text("5")  # the peak starts again from here
+            for n, data in enumerate(pngs):
+                page.set_input_files("input[type=file]", files=[{"name": f"big{n}.png", "mimeType": "image/png",
+                                                                 "buffer": data}])
+                page.wait_for_function(f"document.querySelector('#picture-select').selectedOptions[0]"
+                                       f".textContent === 'big{n}.png'")
+                page.wait_for_selector(".card[data-method=grad_cam][data-state=done] img")
+            after = memory()
+            print(f"memory: {before} MB before, {after} MB after four 49-megapixel uploads")
+            assert after["VmHWM"] - before < PEAK_MB, (before, after)
+            assert after["VmRSS"] - before < KEPT_MB, (before, after)
+            assert len([p for p in explorer.pictures.listing() if p["source"] == "upload"]) == 4
+    finally:
+        context.close()
+
+
+def test_errors_are_shown_once_and_leave_nothing_stale(server, page) -> None:
+    """A typo in a class: one request, one error. A picture that cannot be read: the previous picture's classes
+    and maps go. A non-picture chosen with Upload…: its error. A data-set point that does not exist: an error,
+    not an endless "computing…"."""
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/explain" in r.url else None)
+    open_image_view(page, server, "sample:chelsea")
+    page.wait_for_selector(".card[data-method=grad_cam][data-state=done] img")
+    asked.clear()
+    page.fill("#class-input", "tabbby")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#maps-error")
+    assert "did you mean 'tabby'" in page.inner_text("#maps-error")
+    assert page.locator("#error div").count() == 1 and len(asked) == 1 and page.locator(".card").count() == 0
+
+    page.goto(f"{server}/#/image?pic=file:0/fake.png")
+    page.wait_for_selector("#picture-error")
+    assert "cannot read" in page.inner_text("#picture-error")
+    assert page.locator(".card").count() == 0 and page.locator("#topk li").count() == 1
+
+    open_image_view(page, server, "sample:coffee")
+    page.set_input_files("input[type=file]", files=[{"name": "notes.png", "mimeType": "image/png",
+                                                     "buffer": b"not a picture"}])
+    page.wait_for_function("document.querySelector('#error').textContent.includes(\"cannot read 'notes.png'\")")
+    assert page.input_value("#picture-select") == "sample:coffee"
+
+    page.goto(f"{server}/#/dataset?method=pca&point=4000")
+    page.wait_for_selector("#neighbours-error")
+    assert "not in the scan" in page.inner_text("#neighbours-error")
+    assert "computing" not in page.inner_text("#neighbours")
+    screenshot(page, "errors")
+
+
+def test_the_layer_tree(server, page) -> None:
+    """The layers as the model nests them, with types and shapes, Identity placeholders left out; the chosen
+    layer's branch is open, and a click on another layer opens it."""
+    page.goto(f"{server}/#/layer?pic=sample:chelsea&layer=blocks.2")
+    page.wait_for_selector("#layer-tree a.chosen[data-layer='blocks.2']")
+    assert "Identity" not in page.inner_text("#layer-tree") and "Identity" not in page.inner_text("#layer-select")
+    assert page.locator("#layer-tree details[open] > summary a[data-layer='blocks']").count() == 1
+    assert "40×28×28" in page.inner_text("#layer-tree a[data-layer='blocks.2']")
+    page.click("#layer-tree summary:has(a[data-layer='blocks.3']) a[data-layer='blocks.3']")
+    page.wait_for_function("location.hash.includes('layer=blocks.3')")
+    page.wait_for_selector("#layer-tree a.chosen[data-layer='blocks.3']")
+    assert page.input_value("#layer-select") == "blocks.3"
+
+
+def test_another_class_cancels_the_previous_classes_work(lite0, browser, tmp_path) -> None:
+    """Score-CAM of the top class is computing when another class is clicked: the page aborts its requests and
+    cancels their group, so the server stops that job at its next chunk and computes the new class's."""
+    from test_explore_api import wait_for
+
+    explorer = Explorer(lite0, cache=tmp_path / "cache", methods=["grad_cam", "score_cam"])
+    context = browser.new_context(bypass_csp=True)
+    try:
+        with serving(create_app(explorer)) as url:
+            page = context.new_page()
+            page.set_default_timeout(WAIT)
+            open_image_view(page, url, "sample:chelsea")
+            running = lambda: explorer.background.status()["running"] or {}  # noqa: E731
+            wait_for(lambda: running().get("what") == "Score-CAM on chelsea" and (running().get("progress") or {})
+                     .get("done", 0) >= 1)
+            page.click("#topk li:has-text('tabby')")
+            page.wait_for_function("location.hash.includes('target=281')")
+            wait_for(lambda: explorer.background.status()["cancelled"] >= 1)
+            page.wait_for_selector(".card[data-method=grad_cam][data-state=done] img")
+            assert "tabby" in page.inner_text(".card[data-method=grad_cam] .settings")
+            assert explorer.background.status()["waiting"] in ([], ["Score-CAM on chelsea"])  # only the new one
+    finally:
+        context.close()
+    wait_for(lambda: explorer.background.status()["running"] is None, 30)  # the page is gone: so is its job

@@ -16,15 +16,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--scan", type=Path, help="a `convscope scan` output folder: data set view and top patches")
     p.add_argument("--checks", type=Path, help="a `convscope check` output folder: badges next to the methods")
     p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default: %(default)s; any other needs a token)")
+                   help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=8765, help="port (default: %(default)s; 0 picks a free one)")
-    p.add_argument("--token", help="the token browsers must present (default: none on loopback, a random one "
-                                   "otherwise)")
+    p.add_argument("--token", help="the token browsers and scripts must present (default: a random one, printed "
+                                   "in the URL)")
+    p.add_argument("--no-token", action="store_true",
+                   help="no token (loopback addresses only; any local program or user can then use it)")
     p.add_argument("--cache", type=Path, help="where feature visualisations are kept "
                                               "(default: ~/.cache/convscope/explore)")
     p.add_argument("--methods", nargs="+", help="attribution methods the image view shows (default: all)")
     p.add_argument("--model", default=None, help="model name (default: efficientnet_lite0, embedded)")
     p.add_argument("--weights", type=Path, help="local state-dict file for the model (no download)")
+    p.add_argument("--classes", type=Path, help="text file of the model's class names, one per line")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
     p.set_defaults(run=run_explore)
 
@@ -44,4 +47,4 @@ def run_explore(args: argparse.Namespace) -> None:
                          "pip install 'convscope[explore]'") from error
     serve(args.sources, model=args.model, weights=args.weights, device=args.device, scan=args.scan,
           checks=args.checks, host=args.host, port=args.port, token=args.token, cache=args.cache,
-          methods=args.methods)
+          methods=args.methods, no_token=args.no_token, classes=args.classes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from convscope.explore import dataset_view, image_view, layer_view, model_view
 from convscope.explore.jobs import Cancelled
@@ -16,6 +18,7 @@ from convscope.explore.security import BodyTooLarge, Guard, too_large
 from convscope.explore.state import Explorer
 
 STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("convscope.explore")
 
 
 def create_app(explorer: Explorer) -> FastAPI:
@@ -23,42 +26,28 @@ def create_app(explorer: Explorer) -> FastAPI:
     app = FastAPI(title="convscope explorer", version="1", docs_url=None, redoc_url=None,
                   description="Look inside a convolutional network: predictions, attribution maps, live occlusion, "
                               "channels, feature visualisations, a scan's feature space. Every view of the front "
-                              "end is built from these endpoints. Errors are JSON: {\"detail\": \"what went wrong\"}.")
+                              "end is built from these endpoints. Errors are JSON: "
+                              "{\"status\": 400, \"error\": \"what went wrong, in one line\"}.")
     app.state.explorer = explorer
     for view in (image_view, layer_view, dataset_view, model_view):
         app.include_router(view.router)
 
-    @app.exception_handler(ValueError)
-    @app.exception_handler(TypeError)
-    async def bad_value(request: Request, error: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(error).splitlines()[0] if str(error) else type(error).__name__},
-                            status_code=400)
-
-    @app.exception_handler(RequestValidationError)
-    async def malformed(request: Request, error: RequestValidationError) -> JSONResponse:
-        parts = [f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg', 'invalid')}"
-                 for e in error.errors()]
-        return JSONResponse({"detail": "; ".join(parts) or "malformed request"}, status_code=422)
-
-    @app.exception_handler(BodyTooLarge)
-    async def body_too_large(request: Request, error: BodyTooLarge) -> JSONResponse:
-        return too_large()
+    install_error_answers(app)
 
     @app.get("/api/info", tags=["explorer"], summary="The model, the scan and the check results being served")
     async def info() -> dict:
         return explorer.info()
 
-    @app.exception_handler(Cancelled)
-    async def cancelled(request: Request, error: Cancelled) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=409)
-
-    @app.get("/api/queue", tags=["explorer"], summary="What the model's worker is computing and what waits")
+    @app.get("/api/queue", tags=["explorer"], summary="What the workers compute and what waits")
     async def queue() -> dict:
-        return {**explorer.worker.status(), "scan": explorer.scan_worker.status()}
+        return {**explorer.worker.status(), "background": explorer.background.status(),
+                "scan": explorer.scan_worker.status()}
 
-    @app.post("/api/cancel", tags=["explorer"], summary="Drop the queued jobs a page asked for under `group`")
-    async def cancel(group: Annotated[str, Query(min_length=1, max_length=100)]) -> dict:
-        return {"cancelled": explorer.worker.cancel(group) + explorer.scan_worker.cancel(group)}
+    @app.post("/api/cancel", tags=["explorer"], summary="Cancel the jobs a page asked for under `group`, queued "
+                                                        "and running (without `group`: every job)")
+    async def cancel(group: Annotated[str | None, Query(min_length=1, max_length=100)] = None) -> dict:
+        workers = (explorer.worker, explorer.background, explorer.scan_worker)
+        return {"cancelled": sum(worker.cancel(group) for worker in workers)}
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -71,3 +60,44 @@ def create_app(explorer: Explorer) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(Guard, token=explorer.token)
     return app
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def install_error_answers(app: FastAPI) -> None:
+    """Every failure is JSON ``{"status": N, "error": "one line"}``: 400 for bad values, 409 for cancelled work,
+    413 too large, 422 malformed, 500 for anything else (logged with its traceback)."""
+
+    def answer(status: int, text: str) -> JSONResponse:
+        return JSONResponse({"status": status, "error": text}, status_code=status)
+
+    @app.exception_handler(ValueError)
+    @app.exception_handler(TypeError)
+    async def bad_value(request: Request, error: Exception) -> JSONResponse:
+        return answer(400, one_line(error))
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, error: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg', 'invalid')}"
+                 for e in error.errors()]
+        return answer(422, "; ".join(parts) or "malformed request")
+
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(request: Request, error: BodyTooLarge) -> JSONResponse:
+        return too_large()
+
+    @app.exception_handler(Cancelled)
+    async def cancelled(request: Request, error: Cancelled) -> JSONResponse:
+        return answer(409, one_line(error))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return answer(error.status_code, one_line(Exception(error.detail)) if error.detail else "error")
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, error: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=error)
+        return answer(500, f"{type(error).__name__}: {one_line(error)}")

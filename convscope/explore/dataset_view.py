@@ -4,6 +4,7 @@ in feature vs pixel space, dead filters and per-channel statistics."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 from typing import Annotated, Any
 
 import torch
@@ -11,11 +12,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from convscope import progress
+from convscope.explore.disk import read_tensor, write_tensor
 from convscope.explore.encode import png
 from convscope.explore.image_view import explorer_of
 from convscope.explore.jobs import CHEAP, INTERACTIVE, SLOW, cache_key
 from convscope.explore.state import Explorer
 from convscope.inspection.predictions import predict
+from convscope.models.model import Model
 from convscope.scan.result import ScanResult
 
 router = APIRouter(prefix="/api/scan", tags=["data set"])
@@ -28,6 +31,12 @@ def scan_of(request: Request) -> ScanResult:
     if scan is None:
         raise ValueError("no scan is open: start the explorer with --scan FOLDER (a `convscope scan` output)")
     return scan
+
+
+def embedding_methods() -> list[str]:
+    """The maps this installation can draw: PCA always, t-SNE with openTSNE, UMAP with umap-learn."""
+    extras = {"tsne": "openTSNE", "umap": "umap"}
+    return ["pca"] + [method for method, package in extras.items() if importlib.util.find_spec(package) is not None]
 
 
 def check_index(scan: ScanResult, index: int) -> int:
@@ -62,28 +71,30 @@ def neighbour_table(scan: ScanResult, index: int, layer: str | None, k: int) -> 
                           "pixel": None if pixel_share != pixel_share else pixel_share}}
 
 
-def scan_predictions(explorer: Explorer, batch: int = 256) -> list[int]:
+def scan_predictions(explorer: Explorer, batch: int = 256, model: Model | None = None) -> list[int]:
     """The model's top class for every scanned picture (read from the disk cache, or computed and stored there)."""
     scan = explorer.scan
     folder = hashlib.sha1(str(scan.folder.resolve()).encode()).hexdigest()[:16]
     path = explorer.cache_dir / "predictions" / f"{explorer.fingerprint[:16]}_{folder}_{scan.count}.pt"
-    if path.is_file():
-        return torch.load(path, weights_only=True).tolist()
+    kept = read_tensor(path, (scan.count,), torch.long)  # a damaged file is computed again
+    if kept is not None:
+        return kept.tolist()
     found = torch.empty(scan.count, dtype=torch.long)
     for start in progress.progress_bar(range(0, scan.count, batch), desc="batches", enabled=False):  # for /api/queue
         stop = min(scan.count, start + batch)
-        found[start:stop] = predict(explorer.model, [scan.pictures.picture(i) for i in range(start, stop)],
+        found[start:stop] = predict(model or explorer.model, [scan.pictures.picture(i) for i in range(start, stop)],
                                     k=1).indices[:, 0]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(found, path)
+    write_tensor(path, found)
     return found.tolist()
 
 
+# The handlers below that read the scan's files are plain functions: FastAPI runs them on its thread pool, so
+# that a data set being opened (seconds for Fashion-MNIST) does not hold up other requests.
 @router.get("", summary="The open scan: layers, shapes, picture count, class names")
-async def scan_info(request: Request) -> dict[str, Any]:
+def scan_info(request: Request) -> dict[str, Any]:
     scan = scan_of(request)
     return {"folder": str(scan.folder), "count": scan.count, "layers": scan.layers,
-            "shapes": {layer: list(scan.shape(layer)) for layer in scan.layers},
+            "shapes": {layer: list(scan.shape(layer)) for layer in scan.layers}, "methods": embedding_methods(),
             "class_names": scan.class_names, "model": scan.config["model"]["name"],
             "same_model": explorer_of(request).scan_matches_model}
 
@@ -98,7 +109,7 @@ async def embedding_route(request: Request, layer: ScanLayer = None,
     result, _ = await explorer.scan_worker.run(cache_key("embed", str(scan.folder), layer, method, limit),
                                           lambda: embedding(scan, layer, method, limit),
                                           priority=CHEAP if method == "pca" else SLOW,
-                                          description=f"{method} of {layer}")
+                                          description=f"{method} of {layer}", request=request)
     return result
 
 
@@ -108,15 +119,16 @@ async def predictions_route(request: Request) -> dict[str, Any]:
     if not explorer.scan_matches_model:
         raise ValueError(f"the scan was made with {scan.config['model']['name']}, not with the model served; start "
                          f"the explorer with --model {scan.config['model']['name']} to colour by prediction")
-    result, _ = await explorer.worker.run(cache_key("scan predictions", str(scan.folder), explorer.fingerprint),
-                                          lambda: scan_predictions(explorer), priority=SLOW,
-                                          description=f"predictions for {scan.count} scanned pictures")
+    result, _ = await explorer.background.run(
+        cache_key("scan predictions", str(scan.folder), explorer.fingerprint),
+        lambda: scan_predictions(explorer, model=explorer.background_model), priority=SLOW,
+        description=f"predictions for {scan.count} scanned pictures", request=request)
     return {"predicted": result, "class_names": explorer.model.classes()}
 
 
 @router.get("/thumb.png", summary="A scanned picture", response_class=Response,
             responses={200: {"content": {"image/png": {}}}})
-async def thumb(request: Request, index: Index) -> Response:
+def thumb(request: Request, index: Index) -> Response:
     scan = scan_of(request)
     check_index(scan, index)
     picture = scan.pictures.picture(index)
@@ -134,12 +146,12 @@ async def neighbors_route(request: Request, index: Index, layer: ScanLayer = Non
     layer = scan.check_layer(layer)
     result, _ = await explorer.scan_worker.run(cache_key("neighbors", str(scan.folder), layer, index, k),
                                           lambda: neighbour_table(scan, index, layer, k), priority=INTERACTIVE,
-                                          description=f"neighbours of #{index}")
+                                          description=f"neighbours of #{index}", request=request)
     return result
 
 
 @router.get("/dead", summary="Channels that (almost) never fire on the scanned set")
-async def dead(request: Request, layer: ScanLayer = None,
+def dead(request: Request, layer: ScanLayer = None,
                max_active: Annotated[float, Query(ge=0, le=1)] = 0.01) -> dict[str, Any]:
     scan = scan_of(request)
     found = scan.dead_filters(layer, max_active=max_active)
@@ -148,7 +160,7 @@ async def dead(request: Request, layer: ScanLayer = None,
 
 
 @router.get("/statistics", summary="Per-channel statistics over the scanned set")
-async def statistics(request: Request, layer: ScanLayer = None) -> dict[str, Any]:
+def statistics(request: Request, layer: ScanLayer = None) -> dict[str, Any]:
     scan = scan_of(request)
     stats = scan.statistics(layer)
     return {"layer": scan.check_layer(layer), "channels": [stats.row(c) for c in range(stats.channels)]}

@@ -10,9 +10,10 @@ from typing import Annotated, Any
 import torch
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from convscope.attribution.explain import explain
-from convscope.attribution.occlusion import occlude, occluder_fill
+from convscope.attribution.occlusion import Occlusion, occlude, occluder_fill
 from convscope.attribution.registry import METHODS
 from convscope.explore.encode import data_url, png
 from convscope.explore.jobs import CHEAP, INTERACTIVE, SLOW, cache_key
@@ -34,6 +35,11 @@ PictureId = Annotated[str, Query(description="picture id: sample:NAME, file:N/PA
 
 def explorer_of(request: Request) -> Explorer:
     return request.app.state.explorer
+
+
+async def picture_of(request: Request, pic: str) -> Loaded:
+    """The picture ``pic``, decoded off the event loop (a large one takes seconds; the server answers meanwhile)."""
+    return await run_in_threadpool(explorer_of(request).pictures.load, pic)
 
 
 def class_index(model: Model, target: str) -> int | None:
@@ -73,20 +79,47 @@ def method_settings(name: str, layer: str | None, options: dict[str, Any]) -> di
     return {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in settings.items() if v is not None}
 
 
+CHUNK = 4  # pictures per forward pass of a slow method: the background lane pauses between two chunks
+
+
 def explanation(model: Model, picture: Loaded, method: str, target: int | None, layer: str | None,
-                options: dict[str, Any]) -> dict[str, Any]:
-    """One method's map (alone and over the picture) with the label and the settings that made it."""
+                options: dict[str, Any], chunked: bool = False) -> dict[str, Any]:
+    """One method's map (alone and over the picture) with the label and the settings that made it; ``chunked``:
+    in small batches (each a point where the job can pause or stop)."""
     began = time.perf_counter()
     accepted = inspect.signature(METHODS[method].__init__).parameters
     quiet = {"progress": False} if "progress" in accepted else {}
+    if chunked and "batch_size" in accepted:
+        quiet["batch_size"] = CHUNK
     result = explain(model, picture.pixels, method, "top" if target is None else target, layer=layer,
                      **options, **quiet)
     shown = result.overlay() if result.method.style == "heat" else result.map_picture()
-    return {"method": method, "title": result.method.title, "paper": result.method.paper,
+    independent = method in MAY_IGNORE_THE_PICTURE and ignores_the_picture(model, result.maps, method, picture,
+                                                                          target, layer, options)
+    return {"method": method, "independent": independent, "title": result.method.title, "paper": result.method.paper,
             "style": result.method.style, "label": result.labels[0], "layer": result.layer,
             "settings": method_settings(method, result.layer, options),
             "image": data_url(shown), "map": data_url(result.map_picture()), "overlay": data_url(result.overlay()),
             "seconds": round(time.perf_counter() - began, 3)}
+
+
+MAY_IGNORE_THE_PICTURE = ("deconvnet",)  # without max-pooling switches its map is one for all pictures
+
+
+def ignores_the_picture(model: Model, maps: torch.Tensor, method: str, picture: Loaded, target: int | None,
+                        layer: str | None, options: dict[str, Any]) -> bool:
+    """True when ``method`` gives the same map (to 1e-4 of its largest value) for a seeded random picture: it then
+    shows the model, not this picture — a deconvnet through a network without max-pooling switches, such as
+    EfficientNet-Lite (Zeiler & Fergus's projection reads the switches of the picture's forward pass)."""
+    if not maps.abs().max() > 0:
+        return False  # an empty map says nothing either way
+    if target is None:
+        with inspection_mode(model.net), torch.no_grad():
+            target = int(model.net(model.prepare([picture.pixels])).argmax(1)[0])
+    other = torch.rand(3, *model.preprocess.input_size, generator=torch.Generator().manual_seed(0))
+    again = explain(model, other, method, target, layer=layer, **options).maps
+    scale = maps.abs().max()
+    return bool((maps - again).abs().max() / scale < 1e-4)
 
 
 _prepared: OrderedDict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
@@ -135,7 +168,7 @@ async def pictures(request: Request) -> dict[str, Any]:
 @router.post("/upload", summary="Upload a picture (≤ 20 MB, ≤ 50 megapixels); returns its id")
 async def upload(request: Request, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
     data = await file.read(MAX_BYTES + 1)
-    loaded = explorer_of(request).pictures.add_upload(data, file.filename or "upload")
+    loaded = await run_in_threadpool(explorer_of(request).pictures.add_upload, data, file.filename or "upload")
     return {"id": loaded.id, "name": loaded.name, "size": list(loaded.pixels.shape[-2:])}
 
 
@@ -143,10 +176,12 @@ async def upload(request: Request, file: Annotated[UploadFile, File()]) -> dict[
             response_class=Response, responses={200: {"content": {"image/png": {}}}})
 async def picture_png(request: Request, pic: PictureId) -> Response:
     explorer = explorer_of(request)
-    loaded = explorer.pictures.load(pic)
-    data, _ = await explorer.worker.run(cache_key("picture", explorer.model.name, loaded.digest),
-                                        lambda: png(fitted(explorer.model, loaded)), priority=INTERACTIVE,
-                                        description=f"picture {loaded.name}")
+    loaded = await picture_of(request, pic)
+    key = cache_key("picture", explorer.model.name, loaded.digest)
+    data = explorer.worker.cache.get(key)
+    if data is None:  # resizing needs no model: never waits behind the model's jobs
+        data = await run_in_threadpool(lambda: png(fitted(explorer.model, loaded)))
+        explorer.worker.cache.put(key, data)
     return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
@@ -166,10 +201,10 @@ async def methods(request: Request) -> dict[str, Any]:
 @router.get("/predict", summary="Top-k classes of a picture")
 async def predict_route(request: Request, pic: PictureId, k: Annotated[int, Query(ge=1, le=100)] = 5) -> dict[str, Any]:
     explorer = explorer_of(request)
-    loaded = explorer.pictures.load(pic)
+    loaded = await picture_of(request, pic)
     result, _ = await explorer.worker.run(cache_key("predict", explorer.fingerprint, loaded.digest, k),
                                           lambda: predictions(explorer.model, loaded, k), priority=INTERACTIVE,
-                                          description=f"predict {loaded.name}")
+                                          description=f"predict {loaded.name}", request=request)
     return result
 
 
@@ -184,19 +219,44 @@ async def explain_route(request: Request, pic: PictureId, method: Annotated[str,
     explorer = explorer_of(request)
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; the methods are " + ", ".join(METHOD_ORDER))
-    loaded = explorer.pictures.load(pic)
+    loaded = await picture_of(request, pic)
     index = class_index(explorer.model, target)
     if layer is not None:
         explorer.model.layer(layer)
     options = {k: v for k, v in {"size": size, "stride": stride}.items() if v is not None}
     if options and method != "occlusion":
         raise ValueError("size and stride are the occlusion method's settings")
+    if method == "occlusion":
+        check_occlusion_budget(explorer.model, **options)
     key = cache_key("explain", explorer.fingerprint, loaded.digest, method, index, layer, options)
-    result, cached = await explorer.worker.run(
-        key, lambda: explanation(explorer.model, loaded, method, index, layer, options),
-        priority=SLOW if method in SLOW_METHODS else CHEAP, description=f"{METHODS[method].title} on {loaded.name}",
-        group=group)
+    slow = method in SLOW_METHODS
+    worker, model = (explorer.background, explorer.background_model) if slow else (explorer.worker, explorer.model)
+    result, cached = await worker.run(
+        key, lambda: explanation(model, loaded, method, index, layer, options, chunked=slow),
+        priority=SLOW if slow else CHEAP, description=f"{METHODS[method].title} on {loaded.name}",
+        group=group, request=request)
     return {**result, "cached": cached, "checks": explorer.checks.get(method)}
+
+
+MAX_OCCLUSIONS = 1600  # occluded pictures one map may take here (40 × 40 positions; the default 32/16 takes 169)
+
+
+def check_occlusion_budget(model: Model, size: int | None = None, stride: int | None = None) -> None:
+    """A ``ValueError`` saying which stride would do, when an occlusion map takes more than the explorer's budget."""
+    defaults = inspect.signature(Occlusion.__init__).parameters
+    size = defaults["size"].default if size is None else size
+    stride = defaults["stride"].default if stride is None else stride
+
+    def count(step: int) -> int:
+        rows, cols = Occlusion(model, size=size, stride=step).positions(*model.preprocess.input_size)
+        return len(rows) * len(cols)
+
+    if count(stride) <= MAX_OCCLUSIONS:
+        return
+    enough = next(s for s in range(stride + 1, max(model.preprocess.input_size) + 1) if count(s) <= MAX_OCCLUSIONS)
+    raise ValueError(f"occlusion with size {size} and stride {stride} takes {count(stride):,} forward passes, more "
+                     f"than the {MAX_OCCLUSIONS:,} a map may take in the explorer; use a stride of at least {enough} "
+                     "(or `convscope explain --method occlusion`, which has no such limit)")
 
 
 @router.get("/occlude", summary="Live occlusion: probabilities with a grey square at (x, y) of the model's input")
@@ -204,11 +264,11 @@ async def occlude_route(request: Request, pic: PictureId, x: Annotated[int, Quer
                         y: Annotated[int, Query(ge=0, le=4096)], size: Annotated[int, Query(ge=1, le=1024)] = 48,
                         target: Annotated[str, Query(max_length=200)] = "top") -> dict[str, Any]:
     explorer = explorer_of(request)
-    loaded = explorer.pictures.load(pic)
+    loaded = await picture_of(request, pic)
     index = class_index(explorer.model, target)
     key = cache_key("occlude", explorer.fingerprint, loaded.digest, x, y, size, index)
     result, cached = await explorer.worker.run(
         key, lambda: occluded_prediction(explorer.model, loaded, x, y, size, index, explorer.fingerprint),
-        priority=INTERACTIVE, description=f"live occlusion on {loaded.name}")
+        priority=INTERACTIVE, description=f"live occlusion on {loaded.name}", request=request)
     return {**result, "cached": cached}
 

@@ -1,8 +1,15 @@
-"""One worker thread for all work on the model (device work is serialised), with a cache of results.
+"""Workers for the model's jobs: a priority queue each, shared and cancellable jobs, a cache of results.
 
-Jobs have a priority (interactive ones — predictions, live occlusion — jump ahead of queued slow maps);
-a job already queued or running under the same key is shared instead of being run twice. The web server
-awaits the job's future, so it keeps answering other requests while the worker computes.
+Two lanes, each a thread with a priority queue, each with its own copy of the model (so that neither ever sees
+the other's hooks): the *interactive* lane (predictions, live occlusion, the one- and two-pass maps, a channel)
+and the *background* lane (maps of many passes, feature visualisations). Long jobs run in chunks — the
+library's progress-bar steps (occlusion's and Score-CAM's batches, SmoothGrad's copies, optimisation steps) —
+and between two chunks a background job pauses while the interactive lane has work, and stops when cancelled.
+
+A job is shared by every request for the same key; each request holds a *claim* on it. A claim goes when its
+client disconnects, or by :meth:`Worker.cancel` of its group (a page's view that changed); a job without claims is
+dropped from the queue or, when running, stopped at its next chunk. The web server awaits the jobs' futures,
+so it keeps answering other requests while a worker computes.
 """
 
 from __future__ import annotations
@@ -15,13 +22,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
 from convscope.explore.progress import forget, progress_of, watch_this_thread
 
 INTERACTIVE, CHEAP, SLOW = 0, 1, 2
+DISCONNECT_POLL = 0.25  # seconds between two looks at whether a waiting client is still there
 
 
 @dataclass(order=True)
@@ -33,20 +41,23 @@ class Job:
     work: Callable[[], Any] = field(compare=False)
     future: Future = field(compare=False, default_factory=Future)
     started: float | None = field(compare=False, default=None)
-    group: str | None = field(compare=False, default=None)
+    claims: list[str | None] = field(compare=False, default_factory=list)  # the group of each request for it
     cancelled: bool = field(compare=False, default=False)
 
 
 class Cancelled(Exception):
-    """The job was dropped before it ran (a newer request replaced it)."""
+    """The job was dropped or stopped: cancelled, replaced by a newer request, or its clients went away."""
 
 
 class ResultCache:
-    """A bounded in-memory cache: key → JSON-able result (least recently used entries leave first)."""
+    """A bounded in-memory cache: key → JSON-able result; least recently used entries leave first once there are
+    more than ``entries`` or their size (strings and bytes, mostly PNG data URLs) passes ``max_bytes``."""
 
-    def __init__(self, entries: int = 2048) -> None:
-        self.entries = entries
+    def __init__(self, entries: int = 2048, max_bytes: int = 128 * 2**20) -> None:
+        self.entries, self.max_bytes = entries, max_bytes
         self._items: OrderedDict[str, Any] = OrderedDict()
+        self._sizes: dict[str, int] = {}
+        self.size = 0
         self._lock = threading.Lock()
         self.hits = 0
 
@@ -59,14 +70,41 @@ class ResultCache:
             return self._items[key]
 
     def put(self, key: str, value: Any) -> None:
+        size = size_of(value)
+        if size > self.max_bytes // 4:
+            return  # one result may not push out most of the others
         with self._lock:
-            self._items[key] = value
+            self.size += size - self._sizes.get(key, 0)
+            self._items[key], self._sizes[key] = value, size
             self._items.move_to_end(key)
-            while len(self._items) > self.entries:
-                self._items.popitem(last=False)
+            while len(self._items) > self.entries or self.size > self.max_bytes:
+                old, _ = self._items.popitem(last=False)
+                self.size -= self._sizes.pop(old)
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def size_of(value: Any) -> int:
+    """About how many bytes a JSON-able result holds (its strings and bytes; 16 for anything else)."""
+    if isinstance(value, str | bytes):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(size_of(k) + size_of(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return sum(size_of(v) for v in value) + 16
+    return 16
+
+
+def settle(future: Future, result: Any = None, error: BaseException | None = None) -> None:
+    """Give ``future`` its result or error, unless it has one already (a job cancelled as it finished)."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass
 
 
 def cache_key(*parts: Any) -> str:
@@ -75,49 +113,101 @@ def cache_key(*parts: Any) -> str:
 
 
 class Worker:
-    """Runs jobs one at a time on a background thread, most urgent first."""
+    """Runs jobs one at a time on a background thread, most urgent first.
 
-    def __init__(self, cache: ResultCache, name: str = "model") -> None:
-        self.cache, self.name = cache, name
+    ``yields_to``: another worker whose jobs go first — this one starts a job, and goes on to a job's next
+    chunk, only while that one has nothing to do.
+    """
+
+    def __init__(self, cache: ResultCache, name: str = "model", *, yields_to: Worker | None = None) -> None:
+        self.cache, self.name, self.yields_to = cache, name, yields_to
         self._queue: queue.PriorityQueue[Job] = queue.PriorityQueue()
         self._pending: dict[str, Job] = {}
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # notified whenever this worker may have become idle
         self._order = itertools.count()
         self.running: Job | None = None
-        self.done = 0
+        self.done = self.cancelled = 0
         self._thread = threading.Thread(target=self._loop, name=f"convscope-explore-{name}", daemon=True)
         self._thread.start()
 
     def submit(self, key: str, work: Callable[[], Any], *, priority: int = CHEAP, description: str = "",
                group: str | None = None) -> Future:
-        """The future of ``work``'s result; identical queued jobs are shared. ``group`` lets :meth:`cancel` drop it."""
+        """The future of ``work``'s result, with a claim of ``group`` on it; identical queued jobs are shared."""
         with self._lock:
-            if key in self._pending:
-                return self._pending[key].future
-            job = Job(priority, next(self._order), key, description or key, work, group=group)
-            self._pending[key] = job
-        self._queue.put(job)
+            job = self._pending.get(key)
+            if job is None:
+                job = Job(priority, next(self._order), key, description or key, work)
+                self._pending[key] = job
+                self._queue.put(job)
+            job.claims.append(group)
         return job.future
 
     async def run(self, key: str, work: Callable[[], Any], *, priority: int = CHEAP, description: str = "",
-                  group: str | None = None) -> tuple[Any, bool]:
-        """``(result, cached)``: from the cache, or computed on the worker while the server keeps answering."""
+                  group: str | None = None, request: Any = None) -> tuple[Any, bool]:
+        """``(result, cached)``: from the cache, or computed on the worker while the server keeps answering.
+
+        With ``request`` (a Starlette request), a client that disconnects gives up its claim on the job.
+        """
         found = self.cache.get(key)
         if found is not None:
             return found, True
         future = self.submit(key, work, priority=priority, description=description, group=group)
-        return await asyncio.wrap_future(future), False
+        waiting = asyncio.wrap_future(future)
+        try:
+            while True:
+                done, _ = await asyncio.wait({waiting}, timeout=None if request is None else DISCONNECT_POLL)
+                if done:
+                    return waiting.result(), False
+                if await request.is_disconnected():
+                    self.release(key, future, group)
+                    raise Cancelled(f"{description or key}: the client went away")
+        except (asyncio.CancelledError, Cancelled):  # the client went away, or the server dropped the request
+            self.release(key, future, group)
+            waiting.add_done_callback(lambda done: done.cancelled() or done.exception())  # nobody reads it now
+            raise
 
-    def cancel(self, group: str) -> int:
-        """Drop the queued (not yet running) jobs of ``group``; how many were dropped."""
+    def release(self, key: str, future: Future, group: str | None) -> None:
+        """One request for the job of ``future`` is no longer wanted; the job goes when none is left."""
         with self._lock:
-            dropped = [job for job in self._pending.values() if job.group == group and job is not self.running]
-            for job in dropped:
+            job = self._pending.get(key)
+            if job is None or job.future is not future or group not in job.claims:
+                return
+            job.claims.remove(group)
+            dropped = [] if job.claims else [job]
+        self._drop(dropped, "its clients went away")
+
+    def cancel(self, group: str | None = None) -> int:
+        """Withdraw ``group``'s claims (every claim when ``None``), queued and running; how many jobs were dropped."""
+        with self._lock:
+            dropped = []
+            for job in self._pending.values():
+                job.claims = [c for c in job.claims if group is not None and c != group]
+                if not job.claims:
+                    dropped.append(job)
+        return self._drop(dropped, "cancelled")
+
+    def _drop(self, jobs: list[Job], why: str) -> int:
+        with self._lock:
+            for job in jobs:
                 job.cancelled = True
-                del self._pending[job.key]
-        for job in dropped:
-            job.future.set_exception(Cancelled(f"{job.description} was cancelled: a newer request replaced it"))
-        return len(dropped)
+                self._pending.pop(job.key, None)
+                self.cancelled += 1
+            self._idle.notify_all()
+        for job in jobs:
+            if job is not self.running:  # a running job stops at its next chunk and reports there
+                settle(job.future, error=Cancelled(f"{job.description} was {why}"))
+        return len(jobs)
+
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._pending)
+
+    def wait_until_idle(self, job: Job | None = None) -> None:
+        """Block while this worker has work (returns early when ``job`` is cancelled meanwhile)."""
+        with self._idle:
+            while self._pending and not (job is not None and job.cancelled):
+                self._idle.wait(0.5)
 
     def status(self) -> dict[str, Any]:
         running = self.running
@@ -126,27 +216,45 @@ class Worker:
         return {"running": None if running is None else {
                     "what": running.description,
                     "seconds": round(time.monotonic() - (running.started or time.monotonic()), 1),
-                    "progress": progress_of(self._thread.ident)},
-                "waiting": waiting, "done": self.done, "cached": len(self.cache), "cache_hits": self.cache.hits}
+                    "progress": progress_of(self._thread.ident),
+                    "paused": self.yields_to is not None and self.yields_to.busy()},
+                "waiting": waiting, "done": self.done, "cancelled": self.cancelled, "cached": len(self.cache),
+                "cache_hits": self.cache.hits}
+
+    def _checkpoint(self) -> None:
+        """Between two chunks of the running job: stop it when cancelled; pause while the other lane works."""
+        job = self.running
+        if job is None:
+            return
+        if self.yields_to is not None:
+            self.yields_to.wait_until_idle(job)
+        if job.cancelled:
+            raise Cancelled(f"{job.description} was cancelled")
 
     def _loop(self) -> None:
-        watch_this_thread()  # the library's progress bars on this thread report to /api/queue
+        watch_this_thread(self._checkpoint)  # the library's progress bars on this thread report to /api/queue
         while True:
             job = self._queue.get()
-            if job.cancelled:
+            if self.yields_to is not None and self.yields_to.busy():
+                self._queue.put(job)  # taken again, or a more urgent one, once the other lane is idle
+                self.yields_to.wait_until_idle()
                 continue
-            forget(self._thread.ident)
             with self._lock:
+                if job.cancelled:
+                    continue
                 self.running, job.started = job, time.monotonic()
+            forget(self._thread.ident)
             try:
                 result = job.work()
             except BaseException as error:  # the error goes to whoever waits for this job
-                job.future.set_exception(error)
+                settle(job.future, error=error)
             else:
                 self.cache.put(job.key, result)
-                job.future.set_result(result)
+                settle(job.future, result)
             finally:
                 with self._lock:
-                    self._pending.pop(job.key, None)
-                self.running = None
-                self.done += 1
+                    if self._pending.get(job.key) is job:
+                        del self._pending[job.key]
+                    self.running = None
+                    self.done += 1
+                    self._idle.notify_all()

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from convscope.explore.encode import data_url
-from convscope.explore.image_view import PictureId, class_index, explorer_of
+from convscope.explore.image_view import PictureId, class_index, explorer_of, picture_of
 from convscope.explore.jobs import CHEAP, cache_key
 from convscope.inspection.filters import filters
 from convscope.inspection.statistics import layer_statistics
@@ -38,7 +38,8 @@ async def filters_route(request: Request, layer: Annotated[str | None, Query(max
                 "image": data_url(view.picture(max_filters=max_filters))}
 
     result, _ = await explorer.worker.run(cache_key("filters", explorer.fingerprint, layer, max_filters), work,
-                                          priority=CHEAP, description=f"filters of {layer or 'the first conv'}")
+                                          priority=CHEAP, description=f"filters of {layer or 'the first conv'}",
+                                          request=request)
     return result
 
 
@@ -46,7 +47,7 @@ async def filters_route(request: Request, layer: Annotated[str | None, Query(max
 async def statistics_route(request: Request, pic: PictureId,
                            target: Annotated[str, Query(max_length=200)] = "top") -> dict[str, Any]:
     explorer = explorer_of(request)
-    loaded = explorer.pictures.load(pic)
+    loaded = await picture_of(request, pic)
     index = class_index(explorer.model, target)
 
     def work() -> dict[str, Any]:
@@ -56,5 +57,6 @@ async def statistics_route(request: Request, pic: PictureId,
         return {"target": stats.target_description, "rows": rows, "image": data_url(stats.picture())}
 
     result, _ = await explorer.worker.run(cache_key("statistics", explorer.fingerprint, loaded.digest, index), work,
-                                          priority=CHEAP, description=f"layer statistics of {loaded.name}")
+                                          priority=CHEAP, description=f"layer statistics of {loaded.name}",
+                                          request=request)
     return result

@@ -3,11 +3,20 @@
 A picture is addressed by an id: ``sample:NAME``, ``file:N/RELATIVE/PATH`` (under the N-th named folder) or
 ``upload:HASH``. Nothing outside the named folders is ever opened: paths are resolved (symlinks followed)
 and must stay inside their folder.
+
+Memory is bounded whatever is sent: an upload is kept as its file's bytes (at most :data:`UPLOAD_BYTES` in all);
+pictures are decoded one at a time (a 50-megapixel PNG takes 200 MB while it decodes) and shrunk while decoding
+to a short side of at least twice the model's working size (the model sees a crop of that size anyway); the
+decoded pictures are kept in a least-recently-used cache of at most :data:`DECODED_BYTES`. Decoding is slow
+(seconds for 50 megapixels): the server calls :meth:`PictureStore.load` and :meth:`PictureStore.add_upload` off
+its event loop.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +29,8 @@ MAX_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 50_000_000
 MAX_LISTED = 5000
 MAX_UPLOADS = 64
+UPLOAD_BYTES = 256 * 2**20  # the uploaded files kept, in all
+DECODED_BYTES = 256 * 2**20  # the decoded pictures kept, in all
 
 
 @dataclass(frozen=True)
@@ -37,10 +48,39 @@ def digest_of(pixels: Tensor) -> str:
     return hashlib.sha1(data + str(tuple(pixels.shape)).encode()).hexdigest()[:20]
 
 
+def file_digest(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()[:20]
+
+
+class Bounded(OrderedDict):
+    """Least recently used entries leave first, once the values' sizes (``size_of``) add up to more than ``limit``
+    or there are more than ``count`` of them."""
+
+    def __init__(self, limit: int, size_of, count: int | None = None) -> None:
+        super().__init__()
+        self.limit, self.size_of, self.count, self.total = limit, size_of, count, 0
+
+    def keep(self, key: str, value) -> None:
+        if key in self:
+            self.total -= self.size_of(self.pop(key))
+        self[key] = value
+        self.total += self.size_of(value)
+        while len(self) > 1 and (self.total > self.limit or (self.count is not None and len(self) > self.count)):
+            _, old = self.popitem(last=False)
+            self.total -= self.size_of(old)
+
+    def find(self, key: str):
+        if key not in self:
+            return None
+        self.move_to_end(key)
+        return self[key]
+
+
 class PictureStore:
     """Resolves picture ids to pixels, safely; remembers uploads and recently used pictures."""
 
-    def __init__(self, folders: list[Path], files: list[Path] | None = None) -> None:
+    def __init__(self, folders: list[Path], files: list[Path] | None = None, *, short_side: int = 512) -> None:
+        self.short_side = short_side  # decode at most about this short side (see the module)
         self.roots: list[Path] = []
         self.only: list[set[Path] | None] = []  # per root: the files named alone, or None (the whole folder)
         for folder in folders:
@@ -58,8 +98,9 @@ class PictureStore:
                 self.roots.append(parent)
                 self.only.append(set())
             self.only[self.roots.index(parent)].add(resolved)
-        self._uploads: OrderedDict[str, Loaded] = OrderedDict()
-        self._recent: OrderedDict[str, Loaded] = OrderedDict()
+        self._uploads = Bounded(UPLOAD_BYTES, lambda kept: len(kept[1]), MAX_UPLOADS)  # digest → (name, bytes)
+        self._decoded = Bounded(DECODED_BYTES, lambda kept: kept.pixels.numel() * kept.pixels.element_size())
+        self._lock = threading.Lock()  # the caches; and one decoding at a time, which bounds its memory
 
     def listing(self) -> list[dict[str, str]]:
         """Every picture a user can pick: the bundled photos, then the named folders' images, then uploads."""
@@ -70,39 +111,50 @@ class PictureStore:
             for path in paths[:MAX_LISTED]:
                 relative = path.relative_to(root).as_posix()
                 found.append({"id": f"file:{n}/{relative}", "name": relative, "source": str(root)})
-        found += [{"id": up.id, "name": up.name, "source": "upload"} for up in self._uploads.values()]
+        with self._lock:
+            found += [{"id": f"upload:{digest}", "name": name, "source": "upload"}
+                      for digest, (name, _) in self._uploads.items()]
         return found
 
     def load(self, picture_id: str) -> Loaded:
         """The picture with this id, or a ``ValueError`` saying why it cannot be read."""
         if not isinstance(picture_id, str) or not picture_id or len(picture_id) > 1024 or "\x00" in picture_id:
             raise ValueError("a picture id is sample:NAME, file:N/PATH or upload:HASH")
-        if picture_id in self._recent:
-            self._recent.move_to_end(picture_id)
-            return self._recent[picture_id]
+        with self._lock:
+            found = self._decoded.find(picture_id)
+        if found is not None:
+            return found
         kind, _, rest = picture_id.partition(":")
         if kind == "sample":
             if rest not in SAMPLES:
                 raise ValueError(f"unknown bundled photo {rest!r}; the photos are " + ", ".join(SAMPLES))
             pixels = load_image(f"sample:{rest}")
-            name = rest
-        elif kind == "file":
+            return self._keep(Loaded(picture_id, rest, pixels, digest_of(pixels)))
+        if kind == "file":
             path = self.resolve(rest)
             size = path.stat().st_size
             if size > MAX_BYTES:
                 raise ValueError(f"{rest!r} is {size / 2**20:.1f} MB, more than the {MAX_BYTES // 2**20} MB allowed")
-            pixels = load_image_bytes(path.read_bytes(), path.name, max_pixels=MAX_PIXELS)
-            name = path.name
-        elif kind == "upload":
-            if rest not in self._uploads:
+            return self._decode(picture_id, path.name, path.read_bytes())
+        if kind == "upload":
+            with self._lock:
+                kept = self._uploads.find(rest)
+            if kept is None:
                 raise ValueError(f"no upload {rest!r} (uploads are kept while the server runs; send it again)")
-            return self._uploads[rest]
-        else:
-            raise ValueError(f"unknown picture id {picture_id!r}: use sample:NAME, file:N/PATH or upload:HASH")
-        loaded = Loaded(picture_id, name, pixels, digest_of(pixels))
-        self._recent[picture_id] = loaded
-        while len(self._recent) > 32:
-            self._recent.popitem(last=False)
+            return self._decode(picture_id, *kept)
+        raise ValueError(f"unknown picture id {picture_id!r}: use sample:NAME, file:N/PATH or upload:HASH")
+
+    def _decode(self, picture_id: str, name: str, data: bytes) -> Loaded:
+        with self._lock:  # one decoding at a time
+            try:
+                pixels = load_image_bytes(data, name, max_pixels=MAX_PIXELS, short_side=self.short_side)
+            finally:
+                give_back_memory()
+        return self._keep(Loaded(picture_id, name, pixels, file_digest(data)))
+
+    def _keep(self, loaded: Loaded) -> Loaded:
+        with self._lock:
+            self._decoded.keep(loaded.id, loaded)
         return loaded
 
     def resolve(self, reference: str) -> Path:
@@ -126,19 +178,25 @@ class PictureStore:
         return path
 
     def add_upload(self, data: bytes, filename: str) -> Loaded:
-        """Decode an uploaded file (≤ 20 MB, ≤ 50 megapixels) and keep it under ``upload:HASH``."""
+        """Check an uploaded file (≤ 20 MB, ≤ 50 megapixels) by decoding it, and keep its bytes as ``upload:HASH``."""
         if len(data) > MAX_BYTES:
             raise ValueError(f"the upload is {len(data) / 2**20:.1f} MB, more than the {MAX_BYTES // 2**20} MB allowed")
         if not data:
             raise ValueError("the upload is empty")
         name = Path(filename or "upload").name[:100] or "upload"
-        pixels = load_image_bytes(data, name, max_pixels=MAX_PIXELS)
-        digest = digest_of(pixels)
-        loaded = Loaded(f"upload:{digest}", name, pixels, digest)
-        self._uploads[digest] = loaded
-        while len(self._uploads) > MAX_UPLOADS:
-            self._uploads.popitem(last=False)
+        digest = file_digest(data)
+        loaded = self._decode(f"upload:{digest}", name, data)
+        with self._lock:
+            self._uploads.keep(digest, (name, bytes(data)))
         return loaded
+
+
+def give_back_memory() -> None:
+    """Return the freed memory of a large decoding to the system (glibc keeps it for the process otherwise)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def _inside(path: Path, root: Path) -> bool:

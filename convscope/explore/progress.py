@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tqdm.std import tqdm
@@ -19,17 +20,36 @@ from convscope.progress import watch_progress
 _bars: dict[int, tqdm] = {}
 
 
-def watch_this_thread() -> None:
-    """Keep the bars this thread makes from now on, for :func:`progress_of`."""
-    watch_progress(_kept_bar)
+def watch_this_thread(checkpoint: Callable[[], None] | None = None) -> None:
+    """Keep the bars this thread makes from now on, for :func:`progress_of`; call ``checkpoint()`` before each
+    of their steps (where a job may pause, or stop by raising)."""
+
+    def kept_bar(iterable: Any = None, **options: Any) -> tqdm:
+        options.pop("delay", None)  # count from the first step
+        options.update(file=io.StringIO(), mininterval=0, miniters=1, disable=False)
+        bar = Steps(iterable, **options)
+        bar.checkpoint = checkpoint
+        _bars[threading.get_ident()] = bar
+        return bar
+
+    watch_progress(kept_bar)
 
 
-def _kept_bar(iterable: Any = None, **options: Any) -> tqdm:
-    options.pop("delay", None)  # count from the first step
-    options.update(file=io.StringIO(), mininterval=0, miniters=1, disable=False)
-    bar = tqdm(iterable, **options)
-    _bars[threading.get_ident()] = bar
-    return bar
+class Steps(tqdm):
+    """A bar that calls its ``checkpoint`` before each step: the library's loops become cancellable chunks."""
+
+    checkpoint: Callable[[], None] | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in super().__iter__():
+            if self.checkpoint is not None:
+                self.checkpoint()
+            yield item
+
+    def update(self, n: float | None = 1) -> bool | None:
+        if self.checkpoint is not None:
+            self.checkpoint()
+        return super().update(n)
 
 
 def forget(thread: int | None) -> None:

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import socket
+import sys
 from pathlib import Path
 
 from convscope.explore.security import is_loopback, new_token
 from convscope.models import DEFAULT_MODEL, load_model
 
 
-def check_address(host: str, token: str | None) -> str | None:
-    """The token to require: none on loopback unless given; off loopback a given or a new one (never empty)."""
+def check_address(host: str, token: str | None, no_token: bool = False) -> str | None:
+    """The token to require: the given one or a new random one, on every host; ``None`` only when ``no_token``
+    on a loopback address (any local program and user may then use the explorer; :func:`serve` warns)."""
     if token is not None and token.strip() == "":
         raise ValueError("an empty --token would let anyone in; leave --token out for a random one")
-    if is_loopback(host):
-        return token
+    if no_token:
+        if token is not None:
+            raise ValueError("give either --token or --no-token, not both")
+        if not is_loopback(host):
+            raise ValueError(f"--no-token is refused on {host}: other computers could use the explorer; "
+                             "leave --no-token out (a token is printed in the URL) or listen on 127.0.0.1")
+        return None
     return token or new_token()
 
 
@@ -31,19 +38,23 @@ def free_port(host: str, port: int) -> int:
 
 def serve(sources: list[Path], *, model: str | None = None, weights: Path | None = None, device: str | None = None,
           scan: Path | None = None, checks: Path | None = None, host: str = "127.0.0.1", port: int = 8765,
-          token: str | None = None, cache: Path | None = None, methods: list[str] | None = None) -> None:
+          token: str | None = None, cache: Path | None = None, methods: list[str] | None = None,
+          no_token: bool = False, classes: Path | None = None) -> None:
     import uvicorn
 
     from convscope.explore.app import create_app
     from convscope.explore.state import Explorer
 
-    token = check_address(host, token)
+    token = check_address(host, token, no_token)
     port = free_port(host, port)
-    loaded = load_model(model or DEFAULT_MODEL, weights=weights, device=device)
+    loaded = load_model(model or DEFAULT_MODEL, weights=weights, device=device, classes=classes)
     explorer = Explorer(loaded, sources, scan=scan, checks=checks, cache=cache,
                         weights=str(weights) if weights else None, token=token, methods=methods)
     shown = socket.gethostname() if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     print(f"convscope explorer: {loaded.name} on {loaded.device}; open {url}", flush=True)
     print(f"  API: http://{shown}:{port}/api (OpenAPI: /openapi.json); stop with Ctrl-C", flush=True)
+    if token is None:
+        print("  warning: --no-token: every program and user of this computer can use the explorer and read the "
+              "pictures it serves", file=sys.stderr, flush=True)
     uvicorn.run(create_app(explorer), host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)

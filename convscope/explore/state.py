@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ DEFAULT_CACHE = Path.home() / ".cache" / "convscope" / "explore"
 
 
 class Explorer:
-    """The shared state behind the API: one model, one worker thread (device work is serialised), caches.
+    """The shared state behind the API: the model, its workers (see :mod:`convscope.explore.jobs`), caches.
 
     ``sources`` are folders and picture files the user named (nothing else on disk is readable);
     ``scan`` a finished scan folder for the data set view and top patches (``scan_pictures``: the picture set or
@@ -34,7 +35,10 @@ class Explorer:
         self.model = model
         self.weights = weights
         self.fingerprint = fingerprint(model.net)
-        self.pictures = PictureStore([p for p in paths if p.is_dir()], [p for p in paths if p.is_file()])
+        preprocess = model.preprocess
+        working = preprocess.resize or preprocess.crop or max(preprocess.input_size)
+        self.pictures = PictureStore([p for p in paths if p.is_dir()], [p for p in paths if p.is_file()],
+                                     short_side=2 * working)
         self.scan = None
         if scan is not None:
             from convscope.scan.result import ScanResult
@@ -49,8 +53,12 @@ class Explorer:
             if name not in METHODS:
                 raise ValueError(f"unknown attribution method {name!r}; the methods are " + ", ".join(METHODS))
         self.methods = list(methods) if methods else list(METHODS)  # those the image view shows
-        cache = ResultCache(entries=512)
-        self.worker = Worker(cache, "model")  # everything that runs the model, one job at a time
+        cache = ResultCache()
+        self.worker = Worker(cache, "interactive")  # predictions, live occlusion, one- and two-pass maps, channels
+        # maps of many passes and feature visualisations, on a copy of the model (never under the other's hooks),
+        # chunk by chunk, pausing while the interactive lane has work
+        self.background_model = copy.deepcopy(model)
+        self.background = Worker(cache, "background", yields_to=self.worker)
         self.scan_worker = Worker(cache, "scan")  # a scan's stored features: embeddings, neighbours
 
     @property

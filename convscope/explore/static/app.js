@@ -1,5 +1,5 @@
 // The explorer's front end: routes the URL hash to a view; shows what the worker is doing.
-import { api, progressText, route, showError } from "./util.js";
+import { api, h, progressText, route, showError } from "./util.js";
 import { imageView } from "./image.js";
 import { layerView } from "./layer.js";
 import { datasetView } from "./dataset.js";
@@ -22,16 +22,22 @@ async function render() {
   } catch (error) { showError(error); }
 }
 
+// The header says what the workers do; a button cancels every job (queued and running).
 async function pollQueue() {
   const box = document.getElementById("queue");
   try {
     const q = await api("/api/queue");
     window.queueStatus = q;
-    const running = q.running || (q.scan && q.scan.running);  // the model's worker, else the scan's
-    const waiting = q.waiting.length + (q.scan ? q.scan.waiting.length : 0);
+    const lanes = [q, q.background, q.scan].filter(Boolean);
+    const running = lanes.map((l) => l.running).find(Boolean) || null;  // the interactive lane's first
+    const waiting = lanes.reduce((n, l) => n + l.waiting.length, 0);
     box.classList.toggle("busy", running !== null);
-    box.textContent = running ? `computing: ${running.what} (${running.seconds.toFixed(1)} s` +
-      (progressText(running) ? `, ${progressText(running)})` : ")") + (waiting ? `, ${waiting} waiting` : "") : "idle";
+    const text = running ? `computing: ${running.what} (${running.seconds.toFixed(1)} s` +
+      (progressText(running) ? `, ${progressText(running)}` : "") + (running.paused ? ", paused for a click" : "") +
+      ")" + (waiting ? `, ${waiting} waiting` : "") : "idle";
+    box.replaceChildren(text, running || waiting ? h("button", { type: "button", id: "cancel-all",
+      title: "cancel every job, queued and running", onclick: () => api("/api/cancel", {}, { method: "POST" })
+        .catch(showError) }, "cancel") : "");
   } catch { box.textContent = ""; }
   setTimeout(pollQueue, 500);
 }

@@ -21,7 +21,8 @@ export const datasetView = {
     els.layer = h("select", { id: "scan-layer", "aria-label": "layer", onchange: () => go({ layer: els.layer.value, point: "" }) },
       ...info.layers.map((l) => h("option", { value: l }, `${l} (${info.shapes[l].join("×")})`)));
     els.method = h("select", { id: "scan-method", "aria-label": "method", onchange: () => go({ method: els.method.value }) },
-      ...[["pca", "PCA"], ["tsne", "t-SNE (5 000 points)"], ["umap", "UMAP (5 000 points)"]].map(([v, t]) => h("option", { value: v }, t)));
+      ...[["pca", "PCA"], ["tsne", "t-SNE (5 000 points)"], ["umap", "UMAP (5 000 points)"]]
+        .filter(([v]) => info.methods.includes(v)).map(([v, t]) => h("option", { value: v }, t)));  // those installed
     els.colour = h("select", { id: "scan-colour", "aria-label": "colour by", onchange: () => go({ color: els.colour.value }) },
       h("option", { value: "label" }, "label"), h("option", { value: "prediction" }, "predicted class"));
     els.canvas = h("canvas", { class: "scatter", id: "scatter", width: 720, height: 560 });
@@ -78,7 +79,17 @@ export const datasetView = {
   },
 };
 
-// Colours by label or by the model's predicted class; points are drawn one colour at a time.
+// The points in a seeded random order: drawn in label order, the last class would cover all the others where they
+// overlap (in the relu7 PCA of Fashion-MNIST, T-shirt/top kept 190 visible pixels against 7 162 for Ankle boot).
+function shuffled(n) {
+  const order = Array.from({ length: n }, (_, i) => i);
+  let seed = 12345;
+  const random = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+  for (let i = n - 1; i > 0; i--) { const j = Math.floor(random() * (i + 1)); [order[i], order[j]] = [order[j], order[i]]; }
+  return order;
+}
+
+// Colours by label or by the model's predicted class.
 function colourPoints() {
   const e = state.embedding;
   const n = e.x.length;
@@ -87,13 +98,14 @@ function colourPoints() {
   const names = byPrediction ? state.predicted.class_names : e.class_names;
   state.shown = labels;
   const classes = [...new Set(labels)].sort((a, b) => a - b);
-  state.order = Array.from({ length: n }, (_, i) => i).sort((a, b) => labels[a] - labels[b]);
+  state.order = shuffled(n);
   state.colour = Object.fromEntries(classes.map((c, i) => [c, c < 0 ? "#888" : PALETTE[i % PALETTE.length]]));
   const shownClasses = classes.length > 30 ? classes.slice(0, 30) : classes;
   els.legend.replaceChildren(...shownClasses.map((c) => h("span", {}, h("i", { style: `background:${state.colour[c]}` }),
     c < 0 ? "no label" : (names ? names[c] : c))), classes.length > 30 ? `… ${classes.length} classes` : "");
   els.note.textContent = `${n} points, ${e.method} of ${e.layer}` + (e.note ? ` — ${e.note}` : "") +
-    `; coloured by ${byPrediction ? "the model's predicted class" : "label"}.`;
+    `; coloured by ${byPrediction ? "the model's predicted class" : "label"}, drawn in random order and half ` +
+    "transparent (where classes overlap, their colours mix; dense places are darker).";
 }
 
 function prepare() {
@@ -142,24 +154,28 @@ function draw() {
   }
 }
 
-// Many points: written straight into the canvas's pixels (2×2 each), a few milliseconds for 70 000 points.
+// Many points: blended straight into the canvas's pixels (2×2 each, 35 % opaque over white), a few milliseconds for
+// 70 000 points.
+const ALPHA = 0.35;
 function drawPixels(ctx, e) {
   const { width, height } = els.canvas;
   const image = ctx.createImageData(width, height);
-  const pixels = new Uint32Array(image.data.buffer);
-  const rgba = {};
+  const data = image.data;
+  data.fill(255);
+  const rgb = {};
   for (const [label, colour] of Object.entries(state.colour)) {
     const n = parseInt(colour.slice(1), 16);
-    rgba[label] = (0xff << 24) | ((n & 0xff) << 16) | (n & 0xff00) | ((n >> 16) & 0xff);  // little-endian ABGR
+    rgb[label] = [(n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff];
   }
   const { scale, cx, cy } = state.view;
   for (const i of state.order) {
     const x = Math.round(width / 2 + (e.x[i] - cx) * scale);
     const y = Math.round(height / 2 - (e.y[i] - cy) * scale);
     if (x < 0 || y < 0 || x >= width - 1 || y >= height - 1) continue;
-    const c = rgba[state.shown[i]];
-    const at = y * width + x;
-    pixels[at] = c; pixels[at + 1] = c; pixels[at + width] = c; pixels[at + width + 1] = c;
+    const c = rgb[state.shown[i]];
+    for (const at of [y * width + x, y * width + x + 1, (y + 1) * width + x, (y + 1) * width + x + 1]) {
+      for (let k = 0; k < 3; k++) data[4 * at + k] += (c[k] - data[4 * at + k]) * ALPHA;
+    }
   }
   ctx.putImageData(image, 0, 0);
 }
@@ -167,7 +183,7 @@ function drawPixels(ctx, e) {
 function drawSquares(ctx, e) {
   const size = e.x.length > 3000 ? 2.5 : e.x.length > 200 ? 4 : 8;
   let colour = null;
-  ctx.globalAlpha = 0.75;
+  ctx.globalAlpha = 0.5;
   for (const i of state.order) {
     const c = state.colour[state.shown[i]];
     if (c !== colour) { ctx.fillStyle = c; colour = c; }
@@ -279,7 +295,11 @@ async function neighbours(index, layer) {
       strip(r.feature),
       h("p", {}, h("b", {}, "pixel space"), h("span", { class: "note" }, share(r.agreement.pixel))), strip(r.pixel),
       h("p", { class: "note" }, "Framed red: a neighbour of another class."));
-  } catch (error) { showError(error); }
+  } catch (error) {
+    if (state.point !== index) return;
+    els.neighbours.replaceChildren(h("p", { class: "failed", id: "neighbours-error" }, error.message));  // no spinner left
+    showError(error);
+  }
 }
 
 async function tables(layer) {

@@ -2,6 +2,8 @@
 import { api, apiUrl, h, percent, picturePicker, progressText, route, setRoute, showError, upload } from "./util.js";
 
 const STAGE = 336;
+const INDEPENDENT = "This map is the same for a random picture (checked): with this model it shows the network, not " +
+  "this picture. A deconvnet needs max-pooling switches to follow the picture; this model has none.";
 let state = { pic: null, target: null, generation: 0 };
 let els = {};
 let classNames = null;
@@ -55,10 +57,23 @@ export const imageView = {
     if (pic !== state.pic) {
       state.pic = pic;
       state.target = null;
+      state.top = null;
+      cancelQueued();
+      state.generation++;  // the previous picture's maps, classes and readout go, whether or not this one loads
+      els.maps.replaceChildren();
+      els.caption.textContent = "";
+      els.topk.replaceChildren(h("li", { class: "note" }, "computing…"));
       els.picker.replaceChildren(await picturePicker(pic, (id) => setRoute("image", { pic: id })));
+      els.img.hidden = false;
       els.img.src = apiUrl("/api/picture.png", { pic });
       hideOccluder();
-      state.top = await api("/api/predict", { pic, k: 5 });
+      try { state.top = await api("/api/predict", { pic, k: 5 }); } catch (error) {
+        if (pic !== state.pic) return;
+        els.img.hidden = true;
+        els.topk.replaceChildren(h("li", { class: "failed", id: "picture-error" }, error.message));
+        throw error;
+      }
+      if (pic !== state.pic) return;
       renderTopk();
     }
     if (target !== state.target) {
@@ -90,19 +105,43 @@ function chooseTyped() {
 const PAGE = Math.random().toString(36).slice(2, 10);
 const groupOf = (generation) => `image-${PAGE}-${generation}`;
 
+// The maps of the previous class or picture are no longer wanted: their requests are aborted (the server drops a
+// job whose clients went away) and their group cancelled (queued and running jobs alike).
 function cancelQueued() {
-  if (state.generation) fetch(apiUrl("/api/cancel", { group: groupOf(state.generation) }), { method: "POST" }).catch(() => {});
+  if (state.abort) state.abort.abort();
+  if (state.generation) api("/api/cancel", { group: groupOf(state.generation) }, { method: "POST" }).catch(() => {});
 }
 
-function explainAll() {
-  cancelQueued();  // the maps of the previous class or picture are no longer wanted
+// A class the model certainly has (an index, or one of its names): every map is asked for at once. Anything else
+// is checked with the first map alone, so that a typo is one error, not one per method.
+function knownClass(target) {
+  if (target === "top") return true;
+  if (/^\d+$/.test(target)) return classNames ? Number(target) < classNames.length : false;
+  return classNames ? classNames.includes(target) : false;
+}
+
+async function explainAll() {
+  cancelQueued();
   const generation = ++state.generation;
+  state.abort = new AbortController();
+  const signal = state.abort.signal;
   const pic = state.pic;
-  const target = state.target === "" ? "top" : state.target;
+  const target = state.target === "" ? "top" : String(state.target);
   els.caption.textContent = "Cheap methods first; the slow ones (many forward passes) follow. " +
     "Heat maps are laid over the picture (red = important); gradient methods are shown as images.";
   els.maps.replaceChildren();
-  for (const m of methods) {
+  let first = null;
+  for (const [n, m] of methods.entries()) {
+    if (n === 1 && !knownClass(target)) {
+      try { await first; } catch (error) {
+        if (generation !== state.generation) return;
+        els.maps.replaceChildren();
+        els.caption.replaceChildren(h("span", { class: "failed", id: "maps-error" }, error.message));
+        showError(error);
+        return;
+      }
+      if (generation !== state.generation) return;
+    }
     const wait = h("div", { class: "wait" }, m.slow ? "waiting (slow method)…" : "waiting…");
     const card = h("div", { class: "card", "data-method": m.name, "data-state": "waiting" },
       h("h3", {}, h("span", {}, m.title), h("a", { href: m.paper, target: "_blank", rel: "noopener" }, "paper")),
@@ -111,12 +150,15 @@ function explainAll() {
     const began = performance.now();
     const timer = setInterval(() => {
       if (generation !== state.generation) return clearInterval(timer);
-      const running = window.queueStatus && window.queueStatus.running;
-      const now = running && running.what.startsWith(m.title + " on ");
+      const q = window.queueStatus;
+      const running = q && [q.running, q.background && q.background.running].find((r) => r && r.what.startsWith(m.title + " on "));
+      const now = Boolean(running);
       wait.textContent = (now ? `computing… ${progressText(running) || running.seconds.toFixed(1) + " s"}` : "queued…") +
         (m.slow ? " (slow method: many passes)" : "") + ` — ${((performance.now() - began) / 1000).toFixed(0)} s since the click`;
     }, 250);
-    api("/api/explain", { pic, method: m.name, target, group: groupOf(generation) }).then((r) => {
+    const asked = api("/api/explain", { pic, method: m.name, target, group: groupOf(generation) }, { signal });
+    if (n === 0) first = asked;
+    asked.then((r) => {
       clearInterval(timer);
       if (generation !== state.generation) return;
       const badge = r.checks && r.checks.pointing !== undefined && r.checks.pointing !== null
@@ -124,6 +166,10 @@ function explainAll() {
       const settings = Object.entries(r.settings).map(([k, v]) => `${k}=${v}`).join(", ");
       card.dataset.state = "done";
       card.querySelector("h3 span").append(" ", badge || "");
+      if (r.independent) {  // the method shows the model here, not this picture
+        card.classList.add("independent");
+        card.querySelector("h3 span").append(" ", h("span", { class: "badge warn", title: INDEPENDENT }, "same for any picture"));
+      }
       wait.replaceWith(h("img", { src: r.image, alt: `${r.title} map`, title: r.label }),
         h("div", { class: "settings" }, `${r.label}` + (settings ? ` · ${settings}` : "") +
           ` · ${r.cached ? "cached" : r.seconds.toFixed(2) + " s"}`));

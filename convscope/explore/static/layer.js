@@ -11,8 +11,9 @@ export const layerView = {
   async mount(main, p) {
     state = {};
     layers = layers || (await api("/api/layers")).layers;
-    const mapLayers = layers.filter((l) => l.maps);
+    const mapLayers = shownLayers();
     els.picker = h("div");
+    els.tree = h("div", { class: "scroll tree-box" });
     els.layer = h("select", { id: "layer-select", "aria-label": "layer", onchange: () => go({ layer: els.layer.value, channel: "" }) },
       ...mapLayers.map((l) => h("option", { value: l.name }, `${l.name}  (${l.kind}, ${l.shape.join("×")})`)));
     els.summary = h("div", { class: "note", id: "channels-summary" });
@@ -20,6 +21,7 @@ export const layerView = {
     els.detail = h("div", { id: "channel-detail" }, h("p", { class: "note" }, "Click a channel to see it in detail."));
     main.append(h("div", { class: "controls" }, els.picker, "layer", els.layer),
       h("div", { class: "row" },
+        h("div", { class: "panel", style: "flex:0 0 250px" }, h("h2", {}, "Layers"), els.tree),
         h("div", { class: "panel", style: "flex:1 1 480px" }, h("h2", {}, "Channels, strongest first"), els.summary, els.channels),
         h("div", { class: "panel", style: "flex:1 1 480px" }, h("h2", {}, "Channel"), els.detail)));
     await this.update(p);
@@ -33,6 +35,7 @@ export const layerView = {
     if (pic !== state.pic || layer !== state.layer) {
       state.pic = pic; state.layer = layer; state.channel = undefined;
       els.layer.value = layer;
+      els.tree.replaceChildren(layerTree(shownLayers(), layer));
       await loadChannels(pic, layer);
     }
     if (channel !== state.channel) {
@@ -43,8 +46,38 @@ export const layerView = {
   },
 };
 
+// Layers with feature maps, without the Identity placeholders (they repeat their input).
+function shownLayers() { return layers.filter((l) => l.maps && l.kind !== "Identity"); }
+
+// The layers as the model nests them (blocks → blocks.4 → blocks.4.0 → …), each with its type and shape; the
+// branch of the chosen layer is open.
+function layerTree(list, chosen) {
+  const root = { children: new Map() };
+  for (const l of list) {
+    let node = root;
+    const parts = l.name.split(".");
+    parts.forEach((part, i) => {
+      if (!node.children.has(part)) node.children.set(part, { name: parts.slice(0, i + 1).join("."), part, children: new Map() });
+      node = node.children.get(part);
+    });
+    node.layer = l;
+  }
+  const render = (node) => {
+    const label = node.layer
+      ? h("a", { href: "#", "data-layer": node.name, class: node.name === chosen ? "chosen" : "",
+                 onclick: (e) => { e.preventDefault(); go({ layer: node.name, channel: "" }); } },
+          node.part, h("span", { class: "note" }, ` ${node.layer.kind} ${node.layer.shape.join("×")}`))
+      : h("span", {}, node.part);
+    if (!node.children.size) return h("li", {}, label);
+    const open = chosen === node.name || chosen.startsWith(node.name + ".");
+    return h("li", {}, h("details", { open }, h("summary", {}, label),
+      h("ul", {}, ...[...node.children.values()].map(render))));
+  };
+  return h("ul", { class: "tree", id: "layer-tree" }, ...[...root.children.values()].map(render));
+}
+
 function defaultLayer() {
-  const names = layers.filter((l) => l.maps).map((l) => l.name);
+  const names = shownLayers().map((l) => l.name);
   return names.includes("blocks.4") ? "blocks.4" : names[Math.floor(names.length / 2)];
 }
 
@@ -69,7 +102,11 @@ async function loadChannels(pic, layer) {
 
 async function loadDetail(pic, layer, channel) {
   els.detail.replaceChildren(h("p", { class: "note" }, `channel ${channel}: computing…`));
-  const r = await api("/api/channel", { pic, layer, channel });
+  let r;
+  try { r = await api("/api/channel", { pic, layer, channel }); } catch (error) {
+    if (state.channel === channel) els.detail.replaceChildren(h("p", { class: "failed" }, error.message));
+    throw error;
+  }
   if (state.channel !== channel) return;
   const figures = [["activation", "activation map over the picture"], ["deconvnet", "deconvnet projection (Zeiler & Fergus)"],
                    ["guided_backprop", "guided backprop of the channel's mean"]];
@@ -80,7 +117,10 @@ async function loadDetail(pic, layer, channel) {
       h("span", { class: "note" }, ` mean ${r.mean.toFixed(3)}, max ${r.max.toFixed(3)}, zero ${(100 * r.zero).toFixed(0)} %`)),
     h("div", { class: "detail" },
       ...figures.map(([key, caption]) => r.views[key]
-        ? h("figure", { "data-view": key }, h("img", { src: r.views[key], alt: caption }), h("figcaption", {}, caption))
+        ? h("figure", { "data-view": key, class: r.independent.includes(key) ? "independent" : "" },
+          h("img", { src: r.views[key], alt: caption }), h("figcaption", {}, caption,
+            r.independent.includes(key) ? h("span", { class: "badge warn", title: "the same map for a random picture " +
+              "(checked): it shows the network, not this picture" }, " same for any picture") : ""))
         : h("figure", {}, h("figcaption", {}, `${caption}: ${r.notes[key] || "n/a"}`))),
       featureBox),
     r.patches ? h("figure", { class: "wide", id: "top-patches" }, h("figcaption", {}, "top-9 patches of the scanned set (boxes: receptive fields)"),
@@ -92,7 +132,7 @@ async function features(box, layer, channel) {
   const began = performance.now();
   const caption = box.querySelector("figcaption");
   const timer = setInterval(() => {
-    const running = window.queueStatus && window.queueStatus.running;
+    const running = window.queueStatus && window.queueStatus.background.running;
     const mine = running && running.what.startsWith("feature visualisation") ? progressText(running) : "";
     caption.textContent = `optimising… ${mine || ((performance.now() - began) / 1000).toFixed(0) + " s"}`;
   }, 500);

@@ -22,11 +22,14 @@ export function apiUrl(path, params = {}) {
   return url.toString();
 }
 
+// Every call carries X-Convscope-Request: the server starts work only for requests with it, which no other web
+// page can send (an <img>, a form or another origin's fetch cannot).
 export async function api(path, params = {}, options = {}) {
-  const response = await fetch(apiUrl(path, params), options);
+  const headers = { "X-Convscope-Request": "1", ...(options.headers || {}) };
+  const response = await fetch(apiUrl(path, params), { ...options, headers });
   let body = null;
   try { body = await response.json(); } catch { body = null; }
-  if (!response.ok) throw new Error((body && body.detail) || `${response.status} ${response.statusText}`);
+  if (!response.ok) throw new Error((body && body.error) || `${response.status} ${response.statusText}`);
   return body;
 }
 
@@ -44,13 +47,18 @@ export function setRoute(view, params, { replace = false } = {}) {
   else location.hash = hash;
 }
 
+// Errors are shown once each: the same message again while it is on screen is not repeated.
 let errorTimer = null;
+const shown = [];
 export function showError(error) {
+  if (error && error.name === "AbortError") return;  // a request the page itself gave up
+  const text = (error && error.message) || String(error);
   const box = document.getElementById("error");
-  box.textContent = error.message || String(error);
+  if (!shown.includes(text)) shown.push(text);
+  box.replaceChildren(...shown.map((line) => h("div", {}, line)));
   box.hidden = false;
   clearTimeout(errorTimer);
-  errorTimer = setTimeout(() => { box.hidden = true; }, 6000);
+  errorTimer = setTimeout(() => { box.hidden = true; shown.length = 0; }, 6000);
 }
 
 export const percent = (p) => `${(100 * p).toFixed(1)} %`;
@@ -75,7 +83,9 @@ export async function picturePicker(current, onPick) {
   if (current && !list.some((p) => p.id === current)) select.append(h("option", { value: current, selected: true }, current));
   select.append(...Object.values(groups));
   const file = h("input", { type: "file", accept: "image/*", hidden: true, onchange: async () => {
-    if (file.files.length) onPick(await upload(file.files[0], file.files[0].name));
+    if (!file.files.length) return;
+    try { onPick(await upload(file.files[0], file.files[0].name)); } catch (error) { showError(error); }
+    file.value = "";  // the same file chosen again is a new choice
   } });
   const buttons = [h("button", { type: "button", onclick: () => file.click() }, "Upload…"), file];
   if (navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {
