@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import statistics
 
 import pytest
@@ -76,7 +77,7 @@ def test_architecture_from_weights() -> None:
 def test_train_command_names_the_architecture() -> None:
     settings = TrainingSettings(architecture=ABLATION_VARIANTS["conv1-11x11-stride4"], adversarial_epsilon=0.1)
     command = train_command(settings, "runs/x")
-    assert "--kernel1 11 --stride1 4" in command and "--adversarial --epsilon 0.1" in command
+    assert "--kernel1 11 --stride1 4" in command and "--defence adversarial --epsilon 0.1" in command
 
 
 def test_high_frequency_energy_known_filters() -> None:
@@ -135,9 +136,10 @@ def test_ablate_command(tmp_path) -> None:
 
     assert main(["ablate", "--variants", "narrow", "--seeds", "1", "--epochs", "1", "--train-pictures", "32",
                  "--test-pictures", "32", "--batch-size", "16", "--out", str(tmp_path)]) == 0
-    assert {p.name for p in tmp_path.iterdir()} == {"ablation.csv", "ablation_runs.csv", "ablation.md", "ablation.png",
-                                                    "ablation_filters.png"}
-    assert "| narrow | conv 7×7/1 16-32-64, fc 128 | 99,082 |" in (tmp_path / "ablation.md").read_text()
+    names = {re.sub(r"_[0-9a-f]{6}\.", ".", p.name) for p in tmp_path.iterdir()}
+    assert names == {"ablation.csv", "ablation_runs.csv", "ablation.md", "ablation.png", "ablation_filters.png"}
+    [table] = tmp_path.glob("ablation_*.md")
+    assert "| narrow | conv 7×7/1 16-32-64, fc 128 | 99,082 |" in table.read_text()
 
 
 def _result(errors: dict[str, list[float]], **settings) -> object:

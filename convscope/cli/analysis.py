@@ -11,7 +11,7 @@ from convscope.analysis.checks import CHECK_PHOTOS
 from convscope.analysis.invariance import invariance_curves
 from convscope.analysis.transforms import TRANSFORMS
 from convscope.cli.common import add_model_options, model_from, written
-from convscope.cli.output_names import identity, output_name
+from convscope.cli.output_names import identity, output_name, run_names, write_text
 from convscope.images import load_images
 from convscope.models import DEFAULT_MODEL
 from convscope.targets import parse_target
@@ -115,12 +115,12 @@ def run_ablate(args: argparse.Namespace) -> None:
     result = ablation_study(args.variants, seeds=range(args.seeds), settings=settings, root=args.data,
                             device=args.device, workers=args.workers)
     print("\n".join(result.lines()))
-    written(write_csv(args.out / "ablation.csv", result.rows()))
-    written(write_csv(args.out / "ablation_runs.csv", result.run_rows()))
-    (args.out / "ablation.md").write_text(result.markdown() + "\n")
-    written(args.out / "ablation.md")
-    written(result.picture().save(args.out / "ablation.png"))
-    written(result.filters_picture().save(args.out / "ablation_filters.png"))
+    name = run_names(args, "ablation")
+    written(write_csv(args.out / name("csv"), result.rows()))
+    written(write_csv(args.out / name("csv", "runs"), result.run_rows()))
+    written(write_text(args.out / name("md"), result.markdown() + "\n"))
+    written(result.picture().save(args.out / name("png")))
+    written(result.filters_picture().save(args.out / name("png", "filters")))
 
 
 def run_generalise(args: argparse.Namespace) -> None:
@@ -143,10 +143,10 @@ def run_generalise(args: argparse.Namespace) -> None:
                                   per_class=args.per_class, draws=args.draws, classifier=args.classifier,
                                   seed=args.seed, work=args.out / "scans")
     print("\n".join(result.lines()))
-    written(write_csv(args.out / "generalisation.csv", result.rows()))
-    (args.out / "generalisation.md").write_text(result.markdown() + "\n")
-    written(args.out / "generalisation.md")
-    written(result.picture().save(args.out / "generalisation.png"))
+    name = run_names(args, "generalisation")
+    written(write_csv(args.out / name("csv"), result.rows()))
+    written(write_text(args.out / name("md"), result.markdown() + "\n"))
+    written(result.picture().save(args.out / name("png")))
 
 
 def _train_test(data: str, max_train: int, max_test: int):
@@ -176,8 +176,9 @@ def run_probe(args: argparse.Namespace) -> None:
     result = linear_probes(model_from(args), train, test, args.layers, pooling=args.pooling, work=args.out / "scans",
                            repeats=args.repeats)
     print("\n".join(result.lines()))
-    written(write_csv(args.out / "probes.csv", result.rows()))
-    written(result.picture().save(args.out / "probes.png"))
+    name = run_names(args, "probes")
+    written(write_csv(args.out / name("csv"), result.rows()))
+    written(result.picture().save(args.out / name("png")))
 
 
 def run_evolution(args: argparse.Namespace) -> None:
@@ -194,8 +195,8 @@ def run_evolution(args: argparse.Namespace) -> None:
                                   device=args.device, progress=True, view=args.view)
     for note in evolution.notes:
         print(note)
-    name = "evolution.png" if args.view == "patch" else "evolution_projection.png"
-    written(evolution.picture().save(args.out / name))
+    name = run_names(args, "evolution")
+    written(evolution.picture().save(args.out / name("png", None if args.view == "patch" else "projection")))
 
 
 def run_check(args: argparse.Namespace) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from convscope.cli.common import slug
@@ -69,3 +69,21 @@ def _plain(value: object) -> object:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return type(value).__name__
+
+
+def run_names(args: argparse.Namespace, command: str, *, pictures: Iterable[str] = ("data",)
+              ) -> Callable[..., str]:
+    """Names for the files of one run of a study command: ``name(ext, what=None)`` → ``COMMAND[_WHAT]_DIGEST.EXT``,
+    one digest of the run's settings for all its files (so a table and its figure share it)."""
+    made = identity(args, pictures=[key for key in pictures if hasattr(args, key)])
+
+    def name(ext: str, what: str | None = None) -> str:
+        return output_name(command, what, identity=made, ext=ext)
+
+    return name
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` and return the path (for ``written``)."""
+    path.write_text(text)
+    return path

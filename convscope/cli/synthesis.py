@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from convscope.cli.common import add_model_options, model_from, slug, written
-from convscope.cli.output_names import identity, output_name, picture_source
+from convscope.cli.output_names import identity, output_name, picture_source, run_names, write_text
 from convscope.images import expand_sources, load_image, load_images
 
 
@@ -303,11 +303,11 @@ def run_robustness(args: argparse.Namespace) -> None:
                                steps=args.steps or 20, seed=args.seed)
     comparison = gradient_comparison(models, pictures[:8], labels[:8])
     print("\n".join(result.lines()))
-    written(write_csv(args.out / "robustness.csv", result.rows()))
-    (args.out / "robustness.md").write_text(result.markdown() + "\n")
-    written(args.out / "robustness.md")
-    written(result.picture().save(args.out / "robustness.png"))
-    written(comparison.save(args.out / "robustness_gradients.png"))
+    name = run_names(args, "robustness", pictures=("images", "compare", "weights"))
+    written(write_csv(args.out / name("csv"), result.rows()))
+    written(write_text(args.out / name("md"), result.markdown() + "\n"))
+    written(result.picture().save(args.out / name("png")))
+    written(comparison.save(args.out / name("png", "gradients")))
 
 
 def run_texture(args: argparse.Namespace) -> None:

@@ -38,6 +38,7 @@ from convscope.synthesis.loop import evaluate, optimise
 from convscope.synthesis.objectives import class_log_probability, class_score
 from convscope.synthesis.params import fourier, from_image, pixels
 from convscope.synthesis.regularisers import Blur, ClipNorm, l2
+from convscope.synthesis.sizes import fixed_input_size
 from convscope.synthesis.transforms import strong
 from convscope.validation import picture_side
 
@@ -113,10 +114,12 @@ def class_model(model: Model | nn.Module, target: int | str | Sequence[int | str
     objective_value = goal - l2_weight * l2()
     transforms = strong(size / 160)
     batch = len(classes)
+    model_size = fixed_input_size(model)  # a model that reads one size only sees the picture resized to it
     if recipe == "fourier":
         lr = lr or 0.05
         result = optimise(model, objective_value, fourier(size, batch, generator=generator), steps=steps, lr=lr,
-                          transforms=transforms, generator=generator, progress=progress, description="class model")
+                          transforms=transforms, generator=generator, progress=progress, description="class model",
+                          model_size=model_size)
         losses = result.losses
     else:
         lr = lr or 0.05
@@ -130,11 +133,11 @@ def class_model(model: Model | nn.Module, target: int | str | Sequence[int | str
                 len(p) for p in parts))
             result = optimise(model, objective_value, from_image(start), steps=count, lr=lr,
                               transforms=strong(side / 160), step_rules=rules, generator=generator, progress=progress,
-                              description=f"class model octave {number + 1}/{len(OCTAVES)}")
+                              description=f"class model octave {number + 1}/{len(OCTAVES)}", model_size=model_size)
             images = result.images
             parts.append(result.losses)
         losses = torch.cat(parts)
-    final = evaluate(model, result.images).softmax(1).cpu()
+    final = evaluate(model, result.images, model_size).softmax(1).cpu()
     probabilities = final[torch.arange(batch), torch.tensor(classes)]
     settings = {"size": size, "steps": steps, "lr": lr, "l2": l2_weight, "objective": objective, "blur": blur,
                 "blur_every": blur_every, "clip_percentile": clip_percentile}

@@ -28,6 +28,7 @@ from convscope.synthesis.objectives import channel
 from convscope.synthesis.params import from_image
 from convscope.synthesis.regularisers import Blur
 from convscope.synthesis.seeded import draw_index
+from convscope.synthesis.sizes import fixed_input_size
 from convscope.synthesis.transforms import Jitter, Pad
 
 
@@ -153,6 +154,11 @@ def multifaceted(model: Model | nn.Module, layer: str, channel_index: int, pool:
     steps), all facets in one batch.
     """
     model = as_model(model)
+    fixed = fixed_input_size(model, layer)
+    if model.preprocess.channels != 3 or fixed is not None:
+        what = f"{fixed[0]}×{fixed[1]} " if fixed else ""
+        raise ValueError(f"facets rank a pool of colour crops of any size; {model.name} reads only {what}"
+                         f"{'grey ' if model.preprocess.channels == 1 else ''}pictures: use featviz for its channels")
     if pool.dim() != 4 or pool.shape[1] != 3:
         raise ValueError(f"the pool is a batch of pictures [N,3,H,W] in [0, 1], got {tuple(pool.shape)}; "
                          "build one with crop_pool(pictures)")

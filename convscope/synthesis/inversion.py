@@ -51,7 +51,7 @@ class InversionResult:
 
     def picture(self, tile_size: int = 160) -> Picture:
         """The original next to each layer's reconstruction, shallow to deep."""
-        tiles = torch.cat([self.original[None], self.images])
+        tiles = torch.cat([self.original[None].expand(-1, 3, -1, -1), self.images])  # a grey original as RGB
         labels = ["original"] + [f"{layer}  err {float(f):.3f}" for layer, f in
                                  zip(self.layers, self.feature_errors, strict=True)]
         body = grid(tiles, labels=labels, tile_size=tile_size, columns=len(tiles))

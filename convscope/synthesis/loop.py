@@ -186,12 +186,13 @@ def stop_after(net: nn.Module, layers: Sequence[str]) -> Iterator[Callable[[], N
             handle.remove()
 
 
-def evaluate(model: Model | nn.Module, images: Tensor) -> Tensor:
-    """The model's scores ``[B,K]`` for pictures ``[B,3,H,W]`` in [0, 1] at their own size (no resize or crop)."""
+def evaluate(model: Model | nn.Module, images: Tensor, model_size: int | tuple[int, int] | None = None) -> Tensor:
+    """The model's scores ``[B,K]`` for pictures ``[B,3,H,W]`` in [0, 1] at their own size (no resize or crop), or
+    resized to ``model_size`` (a model that reads pictures of one size only)."""
     model = as_model(model)
     mean, std = _statistics(model, model.device)
     with inspection_mode(model.net), torch.no_grad():
-        return model.net(_model_input(images.to(model.device), None, mean, std, model))
+        return model.net(_model_input(images.to(model.device), model_size, mean, std, model))
 
 
 def _model_input(images: Tensor, size: int | tuple[int, int] | None, mean: Tensor, std: Tensor,
