@@ -16,6 +16,7 @@ from convscope.attribution import (
     GradCAMPlusPlus,
     GuidedBackprop,
     GuidedGradCAM,
+    InputXGradient,
     IntegratedGradients,
     LayerCAM,
     Occlusion,
@@ -53,7 +54,8 @@ from convscope.targets import BoxScore, Channel, ClassProbability, ClassScore, C
 __version__ = "0.1.0"
 
 __all__ = ["CAM", "DEFAULT_MODEL", "Deconvnet", "GradCAM", "GradCAMPlusPlus", "GuidedBackprop", "GuidedGradCAM",
-           "IntegratedGradients", "LayerCAM", "Occlusion", "Saliency", "ScoreCAM", "SmoothGrad", "backward_rules",
+           "InputXGradient", "IntegratedGradients", "LayerCAM", "Occlusion", "Saliency", "ScoreCAM", "SmoothGrad",
+           "backward_rules",
            "compare", "explain", "BoxScore", "Region", "Channel", "ClassProbability", "ClassScore", "Custom",
            "GradientPass", "Model",
            "Neuron", "Picture", "Preprocess", "TopClass", "activation_maps", "capture", "filters", "gradient_pass",

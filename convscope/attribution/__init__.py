@@ -13,6 +13,7 @@ from convscope.attribution.grad_cam import GradCAM
 from convscope.attribution.grad_cam_plus_plus import GradCAMPlusPlus
 from convscope.attribution.guided_backprop import GuidedBackprop
 from convscope.attribution.guided_grad_cam import GuidedGradCAM
+from convscope.attribution.input_x_gradient import InputXGradient
 from convscope.attribution.integrated_gradients import IntegratedGradients
 from convscope.attribution.layer_cam import LayerCAM
 from convscope.attribution.occlusion import Occlusion, OcclusionMaps
@@ -22,5 +23,6 @@ from convscope.attribution.score_cam import ScoreCAM
 from convscope.attribution.smooth_grad import SmoothGrad
 
 __all__ = ["CAM", "METHODS", "Attribution", "Deconvnet", "Explanation", "GradCAM", "GradCAMPlusPlus",
-           "GuidedBackprop", "GuidedGradCAM", "IntegratedGradients", "LayerCAM", "Occlusion", "OcclusionMaps",
+           "GuidedBackprop", "GuidedGradCAM", "InputXGradient", "IntegratedGradients", "LayerCAM", "Occlusion",
+           "OcclusionMaps",
            "Saliency", "ScoreCAM", "SmoothGrad", "compare", "explain", "make_method"]

@@ -7,6 +7,7 @@ from convscope.attribution.grad_cam import GradCAM
 from convscope.attribution.grad_cam_plus_plus import GradCAMPlusPlus
 from convscope.attribution.guided_backprop import GuidedBackprop
 from convscope.attribution.guided_grad_cam import GuidedGradCAM
+from convscope.attribution.input_x_gradient import InputXGradient
 from convscope.attribution.integrated_gradients import IntegratedGradients
 from convscope.attribution.layer_cam import LayerCAM
 from convscope.attribution.occlusion import Occlusion
@@ -16,4 +17,4 @@ from convscope.attribution.smooth_grad import SmoothGrad
 
 METHODS: dict[str, type[Attribution]] = {m.name: m for m in (
     Occlusion, Saliency, Deconvnet, GuidedBackprop, CAM, GradCAM, GuidedGradCAM, SmoothGrad, IntegratedGradients,
-    GradCAMPlusPlus, LayerCAM, ScoreCAM)}
+    GradCAMPlusPlus, LayerCAM, ScoreCAM, InputXGradient)}
