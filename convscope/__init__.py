@@ -12,10 +12,14 @@ from convscope.analysis import (
 from convscope.attribution import (
     CAM,
     Deconvnet,
+    EigenCAM,
+    EigenGradCAM,
     GradCAM,
+    GradCAMElementWise,
     GradCAMPlusPlus,
     GuidedBackprop,
     GuidedGradCAM,
+    HiResCAM,
     InputXGradient,
     IntegratedGradients,
     LayerCAM,
@@ -23,6 +27,7 @@ from convscope.attribution import (
     Saliency,
     ScoreCAM,
     SmoothGrad,
+    XGradCAM,
     compare,
     explain,
 )
@@ -55,12 +60,11 @@ __version__ = "0.1.0"
 
 __all__ = ["CAM", "DEFAULT_MODEL", "Deconvnet", "GradCAM", "GradCAMPlusPlus", "GuidedBackprop", "GuidedGradCAM",
            "InputXGradient", "IntegratedGradients", "LayerCAM", "Occlusion", "Saliency", "ScoreCAM", "SmoothGrad",
-           "backward_rules",
-           "compare", "explain", "BoxScore", "Region", "Channel", "ClassProbability", "ClassScore", "Custom",
-           "GradientPass", "Model",
-           "Neuron", "Picture", "Preprocess", "TopClass", "activation_maps", "capture", "filters", "gradient_pass",
-           "inspection_mode", "layer_statistics", "load_image", "load_images", "load_model", "load_sample",
-           "predict", "preserved", "sample_names", "Scan", "ScanResult", "class_model", "dream", "efros_leung",
-           "fgsm", "fool", "gram_texture", "invert", "multifaceted", "optimise", "pgd", "style_transfer",
-           "train_fast_style", "visualise_features", "data_randomisation", "faithfulness_study",
-           "feature_evolution", "invariance_curves", "linear_probes", "run_checks", "sanity_checks"]
+           "backward_rules", "compare", "explain", "BoxScore", "Region", "Channel", "ClassProbability", "ClassScore",
+           "Custom", "GradientPass", "Model", "Neuron", "Picture", "Preprocess", "TopClass", "activation_maps",
+           "capture", "filters", "gradient_pass", "inspection_mode", "layer_statistics", "load_image", "load_images",
+           "load_model", "load_sample", "predict", "preserved", "sample_names", "Scan", "ScanResult", "class_model",
+           "dream", "efros_leung", "fgsm", "fool", "gram_texture", "invert", "multifaceted", "optimise", "pgd",
+           "style_transfer", "train_fast_style", "visualise_features", "data_randomisation", "faithfulness_study",
+           "feature_evolution", "invariance_curves", "linear_probes", "run_checks", "sanity_checks", "EigenCAM",
+           "EigenGradCAM", "GradCAMElementWise", "HiResCAM", "XGradCAM"]

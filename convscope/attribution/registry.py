@@ -3,10 +3,14 @@
 from convscope.attribution.base import Attribution
 from convscope.attribution.cam import CAM
 from convscope.attribution.deconvnet import Deconvnet
+from convscope.attribution.eigen_cam import EigenCAM
+from convscope.attribution.eigen_grad_cam import EigenGradCAM
 from convscope.attribution.grad_cam import GradCAM
+from convscope.attribution.grad_cam_element_wise import GradCAMElementWise
 from convscope.attribution.grad_cam_plus_plus import GradCAMPlusPlus
 from convscope.attribution.guided_backprop import GuidedBackprop
 from convscope.attribution.guided_grad_cam import GuidedGradCAM
+from convscope.attribution.hires_cam import HiResCAM
 from convscope.attribution.input_x_gradient import InputXGradient
 from convscope.attribution.integrated_gradients import IntegratedGradients
 from convscope.attribution.layer_cam import LayerCAM
@@ -14,7 +18,9 @@ from convscope.attribution.occlusion import Occlusion
 from convscope.attribution.saliency import Saliency
 from convscope.attribution.score_cam import ScoreCAM
 from convscope.attribution.smooth_grad import SmoothGrad
+from convscope.attribution.xgrad_cam import XGradCAM
 
 METHODS: dict[str, type[Attribution]] = {m.name: m for m in (
     Occlusion, Saliency, Deconvnet, GuidedBackprop, CAM, GradCAM, GuidedGradCAM, SmoothGrad, IntegratedGradients,
-    GradCAMPlusPlus, LayerCAM, ScoreCAM, InputXGradient)}
+    GradCAMPlusPlus, LayerCAM, ScoreCAM, InputXGradient, HiResCAM, GradCAMElementWise, XGradCAM, EigenCAM,
+    EigenGradCAM)}
