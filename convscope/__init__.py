@@ -11,6 +11,7 @@ from convscope.analysis import (
 )
 from convscope.attribution import (
     CAM,
+    AblationCAM,
     Deconvnet,
     EigenCAM,
     EigenGradCAM,
@@ -67,4 +68,4 @@ __all__ = ["CAM", "DEFAULT_MODEL", "Deconvnet", "GradCAM", "GradCAMPlusPlus", "G
            "dream", "efros_leung", "fgsm", "fool", "gram_texture", "invert", "multifaceted", "optimise", "pgd",
            "style_transfer", "train_fast_style", "visualise_features", "data_randomisation", "faithfulness_study",
            "feature_evolution", "invariance_curves", "linear_probes", "run_checks", "sanity_checks", "EigenCAM",
-           "EigenGradCAM", "GradCAMElementWise", "HiResCAM", "XGradCAM"]
+           "EigenGradCAM", "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM"]

@@ -25,8 +25,8 @@ class ReluCNN(nn.Module):
         return self.fc(self.pool(self.features(x)).flatten(1))
 
 
-def wrap(net: nn.Module, name: str) -> Model:
-    return Model(net.eval(), name=name, preprocess=Preprocess(resize=SIDE, crop=SIDE))
+def wrap(net: nn.Module, name: str, side: int = SIDE) -> Model:
+    return Model(net.eval(), name=name, preprocess=Preprocess(resize=side, crop=side))
 
 
 def relu_cnn() -> Model:
@@ -40,11 +40,12 @@ def resnet18() -> Model:
     return wrap(torchvision.models.resnet18(num_classes=10), "resnet18")
 
 
-def vit() -> Model:
+def vit(side: int = SIDE) -> Model:
     import timm
 
     torch.manual_seed(0)
-    return wrap(timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=SIDE, num_classes=10), "vit")
+    net = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=side, num_classes=10)
+    return wrap(net, "vit", side)
 
 
 def convnext() -> Model:

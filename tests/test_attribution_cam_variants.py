@@ -124,3 +124,85 @@ def test_eigen_cam_ignores_the_target_and_eigen_smooth_is_checked():
     assert torch.equal(method(x, 1), method(x, [4, 5]))
     with pytest.raises(TypeError, match="eigen_smooth= is True or False"):
         METHODS["hires_cam"](model, eigen_smooth="yes")
+
+
+def ablation_reference(model, layer: str, x: torch.Tensor, classes: list[int], prefix: int = 0) -> torch.Tensor:
+    """Ablation-CAM written out plainly: one image and one zeroed feature map per forward pass."""
+    module = model.layer(layer)
+    maps = []
+    for b, c in enumerate(classes):
+        seen = []
+        handle = module.register_forward_hook(lambda m, a, out, seen=seen: seen.append(out.detach().clone()))
+        with torch.no_grad():
+            score = model.net(x[b:b + 1])[0, c]
+        handle.remove()
+        raw = seen[0]
+        grid = raw if raw.dim() == 4 else vit_tokens_to_grid(raw)
+        total = torch.zeros(grid.shape[-2:], dtype=x.dtype)
+        for k in range(grid.shape[1]):
+            ablated = raw.clone()
+            if raw.dim() == 4:
+                ablated[:, k] = 0
+            else:
+                ablated[:, prefix:, k] = 0
+            handle = module.register_forward_hook(lambda m, a, out, ablated=ablated: ablated)
+            with torch.no_grad():
+                lost = (score - model.net(x[b:b + 1])[0, c]) / score
+            handle.remove()
+            total += lost * grid[0, k]
+        maps.append(total)
+    return torch.stack(maps)[:, None]
+
+
+ABLATION = {"relu_cnn": ("features", 64), "resnet18": ("layer1", 32), "vit": ("blocks.11.norm1", 32)}
+
+
+def double(model):
+    import copy
+
+    twin = copy.deepcopy(model)
+    twin.net.double()
+    return twin
+
+
+@pytest.mark.parametrize("kind", ["relu_cnn", "resnet18"])
+def test_ablation_cam_equals_pytorch_grad_cam_on_layers_after_a_relu(kind):
+    import contextlib
+    import io
+
+    from pytorch_grad_cam import AblationCAM as Reference
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    model, (layer, side) = ARCHITECTURES[kind][0](), ABLATION[kind]
+    x = inputs_for()[..., :side, :side].contiguous()
+    ours = METHODS["ablation_cam"](model, layer, batch_size=7)(x, CLASSES)
+    seen = []
+    with contextlib.redirect_stderr(io.StringIO()):  # its progress bars
+        cam = Reference(model=model.net, target_layers=[model.layer(layer)], batch_size=5)
+        made = cam.get_cam_image
+        cam.get_cam_image = lambda *args, **kwargs: seen.append(made(*args, **kwargs)) or seen[-1]
+        cam(input_tensor=x.clone(), targets=[ClassifierOutputTarget(c) for c in CLASSES])
+    # The weights (S − S_k) / S are differences of two float32 scores, whose last bits differ between
+    # convscope's channels-last and pytorch-grad-cam's NCHW convolutions (up to 2e-5 on ResNet-18). In float64
+    # (the next test) convscope equals the paper's recipe to 1e-12.
+    assert_relative(ours, torch.from_numpy(np.asarray(seen[0]))[:, None], 5e-5)
+
+
+@pytest.mark.parametrize("kind", ["relu_cnn", pytest.param("resnet18", marks=pytest.mark.slow),
+                                  pytest.param("vit", marks=pytest.mark.slow)])  # float64 passes: 15 s each
+def test_ablation_cam_in_float64_equals_the_papers_recipe_written_out(kind):
+    # On ViT's patch tokens only the grid positions are zeroed. pytorch-grad-cam's ViT ablation writes min − 1e7
+    # instead of 0 on a LayerNorm's mixed-sign output (and into the class token): not the paper's recipe.
+    layer, side = ABLATION[kind]
+    model = double(ARCHITECTURES[kind][0](side) if kind == "vit" else ARCHITECTURES[kind][0]())
+    x = inputs_for(1)[..., :side, :side].double()
+    ours = METHODS["ablation_cam"](model, layer, batch_size=64)(x, CLASSES[:1])
+    assert_relative(ours, ablation_reference(model, layer, x, CLASSES[:1], prefix=1 if kind == "vit" else 0), 1e-10)
+
+
+def test_ablation_cam_refuses_a_layer_that_runs_twice_and_a_zero_score():
+    model = ARCHITECTURES["resnet18"][0]()
+    with pytest.raises(ValueError, match="runs .* times in one forward pass"):
+        METHODS["ablation_cam"](model, "layer1.0.relu")(inputs_for(), CLASSES)
+    with pytest.raises(ValueError, match="divides by the target's score, which is 0"):
+        METHODS["ablation_cam"](model, "layer3")(inputs_for(), lambda output: output[:, 0] * 0)

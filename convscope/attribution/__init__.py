@@ -5,6 +5,7 @@ Every method is called the same way, ``method(inputs, target) -> maps`` (see
 renders the result, :func:`compare` puts every method side by side.
 """
 
+from convscope.attribution.ablation_cam import AblationCAM
 from convscope.attribution.base import Attribution
 from convscope.attribution.cam import CAM
 from convscope.attribution.deconvnet import Deconvnet
@@ -30,4 +31,4 @@ from convscope.attribution.xgrad_cam import XGradCAM
 __all__ = ["CAM", "METHODS", "Attribution", "Deconvnet", "Explanation", "GradCAM", "GradCAMPlusPlus", "GuidedBackprop",
            "GuidedGradCAM", "InputXGradient", "IntegratedGradients", "LayerCAM", "Occlusion", "OcclusionMaps",
            "Saliency", "ScoreCAM", "SmoothGrad", "compare", "explain", "make_method", "EigenCAM", "EigenGradCAM",
-           "GradCAMElementWise", "HiResCAM", "XGradCAM"]
+           "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM"]

@@ -1,5 +1,6 @@
 """Every attribution method by name."""
 
+from convscope.attribution.ablation_cam import AblationCAM
 from convscope.attribution.base import Attribution
 from convscope.attribution.cam import CAM
 from convscope.attribution.deconvnet import Deconvnet
@@ -23,4 +24,4 @@ from convscope.attribution.xgrad_cam import XGradCAM
 METHODS: dict[str, type[Attribution]] = {m.name: m for m in (
     Occlusion, Saliency, Deconvnet, GuidedBackprop, CAM, GradCAM, GuidedGradCAM, SmoothGrad, IntegratedGradients,
     GradCAMPlusPlus, LayerCAM, ScoreCAM, InputXGradient, HiResCAM, GradCAMElementWise, XGradCAM, EigenCAM,
-    EigenGradCAM)}
+    EigenGradCAM, AblationCAM)}
