@@ -24,6 +24,7 @@ from convscope.attribution import (
     InputXGradient,
     IntegratedGradients,
     LayerCAM,
+    NoiseTunnel,
     Occlusion,
     Saliency,
     ScoreCAM,
@@ -68,4 +69,4 @@ __all__ = ["CAM", "DEFAULT_MODEL", "Deconvnet", "GradCAM", "GradCAMPlusPlus", "G
            "dream", "efros_leung", "fgsm", "fool", "gram_texture", "invert", "multifaceted", "optimise", "pgd",
            "style_transfer", "train_fast_style", "visualise_features", "data_randomisation", "faithfulness_study",
            "feature_evolution", "invariance_curves", "linear_probes", "run_checks", "sanity_checks", "EigenCAM",
-           "EigenGradCAM", "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM"]
+           "EigenGradCAM", "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel"]

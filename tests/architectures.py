@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -29,10 +31,12 @@ def wrap(net: nn.Module, name: str, side: int = SIDE) -> Model:
     return Model(net.eval(), name=name, preprocess=Preprocess(resize=side, crop=side))
 
 
+@functools.cache  # shared by the tests of a run: do not modify (copy.deepcopy it first)
 def relu_cnn() -> Model:
     return wrap(ReluCNN(), "relu_cnn")
 
 
+@functools.cache  # shared by the tests of a run: do not modify (copy.deepcopy it first)
 def resnet18() -> Model:
     import torchvision
 
@@ -40,6 +44,7 @@ def resnet18() -> Model:
     return wrap(torchvision.models.resnet18(num_classes=10), "resnet18")
 
 
+@functools.cache  # shared by the tests of a run: do not modify (copy.deepcopy it first)
 def vit(side: int = SIDE) -> Model:
     import timm
 
@@ -48,6 +53,7 @@ def vit(side: int = SIDE) -> Model:
     return wrap(net, "vit", side)
 
 
+@functools.cache  # shared by the tests of a run: do not modify (copy.deepcopy it first)
 def convnext() -> Model:
     import timm
 

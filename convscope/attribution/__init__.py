@@ -21,6 +21,7 @@ from convscope.attribution.hires_cam import HiResCAM
 from convscope.attribution.input_x_gradient import InputXGradient
 from convscope.attribution.integrated_gradients import IntegratedGradients
 from convscope.attribution.layer_cam import LayerCAM
+from convscope.attribution.noise_tunnel import NoiseTunnel
 from convscope.attribution.occlusion import Occlusion, OcclusionMaps
 from convscope.attribution.registry import METHODS
 from convscope.attribution.saliency import Saliency
@@ -31,4 +32,4 @@ from convscope.attribution.xgrad_cam import XGradCAM
 __all__ = ["CAM", "METHODS", "Attribution", "Deconvnet", "Explanation", "GradCAM", "GradCAMPlusPlus", "GuidedBackprop",
            "GuidedGradCAM", "InputXGradient", "IntegratedGradients", "LayerCAM", "Occlusion", "OcclusionMaps",
            "Saliency", "ScoreCAM", "SmoothGrad", "compare", "explain", "make_method", "EigenCAM", "EigenGradCAM",
-           "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM"]
+           "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel"]

@@ -90,12 +90,12 @@ class Attribution:
         """A copy of this method with some constructor settings changed (Captum's names or convscope's)."""
         cls = type(self)
         signature = inspect.signature(cls.__init__)
-        own = [name for name in signature.parameters if name not in ("self", "model")]
         args, kwargs = self._given
         bound = signature.bind(None, *args, **kwargs)
         for key, value in settings.items():
-            name = CAPTUM_NAMES.get(key, key) if key not in own else key
-            if name not in own:
+            name = self.setting_name(key)
+            if name is None:
+                own = self.settings()
                 first = {name: captum for captum, name in reversed(CAPTUM_NAMES.items()) if name in own}
                 takes = [f"{first[name]}= ({name}=)" if name in first else f"{name}=" for name in own]
                 raise TypeError(f"{self.name or cls.__name__} has no setting {key!r}; it takes target="
@@ -104,6 +104,16 @@ class Attribution:
                 value = torch.tensor(float(value))  # Captum's number is a value of the normalised input
             bound.arguments[name] = value
         return cls(*bound.args[1:], **bound.kwargs)
+
+    def settings(self) -> list[str]:
+        """The names of the constructor's settings (all but the model)."""
+        return [name for name in inspect.signature(type(self).__init__).parameters if name not in ("self", "model")]
+
+    def setting_name(self, key: str) -> str | None:
+        """The constructor setting that ``key`` (convscope's or Captum's name) sets, or ``None``."""
+        own = self.settings()
+        name = key if key in own else CAPTUM_NAMES.get(key)
+        return name if name in own else None
 
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         """The maps for checked ``inputs`` on the model's device and a resolved ``target``."""

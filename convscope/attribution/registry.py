@@ -15,6 +15,7 @@ from convscope.attribution.hires_cam import HiResCAM
 from convscope.attribution.input_x_gradient import InputXGradient
 from convscope.attribution.integrated_gradients import IntegratedGradients
 from convscope.attribution.layer_cam import LayerCAM
+from convscope.attribution.noise_tunnel import NoiseTunnel
 from convscope.attribution.occlusion import Occlusion
 from convscope.attribution.saliency import Saliency
 from convscope.attribution.score_cam import ScoreCAM
@@ -24,4 +25,4 @@ from convscope.attribution.xgrad_cam import XGradCAM
 METHODS: dict[str, type[Attribution]] = {m.name: m for m in (
     Occlusion, Saliency, Deconvnet, GuidedBackprop, CAM, GradCAM, GuidedGradCAM, SmoothGrad, IntegratedGradients,
     GradCAMPlusPlus, LayerCAM, ScoreCAM, InputXGradient, HiResCAM, GradCAMElementWise, XGradCAM, EigenCAM,
-    EigenGradCAM, AblationCAM)}
+    EigenGradCAM, AblationCAM, NoiseTunnel)}
