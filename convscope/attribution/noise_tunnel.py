@@ -22,15 +22,16 @@ KINDS = {"smoothgrad": "SmoothGrad", "smoothgrad_sq": "SmoothGrad²", "vargrad":
 
 
 class NoiseTunnel(Attribution):
-    """``method`` on ``samples`` noisy copies ``x + N(0, σ²)`` of each image, combined as ``kind`` says.
+    """The method ``around`` on ``samples`` noisy copies ``x + N(0, σ²)`` of each image, combined as ``kind`` says.
 
     ``kind`` (Captum's ``nt_type``): ``'smoothgrad'`` the mean map, ``'smoothgrad_sq'`` the mean
-    of the squared maps, ``'vargrad'`` their variance (``E[m²] − E[m]²``). ``method`` is a name
-    (made on the same model, with ``layer`` for the CAMs) or a method object. ``σ`` is ``sigma``
+    of the squared maps, ``'vargrad'`` their variance (``E[m²] − E[m]²``). ``around`` is a name
+    (made on the same model, with ``layer`` for the CAMs and ``around_options`` for its constructor) or a
+    method object. ``σ`` is ``sigma``
     (Captum's ``stdevs``, in units of the normalised input) or else ``noise`` times each image's
     range (max − min). The noise is standard normal from a ``torch.Generator`` seeded with
     ``seed``, sample ``s`` being the same draw for every image, so runs repeat exactly and batched
-    results equal image-by-image results. ``batch_size`` noisy copies go to ``method`` at a
+    results equal image-by-image results. ``batch_size`` noisy copies go to the method at a
     time; a class target keeps each clean image's class for all its copies.
     """
 
@@ -39,10 +40,10 @@ class NoiseTunnel(Attribution):
     paper = "https://arxiv.org/abs/1810.03307"
     style = "saliency"
 
-    def __init__(self, model: Model | nn.Module, method: str | Attribution = "saliency",
+    def __init__(self, model: Model | nn.Module, around: str | Attribution = "saliency",
                  layer: str | nn.Module | None = None, *, kind: str = "smoothgrad", samples: int = 16,
                  noise: float = 0.1, sigma: float | None = None, seed: int = 0, batch_size: int | None = None,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, around_options: dict[str, object] | None = None) -> None:
         super().__init__(model)
         from convscope.attribution.explain import make_method
 
@@ -52,11 +53,13 @@ class NoiseTunnel(Attribution):
             raise ValueError(f"samples must be a positive integer, got {samples!r}")
         if noise < 0 or (sigma is not None and sigma < 0):
             raise ValueError(f"the noise's size cannot be negative, got noise={noise}, sigma={sigma}")
-        if isinstance(method, NoiseTunnel) or method == self.name:
+        if isinstance(around, NoiseTunnel) or around == self.name:
             raise ValueError("a noise tunnel inside a noise tunnel: give the inner method (e.g. 'saliency')")
-        if isinstance(method, Attribution) and layer is not None:
+        if isinstance(around, Attribution) and layer is not None:
             raise ValueError("layer= is for a method given by name; a method object has its layer already")
-        self.method = make_method(method, self.model, layer=layer)
+        if isinstance(around, Attribution) and around_options:
+            raise ValueError("around_options= is for a method given by name; a method object has its settings")
+        self.method = make_method(around, self.model, layer=layer, **(around_options or {}))
         if self.method.model.net is not self.model.net:
             raise ValueError("the method given to NoiseTunnel explains another model; make it on the same one")
         self.kind, self.samples, self.noise, self.sigma, self.seed = kind, samples, noise, sigma, seed
@@ -72,7 +75,7 @@ class NoiseTunnel(Attribution):
         if not inner:
             return super().with_settings(**settings)
         own = {key: value for key, value in settings.items() if key not in inner}
-        return super().with_settings(**own, method=self.method.with_settings(**inner), layer=None)
+        return super().with_settings(**own, around=self.method.with_settings(**inner), layer=None)
 
     def heat(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
         """The inner method's heat."""
