@@ -12,6 +12,7 @@ from convscope.attribution.deconvnet import Deconvnet
 from convscope.attribution.eigen_cam import EigenCAM
 from convscope.attribution.eigen_grad_cam import EigenGradCAM
 from convscope.attribution.explain import Explanation, compare, explain, make_method
+from convscope.attribution.full_grad import FullGrad
 from convscope.attribution.grad_cam import GradCAM
 from convscope.attribution.grad_cam_element_wise import GradCAMElementWise
 from convscope.attribution.grad_cam_plus_plus import GradCAMPlusPlus
@@ -32,4 +33,4 @@ from convscope.attribution.xgrad_cam import XGradCAM
 __all__ = ["CAM", "METHODS", "Attribution", "Deconvnet", "Explanation", "GradCAM", "GradCAMPlusPlus", "GuidedBackprop",
            "GuidedGradCAM", "InputXGradient", "IntegratedGradients", "LayerCAM", "Occlusion", "OcclusionMaps",
            "Saliency", "ScoreCAM", "SmoothGrad", "compare", "explain", "make_method", "EigenCAM", "EigenGradCAM",
-           "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel"]
+           "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel", "FullGrad"]

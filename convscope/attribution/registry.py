@@ -6,6 +6,7 @@ from convscope.attribution.cam import CAM
 from convscope.attribution.deconvnet import Deconvnet
 from convscope.attribution.eigen_cam import EigenCAM
 from convscope.attribution.eigen_grad_cam import EigenGradCAM
+from convscope.attribution.full_grad import FullGrad
 from convscope.attribution.grad_cam import GradCAM
 from convscope.attribution.grad_cam_element_wise import GradCAMElementWise
 from convscope.attribution.grad_cam_plus_plus import GradCAMPlusPlus
@@ -25,4 +26,4 @@ from convscope.attribution.xgrad_cam import XGradCAM
 METHODS: dict[str, type[Attribution]] = {m.name: m for m in (
     Occlusion, Saliency, Deconvnet, GuidedBackprop, CAM, GradCAM, GuidedGradCAM, SmoothGrad, IntegratedGradients,
     GradCAMPlusPlus, LayerCAM, ScoreCAM, InputXGradient, HiResCAM, GradCAMElementWise, XGradCAM, EigenCAM,
-    EigenGradCAM, AblationCAM, NoiseTunnel)}
+    EigenGradCAM, AblationCAM, FullGrad, NoiseTunnel)}
