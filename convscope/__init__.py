@@ -13,6 +13,7 @@ from convscope.attribution import (
     CAM,
     AblationCAM,
     Deconvnet,
+    DeepLift,
     EigenCAM,
     EigenGradCAM,
     FullGrad,
@@ -70,4 +71,5 @@ __all__ = ["CAM", "DEFAULT_MODEL", "Deconvnet", "GradCAM", "GradCAMPlusPlus", "G
            "dream", "efros_leung", "fgsm", "fool", "gram_texture", "invert", "multifaceted", "optimise", "pgd",
            "style_transfer", "train_fast_style", "visualise_features", "data_randomisation", "faithfulness_study",
            "feature_evolution", "invariance_curves", "linear_probes", "run_checks", "sanity_checks", "EigenCAM",
-           "EigenGradCAM", "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel", "FullGrad"]
+           "EigenGradCAM", "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel", "FullGrad",
+           "DeepLift"]
