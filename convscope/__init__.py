@@ -14,6 +14,7 @@ from convscope.attribution import (
     AblationCAM,
     Deconvnet,
     DeepLift,
+    DeepLiftShap,
     EigenCAM,
     EigenGradCAM,
     FullGrad,
@@ -72,4 +73,4 @@ __all__ = ["CAM", "DEFAULT_MODEL", "Deconvnet", "GradCAM", "GradCAMPlusPlus", "G
            "style_transfer", "train_fast_style", "visualise_features", "data_randomisation", "faithfulness_study",
            "feature_evolution", "invariance_curves", "linear_probes", "run_checks", "sanity_checks", "EigenCAM",
            "EigenGradCAM", "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel", "FullGrad",
-           "DeepLift"]
+           "DeepLift", "DeepLiftShap"]

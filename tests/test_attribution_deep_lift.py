@@ -114,3 +114,35 @@ def test_deep_lift_refuses_what_it_has_no_rule_for():
     torch.manual_seed(0)
     with pytest.raises(ValueError, match=r"add up to .* not to S\(x\) − S\(x'\).*functional call"):
         DeepLift(wrap(Functional(), "functional"))(inputs_for(), CLASSES)
+
+
+@pytest.mark.parametrize("name", ["relu_cnn", "mobilenet_v2"])
+def test_deep_lift_shap_equals_captums(name):
+    from captum.attr import DeepLiftShap as CaptumDeepLiftShap
+
+    from convscope.attribution import DeepLiftShap
+
+    model = MAKERS[name]()
+    x = inputs_for()
+    references = 0.3 * torch.randn(3, *x.shape[1:], generator=torch.Generator().manual_seed(4))
+    ours = DeepLiftShap(model, baseline=references, batch_size=4)(x, CLASSES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = CaptumDeepLiftShap(model.net).attribute(x.clone(), baselines=references, target=CLASSES).detach()
+    assert_relative(ours, theirs)
+
+
+@pytest.mark.parametrize("name", ["relu_cnn", "resnet18", "mobilenet_v2"])
+def test_deep_lift_shap_adds_up_to_the_score_minus_the_mean_baseline_score(name):
+    from convscope.attribution import DeepLiftShap
+
+    model = ARCHITECTURES["relu_cnn"][0]() if name == "relu_cnn" else MAKERS[name]()
+    x = inputs_for()
+    method = DeepLiftShap(model, samples=3, seed=1)
+    references = method.baselines_for(x)
+    ours = method(x, CLASSES)
+    with torch.no_grad():
+        expected = model.net(x)[torch.arange(2), CLASSES] - model.net(references)[:, CLASSES].mean(0)
+    assert torch.allclose(ours.sum((1, 2, 3)), expected, rtol=1e-4, atol=1e-6)
+    single = torch.cat([method(x[b:b + 1], int(CLASSES[b])) for b in range(2)])
+    assert torch.allclose(ours, single, rtol=1e-5, atol=1e-7)  # batched equals image by image
