@@ -146,6 +146,9 @@ def captum_runs(name: str, model, inputs, classes, evals=(1, 8, 16, 32, 64)) -> 
         return {"": lambda: ca.NoiseTunnel(ca.InputXGradient(net)).attribute(
             inputs, nt_type="vargrad", nt_samples=16, nt_samples_batch_size=per_eval, stdevs=tunnel_sigma(inputs),
             target=target)}
+    if name == "deep_lift":  # from the black baseline; Captum has no rule for Lite0's ReLU6 (timed all the same)
+        baseline = make_method("integrated_gradients", model).baseline_for(inputs)
+        return {"": lambda: ca.DeepLift(net).attribute(inputs, baselines=baseline, target=target)}
     if name == "occlusion":
         def probabilities(x):
             return net(x).softmax(1)
@@ -180,7 +183,7 @@ def grad_cam_runs(name: str, model, inputs, classes) -> dict[str, Callable[[], o
 def plain_runs(name: str, model, inputs, classes) -> dict[str, Callable[[], object]]:
     """A bare forward + backward to the input or the CAM layer, for the single-pass methods."""
     net = model.net
-    if name in ("saliency", "deconvnet", "guided_backprop", "guided_grad_cam", "input_x_gradient"):
+    if name in ("saliency", "deconvnet", "guided_backprop", "guided_grad_cam", "input_x_gradient", "deep_lift"):
         def to_input():
             x = inputs.detach().requires_grad_(True)
             return torch.autograd.grad(net(x).gather(1, classes[:, None]).sum(), x)
@@ -242,7 +245,7 @@ def main() -> None:
                                                           "score_cam", "input_x_gradient", "hires_cam",
                                                           "grad_cam_element_wise", "xgrad_cam", "eigen_cam",
                                                           "eigen_grad_cam", "noise_tunnel", "ablation_cam",
-                                                          "full_grad"])
+                                                          "full_grad", "deep_lift"])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-warm-up", action="store_true", help="skip the warm-up run (for the slow methods)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from convscope.attribution.base import Attribution, copies_target, fast_layout, forward, image_classes
+from convscope.attribution.base import Attribution, copies_target, fast_layout, image_classes
 from convscope.attribution.integrated_gradients import baseline_tensor
 from convscope.hooks import capture, inspection_mode, refuse_script_module
 from convscope.models.model import Model
@@ -57,7 +57,6 @@ def deep_lift(model: Model, inputs: Tensor, baseline: Tensor, target: Target, ti
     refuse_script_module(net)
     check_rules(net, title)
     batch = inputs.shape[0]
-    classes = image_classes(target, forward(model, inputs, target.layers)[0])
     rows = torch.cat([torch.arange(batch, device=inputs.device)] * 2)
     both = fast_layout(torch.cat([inputs, baseline.expand_as(inputs)]).detach()).requires_grad_(True)
     handles = []
@@ -69,6 +68,7 @@ def deep_lift(model: Model, inputs: Tensor, baseline: Tensor, target: Target, ti
                 elif isinstance(module, nn.MaxPool2d):
                     handles.append(module.register_forward_hook(_max_pooled))
             output = net(both)
+            classes = image_classes(target, output[:batch].detach())  # a class target: the input's, for both halves
             scores = copies_target(target, classes, rows)(output, store.activations)
             (grads,) = torch.autograd.grad(scores[:batch].sum(), both)
     finally:
@@ -116,11 +116,10 @@ class _Rescale(torch.autograd.Function):
         half = inputs.shape[0] // 2
         delta_in = torch.cat(2 * [inputs[:half] - inputs[half:]])
         delta_out = torch.cat(2 * [output[:half] - output[half:]])
-        with torch.enable_grad():
-            again = inputs.detach().requires_grad_(True)
-            (local,) = torch.autograd.grad(ctx.module.forward(again), again, grad_output)  # no hooks
-        rescaled = grad_output * delta_out / torch.where(delta_in.abs() < EPSILON, 1, delta_in)
-        return torch.where(delta_in.abs() < EPSILON, local, rescaled), None, None
+        tiny = delta_in.abs() < EPSILON
+        rescaled = grad_output * delta_out / torch.where(tiny, 1, delta_in)
+        return torch.where(tiny, _local(ctx.module, inputs, grad_output), rescaled) if bool(tiny.any()) else rescaled, \
+            None, None
 
 
 class _MaxPool(torch.autograd.Function):
@@ -145,11 +144,18 @@ class _MaxPool(torch.autograd.Function):
             (unpooled,) = torch.autograd.grad(pool.forward(again), again, shares)
         summed = torch.cat(2 * [unpooled[:half] + unpooled[half:]])
         delta_in = torch.cat(2 * [inputs[:half] - inputs[half:]])
-        with torch.enable_grad():
-            again = inputs.detach().requires_grad_(True)
-            (local,) = torch.autograd.grad(pool.forward(again), again, grad_output)  # no hooks
-        rescaled = summed / torch.where(delta_in.abs() < EPSILON, 1, delta_in)
-        return torch.where(delta_in.abs() < EPSILON, local, rescaled), None, None
+        tiny = delta_in.abs() < EPSILON
+        rescaled = summed / torch.where(tiny, 1, delta_in)
+        return torch.where(tiny, _local(pool, inputs, grad_output), rescaled) if bool(tiny.any()) else rescaled, \
+            None, None
+
+
+def _local(module: nn.Module, inputs: Tensor, grad_output: Tensor) -> Tensor:
+    """The module's ordinary backward (where Δin is too small to divide by), without its hooks."""
+    with torch.enable_grad():
+        again = inputs.detach().requires_grad_(True)
+        (local,) = torch.autograd.grad(module.forward(again), again, grad_output)
+    return local
 
 
 def _rescaled(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
