@@ -21,6 +21,7 @@ from convscope.attribution import (
     GradCAM,
     GradCAMElementWise,
     GradCAMPlusPlus,
+    GradientShap,
     GuidedBackprop,
     GuidedGradCAM,
     HiResCAM,
@@ -73,4 +74,4 @@ __all__ = ["CAM", "DEFAULT_MODEL", "Deconvnet", "GradCAM", "GradCAMPlusPlus", "G
            "style_transfer", "train_fast_style", "visualise_features", "data_randomisation", "faithfulness_study",
            "feature_evolution", "invariance_curves", "linear_probes", "run_checks", "sanity_checks", "EigenCAM",
            "EigenGradCAM", "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel", "FullGrad",
-           "DeepLift", "DeepLiftShap"]
+           "DeepLift", "DeepLiftShap", "GradientShap"]

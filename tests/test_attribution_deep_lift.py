@@ -138,7 +138,7 @@ def test_deep_lift_shap_adds_up_to_the_score_minus_the_mean_baseline_score(name)
 
     model = ARCHITECTURES["relu_cnn"][0]() if name == "relu_cnn" else MAKERS[name]()
     x = inputs_for()
-    method = DeepLiftShap(model, samples=3, seed=1)
+    method = DeepLiftShap(model, references=3, seed=1)
     references = method.baselines_for(x)
     ours = method(x, CLASSES)
     with torch.no_grad():

@@ -18,6 +18,7 @@ from convscope.attribution.full_grad import FullGrad
 from convscope.attribution.grad_cam import GradCAM
 from convscope.attribution.grad_cam_element_wise import GradCAMElementWise
 from convscope.attribution.grad_cam_plus_plus import GradCAMPlusPlus
+from convscope.attribution.gradient_shap import GradientShap
 from convscope.attribution.guided_backprop import GuidedBackprop
 from convscope.attribution.guided_grad_cam import GuidedGradCAM
 from convscope.attribution.hires_cam import HiResCAM
@@ -36,4 +37,4 @@ __all__ = ["CAM", "METHODS", "Attribution", "Deconvnet", "Explanation", "GradCAM
            "GuidedGradCAM", "InputXGradient", "IntegratedGradients", "LayerCAM", "Occlusion", "OcclusionMaps",
            "Saliency", "ScoreCAM", "SmoothGrad", "compare", "explain", "make_method", "EigenCAM", "EigenGradCAM",
            "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel", "FullGrad", "DeepLift",
-           "DeepLiftShap"]
+           "DeepLiftShap", "GradientShap"]

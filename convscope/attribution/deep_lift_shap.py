@@ -16,7 +16,7 @@ class DeepLiftShap(Attribution):
     """``1/N Σ_j DeepLIFT(x; x'_j)``: SHAP values approximated with DeepLIFT's rescale rule, ``[B,C,H,W]``.
 
     ``baseline`` is a batch ``[N,C,H,W]`` of reference images at the model's input (ideally a
-    sample of its training pictures; Captum's ``baselines=``); ``None`` takes ``samples``
+    sample of its training pictures; Captum's ``baselines=``); ``None`` takes ``references``
     pictures of uniform noise in [0, 1], normalised, from a generator seeded with ``seed``.
     The attributions add up to ``S(x) − mean_j S(x'_j)``. ``batch_size`` (input, baseline)
     pairs per pass; the rules and refusals are DeepLIFT's (:class:`~convscope.attribution.DeepLift`).
@@ -27,28 +27,17 @@ class DeepLiftShap(Attribution):
     paper = "https://arxiv.org/abs/1705.07874"
     style = "saliency"
 
-    def __init__(self, model: Model | nn.Module, *, baseline: Tensor | None = None, samples: int = 8, seed: int = 0,
-                 batch_size: int | None = None, progress: bool | None = None) -> None:
+    def __init__(self, model: Model | nn.Module, *, baseline: Tensor | None = None, references: int = 8,
+                 seed: int = 0, batch_size: int | None = None, progress: bool | None = None) -> None:
         super().__init__(model)
-        if baseline is not None and (not isinstance(baseline, Tensor) or baseline.dim() != 4):
-            raise ValueError("DeepLIFT-SHAP's baseline is a batch of reference images [N,C,H,W] (or None for "
-                             f"{samples} noise pictures), got {getattr(baseline, 'shape', type(baseline).__name__)}")
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-            raise ValueError(f"samples must be a positive integer, got {samples!r}")
-        self.baseline, self.samples, self.seed = baseline, samples, seed
+        check_references(self.title, baseline, references)
+        self.baseline, self.references, self.seed = baseline, references, seed
         self.batch_size, self.progress = batch_size, progress
         batch_size_for(batch_size, torch.device("cpu"))  # checks it
 
     def baselines_for(self, inputs: Tensor) -> Tensor:
         """The reference images ``[N,C,H,W]`` on the inputs' device."""
-        if self.baseline is not None:
-            if self.baseline.shape[1:] != inputs.shape[1:]:
-                raise ValueError(f"baseline images {tuple(self.baseline.shape[1:])} do not match the inputs "
-                                 f"{tuple(inputs.shape[1:])}")
-            return self.baseline.to(inputs.device, inputs.dtype)
-        generator = torch.Generator().manual_seed(self.seed)
-        noise = torch.rand(self.samples, *inputs.shape[1:], generator=generator)
-        return self.model.preprocess.normalize(noise).to(inputs.device, inputs.dtype)
+        return reference_images(self.model, self.baseline, self.references, self.seed, inputs)
 
     def heat(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
         """``|attribution|`` summed over colour channels."""
@@ -67,3 +56,23 @@ class DeepLiftShap(Attribution):
                              self.title)
             total.index_add_(0, images, maps.to(total.dtype))
         return (total / count).to(inputs.dtype)
+
+
+def check_references(title: str, baseline: Tensor | None, references: int) -> None:
+    """A ``ValueError`` unless ``baseline`` is ``None`` or a batch ``[N,C,H,W]`` and ``references`` a positive count."""
+    if baseline is not None and (not isinstance(baseline, Tensor) or baseline.dim() != 4):
+        raise ValueError(f"{title}'s baseline is a batch of reference images [N,C,H,W] (or None for noise "
+                         f"pictures), got {getattr(baseline, 'shape', type(baseline).__name__)}")
+    if isinstance(references, bool) or not isinstance(references, int) or references < 1:
+        raise ValueError(f"references must be a positive integer, got {references!r}")
+
+
+def reference_images(model: Model, baseline: Tensor | None, references: int, seed: int, inputs: Tensor) -> Tensor:
+    """``baseline`` ``[N,C,H,W]`` on the inputs' device, or ``references`` seeded uniform-noise pictures, normalised."""
+    if baseline is not None:
+        if baseline.shape[1:] != inputs.shape[1:]:
+            raise ValueError(f"baseline images {tuple(baseline.shape[1:])} do not match the inputs "
+                             f"{tuple(inputs.shape[1:])}")
+        return baseline.to(inputs.device, inputs.dtype)
+    noise = torch.rand(references, *inputs.shape[1:], generator=torch.Generator().manual_seed(seed))
+    return model.preprocess.normalize(noise).to(inputs.device, inputs.dtype)

@@ -12,6 +12,7 @@ from convscope.attribution.full_grad import FullGrad
 from convscope.attribution.grad_cam import GradCAM
 from convscope.attribution.grad_cam_element_wise import GradCAMElementWise
 from convscope.attribution.grad_cam_plus_plus import GradCAMPlusPlus
+from convscope.attribution.gradient_shap import GradientShap
 from convscope.attribution.guided_backprop import GuidedBackprop
 from convscope.attribution.guided_grad_cam import GuidedGradCAM
 from convscope.attribution.hires_cam import HiResCAM
@@ -28,4 +29,4 @@ from convscope.attribution.xgrad_cam import XGradCAM
 METHODS: dict[str, type[Attribution]] = {m.name: m for m in (
     Occlusion, Saliency, Deconvnet, GuidedBackprop, CAM, GradCAM, GuidedGradCAM, SmoothGrad, IntegratedGradients,
     GradCAMPlusPlus, LayerCAM, ScoreCAM, InputXGradient, HiResCAM, GradCAMElementWise, XGradCAM, EigenCAM,
-    EigenGradCAM, AblationCAM, FullGrad, NoiseTunnel, DeepLift, DeepLiftShap)}
+    EigenGradCAM, AblationCAM, FullGrad, NoiseTunnel, DeepLift, DeepLiftShap, GradientShap)}
