@@ -103,6 +103,8 @@ def timed(runs: dict[str, Callable[[], object]], device: torch.device, repeat: i
 def ours(name: str, model, inputs, classes, **options):
     if name == "noise_tunnel":
         options = {**options, "sigma": tunnel_sigma(inputs)}
+    if name == "feature_ablation":
+        options = {**options, "feature_mask": make_method(name, model).mask_for(inputs)}
     method = make_method(name, model, **options)
     return lambda: method(inputs, classes)
 
@@ -149,6 +151,10 @@ def captum_runs(name: str, model, inputs, classes, evals=(1, 8, 16, 32, 64)) -> 
     if name == "deep_lift":  # from the black baseline; Captum has no rule for Lite0's ReLU6 (timed all the same)
         baseline = make_method("integrated_gradients", model).baseline_for(inputs)
         return {"": lambda: ca.DeepLift(net).attribute(inputs, baselines=baseline, target=target)}
+    if name == "feature_ablation":  # the same SLIC superpixels for both, found once outside the timing
+        mask = make_method("feature_ablation", model).mask_for(inputs)
+        return {"": lambda: ca.FeatureAblation(net).attribute(
+            inputs, target=target, baselines=0.0, feature_mask=mask.expand_as(inputs), perturbations_per_eval=BATCH)}
     if name == "occlusion":
         def probabilities(x):
             return net(x).softmax(1)
@@ -245,7 +251,7 @@ def main() -> None:
                                                           "score_cam", "input_x_gradient", "hires_cam",
                                                           "grad_cam_element_wise", "xgrad_cam", "eigen_cam",
                                                           "eigen_grad_cam", "noise_tunnel", "ablation_cam",
-                                                          "full_grad", "deep_lift"])
+                                                          "full_grad", "deep_lift", "feature_ablation"])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-warm-up", action="store_true", help="skip the warm-up run (for the slow methods)")

@@ -14,6 +14,7 @@ from convscope.attribution.deep_lift_shap import DeepLiftShap
 from convscope.attribution.eigen_cam import EigenCAM
 from convscope.attribution.eigen_grad_cam import EigenGradCAM
 from convscope.attribution.explain import Explanation, compare, explain, make_method
+from convscope.attribution.feature_ablation import FeatureAblation
 from convscope.attribution.full_grad import FullGrad
 from convscope.attribution.grad_cam import GradCAM
 from convscope.attribution.grad_cam_element_wise import GradCAMElementWise
@@ -37,4 +38,4 @@ __all__ = ["CAM", "METHODS", "Attribution", "Deconvnet", "Explanation", "GradCAM
            "GuidedGradCAM", "InputXGradient", "IntegratedGradients", "LayerCAM", "Occlusion", "OcclusionMaps",
            "Saliency", "ScoreCAM", "SmoothGrad", "compare", "explain", "make_method", "EigenCAM", "EigenGradCAM",
            "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel", "FullGrad", "DeepLift",
-           "DeepLiftShap", "GradientShap"]
+           "DeepLiftShap", "GradientShap", "FeatureAblation"]

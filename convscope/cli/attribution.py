@@ -73,7 +73,8 @@ def add_method_settings(p: argparse.ArgumentParser) -> None:
                    help="occlusion: run every occluded copy through the whole model instead of recomputing only "
                         "what the occluder changes (the same maps, slower; for checking)")
     p.add_argument("--steps", type=int, help="Integrated Gradients steps (default 50)")
-    p.add_argument("--samples", type=int, help="SmoothGrad samples (default 50), noise_tunnel samples (default 16)")
+    p.add_argument("--samples", type=int,
+                   help="SmoothGrad samples (default 50), noise_tunnel and gradient_shap samples (default 16)")
     p.add_argument("--around", metavar="METHOD", help="noise_tunnel: the method run on the noisy copies "
                                                       "(default saliency; e.g. integrated_gradients, grad_cam)")
     p.add_argument("--nt-type", choices=["smoothgrad", "smoothgrad_sq", "vargrad"],
@@ -89,7 +90,8 @@ def _options(args: argparse.Namespace) -> dict[str, dict[str, object]]:
     options: dict[str, dict[str, object]] = {
         "occlusion": {"size": args.size, "stride": args.stride, "incremental": plain, **batch},
         "integrated_gradients": {"steps": args.steps, **batch}, "smooth_grad": {"samples": args.samples, **batch},
-        "score_cam": {**batch, **smooth}, "ablation_cam": {**batch, **smooth},
+        "score_cam": {**batch, **smooth}, "ablation_cam": {**batch, **smooth}, "feature_ablation": batch,
+        "deep_lift_shap": batch, "gradient_shap": {"samples": args.samples, **batch},
         "noise_tunnel": {"around": args.around, "kind": args.nt_type, "samples": args.samples, **batch}}
     for name in ("grad_cam", "grad_cam_plus_plus", "layer_cam", "hires_cam", "grad_cam_element_wise", "xgrad_cam"):
         options[name] = dict(smooth)
