@@ -33,6 +33,7 @@ from convscope.attribution import (
     Occlusion,
     Saliency,
     ScoreCAM,
+    ShapleyValueSampling,
     SmoothGrad,
     XGradCAM,
     compare,
@@ -75,4 +76,4 @@ __all__ = ["CAM", "DEFAULT_MODEL", "Deconvnet", "GradCAM", "GradCAMPlusPlus", "G
            "style_transfer", "train_fast_style", "visualise_features", "data_randomisation", "faithfulness_study",
            "feature_evolution", "invariance_curves", "linear_probes", "run_checks", "sanity_checks", "EigenCAM",
            "EigenGradCAM", "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel", "FullGrad",
-           "DeepLift", "DeepLiftShap", "GradientShap", "FeatureAblation"]
+           "DeepLift", "DeepLiftShap", "GradientShap", "FeatureAblation", "ShapleyValueSampling"]

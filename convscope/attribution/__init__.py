@@ -31,6 +31,7 @@ from convscope.attribution.occlusion import Occlusion, OcclusionMaps
 from convscope.attribution.registry import METHODS
 from convscope.attribution.saliency import Saliency
 from convscope.attribution.score_cam import ScoreCAM
+from convscope.attribution.shapley_value_sampling import ShapleyValueSampling
 from convscope.attribution.smooth_grad import SmoothGrad
 from convscope.attribution.xgrad_cam import XGradCAM
 
@@ -38,4 +39,4 @@ __all__ = ["CAM", "METHODS", "Attribution", "Deconvnet", "Explanation", "GradCAM
            "GuidedGradCAM", "InputXGradient", "IntegratedGradients", "LayerCAM", "Occlusion", "OcclusionMaps",
            "Saliency", "ScoreCAM", "SmoothGrad", "compare", "explain", "make_method", "EigenCAM", "EigenGradCAM",
            "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel", "FullGrad", "DeepLift",
-           "DeepLiftShap", "GradientShap", "FeatureAblation"]
+           "DeepLiftShap", "GradientShap", "FeatureAblation", "ShapleyValueSampling"]

@@ -24,10 +24,12 @@ from convscope.attribution.noise_tunnel import NoiseTunnel
 from convscope.attribution.occlusion import Occlusion
 from convscope.attribution.saliency import Saliency
 from convscope.attribution.score_cam import ScoreCAM
+from convscope.attribution.shapley_value_sampling import ShapleyValueSampling
 from convscope.attribution.smooth_grad import SmoothGrad
 from convscope.attribution.xgrad_cam import XGradCAM
 
 METHODS: dict[str, type[Attribution]] = {m.name: m for m in (
     Occlusion, Saliency, Deconvnet, GuidedBackprop, CAM, GradCAM, GuidedGradCAM, SmoothGrad, IntegratedGradients,
     GradCAMPlusPlus, LayerCAM, ScoreCAM, InputXGradient, HiResCAM, GradCAMElementWise, XGradCAM, EigenCAM,
-    EigenGradCAM, AblationCAM, FullGrad, NoiseTunnel, DeepLift, DeepLiftShap, GradientShap, FeatureAblation)}
+    EigenGradCAM, AblationCAM, FullGrad, NoiseTunnel, DeepLift, DeepLiftShap, GradientShap, FeatureAblation,
+    ShapleyValueSampling)}
