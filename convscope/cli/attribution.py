@@ -87,17 +87,18 @@ def add_method_settings(p: argparse.ArgumentParser) -> None:
 def _options(args: argparse.Namespace) -> dict[str, dict[str, object]]:
     batch = {"batch_size": args.batch_size}
     plain = False if getattr(args, "plain_occlusion", False) else None  # None: Occlusion's default, incremental
-    smooth = {"eigen_smooth": True} if args.eigen_smooth else {}
+    smooth = {"eigen_smooth": True} if getattr(args, "eigen_smooth", False) else {}
+    around, kind = getattr(args, "around", None), getattr(args, "nt_type", None)
     options: dict[str, dict[str, object]] = {
         "occlusion": {"size": args.size, "stride": args.stride, "incremental": plain, **batch},
         "integrated_gradients": {"steps": args.steps, **batch}, "smooth_grad": {"samples": args.samples, **batch},
         "score_cam": {**batch, **smooth}, "ablation_cam": {**batch, **smooth}, "feature_ablation": batch,
         "shapley_value_sampling": {"samples": args.samples, **batch},
         "deep_lift_shap": batch, "gradient_shap": {"samples": args.samples, **batch},
-        "noise_tunnel": {"around": args.around, "kind": args.nt_type, "samples": args.samples, **batch}}
+        "noise_tunnel": {"around": around, "kind": kind, "samples": args.samples, **batch}}
     for name in ("grad_cam", "grad_cam_plus_plus", "layer_cam", "hires_cam", "grad_cam_element_wise", "xgrad_cam"):
         options[name] = dict(smooth)
-    inner = {k: v for k, v in options.get(args.around or "saliency", {}).items() if v is not None and k != "samples"}
+    inner = {k: v for k, v in options.get(around or "saliency", {}).items() if v is not None and k != "samples"}
     options["noise_tunnel"]["around_options"] = inner or None  # e.g. --steps for the Integrated Gradients inside
     return options
 
