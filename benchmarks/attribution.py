@@ -12,7 +12,10 @@ inputs per forward pass as convscope's default: 16 on a CPU, 64 on a GPU). Times
 the best of ``--repeat`` runs after a warm-up; ``peak`` is the largest memory the call
 added (CUDA: allocated tensors; CPU: resident set). Ratios above 1 mean convscope is
 faster. Captum's occlusion is timed at several ``perturbations_per_eval`` and its
-best is used; pytorch-grad-cam's Score-CAM gets the same batch size as convscope's.
+best is used; pytorch-grad-cam's Score-CAM and Ablation-CAM get the same batch size as
+convscope's; the noise tunnel is VarGrad around Input × Gradient, 16 samples, σ = 10 % of
+the batch's range, in both libraries. A method convscope refuses on the model (FullGrad on
+EfficientNet-Lite's fused batch norms) gets a row with the reason.
 ``plain`` is one bare forward and backward pass to the input (or to the layer, for the
 CAMs) for the same batch and targets: the floor a single-pass method can reach, so
 ``convscope − plain`` is convscope's own cost per call.
@@ -98,8 +101,17 @@ def timed(runs: dict[str, Callable[[], object]], device: torch.device, repeat: i
 
 
 def ours(name: str, model, inputs, classes, **options):
+    if name == "noise_tunnel":
+        options = {**options, "sigma": tunnel_sigma(inputs)}
+    if name == "feature_ablation":
+        options = {**options, "feature_mask": make_method(name, model).mask_for(inputs)}
     method = make_method(name, model, **options)
     return lambda: method(inputs, classes)
+
+
+def tunnel_sigma(inputs) -> float:
+    """The noise tunnel's σ: 10 % of the batch's range, the same for both libraries."""
+    return float(0.1 * (inputs.amax() - inputs.amin()))
 
 
 def captum_runs(name: str, model, inputs, classes, evals=(1, 8, 16, 32, 64)) -> dict[str, Callable[[], object]]:
@@ -129,6 +141,20 @@ def captum_runs(name: str, model, inputs, classes, evals=(1, 8, 16, 32, 64)) -> 
         return {"": lambda: ca.NoiseTunnel(ca.Saliency(net)).attribute(
             inputs, nt_type="smoothgrad", nt_samples=50, nt_samples_batch_size=per_eval, stdevs=sigma,
             target=target, abs=False)}
+    if name == "input_x_gradient":
+        return {"": lambda: ca.InputXGradient(net).attribute(inputs, target=target)}
+    if name == "noise_tunnel":  # around Input × Gradient, 16 samples, the same σ for every image
+        per_eval = max(1, BATCH // inputs.shape[0])
+        return {"": lambda: ca.NoiseTunnel(ca.InputXGradient(net)).attribute(
+            inputs, nt_type="vargrad", nt_samples=16, nt_samples_batch_size=per_eval, stdevs=tunnel_sigma(inputs),
+            target=target)}
+    if name == "deep_lift":  # from the black baseline; Captum has no rule for Lite0's ReLU6 (timed all the same)
+        baseline = make_method("integrated_gradients", model).baseline_for(inputs)
+        return {"": lambda: ca.DeepLift(net).attribute(inputs, baselines=baseline, target=target)}
+    if name == "feature_ablation":  # the same SLIC superpixels for both, found once outside the timing
+        mask = make_method("feature_ablation", model).mask_for(inputs)
+        return {"": lambda: ca.FeatureAblation(net).attribute(
+            inputs, target=target, baselines=0.0, feature_mask=mask.expand_as(inputs), perturbations_per_eval=BATCH)}
     if name == "occlusion":
         def probabilities(x):
             return net(x).softmax(1)
@@ -144,14 +170,16 @@ def grad_cam_runs(name: str, model, inputs, classes) -> dict[str, Callable[[], o
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     kinds = {"grad_cam": pgc.GradCAM, "grad_cam_plus_plus": pgc.GradCAMPlusPlus, "layer_cam": pgc.LayerCAM,
-             "score_cam": pgc.ScoreCAM}
+             "score_cam": pgc.ScoreCAM, "hires_cam": pgc.HiResCAM, "grad_cam_element_wise": pgc.GradCAMElementWise,
+             "xgrad_cam": pgc.XGradCAM, "eigen_cam": pgc.EigenCAM, "eigen_grad_cam": pgc.EigenGradCAM,
+             "ablation_cam": pgc.AblationCAM, "full_grad": pgc.FullGrad}
     if name not in kinds:
         return {}
     targets = [ClassifierOutputTarget(int(c)) for c in classes]
 
     def run():
-        with kinds[name](model=model.net, target_layers=[model.layer("bn2")]) as cam, \
-                contextlib.redirect_stderr(io.StringIO()):  # its Score-CAM prints a progress bar per image
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+                kinds[name](model=model.net, target_layers=[model.layer("bn2")]) as cam:  # progress bars, warnings
             cam.batch_size = BATCH
             return cam(input_tensor=inputs, targets=targets)
 
@@ -161,13 +189,14 @@ def grad_cam_runs(name: str, model, inputs, classes) -> dict[str, Callable[[], o
 def plain_runs(name: str, model, inputs, classes) -> dict[str, Callable[[], object]]:
     """A bare forward + backward to the input or the CAM layer, for the single-pass methods."""
     net = model.net
-    if name in ("saliency", "deconvnet", "guided_backprop", "guided_grad_cam"):
+    if name in ("saliency", "deconvnet", "guided_backprop", "guided_grad_cam", "input_x_gradient", "deep_lift"):
         def to_input():
             x = inputs.detach().requires_grad_(True)
             return torch.autograd.grad(net(x).gather(1, classes[:, None]).sum(), x)
 
         return {"": to_input}
-    if name in ("grad_cam", "grad_cam_plus_plus", "layer_cam"):
+    if name in ("grad_cam", "grad_cam_plus_plus", "layer_cam", "hires_cam", "grad_cam_element_wise", "xgrad_cam",
+                "eigen_grad_cam"):
         layer, seen = model.layer("bn2"), []
 
         def to_layer():
@@ -219,7 +248,10 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["saliency", "deconvnet", "guided_backprop", "grad_cam",
                                                           "guided_grad_cam", "grad_cam_plus_plus", "layer_cam",
                                                           "smooth_grad", "integrated_gradients", "occlusion",
-                                                          "score_cam"])
+                                                          "score_cam", "input_x_gradient", "hires_cam",
+                                                          "grad_cam_element_wise", "xgrad_cam", "eigen_cam",
+                                                          "eigen_grad_cam", "noise_tunnel", "ablation_cam",
+                                                          "full_grad", "deep_lift", "feature_ablation"])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-warm-up", action="store_true", help="skip the warm-up run (for the slow methods)")
@@ -239,7 +271,10 @@ def main() -> None:
     pre = model.preprocess
     photos = [load_sample(name) for name in PHOTOS]
     settings = {"smooth_grad": {"samples": 50}, "integrated_gradients": {"steps": 50},
-                "occlusion": {"size": 32, "stride": 16}, "score_cam": {"layer": "bn2"}}
+                "occlusion": {"size": 32, "stride": 16}, "score_cam": {"layer": "bn2"},
+                "noise_tunnel": {"around": "input_x_gradient", "kind": "vargrad", "samples": 16},
+                **{name: {"layer": "bn2"} for name in ("hires_cam", "grad_cam_element_wise", "xgrad_cam", "eigen_cam",
+                                                        "eigen_grad_cam", "ablation_cam")}}
     for size in sizes:
         small = Preprocess(resize=round(size * 256 / 224), crop=size, mean=pre.mean, std=pre.std)
         print(f"EfficientNet-Lite0 on {device}, {size}×{size} px, torch threads {torch.get_num_threads()}, "
@@ -261,7 +296,11 @@ def main() -> None:
                 runs = {"convscope": ours(name, model, inputs, classes, **settings.get(name, {}))}
                 for index, library in enumerate(libraries):
                     runs.update({(index, label): run for label, run in library.items()})
-                results = timed(runs, device, args.repeat, not args.no_warm_up)
+                try:  # convscope's run comes first: a refusal stops before the others run
+                    results = timed(runs, device, args.repeat, not args.no_warm_up)
+                except ValueError as refused:  # e.g. FullGrad on timm's fused batch norms, which it cannot read
+                    print(f"| {name} | {batch} | refused: {refused} |", flush=True)
+                    continue
                 mine, mine_peak = results["convscope"]
                 cells = [f"{mine:.3f} ({mine_peak / 2**20:.0f})"]
                 for index, library in enumerate(libraries):

@@ -60,3 +60,18 @@ def test_a_method_implements_the_private_call_not_attribute():
         class Wrong(Attribution):  # noqa: F841 - defining it is the test
             def attribute(self, inputs: Tensor, target: object = None) -> Tensor:
                 return inputs
+
+
+def test_attribute_takes_captum_setting_names_for_one_call(model):
+    from convscope.attribution import IntegratedGradients
+
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    method = IntegratedGradients(model, steps=3)
+    captum_spelling = method.attribute(x, target=1, n_steps=6, baselines=0.0, internal_batch_size=5)
+    assert torch.equal(captum_spelling, IntegratedGradients(model, steps=6, baseline="mean", batch_size=5)(x, 1))
+    assert torch.equal(method(x, 1, steps=6), IntegratedGradients(model, steps=6)(x, 1))
+    assert method.steps == 3  # the method keeps its own settings
+    with pytest.raises(TypeError, match=r"grad_cam has no setting 'n_steps'; it takes target=, layer=, reshape="):
+        GradCAM(model).attribute(x, target=0, n_steps=4)
+    with pytest.raises(ValueError, match="steps must be at least 1"):  # checked as the constructor checks it
+        method.attribute(x, target=0, n_steps=0)

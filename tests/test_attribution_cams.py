@@ -153,8 +153,8 @@ def test_grad_cam_plus_plus_closed_form_literal():
     alpha = torch.tensor([[0.25 / (0.5 + 0.5), 1.0 / (2.0 - 4.0)], [0.0, 4.0 / (8.0 + 32.0)]])
     weight = (alpha * grads[0, 0].clamp_min(0)).sum()
     expected = weight * activations
-    assert torch.allclose(GradCAMPlusPlus.combine(None, activations, grads), expected)
-    assert torch.allclose(LayerCAM.combine(None, activations, grads), grads.clamp_min(0) * activations)
+    assert torch.allclose(GradCAMPlusPlus.weighted(None, activations, grads), expected)
+    assert torch.allclose(LayerCAM.weighted(None, activations, grads), grads.clamp_min(0) * activations)
 
 
 def score_cam_reference(model: Model, x: torch.Tensor, layer: str, classes: list[int]) -> torch.Tensor:

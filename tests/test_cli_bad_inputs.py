@@ -110,6 +110,12 @@ CASES = [  # (name, command line with {placeholders} from the files fixture, pat
     ("decompression bomb", ["predict", "{bomb}", *FASHION], r"bomb\.png.*(decompression bomb|megapixels)"),
     ("extreme side ratio", ["predict", "{strip}", *FASHION], r"8000×1 pixels, a side ratio of 8000:1"),
     ("empty image file", ["predict", "{zero_bytes}", *FASHION], r"zero\.png.*\(0 bytes\)"),
+    ("tunnel setting elsewhere", ["explain", "sample:chelsea", *FASHION, "--method", "saliency", "--nt-type",
+                                  "vargrad"], r"--nt-type applies to noise_tunnel, not to --method saliency"),
+    ("eigen smooth elsewhere", ["explain", "sample:chelsea", *FASHION, "--method", "saliency", "--eigen-smooth"],
+     r"--eigen-smooth applies to score_cam, ablation_cam, grad_cam"),
+    ("tunnel around itself", ["explain", "sample:chelsea", *FASHION, "--method", "noise_tunnel", "--around",
+                              "noise_tunnel"], r"noise tunnel inside a noise tunnel"),
 ]
 
 

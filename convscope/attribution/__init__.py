@@ -5,23 +5,39 @@ Every method is called the same way, ``method(inputs, target) -> maps`` (see
 renders the result, :func:`compare` puts every method side by side.
 """
 
+from convscope.attribution.ablation_cam import AblationCAM
 from convscope.attribution.base import Attribution
 from convscope.attribution.cam import CAM
 from convscope.attribution.deconvnet import Deconvnet
+from convscope.attribution.deep_lift import DeepLift
+from convscope.attribution.deep_lift_shap import DeepLiftShap
+from convscope.attribution.eigen_cam import EigenCAM
+from convscope.attribution.eigen_grad_cam import EigenGradCAM
 from convscope.attribution.explain import Explanation, compare, explain, make_method
+from convscope.attribution.feature_ablation import FeatureAblation
+from convscope.attribution.full_grad import FullGrad
 from convscope.attribution.grad_cam import GradCAM
+from convscope.attribution.grad_cam_element_wise import GradCAMElementWise
 from convscope.attribution.grad_cam_plus_plus import GradCAMPlusPlus
+from convscope.attribution.gradient_shap import GradientShap
 from convscope.attribution.guided_backprop import GuidedBackprop
 from convscope.attribution.guided_grad_cam import GuidedGradCAM
+from convscope.attribution.hires_cam import HiResCAM
+from convscope.attribution.input_x_gradient import InputXGradient
 from convscope.attribution.integrated_gradients import IntegratedGradients
 from convscope.attribution.layer_cam import LayerCAM
 from convscope.attribution.lrp import LRP
+from convscope.attribution.noise_tunnel import NoiseTunnel
 from convscope.attribution.occlusion import Occlusion, OcclusionMaps
 from convscope.attribution.registry import METHODS
 from convscope.attribution.saliency import Saliency
 from convscope.attribution.score_cam import ScoreCAM
+from convscope.attribution.shapley_value_sampling import ShapleyValueSampling
 from convscope.attribution.smooth_grad import SmoothGrad
+from convscope.attribution.xgrad_cam import XGradCAM
 
-__all__ = ["CAM", "METHODS", "Attribution", "Deconvnet", "Explanation", "GradCAM", "GradCAMPlusPlus",
-           "GuidedBackprop", "GuidedGradCAM", "IntegratedGradients", "LRP", "LayerCAM", "Occlusion", "OcclusionMaps",
-           "Saliency", "ScoreCAM", "SmoothGrad", "compare", "explain", "make_method"]
+__all__ = ["CAM", "METHODS", "Attribution", "Deconvnet", "Explanation", "GradCAM", "GradCAMPlusPlus", "GuidedBackprop",
+           "GuidedGradCAM", "InputXGradient", "IntegratedGradients", "LRP", "LayerCAM", "Occlusion", "OcclusionMaps",
+           "Saliency", "ScoreCAM", "SmoothGrad", "compare", "explain", "make_method", "EigenCAM", "EigenGradCAM",
+           "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel", "FullGrad", "DeepLift",
+           "DeepLiftShap", "GradientShap", "FeatureAblation", "ShapleyValueSampling"]

@@ -5,6 +5,7 @@ Every method is called the same way::
     method = GradCAM(model, layer="bn2")
     maps = method(inputs, target)      # inputs: a normalised batch [B,C,H,W] (model.prepare(pictures))
     maps = method.attribute(inputs, target=281)   # the same, spelt as in Captum
+    maps = method.attribute(inputs, target=281, n_steps=16, internal_batch_size=8)  # settings for this call
 
 ``target`` is one class (index or name) for all images, one per image (a list or
 ``Tensor[B]``), ``None``/``'top'`` for each image's top class, a :class:`~convscope.Channel`
@@ -15,6 +16,7 @@ image-by-image results.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -39,6 +41,11 @@ from convscope.targets import (
     class_scores,
 )
 
+# Captum's keyword names for the settings convscope's methods spell their own way; .attribute() takes either.
+CAPTUM_NAMES = {"baselines": "baseline", "n_steps": "steps", "n_samples": "samples",
+                "internal_batch_size": "batch_size", "nt_samples": "samples", "nt_type": "kind", "stdevs": "sigma",
+                "nt_samples_batch_size": "batch_size", "perturbations_per_eval": "batch_size"}
+
 
 class Attribution:
     """Base class: ``method(inputs, target) -> maps``, batch-first, on the model's device.
@@ -53,6 +60,11 @@ class Attribution:
     style: ClassVar[str] = "heat"
     may_ignore_pictures: ClassVar[bool] = False  # see convscope.attribution.picture_independence
 
+    def __new__(cls, *args: object, **kwargs: object) -> Attribution:
+        made = super().__new__(cls)
+        made._given = (args, kwargs)  # the constructor's arguments, for a copy with other settings (.attribute)
+        return made
+
     def __init__(self, model: Model | nn.Module) -> None:
         self.model = as_model(model)
 
@@ -62,12 +74,48 @@ class Attribution:
             raise TypeError(f"{cls.__name__} overrides attribute(), the public call that checks inputs and "
                             "targets; implement _attribute(inputs, target: Target) instead")
 
-    def __call__(self, inputs: Tensor, target: TargetLike = None) -> Tensor:
-        return self.attribute(inputs, target)
+    def __call__(self, inputs: Tensor, target: TargetLike = None, **settings: object) -> Tensor:
+        return self.attribute(inputs, target, **settings)
 
-    def attribute(self, inputs: Tensor, target: TargetLike = None) -> Tensor:
-        """The maps for ``inputs`` (a normalised batch) and ``target``, as Captum's ``attribute(inputs, target=)``."""
-        return self._attribute(check_inputs(inputs, self.model), as_target(target, self.model))
+    def attribute(self, inputs: Tensor, target: TargetLike = None, **settings: object) -> Tensor:
+        """The maps for ``inputs`` (a normalised batch) and ``target``, as Captum's ``attribute(inputs, target=)``.
+
+        ``settings`` change the method's settings for this call, by Captum's keyword names where
+        the method has the concept (``baselines=``, ``n_steps=``, ``n_samples=``, ``feature_mask=``,
+        ``internal_batch_size=``, ``nt_type=`` …) or by the constructor's own (``steps=``). A number
+        given as ``baselines=`` is a value of the normalised input, as in Captum.
+        """
+        method = self.with_settings(**settings) if settings else self
+        return method._attribute(check_inputs(inputs, method.model), as_target(target, method.model))
+
+    def with_settings(self, **settings: object) -> Attribution:
+        """A copy of this method with some constructor settings changed (Captum's names or convscope's)."""
+        cls = type(self)
+        signature = inspect.signature(cls.__init__)
+        args, kwargs = self._given
+        bound = signature.bind(None, *args, **kwargs)
+        for key, value in settings.items():
+            name = self.setting_name(key)
+            if name is None:
+                own = self.settings()
+                first = {name: captum for captum, name in reversed(CAPTUM_NAMES.items()) if name in own}
+                takes = [f"{first[name]}= ({name}=)" if name in first else f"{name}=" for name in own]
+                raise TypeError(f"{self.name or cls.__name__} has no setting {key!r}; it takes target="
+                                + "".join(f", {name}" for name in takes))
+            if key == "baselines" and isinstance(value, int | float) and not isinstance(value, bool):
+                value = torch.tensor(float(value))  # Captum's number is a value of the normalised input
+            bound.arguments[name] = value
+        return cls(*bound.args[1:], **bound.kwargs)
+
+    def settings(self) -> list[str]:
+        """The names of the constructor's settings (all but the model)."""
+        return [name for name in inspect.signature(type(self).__init__).parameters if name not in ("self", "model")]
+
+    def setting_name(self, key: str) -> str | None:
+        """The constructor setting that ``key`` (convscope's or Captum's name) sets, or ``None``."""
+        own = self.settings()
+        name = key if key in own else CAPTUM_NAMES.get(key)
+        return name if name in own else None
 
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         """The maps for checked ``inputs`` on the model's device and a resolved ``target``."""

@@ -1,10 +1,11 @@
-"""Class activation maps from a layer's activations and gradients (Grad-CAM, Grad-CAM++, LayerCAM)."""
+"""Class activation maps from a layer's activations and gradients (Grad-CAM, Grad-CAM++, LayerCAM …)."""
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
 from convscope.attribution.base import Attribution, layer_gradient
+from convscope.attribution.eigen import first_component
 from convscope.attribution.input_checks import check_map_size
 from convscope.attribution.layers import LayerChoice, layer_grid
 from convscope.models.model import Model
@@ -42,8 +43,29 @@ class LayerAttribution(Attribution):
         return [grid.maps(output) for output in outputs]
 
 
-class GradientCAM(LayerAttribution):
-    """Base of the gradient-weighted maps: ``combine(A, dS/dA) -> [B,1,h,w]``, raw (signed, layer resolution)."""
+class ChannelSumCAM(LayerAttribution):
+    """A CAM whose map is a sum over channels of per-channel maps ``[B,C,h,w]``.
+
+    ``eigen_smooth=True`` (pytorch-grad-cam's option) takes the first principal component of those
+    per-channel maps instead of their sum (:func:`~convscope.attribution.eigen.first_component`):
+    less noise, but no longer the method's own map.
+    """
+
+    def __init__(self, model: Model | nn.Module, layer: str | nn.Module | None = None, *,
+                 reshape: Reshape | None = None, eigen_smooth: bool = False) -> None:
+        super().__init__(model, layer, reshape=reshape)
+        if not isinstance(eigen_smooth, bool):
+            raise TypeError(f"eigen_smooth= is True or False, got {eigen_smooth!r}")
+        self.eigen_smooth = eigen_smooth
+
+    def summed(self, weighted: Tensor) -> Tensor:
+        """``[B,C,h,w] -> [B,1,h,w]``: the channel sum, or its first principal component with ``eigen_smooth``."""
+        return first_component(weighted) if self.eigen_smooth else weighted.sum(1, keepdim=True)
+
+
+class GradientCAM(ChannelSumCAM):
+    """Base of the gradient-weighted maps: ``Σ_k weighted(A, dS/dA)_k -> [B,1,h,w]``, raw (signed, layer
+    resolution)."""
 
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         found = layer_gradient(self.model, inputs, target, self.layer(inputs))
@@ -51,4 +73,9 @@ class GradientCAM(LayerAttribution):
         return self.combine(activations.float(), grads.float())
 
     def combine(self, activations: Tensor, grads: Tensor) -> Tensor:
+        """The map ``[B,1,h,w]`` from the layer's activations and gradients."""
+        return self.summed(self.weighted(activations, grads))
+
+    def weighted(self, activations: Tensor, grads: Tensor) -> Tensor:
+        """Each channel's share of the map, ``[B,C,h,w]``."""
         raise NotImplementedError

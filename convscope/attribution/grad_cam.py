@@ -20,7 +20,6 @@ class GradCAM(GradientCAM):
     title = "Grad-CAM"
     paper = "https://arxiv.org/abs/1610.02391"
 
-    def combine(self, activations: Tensor, grads: Tensor) -> Tensor:
-        """Σ_k mean(∂y/∂A_k) · A_k over channels: Grad-CAM's map ``[B,1,h,w]`` before the ReLU."""
-        weights = grads.mean((2, 3), keepdim=True)
-        return (weights * activations).sum(1, keepdim=True)
+    def weighted(self, activations: Tensor, grads: Tensor) -> Tensor:
+        """mean(∂y/∂A_k) · A_k: each channel's share of Grad-CAM's map before the ReLU."""
+        return grads.mean((2, 3), keepdim=True) * activations

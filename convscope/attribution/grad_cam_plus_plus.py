@@ -20,11 +20,11 @@ class GradCAMPlusPlus(GradientCAM):
     title = "Grad-CAM++"
     paper = "https://arxiv.org/abs/1710.11063"
 
-    def combine(self, activations: Tensor, grads: Tensor) -> Tensor:
+    def weighted(self, activations: Tensor, grads: Tensor) -> Tensor:
         """Channel weights Σ α·ReLU(∂y/∂A) with the closed-form α of Grad-CAM++ (exp of the score), times the
-        activations, summed over channels."""
+        activations."""
         squared = grads.pow(2)
         denominator = 2 * squared + activations.sum((2, 3), keepdim=True) * grads.pow(3)
         alpha = torch.where(grads != 0, squared / torch.where(denominator != 0, denominator, 1), 0)
         weights = (alpha * grads.clamp_min(0)).sum((2, 3), keepdim=True)
-        return (weights * activations).sum(1, keepdim=True)
+        return weights * activations

@@ -17,6 +17,6 @@ class LayerCAM(GradientCAM):
     title = "LayerCAM"
     paper = "https://ieeexplore.ieee.org/document/9462463"
 
-    def combine(self, activations: Tensor, grads: Tensor) -> Tensor:
-        """Σ_k ReLU(∂y/∂A_k) ⊙ A_k: each position weighted by its own positive gradient."""
-        return (grads.clamp_min(0) * activations).sum(1, keepdim=True)
+    def weighted(self, activations: Tensor, grads: Tensor) -> Tensor:
+        """ReLU(∂y/∂A_k) ⊙ A_k: each position weighted by its own positive gradient."""
+        return grads.clamp_min(0) * activations

@@ -6,14 +6,14 @@ import torch
 from torch import Tensor, nn
 
 from convscope.attribution.base import batch_size_for, chunks, copies_target, fast_layout, forward, image_classes
-from convscope.attribution.cam_base import LayerAttribution
+from convscope.attribution.cam_base import ChannelSumCAM
 from convscope.hooks import capture, inspection_mode
 from convscope.models.model import Model
 from convscope.render.overlay import upsample
 from convscope.targets import Target
 
 
-class ScoreCAM(LayerAttribution):
+class ScoreCAM(ChannelSumCAM):
     """``Σ_k w_k A_k`` where ``w_k`` is the target's score on the input masked by feature map ``k``.
 
     Each map ``A_k`` is upsampled (bilinear) to the input size, scaled to [0, 1] and
@@ -30,8 +30,8 @@ class ScoreCAM(LayerAttribution):
     paper = "https://arxiv.org/abs/1910.01279"
 
     def __init__(self, model: Model | nn.Module, layer: str | nn.Module | None = None, *,
-                 batch_size: int | None = None, progress: bool | None = None) -> None:
-        super().__init__(model, layer)
+                 batch_size: int | None = None, progress: bool | None = None, eigen_smooth: bool = False) -> None:
+        super().__init__(model, layer, eigen_smooth=eigen_smooth)
         self.batch_size, self.progress = batch_size, progress
         batch_size_for(batch_size, torch.device("cpu"))  # checks it
 
@@ -57,4 +57,4 @@ class ScoreCAM(LayerAttribution):
                     out = self.model.net(fast_layout(masked))
                     scores = copies_target(target, classes, image, probability=True)(out, store.activations)
                 weights[image, channel] = scores.float()
-        return torch.einsum("bk,bkhw->bhw", weights, maps)[:, None]
+        return self.summed(weights[:, :, None, None] * maps)

@@ -45,7 +45,7 @@ class SmoothGrad(Attribution):
 
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         sigma = self.noise * (inputs.flatten(1).amax(1) - inputs.flatten(1).amin(1))
-        noise = _NoiseSamples(inputs.shape[1:], inputs, self.seed)
+        noise = NoiseSamples(inputs.shape[1:], inputs, self.seed)
 
         def noisy_copies(images: Tensor, samples: Tensor, span: range) -> Tensor:
             draws = torch.stack([noise[s] for s in span])
@@ -56,7 +56,7 @@ class SmoothGrad(Attribution):
         return (total / self.samples).to(inputs.dtype)
 
 
-class _NoiseSamples:
+class NoiseSamples:
     """Standard normal noise, sample ``s`` always being the ``s``-th draw of a generator seeded with ``seed``."""
 
     def __init__(self, shape: torch.Size, like: Tensor, seed: int) -> None:

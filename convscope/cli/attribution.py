@@ -39,7 +39,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                                    "(default: the last feature map, bn2 on EfficientNet-Lite)")
     add_method_settings(p)
     p.add_argument("--batch-size", type=int, help="inputs per forward pass for occlusion, SmoothGrad, "
-                                                  "Integrated Gradients and Score-CAM")
+                                                  "Integrated Gradients, NoiseTunnel, Score-CAM and Ablation-CAM")
     add_model_options(p, model_default=f"{FASHION_MODEL} for fashion-mnist, else {DEFAULT_MODEL}")
     p.set_defaults(model=None, run=run_explain)
 
@@ -78,7 +78,15 @@ def add_method_settings(p: argparse.ArgumentParser) -> None:
                    help="occlusion: run every occluded copy through the whole model instead of recomputing only "
                         "what the occluder changes (the same maps, slower; for checking)")
     p.add_argument("--steps", type=int, help="Integrated Gradients steps (default 50)")
-    p.add_argument("--samples", type=int, help="SmoothGrad samples (default 50)")
+    p.add_argument("--samples", type=int,
+                   help="SmoothGrad samples (default 50), noise_tunnel and gradient_shap samples (default 16), "
+                        "shapley_value_sampling orders (default 25)")
+    p.add_argument("--around", metavar="METHOD", help="noise_tunnel: the method run on the noisy copies "
+                                                      "(default saliency; e.g. integrated_gradients, grad_cam)")
+    p.add_argument("--nt-type", choices=["smoothgrad", "smoothgrad_sq", "vargrad"],
+                   help="noise_tunnel: the mean map, the mean squared map or their variance (default smoothgrad)")
+    p.add_argument("--eigen-smooth", action="store_true",
+                   help="CAMs that sum channels: the first principal component of the weighted maps instead")
     p.add_argument("--composite", help="LRP's rules per layer: epsilon-plus-flat (default), epsilon-plus, "
                                        "epsilon-gamma-box, epsilon-alpha2-beta1 or epsilon-alpha2-beta1-flat")
 
@@ -86,10 +94,30 @@ def add_method_settings(p: argparse.ArgumentParser) -> None:
 def _options(args: argparse.Namespace) -> dict[str, dict[str, object]]:
     batch = {"batch_size": args.batch_size}
     plain = False if getattr(args, "plain_occlusion", False) else None  # None: Occlusion's default, incremental
-    return {"occlusion": {"size": args.size, "stride": args.stride, "incremental": plain, **batch},
-            "integrated_gradients": {"steps": args.steps, **batch},
-            "smooth_grad": {"samples": args.samples, **batch}, "score_cam": batch,
-            "lrp": {"composite": args.composite}}
+    smooth = {"eigen_smooth": True} if getattr(args, "eigen_smooth", False) else {}
+    around, kind = getattr(args, "around", None), getattr(args, "nt_type", None)
+    options: dict[str, dict[str, object]] = {
+        "occlusion": {"size": args.size, "stride": args.stride, "incremental": plain, **batch},
+        "integrated_gradients": {"steps": args.steps, **batch}, "smooth_grad": {"samples": args.samples, **batch},
+        "score_cam": {**batch, **smooth}, "ablation_cam": {**batch, **smooth}, "feature_ablation": batch,
+        "shapley_value_sampling": {"samples": args.samples, **batch},
+        "deep_lift_shap": batch, "gradient_shap": {"samples": args.samples, **batch},
+        "noise_tunnel": {"around": around, "kind": kind, "samples": args.samples, **batch},
+        "lrp": {"composite": getattr(args, "composite", None)}}
+    for name in ("grad_cam", "grad_cam_plus_plus", "layer_cam", "hires_cam", "grad_cam_element_wise", "xgrad_cam"):
+        options[name] = dict(smooth)
+    inner = {k: v for k, v in options.get(around or "saliency", {}).items() if v is not None and k != "samples"}
+    options["noise_tunnel"]["around_options"] = inner or None  # e.g. --steps for the Integrated Gradients inside
+    return options
+
+
+def _check_method_settings(args: argparse.Namespace) -> None:
+    """A ``ValueError`` when a setting is given that the chosen method would not use."""
+    options = _options(args)
+    for flag, key in (("--around", "around"), ("--nt-type", "kind"), ("--eigen-smooth", "eigen_smooth")):
+        users = [name for name, values in options.items() if values.get(key) not in (None, False)]
+        if users and args.method != "all" and args.method not in users:
+            raise ValueError(f"{flag} applies to {', '.join(users)}, not to --method {args.method}")
 
 
 def _clean(options: dict[str, object]) -> dict[str, object]:
@@ -100,6 +128,7 @@ def run_explain(args: argparse.Namespace) -> None:
     if _explains_a_set(args):
         run_explain_set(_as_set_arguments(args))
         return
+    _check_method_settings(args)
     args.model = args.model or DEFAULT_MODEL
     model = model_from(args)
     sources = expand_sources(args.images)
@@ -160,6 +189,7 @@ def run_explain_set(args: argparse.Namespace) -> None:
     from convscope.models import load_model
     from convscope.scan.distributed import launched_by_torchrun, local_device
 
+    _check_method_settings(args)
     pictures = open_dataset(args.data, limit=args.limit)
     name = args.model or (FASHION_MODEL if pictures.spec().get("kind") == "fashion-mnist" else DEFAULT_MODEL)
     device = args.device or (local_device() if launched_by_torchrun() else None)
