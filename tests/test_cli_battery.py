@@ -45,7 +45,7 @@ KINDS: dict[str | tuple[str, str], str] = {
 }
 # text arguments that are not paths (names of layers, classes, methods, devices …)
 NOT_PATHS = {"layer", "layers", "target", "targets", "device", "host", "token", "methods", "only", "photos",
-             "channels", "variants", "composite", "defence_layers"}
+             "channels", "variants", "composite", "defence_layers", "around"}
 # (command, option, bad value) accepted on purpose, with the reason; these are not run
 ACCEPTED: dict[tuple[str, str, str], str] = {
     **{(command, "out", value): f"{command} writes no file: --out is not used"
