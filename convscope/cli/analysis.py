@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from convscope.analysis.ablation import ABLATION_VARIANTS
-from convscope.analysis.checks import CHECK_PHOTOS
+from convscope.analysis.checks import CHECK_PHOTOS, DEMO_CHECK
 from convscope.analysis.invariance import invariance_curves
 from convscope.analysis.transforms import TRANSFORMS
 from convscope.cli.common import add_model_options, model_from, written
@@ -89,12 +89,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_model_options(p, out="out/evolution")
     p.set_defaults(run=run_evolution)
 
-    p = commands.add_parser("check", help="sanity checks and faithfulness of every attribution method: cascading "
+    p = commands.add_parser("check", help="sanity checks and faithfulness of attribution methods: cascading "
                                           "randomisation, deletion/insertion, pointing game, occlusion study")
-    p.add_argument("--methods", nargs="+", help="attribution methods (default: all but Score-CAM, which costs one "
-                                                "forward pass per channel — name it to include it)")
+    p.add_argument("--methods", nargs="+", help="attribution methods (default: "
+                   f"{' '.join(DEMO_CHECK['methods'])}, about three minutes on a 2-core CPU; with --full every "
+                   "method but Score-CAM, which costs one forward pass per channel — name it to include it)")
     p.add_argument("--photos", nargs="+", default=list(CHECK_PHOTOS), help="bundled photos to use")
-    p.add_argument("--steps", type=int, default=25, help="deletion/insertion steps (default: %(default)s)")
+    p.add_argument("--steps", type=int, help=f"deletion/insertion steps (default: {DEMO_CHECK['steps']}; "
+                                             "25 with --full)")
+    p.add_argument("--full", action="store_true",
+                   help="the whole study instead of the quick one: every method but Score-CAM, every stage of the "
+                        "cascade, 25 steps, 18 pasted pictures, the occluder moved by 1/14 of the side (tens of "
+                        "minutes on a CPU)")
     p.add_argument("--no-label-randomisation", dest="label_randomisation", action="store_false",
                    help="skip the data randomisation test (it uses the shipped Fashion-MNIST pair and the "
                         "Fashion-MNIST files, whatever --model is)")
@@ -196,8 +202,15 @@ def run_evolution(args: argparse.Namespace) -> None:
 def run_check(args: argparse.Namespace) -> None:
     from convscope.analysis.checks import run_checks
 
-    run_checks(model_from(args), args.out, methods=args.methods, photos=args.photos, steps=args.steps,
-               label_randomisation=args.label_randomisation)
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    settings = {"steps": 25} if args.full else dict(DEMO_CHECK)
+    methods = args.methods or settings.pop("methods", None)
+    settings.pop("methods", None)
+    if args.steps is not None:
+        settings["steps"] = args.steps
+    run_checks(model_from(args), args.out, methods=methods, photos=args.photos,
+               label_randomisation=args.label_randomisation, **settings)
     for name in ("sanity_cascading.csv", "sanity_cascading.png", "sanity_data_randomisation.csv",
                  "sanity_data_randomisation.png", "faithfulness.csv", "faithfulness.png", "pointing_game.csv",
                  "checks.json"):
