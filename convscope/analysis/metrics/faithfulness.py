@@ -1,0 +1,257 @@
+"""Faithfulness: does removing what the explanation calls important change the model's output the most?
+
+Pixels (all channels of a picture element together) are replaced by ``baseline`` (a number in the model's input
+space, or a tensor ``[B,C,H,W]`` / ``[B,C,1,1]``); each picture's score of its class ``y`` is the softmax
+probability (``softmax=True``) or the logit. Perturbed pictures go through the model a few at a time
+(:func:`~convscope.analysis.passes.pictures_per_pass`), all in torch.
+
+- Pixel flipping (Bach et al. 2015, https://doi.org/10.1371/journal.pone.0130140): the score as the most important
+  pixels are removed cumulatively; ↓ area.
+- Region perturbation (Samek et al. 2017, https://arxiv.org/abs/1509.06321): the drop of the score as the most
+  important patches are removed; ↑ area.
+- Selectivity (Montavon et al. 2018, https://arxiv.org/abs/1706.07979): the score as all patches are removed in
+  order of importance; ↓ area.
+- Monotonicity (Arya et al. 2019, https://arxiv.org/abs/1909.03012): from the baseline, pixels are revealed from the
+  least to the most important, and the score must never fall; ↑ (share of pictures).
+- Monotonicity correlation (Nguyen & Martínez 2020, https://arxiv.org/abs/2007.07584): Spearman correlation
+  between each group's attribution and the squared change its removal causes; ↑.
+- Faithfulness estimate (Alvarez-Melis & Jaakkola 2018, https://arxiv.org/abs/1806.07538): Pearson correlation
+  between each group's attribution and the drop its removal alone causes; ↑.
+- Faithfulness correlation (Bhatt et al. 2020, https://arxiv.org/abs/2005.00631): the same over random subsets of
+  pixels; ↑.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from convscope.analysis.metrics.common import Forward, class_indices, generator_for, pearson, per_pixel, scores
+from convscope.analysis.passes import pictures_per_pass
+from convscope.analysis.similarity import average_ranks
+
+Baseline = float | Tensor
+Masks = Callable[[int, slice], Tensor]  # picture b, steps → [S,1,H,W] True where the picture is replaced
+
+
+def _baseline(baseline: Baseline, x: Tensor) -> Tensor:
+    if isinstance(baseline, Tensor):
+        return baseline.to(x.device, x.dtype).expand_as(x)
+    return torch.full_like(x, float(baseline))
+
+
+def perturbed_scores(model: Forward, x: Tensor, y: Tensor, masks: Masks, steps: int, baseline: Baseline, *,
+                     softmax: bool, batch_size: int | None = None) -> Tensor:
+    """Scores ``[B,steps]``: picture ``b`` with ``masks(b, steps)`` replaced by the baseline, a pass at a time."""
+    fill = _baseline(baseline, x)
+    per = pictures_per_pass(batch_size, x.shape, x.device)
+    out = torch.empty(x.shape[0], steps, dtype=torch.float64, device=x.device)
+    for b in range(x.shape[0]):
+        for start in range(0, steps, per):
+            part = slice(start, min(start + per, steps))
+            pictures = torch.where(masks(b, part), fill[b], x[b])
+            out[b, part] = scores(model, pictures, y[b].expand(pictures.shape[0]), softmax=softmax,
+                                  batch_size=per)
+    return out
+
+
+def _ranks(a: Tensor, descending: bool) -> Tensor:
+    """Rank ``[B,N]`` of each pixel (0: first to go)."""
+    order = a.sort(dim=1, descending=descending, stable=True).indices
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(a.shape[1], device=a.device).expand_as(order))
+    return ranks
+
+
+def _check_step(step: int, pixels: int) -> int:
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 < step <= pixels:
+        raise ValueError(f"features_in_step must be between 1 and the number of pixels ({pixels}), got {step!r}")
+    return math.ceil(pixels / step)
+
+
+def _prepare(model: Forward, x: Tensor, y, attributions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    a = per_pixel(attributions, x).flatten(1).to(x.device)
+    return x, class_indices(y, x.shape[0], x.device), a
+
+
+def pixel_flipping(model: Forward, x: Tensor, y, attributions: Tensor, *, features_in_step: int = 1,
+                   baseline: Baseline = 0.0, softmax: bool = True, batch_size: int | None = None) -> Tensor:
+    """The score ``[B,S]`` after the ``features_in_step·(s+1)`` most important pixels are replaced."""
+    x, y, a = _prepare(model, x, y, attributions)
+    height, width = x.shape[-2:]
+    steps = _check_step(features_in_step, a.shape[1])
+    ranks = _ranks(a, descending=True)
+    counts = (torch.arange(1, steps + 1, device=x.device) * features_in_step).clamp_max(a.shape[1])
+
+    def masks(b: int, part: slice) -> Tensor:
+        return (ranks[b][None] < counts[part, None]).view(-1, 1, height, width)
+
+    return perturbed_scores(model, x, y, masks, steps, baseline, softmax=softmax, batch_size=batch_size)
+
+
+def _patches(shape: tuple[int, int], size: int, device: torch.device) -> tuple[Tensor, int]:
+    """Patch number of each pixel ``[H·W]`` on a grid of ``size`` squares centred as Quantus pads, and the count."""
+    height, width = shape
+    pad_h, pad_w = (-height) % size, (-width) % size
+    rows = (torch.arange(height, device=device) + pad_h // 2) // size
+    cols = (torch.arange(width, device=device) + pad_w // 2) // size
+    per_row = (width + pad_w) // size
+    return (rows[:, None] * per_row + cols[None]).flatten(), ((height + pad_h) // size) * per_row
+
+
+def _patch_order(a: Tensor, ids: Tensor, count: int, order: str, generator: torch.Generator | None) -> Tensor:
+    sums = torch.zeros(a.shape[0], count, dtype=a.dtype, device=a.device).index_add_(1, ids, a)
+    if order == "morf":
+        return sums.sort(dim=1, descending=True, stable=True).indices
+    if order == "lerf":
+        return sums.sort(dim=1, stable=True).indices
+    if order == "random":
+        return torch.stack([torch.randperm(count, generator=generator).to(a.device) for _ in range(a.shape[0])])
+    raise ValueError(f"order must be 'morf', 'lerf' or 'random', got {order!r}")
+
+
+def _patch_masks(x: Tensor, a: Tensor, patch_size: int, order: str, generator=None) -> tuple[Masks, int]:
+    height, width = x.shape[-2:]
+    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or not 0 < patch_size <= min(height, width):
+        raise ValueError(f"patch_size must be between 1 and the picture's side, got {patch_size!r}")
+    ids, count = _patches((height, width), patch_size, x.device)
+    ranked = _patch_order(a, ids, count, order, generator)
+    position = torch.empty_like(ranked).scatter_(1, ranked, torch.arange(count, device=x.device).expand_as(ranked))
+    pixel_rank = position[:, ids]  # [B,H·W]: when each pixel's patch goes
+
+    def masks(b: int, part: slice) -> Tensor:
+        steps = torch.arange(count, device=x.device)[part]
+        return (pixel_rank[b][None] <= steps[:, None]).view(-1, 1, height, width)
+
+    return masks, count
+
+
+def region_perturbation(model: Forward, x: Tensor, y, attributions: Tensor, *, patch_size: int = 8,
+                        regions: int = 100, order: str = "morf", baseline: Baseline = 0.0, softmax: bool = True,
+                        seed: int | torch.Generator | None = None, batch_size: int | None = None) -> Tensor:
+    """The drop of the score ``[B,R]`` as the first ``r+1`` patches (most important first for ``morf``, least for
+    ``lerf``, at random for ``random``) are replaced, for at most ``regions`` patches."""
+    x, y, a = _prepare(model, x, y, attributions)
+    masks, count = _patch_masks(x, a, patch_size, order, generator_for(seed) if order == "random" else None)
+    original = scores(model, x, y, softmax=softmax, batch_size=batch_size)
+    after = perturbed_scores(model, x, y, masks, min(regions, count), baseline, softmax=softmax,
+                             batch_size=batch_size)
+    return original[:, None] - after
+
+
+def selectivity(model: Forward, x: Tensor, y, attributions: Tensor, *, patch_size: int = 8,
+                baseline: Baseline = 0.0, softmax: bool = True, batch_size: int | None = None) -> Tensor:
+    """The score ``[B,R]`` as every patch, most important first, is replaced in turn."""
+    x, y, a = _prepare(model, x, y, attributions)
+    masks, count = _patch_masks(x, a, patch_size, "morf")
+    return perturbed_scores(model, x, y, masks, count, baseline, softmax=softmax, batch_size=batch_size)
+
+
+def _groups(a: Tensor, features_in_step: int, descending: bool) -> tuple[Tensor, int]:
+    steps = _check_step(features_in_step, a.shape[1])
+    return _ranks(a, descending) // features_in_step, steps  # the group of each pixel
+
+
+def _removed_one_group_at_a_time(model, x, y, a, features_in_step, descending, baseline, softmax, batch_size):
+    height, width = x.shape[-2:]
+    group, steps = _groups(a, features_in_step, descending)
+
+    def masks(b: int, part: slice) -> Tensor:
+        numbers = torch.arange(steps, device=x.device)[part]
+        return (group[b][None] == numbers[:, None]).view(-1, 1, height, width)
+
+    after = perturbed_scores(model, x, y, masks, steps, baseline, softmax=softmax, batch_size=batch_size)
+    sums = torch.zeros(a.shape[0], steps, dtype=a.dtype, device=a.device).scatter_add_(1, group, a)
+    return after, sums
+
+
+def faithfulness_estimate(model: Forward, x: Tensor, y, attributions: Tensor, *, features_in_step: int = 1,
+                          baseline: Baseline = 0.0, softmax: bool = False,
+                          batch_size: int | None = None) -> Tensor:
+    """Pearson correlation ``[B]`` between each group's attribution (groups of ``features_in_step`` pixels by
+    importance) and the drop of the score when that group alone is replaced."""
+    x, y, a = _prepare(model, x, y, attributions)
+    original = scores(model, x, y, softmax=softmax, batch_size=batch_size)
+    after, sums = _removed_one_group_at_a_time(model, x, y, a, features_in_step, True, baseline, softmax, batch_size)
+    return pearson(sums, original[:, None] - after)
+
+
+def monotonicity_correlation(model: Forward, x: Tensor, y, attributions: Tensor, *, features_in_step: int = 1,
+                             baseline: Baseline = 0.0, eps: float = 1e-5, softmax: bool = True, abs: bool = True,
+                             batch_size: int | None = None) -> Tensor:
+    """Spearman correlation ``[B]`` between each group's attribution (``abs``: its magnitude) and the squared change
+    of the score (over the squared score, when that is at least ``eps``) when that group alone is replaced."""
+    x, y, a = _prepare(model, x, y, attributions)
+    a = a.abs() if abs else a
+    original = scores(model, x, y, softmax=softmax, batch_size=batch_size)
+    after, sums = _removed_one_group_at_a_time(model, x, y, a, features_in_step, False, baseline, softmax,
+                                               batch_size)
+    scale = torch.where(original.abs() >= eps, 1 / original.abs(), torch.ones_like(original)) ** 2
+    change = (after - original[:, None]) ** 2 * scale[:, None]
+    return pearson(average_ranks(sums), average_ranks(change))
+
+
+def monotonicity(model: Forward, x: Tensor, y, attributions: Tensor, *, features_in_step: int = 1,
+                 baseline: Baseline = 0.0, softmax: bool = True, abs: bool = True,
+                 batch_size: int | None = None) -> Tensor:
+    """1.0 where the score never falls ``[B]`` as pixels are revealed on the baseline from the least to the most
+    important (``abs``: by magnitude), ``features_in_step`` at a time, else 0.0 (Arya et al.; Quantus 0.6 fills
+    the revealed pixels with the baseline again, so its pictures never change and every map passes)."""
+    x, y, a = _prepare(model, x, y, attributions)
+    a = a.abs() if abs else a
+    height, width = x.shape[-2:]
+    steps = _check_step(features_in_step, a.shape[1])
+    ranks = _ranks(a, descending=False)
+    counts = (torch.arange(1, steps + 1, device=x.device) * features_in_step).clamp_max(a.shape[1])
+
+    def hidden(b: int, part: slice) -> Tensor:  # still the baseline: not yet revealed
+        return (ranks[b][None] >= counts[part, None]).view(-1, 1, height, width)
+
+    curve = perturbed_scores(model, x, y, hidden, steps, baseline, softmax=softmax, batch_size=batch_size)
+    return (curve.diff(dim=1) >= 0).all(1).double()
+
+
+def random_subsets(pixels: int, size: int, runs: int, count: int, seed: int | torch.Generator | None = 0) -> Tensor:
+    """``[count,runs,size]`` pixel indices: for each picture and run, ``size`` distinct pixels drawn at random."""
+    if not 0 < size <= pixels:
+        raise ValueError(f"subset_size must be between 1 and the number of pixels ({pixels}), got {size}")
+    generator = generator_for(seed)
+    return torch.rand(count, runs, pixels, generator=generator).argsort(-1)[..., :size]
+
+
+def faithfulness_correlation(model: Forward, x: Tensor, y, attributions: Tensor, *, runs: int = 100,
+                             subset_size: int = 224, baseline: Baseline = 0.0, softmax: bool = False,
+                             seed: int | torch.Generator | None = 0, subsets: Tensor | None = None,
+                             batch_size: int | None = None) -> Tensor:
+    """Pearson correlation ``[B]`` over ``runs`` random subsets of ``subset_size`` pixels between the subset's
+    attribution and the drop of the score when it alone is replaced (``subsets`` ``[B,runs,size]``: given)."""
+    x, y, a = _prepare(model, x, y, attributions)
+    height, width = x.shape[-2:]
+    if subsets is None:
+        subsets = random_subsets(a.shape[1], subset_size, runs, x.shape[0], seed)
+    subsets = subsets.to(x.device)
+    runs = subsets.shape[1]
+    chosen = torch.zeros(x.shape[0], runs, a.shape[1], dtype=torch.bool, device=x.device)
+    chosen.scatter_(2, subsets, True)
+
+    def masks(b: int, part: slice) -> Tensor:
+        return chosen[b, part].view(-1, 1, height, width)
+
+    original = scores(model, x, y, softmax=softmax, batch_size=batch_size)
+    after = perturbed_scores(model, x, y, masks, runs, baseline, softmax=softmax, batch_size=batch_size)
+    sums = (a[:, None] * chosen).sum(-1)
+    return pearson(sums, original[:, None] - after)
+
+
+def area(curve: Tensor) -> Tensor:
+    """Area ``[B]`` under each curve ``[B,S]`` over [0, 1] (the trapezoid rule), comparable across step counts."""
+    if curve.shape[1] < 2:
+        return curve[:, 0]
+    return torch.trapezoid(curve, dx=1 / (curve.shape[1] - 1), dim=1)
+
+
+__all__ = ["area", "faithfulness_correlation", "faithfulness_estimate", "monotonicity", "monotonicity_correlation",
+           "perturbed_scores", "pixel_flipping", "random_subsets", "region_perturbation", "selectivity"]
