@@ -1,0 +1,61 @@
+"""Robustness: does the explanation stay put when the picture barely changes? ↓ for both.
+
+- Max-sensitivity and average sensitivity (Yeh et al. 2019, https://arxiv.org/abs/1901.09392; Captum's
+  ``sensitivity_max``): the largest / mean ``‖a(x) − a(x + δ)‖ / ‖a(x)‖`` (Frobenius norms) over ``samples`` draws of
+  uniform noise δ in [−radius, radius] on every input value.
+
+``explain(x, y)`` returns attributions ``[B,...]`` of pictures ``x`` for classes ``y``; it is called on a few
+pictures' worth of noisy copies at a time (:func:`~convscope.analysis.passes.pictures_per_pass`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from convscope.analysis.metrics.common import Forward, class_indices, generator_for, run
+from convscope.analysis.passes import pictures_per_pass
+
+Explain = Callable[[Tensor, Tensor], Tensor]
+
+
+def uniform_noise(x: Tensor, samples: int, radius: float, seed: int | torch.Generator | None = 0) -> Tensor:
+    """``[samples,B,C,H,W]`` noise drawn uniformly in [−radius, radius] with a seeded generator."""
+    generator = generator_for(seed)
+    return ((torch.rand(samples, *x.shape, generator=generator, dtype=torch.float64) * 2 - 1) * radius).to(x)
+
+
+def sensitivities(explain: Explain, x: Tensor, y, attributions: Tensor | None = None, *, samples: int = 200,
+                  radius: float = 0.2, seed: int | torch.Generator | None = 0, noise: Tensor | None = None,
+                  model: Forward | None = None, batch_size: int | None = None) -> Tensor:
+    """``‖a(x) − a(x + δ)‖ / ‖a(x)‖`` for each draw ``[B,samples]`` (NaN where ``model``, if given, changes its top
+    class under the noise). ``noise`` ``[samples,B,C,H,W]``: given instead of drawn."""
+    y = class_indices(y, x.shape[0], x.device)
+    a = (explain(x, y) if attributions is None else attributions).detach().flatten(1).double()
+    if noise is None:
+        noise = uniform_noise(x, samples, radius, seed)
+    samples = noise.shape[0]
+    noisy = (x[None] + noise.to(x)).flatten(0, 1)  # [samples·B,C,H,W], sample after sample
+    labels = y.repeat(samples)
+    per = max(1, pictures_per_pass(batch_size, x.shape, x.device) // x.shape[0]) * x.shape[0]
+    moved = torch.cat([explain(noisy[i:i + per], labels[i:i + per]).detach().flatten(1).double()
+                       for i in range(0, len(noisy), per)]).view(samples, x.shape[0], -1)
+    ratio = (a[None] - moved).norm(dim=-1) / a.norm(dim=-1)[None]
+    if model is not None:
+        before = run(model, x).argmax(1)
+        after = run(model, noisy).argmax(1).view(samples, -1)
+        ratio = ratio.masked_fill(after != before[None], float("nan"))
+    return ratio.T
+
+
+def max_sensitivity(explain: Explain, x: Tensor, y, attributions: Tensor | None = None, **options) -> Tensor:
+    """The largest :func:`sensitivities` ``[B]`` (ignoring NaN)."""
+    s = sensitivities(explain, x, y, attributions, **options)
+    return s.nan_to_num(float("-inf")).amax(1).masked_fill(s.isnan().all(1), float("nan"))
+
+
+def avg_sensitivity(explain: Explain, x: Tensor, y, attributions: Tensor | None = None, **options) -> Tensor:
+    """The mean :func:`sensitivities` ``[B]`` (ignoring NaN)."""
+    return sensitivities(explain, x, y, attributions, **options).nanmean(1)
