@@ -9,6 +9,7 @@ from pathlib import Path
 from convscope.analysis.ablation import ABLATION_VARIANTS
 from convscope.analysis.checks import CHECK_PHOTOS, DEMO_CHECK
 from convscope.analysis.invariance import invariance_curves
+from convscope.analysis.metrics.registry import DEFAULT_METRICS, METRICS
 from convscope.analysis.transforms import TRANSFORMS
 from convscope.cli.common import add_model_options, model_from, written
 from convscope.images import load_images
@@ -101,6 +102,14 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="the whole study instead of the quick one: every method but Score-CAM, every stage of the "
                         "cascade, 25 steps, 18 pasted pictures, the occluder moved by 1/14 of the side (tens of "
                         "minutes on a CPU)")
+    p.add_argument("pictures", nargs="*", help="with --metrics: image files, folders or sample:NAME to evaluate on "
+                                               "(default: the bundled photos pasted on textures, whose object "
+                                               "boxes the localisation metrics need)")
+    p.add_argument("--metrics", nargs="*", metavar="METRIC",
+                   help="instead of the checks above, one report of these evaluation metrics for every method: "
+                        "a table with each metric's direction, bootstrap intervals over the pictures and ranks, a "
+                        "bar chart and a verdict (no names: " + " ".join(DEFAULT_METRICS) + "; all: "
+                        + " ".join(METRICS) + ")")
     p.add_argument("--no-label-randomisation", dest="label_randomisation", action="store_false",
                    help="skip the data randomisation test (it uses the shipped Fashion-MNIST pair and the "
                         "Fashion-MNIST files, whatever --model is)")
@@ -202,6 +211,10 @@ def run_evolution(args: argparse.Namespace) -> None:
 def run_check(args: argparse.Namespace) -> None:
     from convscope.analysis.checks import run_checks
 
+    if args.metrics is not None:
+        return run_metrics(args)
+    if args.pictures:
+        raise ValueError("pictures are evaluated with --metrics; the checks use --photos (bundled photos)")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
     settings = {"steps": 25} if args.full else dict(DEMO_CHECK)
@@ -216,6 +229,33 @@ def run_check(args: argparse.Namespace) -> None:
                  "checks.json"):
         if (args.out / name).exists():
             written(args.out / name)
+
+
+def run_metrics(args: argparse.Namespace) -> None:
+    from convscope.analysis.checks import write_csv
+    from convscope.analysis.explainers import method_names
+    from convscope.analysis.metrics.report import evaluate_methods, metric_names
+    from convscope.analysis.pasted import pasted_objects
+
+    methods = method_names(args.methods or DEMO_CHECK["methods"])
+    metrics = metric_names(args.metrics)
+    model = model_from(args)
+    if args.pictures:
+        inputs, masks = model.prepare([p.pixels for p in load_images(args.pictures)]), None
+    else:
+        pasted = pasted_objects(size=model.preprocess.input_size[0], per_pair=1)
+        inputs, masks = model.preprocess.normalize(pasted.pictures), pasted.object_mask()
+    report = evaluate_methods(model, inputs, methods, metrics, masks=masks, progress=None)
+    print(report.text())
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "metrics.md").write_text(report.text())
+    written(args.out / "metrics.md")
+    written(write_csv(args.out / "metrics.csv", report.rows()))
+    written(report.picture().save(args.out / "metrics.png"))
+    (args.out / "metrics.json").write_text(json.dumps({"model": report.model, "pictures": report.pictures,
+                                                       "rows": report.rows(), "verdict": report.verdict()},
+                                                      indent=1))
+    written(args.out / "metrics.json")
 
 
 def run_invariance(args: argparse.Namespace) -> None:
