@@ -73,7 +73,7 @@ METRICS: dict[str, MetricSpec] = {
     "random_logit": MetricSpec("randomisation", False, lambda c: randomisation.random_logit(
         c.explain, c.x, c.y, c.maps, classes=c.classes, seed=c.seed), what="SSIM to another class's map"),
     "model_randomisation": MetricSpec("randomisation", False, _randomisation_similarity,
-                                      what="Spearman to the map of the fully randomised model"),
+                                      what="Spearman to the map once the top stage is re-drawn"),
     "effective_complexity": MetricSpec("complexity", False, lambda c: complexity.effective_complexity(c.maps),
                                        what="pixels above 1e-5"),
     "completeness_gap": MetricSpec("axiomatic", False, lambda c: axiomatic.completeness_gap(

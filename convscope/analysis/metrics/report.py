@@ -82,7 +82,7 @@ class EvaluationReport:
     def verdict(self) -> list[str]:
         """Plain sentences: which methods fail randomisation, which wins overall and per family."""
         lines = []
-        for metric, what, depends in (("model_randomisation", "the classifier's weights are randomised",
+        for metric, what, depends in (("model_randomisation", "the classifier's weights are re-drawn",
                                        "the classifier's weights"),
                                       ("random_logit", "another class is explained", "the class")):
             if metric not in self.metrics:
@@ -191,9 +191,8 @@ def evaluate_methods(model: Model, inputs: Tensor, methods: Sequence[str] | None
     if classes is None:
         raise ValueError("the metrics follow a class's score: give a class target (or None)")
     randomised = None
-    if "model_randomisation" in chosen:
-        for _stage, copy in cascading_randomisation(model, seed=seed):
-            randomised = copy  # the last copy has every stage randomised
+    if "model_randomisation" in chosen:  # the first copy of the cascade: the top stage (the classifier) re-drawn
+        randomised = next(iter(cascading_randomisation(model, seed=seed)))[1]
     values: dict[str, dict[str, Tensor]] = {}
     count = int(run(model.net, inputs[:1]).shape[1])
     for name in progress_bar(names, desc="metrics", unit="method", enabled=progress, leave=False):
