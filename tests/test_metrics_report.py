@@ -73,3 +73,9 @@ def test_check_metrics_writes_the_report(tiny_model, monkeypatch, tmp_path):
     written = {p.name for p in (tmp_path / "out").iterdir()}
     assert written == {"metrics.md", "metrics.csv", "metrics.png", "metrics.json"}
     assert "## Verdict" in (tmp_path / "out" / "metrics.md").read_text()
+
+
+def test_the_verdict_leaves_undecided_a_method_whose_interval_holds_the_threshold():
+    report = _report({"torn": {"model_randomisation": torch.tensor([0.1, 0.9, 0.2, 0.8])}})
+    verdict = " ".join(report.verdict())
+    assert "torn: undecided on the classifier's weights" in verdict

@@ -28,6 +28,8 @@ class Case:
 
 @dataclass(frozen=True)
 class MetricSpec:
+    """A metric's family, its direction, how it is computed for one method, whether it needs masks, and a note."""
+
     family: str
     higher_is_better: bool
     compute: Callable[[Case], Tensor]

@@ -14,7 +14,7 @@ from convscope.analysis.metrics.registry import DEFAULT_METRICS, METRICS, Case
 from convscope.models.model import Model
 from convscope.suggestions import unknown
 
-SIMILAR = 0.5  # randomisation similarity above which a method is said not to depend on the model / class
+SIMILAR = 0.5  # randomisation similarity above which (the whole interval) a method ignores the model / class
 
 
 def metric_names(names: Sequence[str] | None) -> list[str]:
@@ -87,15 +87,21 @@ class EvaluationReport:
                                       ("random_logit", "another class is explained", "the class")):
             if metric not in self.metrics:
                 continue
-            blind = [m for m in self.methods if self.mean(m, metric) > SIMILAR]
-            passed = [m for m in self.methods if m not in blind]
+            intervals = {m: bootstrap(self.values[m][metric]) for m in self.methods}
+            blind = [m for m in self.methods if intervals[m][0] > SIMILAR]
+            passed = [m for m in self.methods if intervals[m][1] <= SIMILAR]
+            unsure = [m for m in self.methods if m not in blind and m not in passed]
             if passed:
                 lines.append(f"{_names(passed)} change{'s' if len(passed) == 1 else ''} when {what} "
-                             f"({metric.replace('_', ' ')} similarity ≤ {SIMILAR}).")
+                             f"({metric.replace('_', ' ')} similarity ≤ {SIMILAR} over the whole 95 % interval).")
             if blind:
+                pronoun = "it" if len(blind) == 1 else "them"
                 lines.append(f"{_names(blind)} hardly depend{'s' if len(blind) == 1 else ''} on {depends} "
-                             f"(similarity > {SIMILAR}): do not use {'it' if len(blind) == 1 else 'them'} to "
+                             f"(similarity > {SIMILAR} over the whole 95 % interval): do not use {pronoun} to "
                              "explain a decision.")
+            if unsure:
+                lines.append(f"{_names(unsure)}: undecided on {depends} (the 95 % interval of the "
+                             f"{metric.replace('_', ' ')} similarity holds {SIMILAR}; use more pictures).")
         best = self.overall()
         lines.append(f"Best overall on this model: {best[0][0]} (mean rank {best[0][1]:.1f} of {len(self.methods)}); "
                      f"last: {best[-1][0]} ({best[-1][1]:.1f}).")
