@@ -97,3 +97,37 @@ def test_completeness_holds_for_a_map_that_sums_to_the_change_where_quantus_asks
     metric = quantus.Completeness(perturb_baseline=0.0, normalise=False, disable_warnings=True)
     exact = metric(model=model, x_batch=x.numpy(), y_batch=y.numpy(), a_batch=a.numpy(), device="cpu")
     assert not any(exact)  # Quantus 0.6 compares the sums with ==
+
+
+def test_relative_input_stability_equals_quantus_on_the_same_noise():
+    model, x, y, _, _ = reference_batch(count=3, side=16)
+    noise = robustness.uniform_noise(x, 4, 0.05, seed=0)
+    draws = iter(noise.flatten(2).numpy())
+
+    def same_noise(arr, indices, indexed_axes=None, **kwargs):
+        return arr + next(draws)
+
+    metric = quantus.RelativeInputStability(nr_samples=4, perturb_func=same_noise, normalise=False,
+                                            return_nan_when_prediction_changes=False, disable_warnings=True)
+    a = gradient(model)(x, y)
+    expected = metric(model=model, x_batch=x.numpy(), y_batch=y.numpy(), a_batch=a.numpy(),
+                      explain_func=quantus_explain, device="cpu")
+    got = robustness.relative_input_stability(gradient(model), x, y, a, noise=noise)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5)
+
+
+def test_relative_input_stability_skips_copies_whose_class_changes():
+    model, x, y, _, _ = reference_batch(count=2, side=16)
+    noise = robustness.uniform_noise(x, 3, 0.05, seed=0)
+
+    def only_the_originals(p):  # class 0 for the original pictures, class 1 for any other
+        original = (p.flatten(1)[:, None] == x.flatten(1)[None]).all(-1).any(1).double()
+        return torch.stack([original, 1 - original], 1)
+
+    def constant(p):
+        return torch.ones(len(p), 2)
+
+    every = robustness.relative_input_stability(gradient(model), x, y, noise=noise)
+    assert torch.equal(robustness.relative_input_stability(gradient(model), x, y, noise=noise, model=constant), every)
+    changed = robustness.relative_input_stability(gradient(model), x, y, noise=noise, model=only_the_originals)
+    assert changed.isnan().all() and not every.isnan().any()

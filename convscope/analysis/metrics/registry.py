@@ -65,6 +65,8 @@ METRICS: dict[str, MetricSpec] = {
         c.net, c.x, c.y, c.maps, features_in_step=_steps(c)), what="20 groups"),
     "avg_sensitivity": MetricSpec("robustness", False, lambda c: robustness.avg_sensitivity(
         c.explain, c.x, c.y, c.maps, samples=4, radius=0.1, seed=c.seed), what="4 draws, radius 0.1"),
+    "relative_input_stability": MetricSpec("robustness", False, lambda c: robustness.relative_input_stability(
+        c.explain, c.x, c.y, c.maps, samples=4, radius=0.1, seed=c.seed, model=c.net), what="4 draws, radius 0.1"),
     "relevance_mass_accuracy": MetricSpec("localisation", True, lambda c: localisation.relevance_mass_accuracy(
         c.maps, c.masks), needs_masks=True),
     "relevance_rank_accuracy": MetricSpec("localisation", True, lambda c: localisation.relevance_rank_accuracy(
