@@ -131,3 +131,23 @@ def test_relative_input_stability_skips_copies_whose_class_changes():
     assert torch.equal(robustness.relative_input_stability(gradient(model), x, y, noise=noise, model=constant), every)
     changed = robustness.relative_input_stability(gradient(model), x, y, noise=noise, model=only_the_originals)
     assert changed.isnan().all() and not every.isnan().any()
+
+
+@pytest.mark.parametrize("name", ["relative_output_stability", "local_lipschitz_estimate"])
+def test_output_stability_and_lipschitz_estimate_equal_quantus_on_the_same_noise(name):
+    model, x, y, _, _ = reference_batch(count=3, side=16)
+    noise = robustness.uniform_noise(x, 4, 0.05, seed=0)
+    draws = iter(noise.flatten(2).numpy())
+
+    def same_noise(arr, indices, indexed_axes=None, **kwargs):
+        return arr + next(draws)
+
+    kind = {"relative_output_stability": quantus.RelativeOutputStability,
+            "local_lipschitz_estimate": quantus.LocalLipschitzEstimate}[name]
+    metric = kind(nr_samples=4, perturb_func=same_noise, normalise=False, return_nan_when_prediction_changes=False,
+                  disable_warnings=True)
+    a = gradient(model)(x, y)
+    expected = metric(model=model, x_batch=x.numpy(), y_batch=y.numpy(), a_batch=a.numpy(),
+                      explain_func=quantus_explain, device="cpu", softmax=False)
+    got = getattr(robustness, name)(gradient(model), x, y, a, noise=noise, model=model)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5)

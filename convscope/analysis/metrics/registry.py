@@ -67,6 +67,10 @@ METRICS: dict[str, MetricSpec] = {
         c.explain, c.x, c.y, c.maps, samples=4, radius=0.1, seed=c.seed), what="4 draws, radius 0.1"),
     "relative_input_stability": MetricSpec("robustness", False, lambda c: robustness.relative_input_stability(
         c.explain, c.x, c.y, c.maps, samples=4, radius=0.1, seed=c.seed, model=c.net), what="4 draws, radius 0.1"),
+    "relative_output_stability": MetricSpec("robustness", False, lambda c: robustness.relative_output_stability(
+        c.explain, c.x, c.y, c.maps, samples=4, radius=0.1, seed=c.seed, model=c.net), what="4 draws, radius 0.1"),
+    "local_lipschitz_estimate": MetricSpec("robustness", False, lambda c: robustness.local_lipschitz_estimate(
+        c.explain, c.x, c.y, c.maps, samples=4, std=0.1, seed=c.seed, model=c.net), what="4 draws, σ 0.1"),
     "relevance_mass_accuracy": MetricSpec("localisation", True, lambda c: localisation.relevance_mass_accuracy(
         c.maps, c.masks), needs_masks=True),
     "relevance_rank_accuracy": MetricSpec("localisation", True, lambda c: localisation.relevance_rank_accuracy(

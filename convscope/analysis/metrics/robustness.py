@@ -3,8 +3,10 @@
 - Max-sensitivity and average sensitivity (Yeh et al. 2019, https://arxiv.org/abs/1901.09392; Captum's
   ``sensitivity_max``): the largest / mean ``‖a(x) − a(x + δ)‖ / ‖a(x)‖`` (Frobenius norms) over ``samples`` draws of
   uniform noise δ in [−radius, radius] on every input value.
-- Relative input stability (Agarwal et al. 2022): the same with relative changes of the map over relative changes
-  of the picture.
+- Relative input / output stability (Agarwal et al. 2022): the relative change of the map over the relative
+  change of the picture / the change of the logits.
+- Local Lipschitz estimate (Alvarez-Melis & Jaakkola 2018): the largest ``‖a − a'‖ / ‖x − x'‖`` under Gaussian
+  noise.
 
 ``explain(x, y)`` returns attributions ``[B,...]`` of pictures ``x`` for classes ``y``; it is called on a few
 pictures' worth of noisy copies at a time (:func:`~convscope.analysis.passes.pictures_per_pass`).
@@ -92,3 +94,37 @@ def max_sensitivity(explain: Explain, x: Tensor, y, attributions: Tensor | None 
 def avg_sensitivity(explain: Explain, x: Tensor, y, attributions: Tensor | None = None, **options) -> Tensor:
     """The mean :func:`sensitivities` ``[B]`` (ignoring NaN)."""
     return sensitivities(explain, x, y, attributions, **options).nanmean(1)
+
+
+def relative_output_stability(explain: Explain, x: Tensor, y, attributions: Tensor | None = None, *,
+                              model: Forward, samples: int = 200, radius: float = 0.2, eps: float = 1e-6,
+                              seed: int | torch.Generator | None = 0, noise: Tensor | None = None,
+                              batch_size: int | None = None) -> Tensor:
+    """Relative output stability (Agarwal et al. 2022, https://arxiv.org/abs/2203.06877) ``[B]``, ↓: the largest,
+    over noisy copies whose top class ``model`` keeps, of ``‖(a − a')/a‖ / ‖h(x) − h(x')‖`` with ``h`` the model's
+    output (logits)."""
+    y = class_indices(y, x.shape[0], x.device)
+    a = (explain(x, y) if attributions is None else attributions).detach().double()
+    noisy, moved = _noisy_explanations(explain, x, y, noise, samples, radius, seed, batch_size)
+    top = ((a[None] - moved) / (a + (a == 0) * eps)[None]).flatten(2).norm(dim=-1)
+    before, after = run(model, x), run(model, noisy.flatten(0, 1)).view(noisy.shape[0], x.shape[0], -1)
+    bottom = (before[None] - after).norm(dim=-1)
+    ratio = _unless_changed(top / (bottom + (bottom == 0) * eps), model, x, noisy)
+    return ratio.nan_to_num(float("-inf")).amax(0).masked_fill(ratio.isnan().all(0), float("nan"))
+
+
+def local_lipschitz_estimate(explain: Explain, x: Tensor, y, attributions: Tensor | None = None, *,
+                             samples: int = 200, std: float = 0.1, seed: int | torch.Generator | None = 0,
+                             noise: Tensor | None = None, model: Forward | None = None,
+                             batch_size: int | None = None) -> Tensor:
+    """Local Lipschitz estimate (Alvarez-Melis & Jaakkola 2018, https://arxiv.org/abs/1806.08049) ``[B]``, ↓: the
+    largest ``‖a − a'‖ / ‖x − x'‖`` over ``samples`` copies with Gaussian noise of ``std`` (``noise``: given)."""
+    if noise is None:
+        noise = torch.randn(samples, *x.shape, generator=generator_for(seed), dtype=torch.float64).to(x) * std
+    y = class_indices(y, x.shape[0], x.device)
+    a = (explain(x, y) if attributions is None else attributions).detach().double()
+    noisy, moved = _noisy_explanations(explain, x, y, noise, samples, 0.0, seed, batch_size)
+    top = (a[None] - moved).flatten(2).norm(dim=-1)
+    bottom = (x.double()[None] - noisy.double()).flatten(2).norm(dim=-1)
+    ratio = _unless_changed(top / (bottom + 1e-10), model, x, noisy)
+    return ratio.nan_to_num(float("-inf")).amax(0).masked_fill(ratio.isnan().all(0), float("nan"))
