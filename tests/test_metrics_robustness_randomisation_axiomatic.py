@@ -151,3 +151,16 @@ def test_output_stability_and_lipschitz_estimate_equal_quantus_on_the_same_noise
                       explain_func=quantus_explain, device="cpu", softmax=False)
     got = getattr(robustness, name)(gradient(model), x, y, a, noise=noise, model=model)
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5)
+
+
+def test_non_sensitivity_equals_quantus_pixel_by_pixel():
+    model, x, y, _, _ = reference_batch(count=2, side=8)
+    a = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    a[a < 0.4] = 0  # pixels said to matter not at all
+    metric = quantus.NonSensitivity(perturb_baseline=0.0, normalise=False, disable_warnings=True)
+    expected = metric(model=model, x_batch=x.numpy(), y_batch=y.numpy(), a_batch=a.numpy(), device="cpu")
+    got = axiomatic.non_sensitivity(model, x, y, a)
+    np.testing.assert_array_equal(got.numpy(), np.array(expected, dtype=float))
+    assert got.min() > 0
+    groups = axiomatic.non_sensitivity(model, x, y, a, features_in_step=4)
+    assert groups.shape == (2,) and (groups <= 16).all()

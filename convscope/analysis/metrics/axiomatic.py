@@ -2,16 +2,19 @@
 
 - Completeness (Sundararajan et al. 2017, https://arxiv.org/abs/1703.01365): the attributions sum to the change of
   the class score between the baseline and the picture. :func:`completeness_gap` is ``|Σa − Δf| / |Δf|`` (↓; 0
-  for integrated gradients with enough steps); :func:`completeness` says whether it holds as ``numpy.isclose``
-  would (Quantus 0.6's test).
+  for integrated gradients with enough steps); :func:`completeness` says whether it holds within a tolerance.
+- Non-sensitivity (Nguyen & Martínez 2020, https://arxiv.org/abs/2007.07584): a pixel whose removal leaves the
+  score unchanged should get zero attribution and only such pixels; :func:`non_sensitivity` counts the pixels (or
+  groups of ``features_in_step`` in raster order) that break this, ↓.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
-from convscope.analysis.metrics.common import Forward, class_indices, scores
-from convscope.analysis.metrics.faithfulness import Baseline, _baseline
+from convscope.analysis.metrics.common import Forward, class_indices, per_pixel, scores
+from convscope.analysis.metrics.faithfulness import Baseline, _baseline, _check_step, perturbed_scores
 
 
 def _sum_and_change(model: Forward, x: Tensor, y, attributions: Tensor, baseline: Baseline) -> tuple[Tensor, Tensor]:
@@ -33,4 +36,28 @@ def completeness(model: Forward, x: Tensor, y, attributions: Tensor, *, baseline
     return ((total - change).abs() <= atol + rtol * change.abs()).double()
 
 
-__all__ = ["completeness", "completeness_gap"]
+def non_sensitivity(model: Forward, x: Tensor, y, attributions: Tensor, *, features_in_step: int = 1,
+                    eps: float = 1e-5, baseline: Baseline = 0.0, softmax: bool = True, abs: bool = True,
+                    batch_size: int | None = None) -> Tensor:
+    """Groups ``[B]`` whose attribution is (all below ``eps``) exactly when replacing them alone changes the
+    score by less than ``eps`` fails: the count of (zero attribution) XOR (no effect) — 0 is perfect. With one pixel
+    per group this is Quantus 0.6's count (its larger groups compare arrays of different lengths)."""
+    a = per_pixel(attributions, x).flatten(1).to(x.device)
+    a = a.abs() if abs else a
+    y = class_indices(y, x.shape[0], x.device)
+    height, width = x.shape[-2:]
+    steps = _check_step(features_in_step, a.shape[1])
+    group = torch.arange(a.shape[1], device=x.device) // features_in_step
+
+    def masks(b: int, part: slice) -> Tensor:
+        return (group[None] == torch.arange(steps, device=x.device)[part, None]).view(-1, 1, height, width)
+
+    original = scores(model, x, y, softmax=softmax, batch_size=batch_size)
+    after = perturbed_scores(model, x, y, masks, steps, baseline, softmax=softmax, batch_size=batch_size)
+    no_effect = (after - original[:, None]).abs() < eps
+    zero = torch.zeros(x.shape[0], steps, dtype=torch.bool, device=x.device).index_reduce_(
+        1, group, a >= eps, "amax", include_self=True).logical_not()
+    return (no_effect ^ zero).sum(1).double()
+
+
+__all__ = ["completeness", "completeness_gap", "non_sensitivity"]

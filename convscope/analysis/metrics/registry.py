@@ -84,6 +84,8 @@ METRICS: dict[str, MetricSpec] = {
                                       what="Spearman to the map once the top stage is re-drawn"),
     "effective_complexity": MetricSpec("complexity", False, lambda c: complexity.effective_complexity(c.maps),
                                        what="pixels above 1e-5"),
+    "non_sensitivity": MetricSpec("axiomatic", False, lambda c: axiomatic.non_sensitivity(
+        c.net, c.x, c.y, c.maps, features_in_step=_steps(c)), what="20 groups"),
     "completeness_gap": MetricSpec("axiomatic", False, lambda c: axiomatic.completeness_gap(
         c.net, c.x, c.y, c.maps), what="|Σa − Δlogit| / |Δlogit|"),
 }
