@@ -79,3 +79,15 @@ def test_the_verdict_leaves_undecided_a_method_whose_interval_holds_the_threshol
     report = _report({"torn": {"model_randomisation": torch.tensor([0.1, 0.9, 0.2, 0.8])}})
     verdict = " ".join(report.verdict())
     assert "torn: undecided on the classifier's weights" in verdict
+
+
+def test_every_registered_metric_runs_on_a_tiny_model(tiny_model):
+    from convscope.analysis.metrics.registry import METRICS
+
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    masks = torch.zeros(2, 8, 8, dtype=torch.bool)
+    masks[:, 2:6, 1:5] = True
+    report = evaluate_methods(tiny_model, x, ["saliency"], list(METRICS), masks=masks)
+    assert report.metrics == list(METRICS) and not report.skipped
+    assert all(v.shape == (2,) for v in report.values["saliency"].values())
+    assert len(report.rows()) == len(METRICS)
