@@ -113,3 +113,16 @@ def test_monotonicity_by_hand(tiny_model):
 def test_area_is_over_the_unit_interval():
     assert F.area(torch.tensor([[1.0, 1.0, 1.0]])).item() == pytest.approx(1.0)
     assert F.area(torch.tensor([[0.0, 1.0]])).item() == pytest.approx(0.5)
+
+
+def test_irof_equals_quantus_picture_by_picture(batch, monkeypatch):
+    model, x, y, a, _ = batch
+    monkeypatch.setattr(np, "trapz", np.trapezoid, raising=False)  # Quantus 0.6 calls np.trapz, gone in NumPy 2
+    metric = quantus.IROF(perturb_baseline=0.0, normalise=False, return_aggregate=False, disable_warnings=True)
+    for i in range(len(x)):  # one at a time: Quantus pads a batch's shorter curves with zeros
+        theirs = _theirs(metric, model, x[i:i + 1], y[i:i + 1], a[i:i + 1])
+        ours = F.irof(model, x[i:i + 1], y[i:i + 1], a[i:i + 1], baseline=0.0)
+        np.testing.assert_allclose(ours.numpy(), theirs, rtol=1e-5, atol=1e-5)
+    together = F.irof(model, x, y, a, baseline=0.0)
+    alone = torch.cat([F.irof(model, x[i:i + 1], y[i:i + 1], a[i:i + 1]) for i in range(len(x))])
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6)

@@ -63,6 +63,8 @@ METRICS: dict[str, MetricSpec] = {
         c.net, c.x, c.y, c.maps, runs=20, subset_size=_steps(c, 10), seed=c.seed), what="20 subsets of 10 %"),
     "monotonicity_correlation": MetricSpec("faithfulness", True, lambda c: faithfulness.monotonicity_correlation(
         c.net, c.x, c.y, c.maps, features_in_step=_steps(c)), what="20 groups"),
+    "irof": MetricSpec("faithfulness", True, lambda c: faithfulness.irof(c.net, c.x, c.y, c.maps, softmax=True),
+                       what="SLIC superpixels, one pass each"),
     "avg_sensitivity": MetricSpec("robustness", False, lambda c: robustness.avg_sensitivity(
         c.explain, c.x, c.y, c.maps, samples=4, radius=0.1, seed=c.seed), what="4 draws, radius 0.1"),
     "relative_input_stability": MetricSpec("robustness", False, lambda c: robustness.relative_input_stability(
