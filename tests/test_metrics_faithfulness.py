@@ -126,3 +126,19 @@ def test_irof_equals_quantus_picture_by_picture(batch, monkeypatch):
     together = F.irof(model, x, y, a, baseline=0.0)
     alone = torch.cat([F.irof(model, x[i:i + 1], y[i:i + 1], a[i:i + 1]) for i in range(len(x))])
     torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_infidelity_equals_captums_on_the_same_noise(batch, normalize):
+    captum_metrics = pytest.importorskip("captum.metrics")
+    model, x, y, a, _ = batch
+    noise = torch.randn(5, *x.shape, generator=torch.Generator().manual_seed(0)) * 0.05
+    picture_major = noise.transpose(0, 1).flatten(0, 1)  # Captum repeats each picture S times in a row
+
+    def perturb(inputs):
+        return picture_major, inputs - picture_major
+
+    expected = captum_metrics.infidelity(model, perturb, x, a.expand_as(x), target=y, n_perturb_samples=5,
+                                         normalize=normalize)
+    ours = F.infidelity(model, x, y, a, noise=noise, normalize=normalize)
+    np.testing.assert_allclose(ours.numpy(), expected.double().numpy(), rtol=1e-5, atol=1e-7)

@@ -19,6 +19,8 @@ probability (``softmax=True``) or the logit. Perturbed pictures go through the m
   between each group's attribution and the drop its removal alone causes; ↑.
 - Faithfulness correlation (Bhatt et al. 2020, https://arxiv.org/abs/2005.00631): the same over random subsets of
   pixels; ↑.
+- Infidelity (Yeh et al. 2019, https://arxiv.org/abs/1901.09392): the mean squared gap between ``Iᵀa`` and the
+  change of the score under noise ``I``; ↓.
 - IROF (Rieger & Hansen 2020, https://arxiv.org/abs/2003.08747): the area over the score's curve as superpixels are
   removed from the most important down; ↑.
 """
@@ -302,6 +304,33 @@ def irof(model: Forward, x: Tensor, y, attributions: Tensor, *, segments: Tensor
     return torch.stack([counts[b] - torch.trapezoid(curve[b, :int(counts[b])]) for b in range(x.shape[0])])
 
 
+def infidelity(model: Forward, x: Tensor, y, attributions: Tensor, *, samples: int = 10, std: float = 0.003,
+               seed: int | torch.Generator | None = 0, noise: Tensor | None = None, normalize: bool = False,
+               softmax: bool = False, batch_size: int | None = None) -> Tensor:
+    """Infidelity (Yeh et al. 2019, https://arxiv.org/abs/1901.09392; Captum's ``infidelity``) ``[B]``, ↓: the mean
+    over ``samples`` perturbations ``I`` (Gaussian, ``std``; or ``noise`` ``[S,B,C,H,W]``) of
+    ``(Iᵀa − (f(x) − f(x − I)))²``; ``normalize`` first scales ``a`` by the paper's optimal β. Attributions
+    ``[B,1,H,W]`` or ``[B,H,W]`` count for every channel of their pixel."""
+    y = class_indices(y, x.shape[0], x.device)
+    a = attributions.detach().to(x.device).double()
+    a = a[:, None] if a.dim() == 3 else a
+    a = a.expand(-1, x.shape[1], -1, -1) if a.shape[1] == 1 else a
+    if a.shape != x.shape:
+        raise ValueError(f"attributions {tuple(attributions.shape)} do not fit pictures {tuple(x.shape)}")
+    if noise is None:
+        noise = torch.randn(samples, *x.shape, generator=generator_for(seed), dtype=torch.float64).to(x) * std
+    noise = noise.to(x)
+    samples = noise.shape[0]
+    original = scores(model, x, y, softmax=softmax, batch_size=batch_size)
+    after = scores(model, (x[None] - noise).flatten(0, 1), y.repeat(samples), softmax=softmax,
+                   batch_size=batch_size).view(samples, -1)
+    dot = (noise.double() * a[None]).flatten(2).sum(-1)
+    change = original[None] - after
+    if normalize:
+        dot = dot * ((dot * change).mean(0) / (dot * dot).mean(0))[None]
+    return ((dot - change) ** 2).mean(0)
+
+
 def area(curve: Tensor) -> Tensor:
     """Area ``[B]`` under each curve ``[B,S]`` over [0, 1] (the trapezoid rule), comparable across step counts."""
     if curve.shape[1] < 2:
@@ -310,5 +339,5 @@ def area(curve: Tensor) -> Tensor:
 
 
 __all__ = ["area", "faithfulness_correlation", "faithfulness_estimate", "irof", "monotonicity",
-           "monotonicity_correlation",
+           "infidelity", "monotonicity_correlation",
            "perturbed_scores", "pixel_flipping", "random_subsets", "region_perturbation", "selectivity", "superpixels"]

@@ -65,6 +65,8 @@ METRICS: dict[str, MetricSpec] = {
         c.net, c.x, c.y, c.maps, features_in_step=_steps(c)), what="20 groups"),
     "irof": MetricSpec("faithfulness", True, lambda c: faithfulness.irof(c.net, c.x, c.y, c.maps, softmax=True),
                        what="SLIC superpixels, one pass each"),
+    "infidelity": MetricSpec("faithfulness", False, lambda c: faithfulness.infidelity(
+        c.net, c.x, c.y, c.maps, samples=10, seed=c.seed, normalize=True), what="10 draws, σ 0.003, β-normalised"),
     "avg_sensitivity": MetricSpec("robustness", False, lambda c: robustness.avg_sensitivity(
         c.explain, c.x, c.y, c.maps, samples=4, radius=0.1, seed=c.seed), what="4 draws, radius 0.1"),
     "relative_input_stability": MetricSpec("robustness", False, lambda c: robustness.relative_input_stability(
