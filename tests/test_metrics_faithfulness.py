@@ -142,3 +142,19 @@ def test_infidelity_equals_captums_on_the_same_noise(batch, normalize):
                                          normalize=normalize)
     ours = F.infidelity(model, x, y, a, noise=noise, normalize=normalize)
     np.testing.assert_allclose(ours.numpy(), expected.double().numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("distance", ["seuclidean", "euclidean"])
+def test_sufficiency_equals_quantus(distance, monkeypatch):
+    import quantus.metrics.faithfulness.sufficiency as theirs_module
+    from scipy.spatial.distance import cdist
+
+    # Quantus 0.6 passes V=None to scipy's cdist, which today's SciPy refuses for either distance
+    monkeypatch.setattr(theirs_module, "cdist", lambda a, b, metric, V=None: cdist(a, b, metric))
+    model, x, y, a, _ = reference_batch(count=8, side=8)
+    a = a[:2].repeat(4, 1, 1, 1) + 0.05 * a  # two families of near-identical maps
+    metric = quantus.Sufficiency(threshold=0.6, distance_func=distance, disable_warnings=True)
+    theirs = _theirs(metric, model, x, y, a)
+    ours = F.sufficiency(model, x, a, threshold=0.6, distance=distance)
+    np.testing.assert_allclose(ours.numpy(), theirs, rtol=1e-5, atol=1e-7)
+    assert 0 < ours.sum()  # some maps are close enough to count

@@ -34,7 +34,7 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor, nn
 
-from convscope.analysis.metrics.common import Forward, class_indices, generator_for, pearson, per_pixel, scores
+from convscope.analysis.metrics.common import Forward, class_indices, generator_for, pearson, per_pixel, run, scores
 from convscope.analysis.passes import pictures_per_pass
 from convscope.analysis.similarity import average_ranks
 from convscope.hooks import inspection_mode
@@ -331,6 +331,27 @@ def infidelity(model: Forward, x: Tensor, y, attributions: Tensor, *, samples: i
     return ((dot - change) ** 2).mean(0)
 
 
+def sufficiency(model: Forward, x: Tensor, attributions: Tensor, *, threshold: float = 0.6,
+                distance: str = "seuclidean", abs: bool = True) -> Tensor:
+    """Sufficiency (Dasgupta et al. 2022, https://arxiv.org/abs/2207.04324) ``[B]``, ↑: among the *other* pictures
+    of the batch whose maps lie within ``threshold`` of this one's (distances scaled by the batch's largest;
+    ``seuclidean``: each pixel over its variance across the batch, or ``euclidean``), the share the model puts in
+    the same class (0 when none is that close). A property of the set: the value depends on the other pictures."""
+    a = per_pixel(attributions, x).flatten(1)
+    a = a.abs() if abs else a
+    if distance == "seuclidean":
+        a = a / a.var(0, unbiased=True).sqrt()[None]
+    elif distance != "euclidean":
+        raise ValueError(f"distance must be 'seuclidean' or 'euclidean', got {distance!r}")
+    d = torch.cdist(a, a)
+    d = d / d.max() if bool((d != 0).any()) else d
+    close = (d <= threshold) & ~torch.eye(len(a), dtype=torch.bool, device=a.device)
+    classes = run(model, x).argmax(1).to(a.device)
+    same = classes[None] == classes[:, None]
+    count = close.sum(1)
+    return torch.where(count > 0, (close & same).sum(1) / count.clamp_min(1), torch.zeros_like(count)).double()
+
+
 def area(curve: Tensor) -> Tensor:
     """Area ``[B]`` under each curve ``[B,S]`` over [0, 1] (the trapezoid rule), comparable across step counts."""
     if curve.shape[1] < 2:
@@ -340,4 +361,5 @@ def area(curve: Tensor) -> Tensor:
 
 __all__ = ["area", "faithfulness_correlation", "faithfulness_estimate", "irof", "monotonicity",
            "infidelity", "monotonicity_correlation",
-           "perturbed_scores", "pixel_flipping", "random_subsets", "region_perturbation", "selectivity", "superpixels"]
+           "perturbed_scores", "pixel_flipping", "random_subsets", "region_perturbation", "selectivity", "sufficiency",
+           "superpixels"]
