@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from metrics_reference import reference_batch
 
 from convscope.analysis.metrics import faithfulness as F
-from tests.metrics_reference import reference_batch
 
 quantus = pytest.importorskip("quantus")
 

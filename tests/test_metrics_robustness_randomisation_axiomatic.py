@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from metrics_reference import reference_batch
 
 from convscope.analysis.metrics import axiomatic, randomisation, robustness
-from tests.metrics_reference import reference_batch
 
 quantus = pytest.importorskip("quantus")
 
