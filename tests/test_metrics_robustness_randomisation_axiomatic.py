@@ -164,3 +164,15 @@ def test_non_sensitivity_equals_quantus_pixel_by_pixel():
     assert got.min() > 0
     groups = axiomatic.non_sensitivity(model, x, y, a, features_in_step=4)
     assert groups.shape == (2,) and (groups <= 16).all()
+
+
+def test_input_invariance_holds_for_the_gradient_and_not_for_gradient_times_input():
+    # Kindermans et al. 2017: the gradient ignores a constant input shift; gradient × input does not
+    model, x, y, _, _ = reference_batch(count=3, side=16)
+
+    def times_input(net):
+        return lambda p, c: gradient(net)(p, c) * p
+
+    assert axiomatic.input_invariance(model, x, y, gradient).tolist() == [1.0, 1.0, 1.0]
+    assert axiomatic.input_invariance(model, x, y, times_input).tolist() == [0.0, 0.0, 0.0]
+    assert not any(isinstance(m, axiomatic._Shifted) for m in model.modules())  # the model is left as found

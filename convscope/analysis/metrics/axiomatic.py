@@ -6,12 +6,17 @@
 - Non-sensitivity (Nguyen & Martínez 2020, https://arxiv.org/abs/2007.07584): a pixel whose removal leaves the
   score unchanged should get zero attribution and only such pixels; :func:`non_sensitivity` counts the pixels (or
   groups of ``features_in_step`` in raster order) that break this, ↓.
+- Input invariance (Kindermans et al. 2017, https://arxiv.org/abs/1711.00867): a model that sees ``x + c`` but
+  subtracts ``c`` before its first layer computes the same function; an input-invariant method gives the same map
+  for both. :func:`input_invariance` says whether it does, ↑.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from convscope.analysis.metrics.common import Forward, class_indices, per_pixel, scores
 from convscope.analysis.metrics.faithfulness import Baseline, _baseline, _check_step, perturbed_scores
@@ -60,4 +65,27 @@ def non_sensitivity(model: Forward, x: Tensor, y, attributions: Tensor, *, featu
     return (no_effect ^ zero).sum(1).double()
 
 
-__all__ = ["completeness", "completeness_gap", "non_sensitivity"]
+class _Shifted(nn.Module):
+    """``net`` behind a layer that subtracts ``shift``: ``_Shifted(net, c)(x + c) == net(x)`` exactly."""
+
+    def __init__(self, net: nn.Module, shift: float) -> None:
+        super().__init__()
+        self.net, self.shift = net, shift
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x - self.shift)
+
+
+def input_invariance(net: nn.Module, x: Tensor, y, explain_for: Callable[[nn.Module], Callable[[Tensor, Tensor],
+                     Tensor]], *, shift: float = -1.0, atol: float = 1e-4) -> Tensor:
+    """1.0 where the map of ``x`` by ``net`` equals (to ``atol``) the map of ``x + shift`` by the same network
+    behind a layer that subtracts ``shift``, else 0.0 ``[B]``. ``explain_for(net)`` gives ``explain(x, y)``.
+    (Quantus 0.6 moves the shift into the first layer's bias instead, which is not the same function where a
+    padded convolution sees the border.)"""
+    y = class_indices(y, x.shape[0], x.device)
+    before = explain_for(net)(x, y).detach()
+    after = explain_for(_Shifted(net, shift))(x + shift, y).detach()
+    return ((before - after).abs() <= atol).flatten(1).all(1).double()
+
+
+__all__ = ["completeness", "completeness_gap", "input_invariance", "non_sensitivity"]
