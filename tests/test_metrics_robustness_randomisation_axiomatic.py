@@ -176,3 +176,22 @@ def test_input_invariance_holds_for_the_gradient_and_not_for_gradient_times_inpu
     assert axiomatic.input_invariance(model, x, y, gradient).tolist() == [1.0, 1.0, 1.0]
     assert axiomatic.input_invariance(model, x, y, times_input).tolist() == [0.0, 0.0, 0.0]
     assert not any(isinstance(m, axiomatic._Shifted) for m in model.modules())  # the model is left as found
+
+
+def test_relative_representation_stability_equals_quantus_on_the_same_layer_and_noise():
+    model, x, y, _, _ = reference_batch(count=3, side=16)
+    noise = robustness.uniform_noise(x, 4, 0.05, seed=0)
+    draws = iter(noise.flatten(2).numpy())
+
+    def same_noise(arr, indices, indexed_axes=None, **kwargs):
+        return arr + next(draws)
+
+    metric = quantus.RelativeRepresentationStability(nr_samples=4, perturb_func=same_noise, normalise=False,
+                                                     layer_names=["features.4"], disable_warnings=True,
+                                                     return_nan_when_prediction_changes=False)
+    a = gradient(model)(x, y)
+    expected = metric(model=model, x_batch=x.numpy(), y_batch=y.numpy(), a_batch=a.numpy(),
+                      explain_func=quantus_explain, device="cpu")
+    got = robustness.relative_representation_stability(gradient(model), x, y, a, noise=noise,
+                                                       representation=model.features[:5])
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5)

@@ -3,8 +3,8 @@
 - Max-sensitivity and average sensitivity (Yeh et al. 2019, https://arxiv.org/abs/1901.09392; Captum's
   ``sensitivity_max``): the largest / mean ``‖a(x) − a(x + δ)‖ / ‖a(x)‖`` (Frobenius norms) over ``samples`` draws of
   uniform noise δ in [−radius, radius] on every input value.
-- Relative input / output stability (Agarwal et al. 2022): the relative change of the map over the relative
-  change of the picture / the change of the logits.
+- Relative input / output / representation stability (Agarwal et al. 2022): the relative change of the map over
+  the relative change of the picture / the change of the logits / the relative change of an inner layer.
 - Local Lipschitz estimate (Alvarez-Melis & Jaakkola 2018): the largest ``‖a − a'‖ / ‖x − x'‖`` under Gaussian
   noise.
 
@@ -127,4 +127,24 @@ def local_lipschitz_estimate(explain: Explain, x: Tensor, y, attributions: Tenso
     top = (a[None] - moved).flatten(2).norm(dim=-1)
     bottom = (x.double()[None] - noisy.double()).flatten(2).norm(dim=-1)
     ratio = _unless_changed(top / (bottom + 1e-10), model, x, noisy)
+    return ratio.nan_to_num(float("-inf")).amax(0).masked_fill(ratio.isnan().all(0), float("nan"))
+
+
+def relative_representation_stability(explain: Explain, x: Tensor, y, attributions: Tensor | None = None, *,
+                                      representation: Callable[[Tensor], Tensor], samples: int = 200,
+                                      radius: float = 0.2, eps: float = 1e-6,
+                                      seed: int | torch.Generator | None = 0, noise: Tensor | None = None,
+                                      model: Forward | None = None, batch_size: int | None = None) -> Tensor:
+    """Relative representation stability (Agarwal et al. 2022, https://arxiv.org/abs/2203.06877) ``[B]``, ↓: the
+    largest, over noisy copies whose top class ``model`` (if given) keeps, of ``‖(a − a')/a‖ / ‖(L − L')/L‖`` with
+    ``L = representation(x)`` an inner layer's activations (e.g. a feature extractor's output)."""
+    y = class_indices(y, x.shape[0], x.device)
+    a = (explain(x, y) if attributions is None else attributions).detach().double()
+    noisy, moved = _noisy_explanations(explain, x, y, noise, samples, radius, seed, batch_size)
+    top = ((a[None] - moved) / (a + (a == 0) * eps)[None]).flatten(2).norm(dim=-1)
+    with torch.no_grad():
+        inner = representation(x).flatten(1).double()
+        shifted = representation(noisy.flatten(0, 1)).flatten(1).double().view(noisy.shape[0], x.shape[0], -1)
+    bottom = ((inner[None] - shifted) / (inner + (inner == 0) * eps)[None]).norm(dim=-1)
+    ratio = _unless_changed(top / (bottom + (bottom == 0) * eps), model, x, noisy)
     return ratio.nan_to_num(float("-inf")).amax(0).masked_fill(ratio.isnan().all(0), float("nan"))
