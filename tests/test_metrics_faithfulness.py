@@ -158,3 +158,16 @@ def test_sufficiency_equals_quantus(distance, monkeypatch):
     ours = F.sufficiency(model, x, a, threshold=0.6, distance=distance)
     np.testing.assert_allclose(ours.numpy(), theirs, rtol=1e-5, atol=1e-7)
     assert 0 < ours.sum()  # some maps are close enough to count
+
+
+def test_sensitivity_n_is_one_for_gradient_times_input_on_a_linear_model():
+    torch.manual_seed(0)
+    linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3, bias=False))
+    x = torch.rand(2, 1, 8, 8)
+    y = torch.tensor([0, 2])
+    a = linear[1].weight[y].view(2, 1, 8, 8).detach() * x  # removing a subset drops the logit by its sum exactly
+    values = F.sensitivity_n(linear, x, y, a, sizes=(1, 5, 20), runs=30)
+    assert values.shape == (2, 3)
+    torch.testing.assert_close(values, torch.ones(2, 3, dtype=torch.float64))
+    noise = F.sensitivity_n(linear, x, y, torch.rand(2, 1, 8, 8), sizes=(5,), runs=30)
+    assert (noise < 0.99).all()
