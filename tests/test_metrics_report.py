@@ -91,3 +91,17 @@ def test_every_registered_metric_runs_on_a_tiny_model(tiny_model):
     assert report.metrics == list(METRICS) and not report.skipped
     assert all(v.shape == (2,) for v in report.values["saliency"].values())
     assert len(report.rows()) == len(METRICS)
+
+
+def test_check_refuses_pictures_without_metrics_and_unknown_metrics_before_writing(monkeypatch, tmp_path):
+    from convscope.cli import analysis
+
+    monkeypatch.setattr(analysis, "model_from", lambda args: pytest.fail("no model is loaded for a refusal"))
+    parser = argparse.ArgumentParser()
+    analysis.register(parser.add_subparsers())
+    for argv, message in ((["check", "p.png"], "pictures are evaluated with --metrics"),
+                          (["check", "--metrics", "bogus"], "unknown metric")):
+        args = parser.parse_args([*argv, "--out", str(tmp_path / "out")])
+        with pytest.raises(ValueError, match=message):
+            args.run(args)
+    assert not (tmp_path / "out").exists()
