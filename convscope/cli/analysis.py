@@ -102,7 +102,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="the whole study instead of the quick one: every method but Score-CAM, every stage of the "
                         "cascade, 25 steps, 18 pasted pictures, the occluder moved by 1/14 of the side (tens of "
                         "minutes on a CPU)")
-    p.add_argument("pictures", nargs="*", help="with --metrics: image files, folders or sample:NAME to evaluate on "
+    p.add_argument("pictures", nargs="*", help="with --metrics: image files, folders or sample:NAME to evaluate on, "
+                                               "named before the options "
                                                "(default: the bundled photos pasted on textures, whose object "
                                                "boxes the localisation metrics need)")
     p.add_argument("--metrics", nargs="*", metavar="METRIC",
