@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pytest
 import torch
@@ -93,3 +95,60 @@ def test_cascading_randomisation_leaves_the_original_untouched(tiny_model):
     assert seen == ["fc", "conv"]
     for key, value in tiny_model.net.state_dict().items():
         assert torch.equal(value, before[key])
+
+
+def test_pictures_per_pass_keeps_cpu_passes_small_and_checks_batch_size():
+    from convscope.analysis.passes import pictures_per_pass
+
+    cpu = torch.device("cpu")
+    assert pictures_per_pass(None, (1, 3, 224, 224), cpu) == 4
+    assert pictures_per_pass(None, (1, 1, 28, 28), cpu) == 64
+    assert pictures_per_pass(None, (1, 3, 1024, 1024), cpu) == 1
+    assert pictures_per_pass(7, (1, 3, 224, 224), cpu) == 7
+    with pytest.raises(ValueError, match="positive integer"):
+        pictures_per_pass(0, (1, 3, 8, 8), cpu)
+
+
+def test_deletion_curves_do_not_depend_on_the_pictures_per_pass(tiny_model):
+    g = torch.Generator().manual_seed(0)
+    inputs = torch.rand(2, 3, 8, 8, generator=g)
+    maps = torch.rand(2, 8, 8, generator=g)
+    one = deletion_insertion(tiny_model, inputs, maps, torch.tensor([0, 2]), steps=6, batch_size=1)
+    many = deletion_insertion(tiny_model, inputs, maps, torch.tensor([0, 2]), steps=6)
+    torch.testing.assert_close(one.deletion, many.deletion)
+    torch.testing.assert_close(one.insertion, many.insertion)
+
+
+def test_heatmaps_explained_a_few_pictures_at_a_time_equal_one_pass(tiny_model, monkeypatch):
+    import convscope.analysis.passes as passes
+    from convscope.analysis.explainers import build, fixed_target, heatmaps
+
+    inputs = torch.rand(5, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    target, _ = fixed_target(tiny_model, inputs)
+    whole = heatmaps(build("grad_cam", tiny_model), inputs, target)
+    monkeypatch.setattr(passes, "CPU_PIXELS_PER_PASS", 2 * 64)  # two 8×8 pictures per pass
+    calls = []
+    method = build("grad_cam", tiny_model)
+    original = type(method).__call__
+    monkeypatch.setattr(type(method), "__call__", lambda self, x, t: calls.append(len(x)) or original(self, x, t))
+    torch.testing.assert_close(heatmaps(method, inputs, target), whole)
+    assert calls == [2, 2, 1]
+
+
+def test_check_runs_the_quick_study_unless_asked_for_the_full_one(monkeypatch, tmp_path):
+    import convscope.analysis.checks as checks
+    from convscope.cli import analysis
+
+    seen = []
+    monkeypatch.setattr(checks, "run_checks", lambda model, out, **kw: seen.append(kw))
+    monkeypatch.setattr(analysis, "model_from", lambda args: None)
+    parser = argparse.ArgumentParser()
+    analysis.register(parser.add_subparsers())
+    for argv in (["check"], ["check", "--full"], ["check", "--steps", "3", "--methods", "saliency"]):
+        args = parser.parse_args([*argv, "--out", str(tmp_path)])
+        args.run(args)
+    quick, full, chosen = seen
+    assert quick["methods"] == checks.DEMO_CHECK["methods"]
+    assert quick["cascade_every"] == 3 and quick["steps"] == 10 and quick["pasted_per_pair"] == 1
+    assert full["methods"] is None and full["steps"] == 25 and "cascade_every" not in full
+    assert chosen["methods"] == ["saliency"] and chosen["steps"] == 3

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from convscope.analysis.passes import pictures_per_pass
 from convscope.hooks import inspection_mode
 from convscope.models.model import Model
 from convscope.progress import progress_bar
@@ -35,12 +36,13 @@ class Curves:
 
 
 def deletion_insertion(model: Model, inputs: Tensor, maps: Tensor, classes: Tensor, *, steps: int = 100,
-                       batch_size: int = 64, insertion_sigma: float = 5.0) -> Curves:
+                       batch_size: int | None = None, insertion_sigma: float = 5.0) -> Curves:
     """Class probability as the most important pixels are removed (deletion: replaced by 0 in the
     model's input space, i.e. the mean colour) or revealed on a blurred copy (insertion).
 
     ``inputs`` ``[B,C,H,W]`` normalised; ``maps`` ``[B,h,w]`` (upsampled bilinearly; higher = more
-    important); ``classes`` ``[B]``. ``steps`` equal slices of pixels, so ``S+1`` points per curve.
+    important); ``classes`` ``[B]``. ``steps`` equal slices of pixels, so ``S+1`` points per curve;
+    ``batch_size`` pictures per pass (default: :func:`~convscope.analysis.passes.pictures_per_pass`).
     """
     if maps.dim() == 4 and maps.shape[1] == 1:
         maps = maps[:, 0]
@@ -48,6 +50,7 @@ def deletion_insertion(model: Model, inputs: Tensor, maps: Tensor, classes: Tens
         raise ValueError(f"need one map [h,w] per input: maps {tuple(maps.shape)}, inputs {tuple(inputs.shape)}")
     height, width = inputs.shape[-2:]
     pixels = height * width
+    batch_size = pictures_per_pass(batch_size, inputs.shape, inputs.device)
     saliency = upsample(maps.to(inputs.device).float(), (height, width)).flatten(1)
     order = saliency.argsort(dim=1, descending=True, stable=True)
     ranks = torch.empty_like(order)
@@ -111,7 +114,7 @@ class FaithfulnessStudy:
 
 
 def faithfulness_study(model: Model, inputs: Tensor, methods: Sequence[str] | None = None, target=None, *,
-                       options=None, steps: int = 50, batch_size: int = 64,
+                       options=None, steps: int = 50, batch_size: int | None = None,
                        progress: bool | None = False) -> FaithfulnessStudy:
     """Deletion and insertion curves of each method's maps on a normalised batch, for ``target``
     (default: each image's top class, fixed from the clean image); ``progress``: a bar over the methods."""

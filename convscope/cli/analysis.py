@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 from convscope.analysis.ablation import ABLATION_VARIANTS
-from convscope.analysis.checks import CHECK_PHOTOS
+from convscope.analysis.checks import CHECK_PHOTOS, DEMO_CHECK
 from convscope.analysis.invariance import invariance_curves
+from convscope.analysis.metrics.registry import DEFAULT_METRICS, METRICS
 from convscope.analysis.transforms import TRANSFORMS
 from convscope.cli.common import add_model_options, model_from, written
 from convscope.cli.output_names import identity, output_name, run_names, write_text
@@ -90,12 +91,27 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_model_options(p, out="out/evolution")
     p.set_defaults(run=run_evolution)
 
-    p = commands.add_parser("check", help="sanity checks and faithfulness of every attribution method: cascading "
+    p = commands.add_parser("check", help="sanity checks and faithfulness of attribution methods: cascading "
                                           "randomisation, deletion/insertion, pointing game, occlusion study")
-    p.add_argument("--methods", nargs="+", help="attribution methods (default: all but Score-CAM, which costs one "
-                                                "forward pass per channel — name it to include it)")
+    p.add_argument("--methods", nargs="+", help="attribution methods (default: "
+                   f"{' '.join(DEMO_CHECK['methods'])}, about three minutes on a 2-core CPU; with --full every "
+                   "method but Score-CAM, which costs one forward pass per channel — name it to include it)")
     p.add_argument("--photos", nargs="+", default=list(CHECK_PHOTOS), help="bundled photos to use")
-    p.add_argument("--steps", type=int, default=25, help="deletion/insertion steps (default: %(default)s)")
+    p.add_argument("--steps", type=int, help=f"deletion/insertion steps (default: {DEMO_CHECK['steps']}; "
+                                             "25 with --full)")
+    p.add_argument("--full", action="store_true",
+                   help="the whole study instead of the quick one: every method but Score-CAM, every stage of the "
+                        "cascade, 25 steps, 18 pasted pictures, the occluder moved by 1/14 of the side (tens of "
+                        "minutes on a CPU)")
+    p.add_argument("pictures", nargs="*", help="with --metrics: image files, folders or sample:NAME to evaluate on, "
+                                               "named before the options "
+                                               "(default: the bundled photos pasted on textures, whose object "
+                                               "boxes the localisation metrics need)")
+    p.add_argument("--metrics", nargs="*", metavar="METRIC",
+                   help="instead of the checks above, one report of these evaluation metrics for every method: "
+                        "a table with each metric's direction, bootstrap intervals over the pictures and ranks, a "
+                        "bar chart and a verdict (no names: " + " ".join(DEFAULT_METRICS) + "; all: "
+                        + " ".join(METRICS) + ")")
     p.add_argument("--no-label-randomisation", dest="label_randomisation", action="store_false",
                    help="skip the data randomisation test (it uses the shipped Fashion-MNIST pair and the "
                         "Fashion-MNIST files, whatever --model is)")
@@ -202,13 +218,51 @@ def run_evolution(args: argparse.Namespace) -> None:
 def run_check(args: argparse.Namespace) -> None:
     from convscope.analysis.checks import run_checks
 
-    run_checks(model_from(args), args.out, methods=args.methods, photos=args.photos, steps=args.steps,
-               label_randomisation=args.label_randomisation)
+    if args.metrics is not None:
+        return run_metrics(args)
+    if args.pictures:
+        raise ValueError("pictures are evaluated with --metrics; the checks use --photos (bundled photos)")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    settings = {"steps": 25} if args.full else dict(DEMO_CHECK)
+    methods = args.methods or settings.pop("methods", None)
+    settings.pop("methods", None)
+    if args.steps is not None:
+        settings["steps"] = args.steps
+    run_checks(model_from(args), args.out, methods=methods, photos=args.photos,
+               label_randomisation=args.label_randomisation, **settings)
     for name in ("sanity_cascading.csv", "sanity_cascading.png", "sanity_data_randomisation.csv",
                  "sanity_data_randomisation.png", "faithfulness.csv", "faithfulness.png", "pointing_game.csv",
                  "checks.json"):
         if (args.out / name).exists():
             written(args.out / name)
+
+
+def run_metrics(args: argparse.Namespace) -> None:
+    from convscope.analysis.checks import write_csv
+    from convscope.analysis.explainers import method_names
+    from convscope.analysis.metrics.report import evaluate_methods, metric_names
+    from convscope.analysis.pasted import pasted_objects
+
+    methods = method_names(args.methods or DEMO_CHECK["methods"])
+    metrics = metric_names(args.metrics)
+    model = model_from(args)
+    if args.pictures:
+        inputs, masks = model.prepare([p.pixels for p in load_images(args.pictures)]), None
+    else:
+        pasted = pasted_objects(size=model.preprocess.input_size[0], per_pair=1)
+        inputs, masks = model.preprocess.normalize(pasted.pictures), pasted.object_mask()
+    report = evaluate_methods(model, inputs, methods, metrics, masks=masks, progress=None)
+    print(report.text())
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "metrics.md").write_text(report.text())
+    written(args.out / "metrics.md")
+    written(write_csv(args.out / "metrics.csv", report.rows()))
+    written(report.picture().save(args.out / "metrics.png"))
+    (args.out / "metrics.json").write_text(json.dumps({"model": report.model, "pictures": report.pictures,
+                                                       "rows": report.rows(), "verdict": report.verdict()},
+                                                      indent=1))
+    written(args.out / "metrics.json")
 
 
 def run_invariance(args: argparse.Namespace) -> None:
