@@ -131,7 +131,7 @@ def test_tcav_command_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path,
     for args, words in ((["--concepts", str(empty)], "holds no image files"),
                         (["--concepts", str(tiny)], "tiny holds 2 pictures; TCAV needs at least 8"),
                         (["--concepts", "builtin:strips"], "unknown built-in concept"),
-                        (["--concepts", "builtin:stripes", "--runs", "3"], "at least 10"),
+                        (["--concepts", "builtin:stripes", "--runs", "3"], "between 10"),
                         (["--concepts", "builtin:stripes", "--random", str(tiny)], "holds 2 pictures; drawing")):
         code = main(["tcav", *args, "--layer", "blocks.4", "--targets", "zebra", "--out", str(out)])
         err = capsys.readouterr().err

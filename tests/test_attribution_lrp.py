@@ -212,8 +212,9 @@ def test_cli_explains_with_a_composite_and_refuses_an_unknown_one(tmp_path, caps
 
     assert main(["explain", "sample:chelsea", "--method", "lrp", "--composite", "epsilon-plus", "--target",
                  "tabby", "--out", str(tmp_path / "ok")]) == 0
-    assert sorted(p.name for p in (tmp_path / "ok").iterdir()) == ["explain_chelsea_lrp_map.png",
-                                                                  "explain_chelsea_lrp_overlay.png"]
+    names = sorted(p.name for p in (tmp_path / "ok").iterdir())
+    assert [name.rsplit("_", 1)[0] for name in names] == ["explain_chelsea_lrp_tabby_map",
+                                                          "explain_chelsea_lrp_tabby_overlay"]
     assert main(["explain", "sample:chelsea", "--method", "lrp", "--composite", "plus", "--out",
                  str(tmp_path / "bad")]) == 2
     assert "unknown LRP composite 'plus'" in capsys.readouterr().err

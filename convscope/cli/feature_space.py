@@ -89,10 +89,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--directions", choices=("random", "pca"),
                    help="instead: single units beside random directions (or principal components) of the layer's "
                         "stored features, with a coherence score for each (Szegedy et al. 2014: are units special?)")
-    p.add_argument("--count", type=int, default=8, help="units and directions drawn with --directions "
-                                                        "(default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random directions and of the units drawn "
-                                                       "(default: %(default)s)")
+    p.add_argument("--count", type=int, help="units and directions drawn with --directions (default: 8)")
+    p.add_argument("--seed", type=int, help="seed of the random directions and of the units drawn with "
+                                            "--directions (default: 0)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N for the projections (default: CUDA when "
                                                   "available)")
     p.add_argument("--out", type=Path, help="output folder (default: the scan folder)")
@@ -190,6 +189,8 @@ def run_top_patches(args: argparse.Namespace) -> None:
     layer = result.check_layer(args.layer)
     if args.directions:
         return run_directions(args, result, layer)
+    if args.count is not None or args.seed is not None:
+        raise ValueError("--count and --seed belong to --directions: add --directions random (or pca)")
     channels = parse_channels(args.channels, result.top(layer).values.shape[0])
     out = args.out or args.scan
     model = result.model(args.device) if args.projections else None  # fails before anything is written
@@ -225,7 +226,8 @@ def run_directions(args: argparse.Namespace, result, layer: str) -> None:
     if args.channels or args.projections or args.context:
         raise ValueError("--directions draws units chosen at random beside as many directions: leave out "
                          "--channels, --projections and --context")
-    study = direction_study(result, layer, kind=args.directions, count=args.count, k=args.k or 9, seed=args.seed)
+    study = direction_study(result, layer, kind=args.directions, count=8 if args.count is None else args.count,
+                            k=args.k or 9, seed=args.seed or 0)
     print("\n".join([*study.lines(), study.verdict()]))
     name = output_name("directions", layer, args.directions, identity=settings(args))
     written(study.picture().save((args.out or args.scan) / name))

@@ -21,9 +21,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                         "pixels + blur + clipping, the paper's look (saturated high-frequency colours in which the "
                         "class shows only on a close look, though the model is sure of it)")
     p.add_argument("--objective", choices=("score+log-probability", "score", "log-probability"),
-                   default="score+log-probability",
-                   help="what is maximised: 'score' is Simonyan et al.'s S_c(I) (the lecture's arg max S_c(I) − "
-                        "λ‖I‖²); the default adds log p_c, which also pushes the neighbouring classes down")
+                   default="score+log-probability", metavar="OBJECTIVE",
+                   help="what is maximised: score+log-probability (default), score or log-probability; 'score' is "
+                        "Simonyan et al.'s S_c(I) (the lecture's arg max S_c(I) − λ‖I‖²); the default adds log p_c, "
+                        "which also pushes the neighbouring classes down")
     p.add_argument("--l2", type=float, default=3e-5, metavar="LAMBDA",
                    help="λ, the weight of ‖I‖² (default: %(default)s; 0 for none)")
     p.add_argument("--size", type=int, help="picture side (default: the model's input size)")
