@@ -6,14 +6,13 @@ import torch
 from torch import Tensor, nn
 
 from convscope.attribution.base import batch_size_for, chunks, copies_target, fast_layout, image_classes
-from convscope.attribution.cam_base import ChannelSumCAM
+from convscope.attribution.cam_base import ChannelPassCAM
 from convscope.attribution.layers import layer_grid
 from convscope.hooks import capture, inspection_mode
-from convscope.models.model import Model
 from convscope.targets import Target
 
 
-class AblationCAM(ChannelSumCAM):
+class AblationCAM(ChannelPassCAM):
     """``Σ_k w_k A_k`` with ``w_k = (S − S_k) / S``: how much of the score ``S`` is lost when feature map ``k``
     is set to zero (``S_k``), ``[B,1,h,w]``; no gradient.
 
@@ -29,12 +28,6 @@ class AblationCAM(ChannelSumCAM):
     name = "ablation_cam"
     title = "Ablation-CAM"
     paper = "https://doi.org/10.1109/WACV45572.2020.9093360"
-
-    def __init__(self, model: Model | nn.Module, layer: str | nn.Module | None = None, *,
-                 batch_size: int | None = None, progress: bool | None = None, eigen_smooth: bool = False) -> None:
-        super().__init__(model, layer, eigen_smooth=eigen_smooth)
-        self.batch_size, self.progress = batch_size, progress
-        batch_size_for(batch_size, torch.device("cpu"))  # checks it
 
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         layer = self.layer(inputs)

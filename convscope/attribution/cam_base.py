@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
-from convscope.attribution.base import Attribution, layer_gradient
+from convscope.attribution.base import Attribution, batch_size_for, layer_gradient
 from convscope.attribution.eigen import first_component
 from convscope.attribution.input_checks import check_map_size
 from convscope.attribution.layers import LayerChoice, layer_grid
@@ -61,6 +62,17 @@ class ChannelSumCAM(LayerAttribution):
     def summed(self, weighted: Tensor) -> Tensor:
         """``[B,C,h,w] -> [B,1,h,w]``: the channel sum, or its first principal component with ``eigen_smooth``."""
         return first_component(weighted) if self.eigen_smooth else weighted.sum(1, keepdim=True)
+
+
+class ChannelPassCAM(ChannelSumCAM):
+    """A CAM that runs the model once more per channel (Score-CAM, Ablation-CAM): ``batch_size`` copies per
+    forward pass bound the memory (default: sized for the device), ``progress`` shows a bar over the passes."""
+
+    def __init__(self, model: Model | nn.Module, layer: str | nn.Module | None = None, *,
+                 batch_size: int | None = None, progress: bool | None = None, eigen_smooth: bool = False) -> None:
+        super().__init__(model, layer, eigen_smooth=eigen_smooth)
+        self.batch_size, self.progress = batch_size, progress
+        batch_size_for(batch_size, torch.device("cpu"))  # checks it
 
 
 class GradientCAM(ChannelSumCAM):

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from convscope.attribution.base import batch_size_for, chunks, copies_target, fast_layout, forward, image_classes
-from convscope.attribution.cam_base import ChannelSumCAM
+from convscope.attribution.cam_base import ChannelPassCAM
 from convscope.hooks import capture, inspection_mode
-from convscope.models.model import Model
 from convscope.render.overlay import upsample
 from convscope.targets import Target
 
 
-class ScoreCAM(ChannelSumCAM):
+class ScoreCAM(ChannelPassCAM):
     """``Σ_k w_k A_k`` where ``w_k`` is the target's score on the input masked by feature map ``k``.
 
     Each map ``A_k`` is upsampled (bilinear) to the input size, scaled to [0, 1] and
@@ -28,12 +27,6 @@ class ScoreCAM(ChannelSumCAM):
     name = "score_cam"
     title = "Score-CAM"
     paper = "https://arxiv.org/abs/1910.01279"
-
-    def __init__(self, model: Model | nn.Module, layer: str | nn.Module | None = None, *,
-                 batch_size: int | None = None, progress: bool | None = None, eigen_smooth: bool = False) -> None:
-        super().__init__(model, layer, eigen_smooth=eigen_smooth)
-        self.batch_size, self.progress = batch_size, progress
-        batch_size_for(batch_size, torch.device("cpu"))  # checks it
 
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         layer = self.layer(inputs)
