@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from convscope.attribution import METHODS, compare, explain
 from convscope.attribution.dataset import TARGET_HELP
@@ -221,8 +222,10 @@ def run_explain_set(args: argparse.Namespace) -> None:
               f"(explain-set runs at {result.rate / plain:.2f}× its rate)")
     rows = summarise(args.out)
     overall = rows[-1]
+    measured = [row for row in rows[:-1] if not math.isnan(row.centre_share)]  # a class with no map has no share
     print(f"  share of map mass in the centre ({overall.centre_area:.0%} of the area): all {overall.centre_share:.0%}"
           + "".join(f", {row.name} {row.centre_share:.0%}" for row in sorted(
-              rows[:-1], key=lambda r: r.centre_share)[:5]) + (" …" if len(rows) > 6 else ""))
+              measured, key=lambda r: r.centre_share)[:5]) + (" …" if len(measured) > 5 else "")
+          + (f" ({len(rows) - 1 - len(measured)} classes without a map)" if len(measured) < len(rows) - 1 else ""))
     for file in (SUMMARY_CSV, SUMMARY_PNG):
         written(args.out / file)
