@@ -41,11 +41,11 @@ KINDS: dict[str | tuple[str, str], str] = {
     "sources": "pictures", "weights": "file", "classes": "file", "network": "file", "compare": "file",
     "scan": "folder", "checks": "folder", "checkpoints": "folder", "out": "out_folder", "cache": "out_folder",
     "save": "out_file", "model": "model", ("train", "data"): "folder", ("ablate", "data"): "folder",
-    "runs": "file", ("tcav", "concepts"): "folder", ("tcav", "random"): "folder",
+    "runs": "file", ("tcav", "concepts"): "folder", ("tcav", "random"): "folder", ("check", "pictures"): "pictures",
 }
 # text arguments that are not paths (names of layers, classes, methods, devices …)
 NOT_PATHS = {"layer", "layers", "target", "targets", "device", "host", "token", "methods", "only", "photos",
-             "channels", "variants", "composite", "defence_layers", "around"}
+             "channels", "variants", "composite", "defence_layers", "around", "metrics"}
 # (command, option, bad value) accepted on purpose, with the reason; these are not run
 ACCEPTED: dict[tuple[str, str, str], str] = {
     **{(command, "out", value): f"{command} writes no file: --out is not used"
