@@ -157,22 +157,27 @@ class DefenceTable:
         return [self.markdown(), "", *self.verdicts()]
 
     def picture(self) -> Picture:
-        """Accuracy against ε per defence: adaptive attacks solid, the others dashed."""
-        figure, axes = new_figure(1, size=(7.5, 4.4))
-        axis = axes[0][0]
-        colours = {}
-        for row in self.rows:
-            key = (row.model, row.defence)
-            colour = colours.setdefault(key, f"C{len(colours) % 10}")
-            mean = [100 * v for v in row.mean()]
-            axis.plot(self.epsilons, mean, color=colour, linestyle="-" if row.adaptive else "--", marker="o",
-                      label=f"{row.model} {row.defence}: {row.attack}")
-        axis.set_xlabel("ε (L∞, pixels in [0, 1])")
-        axis.set_ylabel(f"accuracy % ({self.pictures} test pictures)")
-        axis.set_ylim(0, 100)
-        axis.set_title("Defences under attack (solid: the attack adapted to the defence)")
-        axis.legend(fontsize=7, loc="upper right")
-        figure.tight_layout()
+        """One panel per trained model: accuracy against ε (± std over seeds) as trained and behind each input
+        defence; solid lines are the attacks adapted to the defence, dashed ones the others."""
+        models = list(dict.fromkeys(row.model for row in self.rows))
+        defences = list(dict.fromkeys(row.defence for row in self.rows))
+        colours = {defence: f"C{index}" for index, defence in enumerate(defences)}
+        figure, axes = new_figure(len(models), size=(3.6, 3.4))
+        for axis, model in zip(axes[0], models, strict=True):
+            for row in (r for r in self.rows if r.model == model):
+                mean, std = [100 * v for v in row.mean()], [100 * v for v in row.std()]
+                axis.errorbar(self.epsilons, mean, yerr=std, color=colours[row.defence], capsize=2, marker="o",
+                              markersize=3, linestyle="-" if row.adaptive else "--",
+                              label=f"{row.defence}: {row.attack}")
+            axis.set_title(model, fontsize=9)
+            axis.set_ylim(0, 100)
+            axis.set_xlabel("ε (L∞, pixels in [0, 1])", fontsize=8)
+        axes[0][0].set_ylabel(f"accuracy % ({self.pictures} test pictures)", fontsize=8)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        figure.legend(handles, labels, loc="lower center", ncol=2, fontsize=7, frameon=False)
+        figure.suptitle("Defences under attack (solid: the attack adapted to the defence; bars: ± std over seeds)",
+                        fontsize=10)
+        figure.tight_layout(rect=(0, 0.06 * len(labels) / 2, 1, 0.95))
         return figure_to_picture(figure)
 
 
