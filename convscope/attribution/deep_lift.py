@@ -101,14 +101,19 @@ def _check_summation(attributions: Tensor, scores: Tensor, batch: int, title: st
                          "see (a functional call such as F.relu or F.gelu inside a module); use Integrated Gradients")
 
 
-class _Rescale(torch.autograd.Function):
-    """Identity on the module's output forward; backward, the rescale multiplier Δout/Δin (both halves alike)."""
+class _PairRule(torch.autograd.Function):
+    """Identity on the module's output forward, keeping its input and output (picture and reference halves) for a
+    backward rule of DeepLIFT's (the subclasses)."""
 
     @staticmethod
     def forward(ctx, inputs: Tensor, output: Tensor, module: nn.Module) -> Tensor:  # noqa: ANN001
         ctx.save_for_backward(inputs, output)
         ctx.module = module
         return output.clone()
+
+
+class _Rescale(_PairRule):
+    """Backward: the rescale multiplier Δout/Δin (both halves alike)."""
 
     @staticmethod
     def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None, None]:  # noqa: ANN001
@@ -122,14 +127,8 @@ class _Rescale(torch.autograd.Function):
             None, None
 
 
-class _MaxPool(torch.autograd.Function):
-    """Captum's max-pool rule: Δout split at the argmax of the input and of the baseline, over Δin."""
-
-    @staticmethod
-    def forward(ctx, inputs: Tensor, output: Tensor, module: nn.MaxPool2d) -> Tensor:  # noqa: ANN001
-        ctx.save_for_backward(inputs, output)
-        ctx.module = module
-        return output.clone()
+class _MaxPool(_PairRule):
+    """Backward: Captum's max-pool rule, Δout split at the argmax of the input and of the baseline, over Δin."""
 
     @staticmethod
     def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None, None]:  # noqa: ANN001
