@@ -155,24 +155,29 @@ def _remove_if_empty(folder: Path) -> None:
         pass
 
 
+def first_difference(one: dict[str, Any], other: dict[str, Any], keys: Iterable[str]) -> str | None:
+    """The first of ``keys`` whose value differs between two settings dictionaries, or None."""
+    return next((key for key in keys if one.get(key) != other.get(key)), None)
+
+
 def check_same_scan(existing: dict[str, Any], wanted: dict[str, Any], folder: Path) -> None:
     """ValueError naming the first setting in which the folder's scan differs from the one asked for."""
-    for key in IDENTITY:
-        if existing.get(key) != wanted.get(key):
-            raise ValueError(f"{str(folder)!r} holds a different scan ({key}: {_short(existing.get(key))} there, "
-                             f"{_short(wanted.get(key))} now); use another --out folder, or --overwrite to start "
-                             "again")
+    key = first_difference(existing, wanted, IDENTITY)
+    if key is not None:
+        raise ValueError(f"{str(folder)!r} holds a different scan ({key}: {_short(existing.get(key))} there, "
+                         f"{_short(wanted.get(key))} now); use another --out folder, or --overwrite to start "
+                         "again")
 
 
 def check_still_ours(folder: Path, config: dict[str, Any]) -> None:
     """Refuse to go on when the folder's settings are no longer those of the scan writing it (another scan took the
     folder, e.g. after its lock was removed by hand): saving now would mix two scans."""
     now = read_config(folder)
-    for key in IDENTITY:
-        if now.get(key) != config.get(key):
-            raise ValueError(f"the settings in {folder / CONFIG} changed while this scan was writing ({key}: "
-                             f"{_short(now.get(key))} now, {_short(config.get(key))} in this scan): another scan "
-                             "took the folder; this one stops so as not to mix their features")
+    key = first_difference(now, config, IDENTITY)
+    if key is not None:
+        raise ValueError(f"the settings in {folder / CONFIG} changed while this scan was writing ({key}: "
+                         f"{_short(now.get(key))} now, {_short(config.get(key))} in this scan): another scan "
+                         "took the folder; this one stops so as not to mix their features")
 
 
 def clear(folder: Path) -> None:
