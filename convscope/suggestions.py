@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 def closest(name: str, candidates: Iterable[str], n: int = 5) -> list[str]:
@@ -25,3 +25,15 @@ def unknown(kind: str, name: str, candidates: Iterable[str], hint: str = "") -> 
     if hint:
         message += f" ({hint})"
     return ValueError(message)
+
+
+def chosen_names(names: Sequence[str] | None, default: Sequence[str], known: Iterable[str], what: str,
+                 listed: str) -> list[str]:
+    """``names`` (or ``default`` when none are given), each checked to be one of ``known``: :func:`unknown`
+    names the closest, then lists them all after ``listed``."""
+    known = list(known)
+    chosen = list(names) if names else list(default)
+    for name in chosen:
+        if name not in known:
+            raise unknown(what, name, known, hint=f"{listed}: " + ", ".join(known))
+    return chosen

@@ -12,7 +12,7 @@ from torch import Tensor
 from convscope.analysis.passes import pictures_per_pass
 from convscope.hooks import inspection_mode
 from convscope.models.model import Model
-from convscope.suggestions import unknown
+from convscope.suggestions import chosen_names
 from convscope.targets import ClassProbability, ClassScore, Target, TargetLike, as_target
 
 # Methods cheap enough to run many times over (every randomisation stage, every image) on a CPU. Score-CAM is
@@ -27,11 +27,7 @@ QUICK_OPTIONS: dict[str, dict[str, Any]] = {"smooth_grad": {"samples": 16}, "int
 def method_names(names: Sequence[str] | None) -> list[str]:
     from convscope.attribution import METHODS
 
-    chosen = list(names) if names else list(QUICK_METHODS)
-    for name in chosen:
-        if name not in METHODS:
-            raise unknown("attribution method", name, METHODS, hint="methods: " + ", ".join(METHODS))
-    return chosen
+    return chosen_names(names, QUICK_METHODS, METHODS, "attribution method", "methods")
 
 
 def build(name: str, model: Model, options: Mapping[str, Mapping[str, Any]] | None = None):

@@ -12,17 +12,13 @@ from torch import Tensor
 from convscope.analysis.metrics.common import run
 from convscope.analysis.metrics.registry import DEFAULT_METRICS, METRICS, Case
 from convscope.models.model import Model
-from convscope.suggestions import unknown
+from convscope.suggestions import chosen_names
 
 SIMILAR = 0.5  # randomisation similarity above which (the whole interval) a method ignores the model / class
 
 
 def metric_names(names: Sequence[str] | None) -> list[str]:
-    chosen = list(names) if names else list(DEFAULT_METRICS)
-    for name in chosen:
-        if name not in METRICS:
-            raise unknown("metric", name, METRICS, hint="metrics: " + ", ".join(METRICS))
-    return chosen
+    return chosen_names(names, DEFAULT_METRICS, METRICS, "metric", "metrics")
 
 
 def bootstrap(values: Tensor, *, resamples: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
