@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
-from convscope.attribution.base import Attribution, check_inputs, input_gradient
-from convscope.backward_rules import backward_rules
-from convscope.hooks import capture, inspection_mode
-from convscope.models.layers import layer_name
+from convscope.attribution.base import Attribution, input_gradient
 from convscope.targets import Target
 
 
@@ -44,21 +40,6 @@ class Deconvnet(Attribution):
         With ``strongest`` only the map's largest activation is kept (the paper's
         projections of single top activations).
         """
-        inputs = check_inputs(inputs, self.model).requires_grad_(True)
-        name = layer_name(self.model.net, layer)
-        net = self.model.net
-        with inspection_mode(net), capture(net, [name]) as store:
-            with backward_rules(net, "deconvnet"):
-                net(inputs)
-            maps = store.activation(name)
-            if maps.dim() < 2 or not 0 <= channel < maps.shape[1]:
-                raise ValueError(f"channel {channel} is out of range: layer {name!r} gives {tuple(maps.shape)}")
-            signal = torch.zeros_like(maps)
-            chosen = maps[:, channel].detach()
-            if strongest:
-                flat = chosen.reshape(chosen.shape[0], -1)
-                keep = torch.zeros_like(flat).scatter_(1, flat.argmax(1, keepdim=True), 1.0)
-                chosen = chosen * keep.reshape(chosen.shape)
-            signal[:, channel] = chosen
-            (grad,) = torch.autograd.grad(maps, inputs, grad_outputs=signal, allow_unused=True)
-        return torch.zeros_like(inputs) if grad is None else grad
+        from convscope.attribution.feature_projection import project_feature_map
+
+        return project_feature_map(self.model, inputs, layer, channel, strongest=strongest)

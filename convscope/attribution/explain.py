@@ -137,9 +137,12 @@ class Explanation:
         """The paper's three occlusion maps (only for the occlusion method)."""
         if self.occlusion is None:
             raise ValueError(f"{self.method.title} has no occlusion maps; explain with method='occlusion'")
+        from convscope.attribution.feature_projection import occlusion_projection
         from convscope.attribution.figures import occlusion_figure
 
-        return occlusion_figure(self.occlusion, self.pictures[index], self.method.model.classes(), index)
+        model = self.method.model
+        projection = occlusion_projection(model, self.pictures, self.occlusion)
+        return occlusion_figure(self.occlusion, self.pictures[index], model.classes(), index, projection=projection)
 
     def pictures_of_all(self) -> Picture:
         """:meth:`picture` of every image, one below the other."""

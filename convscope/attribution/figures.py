@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from convscope.attribution.occlusion import OcclusionMaps
-from convscope.render.colormaps import colorize
+from convscope.render.colormaps import colorize, normalize
 from convscope.render.layout import grid, stack, text_picture, titled
 from convscope.render.overlay import rgb
 from convscope.render.picture import Picture
@@ -18,11 +18,20 @@ LEGEND_CLASSES = 7
 
 
 def occlusion_figure(found: OcclusionMaps, picture: Tensor, class_names: Sequence[str], index: int = 0, *,
-                     tile_size: int = 224) -> Picture:
-    """Input with the most damaging occluder, and maps (a) target probability, (b) top class, (c) feature map."""
+                     tile_size: int = 224, projection: tuple[Tensor, str] | None = None) -> Picture:
+    """Input with the most damaging occluder, and maps (a) target probability, (b) top class, (c) feature map.
+
+    ``projection`` (maps ``[B,C,H,W]`` and the method's name, from
+    :func:`convscope.attribution.feature_projection.occlusion_projection`) adds the strongest feature map
+    projected to pixels, as the paper's figure 7 shows it, beside the input.
+    """
     size = found.input_size
     panels = [_with_occluder(picture, found, index)]
     labels = ["input, most damaging occluder"]
+    if projection is not None and found.channel is not None:
+        projected, method = projection
+        panels.append(rgb(normalize(projected[index:index + 1].float().cpu(), "signed", dims=3)[0]))
+        labels.append(f"map {int(found.channel[index])} projected ({method})")
     what = (f"p({class_names[int(found.classes[index])]})" if found.probability and found.classes is not None
             else "target")
     notes: list[str] = []

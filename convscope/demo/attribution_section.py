@@ -7,6 +7,7 @@ import dataclasses
 import torch
 
 from convscope.attribution import Occlusion, compare, explain
+from convscope.attribution.feature_projection import occlusion_projection
 from convscope.attribution.figures import occlusion_figure
 from convscope.models.model import Model
 from convscope.models.preprocessing import Preprocess
@@ -62,12 +63,17 @@ def _build(gallery: Gallery, context) -> None:
     astronaut = model.preprocess.fit([context.photo("astronaut").pixels]).to(model.device)
     found = Occlusion(model, **QUICK["occlusion"]).maps(model.preprocess.normalize(astronaut), None, layer="bn2")
     named = model.classes()[int(found.classes[0])]
-    gallery.add(SECTION, "occlusion_maps.png", occlusion_figure(found, astronaut[0], model.classes()),
+    projection = occlusion_projection(model, astronaut, found)
+    gallery.add(SECTION, "occlusion_maps.png", occlusion_figure(found, astronaut[0], model.classes(),
+                                                                projection=projection),
                 "Occlusion: the three maps of Zeiler & Fergus",
                 f"A grey square slides over the photo. (a) The probability of the top class, '{named}', with the "
                 "square at each place: where it collapses lies the evidence. (b) The most probable class at each "
                 "place, with its legend. (c) The total activation of the strongest feature map of the last layer "
-                "(bn2) on the unoccluded photo.")
+                "(bn2) on the unoccluded photo; beside the input, that map projected to pixels with "
+                f"{projection[1] if projection else 'the deconvnet'}"
+                + (" (the deconvnet's projection is the same for every picture on a network without max-pooling)."
+                   if projection and projection[1] != "deconvnet" else "."))
 
     chelsea = explain(model, context.photo("chelsea").pixels, "grad_cam", "tabby")
     gallery.add(SECTION, "grad_cam_tabby.png", chelsea.picture(), "Grad-CAM for 'tabby'",
