@@ -36,11 +36,13 @@ def _sections() -> list[tuple[str, Callable[[Gallery, DemoContext], None]]]:
         attribution_section,
         feature_space_section,
         inspection_section,
+        relevance_section,
         synthesis_section,
     )
 
     return [("Weights and activations", inspection_section.build),
             ("Attribution", attribution_section.build),
+            ("Relevance and concepts", relevance_section.build),
             ("Feature space", feature_space_section.build),
             ("Synthesis", synthesis_section.build),
             ("Analysis and trust", analysis_section.build)]
