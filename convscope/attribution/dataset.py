@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -451,7 +452,7 @@ def plain_rate(model: Model | nn.Module, pictures: PictureSet, *, batch_size: in
 def explain_set(model: Model | nn.Module, pictures: PictureSet, out: str | Path, method: str = "grad_cam", *,
                 target: str | int | None = "top", layer: str | nn.Module | None = None, centre: float = 0.5,
                 batch_size: int = 32, workers: int | None = None, overwrite: bool = False, progress: bool = True,
-                options: dict[str, object] | None = None) -> SetRun:
+                options: Mapping[str, object] | None = None) -> SetRun:
     """``method`` over every picture of ``pictures`` into the folder ``out`` (see :class:`SetExplainer`)."""
     explainer = SetExplainer(model, method, target=target, layer=layer, centre=centre, **(options or {}))
     return explainer.run(pictures, out, batch_size=batch_size, workers=workers, overwrite=overwrite,

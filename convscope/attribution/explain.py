@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -276,7 +276,7 @@ def explain(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], metho
 
 def compare(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], methods: Sequence[str] | None = None,
             target: TargetLike = None, *, layer: str | nn.Module | None = None, tile_size: int = 160,
-            names: Sequence[str] | None = None, options: dict[str, dict[str, object]] | None = None) -> Picture:
+            names: Sequence[str] | None = None, options: Mapping[str, Mapping[str, object]] | None = None) -> Picture:
     """Every method (or ``methods``) side by side, one row per picture: the seeds' comparison figure.
 
     ``options`` maps a method name to its constructor options. A method that cannot
