@@ -29,7 +29,7 @@ def add_verbosity_options(parser: argparse.ArgumentParser, *, top: bool = False)
     group.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1, default=default,
                        help="only warnings and errors: no progress bars, no 'wrote …' lines")
     group.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1, default=default,
-                       help="also debug messages (settings, devices, timings)")
+                       help="also debug messages: settings, device, model, batch sizes, reuse, the time of each phase")
 
 
 def commands(parser: argparse.ArgumentParser, prefix: str = "") -> Iterator[tuple[str, argparse.ArgumentParser]]:
