@@ -24,7 +24,7 @@ from convscope.render.layout import grid, stack, text_picture, titled
 from convscope.render.overlay import overlay, rgb
 from convscope.render.picture import Picture
 from convscope.render.scale import colour_bar, wrapped
-from convscope.suggestions import unknown
+from convscope.suggestions import canonical, unknown
 from convscope.targets import Target, TargetLike, as_target, class_probabilities
 
 log = get_logger(__name__)
@@ -40,6 +40,7 @@ def make_method(name: str | Attribution, model: Model | nn.Module, *, layer: str
     """
     if isinstance(name, Attribution):
         return name
+    name = canonical(name, METHODS)
     if name not in METHODS:
         raise unknown("attribution method", name, list(METHODS), hint="the methods are " + ", ".join(METHODS))
     cls = METHODS[name]
