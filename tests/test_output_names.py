@@ -65,9 +65,9 @@ LITE0 = ["--device", "cpu"]  # invert reads colour pictures
 @pytest.mark.parametrize("command", [
     ["fool", "--method", "fgsm", *FASHION],
     ["activations", "--layer", "relu1", *FASHION],
-    ["invert", "--layers", "conv_stem", "--steps", "2", "--occluder-size", "32", *LITE0],
-    ["dream", "--layer", "relu1", "--octaves", "1", "--steps", "1", "--occluder-size", "28", *FASHION],
-    ["stats", "--targets", "Bag", *FASHION],
+    ["invert", "--layers", "conv_stem", "--steps", "2", "--size", "32", *LITE0],
+    ["dream", "--layer", "relu1", "--octaves", "1", "--steps", "1", "--size", "28", *FASHION],
+    ["stats", "--target", "Bag", *FASHION],
     ["invariance", "--transform", "rotate", *FASHION],
 ], ids=lambda command: command[0])
 def test_picture_commands_write_one_result_per_picture(tmp_path, command, capsys) -> None:
