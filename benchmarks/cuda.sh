@@ -33,6 +33,6 @@ step "noise and path methods"
 python3 benchmarks/attribution.py --device cuda --repeat 3 --batches 1 16 --methods smooth_grad integrated_gradients \
     | tee "$out/noise_and_path_methods.md"
 step "picture set"
-python3 -m convscope explain-set samples --method grad_cam --batch-size 64 --plain --overwrite --device cuda \
+python3 -m convscope explain-set samples --method grad_cam --batch-size 64 --bare-rate --overwrite --device cuda \
     --out "$out/explain_set" | tee "$out/explain_set.txt"
 step "done: wrote $out/"

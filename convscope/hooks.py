@@ -23,9 +23,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules import module as torch_module
 
+from convscope.logs import get_logger
 from convscope.models.layers import get_layer, layer_name
 
 T = TypeVar("T")
+log = get_logger(__name__)
 
 
 class ModelWalk:
@@ -84,8 +86,12 @@ def model_walk(net: nn.Module) -> ModelWalk:
         torch_module.register_module_module_registration_hook(_changes)
         torch_module.register_module_parameter_registration_hook(_changes)
         _changes.installed = True
+    renewed = found is not None
     found = _walks[net] = ModelWalk(net)
     _changes.watched.update(found.modules(net))
+    log.debug("model walk of %s%s: %d sub-modules, %d parameter tensors, %d in-place switches",
+              type(net).__name__, " renewed (its structure changed)" if renewed else "", len(found.descendants),
+              len(found.parameters), len(found.switchable))
     return found
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 ROOT = "convscope"
 logging.getLogger(ROOT).addHandler(logging.NullHandler())
@@ -60,6 +63,16 @@ def configure(verbosity: int = NORMAL) -> logging.Logger:
     logger.setLevel(_LEVELS[verbosity])
     logger.propagate = False
     return logger
+
+
+@contextmanager
+def timed(logger: logging.Logger, what: str) -> Iterator[None]:
+    """Log (debug, shown by ``--verbose``) how long the block took: ``"{what}: 1.23 s"``, also when it raised."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        logger.debug("%s: %.2f s", what, time.perf_counter() - start)
 
 
 def is_quiet() -> bool:

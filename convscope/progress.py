@@ -2,8 +2,13 @@
 
 ``tqdm.auto`` needs ipywidgets in Jupyter and otherwise prints "IProgress not found"; the plain text bar works
 in both places (Jupyter draws the carriage returns in place), so it is the one used unless ipywidgets is
-installed in a notebook. Bars are hidden when convscope's logging is quiet (``convscope --quiet``,
+installed in a notebook.
+
+One rule for every command and function: a bar is drawn where someone watches it — a terminal or a notebook —
+and never written into a log redirected to a file or a pipe (``convscope scan … 2> log``: the log keeps the
+messages, ``--verbose`` adds each phase's time), nor when convscope's logging is quiet (``convscope --quiet``,
 :func:`convscope.logs.configure` with ``QUIET``, or the ``convscope`` logger set above ``INFO``).
+``progress=False`` hides a bar anywhere.
 """
 
 from __future__ import annotations
@@ -39,8 +44,9 @@ def watch_progress(make_bar: Callable[..., text_bar] | None) -> None:
 def progress_bar(iterable: Iterable[Any] | None = None, *, enabled: bool | None = True, **options: Any) -> text_bar:
     """A ``tqdm`` bar over ``iterable`` (or with ``total=``) on standard error.
 
-    ``enabled``: True shows it, False hides it, None shows it in terminals and notebooks only (not in logs
-    redirected to a file). ``options`` go to ``tqdm`` (``desc``, ``total``, ``unit``, ``leave``, ``delay`` …).
+    ``enabled``: False hides it; True or None show it in terminals and notebooks only, never in logs
+    redirected to a file (see the module's rule). ``options`` go to ``tqdm`` (``desc``, ``total``, ``unit``,
+    ``leave``, ``delay`` …).
     A thread that called :func:`watch_progress` gets its own kind of bar instead.
     """
     make_bar = getattr(_this_thread, "make_bar", None)
@@ -57,8 +63,7 @@ def progress_bar(iterable: Iterable[Any] | None = None, *, enabled: bool | None 
 
 def bars_shown(enabled: bool | None = None) -> bool:
     """Whether :func:`progress_bar` with this ``enabled`` would show a bar now."""
-    shown = enabled if enabled is not None else (in_notebook() or _stderr_is_terminal())
-    return bool(shown) and not is_quiet()
+    return enabled is not False and (in_notebook() or _stderr_is_terminal()) and not is_quiet()
 
 
 def _stderr_is_terminal() -> bool:

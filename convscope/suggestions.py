@@ -16,6 +16,15 @@ def closest(name: str, candidates: Iterable[str], n: int = 5) -> list[str]:
     return ordered[:n]
 
 
+def canonical(name: str, known: Iterable[str]) -> str:
+    """The one of ``known`` that ``name`` spells with other case, hyphens or underscores (``grad-cam``,
+    ``Grad_CAM`` → ``grad_cam``); ``name`` itself when none does."""
+    if not isinstance(name, str):
+        return name
+    folded = name.strip().lower().replace("-", "_")
+    return next((k for k in known if k.lower().replace("-", "_") == folded), name)
+
+
 def unknown(kind: str, name: str, candidates: Iterable[str], hint: str = "") -> ValueError:
     """A ValueError saying ``name`` is not a known ``kind``, listing the nearest names."""
     near = closest(name, candidates)
@@ -32,7 +41,7 @@ def chosen_names(names: Sequence[str] | None, default: Sequence[str], known: Ite
     """``names`` (or ``default`` when none are given), each checked to be one of ``known``: :func:`unknown`
     names the closest, then lists them all after ``listed``."""
     known = list(known)
-    chosen = list(names) if names else list(default)
+    chosen = [canonical(name, known) for name in names] if names else list(default)
     for name in chosen:
         if name not in known:
             raise unknown(what, name, known, hint=f"{listed}: " + ", ".join(known))

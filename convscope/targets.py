@@ -323,7 +323,7 @@ class Custom(Target):
         return value
 
 
-TargetLike = Target | int | str | Sequence[int] | Tensor | Callable[[Tensor], Tensor] | None
+TargetLike = Target | int | str | Sequence[int | str] | Tensor | Callable[[Tensor], Tensor] | None
 
 
 def as_target(spec: TargetLike, model: Model) -> Target:

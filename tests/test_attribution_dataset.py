@@ -200,7 +200,7 @@ def test_explain_with_a_set_runs_as_explain_set_and_gives_the_same_files(capsys,
     write_fake_fashion(tmp_path / "fashion", test=5)
     data, common = f"{tmp_path / 'fashion'}:test", ["--batch-size", "2", "--device", "cpu"]
     assert main(["explain-set", data, "--target", "true", *common, "--out", str(tmp_path / "a")]) == 0
-    argv = ["explain", data, "--method", "grad_cam", "--target", "true", *common, "--out", str(tmp_path / "b")]
+    argv = ["explain", data, "--method", "grad_cam", "--targets", "true", *common, "--out", str(tmp_path / "b")]
     assert main(argv) == 0
     assert "Grad-CAM on fashion_cnn" in capsys.readouterr().out  # the set's own model, as explain-set chooses
     assert files(tmp_path / "b") == files(tmp_path / "a") and len(files(tmp_path / "a")) == 3

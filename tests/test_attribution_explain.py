@@ -113,7 +113,7 @@ def test_make_method_checks_names_layers_and_options(lite0):
 
 
 def test_command_line_writes_map_and_overlay(tmp_path, capsys):
-    code = main(["explain", "sample:chelsea", "--method", "grad_cam", "--target", "tabby", "--device", "cpu",
+    code = main(["explain", "sample:chelsea", "--method", "grad_cam", "--targets", "tabby", "--device", "cpu",
                  "--out", str(tmp_path)])
     assert code == 0
     names = sorted(p.name for p in tmp_path.iterdir())  # picture, method, target, what; a digest of the settings
@@ -126,12 +126,12 @@ def test_command_line_errors_are_one_line(tmp_path, capsys):
     assert main(["explain", "sample:chelsea", "--method", "cam", "--layer", "bn9", "--device", "cpu",
                  "--out", str(tmp_path)]) == 2
     assert "unknown layer 'bn9'; did you mean" in capsys.readouterr().err
-    assert main(["explain", "sample:chelsea", "--target", "zebra crossing", "--device", "cpu",
+    assert main(["explain", "sample:chelsea", "--targets", "zebra crossing", "--device", "cpu",
                  "--out", str(tmp_path)]) == 2
 
 
 @pytest.mark.slow
 def test_command_line_all_methods_figure(tmp_path):
-    assert main(["explain", "sample:coffee", "--method", "all", "--samples", "8", "--steps", "8", "--size", "56",
-                 "--stride", "56", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    assert main(["explain", "sample:coffee", "--method", "all", "--samples", "8", "--steps", "8",
+                 "--occluder-size", "56", "--occluder-stride", "56", "--device", "cpu", "--out", str(tmp_path)]) == 0
     assert len(list(tmp_path.glob("explain_coffee_all_*.png"))) == 1

@@ -210,7 +210,7 @@ def test_composite_names_and_refusals():
 def test_cli_explains_with_a_composite_and_refuses_an_unknown_one(tmp_path, capsys):
     from convscope.cli import main
 
-    assert main(["explain", "sample:chelsea", "--method", "lrp", "--composite", "epsilon-plus", "--target",
+    assert main(["explain", "sample:chelsea", "--method", "lrp", "--composite", "epsilon-plus", "--targets",
                  "tabby", "--out", str(tmp_path / "ok")]) == 0
     names = sorted(p.name for p in (tmp_path / "ok").iterdir())
     assert [name.rsplit("_", 1)[0] for name in names] == ["explain_chelsea_lrp_tabby_map",

@@ -82,7 +82,7 @@ CASES = [  # (name, command line with {placeholders} from the files fixture, pat
     ("negative k", ["predict", "-k", "-1", "sample:chelsea"], r"argument -k: must be at least 1, got -1"),
     ("zero k", ["predict", "-k", "0", "sample:chelsea"], r"argument -k: must be at least 1, got 0"),
     ("k not a number", ["predict", "-k", "many", "sample:chelsea"], r"argument -k: not a number"),
-    ("negative max points", ["embed", "{root}", "--max-points", "-5"], r"--max-points: must be 0 or more"),
+    ("negative max points", ["embed", "{root}", "--limit", "-5"], r"--limit: must be 0 or more"),
     ("negative grid", ["embed", "{root}", "--grid", "-1"], r"--grid: must be 0 or more"),
     ("negative dream size", ["dream", "sample:chelsea", "--layer", "bn1", "--size", "-1"], r"--size: must be at "
                                                                                             r"least 8, got -1"),

@@ -105,7 +105,8 @@ def test_one_spelling_across_commands_and_real_defaults_in_help():
     assert "(default: None)" not in help_text and "fashion_cnn for fashion-mnist" in help_text
 
 
-def test_progress_bar_without_ipywidgets_and_quiet(capsys):
+def test_progress_bar_without_ipywidgets_and_quiet(capsys, monkeypatch):
+    monkeypatch.setattr("convscope.progress._stderr_is_terminal", lambda: True)  # bars are drawn where watched
     bar = progress_bar(range(3), desc="work", enabled=True)
     assert list(bar) == [0, 1, 2]
     err = capsys.readouterr().err
@@ -123,6 +124,7 @@ def test_check_announces_each_study_and_shows_a_bar_in_each(tiny_net, tmp_path, 
     model = Model(tiny_net, preprocess=Preprocess(resize=32, crop=32, mean=(0.0,) * 3, std=(1.0,) * 3),
                   class_names=["bright", "dark", "contrast"], name="tiny")
     configure(0)
+    monkeypatch.setattr("convscope.progress._stderr_is_terminal", lambda: True)  # bars are drawn where watched
     run_checks(model, tmp_path / "out", methods=["saliency"], photos=["chelsea"], steps=2, log=lambda _: None,
                progress=True)
     err = capsys.readouterr().err

@@ -84,7 +84,7 @@ def test_train_on_shuffled_labels_from_the_command_line(tmp_path, capsys):
     from convscope.cli import main
 
     write_fake_fashion(tmp_path / "data", train=40, test=20)
-    assert main(["train", "--data", str(tmp_path / "data"), "--shuffle-labels", "--train-pictures", "24",
+    assert main(["train", str(tmp_path / "data"), "--shuffle-labels", "--train-pictures", "24",
                  "--no-augment", "--weight-decay", "0", "--epochs", "1", "--batch-size", "8", "--device", "cpu",
                  "--out", str(tmp_path / "run")]) == 0
     saved = torch.load(tmp_path / "run" / "epoch_01.pt", weights_only=True)

@@ -166,11 +166,11 @@ def test_explain_follows_one_target_per_image_from_the_command_line(tmp_path, ca
         Image.fromarray((torch.rand(28, 28, generator=torch.Generator().manual_seed(ord(name))) * 255).byte().numpy()
                         ).save(tmp_path / f"{name}.png")
     images = [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
-    code = main(["explain", *images, "--model", "fashion_cnn", "--method", "occlusion", "--size", "8", "--stride",
-                 "8", "--target", "Trouser", "Bag", "--out", str(tmp_path), "--device", "cpu"])
+    code = main(["explain", *images, "--model", "fashion_cnn", "--method", "occlusion", "--occluder-size", "8",
+                 "--occluder-stride", "8", "--targets", "Trouser", "Bag", "--out", str(tmp_path), "--device", "cpu"])
     out = capsys.readouterr().out
     assert code == 0 and "a: Occlusion for Trouser" in out and "b: Occlusion for Bag" in out
     assert len(list(tmp_path.glob("explain_b_occlusion_Bag_maps_*.png"))) == 1
-    assert main(["explain", *images, "--model", "fashion_cnn", "--target", "Trouser", "Bag", "Coat",
+    assert main(["explain", *images, "--model", "fashion_cnn", "--targets", "Trouser", "Bag", "Coat",
                  "--out", str(tmp_path), "--device", "cpu"]) == 2
     assert "one per picture" in capsys.readouterr().err

@@ -172,7 +172,7 @@ def test_a_run_whose_folder_was_taken_under_it_stops_instead_of_mixing(tmp_path)
 def test_train_refuses_a_folder_that_holds_an_earlier_run_and_picks_a_free_default(tmp_path, capsys,
                                                                                    monkeypatch) -> None:
     write_fake_fashion(tmp_path / "data", train=8, test=4)
-    train = ["train", "--data", str(tmp_path / "data"), "--epochs", "1", "--batch-size", "4", "--device", "cpu"]
+    train = ["train", str(tmp_path / "data"), "--epochs", "1", "--batch-size", "4", "--device", "cpu"]
     run = tmp_path / "run"
     run.mkdir()
     (run / "epoch_02.pt").write_bytes(b"an earlier run's checkpoint")

@@ -48,14 +48,14 @@ def test_explain_keeps_two_targets_and_two_pictures_of_one_name(tmp_path, capsys
     a, b = _pictures(tmp_path, "a/x.png", "b/x.png")
     out = tmp_path / "out"
     for target in ("Trouser", "Bag"):
-        assert main(["explain", a, "--target", target, "--out", str(out), *FASHION]) == 0
+        assert main(["explain", a, "--targets", target, "--out", str(out), *FASHION]) == 0
     assert main(["explain", a, b, "--out", str(out), *FASHION]) == 0
     names = written(out, "*_map_*.png")
     assert len(names) == 4 and len(written(out, "*_overlay_*.png")) == 4  # two targets, then both x.png
     assert {re.sub(r"_[0-9a-f]{6}\.png$", "", n) for n in names} == {
         "explain_x_grad_cam_Trouser_map", "explain_x_grad_cam_Bag_map", "explain_x_grad_cam_map"}
     before = {n: (out / n).read_bytes() for n in written(out)}
-    assert main(["explain", a, "--target", "Bag", "--out", str(out), *FASHION]) == 0  # the same run again
+    assert main(["explain", a, "--targets", "Bag", "--out", str(out), *FASHION]) == 0  # the same run again
     assert {n: (out / n).read_bytes() for n in written(out)} == before  # replaces only its own, identical result
 
 

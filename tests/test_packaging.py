@@ -53,6 +53,16 @@ def test_the_wheel_carries_the_licence_types_weights_and_metadata(dist):
     assert not any(name.startswith(("tests/", "docs/")) for name in names)
     assert "License-Expression: MIT" in metadata and "Classifier: Typing :: Typed" in metadata
     assert "Provides-Extra: docs" in metadata and "Provides-Extra: notebooks" in metadata
+    urls = dict(line.removeprefix("Project-URL: ").split(", ", 1) for line in metadata.splitlines()
+                if line.startswith("Project-URL: "))
+    assert {"Homepage", "Documentation", "Source", "Issues"} <= set(urls), urls
+    assert all(url.startswith("https://") for url in urls.values()), urls
+    # the long description (the README) on the index: every link absolute, none left pointing at `docs/…`
+    description = metadata.split("\n\n", 1)[1]
+    assert "Content-Type: text/markdown" in metadata and "## A short tour" in description
+    links = re.findall(r"\]\(([^)]+)\)", description)
+    assert links and all(link.startswith(("https://", "#")) for link in links), links
+    assert f"{urls['Source']}/blob/main/docs/getting-started.md" in links
 
 
 def test_the_sdist_holds_what_the_readme_links_to(dist):
@@ -82,9 +92,13 @@ def test_the_wheel_works_in_a_fresh_environment(dist, tmp_path):
     assert "ModuleNotFoundError" in subprocess.run([python, "-c", "import convscope"], cwd=tmp_path,
                                                    capture_output=True, text=True).stderr
 
+    torch_before = run(python, "-c", "import torch; print(torch.__version__, torch.__file__)", cwd=tmp_path)
     wheel = next(dist.glob("convscope-*.whl"))
-    run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-index", "--no-deps", wheel,
+    # dependencies resolved as a user's pip resolves them, with nothing to download: the torch and torchvision
+    # already there must satisfy the wheel's ranges, else pip stops here ("No matching distribution")
+    run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-index", "--find-links", dist, wheel,
         cwd=tmp_path)
+    assert run(python, "-c", "import torch; print(torch.__version__, torch.__file__)", cwd=tmp_path) == torch_before
     # every dependency the wheel declares is there, at a version it accepts
     check = ("import importlib.metadata as m; from packaging.requirements import Requirement; "
              "reqs = [Requirement(r) for r in m.requires('convscope') if 'extra ==' not in r]; "

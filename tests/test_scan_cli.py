@@ -28,7 +28,7 @@ def test_shipped_fashion_cnn_reaches_90_percent() -> None:
 def test_train_writes_a_loadable_checkpoint_per_epoch(tmp_path, capsys) -> None:
     write_fake_fashion(tmp_path / "data", train=40, test=20)
     state = torch.random.get_rng_state()
-    assert main(["train", "--data", str(tmp_path / "data"), "--epochs", "2", "--batch-size", "16",
+    assert main(["train", str(tmp_path / "data"), "--epochs", "2", "--batch-size", "16",
                  "--out", str(tmp_path / "run"), "--device", "cpu"]) == 0
     assert torch.equal(torch.random.get_rng_state(), state)
     files = sorted(p.name for p in (tmp_path / "run").iterdir())

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from convscope.backward_rules import backward_rules
 from convscope.hooks import capture, inspection_mode
+from convscope.logs import get_logger
 from convscope.models.model import Model, as_model
 from convscope.progress import progress_bar
 from convscope.render.overlay import upsample
@@ -40,6 +41,8 @@ from convscope.targets import (
     class_probabilities,
     class_scores,
 )
+
+log = get_logger(__name__)
 
 # Captum's keyword names for the settings convscope's methods spell their own way; .attribute() takes either.
 CAPTUM_NAMES = {"baselines": "baseline", "n_steps": "steps", "n_samples": "samples",
@@ -258,6 +261,7 @@ def chunks(total: int, size: int, *, description: str, progress: bool | None) ->
     if size < 1:
         raise ValueError(f"batch_size must be at least 1, got {size}")
     starts = range(0, total, size)
+    log.debug("%s: %d inputs in %d batch(es) of up to %d", description, total, len(starts), size)
     for start in progress_bar(starts, desc=description, unit="batch", delay=1.0, enabled=progress, leave=False):
         yield slice(start, min(start + size, total))
 

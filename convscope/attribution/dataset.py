@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from torch.utils.data import DataLoader
 from convscope.attribution.base import Attribution, RowClasses, image_classes
 from convscope.attribution.explain import make_method
 from convscope.data.pictures import FittedPictures, PictureSet
+from convscope.logs import get_logger, timed
 from convscope.models.layers import layer_name
 from convscope.models.model import Model, as_model
 from convscope.progress import progress_bar
@@ -46,6 +48,8 @@ from convscope.scan.runner import (
     plain_loader_errors,
 )
 from convscope.targets import ClassScore, Target, TopClass, as_target, class_probabilities, class_scores
+
+log = get_logger(__name__)
 
 FORMAT = 1
 CONFIG = "explain.json"
@@ -224,6 +228,8 @@ class SetExplainer:
         self._check_unchanged(pictures, folder, [c for c in range(count) if c not in missing], batch_size, workers,
                               team, config)
         mine = missing[team.rank::team.world]
+        log.debug("explain %s: %d of %d chunks of %d written before (cache hits), %d to explain here", folder,
+                  count - len(missing), count, batch_size, len(mine))
         team.barrier()  # everyone has seen what is done before anyone writes
         start = time.perf_counter()
         failed: BaseException | None = None
@@ -234,6 +240,7 @@ class SetExplainer:
         except BaseException as error:  # written chunks stay valid; re-raised once all processes agree
             failed = error
         seconds = time.perf_counter() - start
+        log.debug("explain %s: %d chunk(s) in %.2f s", folder, len(mine), seconds)
         if not team.all_ok(failed is None):
             if failed is not None:
                 raise failed
@@ -242,7 +249,8 @@ class SetExplainer:
         if team.main:
             from convscope.attribution.dataset_summary import write_summary
 
-            write_summary(folder)
+            with timed(log, f"explain {folder}: summary"):
+                write_summary(folder)
             _write_config(folder, {**config, "complete": True})
         team.barrier()
         return SetRun(folder, len(pictures), explained, seconds, {f"rank{team.rank}": len(mine)})
@@ -451,7 +459,7 @@ def plain_rate(model: Model | nn.Module, pictures: PictureSet, *, batch_size: in
 def explain_set(model: Model | nn.Module, pictures: PictureSet, out: str | Path, method: str = "grad_cam", *,
                 target: str | int | None = "top", layer: str | nn.Module | None = None, centre: float = 0.5,
                 batch_size: int = 32, workers: int | None = None, overwrite: bool = False, progress: bool = True,
-                options: dict[str, object] | None = None) -> SetRun:
+                options: Mapping[str, object] | None = None) -> SetRun:
     """``method`` over every picture of ``pictures`` into the folder ``out`` (see :class:`SetExplainer`)."""
     explainer = SetExplainer(model, method, target=target, layer=layer, centre=centre, **(options or {}))
     return explainer.run(pictures, out, batch_size=batch_size, workers=workers, overwrite=overwrite,

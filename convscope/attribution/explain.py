@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -24,7 +24,7 @@ from convscope.render.layout import grid, stack, text_picture, titled
 from convscope.render.overlay import overlay, rgb
 from convscope.render.picture import Picture
 from convscope.render.scale import colour_bar, wrapped
-from convscope.suggestions import unknown
+from convscope.suggestions import canonical, unknown
 from convscope.targets import Target, TargetLike, as_target, class_probabilities
 
 log = get_logger(__name__)
@@ -40,6 +40,7 @@ def make_method(name: str | Attribution, model: Model | nn.Module, *, layer: str
     """
     if isinstance(name, Attribution):
         return name
+    name = canonical(name, METHODS)
     if name not in METHODS:
         raise unknown("attribution method", name, list(METHODS), hint="the methods are " + ", ".join(METHODS))
     cls = METHODS[name]
@@ -279,7 +280,7 @@ def explain(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], metho
 
 def compare(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], methods: Sequence[str] | None = None,
             target: TargetLike = None, *, layer: str | nn.Module | None = None, tile_size: int = 160,
-            names: Sequence[str] | None = None, options: dict[str, dict[str, object]] | None = None) -> Picture:
+            names: Sequence[str] | None = None, options: Mapping[str, Mapping[str, object]] | None = None) -> Picture:
     """Every method (or ``methods``) side by side, one row per picture: the seeds' comparison figure.
 
     ``options`` maps a method name to its constructor options. A method that cannot

@@ -3,6 +3,8 @@ https://arxiv.org/abs/1706.03825), SmoothGrad² and VarGrad (Adebayo et al. 2018
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import Tensor, nn
 
@@ -43,7 +45,7 @@ class NoiseTunnel(Attribution):
     def __init__(self, model: Model | nn.Module, around: str | Attribution = "saliency",
                  layer: str | nn.Module | None = None, *, kind: str = "smoothgrad", samples: int = 16,
                  noise: float = 0.1, sigma: float | None = None, seed: int = 0, batch_size: int | None = None,
-                 progress: bool | None = None, around_options: dict[str, object] | None = None) -> None:
+                 progress: bool | None = None, around_options: Mapping[str, object] | None = None) -> None:
         super().__init__(model)
         from convscope.attribution.explain import make_method
 

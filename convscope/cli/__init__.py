@@ -23,7 +23,9 @@ from convscope.cli import (
     synthesis,
 )
 from convscope.cli.errors import OneLineParser, check_arguments, nothing_left_on_error, report, user_code_errors
-from convscope.logs import configure
+from convscope.logs import configure, get_logger, timed
+
+log = get_logger(__name__)
 
 COMMAND_GROUPS = [inspection, attribution, relevance, analysis, defences, feature_space, synthesis, demo, explore]
 
@@ -47,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure(args.verbosity)
     try:
         check_arguments(args)
-        with nothing_left_on_error(args), user_code_errors():
+        log_settings(args)
+        with nothing_left_on_error(args), user_code_errors(), timed(log, f"convscope {args.command}: in all"):
             args.run(args)
     except (ValueError, TypeError, OSError, MemoryError, torch.OutOfMemoryError) as error:
         return report(args.command, error)
@@ -55,3 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def log_settings(args: argparse.Namespace) -> None:
+    """``--verbose``: every setting the command runs with (defaults included) and what torch will run on."""
+    hidden = ("run", "command", "verbosity")
+    shown = {k: v for k, v in sorted(vars(args).items()) if k not in hidden and not k.startswith("_")}
+    log.debug("convscope %s %s: %s", __version__, args.command, ", ".join(f"{k}={v}" for k, v in shown.items()))
+    cuda = torch.cuda.is_available()
+    log.debug("torch %s, %d CPU threads, CUDA %s", torch.__version__, torch.get_num_threads(),
+              f"{torch.cuda.device_count()} device(s): {torch.cuda.get_device_name(0)}" if cuda else "not available")

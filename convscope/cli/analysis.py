@@ -24,9 +24,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", help="image files, folders or sample:NAME")
     p.add_argument("--layers", nargs="+", help="layers whose features are compared (default: first conv and "
                                                "the classifier's input)")
-    p.add_argument("--transform", choices=[*TRANSFORMS, "all"], default="all")
-    p.add_argument("--target", nargs="+", help="class to follow: one for all images, or one per image (their true "
-                                               "labels, as Zeiler & Fergus) (default: each image's top prediction)")
+    p.add_argument("--transform", choices=[*TRANSFORMS, "all"], default="all",
+                   help="the change applied to the pictures: " + ", ".join(TRANSFORMS) + " or all (default: all)")
+    p.add_argument("--targets", nargs="+", dest="target",
+                   help="class to follow: one for all images, or one per image (their true labels, as Zeiler & "
+                        "Fergus) (default: each image's top prediction)")
     add_model_options(p)
     p.set_defaults(run=run_invariance)
 
@@ -34,9 +36,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("data", help="'fashion-mnist' (its own train/test split) or a folder with class sub-folders "
                                 "(split 75/25 at random)")
     p.add_argument("--layers", nargs="+", required=True, help="layers whose pooled features are probed")
-    p.add_argument("--max-train", type=int, default=10000, help="training pictures used (default: %(default)s)")
-    p.add_argument("--max-test", type=int, default=10000, help="test pictures used (default: %(default)s)")
-    p.add_argument("--pooling", default="mean", choices=["mean", "max"])
+    p.add_argument("--train-pictures", type=int, default=10000, dest="max_train",
+                   help="first N training pictures used (default: %(default)s)")
+    p.add_argument("--test-pictures", type=int, default=10000, dest="max_test",
+                   help="first N test pictures used (default: %(default)s)")
+    p.add_argument("--pooling", default="mean", choices=["mean", "max"],
+                   help="one feature per channel: the mean or the max over positions (default: mean)")
     p.add_argument("--repeats", type=int, default=1, help="fit each probe this many times, each on a random half "
                                                           "of the training pictures, and report mean ± std "
                                                           "(default: %(default)s: once on all)")
@@ -46,13 +51,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("ablate", help="train variants of the Fashion-MNIST CNN with several seeds: error "
                                            "table and first-layer filters (Zeiler & Fergus §5)")
     p.add_argument("--variants", nargs="+", default=list(ABLATION_VARIANTS), choices=list(ABLATION_VARIANTS),
-                   metavar="VARIANT", help=f"(default: all: {', '.join(ABLATION_VARIANTS)})")
+                   metavar="VARIANT",
+                   help=f"variants of the network to train (default: all: {', '.join(ABLATION_VARIANTS)})")
     p.add_argument("--seeds", type=int, default=3, help="runs per variant, seeds 0 … N-1 (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=5, help="(default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=5, help="passes over the training pictures (default: %(default)s)")
     p.add_argument("--train-pictures", type=int, help="first N training pictures (default: all 60 000)")
     p.add_argument("--test-pictures", type=int, help="first N test pictures (default: all 10 000)")
-    p.add_argument("--batch-size", type=int, default=128, help="(default: %(default)s)")
-    p.add_argument("--data", help="folder with the Fashion-MNIST IDX files (default: Debian's package)")
+    p.add_argument("--batch-size", type=int, default=128, help="pictures per training step (default: %(default)s)")
+    p.add_argument("data", nargs="?", help="folder with the Fashion-MNIST IDX files (default: Debian's package)")
     p.add_argument("--workers", type=int, default=1, help="networks trained at once, one process each "
                                                           "(default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
@@ -68,10 +74,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--per-class", type=int, nargs="+", default=[5, 15, 30, 60],
                    help="training pictures per class, N (default: %(default)s)")
     p.add_argument("--draws", type=int, default=5, help="random draws of the N pictures (default: %(default)s)")
-    p.add_argument("--classifier", choices=("softmax", "svm"), default="softmax")
+    p.add_argument("--classifier", choices=("softmax", "svm"), default="softmax",
+                   help="the linear classifier fit on the features: softmax or a linear SVM (default: %(default)s)")
     p.add_argument("--pool", type=int, default=1000, help="training pictures the draws come from (the first N; "
                                                           "default: %(default)s)")
-    p.add_argument("--max-test", type=int, default=1000, help="test pictures (default: %(default)s)")
+    p.add_argument("--test-pictures", type=int, default=1000, dest="max_test",
+                   help="first N test pictures used (default: %(default)s)")
     p.add_argument("--size", type=int, help="side of the square the pictures are resized to for the model "
                                             "(default: the model's own resize and crop)")
     p.add_argument("--seed", type=int, default=0, help="seed of the draws and the random weights (default: 0)")
@@ -81,9 +89,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("evolution", help="features through training: each channel's strongest patch per "
                                               "checkpoint (Zeiler & Fergus Fig. 4)")
     p.add_argument("--checkpoints", required=True, help="folder of per-epoch checkpoints (from `convscope train`)")
-    p.add_argument("--data", default="fashion-mnist:test", help="pictures to scan (default: %(default)s)")
+    p.add_argument("data", nargs="?", default="fashion-mnist:test", help="pictures to scan (default: %(default)s)")
     p.add_argument("--limit", type=int, default=2000, help="pictures used (default: %(default)s)")
-    p.add_argument("--layers", nargs="+", default=["relu1", "relu2", "relu3"])
+    p.add_argument("--layers", nargs="+", default=["relu1", "relu2", "relu3"], help="layers shown")
     p.add_argument("--channels", type=int, nargs="+", default=list(range(6)), help="channels shown per layer")
     p.add_argument("--view", choices=("patch", "projection"), default="patch",
                    help="each strongest activation as its patch, or projected to pixels as in the paper (the "
@@ -273,7 +281,7 @@ def run_invariance(args: argparse.Namespace) -> None:
         target = parse_target(args.target[0], model)
     elif args.target:  # one class per picture
         if len(args.target) != len(pictures):
-            raise ValueError(f"--target names {len(args.target)} classes for {len(pictures)} pictures: give one "
+            raise ValueError(f"--targets names {len(args.target)} classes for {len(pictures)} pictures: give one "
                              "class per picture, or one for all")
         target = [model.class_index(int(t) if t.isdigit() else t) for t in args.target]
     kinds = TRANSFORMS if args.transform == "all" else (args.transform,)

@@ -26,12 +26,13 @@ def register(commands: argparse._SubParsersAction) -> None:
                                         "of every method side by side.")
     p.add_argument("images", nargs="+", help="image files, folders or sample:NAME (e.g. sample:chelsea); or one "
                                               "picture set (fashion-mnist[:split], samples, a folder with --set or "
-                                              "--target true), explained as a whole as explain-set does")
+                                              "--targets true), explained as a whole as explain-set does")
     p.add_argument("--set", action="store_true", help="explain the one folder given as a picture set: raw maps per "
                                                       "chunk in --out and where they fall (see explain-set)")
     p.add_argument("--method", default="grad_cam", choices=[*METHODS, "all"], metavar="METHOD",
                    help="one of " + ", ".join(METHODS) + ", or all (default: %(default)s)")
-    p.add_argument("--target", nargs="+", help="class index or name, 'top' (default), channel:LAYER:C, "
+    p.add_argument("--targets", nargs="+", dest="target", help="class index or name, 'top' (default), "
+                                               "channel:LAYER:C, "
                                                "neuron:LAYER:C[:Y:X], region:CLASS:X0,Y0,X1,Y1 (segmentation) or "
                                                "box:LABEL:X0,Y0,X1,Y1 (detection); one for all images, or one per "
                                                "image (e.g. "
@@ -65,7 +66,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="discard the maps of a different run in --out, or write into a folder that holds other "
                         "files (they are kept)")
-    p.add_argument("--plain", action="store_true",
+    p.add_argument("--bare-rate", action="store_true", dest="plain",
                    help="also time a bare forward+backward pass over the same batches and print both rates")
     add_model_options(p, out="maps/latest", model_default=f"{FASHION_MODEL} for fashion-mnist, else {DEFAULT_MODEL}")
     p.set_defaults(model=None, run=run_explain_set)
@@ -73,8 +74,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def add_method_settings(p: argparse.ArgumentParser) -> None:
     """The settings of the methods that have them: occluder, Integrated Gradients steps, SmoothGrad samples."""
-    p.add_argument("--size", type=int, help="occluder size in pixels (default 32)")
-    p.add_argument("--stride", type=int, help="occluder stride in pixels (default 16)")
+    p.add_argument("--occluder-size", type=int, dest="size", help="occluder size in pixels (default 32)")
+    p.add_argument("--occluder-stride", type=int, dest="stride", help="occluder stride in pixels (default 16)")
     p.add_argument("--plain-occlusion", action="store_true",
                    help="occlusion: run every occluded copy through the whole model instead of recomputing only "
                         "what the occluder changes (the same maps, slower; for checking)")
@@ -136,7 +137,7 @@ def run_explain(args: argparse.Namespace) -> None:
     pictures = load_images(sources)
     texts = args.target or [None]
     if len(texts) not in (1, len(pictures)):
-        raise ValueError(f"--target names {len(texts)} targets for {len(pictures)} pictures: give one per picture "
+        raise ValueError(f"--targets names {len(texts)} targets for {len(pictures)} pictures: give one per picture "
                          "(in the order they are listed), or one for all")
     targets = [parse_target(text, model) for text in texts] * (len(pictures) if len(texts) == 1 else 1)
     texts = texts * (len(pictures) if len(texts) == 1 else 1)
@@ -162,11 +163,11 @@ def run_explain(args: argparse.Namespace) -> None:
 
 
 def _explains_a_set(args: argparse.Namespace) -> bool:
-    """Whether ``explain`` was given one picture set (by name, ``--set`` or ``--target true``) rather than pictures."""
+    """Whether ``explain`` was given one picture set (by name, ``--set`` or ``--targets true``) rather than pictures."""
     wants_set = args.set or args.target == ["true"] or (len(args.images) == 1 and names_a_picture_set(args.images[0]))
     if wants_set and len(args.images) != 1:
         raise ValueError(f"a picture set is explained one at a time: give one folder or set name, not "
-                         f"{len(args.images)} (or leave out --set and --target true to explain pictures one by one)")
+                         f"{len(args.images)} (or leave out --set and --targets true to explain pictures one by one)")
     return wants_set
 
 
@@ -176,7 +177,7 @@ def _as_set_arguments(args: argparse.Namespace) -> argparse.Namespace:
         raise ValueError("--method all draws one figure per picture; a picture set is explained one method at a time "
                          "(e.g. --method grad_cam)")
     if args.target is not None and len(args.target) != 1:
-        raise ValueError(f"a picture set takes one --target for all its pictures ({TARGET_HELP}), "
+        raise ValueError(f"a picture set takes one --targets value for all its pictures ({TARGET_HELP}), "
                          f"not {len(args.target)}")
     values = {**SET_DEFAULTS, **vars(args), "data": args.images[0], "target": (args.target or ["top"])[0]}
     values["batch_size"] = args.batch_size or SET_DEFAULTS["batch_size"]

@@ -11,6 +11,7 @@ import argparse
 from collections.abc import Iterator
 
 from convscope.logs import get_logger
+from convscope.suggestions import canonical, unknown
 
 log = get_logger(__name__)
 
@@ -19,7 +20,45 @@ RENAMED: dict[str, dict[str, str]] = {
     "featviz": {"--channel": "--channels"},
     "classviz": {"--target": "--targets"},
     "fast-style train": {"--batch": "--batch-size"},
+    # one spelling per concept: how many pictures or channels are used
+    "filters": {"--max-filters": "--max-channels"},
+    "probe": {"--max-train": "--train-pictures", "--max-test": "--test-pictures"},
+    "generalise": {"--max-test": "--test-pictures"},
+    "embed": {"--max-points": "--limit"},
+    # one concept per spelling: --size is a picture's side, --plain-… runs without a shortcut, several values: plural
+    "explain": {"--size": "--occluder-size", "--stride": "--occluder-stride", "--target": "--targets"},
+    "explain-set": {"--size": "--occluder-size", "--stride": "--occluder-stride", "--plain": "--bare-rate"},
+    "invariance": {"--target": "--targets"},
+    # the data set is the first argument (DATA) of every command that reads one
+    "train": {"--data": "data"},
+    "ablate": {"--data": "data"},
+    "evolution": {"--data": "data"},
 }
+
+
+# the options every command takes, unless it is named below with the reason (the README lists the same)
+COMMON = ("--model", "--weights", "--device", "--out", "-q", "-v")
+WITHOUT_COMMON: dict[str, dict[str, str]] = {
+    **{name: dict.fromkeys(("--model", "--weights"), "the scan folder names its model and weights, which are "
+                           "reloaded") for name in ("top-patches", "neighbors")},
+    **{name: {**dict.fromkeys(("--model", "--weights"), "the scan folder names its model and weights"),
+              "--device": "runs no model: reads the scan's saved features"} for name in ("embed", "dead-filters")},
+    "train": dict.fromkeys(("--model", "--weights"), "trains the Fashion-MNIST CNN from scratch"),
+    "ablate": dict.fromkeys(("--model", "--weights"), "trains its own variants of the network from scratch"),
+    "defences": dict.fromkeys(("--model", "--weights"), "the models compared are its RUNS arguments"),
+    "demo": {"--weights": "the gallery shows a shipped model with its own weights (--model picks it)"},
+    "explore": {"--out": "writes nothing but its cache (--cache)"},
+    "fast-style": dict.fromkeys(("--model", "--weights", "--device", "--out"), "a group: train and apply take them"),
+    "fast-style apply": dict.fromkeys(("--model", "--weights"), "runs the trained network file NETWORK"),
+}
+# one concept per spelling: a word that every help of an option spelled so contains
+MEANINGS = {"--size": "side", "--limit": "pictures", "--seed": "seed", "--out": "folder", "--device": "cuda",
+            "--steps": "steps", "--train-pictures": "training pictures", "--test-pictures": "test pictures"}
+# an option that takes several values is plural (--channels 0 7 20), but for these words
+NOT_PLURAL = {"--compare": "a verb: compare these weights files", "--only": "a verb: only these sections",
+              "--content": "a mass noun: the content pictures"}
+# the commands whose data set is an option, not their first argument (DATA), with the reason
+DATA_AS_OPTION = {"defences": "its positional arguments are the training runs compared"}
 
 
 def add_verbosity_options(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
@@ -29,7 +68,7 @@ def add_verbosity_options(parser: argparse.ArgumentParser, *, top: bool = False)
     group.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1, default=default,
                        help="only warnings and errors: no progress bars, no 'wrote …' lines")
     group.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1, default=default,
-                       help="also debug messages (settings, devices, timings)")
+                       help="also debug messages: settings, device, model, batch sizes, reuse, the time of each phase")
 
 
 def commands(parser: argparse.ArgumentParser, prefix: str = "") -> Iterator[tuple[str, argparse.ArgumentParser]]:
@@ -47,8 +86,9 @@ def has_subcommands(parser: argparse.ArgumentParser) -> bool:
 
 
 def accept_old_spelling(parser: argparse.ArgumentParser, old: str, new: str) -> None:
-    """Let ``old`` set what ``new`` sets, warning once per use; ``old`` stays out of the help."""
-    action = parser._option_string_actions[new]
+    """Let ``old`` set what ``new`` sets, warning once per use; ``old`` stays out of the help. ``new`` is an option
+    string, or the name of a positional argument (``--data X`` for ``DATA``)."""
+    action = parser._option_string_actions.get(new) or next(a for a in parser._actions if a.dest == new)
     parser._option_string_actions[old] = action
     renames = getattr(action, "renamed_from", None)
     if renames is None:
@@ -56,14 +96,40 @@ def accept_old_spelling(parser: argparse.ArgumentParser, old: str, new: str) -> 
 
         class Renamed(base):  # type: ignore[valid-type, misc]
             def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
+                given = f"_{self.dest}_given_as_option"
                 if option_string in self.renamed_from:
-                    log.warning(f"{option_string} is now spelled {self.option_strings[0]}; "
-                                "the old spelling will stop working in a later version")
+                    now = (f"spelled {self.option_strings[0]}" if self.option_strings else
+                           f"given without its name, as the argument {(self.metavar or self.dest).upper()}")
+                    log.warning(f"{option_string} is now {now}; the old spelling will stop working in a later version")
+                    setattr(namespace, given, True)
+                elif option_string is None and getattr(namespace, given, False) and values == self.default:
+                    return  # the positional, left out, does not undo the old option
                 super().__call__(parser, namespace, values, option_string)
 
         action.__class__ = Renamed
         action.renamed_from = renames = set()
     renames.add(old)
+
+
+def forgiving_choices(action: argparse.Action) -> None:
+    """A choice of names is read whatever its case and hyphens or underscores (``--method grad-cam``), and an
+    unknown one is answered with the closest (``--method gradcam``: did you mean 'grad_cam'?)."""
+    names = [] if isinstance(action, argparse._SubParsersAction) else list(action.choices or ())
+    if not names or not all(isinstance(n, str) for n in names) or getattr(action.type, "forgiving", False):
+        return
+    given_type = action.type
+    kind = (action.metavar if isinstance(action.metavar, str) else action.dest.replace("_", " ")).lower()
+
+    def read(text: str) -> str:
+        value = given_type(text) if callable(given_type) else text
+        found = canonical(value, names)
+        if found not in names:
+            raise argparse.ArgumentTypeError(str(unknown(kind, value, names, hint="choose from " + ", ".join(names))))
+        return found
+
+    read.forgiving = True  # type: ignore[attr-defined]
+    read.__name__ = kind  # argparse names the type in its own messages
+    action.type = read
 
 
 def show_defaults(parser: argparse.ArgumentParser) -> None:
@@ -90,6 +156,7 @@ def apply(parser: argparse.ArgumentParser) -> None:
     for name, sub in commands(parser):
         for old, new in RENAMED.get(name, {}).items():
             accept_old_spelling(sub, old, new)
-        if not has_subcommands(sub):
-            add_verbosity_options(sub)
+        add_verbosity_options(sub)  # a group too: `convscope fast-style -q train …`
         show_defaults(sub)
+        for action in sub._actions:
+            forgiving_choices(action)

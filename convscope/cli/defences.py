@@ -32,7 +32,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="also defend each model by input noise of this σ, attacked with one draw a step and by "
                         "EOT (default: off)")
     p.add_argument("--samples", type=int, default=8, help="noise draws per EOT step (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise draws (default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
     p.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: %(default)s)")
     p.set_defaults(run=run_defences)

@@ -20,13 +20,14 @@ TRAIN_FOLDER = "runs/fashion_cnn"
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("train", help="train the Fashion-MNIST CNN, one checkpoint per epoch")
-    p.add_argument("--data", help="folder with the Fashion-MNIST IDX files (default: Debian's "
+    p.add_argument("data", nargs="?", help="folder with the Fashion-MNIST IDX files (default: Debian's "
                                   "/usr/share/datasets/fashion-mnist)")
-    p.add_argument("--epochs", type=int, default=5, help="(default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=128, help="(default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=5, help="passes over the training pictures (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=128, help="pictures per training step (default: %(default)s)")
     p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate, decayed to 0 (default: %(default)s)")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="Adam weight decay (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the order of the pictures "
+                                                       "(default: %(default)s)")
     p.add_argument("--shuffle-labels", action="store_true",
                    help="train on randomly permuted labels (the data randomisation test of the sanity checks)")
     p.add_argument("--train-pictures", type=int, help="use only the first N training pictures (default: all)")
@@ -62,7 +63,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("-k", type=int, default=9, help="top pictures kept per channel (default: %(default)s)")
     p.add_argument("--pooling", choices=("mean", "max", "flatten"), default="mean",
                    help="feature vector per picture: mean or max over positions, or all values (default: mean)")
-    p.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=64, help="pictures per forward pass (default: %(default)s)")
     p.add_argument("--workers", type=int, help="data-loading processes (default: 0 for in-memory sets, else ≤4)")
     p.add_argument("--limit", type=int, help="scan only the first N pictures")
     p.add_argument("--checkpoint-every", type=float, default=60.0,
@@ -101,21 +102,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("scan", type=Path, help=SCAN_HELP)
     p.add_argument("images", nargs="+", help="#N (the scan's picture N), image files, folders or sample:NAME")
     p.add_argument("--layer", help="a scanned layer (default: the last)")
-    p.add_argument("-k", type=int, default=8, help="(default: %(default)s)")
-    p.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean")
+    p.add_argument("-k", type=int, default=8, help="neighbours per picture (default: %(default)s)")
+    p.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean",
+                   help="distance between feature vectors (default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
     p.add_argument("--out", type=Path, help="output folder (default: the scan folder)")
     p.set_defaults(run=run_neighbors)
 
     p = commands.add_parser("embed", help="2-d map of a layer's features: PCA, t-SNE or UMAP, and a t-SNE grid")
     p.add_argument("scan", type=Path, help=SCAN_HELP)
-    p.add_argument("--method", choices=("tsne", "pca", "umap"), default="tsne")
+    p.add_argument("--method", choices=("tsne", "pca", "umap"), default="tsne",
+                   help="t-SNE, PCA or UMAP (pip install 'convscope[umap]') (default: %(default)s)")
     p.add_argument("--layer", help="a scanned layer (default: the last)")
-    p.add_argument("--max-points", type=int, default=5000,
+    p.add_argument("--limit", type=int, default=5000, dest="max_points",
                    help="embed a seeded sample of at most this many pictures; 0 for all (default: %(default)s)")
     p.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (default: %(default)s)")
     p.add_argument("--grid", type=int, default=20, help="side of the picture grid; 0 for none (default: 20)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample and of t-SNE/UMAP (default: %(default)s)")
     p.add_argument("--out", type=Path, help="output folder (default: the scan folder)")
     p.set_defaults(run=run_embed)
 

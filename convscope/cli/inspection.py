@@ -25,14 +25,16 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = commands.add_parser("filters", help="picture of a convolution's filters")
     p.add_argument("--layer", help="a convolution's dotted name (default: the first)")
-    p.add_argument("--max-filters", type=int, default=64)
+    p.add_argument("--max-channels", type=int, default=64, dest="max_filters",
+                   help="show the first N filters (output channels) (default: %(default)s)")
     add_model_options(p)
     p.set_defaults(run=run_filters)
 
     p = commands.add_parser("activations", help="every channel's activation map for an image at a layer")
     p.add_argument("images", nargs="+", help="image files, folders or sample:NAME")
     p.add_argument("--layer", required=True, help="dotted layer name (see `convscope layers`)")
-    p.add_argument("--max-channels", type=int, default=64)
+    p.add_argument("--max-channels", type=int, default=64,
+                   help="show the first N channels (default: %(default)s)")
     add_model_options(p)
     p.set_defaults(run=run_activations)
 

@@ -28,42 +28,43 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--l2", type=float, default=3e-5, metavar="LAMBDA",
                    help="λ, the weight of ‖I‖² (default: %(default)s; 0 for none)")
     p.add_argument("--size", type=int, help="picture side (default: the model's input size)")
-    p.add_argument("--steps", type=int, default=256)
+    p.add_argument("--steps", type=int, default=256, help="optimisation steps (default: %(default)s)")
     _common(p, "classviz", run_classviz)
 
     p = commands.add_parser("featviz", help="feature visualisation of channels (or centre neurons) of a layer")
     p.add_argument("--layer", required=True, help="dotted layer name (see `convscope layers`)")
     p.add_argument("--channels", type=int, nargs="+", required=True, help="one or more channel indices")
-    p.add_argument("--kind", choices=("channel", "neuron"), default="channel")
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--steps", type=int, default=256)
+    p.add_argument("--kind", choices=("channel", "neuron"), default="channel",
+                   help="maximise a whole channel, or its centre neuron only (default: %(default)s)")
+    p.add_argument("--size", type=int, default=128, help="picture side (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=256, help="optimisation steps (default: %(default)s)")
     _common(p, "featviz", run_featviz)
 
     p = commands.add_parser("facets", help="multifaceted visualisation of a channel from a pool of pictures")
     p.add_argument("data", nargs="*", help="pictures, folders or sample:NAME cut into crops for the pool "
                                            "(default: the bundled photos)")
-    p.add_argument("--layer", required=True)
-    p.add_argument("--channel", type=int, required=True)
-    p.add_argument("--facets", type=int, default=4)
+    p.add_argument("--layer", required=True, help="dotted layer name (see `convscope layers`)")
+    p.add_argument("--channel", type=int, required=True, help="the channel whose facets are drawn")
+    p.add_argument("--facets", type=int, default=4, help="facets (clusters of the pool) drawn (default: %(default)s)")
     p.add_argument("--size", type=int, default=112, help="side of the pool crops and facet pictures")
-    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--steps", type=int, default=200, help="optimisation steps per facet (default: %(default)s)")
     _common(p, "facets", run_facets)
 
     p = commands.add_parser("invert", help="feature inversion: reconstruct a picture from each layer's features")
     p.add_argument("image", help="image file or sample:NAME")
     p.add_argument("--layers", nargs="+", required=True, help="layers from shallow to deep")
     p.add_argument("--size", type=int, help="picture side (default: the model's input size)")
-    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--steps", type=int, default=400, help="optimisation steps (default: %(default)s)")
     p.add_argument("--tv", type=float, default=0.05, help="weight of the TV^beta regulariser")
-    p.add_argument("--beta", type=float, default=2.0)
+    p.add_argument("--beta", type=float, default=2.0, help="β of the TV^β regulariser (default: %(default)s)")
     _common(p, "invert", run_invert)
 
     p = commands.add_parser("dream", help="DeepDream: amplify what a layer sees in a photo")
     p.add_argument("image", help="image file or sample:NAME")
-    p.add_argument("--layer", required=True)
+    p.add_argument("--layer", required=True, help="dotted layer name (see `convscope layers`)")
     p.add_argument("--channel", type=int, help="amplify one channel only")
     p.add_argument("--size", type=int, default=320, help="short side of the result")
-    p.add_argument("--octaves", type=int, default=4)
+    p.add_argument("--octaves", type=int, default=4, help="scales, coarse to fine (default: %(default)s)")
     p.add_argument("--steps", type=int, default=10, help="steps per octave")
     _common(p, "dream", run_dream)
 
@@ -88,7 +89,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = commands.add_parser("texture", help="texture synthesis from a sample (Gram matrices or Efros-Leung)")
     p.add_argument("image", help="texture image or sample:brick / sample:grass / sample:gravel")
-    p.add_argument("--method", choices=("gram", "efros-leung"), default="gram")
+    p.add_argument("--method", choices=("gram", "efros-leung"), default="gram",
+                   help="Gram matrices of a network's features (Gatys et al.) or non-parametric sampling "
+                        "(Efros & Leung) (default: %(default)s)")
     p.add_argument("--source-size", type=int, help="scale the source's short side to this first "
                                                    "(default: 192 gram, 64 efros-leung)")
     p.add_argument("--size", type=int, help="output side (default: the scaled source's size for gram, 96 efros-leung)")
@@ -105,10 +108,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("content", help="content photo or sample:NAME")
     p.add_argument("style", help="style image or sample:NAME")
     p.add_argument("--size", type=int, default=256, help="short side of the result")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--style-weight", type=float, default=10.0)
-    p.add_argument("--content-weight", type=float, default=1.0)
-    p.add_argument("--smoothing", choices=("softmax", "none"))
+    p.add_argument("--steps", type=int, default=300, help="optimisation steps (default: %(default)s)")
+    p.add_argument("--style-weight", type=float, default=10.0, help="weight of the style loss (default: %(default)s)")
+    p.add_argument("--content-weight", type=float, default=1.0,
+                   help="weight of the content loss (default: %(default)s)")
+    p.add_argument("--smoothing", choices=("softmax", "none"),
+                   help="softmax smoothing of the activations before their Gram matrices or none (default: "
+                        "chosen with the model, as texture does)")
     _common(p, "style", run_style)
 
     p = commands.add_parser("fast-style", help="fast style transfer: train a transform network, then apply it")
@@ -116,9 +122,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     t = actions.add_parser("train", help="train a network for one style")
     t.add_argument("style", help="style image or sample:NAME")
     t.add_argument("--content", nargs="+", help="content pictures or folders (default: the bundled photos)")
-    t.add_argument("--steps", type=int, default=2000)
+    t.add_argument("--steps", type=int, default=2000, help="training steps (default: %(default)s)")
     t.add_argument("--batch-size", type=int, default=4, help="content crops per step")
-    t.add_argument("--size", type=int, default=256)
+    t.add_argument("--size", type=int, default=256, help="side of the content crops (default: %(default)s)")
     t.add_argument("--width", type=int, default=32, help="channels of the transform network's first layer")
     t.add_argument("--save", type=Path, help="where to write the network (default: OUT/fast_style_STYLE_DIGEST.pt)")
     _common(t, "fast-style train", run_fast_train)
@@ -126,8 +132,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     a.add_argument("network", type=Path, help="file written by `convscope fast-style train`")
     a.add_argument("images", nargs="+", help="pictures, folders or sample:NAME")
     a.add_argument("--size", type=int, help="scale the short side to this first")
-    a.add_argument("--device", default=None)
-    a.add_argument("--out", type=Path, default=Path("out"))
+    a.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
+    a.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: %(default)s)")
     a.set_defaults(run=run_fast_apply)
 
 

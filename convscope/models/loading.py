@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from convscope.devices import pick_device
+from convscope.logs import get_logger
 from convscope.models.fashion import FASHION_MODEL, fashion_model
 from convscope.models.fashion_linear import LINEAR_MODEL, fashion_linear_model
 from convscope.models.files import is_model_file, load_network
@@ -21,6 +23,7 @@ from convscope.models.preprocessing import Preprocess
 from convscope.suggestions import unknown
 from convscope.validation import regular_file
 
+log = get_logger(__name__)
 DEFAULT_MODEL = "efficientnet_lite0"
 """The embedded model that every command and function uses when none is named: EfficientNet-Lite0 (ImageNet)."""
 ALIASES = {f"tf_{name}": name for name in LITE_MODELS}
@@ -41,6 +44,7 @@ def load_model(name: str | nn.Module = DEFAULT_MODEL, *, weights: str | Path | N
     meaning). ``classes`` is a list of class names or a text file with one per line;
     ``output`` the output kind (:class:`Model`).
     """
+    start = time.perf_counter()
     random = weights is not None and str(weights) == "random"
     if random and (not isinstance(name, str) or not (_is_torchvision(name) or _is_timm(name))):
         raise ValueError("weights='random' applies to torchvision and timm names only")
@@ -78,7 +82,12 @@ def load_model(name: str | nn.Module = DEFAULT_MODEL, *, weights: str | Path | N
     if output is not None:
         model = replace(model, output=output)
     model.net.eval()
-    return model.to(pick_device(device))
+    model = model.to(pick_device(device))
+    log.debug("model %s on %s (%s): %d parameters, %s classes, input %s, loaded in %.2f s", model.name, model.device,
+              str(model.dtype).removeprefix("torch."), sum(p.numel() for p in model.net.parameters()),
+              len(model.class_names) if model.class_names else "unnamed",
+              "x".join(map(str, model.preprocess.input_size)), time.perf_counter() - start)
+    return model
 
 
 def read_class_names(classes: str | Path | list[str], model: Model) -> list[str]:

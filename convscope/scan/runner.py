@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from convscope.data.any_dataset import as_picture_set
 from convscope.data.pictures import FittedPictures, PictureSet
 from convscope.hooks import inspection_mode, refuse_script_module
-from convscope.logs import get_logger
+from convscope.logs import get_logger, timed
 from convscope.models.layers import get_layer, layer_name
 from convscope.models.model import Model, as_model
 from convscope.models.tokens import channels_first_problem, prefix_tokens
@@ -96,6 +96,7 @@ class Scan:
         try:
             with ExitStack() as held:
                 if self._prepare_folder(pictures, folder, config, overwrite, wait, team, held):
+                    log.debug("scan %s is complete: read back, nothing to scan (cache hit)", folder)
                     result = ScanResult.load(folder, pictures=pictures)
                     check_pictures(result)  # a finished scan is returned only while its pictures are unchanged
                     return result
@@ -120,12 +121,15 @@ class Scan:
         batches = _batches(len(pictures), batch_size)
         self._check_unchanged(pictures, batches, states, workers, team)
         mine = [b for b in range(len(batches)) if b not in done][team.rank::team.world]
+        log.debug("scan %s: %d of %d batches of %d saved before (cache hits), %d to scan here; layers %s",
+                  folder, len(done), len(batches), batch_size, len(mine), ", ".join(self.layers))
         team.barrier()  # everyone has read the saved progress before anyone writes
         writer = _Writer(folder, team.rank, self.layers, self.k, self.model.device, config)
         failed: BaseException | None = None
         try:
-            self._scan(pictures, batches, mine, writer, batch_size, workers, progress and team.main,
-                       checkpoint_every, stop_early)
+            with timed(log, "scan: forward passes"):
+                self._scan(pictures, batches, mine, writer, batch_size, workers, progress and team.main,
+                           checkpoint_every, stop_early)
         except BaseException as error:  # saved progress stays valid; re-raised once all processes agree
             failed = error
         try:
@@ -139,7 +143,8 @@ class Scan:
                 raise failed
             raise RuntimeError("another scanning process failed; rerun the same command to resume")
         if team.main:
-            finalize(folder, self._fields(), sources)
+            with timed(log, "scan: finalize (statistics, top patches)"):
+                finalize(folder, self._fields(), sources)
         team.barrier()
         return ScanResult.load(folder, pictures=pictures)
 
