@@ -114,7 +114,8 @@ async function loadDetail(pic, layer, channel) {
     "Feature visualisation"), h("figcaption", {}, "optimised on demand (about half a minute on a CPU), then cached on disk"));
   els.detail.replaceChildren(
     h("p", {}, h("b", {}, `${r.layer} #${r.channel}`), r.dead ? h("span", { style: "color:var(--bad)" }, " dead for this picture") : "",
-      h("span", { class: "note" }, ` mean ${r.mean.toFixed(3)}, max ${r.max.toFixed(3)}, zero ${(100 * r.zero).toFixed(0)} %`)),
+      h("span", { class: "note" }, ` mean ${r.mean.toFixed(3)}, max ${r.max.toFixed(3)}, zero ${(100 * r.zero).toFixed(0)} %`),
+      atlasLink(r.layer, r.channel)),
     h("div", { class: "detail" },
       ...figures.map(([key, caption]) => r.views[key]
         ? h("figure", { "data-view": key, class: r.independent.includes(key) ? "independent" : "" },
@@ -126,6 +127,14 @@ async function loadDetail(pic, layer, channel) {
     r.patches ? h("figure", { class: "wide", id: "top-patches" }, h("figcaption", {}, "top-9 patches of the scanned set (boxes: receptive fields)"),
       h("img", { src: r.patches, alt: "top-9 patches", style: "width:100%" }))
       : h("p", { class: "note" }, r.notes.patches ? `Top patches: ${r.notes.patches}.` : "Open a scan (--scan) to see this channel's top-9 patches."));
+}
+
+// The channel's page in the atlas the explorer serves (--atlas), when the atlas holds this layer.
+function atlasLink(layer, channel) {
+  const atlas = window.explorerInfo && window.explorerInfo.atlas;
+  if (!atlas || !(layer in atlas) || channel >= atlas[layer]) return "";
+  const href = `/atlas/layers/${encodeURIComponent(layer)}/channels/${channel}.html`;
+  return h("a", { id: "atlas-link", href, target: "_blank", rel: "noopener" }, " atlas page ↗");
 }
 
 async function features(box, layer, channel) {
