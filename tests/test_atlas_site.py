@@ -103,7 +103,7 @@ def test_a_channel_page_shows_every_part(complete) -> None:
         assert sum(re.search(rf"2_{kind}\d\.png", i) is not None for i in images) == 9
     assert any(i.endswith("2_vis.png") for i in images) and any(i.endswith("2_negative.png") for i in images)
     words = text(page)
-    for part in ("Feature visualisation", "Facets", "excite it most", "excite it least", "Top classes", "espresso",
+    for part in ("Feature visualisation", "facets: other things", "excite it most", "excite it least", "Top classes", "espresso",
                  "active fraction", "Drives", "Driven by"):
         assert part in words, part
     # channel 2 of blocks.0 drives channels 6, 7, 8 of blocks.1 (see fake_atlas): links to their pages

@@ -132,9 +132,7 @@ class Site:
         for node in self.graph.get("nodes", []):
             name = node["name"]
             inside = [n for n in names if n.startswith(name + ".")]
-            field = node.get("receptive_field")
-            seen = ("whole input" if field and field.get("whole_input") else
-                    f'{"×".join(map(str, field["size"]))} px / {"×".join(map(str, field["stride"]))}' if field else "—")
+            seen = self.field_text(node.get("receptive_field"), short=True)
             shape = "×".join(str(s) for s in node.get("output_shape") or []) or "—"
             title = (f'<a href="{self.layer_href(name)}">{escape(name)}</a>' if name in self.by_name
                      else escape(name))
@@ -154,6 +152,16 @@ class Site:
                 f'<p class="note">{escape(self.graph.get("counted", ""))} RF: receptive field size and stride in '
                 f'input pixels (bounding box; it may reach into the padding).</p>')
 
+    @staticmethod
+    def field_text(field: dict[str, Any] | None, short: bool = False) -> str:
+        """``'19×19 px, stride 4×4'`` (``short``: ``'19×19 px / 4×4'``), ``'whole input'`` or ``'—'``."""
+        if not field:
+            return "—"
+        if field.get("whole_input"):
+            return "whole input"
+        size, stride = "×".join(map(str, field["size"])), "×".join(map(str, field["stride"]))
+        return f"{size} px / {stride}" if short else f"{size} px, stride {stride}"
+
     def strip(self, layer: dict[str, Any], count: int = 8) -> str:
         shown = [c for c in layer["order"] if self.vis_of(layer, c)][:count]
         return ('<div class="strip">' + "".join(
@@ -168,8 +176,13 @@ class Site:
         state = (f"{total} channels, {len(layer['dead'])} dead" if summary else
                  f"<b>not complete</b>: {done} of {total} channels computed so far, shown by channel number")
         stats = (summary or {}).get("stats") or {}
-        table = ('<table class="facts">' + "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>"
-                                                   for k, v in stats.items()) + "</table>") if stats else ""
+        node = next((n for n in self.graph.get("nodes", []) if n["name"] == name), None)
+        if node is not None:
+            stats = {**stats, "parameters": node.get("parameters"), "multiply-adds": short(node.get("flops")),
+                     "receptive field": self.field_text(node.get("receptive_field"))}
+        table = ('<table class="facts" id="layer-stats">' + "".join(
+            f"<tr><th>{e(str(k).replace('_', ' '))}</th><td>{e(v)}</td></tr>" for k, v in stats.items())
+                 + "</table>") if stats else ""
         cells = []
         for rank, channel in enumerate(layer["order"]):
             vis, dead = self.vis_of(layer, channel), channel in layer["dead"]
@@ -211,10 +224,11 @@ class Site:
                f'<figure class="main">{self.picture(images.get("vis"), up, "feature visualisation", lazy=False)}'
                f'<figcaption>what excites it most</figcaption></figure>'
                f'<figure>{self.picture(images.get("negative"), up, "negative visualisation", lazy=False)}'
-               f'<figcaption>negative: what inhibits it most</figcaption></figure></div>'
-               f'<h3>Facets</h3><div class="row facets" id="facets">'
-               + "".join(f'<figure>{self.picture(p, up, f"facet {n + 1}")}</figure>' for n, p in enumerate(facets))
-               + ("" if facets else '<p class="note">none</p>') + "</div></section>")
+               f'<figcaption>negative: what inhibits it most</figcaption></figure>'
+               f'<figure><div class="facets" id="facets">'
+               + "".join(self.picture(p, up, f"facet {n + 1}") for n, p in enumerate(facets))
+               + f'</div><figcaption>{"facets: other things that excite it" if facets else "no facets"}'
+                 f'</figcaption></figure></div></section>')
         examples = "".join(self.examples(images, kind, up) for kind in ("top", "bottom"))
         side = self.stats_html(stats) + self.classes_html(data.get("top_classes") or []) + "".join(
             self.neighbours(data.get(key) or [], title, key, up) for key, title in
@@ -235,9 +249,9 @@ class Site:
         projected = "".join(f'<figure>{self.picture(p, up, f"projection {n + 1}")}</figure>'
                             for n, p in enumerate(projections))
         return (f'<section class="examples" id="{kind}"><h2>{title}</h2><div class="row"><div><div class="patches">'
-                f'{grid}</div><p class="note">patches: each unit\'s receptive field</p></div>'
-                + (f'<div><div class="patches projections">{projected}</div><p class="note">their projections to the '
-                   f'input (deconvnet)</p></div>' if projections else "") + "</div></section>")
+                f'{grid}</div><p class="note">the receptive field of the unit, in the scan\'s pictures</p></div>'
+                + (f'<div><div class="patches projections">{projected}</div><p class="note">what in each patch drives '
+                   f'it (its projection to the input)</p></div>' if projections else "") + "</div></section>")
 
     @staticmethod
     def stats_html(stats: dict[str, Any]) -> str:
