@@ -103,8 +103,8 @@ def test_a_channel_page_shows_every_part(complete) -> None:
         assert sum(re.search(rf"2_{kind}\d\.png", i) is not None for i in images) == 9
     assert any(i.endswith("2_vis.png") for i in images) and any(i.endswith("2_negative.png") for i in images)
     words = text(page)
-    for part in ("Feature visualisation", "facets: other things", "excite it most", "excite it least", "Top classes", "espresso",
-                 "active fraction", "Drives", "Driven by"):
+    for part in ("Feature visualisation", "facets: other things", "excite it most", "excite it least", "Top classes",
+                 "espresso", "active fraction", "Drives", "Driven by"):
         assert part in words, part
     # channel 2 of blocks.0 drives channels 6, 7, 8 of blocks.1 (see fake_atlas): links to their pages
     assert [link for link in found if "channels/" in link and link.endswith(".html") and "blocks.1" in link] == [
@@ -297,3 +297,21 @@ def test_a_raw_dot_dot_request_is_refused(complete) -> None:
                 assert answer.status == 200 and "Layers in this atlas" in body
             else:
                 assert answer.status == 404 and "private" not in body, (path, answer.status)
+
+
+def test_a_graph_that_cannot_be_made_is_said_and_the_pages_are_written(tmp_path) -> None:
+    out = make_atlas(tmp_path / "atlas")
+    write_site(out, AtlasNet(), [3, 0, 32])  # an input size the model cannot take
+    assert "The graph could not be drawn: ValueError: the input size is [C,H,W]" in text(out / "index.html")
+    assert (out / "layers/blocks.1/channels/4.html").is_file() and not (out / "graph.json").exists()
+    write_site(out, AtlasNet(), None)  # the atlas's own input size
+    assert 'id="graph"' in (out / "index.html").read_text() and (out / "graph.json").is_file()
+
+
+def test_a_damaged_layer_entry_is_refused_in_one_line(tmp_path) -> None:
+    out = make_atlas(tmp_path / "atlas")
+    atlas = json.loads((out / "atlas.json").read_text())
+    del atlas["layers"][1]["channels"]
+    (out / "atlas.json").write_text(json.dumps(atlas))
+    with pytest.raises(ValueError, match="is damaged: a layer without its name and channel count"):
+        write_site(out, AtlasNet(), INPUT)

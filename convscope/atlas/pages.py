@@ -127,6 +127,8 @@ class Site:
     def graph_html(self) -> str:
         """The layers top to bottom as boxes joined by arrows (Netron's layout); the atlas's layers link to their
         pages and show a few of their channels."""
+        if self.graph.get("error"):
+            return f'<p class="banner" id="graph-error">The graph could not be drawn: {escape(self.graph["error"])}</p>'
         names = list(self.by_name)
         nodes = []
         for node in self.graph.get("nodes", []):

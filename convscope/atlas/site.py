@@ -33,16 +33,22 @@ def read_atlas(folder: str | Path) -> dict[str, Any]:
     if not isinstance(found, dict) or found.get("format") != FORMAT or not isinstance(found.get("layers"), list):
         raise ValueError(f"{str(folder)!r} is not a convscope atlas (it holds no atlas.json of format {FORMAT}); "
                          "give the --out folder of `convscope atlas`")
+    for entry in found["layers"]:
+        if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)
+                and isinstance(entry.get("channels"), int) and entry["channels"] >= 0):
+            raise ValueError(f"{str(path)!r} is damaged: a layer without its name and channel count ({entry!r}); "
+                             "run `convscope atlas` again with --overwrite")
     return found
 
 
 def write_site(out_dir: Path, model: Any, input_size: Any) -> None:
     """(Re)write every page of the atlas in ``out_dir`` from its JSON files; ``model`` and ``input_size``
-    (``[C,H,W]``) give the graph of the model, computed once per model and kept in ``graph.json``."""
+    (``[C,H,W]``; ``None``: the atlas's own) give the graph of the model, computed once per model and kept in
+    ``graph.json``."""
     out = Path(out_dir)
     atlas = read_atlas(out)
     layers = [load_layer(out, entry) for entry in atlas["layers"]]
-    graph = graph_of(out, atlas, model, input_size)
+    graph = graph_of(out, atlas, model, atlas.get("input_size") if input_size is None else input_size)
     for name in ASSETS:
         write_if_changed(out / "assets" / name, (STATIC / name).read_text(encoding="utf-8"))
     site = pages.Site(atlas, layers, graph, lambda path: image(out, path))
@@ -83,8 +89,11 @@ def graph_of(out: Path, atlas: dict[str, Any], model: Any, input_size: Any) -> d
     kept = read_json(out / "graph.json")
     if kept and kept.get("model_digest") == atlas.get("model_digest") and kept.get("layers") == names:
         return kept
-    graph = {"model": atlas.get("model"), "model_digest": atlas.get("model_digest"), "layers": names,
-             **model_graph(model, input_size, names)}
+    graph = {"model": atlas.get("model"), "model_digest": atlas.get("model_digest"), "layers": names}
+    try:
+        graph.update(model_graph(model, input_size, names))
+    except (ValueError, TypeError, RuntimeError) as error:  # the pages are worth having without the graph
+        return {**graph, "nodes": [], "error": f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"}
     write_if_changed(out / "graph.json", json.dumps(graph, indent=1))
     return graph
 
