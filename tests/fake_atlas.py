@@ -99,12 +99,18 @@ def make_atlas(out: Path, *, complete: bool = True, trained: bool = True, missin
                     "drives": [{"layer": following, "channel": (channel * 3 + i) % LAYERS[following][0],
                                 "strength": round(0.9 - 0.2 * i, 2)} for i in range(3)] if following else [],
                     "driven_by": [{"layer": preceding, "channel": (channel + i) % LAYERS[preceding][0],
-                                   "strength": round(0.8 - 0.2 * i, 2)} for i in range(3)] if preceding else []}
+                                   "strength": round(0.8 - 0.2 * i, 2)} for i in range(3)] if preceding else [],
+                    "values": {"vis": 4.0 + channel, "negative": -2.0 - channel, "facets": [3.5, 3.4, 3.3, 3.2]},
+                    "top_values": [round(2.0 - 0.1 * i, 2) for i in range(9)],
+                    "bottom_values": [round(-0.1 * i, 2) for i in range(9)],
+                    "projection": "deconvnet", "links": {"drives": "weights" if following else None,
+                                                         "driven_by": "weights" if preceding else None}}
             (folder / "channels" / f"{channel}.json").write_text(json.dumps(data))
         if not missing.get(name):
             order = sorted(range(channels), key=lambda c: (c * 5) % channels)
             (folder / "layer.json").write_text(json.dumps(
                 {"name": name, "channels": channels, "shape": shape, "dead": sorted(dead.get(name, set())),
-                 "order": order, "stats": {"dead_fraction": len(dead.get(name, set())) / channels,
-                                           "mean_active_fraction": 0.31}}))
+                 "order": order, "stats": {"dead": len(dead.get(name, set())), "active_fraction": 0.31, "mean": 0.42,
+                                           "max": 9.5, "ordered_by": "correlation of the channels' activations",
+                                           "projection": "deconvnet", "links": {"drives": "weights"}}}))
     return out

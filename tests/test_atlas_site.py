@@ -3,6 +3,7 @@ saying so, the graph's numbers checked by hand and against PyTorch's FLOP counte
 
 from __future__ import annotations
 
+import html
 import http.client
 import json
 import re
@@ -51,7 +52,7 @@ def complete(tmp_path_factory) -> Path:
 
 
 def text(page: Path) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.read_text(encoding="utf-8")))
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.read_text(encoding="utf-8"))))
 
 
 def test_every_page_exists_and_every_link_resolves_inside_the_folder(complete) -> None:
@@ -104,8 +105,10 @@ def test_a_channel_page_shows_every_part(complete) -> None:
     assert any(i.endswith("2_vis.png") for i in images) and any(i.endswith("2_negative.png") for i in images)
     words = text(page)
     for part in ("Feature visualisation", "facets: other things", "excite it most", "excite it least", "Top classes",
-                 "espresso", "active fraction", "Drives", "Driven by"):
+                 "espresso", "active fraction", "Drives", "Driven by", "what excites it most (activation 6)",
+                 "its deconvnet projection to the input", "strength by weights"):
         assert part in words, part
+    assert 'title="activation 1.9"' in page.read_text()  # the second top patch's activation
     # channel 2 of blocks.0 drives channels 6, 7, 8 of blocks.1 (see fake_atlas): links to their pages
     assert [link for link in found if "channels/" in link and link.endswith(".html") and "blocks.1" in link] == [
         f"../../../layers/blocks.1/channels/{c}.html" for c in (6, 7, 8)]
@@ -150,6 +153,19 @@ def test_text_is_escaped_and_pictures_outside_the_atlas_are_not_linked(tmp_path)
     page = (out / "layers/blocks.0/channels/1.html").read_text()
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "outside.png" not in page and "feature visualisation: not computed yet" in page
+
+
+def test_a_negative_visualisation_not_asked_for_is_left_out(tmp_path) -> None:
+    out = make_atlas(tmp_path / "atlas")
+    path = out / "layers/blocks.0/channels/1.json"
+    data = json.loads(path.read_text())
+    data["images"]["negative"] = None
+    path.write_text(json.dumps(data))
+    write_site(out, AtlasNet(), INPUT)
+    assert "inhibits" not in text(out / "layers/blocks.0/channels/1.html")
+    assert "negative: what inhibits it most" in text(out / "layers/blocks.0/channels/2.html")
+    layer = text(out / "layers/blocks.0/index.html")
+    assert "similar: by correlation of the channels' activations" in layer and "links drives: weights" in layer
 
 
 def test_pages_are_rewritten_only_when_they_change(complete) -> None:

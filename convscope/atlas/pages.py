@@ -8,7 +8,6 @@ files is escaped; every link is relative to the page that holds it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from html import escape
 from typing import Any
@@ -18,6 +17,11 @@ UNTRAINED = ("These pictures come from an <b>untrained model</b> (random weights
              "does to noise, not features the model learned. Give the model's trained weights for a real atlas.")
 UNFINISHED = ("This atlas is <b>not complete</b>: it is still being made or was interrupted; "
               "run the same <code>convscope atlas</code> command again to finish it.")
+
+
+def folder_name(layer: str) -> str:
+    """The layer's folder under ``layers/``: its dotted name, a ``/`` written ``_`` (as the atlas's files are)."""
+    return layer.replace("/", "_")
 
 
 def fmt(value: Any) -> str:
@@ -30,8 +34,10 @@ def fmt(value: Any) -> str:
         return f"{value:,}"
     if isinstance(value, float):
         return f"{value:.3g}"
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
+    if isinstance(value, dict):
+        return ", ".join(f"{key.replace('_', ' ')}: {fmt(item)}" for key, item in value.items())
+    if isinstance(value, list):
+        return ", ".join(fmt(item) for item in value)
     return str(value)
 
 
@@ -60,18 +66,19 @@ class Site:
     # links ---------------------------------------------------------------------------------------------------
     @staticmethod
     def layer_href(name: str) -> str:
-        return f"layers/{quote(name)}/index.html"
+        return f"layers/{quote(folder_name(name))}/index.html"
 
     @staticmethod
     def channel_href(name: str, channel: int) -> str:
-        return f"layers/{quote(name)}/channels/{int(channel)}.html"
+        return f"layers/{quote(folder_name(name))}/channels/{int(channel)}.html"
 
-    def picture(self, path: object, up: str, alt: str, css: str = "", lazy: bool = True) -> str:
+    def picture(self, path: object, up: str, alt: str, lazy: bool = True, title: str = "") -> str:
         found = self.image(path)
         if found is None:
-            return f'<div class="missing {css}">{escape(alt)}: not computed yet</div>'
+            return f'<div class="missing">{escape(alt)}: not computed yet</div>'
         loading = ' loading="lazy"' if lazy else ""
-        return f'<img class="{css}" src="{up}{quote(found)}" alt="{escape(alt)}"{loading}>'
+        hover = f' title="{escape(title)}"' if title else ""
+        return f'<img src="{up}{quote(found)}" alt="{escape(alt)}"{loading}{hover}>'
 
     def vis_of(self, layer: dict[str, Any], channel: int) -> str | None:
         data = layer["found"].get(channel)
@@ -90,8 +97,8 @@ class Site:
         return (f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
                 f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
                 f'<title>{escape(title)} · {model} atlas</title>\n<link rel="icon" href="data:,">\n'
-                f'<link rel="stylesheet" href="{up}assets/atlas.css">\n'
-                f'<script src="{up}assets/atlas.js" defer></script>\n'
+                f'<link rel="stylesheet" href="{up}site/atlas.css">\n'
+                f'<script src="{up}site/atlas.js" defer></script>\n'
                 f'</head>\n<body class="{kind}">\n<header><a class="brand" href="{up}index.html">{model} '
                 f'<span>atlas</span></a><nav>{crumbs}</nav></header>\n<main>\n{banners}{body}\n</main>\n'
                 f'<footer>made by convscope {e(self.atlas.get("convscope", ""))}</footer>\n</body>\n</html>\n')
@@ -177,14 +184,18 @@ class Site:
         summary = layer["summary"]
         state = (f"{total} channels, {len(layer['dead'])} dead" if summary else
                  f"<b>not complete</b>: {done} of {total} channels computed so far, shown by channel number")
-        stats = (summary or {}).get("stats") or {}
+        stats = dict((summary or {}).get("stats") or {})
+        ordered_by = stats.pop("ordered_by", None)
         node = next((n for n in self.graph.get("nodes", []) if n["name"] == name), None)
         if node is not None:
             stats = {**stats, "parameters": node.get("parameters"), "multiply-adds": short(node.get("flops")),
                      "receptive field": self.field_text(node.get("receptive_field"))}
-        table = ('<table class="facts" id="layer-stats">' + "".join(
-            f"<tr><th>{e(str(k).replace('_', ' '))}</th><td>{e(v)}</td></tr>" for k, v in stats.items())
-                 + "</table>") if stats else ""
+        stats.pop("dead", None)  # said in the line above
+        names = {"active_fraction": "mean active fraction", "mean": "mean activation", "max": "max activation"}
+        table = ('<dl class="chips" id="layer-stats">' + "".join(
+            f"<div><dt>{e(names.get(k, str(k).replace('_', ' ')))}</dt><dd>{e(v)}</dd></div>"
+            for k, v in stats.items())
+                 + "</dl>") if stats else ""
         cells = []
         for rank, channel in enumerate(layer["order"]):
             vis, dead = self.vis_of(layer, channel), channel in layer["dead"]
@@ -199,7 +210,8 @@ class Site:
                 f'</p>\n{table}\n<div class="toolbar"><label>order <select id="order"><option value="rank">similar '
                 f'channels together</option><option value="channel">channel number</option></select></label>'
                 f'<label><input type="checkbox" id="hide-dead"> hide dead</label>'
-                f'<span class="note">each picture: the channel\'s feature visualisation; red: dead channels</span>'
+                f'<span class="note">each picture: the channel\'s feature visualisation; red: dead channels'
+                + (f"; similar: by {escape(str(ordered_by))}" if ordered_by else "") + '</span>'
                 f'</div>\n<div class="grid" id="grid">{"".join(cells)}</div>')
         return self.page(name, up, [("atlas", "index.html"), (name, None)], body, "layer")
 
@@ -222,38 +234,50 @@ class Site:
         stats = data.get("stats") or {}
         dead = ' <span class="tag dead">dead</span>' if stats.get("dead") or channel in layer["dead"] else ""
         facets = images.get("facets") or []
+        values = data.get("values") if isinstance(data.get("values"), dict) else {}
+        reached = {key: f" (activation {fmt(values[key])})" if isinstance(values.get(key), (int, float)) else ""
+                   for key in ("vis", "negative")}
+        negative = ("" if "negative" in images and images["negative"] is None else  # not asked for
+                    f'<figure>{self.picture(images.get("negative"), up, "negative visualisation", lazy=False)}'
+                    f'<figcaption>negative: what inhibits it most{reached["negative"]}</figcaption></figure>')
         vis = (f'<section class="vis" id="visualisations"><h2>Feature visualisation</h2><div class="row">'
                f'<figure class="main">{self.picture(images.get("vis"), up, "feature visualisation", lazy=False)}'
-               f'<figcaption>what excites it most</figcaption></figure>'
-               f'<figure>{self.picture(images.get("negative"), up, "negative visualisation", lazy=False)}'
-               f'<figcaption>negative: what inhibits it most</figcaption></figure>'
+               f'<figcaption>what excites it most{reached["vis"]}</figcaption></figure>{negative}'
                f'<figure><div class="facets" id="facets">'
                + "".join(self.picture(p, up, f"facet {n + 1}") for n, p in enumerate(facets))
                + f'</div><figcaption>{"facets: other things that excite it" if facets else "no facets"}'
                  f'</figcaption></figure></div></section>')
-        examples = "".join(self.examples(images, kind, up) for kind in ("top", "bottom"))
+        examples = "".join(self.examples(data, kind, up) for kind in ("top", "bottom"))
+        methods = data.get("links") if isinstance(data.get("links"), dict) else {}
         side = self.stats_html(stats) + self.classes_html(data.get("top_classes") or []) + "".join(
-            self.neighbours(data.get(key) or [], title, key, up) for key, title in
-            (("drives", "Drives (next layers)"), ("driven_by", "Driven by (earlier layers)")))
+            self.neighbours(data.get(key) or [], title, key, up, methods.get(key)) for key, title in
+            (("drives", "Drives (next layer)"), ("driven_by", "Driven by (earlier layer)")))
         body = (f'<h1>{escape(name)} <span class="sub">channel {channel}</span>{dead}</h1><nav class="steps">{step}'
                 f'</nav>\n<div class="channel-columns"><div class="channel-main">{vis}{examples}</div>'
                 f'<aside class="channel-side">{side}</aside></div>')
         return self.page(f"{name} #{channel}", up, trail, body, "channel")
 
-    def examples(self, images: dict[str, Any], kind: str, up: str) -> str:
+    def examples(self, data: dict[str, Any], kind: str, up: str) -> str:
+        images = data.get("images") or {}
         patches, projections = images.get(kind) or [], images.get(f"{kind}_projections") or []
+        values = data.get(f"{kind}_values") if isinstance(data.get(f"{kind}_values"), list) else []
+        method = f"{data['projection']} " if isinstance(data.get("projection"), str) else ""
         title = "Dataset examples that excite it most" if kind == "top" else "Dataset examples that excite it least"
+        def value(n: int) -> str:
+            return f"activation {fmt(values[n])}" if n < len(values) and isinstance(values[n], (int, float)) else ""
+
         if not patches:
             return (f'<section class="examples" id="{kind}"><h2>{title}</h2><p class="note">none (the atlas was made '
                     f'without a scan)</p></section>')
-        grid = "".join(f'<figure>{self.picture(p, up, f"{kind} patch {n + 1}")}</figure>'
+        grid = "".join(f'<figure>{self.picture(p, up, f"{kind} patch {n + 1}", title=value(n))}</figure>'
                        for n, p in enumerate(patches))
         projected = "".join(f'<figure>{self.picture(p, up, f"projection {n + 1}")}</figure>'
                             for n, p in enumerate(projections))
         return (f'<section class="examples" id="{kind}"><h2>{title}</h2><div class="row"><div><div class="patches">'
                 f'{grid}</div><p class="note">the receptive field of the unit, in the scan\'s pictures</p></div>'
                 + (f'<div><div class="patches projections">{projected}</div><p class="note">what in each patch drives '
-                   f'it (its projection to the input)</p></div>' if projections else "") + "</div></section>")
+                   f'it (its {escape(method)}projection to the input)</p></div>' if projections else "")
+                + "</div></section>")
 
     @staticmethod
     def stats_html(stats: dict[str, Any]) -> str:
@@ -276,7 +300,7 @@ class Site:
         return (f'<section id="classes"><h2>Top classes</h2><ol class="classes">{rows}</ol><p class="note">mean '
                 f'activation over the scan\'s pictures of each class</p></section>')
 
-    def neighbours(self, links: list[dict[str, Any]], title: str, key: str, up: str) -> str:
+    def neighbours(self, links: list[dict[str, Any]], title: str, key: str, up: str, method: object = None) -> str:
         items = []
         for link in links:
             name, channel = str(link.get("layer")), link.get("channel")
@@ -290,4 +314,5 @@ class Site:
             else:
                 items.append(f'<li title="this layer is not in the atlas">{text}</li>')
         listed = f'<ul class="links">{"".join(items)}</ul>' if items else '<p class="note">none</p>'
-        return f'<section id="{key.replace("_", "-")}"><h2>{title}</h2>{listed}</section>'
+        note = f'<p class="note">strength by {escape(method)}</p>' if isinstance(method, str) and items else ""
+        return f'<section id="{key.replace("_", "-")}"><h2>{title}</h2>{listed}{note}</section>'

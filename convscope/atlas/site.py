@@ -5,7 +5,8 @@ Every page is generated here from the atlas's JSON files (nothing is fetched by 
 renamed, so that a browser or a copy never sees half a page. :func:`write_site` is called after each layer and at
 the end: a channel not computed yet says so, and the index counts what is done while ``complete`` is false.
 Layout of the folder (the pages mirror the JSON files): ``index.html``, ``graph.json``,
-``layers/<layer>/index.html`` and ``layers/<layer>/channels/<i>.html``, ``assets/atlas.css``, ``assets/atlas.js``.
+``layers/<layer>/index.html`` and ``layers/<layer>/channels/<i>.html``, ``site/atlas.css``, ``site/atlas.js``
+(``<layer>``: the layer's dotted name, a ``/`` in it written ``_``, as the atlas's own files are).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from convscope.atlas import pages
 from convscope.atlas.graph import model_graph
+from convscope.atlas.pages import folder_name
 
 FORMAT = "convscope-atlas/1"
 STATIC = Path(__file__).parent / "static"
@@ -50,10 +52,10 @@ def write_site(out_dir: Path, model: Any, input_size: Any) -> None:
     layers = [load_layer(out, entry) for entry in atlas["layers"]]
     graph = graph_of(out, atlas, model, atlas.get("input_size") if input_size is None else input_size)
     for name in ASSETS:
-        write_if_changed(out / "assets" / name, (STATIC / name).read_text(encoding="utf-8"))
+        write_if_changed(out / "site" / name, (STATIC / name).read_text(encoding="utf-8"))
     site = pages.Site(atlas, layers, graph, lambda path: image(out, path))
     for layer in layers:
-        folder = out / "layers" / layer["name"]
+        folder = out / "layers" / layer["folder"]
         write_if_changed(folder / "index.html", site.layer_page(layer))
         for channel in range(layer["channels"]):
             write_if_changed(folder / "channels" / f"{channel}.html", site.channel_page(layer, channel))
@@ -64,9 +66,9 @@ def load_layer(out: Path, entry: dict[str, Any]) -> dict[str, Any]:
     """One layer of ``atlas.json`` with its ``layer.json`` (``None`` until the layer is complete) and the
     channel files found so far (damaged or missing ones are read as not computed)."""
     name, channels = str(entry["name"]), int(entry["channels"])
-    if not name or any(part in ("", ".", "..") for part in PurePosixPath(name).parts) or "/" in name or "\\" in name:
-        raise ValueError(f"the atlas names a layer {name!r} that is not a plain folder name")
-    folder = out / "layers" / name
+    if folder_name(name) in ("", ".", "..") or "\\" in name:
+        raise ValueError(f"the atlas names a layer {name!r} that cannot be a folder name")
+    folder = out / "layers" / folder_name(name)
     summary = read_json(folder / "layer.json")
     found = {}
     for channel in range(channels):
@@ -79,8 +81,9 @@ def load_layer(out: Path, entry: dict[str, Any]) -> dict[str, Any]:
     dead = {c for c, data in found.items() if data.get("stats", {}).get("dead")}
     if summary and isinstance(summary.get("dead"), list):
         dead |= {int(c) for c in summary["dead"]}
-    return {**entry, "name": name, "channels": channels, "summary": summary, "found": found, "order": order,
-            "dead": dead}
+    return {**entry, "name": name, "folder": folder_name(name), "channels": channels, "summary": summary,
+            "found": found, "order": order, "dead": dead}
+
 
 
 def graph_of(out: Path, atlas: dict[str, Any], model: Any, input_size: Any) -> dict[str, Any]:
