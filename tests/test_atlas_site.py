@@ -331,3 +331,24 @@ def test_a_damaged_layer_entry_is_refused_in_one_line(tmp_path) -> None:
     (out / "atlas.json").write_text(json.dumps(atlas))
     with pytest.raises(ValueError, match="is damaged: a layer without its name and channel count"):
         write_site(out, AtlasNet(), INPUT)
+
+
+def test_class_bars_are_longest_for_the_top_class_also_when_means_are_negative() -> None:
+    from convscope.atlas.pages import Site
+
+    def widths(means: list[float]) -> list[int]:
+        page = Site.classes_html([{"class": str(n), "mean": m} for n, m in enumerate(means)])
+        return [int(w) for w in re.findall(r"width:(\d+)%", page)]
+
+    assert widths([2.0, 1.0, 0.5]) == [100, 50, 25]
+    assert widths([-0.5, -0.6, -1.0]) == [100, 80, 0]
+
+
+def test_a_trained_model_without_a_weights_file_shows_its_own_weights(tmp_path) -> None:
+    out = make_atlas(tmp_path / "atlas")
+    atlas = json.loads((out / "atlas.json").read_text())
+    atlas["weights"] = None  # an embedded model: trained, no file named
+    (out / "atlas.json").write_text(json.dumps(atlas))
+    write_site(out, AtlasNet(), INPUT)
+    words = text(out / "index.html")
+    assert "weights the model's own" in words and "random" not in words

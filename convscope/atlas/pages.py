@@ -108,7 +108,9 @@ class Site:
         atlas = self.atlas
         size = "×".join(str(s) for s in atlas.get("input_size", []))
         scan = atlas.get("scan") or {}
-        facts = [("model", atlas.get("model")), ("weights", atlas.get("weights") or "none (random initialisation)"),
+        weights = atlas.get("weights") or ("the model's own" if atlas.get("trained", True)
+                                           else "none (random initialisation)")
+        facts = [("model", atlas.get("model")), ("weights", weights),
                  ("trained", atlas.get("trained")), ("model digest", str(atlas.get("model_digest", ""))[:16]),
                  ("input", size), ("parameters", self.graph.get("parameters")),
                  ("multiply-adds", short(self.graph.get("flops"))),
@@ -283,7 +285,8 @@ class Site:
     def stats_html(stats: dict[str, Any]) -> str:
         names = {"active_fraction": "active fraction", "mean": "mean activation", "max": "max activation",
                  "dead": "dead"}
-        rows = "".join(f"<tr><th>{escape(names.get(k, k))}</th><td>{e(v)}</td></tr>" for k, v in stats.items())
+        rows = "".join(f"<tr><th>{escape(names.get(k, k.replace('_', ' ')))}</th><td>{e(v)}</td></tr>"
+                       for k, v in stats.items())
         return f'<section id="stats"><h2>Statistics</h2><table class="facts">{rows}</table></section>'
 
     @staticmethod
@@ -291,9 +294,10 @@ class Site:
         if not classes:
             return '<section id="classes"><h2>Top classes</h2><p class="note">none (no scan)</p></section>'
         means = [c.get("mean") for c in classes if isinstance(c.get("mean"), (int, float))]
-        top = max([abs(m) for m in means] + [1e-12])
+        low = min([0.0, *means])  # bars from the lowest shown (or 0) to the highest: longest first, when negative too
+        span = max(means) - low if means and max(means) > low else 1.0
         rows = "".join(
-            f'<li><span class="bar" style="width:{100 * abs(c["mean"]) / top:.0f}%"></span>'
+            f'<li><span class="bar" style="width:{100 * (c["mean"] - low) / span:.0f}%"></span>'
             f'<span class="text">{e(c.get("class"))}</span><span class="value">{e(c.get("mean"))}</span></li>'
             if isinstance(c.get("mean"), (int, float)) else f'<li><span class="text">{e(c.get("class"))}</span></li>'
             for c in classes)
