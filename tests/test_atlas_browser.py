@@ -178,6 +178,7 @@ def test_the_explorer_serves_the_atlas_and_links_a_channel_to_it(browser, tmp_pa
             link = page.locator("#atlas-link")
             link.wait_for()
             assert link.get_attribute("href") == "/atlas/layers/conv1/channels/1.html"
+            assert page.get_attribute("#atlas-layer-link", "href") == "/atlas/layers/conv1/index.html"
             with context.expect_page() as opened:
                 link.click()
             atlas_page = opened.value

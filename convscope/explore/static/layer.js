@@ -90,6 +90,7 @@ async function loadChannels(pic, layer) {
   const [height, width] = r.cell;
   els.summary.textContent = `${r.layer}: ${r.shape.join("×")}; ${r.dead} of ${r.shape[0]} channels dead for this ` +
     "picture (red); each map scaled to its own range; sorted by mean activation.";
+  els.summary.append(atlasLink(r.layer));
   els.channels.replaceChildren(...r.channels.map((c, n) => {
     const canvas = h("canvas", { width, height });
     const ctx = canvas.getContext("2d");
@@ -129,12 +130,15 @@ async function loadDetail(pic, layer, channel) {
       : h("p", { class: "note" }, r.notes.patches ? `Top patches: ${r.notes.patches}.` : "Open a scan (--scan) to see this channel's top-9 patches."));
 }
 
-// The channel's page in the atlas the explorer serves (--atlas), when the atlas holds this layer.
-function atlasLink(layer, channel) {
+// The layer's or the channel's page in the atlas the explorer serves (--atlas), when the atlas holds the layer.
+function atlasLink(layer, channel = null) {
   const atlas = window.explorerInfo && window.explorerInfo.atlas;
-  if (!atlas || !(layer in atlas) || channel >= atlas[layer]) return "";
-  const href = `/atlas/layers/${encodeURIComponent(layer)}/channels/${channel}.html`;
-  return h("a", { id: "atlas-link", href, target: "_blank", rel: "noopener" }, " atlas page ↗");
+  if (!atlas || !(layer in atlas) || (channel !== null && channel >= atlas[layer])) return "";
+  const folder = `/atlas/layers/${encodeURIComponent(layer.replaceAll("/", "_"))}`;
+  const away = { target: "_blank", rel: "noopener", style: "margin-left:0.5em" };
+  return channel === null
+    ? h("a", { id: "atlas-layer-link", href: `${folder}/index.html`, ...away }, "the layer's atlas page ↗")
+    : h("a", { id: "atlas-link", href: `${folder}/channels/${channel}.html`, ...away }, "atlas page ↗");
 }
 
 async function features(box, layer, channel) {
