@@ -235,6 +235,7 @@ def test_graph_of_lite0(lite0) -> None:
     names = [n["name"] for n in graph["nodes"]]
     assert names[:3] == ["conv_stem", "bn1", "blocks.0"] and names[-1] == "classifier"
     assert {"blocks.2", "blocks.4.0", "blocks.4.1", "blocks.4.2"} <= set(names) and "blocks.4" not in names
+    assert next(n for n in graph["nodes"] if n["name"] == "blocks.1")["holds"] == "2 × InvertedResidual"
     assert graph["flops"] == reference_multiply_adds(lite0.net, [3, 224, 224]) == 385_187_552  # timm: 0.39 G MACs
     assert graph["parameters"] == 4_652_008  # timm's efficientnet_lite0: 4.65 M
     assert sum(n["parameters"] for n in graph["nodes"]) == graph["parameters"]

@@ -29,7 +29,7 @@ COUNTED = ("FLOPs are multiply-adds of the convolutions (output elements × inpu
 def model_graph(model: Any, input_size: Sequence[int], layers: Sequence[str] = ()) -> dict[str, Any]:
     """The layers of ``model`` (a :class:`~convscope.models.Model` or a module) for an input ``[C,H,W]``.
 
-    Returns ``{"input_size", "nodes": [{"name", "kind", "output_shape", "parameters", "flops",
+    Returns ``{"input_size", "nodes": [{"name", "kind", "holds", "output_shape", "parameters", "flops",
     "receptive_field": {"size": [h,w], "stride": [y,x]} | {"whole_input": True} | None}], "parameters",
     "flops", "counted"}``; nodes in the order they run, ``layers`` among them.
     """
@@ -43,13 +43,22 @@ def model_graph(model: Any, input_size: Sequence[int], layers: Sequence[str] = (
     nodes = []
     for name in sorted(started, key=started.get):
         module = get_layer(net, name)
-        nodes.append({"name": name, "kind": type(module).__name__, "output_shape": shapes.get(name),
+        nodes.append({"name": name, "kind": type(module).__name__, "holds": holds(module),
+                      "output_shape": shapes.get(name),
                       "parameters": sum(p.numel() for p in module.parameters()), "flops": flops.get(name, 0)})
     fields = fields_of(net, [n["name"] for n in nodes], example)
     for node in nodes:
         node["receptive_field"] = fields.get(node["name"])
     return {"input_size": list(size), "nodes": nodes, "parameters": sum(p.numel() for p in net.parameters()),
             "flops": flops[""], "counted": COUNTED}
+
+
+def holds(module: nn.Module) -> str:
+    """What a container holds, e.g. ``'3 × InvertedResidual'`` (``''`` for a module without children)."""
+    counts: dict[str, int] = {}
+    for child in module.children():
+        counts[type(child).__name__] = counts.get(type(child).__name__, 0) + 1
+    return ", ".join(f"{count} × {kind}" for kind, count in counts.items())
 
 
 def input_shape(net: nn.Module, input_size: Sequence[int]) -> tuple[int, int, int]:

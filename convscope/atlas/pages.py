@@ -13,6 +13,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
+CONTAINERS = ("Sequential", "ModuleList", "ModuleDict")
 UNTRAINED = ("These pictures come from an <b>untrained model</b> (random weights): they show what the architecture "
              "does to noise, not features the model learned. Give the model's trained weights for a real atlas.")
 UNFINISHED = ("This atlas is <b>not complete</b>: it is still being made or was interrupted; "
@@ -123,7 +124,11 @@ class Site:
             rows.append(f'<tr data-layer="{escape(layer["name"])}"><td><a href="{self.layer_href(layer["name"])}">'
                         f'{escape(layer["name"])}</a></td><td>{"×".join(str(s) for s in layer.get("shape", []))}</td>'
                         f'<td>{total}</td><td>{len(layer["dead"])}</td><td class="state">{state}</td></tr>')
-        body = (f'<h1>{e(atlas.get("model"))}</h1>\n<div class="columns">\n<section class="summary">\n'
+        count = sum(layer["channels"] for layer in self.layers)
+        lead = (f'<p class="lead">Every channel of {len(self.layers)} layer{"s" if len(self.layers) != 1 else ""} '
+                f'({count:,} channels): pick a layer in the table or the graph for its channels, then a channel for '
+                f'its pictures, dataset examples and neighbours.</p>')
+        body = (f'<h1>{e(atlas.get("model"))}</h1>\n{lead}\n<div class="columns">\n<section class="summary">\n'
                 f'<table class="facts">{"".join(f"<tr><th>{k}</th><td>{e(v)}</td></tr>" for k, v in facts)}</table>\n'
                 f'<h2>Layers in this atlas</h2>\n<table class="layers" id="layers"><tr><th>layer</th><th>shape</th>'
                 f'<th>channels</th><th>dead</th><th>state</th></tr>{"".join(rows)}</table>\n'
@@ -151,7 +156,9 @@ class Site:
             strip = self.strip(self.by_name[name]) if name in self.by_name else ""
             nodes.append(f'<li class="node{" in-atlas" if name in self.by_name else ""}" data-node="{escape(name)}">'
                          f'<div class="head"><span class="name">{title}</span><span class="kind">'
-                         f'{escape(node.get("kind", ""))}</span></div>'
+                         f'{escape(node.get("kind", ""))}'
+                         + (f' of {escape(node["holds"])}' if node.get("holds") and node.get("kind") in CONTAINERS
+                            else "") + '</span></div>'
                          f'<div class="numbers"><span title="output shape [C,H,W]">{shape}</span>'
                          f'<span title="parameters">{short(node.get("parameters"))} params</span>'
                          f'<span title="multiply-adds">{short(node.get("flops"))} MACs</span>'
