@@ -251,8 +251,14 @@ def test_graph_refuses_a_bad_input_size() -> None:
 
 # the explorer ------------------------------------------------------------------------------------------------------
 
-def test_explore_refuses_a_folder_that_is_no_atlas(tmp_path, capsys) -> None:
-    assert_refused(*run(["explore", "--atlas", str(tmp_path)], capsys), r"is not a convscope atlas.*convscope atlas")
+@pytest.mark.parametrize("given", ["empty folder", "file", "missing", "scan folder"])
+def test_explore_refuses_a_folder_that_is_no_atlas(given, tmp_path, capsys) -> None:
+    path = {"empty folder": tmp_path, "file": tmp_path / "a.txt", "missing": tmp_path / "nothing",
+            "scan folder": tmp_path / "scan"}[given]
+    (tmp_path / "a.txt").write_text("text")
+    (tmp_path / "scan").mkdir()
+    (tmp_path / "scan" / "atlas.json").write_text(json.dumps({"format": "convscope-scan/1"}))
+    assert_refused(*run(["explore", "--atlas", str(path)], capsys), r"is not a convscope atlas.*convscope atlas")
 
 
 @pytest.fixture(scope="module")
