@@ -15,6 +15,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="folders and picture files to explore (only these are readable; the bundled photos always)")
     p.add_argument("--scan", type=Path, help="a `convscope scan` output folder: data set view and top patches")
     p.add_argument("--checks", type=Path, help="a `convscope check` output folder: badges next to the methods")
+    p.add_argument("--atlas", type=Path, help="a `convscope atlas` output folder: served read-only under /atlas/, "
+                                              "linked from the layer view")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=8765, help="port (default: %(default)s; 0 picks a free one)")
@@ -33,6 +35,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_explore(args: argparse.Namespace) -> None:
+    if args.atlas is not None:  # a folder that is not an atlas is refused before the model loads
+        from convscope.atlas.site import read_atlas
+
+        read_atlas(args.atlas)
     if args.cache is not None:  # refused before the server starts, not on the first visualisation
         output_folder(args.cache, "--cache")
     for source in args.sources:  # a folder holds pictures, a file is one (empty or damaged ones are refused)
@@ -47,4 +53,4 @@ def run_explore(args: argparse.Namespace) -> None:
                          "pip install 'convscope[explore]'") from error
     serve(args.sources, model=args.model, weights=args.weights, device=args.device, scan=args.scan,
           checks=args.checks, host=args.host, port=args.port, token=args.token, cache=args.cache,
-          methods=args.methods, no_token=args.no_token, classes=args.classes)
+          methods=args.methods, no_token=args.no_token, classes=args.classes, atlas=args.atlas)

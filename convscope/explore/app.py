@@ -58,6 +58,8 @@ def create_app(explorer: Explorer) -> FastAPI:
         return FileResponse(STATIC / "api.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if explorer.atlas is not None:  # read-only; StaticFiles refuses paths that lead outside the folder
+        app.mount("/atlas", StaticFiles(directory=explorer.atlas, html=True), name="atlas")
     app.add_middleware(Guard, token=explorer.token)
     return app
 

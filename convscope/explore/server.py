@@ -39,7 +39,7 @@ def free_port(host: str, port: int) -> int:
 def serve(sources: list[Path], *, model: str | None = None, weights: Path | None = None, device: str | None = None,
           scan: Path | None = None, checks: Path | None = None, host: str = "127.0.0.1", port: int = 8765,
           token: str | None = None, cache: Path | None = None, methods: list[str] | None = None,
-          no_token: bool = False, classes: Path | None = None) -> None:
+          no_token: bool = False, classes: Path | None = None, atlas: Path | None = None) -> None:
     import uvicorn
 
     from convscope.explore.app import create_app
@@ -49,7 +49,7 @@ def serve(sources: list[Path], *, model: str | None = None, weights: Path | None
     port = free_port(host, port)
     loaded = load_model(model or DEFAULT_MODEL, weights=weights, device=device, classes=classes)
     explorer = Explorer(loaded, sources, scan=scan, checks=checks, cache=cache,
-                        weights=str(weights) if weights else None, token=token, methods=methods)
+                        weights=str(weights) if weights else None, token=token, methods=methods, atlas=atlas)
     shown = socket.gethostname() if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     print(f"convscope explorer: {loaded.name} on {loaded.device}; open {url}", flush=True)

@@ -22,12 +22,14 @@ class Explorer:
     ``scan`` a finished scan folder for the data set view and top patches (``scan_pictures``: the picture set or
     torch Dataset it scanned, when the scan cannot reopen it, as for a Dataset of your own); ``checks`` a
     ``convscope check`` output folder for the sanity badges; ``cache`` where feature
-    visualisations are kept between runs; ``methods`` the attribution methods the image view shows.
+    visualisations are kept between runs; ``methods`` the attribution methods the image view shows; ``atlas`` a
+    ``convscope atlas`` output folder, served read-only under ``/atlas/``.
     """
 
     def __init__(self, model: Model, sources: list[str | Path] | None = None, *, scan: str | Path | None = None,
                  checks: str | Path | None = None, cache: str | Path | None = None, weights: str | None = None,
-                 token: str | None = None, methods: list[str] | None = None, scan_pictures: object = None) -> None:
+                 token: str | None = None, methods: list[str] | None = None, scan_pictures: object = None,
+                 atlas: str | Path | None = None) -> None:
         paths = [Path(s) for s in sources or []]
         for path in paths:
             if not path.exists():
@@ -45,6 +47,11 @@ class Explorer:
 
             self.scan = ScanResult.load(scan, pictures=scan_pictures)  # a Dataset the scan cannot reopen itself
         self.checks = read_checks(Path(checks)) if checks is not None else {}
+        self.atlas = Path(atlas).resolve() if atlas is not None else None
+        if self.atlas is not None:
+            from convscope.atlas.site import read_atlas
+
+            read_atlas(self.atlas)
         self.cache_dir = Path(cache) if cache is not None else DEFAULT_CACHE
         self.token = token
         from convscope.attribution.registry import METHODS
@@ -74,7 +81,18 @@ class Explorer:
                                                         "layers": self.scan.layers,
                                                         "model": self.scan.config["model"]["name"],
                                                         "same_model": self.scan_matches_model},
-                "checks": sorted(self.checks)}
+                "checks": sorted(self.checks), "atlas": self.atlas_layers()}
+
+    def atlas_layers(self) -> dict[str, int] | None:
+        """The atlas's layers and their channel counts (read again each time: the atlas may still grow)."""
+        if self.atlas is None:
+            return None
+        from convscope.atlas.site import read_atlas
+
+        try:
+            return {str(layer["name"]): int(layer["channels"]) for layer in read_atlas(self.atlas)["layers"]}
+        except (ValueError, KeyError, TypeError):
+            return {}
 
 
 def read_checks(folder: Path) -> dict[str, dict[str, Any]]:

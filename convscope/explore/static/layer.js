@@ -90,6 +90,7 @@ async function loadChannels(pic, layer) {
   const [height, width] = r.cell;
   els.summary.textContent = `${r.layer}: ${r.shape.join("×")}; ${r.dead} of ${r.shape[0]} channels dead for this ` +
     "picture (red); each map scaled to its own range; sorted by mean activation.";
+  els.summary.append(atlasLink(r.layer));
   els.channels.replaceChildren(...r.channels.map((c, n) => {
     const canvas = h("canvas", { width, height });
     const ctx = canvas.getContext("2d");
@@ -114,7 +115,8 @@ async function loadDetail(pic, layer, channel) {
     "Feature visualisation"), h("figcaption", {}, "optimised on demand (about half a minute on a CPU), then cached on disk"));
   els.detail.replaceChildren(
     h("p", {}, h("b", {}, `${r.layer} #${r.channel}`), r.dead ? h("span", { style: "color:var(--bad)" }, " dead for this picture") : "",
-      h("span", { class: "note" }, ` mean ${r.mean.toFixed(3)}, max ${r.max.toFixed(3)}, zero ${(100 * r.zero).toFixed(0)} %`)),
+      h("span", { class: "note" }, ` mean ${r.mean.toFixed(3)}, max ${r.max.toFixed(3)}, zero ${(100 * r.zero).toFixed(0)} %`),
+      atlasLink(r.layer, r.channel)),
     h("div", { class: "detail" },
       ...figures.map(([key, caption]) => r.views[key]
         ? h("figure", { "data-view": key, class: r.independent.includes(key) ? "independent" : "" },
@@ -126,6 +128,17 @@ async function loadDetail(pic, layer, channel) {
     r.patches ? h("figure", { class: "wide", id: "top-patches" }, h("figcaption", {}, "top-9 patches of the scanned set (boxes: receptive fields)"),
       h("img", { src: r.patches, alt: "top-9 patches", style: "width:100%" }))
       : h("p", { class: "note" }, r.notes.patches ? `Top patches: ${r.notes.patches}.` : "Open a scan (--scan) to see this channel's top-9 patches."));
+}
+
+// The layer's or the channel's page in the atlas the explorer serves (--atlas), when the atlas holds the layer.
+function atlasLink(layer, channel = null) {
+  const atlas = window.explorerInfo && window.explorerInfo.atlas;
+  if (!atlas || !(layer in atlas) || (channel !== null && channel >= atlas[layer])) return "";
+  const folder = `/atlas/layers/${encodeURIComponent(layer.replaceAll("/", "_"))}`;
+  const away = { target: "_blank", rel: "noopener", style: "margin-left:0.5em" };
+  return channel === null
+    ? h("a", { id: "atlas-layer-link", href: `${folder}/index.html`, ...away }, "the layer's atlas page ↗")
+    : h("a", { id: "atlas-link", href: `${folder}/channels/${channel}.html`, ...away }, "atlas page ↗");
 }
 
 async function features(box, layer, channel) {
