@@ -19,6 +19,7 @@ from torch import Tensor
 from convscope.data.pictures import PictureSet
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 
 VIEWS = ("patch", "projection")
 
@@ -27,6 +28,8 @@ VIEWS = ("patch", "projection")
 class LayerEvolution:
     """``patches`` ``[channels, checkpoints, C, S, S]`` (patches or rendered projections) and ``values``
     ``[channels, checkpoints]``; a value ≤ 0 means the channel fired for no picture (dead)."""
+
+    __repr__ = short_repr
 
     layer: str
     channels: list[int]
@@ -41,6 +44,8 @@ class LayerEvolution:
 
 @dataclass
 class FeatureEvolution:
+    __repr__ = short_repr
+
     checkpoints: list[str]
     layers: list[LayerEvolution]
     view: str = "patch"

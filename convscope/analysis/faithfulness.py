@@ -15,12 +15,15 @@ from convscope.hooks import inspection_mode
 from convscope.models.model import Model
 from convscope.progress import progress_bar
 from convscope.render.overlay import upsample
+from convscope.reprs import short_repr
 from convscope.synthesis.regularisers import gaussian_blur
 
 
 @dataclass
 class Curves:
     """``deletion``/``insertion``: probability ``[B,S+1]`` at fractions ``[S+1]``; ``*_auc``: ``[B]``."""
+
+    __repr__ = short_repr
 
     fractions: Tensor
     deletion: Tensor
@@ -87,6 +90,8 @@ def pointing_game(maps: Tensor, boxes: Sequence[tuple[int, int, int, int]], size
 @dataclass
 class FaithfulnessStudy:
     """Deletion / insertion curves per method (lower deletion AUC and higher insertion AUC are better)."""
+
+    __repr__ = short_repr
 
     curves: dict[str, Curves]
 

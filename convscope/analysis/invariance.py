@@ -20,6 +20,7 @@ from convscope.models.preprocessing import Preprocess, center_crop
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
 from convscope.render.plots import figure_to_picture, new_figure
+from convscope.reprs import short_repr
 from convscope.targets import TargetLike, TopClass, as_target
 
 DEFAULT_AMOUNTS = {
@@ -41,6 +42,8 @@ class InvarianceCurves:
     amounts ``strip_amounts`` ``[S]``; ``given`` says whether the classes were given (true labels)
     rather than each picture's top prediction.
     """
+
+    __repr__ = short_repr
 
     kind: str
     amounts: Tensor

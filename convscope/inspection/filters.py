@@ -23,11 +23,14 @@ from convscope.models.model import Model, as_model
 from convscope.render.colormaps import colorize, normalize
 from convscope.render.layout import grid, titled
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 
 
 @dataclass
 class Filters:
     """The weights ``[out, in/groups, kh, kw]`` of one convolution and how they are best shown."""
+
+    __repr__ = short_repr
 
     layer: str
     weight: Tensor

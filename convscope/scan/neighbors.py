@@ -21,6 +21,7 @@ from convscope.data.pictures import FittedPictures
 from convscope.hooks import capture, inspection_mode
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 from convscope.scan.recorder import LayerRecorder
 
 if TYPE_CHECKING:
@@ -90,6 +91,8 @@ def _prepared(rows: Tensor, metric: str) -> Tensor:
 @dataclass
 class Neighbors:
     """For each query: the ``k`` nearest scanned pictures by features and by pixels."""
+
+    __repr__ = short_repr
 
     layer: str
     metric: str

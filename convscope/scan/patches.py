@@ -25,6 +25,7 @@ from convscope.models.preprocessing import Preprocess
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
 from convscope.render.scale import wrapped
+from convscope.reprs import short_repr
 from convscope.scan.receptive_field import ReceptiveField
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ class TopPatches:
     ``[n,k,3,S,S]`` are the crops of the original pictures in [0, 1]; :meth:`context` gives the
     pictures as the model saw them with the box drawn in.
     """
+
+    __repr__ = short_repr
 
     layer: str
     channels: list[int]

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from convscope.models.model import Model, as_model
 from convscope.render.layout import grid, titled
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 from convscope.synthesis.loop import evaluate, optimise
 from convscope.synthesis.objectives import class_log_probability, class_score
 from convscope.synthesis.params import fourier, from_image, pixels
@@ -56,6 +57,8 @@ _FORMULA = {"score": "S_c(I)", "log_probability": "log p_c(I)", "score+log_proba
 class ClassModelResult:
     """``images`` ``[B,3,H,W]``, one per class in ``classes``; ``probabilities`` the model's final
     softmax probability of each target class on its picture (no transforms)."""
+
+    __repr__ = short_repr
 
     images: Tensor
     classes: list[int]
