@@ -19,7 +19,7 @@ still classified correctly; runs that differ only in their training seed are poo
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -186,7 +186,7 @@ class DefenceTable:
         return figure_to_picture(figure)
 
 
-def defence_table(models: dict[str, Sequence[Model]], pixels: Tensor, labels: Tensor, epsilons: Sequence[float], *,
+def defence_table(models: Mapping[str, Sequence[Model]], pixels: Tensor, labels: Tensor, epsilons: Sequence[float], *,
                   smooth_input: float = 0.0, noise_input: float = 0.0, steps: int = 20, samples: int = 8,
                   seed: int = 0) -> DefenceTable:
     """Accuracy of each named group of models (one per training seed) under FGSM and PGD, and — for

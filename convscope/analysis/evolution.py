@@ -105,7 +105,8 @@ def feature_evolution(checkpoints: Sequence[str | Path], pictures: PictureSet, l
         raise ValueError(f"unknown view {view!r}: use patch or projection")
     chosen = list(range(channels)) if isinstance(channels, int) else [int(c) for c in channels]
     found: dict[str, list] = {layer: [] for layer in layers}
-    names, notes = [], {}
+    names: list[str] = []
+    notes: dict[str, str] = {}
     for path in checkpoints:
         loaded = load_model(model, weights=path, device=device)
         result = Scan(loaded, layers, k=1).run(pictures, Path(work) / Path(path).stem, batch_size=batch_size,

@@ -60,7 +60,8 @@ def deletion_insertion(model: Model, inputs: Tensor, maps: Tensor, classes: Tens
     ranks.scatter_(1, order, torch.arange(pixels, device=order.device).expand_as(order))
     counts = torch.linspace(0, pixels, steps + 1, device=inputs.device).round()
     blurred = gaussian_blur(inputs, insertion_sigma)  # the insertion metric's starting canvas
-    deletion, insertion = [], []
+    deletion: list[Tensor] = []
+    insertion: list[Tensor] = []
     with inspection_mode(model.net), torch.no_grad():
         for b in range(inputs.shape[0]):
             revealed = (ranks[b][None] < counts[:, None]).view(-1, 1, height, width)  # [S+1,1,H,W]
@@ -71,7 +72,7 @@ def deletion_insertion(model: Model, inputs: Tensor, maps: Tensor, classes: Tens
     return Curves(counts.cpu() / pixels, torch.stack(deletion).cpu(), torch.stack(insertion).cpu())
 
 
-def pointing_game(maps: Tensor, boxes: Sequence[tuple[int, int, int, int]], size: tuple[int, int],
+def pointing_game(maps: Tensor, boxes: Sequence[tuple[int, int, int, int]], size: tuple[int, ...],
                   tolerance: int = 15) -> Tensor:
     """Hit (True) when each map's maximum, at input resolution ``size``, lies within ``tolerance`` pixels
     of its box ``(top, left, bottom, right)`` (bottom/right exclusive)."""

@@ -143,7 +143,8 @@ def invariance_curves(model: Model | nn.Module, pictures: Sequence[Tensor], kind
             if len(shown):
                 strips.append(_thumbnails(variants[1:][shown.to(variants.device)]))
             inputs = model.preprocess.normalize(variants)
-            outputs, features = [], {layer: [] for layer in layers}
+            outputs: list[Tensor] = []
+            features: dict[str, list[Tensor]] = {layer: [] for layer in layers}
             for chunk in inputs.split(batch_size):
                 outputs.append(model.net(chunk))
                 for layer in layers:

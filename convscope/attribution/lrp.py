@@ -124,7 +124,7 @@ class LRP(Attribution):
         _warn_if_exploded(found.inputs, self.composite)
         return found.inputs
 
-    def heat(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
+    def heat(self, maps: Tensor, size: tuple[int, ...]) -> Tensor:
         """Positive relevance summed over colours ``[B,H,W]`` (negative relevance is left out of the overlay)."""
         return upsample(maps.sum(1).clamp_min(0), size)
 

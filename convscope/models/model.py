@@ -49,7 +49,7 @@ class Model:
     @property
     def device(self) -> torch.device:
         """The device of the network's first parameter (or buffer); CPU for a network without either."""
-        tensor = next(self.net.parameters(), None)
+        tensor: Tensor | None = next(self.net.parameters(), None)
         if tensor is None:
             tensor = next(self.net.buffers(), None)
         return tensor.device if tensor is not None else torch.device("cpu")

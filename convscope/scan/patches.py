@@ -190,8 +190,9 @@ def original_box(box: Sequence[int] | Tensor, size: tuple[int, int], preprocess:
         resized = (max(preprocess.resize, round(height * scale)), max(preprocess.resize, round(width * scale)))
     offset = (0, 0)
     if preprocess.crop is not None:
-        offset = tuple((r - preprocess.crop) // 2 if r >= preprocess.crop else
-                       -((preprocess.crop - r) // 2) for r in resized)
+        crop = preprocess.crop
+        offset = ((resized[0] - crop) // 2 if resized[0] >= crop else -((crop - resized[0]) // 2),
+                  (resized[1] - crop) // 2 if resized[1] >= crop else -((crop - resized[1]) // 2))
     top, left, bottom, right = (float(v) for v in box)
     scale_y, scale_x = resized[0] / height, resized[1] / width
     return ((top + offset[0]) / scale_y, (left + offset[1]) / scale_x,

@@ -128,7 +128,7 @@ def class_model(model: Model | nn.Module, target: int | str | Sequence[int | str
         lr = lr or 0.05
         rules = [Blur(blur, blur_every)] + ([ClipNorm(clip_percentile)] if clip_percentile > 0 else [])
         images = pixels(max(8, round(size * OCTAVES[0])), batch, generator=generator)()
-        parts = []
+        parts: list[Tensor] = []
         for number, (scale, share) in enumerate(zip(OCTAVES, OCTAVE_SHARE, strict=True)):
             side = max(8, round(size * scale))
             start = F.interpolate(images.detach(), size=(side, side), mode="bilinear", align_corners=False)

@@ -94,7 +94,7 @@ def style_transfer(model: Model | nn.Module, content: Tensor, style: Tensor, *, 
     if start == "content":
         param = from_image(content)
     elif start == "noise":
-        param = pixels(tuple(content.shape[-2:]), sd=0.1, generator=generator)
+        param = pixels((content.shape[-2], content.shape[-1]), sd=0.1, generator=generator)
     else:
         raise ValueError(f"start is 'content' or 'noise', got {start!r}")
     result = optimise(model, objective, param, steps=steps, lr=lr, optimizer=optimizer, generator=generator,
