@@ -10,12 +10,15 @@ from torch import Tensor
 
 from convscope.hooks import capture, inspection_mode
 from convscope.models.model import Model, as_model
+from convscope.reprs import short_repr
 from convscope.targets import Target, TargetLike, as_target, check_finite_output
 
 
 @dataclass
 class GradientPass:
     """Results of :func:`gradient_pass`; everything detached, on the model's device."""
+
+    __repr__ = short_repr
 
     output: Tensor
     scores: Tensor

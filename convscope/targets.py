@@ -237,7 +237,7 @@ class BoxScore(Target):
         from torchvision.ops import box_iou
 
         values = []
-        for found in output:  # type: ignore[union-attr]
+        for found in output:  # type: ignore[attr-defined]  # a list, checked by output_kind
             wanted = torch.tensor([self.box], dtype=found["boxes"].dtype, device=found["boxes"].device)
             overlap = box_iou(wanted, found["boxes"].detach())[0] if len(found["boxes"]) else found["scores"][:0]
             match = (found["labels"] == self.label) & (overlap >= self.iou)

@@ -35,6 +35,37 @@ def test_the_site_builds_strictly(tmp_path):
     assert "data:image/png;base64," in tutorial  # the stored outputs are shown
     assert "convscope predict" in (site / "cli" / "index.html").read_text()
     _the_site_reads_as_meant(site)
+    _every_link_resolves(site)
+
+
+def _every_link_resolves(site: Path) -> None:
+    """A link checker for the built site: every link inside it (pages, pictures, notebooks' pages, the API
+    reference) reaches a file that is there, and its ``#anchor`` an element of that page. Links to other hosts
+    are not fetched (the tests run offline); they must at least be https."""
+    import re
+    from urllib.parse import unquote, urlsplit
+
+    pages = {path: path.read_text() for path in site.rglob("*.html")}
+    ids = {path: set(re.findall(r'\bid="([^"]+)"', text)) for path, text in pages.items()}
+    broken, insecure = [], []
+    for page, text in pages.items():
+        for link in re.findall(r'<(?:a|img|link|script)\b[^>]*?\b(?:href|src)="([^"]*)"', text):
+            parts = urlsplit(link)
+            if parts.scheme in ("http", "https") or link.startswith("//"):
+                insecure += [link] if parts.scheme == "http" and "localhost" not in link else []
+                continue
+            if parts.scheme in ("mailto", "data", "javascript") or not (parts.path or parts.fragment):
+                continue
+            path = unquote(parts.path)
+            target = ((site / path.lstrip("/")) if path.startswith("/") else (page.parent / path)).resolve() \
+                if path else page
+            if target.is_dir():
+                target = target / "index.html"
+            fragment = unquote(parts.fragment)
+            if not target.is_file() or (fragment and target in ids and fragment not in ids[target]):
+                broken.append(f"{page.relative_to(site)} → {link}")
+    assert not broken, f"{len(broken)} broken links, e.g. {broken[:5]}"
+    assert not insecure, f"plain-http links: {sorted(set(insecure))[:5]}"
 
 
 def _the_site_reads_as_meant(site: Path) -> None:

@@ -47,3 +47,23 @@ def test_an_explanation_of_several_images_shows_them_all(tiny_model):
     single = Image.open(io.BytesIO(result.picture(0)._repr_png_()))
     every = Image.open(io.BytesIO(result._repr_png_()))
     assert every.size[1] >= 3 * single.size[1] and every.size[0] == single.size[0]
+
+
+def test_occlusion_maps_pointing_occlusion_study_and_efros_leung_show_themselves(tiny_model):
+    from convscope.analysis.localisation import OcclusionStudy, PointingResult
+    from convscope.attribution import Occlusion
+    from convscope.synthesis.efros_leung import efros_leung
+
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    found = Occlusion(tiny_model, size=4, stride=2).maps(x, 1)
+    shown = Image.open(io.BytesIO(found._repr_png_()))
+    assert shown.size[0] > 2 * 160 and shown.size[1] > 2 * 160  # two rows of two maps (score, top class)
+    hits = {"saliency": torch.tensor([True, False, True, True]), "grad_cam": torch.tensor([True, True, True, True])}
+    table = PointingResult(hits, 0.25, 15)._repr_html_()
+    assert table.count("<tr>") == 3 and ">saliency<" in table and ">0.75<" in table and ">0.25<" in table
+    study = OcclusionStudy(torch.tensor([True, False]), 0.3, 0.2, 0.01)._repr_html_()
+    assert ">minimum on object<" in study and ">0.5<" in study and ">2<" in study
+    texture = efros_leung(torch.rand(3, 12, 12, generator=torch.Generator().manual_seed(0)), 12, window=3,
+                          progress=False, generator=torch.Generator().manual_seed(0))
+    with Image.open(io.BytesIO(texture._repr_png_())) as picture:
+        assert picture.size[0] > 2 * 192 and len(picture.convert("RGB").getcolors(1 << 20) or [0] * 99) > 50

@@ -80,3 +80,13 @@ def test_one_rule_for_every_bar(monkeypatch, capsys, place, enabled):
     assert not progress.bars_shown(enabled)
     assert list(progress.progress_bar(range(3), desc="work", enabled=enabled)) == [0, 1, 2]
     assert capsys.readouterr().err == ""
+
+
+def test_verbose_settings_keep_the_explorers_token_secret(capsys):
+    from convscope.cli import build_parser, log_settings
+
+    args = build_parser().parse_args(["explore", "--token", "s3cret", "--device", "cpu"])
+    configure(1)
+    log_settings(args)
+    err = capsys.readouterr().err
+    assert "s3cret" not in err and "token=…" in err, err

@@ -26,6 +26,7 @@ from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
 from convscope.render.plots import figure_to_picture, new_figure
 from convscope.render.scale import wrapped
+from convscope.reprs import short_repr
 
 # Zeiler & Fergus trained every variant to convergence. The shipped CNN saw 5 epochs × 60 000 pictures (test
 # accuracy passes 90 % at epoch 4); below that budget the table ranks training speed as much as design.
@@ -56,6 +57,8 @@ def parameter_count(architecture: FashionArchitecture) -> int:
 class VariantRun:
     """One trained variant: errors on the training and test pictures, seconds, its first-layer weights."""
 
+    __repr__ = short_repr
+
     variant: str
     seed: int
     train_error: float
@@ -75,6 +78,8 @@ class VariantRun:
 @dataclass
 class AblationResult:
     """Every run of every variant; :meth:`rows` aggregates them per variant (mean ± std over seeds)."""
+
+    __repr__ = short_repr
 
     variants: dict[str, FashionArchitecture]
     settings: TrainingSettings

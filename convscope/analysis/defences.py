@@ -19,7 +19,7 @@ still classified correctly; runs that differ only in their training seed are poo
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -29,6 +29,7 @@ from torch import Tensor
 from convscope.models.model import Model
 from convscope.render.picture import Picture
 from convscope.render.plots import figure_to_picture, new_figure
+from convscope.reprs import short_repr
 
 Defend = Callable[[Tensor, bool], Tensor]  # pixels, whether to use BPDA's identity backward → defended pixels
 
@@ -102,6 +103,8 @@ def attack(model: Model, pixels: Tensor, labels: Tensor, epsilon: float, *, step
 class DefenceRow:
     """One defended model under one attack: accuracy per ε over the training seeds."""
 
+    __repr__ = short_repr
+
     model: str
     defence: str
     attack: str
@@ -118,6 +121,8 @@ class DefenceRow:
 @dataclass
 class DefenceTable:
     """Every defence under its attacks; ``verdicts`` say where an adaptive attack removed a defence's robustness."""
+
+    __repr__ = short_repr
 
     epsilons: list[float]
     rows: list[DefenceRow]
@@ -181,7 +186,7 @@ class DefenceTable:
         return figure_to_picture(figure)
 
 
-def defence_table(models: dict[str, Sequence[Model]], pixels: Tensor, labels: Tensor, epsilons: Sequence[float], *,
+def defence_table(models: Mapping[str, Sequence[Model]], pixels: Tensor, labels: Tensor, epsilons: Sequence[float], *,
                   smooth_input: float = 0.0, noise_input: float = 0.0, steps: int = 20, samples: int = 8,
                   seed: int = 0) -> DefenceTable:
     """Accuracy of each named group of models (one per training seed) under FGSM and PGD, and — for

@@ -19,6 +19,7 @@ from torch import Tensor
 from convscope.data.pictures import PictureSet
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 
 VIEWS = ("patch", "projection")
 
@@ -27,6 +28,8 @@ VIEWS = ("patch", "projection")
 class LayerEvolution:
     """``patches`` ``[channels, checkpoints, C, S, S]`` (patches or rendered projections) and ``values``
     ``[channels, checkpoints]``; a value ≤ 0 means the channel fired for no picture (dead)."""
+
+    __repr__ = short_repr
 
     layer: str
     channels: list[int]
@@ -41,6 +44,8 @@ class LayerEvolution:
 
 @dataclass
 class FeatureEvolution:
+    __repr__ = short_repr
+
     checkpoints: list[str]
     layers: list[LayerEvolution]
     view: str = "patch"
@@ -100,7 +105,8 @@ def feature_evolution(checkpoints: Sequence[str | Path], pictures: PictureSet, l
         raise ValueError(f"unknown view {view!r}: use patch or projection")
     chosen = list(range(channels)) if isinstance(channels, int) else [int(c) for c in channels]
     found: dict[str, list] = {layer: [] for layer in layers}
-    names, notes = [], {}
+    names: list[str] = []
+    notes: dict[str, str] = {}
     for path in checkpoints:
         loaded = load_model(model, weights=path, device=device)
         result = Scan(loaded, layers, k=1).run(pictures, Path(work) / Path(path).stem, batch_size=batch_size,

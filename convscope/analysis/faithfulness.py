@@ -15,12 +15,15 @@ from convscope.hooks import inspection_mode
 from convscope.models.model import Model
 from convscope.progress import progress_bar
 from convscope.render.overlay import upsample
+from convscope.reprs import short_repr
 from convscope.synthesis.regularisers import gaussian_blur
 
 
 @dataclass
 class Curves:
     """``deletion``/``insertion``: probability ``[B,S+1]`` at fractions ``[S+1]``; ``*_auc``: ``[B]``."""
+
+    __repr__ = short_repr
 
     fractions: Tensor
     deletion: Tensor
@@ -57,7 +60,8 @@ def deletion_insertion(model: Model, inputs: Tensor, maps: Tensor, classes: Tens
     ranks.scatter_(1, order, torch.arange(pixels, device=order.device).expand_as(order))
     counts = torch.linspace(0, pixels, steps + 1, device=inputs.device).round()
     blurred = gaussian_blur(inputs, insertion_sigma)  # the insertion metric's starting canvas
-    deletion, insertion = [], []
+    deletion: list[Tensor] = []
+    insertion: list[Tensor] = []
     with inspection_mode(model.net), torch.no_grad():
         for b in range(inputs.shape[0]):
             revealed = (ranks[b][None] < counts[:, None]).view(-1, 1, height, width)  # [S+1,1,H,W]
@@ -68,7 +72,7 @@ def deletion_insertion(model: Model, inputs: Tensor, maps: Tensor, classes: Tens
     return Curves(counts.cpu() / pixels, torch.stack(deletion).cpu(), torch.stack(insertion).cpu())
 
 
-def pointing_game(maps: Tensor, boxes: Sequence[tuple[int, int, int, int]], size: tuple[int, int],
+def pointing_game(maps: Tensor, boxes: Sequence[tuple[int, int, int, int]], size: tuple[int, ...],
                   tolerance: int = 15) -> Tensor:
     """Hit (True) when each map's maximum, at input resolution ``size``, lies within ``tolerance`` pixels
     of its box ``(top, left, bottom, right)`` (bottom/right exclusive)."""
@@ -87,6 +91,8 @@ def pointing_game(maps: Tensor, boxes: Sequence[tuple[int, int, int, int]], size
 @dataclass
 class FaithfulnessStudy:
     """Deletion / insertion curves per method (lower deletion AUC and higher insertion AUC are better)."""
+
+    __repr__ = short_repr
 
     curves: dict[str, Curves]
 

@@ -24,6 +24,7 @@ from convscope.data.pictures import PictureSet
 from convscope.models.model import Model
 from convscope.render.picture import Picture
 from convscope.render.plots import figure_to_picture, new_figure
+from convscope.reprs import short_repr
 
 PER_CLASS = (5, 15, 30, 60)
 PROBES = {"softmax": softmax_probe, "svm": svm_probe}
@@ -58,6 +59,8 @@ def draw_per_class(labels: Tensor, count: int, generator: torch.Generator) -> Te
 @dataclass
 class GeneralisationResult:
     """``accuracy[features][N]``: the test accuracy of each draw; ``features`` names are ``'model · layer'``."""
+
+    __repr__ = short_repr
 
     accuracy: dict[str, dict[int, list[float]]]
     classifier: str = "softmax"

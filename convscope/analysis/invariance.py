@@ -20,6 +20,7 @@ from convscope.models.preprocessing import Preprocess, center_crop
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
 from convscope.render.plots import figure_to_picture, new_figure
+from convscope.reprs import short_repr
 from convscope.targets import TargetLike, TopClass, as_target
 
 DEFAULT_AMOUNTS = {
@@ -41,6 +42,8 @@ class InvarianceCurves:
     amounts ``strip_amounts`` ``[S]``; ``given`` says whether the classes were given (true labels)
     rather than each picture's top prediction.
     """
+
+    __repr__ = short_repr
 
     kind: str
     amounts: Tensor
@@ -140,7 +143,8 @@ def invariance_curves(model: Model | nn.Module, pictures: Sequence[Tensor], kind
             if len(shown):
                 strips.append(_thumbnails(variants[1:][shown.to(variants.device)]))
             inputs = model.preprocess.normalize(variants)
-            outputs, features = [], {layer: [] for layer in layers}
+            outputs: list[Tensor] = []
+            features: dict[str, list[Tensor]] = {layer: [] for layer in layers}
             for chunk in inputs.split(batch_size):
                 outputs.append(model.net(chunk))
                 for layer in layers:

@@ -24,6 +24,7 @@ from convscope.render.colormaps import colorize, normalize
 from convscope.render.layout import grid, stack, text_picture, titled
 from convscope.render.picture import Picture
 from convscope.render.plots import figure_to_picture, new_figure
+from convscope.reprs import short_repr
 from convscope.targets import TargetLike
 
 
@@ -32,6 +33,8 @@ class DataRandomisation:
     """``spearman[m]``/``ssim[m]``: ``[B]`` similarity of each picture's two maps (Spearman is NaN where a map
     is constant, and left out of the mean); ``maps[m]``: ``[2,B,H,W]`` (true-label model first); ``skipped``:
     methods that do not apply to this network, with the reason."""
+
+    __repr__ = short_repr
 
     methods: list[str]
     spearman: dict[str, Tensor]

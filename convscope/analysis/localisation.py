@@ -19,6 +19,8 @@ from convscope.hooks import inspection_mode
 from convscope.images import load_sample
 from convscope.models.model import Model
 from convscope.progress import progress_bar
+from convscope.render import html
+from convscope.reprs import short_repr
 from convscope.targets import ClassScore
 
 
@@ -37,6 +39,8 @@ def object_classes(model: Model, pasted: PastedObjects) -> Tensor:
 class PointingResult:
     """Hit rate per method (share of pictures whose map peaks on the object) and the chance rate."""
 
+    __repr__ = short_repr
+
     hits: dict[str, Tensor]
     chance: float
     tolerance: int
@@ -44,6 +48,11 @@ class PointingResult:
     def rows(self) -> list[dict[str, Any]]:
         return [{"method": m, "pointing_accuracy": float(h.float().mean()), "chance": self.chance,
                  "pictures": int(h.numel())} for m, h in self.hits.items()]
+
+    def _repr_html_(self) -> str:
+        rows = [[r["method"], r["pointing_accuracy"], r["chance"], r["pictures"]] for r in self.rows()]
+        return html.table(["method", "pointing accuracy", "chance", "pictures"], rows, right=(1, 2, 3),
+                          caption=f"Pointing game (tolerance {self.tolerance} px)")
 
 
 def pointing_study(model: Model, pasted: PastedObjects, methods: Sequence[str] | None = None, *,
@@ -74,6 +83,8 @@ class OcclusionStudy:
     """Where the occluder hurts most: ``on_object`` per picture (the lowest-probability position's
     occluder centre lies in the box), the chance of that, and mean probability drops on / off the object."""
 
+    __repr__ = short_repr
+
     on_object: Tensor
     chance: float
     drop_on_object: float
@@ -83,6 +94,11 @@ class OcclusionStudy:
         return {"minimum_on_object": float(self.on_object.float().mean()), "chance": self.chance,
                 "mean_drop_on_object": self.drop_on_object, "mean_drop_off_object": self.drop_off_object,
                 "pictures": int(self.on_object.numel())}
+
+    def _repr_html_(self) -> str:
+        row = self.row()
+        return html.table(["", "value"], [[k.replace("_", " "), v] for k, v in row.items()], right=(1,),
+                          caption="Occlusion: where the occluder hurts most")
 
 
 def occlusion_study(model: Model, pasted: PastedObjects, *, size: int | None = None,

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from convscope.images import load_sample
 from convscope.models.preprocessing import center_crop
+from convscope.reprs import short_repr
 
 OBJECTS = ("chelsea", "coffee", "flower")
 BACKGROUNDS = ("brick", "grass", "gravel")
@@ -19,6 +20,8 @@ BACKGROUNDS = ("brick", "grass", "gravel")
 @dataclass
 class PastedObjects:
     """``pictures`` ``[N,3,S,S]`` in [0, 1] at the model's input size; ``boxes`` ``(top, left, bottom, right)``."""
+
+    __repr__ = short_repr
 
     pictures: Tensor
     boxes: list[tuple[int, int, int, int]]

@@ -24,6 +24,7 @@ from convscope.data.pictures import FittedPictures, PictureSet
 from convscope.models.model import Model
 from convscope.render.picture import Picture
 from convscope.render.plots import figure_to_picture, new_figure
+from convscope.reprs import short_repr
 
 CLASSIFIERS = ("softmax", "svm")
 PIXELS = "pixels"
@@ -33,6 +34,8 @@ PIXELS = "pixels"
 class ProbeResult:
     """``accuracy[classifier][layer]`` on the test set (the mean over ``repeats``; ``spread`` holds the standard
     deviations when there are several); ``dimensions[layer]`` of the features probed."""
+
+    __repr__ = short_repr
 
     layers: list[str]
     accuracy: dict[str, dict[str, float]]

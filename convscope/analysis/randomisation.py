@@ -15,7 +15,7 @@ from convscope.models.model import Model
 
 def stages(net: nn.Module) -> list[str]:
     """Parameterised stages in definition order: top-level children, with sequences split into their items."""
-    names = []
+    names: list[str] = []
     for name, child in net.named_children():
         if not any(True for _ in child.parameters()):
             continue

@@ -22,6 +22,7 @@ from convscope.render.colormaps import normalize
 from convscope.render.layout import grid, titled
 from convscope.render.picture import Picture
 from convscope.render.plots import figure_to_picture, new_figure
+from convscope.reprs import short_repr
 
 ATTACKS = ("fgsm", "pgd")
 
@@ -29,6 +30,8 @@ ATTACKS = ("fgsm", "pgd")
 @dataclass
 class RobustnessResult:
     """``accuracy[model][attack][i]``: accuracy under ``attack`` at ``epsilons[i]`` (ε = 0: clean accuracy)."""
+
+    __repr__ = short_repr
 
     epsilons: list[float]
     accuracy: dict[str, dict[str, list[float]]]

@@ -27,6 +27,7 @@ from convscope.render.colormaps import colorize, normalize
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
 from convscope.render.plots import figure_to_picture, new_figure
+from convscope.reprs import short_repr
 from convscope.targets import TargetLike
 
 
@@ -34,6 +35,8 @@ from convscope.targets import TargetLike
 class SanityChecks:
     """``spearman[m]``/``ssim[m]``: ``[S]`` mean similarity to the original at each cascade stage;
     ``maps[m]``: ``[S+1,B,H,W]`` heatmaps (original first)."""
+
+    __repr__ = short_repr
 
     methods: list[str]
     stages: list[str]

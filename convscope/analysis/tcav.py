@@ -26,6 +26,7 @@ from convscope.attribution.base import batch_size_for, forward, layer_gradient
 from convscope.models.layers import layer_name
 from convscope.models.model import Model
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 from convscope.targets import ClassScore
 
 MIN_PICTURES = 8
@@ -35,6 +36,8 @@ MIN_RUNS = 10
 @dataclass
 class CAV:
     """A concept activation vector ``[D]`` (towards the concept) and its classifier's held-out accuracy."""
+
+    __repr__ = short_repr
 
     vector: Tensor
     accuracy: float
@@ -70,6 +73,8 @@ class TCAVResult:
     """TCAV scores ``scores`` ``[concepts, classes, runs]`` against random sets, the random-versus-random scores
     ``random_scores`` ``[classes, runs]``, CAV accuracies ``accuracy`` ``[concepts, runs]`` and the two-sided t-test's
     ``p_values`` ``[concepts, classes]``."""
+
+    __repr__ = short_repr
 
     layer: str
     concepts: list[str]

@@ -62,6 +62,7 @@ class Attribution:
     paper: ClassVar[str] = ""
     style: ClassVar[str] = "heat"
     may_ignore_pictures: ClassVar[bool] = False  # see convscope.attribution.picture_independence
+    _given: tuple[tuple[object, ...], dict[str, object]]
 
     def __new__(cls, *args: object, **kwargs: object) -> Attribution:
         made = super().__new__(cls)
@@ -124,7 +125,7 @@ class Attribution:
         """The maps for checked ``inputs`` on the model's device and a resolved ``target``."""
         raise NotImplementedError
 
-    def heat(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
+    def heat(self, maps: Tensor, size: tuple[int, ...]) -> Tensor:
         """Non-negative importance ``[B,H,W]`` at the input's ``size``, for overlays (bright = important)."""
         if maps.shape[1] == 1:
             return upsample(maps[:, 0].clamp_min(0), size)

@@ -71,7 +71,7 @@ class CAM(Attribution):
         weights = head.classifier.weight.detach()[classes].to(maps.dtype)
         return torch.einsum("bk,bkhw->bhw", weights, maps)[:, None]
 
-    def heat(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
+    def heat(self, maps: Tensor, size: tuple[int, ...]) -> Tensor:
         """Non-negative importance ``[B,H,W]`` at ``size``: the ReLU of the map, upsampled bilinearly."""
         return upsample(maps[:, 0].clamp_min(0), size)
 

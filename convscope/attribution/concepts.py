@@ -21,6 +21,7 @@ from convscope.attribution.lrp import model_composite, propagate
 from convscope.attribution.lrp_composites import Composite
 from convscope.models.layers import layer_name
 from convscope.models.model import Model, as_model
+from convscope.reprs import short_repr
 from convscope.targets import TargetLike, as_target
 
 
@@ -33,6 +34,8 @@ class Concepts:
     layer's summed relevance, ``maps`` ``[K,C,H,W]`` each channel's conditional relevance
     at the input.
     """
+
+    __repr__ = short_repr
 
     layer: str
     channels: list[int]

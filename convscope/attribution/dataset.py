@@ -35,6 +35,7 @@ from convscope.logs import get_logger, timed
 from convscope.models.layers import layer_name
 from convscope.models.model import Model, as_model
 from convscope.progress import progress_bar
+from convscope.reprs import short_repr
 from convscope.scan import storage
 from convscope.scan.distributed import join_workers
 from convscope.scan.lock import folder_lock
@@ -90,6 +91,8 @@ class SetTarget:
 @dataclass
 class SetRun:
     """What :func:`explain_set` did: the folder, how many pictures this call explained and in how many seconds."""
+
+    __repr__ = short_repr
 
     folder: Path
     count: int

@@ -28,6 +28,7 @@ from convscope.attribution.dataset import (
     settings_digest,
 )
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_PNG = "summary.png"
@@ -36,6 +37,8 @@ SUMMARY_PNG = "summary.png"
 @dataclass
 class ClassShare:
     """One explained class (or ``'all'``): how many pictures, and the mean share of their map mass in the centre."""
+
+    __repr__ = short_repr
 
     index: int | None
     name: str

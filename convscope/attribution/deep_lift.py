@@ -42,7 +42,7 @@ class DeepLift(Attribution):
         super().__init__(model)
         self.baseline = baseline
 
-    def heat(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
+    def heat(self, maps: Tensor, size: tuple[int, ...]) -> Tensor:
         """``|attribution|`` summed over colour channels."""
         return upsample(maps.abs().sum(1), size)
 

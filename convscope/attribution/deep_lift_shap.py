@@ -39,7 +39,7 @@ class DeepLiftShap(Attribution):
         """The reference images ``[N,C,H,W]`` on the inputs' device."""
         return reference_images(self.model, self.baseline, self.references, self.seed, inputs)
 
-    def heat(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
+    def heat(self, maps: Tensor, size: tuple[int, ...]) -> Tensor:
         """``|attribution|`` summed over colour channels."""
         return upsample(maps.abs().sum(1), size)
 

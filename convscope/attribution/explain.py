@@ -24,6 +24,7 @@ from convscope.render.layout import grid, stack, text_picture, titled
 from convscope.render.overlay import overlay, rgb
 from convscope.render.picture import Picture
 from convscope.render.scale import colour_bar, wrapped
+from convscope.reprs import short_repr
 from convscope.suggestions import canonical, unknown
 from convscope.targets import Target, TargetLike, as_target, class_probabilities
 
@@ -69,6 +70,8 @@ class Explanation:
     is true when the maps would be the same for any other picture (the deconvnet without
     max-pooling); :attr:`note` then says so, and every figure of the explanation carries it.
     """
+
+    __repr__ = short_repr
 
     method: Attribution
     pictures: Tensor

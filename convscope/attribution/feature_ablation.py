@@ -88,7 +88,7 @@ class FeatureAblation(Attribution):
             maps[images[index]][mask[images[index]] == groups[index]] = drops[index]
         return maps.to(inputs.dtype)
 
-    def heat(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
+    def heat(self, maps: Tensor, size: tuple[int, ...]) -> Tensor:
         """The positive drops, at ``size``."""
         return upsample(maps[:, 0].clamp_min(0), size)
 

@@ -42,7 +42,7 @@ def occlusion_figure(found: OcclusionMaps, picture: Tensor, class_names: Sequenc
     cells = colours[classes.cpu()]  # [h',w',3]
     panels.append(_cells_to_pixels(cells.permute(2, 0, 1), found, size).to(picture.device))
     labels.append("(b) most probable class")
-    if found.feature is not None:
+    if found.feature is not None and found.channel is not None:
         shown, scale = scaled(found.to_pixels(found.feature)[index, 0].float(), "(c)", notes)
         panels.append(colorize(shown, "inferno"))
         labels.append(f"(c) {found.layer} map {int(found.channel[index])}: {scale}")

@@ -78,7 +78,7 @@ class FullGrad(Attribution):
             total = total + upsample(_scaled(term), size).sum(1, keepdim=True)
         return total.to(inputs.dtype)
 
-    def heat(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
+    def heat(self, maps: Tensor, size: tuple[int, ...]) -> Tensor:
         """The map itself (non-negative), at ``size``."""
         return upsample(maps[:, 0], size)
 

@@ -55,7 +55,7 @@ class GradientShap(Attribution):
         generator = torch.Generator().manual_seed(self.seed)
         return torch.randint(count, (self.samples,), generator=generator), torch.rand(self.samples, generator=generator)
 
-    def heat(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
+    def heat(self, maps: Tensor, size: tuple[int, ...]) -> Tensor:
         """``|attribution|`` summed over colour channels."""
         return upsample(maps.abs().sum(1), size)
 

@@ -22,7 +22,7 @@ class InputXGradient(Attribution):
     paper = "https://arxiv.org/abs/1605.01713"
     style = "saliency"
 
-    def heat(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
+    def heat(self, maps: Tensor, size: tuple[int, ...]) -> Tensor:
         """``|attribution|`` summed over colour channels."""
         return upsample(maps.abs().sum(1), size)
 

@@ -39,7 +39,7 @@ class IntegratedGradients(Attribution):
         """The baseline x' as a tensor shaped like ``inputs``."""
         return baseline_tensor(self.baseline, inputs, self.model)
 
-    def heat(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
+    def heat(self, maps: Tensor, size: tuple[int, ...]) -> Tensor:
         """``|attribution|`` summed over colour channels, as the paper shows it."""
         return upsample(maps.abs().sum(1), size)
 

@@ -61,7 +61,7 @@ def spatial_layers(model: Model, inputs: Tensor) -> list[SpatialLayer]:
         sequence = sequence or name in recurrent
         if sequence or name in inside or (args and output is args[0]) or not isinstance(output, Tensor):
             return None
-        grid = find_grid(output, 1, tuple(example.shape[-2:]), prefix)
+        grid = find_grid(output, 1, (example.shape[-2], example.shape[-1]), prefix)
         if isinstance(grid, Grid) and output.requires_grad:
             found.pop(name, None)  # a module called again counts where it last finished
             found[name] = (output, grid)
@@ -116,7 +116,7 @@ def layer_grid(model: Model, layer: str, output: Tensor, inputs: Tensor, reshape
                     "grid: explain the input with saliency or integrated gradients instead")
             raise ValueError(f"layer {layer!r} {where} a recurrent layer ({', '.join(recurrent)}): its output is a "
                              f"sequence of steps, not positions on the picture, so it has no map; {hint}")
-    grid = find_grid(output, inputs.shape[0], tuple(inputs.shape[-2:]), prefix_tokens(model.net), reshape)
+    grid = find_grid(output, inputs.shape[0], (inputs.shape[-2], inputs.shape[-1]), prefix_tokens(model.net), reshape)
     if isinstance(grid, Grid):
         return grid
     usable = [found.name for found in spatial_layers(model, inputs) if found.reaches][-5:]

@@ -25,6 +25,7 @@ from convscope.hooks import LayerOutputs, capture
 from convscope.logs import get_logger
 from convscope.models.model import Model, as_model
 from convscope.render.overlay import upsample
+from convscope.reprs import short_repr
 from convscope.targets import Target
 
 log = get_logger(__name__)
@@ -33,6 +34,8 @@ log = get_logger(__name__)
 @dataclass
 class RelevancePass:
     """One LRP pass: relevance at the input ``[B,C,H,W]`` and at recorded layers, their activations, the output."""
+
+    __repr__ = short_repr
 
     inputs: Tensor
     layers: dict[str, Tensor] = field(default_factory=dict)
@@ -121,7 +124,7 @@ class LRP(Attribution):
         _warn_if_exploded(found.inputs, self.composite)
         return found.inputs
 
-    def heat(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
+    def heat(self, maps: Tensor, size: tuple[int, ...]) -> Tensor:
         """Positive relevance summed over colours ``[B,H,W]`` (negative relevance is left out of the overlay)."""
         return upsample(maps.sum(1).clamp_min(0), size)
 

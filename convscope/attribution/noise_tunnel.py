@@ -79,7 +79,7 @@ class NoiseTunnel(Attribution):
         own = {key: value for key, value in settings.items() if key not in inner}
         return super().with_settings(**own, around=self.method.with_settings(**inner), layer=None)
 
-    def heat(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
+    def heat(self, maps: Tensor, size: tuple[int, ...]) -> Tensor:
         """The inner method's heat."""
         return self.method.heat(maps, size)
 

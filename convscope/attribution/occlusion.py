@@ -28,6 +28,11 @@ from convscope.hooks import capture, inspection_mode
 from convscope.logs import get_logger
 from convscope.models.layers import get_layer, layer_name
 from convscope.models.model import Model
+from convscope.render.colormaps import colorize
+from convscope.render.layout import grid, titled
+from convscope.render.picture import Picture
+from convscope.render.scale import range_text, stretch
+from convscope.reprs import short_repr
 from convscope.targets import Target, TargetLike, as_target, class_probabilities
 
 log = get_logger(__name__)
@@ -46,6 +51,8 @@ class OcclusionMaps:
     the clean image) at each position, when a layer was asked for. ``path`` says how
     they were computed: ``'incremental'`` or ``'plain'`` (whole occluded copies).
     """
+
+    __repr__ = short_repr
 
     score: Tensor
     clean_score: Tensor
@@ -72,6 +79,26 @@ class OcclusionMaps:
     def to_pixels(self, values: Tensor) -> Tensor:
         """Position values ``[B,h',w']`` → ``[B,1,H,W]``: each pixel averages the windows that cover it (0 if none)."""
         return windows_to_pixels(values, self.rows, self.cols, self.size, self.input_size)
+
+    def picture(self, tile_size: int = 160) -> Picture:
+        """A row per picture: the target's score and the top class's probability at each occluder position (and
+        the layer's feature map, when one was asked for), each stretched between its ends (blue low, red high)."""
+        maps = [("score", self.score, "jet"), ("top class p", self.top_probability, "jet")]
+        if self.feature is not None:
+            maps.append((f"{self.layer} map", self.feature, "inferno"))
+        panels, labels = [], []
+        for b in range(self.score.shape[0]):
+            for name, values, cmap in maps:
+                pixels = self.to_pixels(values.float())[b, 0].cpu()
+                low, high = float(pixels.min()), float(pixels.max())
+                panels.append(colorize(stretch(pixels, low, high), cmap).float())
+                labels.append(f"{b}: {name} {range_text(low, high)}")
+        body = grid(torch.stack(panels), columns=len(maps), labels=labels, tile_size=tile_size)
+        subtitle = f"a {self.size}×{self.size} occluder every {self.stride} px ({self.path})"
+        return titled(body, "Occlusion maps", subtitle)
+
+    def _repr_png_(self) -> bytes:
+        return self.picture()._repr_png_()
 
 
 class Occlusion(Attribution):

@@ -48,7 +48,7 @@ class Element:
 
     @property
     def pointwise(self) -> bool:
-        return self.local and self.rows.pointwise and self.cols.pointwise
+        return self.rows is not None and self.cols is not None and self.rows.pointwise and self.cols.pointwise
 
     def __call__(self, inputs: Tensor) -> Tensor:
         return self.module(self.shaped(inputs))
@@ -147,7 +147,7 @@ def _same_values(before: Tensor, after: Tensor) -> bool:
 
 def _with_spans(elements: list[Element], calls: list) -> list[Element]:
     """Spans for the elements up to the first one that mixes all positions (and none after it)."""
-    spanned = []
+    spanned: list[Element] = []
     for k, (element, (module, args, _, out)) in enumerate(zip(elements, calls, strict=True)):
         spans = _spans(module, args[0], out)
         following = elements[k + 1].shape if k + 1 < len(elements) else tuple(out.shape[1:])

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from convscope.attribution.base import Attribution, copies_target, forward, image_classes
-from convscope.targets import Target, as_target
+from convscope.targets import Target, TargetLike, as_target
 
 NOTE = ("its map for a target is the same for every picture (it reads the picture only through max-pooling "
         "switches, and this network has none): a fixed pattern of the network, not of this picture; guided backprop "
@@ -34,7 +34,8 @@ def same_maps(first: Tensor, second: Tensor, *, tolerance: float = 1e-4) -> bool
     return bool(((flat_first - flat_second).abs().amax(1) / scale < tolerance).all())
 
 
-def ignores_pictures(method: Attribution, inputs: Tensor, target: object = None, maps: Tensor | None = None) -> bool:
+def ignores_pictures(method: Attribution, inputs: Tensor, target: TargetLike = None,
+                     maps: Tensor | None = None) -> bool:
     """True when ``method``'s maps for ``inputs`` (a normalised batch) would be the same for any other picture.
 
     Only methods marked ``may_ignore_pictures`` (the deconvnet) are run again; for the others this is

@@ -39,7 +39,7 @@ class SmoothGrad(Attribution):
         self.batch_size, self.progress = batch_size, progress
         batch_size_for(batch_size, torch.device("cpu"))  # checks it
 
-    def heat(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
+    def heat(self, maps: Tensor, size: tuple[int, ...]) -> Tensor:
         """``|attribution|`` summed over colour channels, as the paper shows it."""
         return upsample(maps.abs().sum(1), size)
 

@@ -63,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def log_settings(args: argparse.Namespace) -> None:
     """``--verbose``: every setting the command runs with (defaults included) and what torch will run on."""
     hidden = ("run", "command", "verbosity")
-    shown = {k: v for k, v in sorted(vars(args).items()) if k not in hidden and not k.startswith("_")}
+    shown = {k: "…" if "token" in k and v else v for k, v in sorted(vars(args).items())  # a secret stays one
+             if k not in hidden and not k.startswith("_")}
     log.debug("convscope %s %s: %s", __version__, args.command, ", ".join(f"{k}={v}" for k, v in shown.items()))
     cuda = torch.cuda.is_available()
     log.debug("torch %s, %d CPU threads, CUDA %s", torch.__version__, torch.get_num_threads(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from convscope.analysis.ablation import ABLATION_VARIANTS
 from convscope.analysis.checks import CHECK_PHOTOS, DEMO_CHECK
@@ -15,7 +16,7 @@ from convscope.cli.common import add_model_options, model_from, written
 from convscope.cli.output_names import identity, output_name, run_names, write_text
 from convscope.images import load_images
 from convscope.models import DEFAULT_MODEL
-from convscope.targets import parse_target
+from convscope.targets import Target, parse_target
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -232,7 +233,7 @@ def run_check(args: argparse.Namespace) -> None:
         raise ValueError("pictures are evaluated with --metrics; the checks use --photos (bundled photos)")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
-    settings = {"steps": 25} if args.full else dict(DEMO_CHECK)
+    settings: dict[str, Any] = {"steps": 25} if args.full else dict(DEMO_CHECK)
     methods = args.methods or settings.pop("methods", None)
     settings.pop("methods", None)
     if args.steps is not None:
@@ -276,7 +277,7 @@ def run_metrics(args: argparse.Namespace) -> None:
 def run_invariance(args: argparse.Namespace) -> None:
     model = model_from(args)
     pictures = load_images(args.images)
-    target = None
+    target: Target | list[int] | None = None
     if args.target and len(args.target) == 1:
         target = parse_target(args.target[0], model)
     elif args.target:  # one class per picture

@@ -107,7 +107,8 @@ def accept_old_spelling(parser: argparse.ArgumentParser, old: str, new: str) -> 
                 super().__call__(parser, namespace, values, option_string)
 
         action.__class__ = Renamed
-        action.renamed_from = renames = set()
+        renames = set()
+        setattr(action, "renamed_from", renames)  # noqa: B010 - an attribute argparse.Action does not declare
     renames.add(old)
 
 
@@ -121,7 +122,7 @@ def forgiving_choices(action: argparse.Action) -> None:
     kind = (action.metavar if isinstance(action.metavar, str) else action.dest.replace("_", " ")).lower()
 
     def read(text: str) -> str:
-        value = given_type(text) if callable(given_type) else text
+        value = str(given_type(text)) if callable(given_type) else text
         found = canonical(value, names)
         if found not in names:
             raise argparse.ArgumentTypeError(str(unknown(kind, value, names, hint="choose from " + ", ".join(names))))

@@ -12,6 +12,7 @@ import torch
 from convscope.cli.common import written
 from convscope.cli.output_names import identity, output_name
 from convscope.data.opening import DATA_HELP
+from convscope.models.model import Model
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -70,13 +71,13 @@ def run_defences(args: argparse.Namespace) -> None:
     written(table.picture().save(args.out / output_name("defences", identity=made)))
 
 
-def group_runs(runs: list[str], device: str | None) -> dict[str, list]:
+def group_runs(runs: list[str], device: str | None) -> dict[str, list[Model]]:
     """Models by name, runs that differ only in their training seed under one name (the defence and settings)."""
     from convscope.models import load_model
     from convscope.models.fashion import FASHION_MODEL
     from convscope.models.fashion_linear import LINEAR_MODEL
 
-    groups: dict[str, list] = defaultdict(list)
+    groups: dict[str, list[Model]] = defaultdict(list)
     names: dict[str, str] = {}  # settings without the seed → the group's name
     for run in runs:
         if run in (FASHION_MODEL, LINEAR_MODEL):

@@ -68,7 +68,8 @@ def check_input_paths(args: argparse.Namespace) -> None:
 
 
 def _paths(value: object) -> list[Path]:
-    return [Path(v) for v in (value if isinstance(value, list) else [value] if value is not None else [])]
+    values = value if isinstance(value, list) else [value] if value is not None else []
+    return [Path(v) for v in values if isinstance(v, str | Path)]
 
 
 def _sources(args: argparse.Namespace) -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from torch import Tensor
+
 from convscope.cli.architecture import add_architecture_options, architecture_from
 from convscope.cli.common import add_model_options, written
 from convscope.cli.output_names import identity, output_name, settings
@@ -262,7 +264,7 @@ def run_neighbors(args: argparse.Namespace) -> None:
 
     result = ScanResult.load(args.scan)
     queries: list = []
-    outside = []
+    outside: list[Tensor] = []
     for text in args.images:
         if text.startswith("#") or text.startswith("index:"):
             number = text.removeprefix("#").removeprefix("index:")

@@ -45,7 +45,7 @@ def identity(args: argparse.Namespace, *, pictures: Iterable[str] = (), leave_ou
         value = found.get(key)
         if isinstance(value, list | tuple):
             found[key] = [picture_source(item) for item in value]
-        elif value is not None:
+        elif isinstance(value, str | Path):
             found[key] = picture_source(value)
     return found
 

@@ -112,9 +112,10 @@ def run_tcav(args: argparse.Namespace) -> None:
     classes = []
     for text in args.targets:
         target = parse_target(text, model)
-        if getattr(target, "index", None) is None:
+        index = getattr(target, "index", None)
+        if index is None:
             raise ValueError(f"--targets takes class names or indices, got {text!r}")
-        classes.append(int(target.index))
+        classes.append(int(index))
     pictures = [p.pixels for p in load_images(args.images or [f"sample:{n}" for n in sample_names()])]
     result = tcav(model, concepts, randoms, pictures, args.layer, classes, seed=args.seed,
                   batch_size=args.batch_size)

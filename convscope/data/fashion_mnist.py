@@ -89,9 +89,9 @@ class FashionMNIST(PictureSet):
         outside = self.label_tensor >= len(FASHION_CLASSES)
         if bool(outside.any()):
             first = int(outside.nonzero()[0, 0])
-            label = int(self.label_tensor[first])
+            value = int(self.label_tensor[first])
             raise ValueError(f"the Fashion-MNIST labels in {str(self.root)!r} hold {int(outside.sum())} values outside "
-                             f"0–{len(FASHION_CLASSES) - 1} (picture {first} is labelled {label}): the labels file is "
+                             f"0–{len(FASHION_CLASSES) - 1} (picture {first} is labelled {value}): the labels file is "
                              "damaged or belongs to another data set")
         self.part_sizes = [len(label) for label in labels]
         self._sources = [[_idx_file(self.root, p, kind) for kind in ("images", "labels")] for p in parts]

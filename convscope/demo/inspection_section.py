@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from convscope.inspection import activation_maps_batch, filters, layer_statistics, predict
+from convscope.inspection.filters import Filters
 from convscope.models.layers import conv_layers
 from convscope.render.gallery import Gallery
 from convscope.render.layout import grid, stack, text_picture, titled
@@ -27,7 +28,7 @@ def build(gallery: Gallery, context) -> None:
     gallery.add(SECTION, "filters_first_layer.png", first.picture(tile_size=48), "First-layer filters",
                 "Each colour tile is one filter of the first convolution, scaled so that 0 is mid-grey. "
                 "EfficientNet-Lite's stem uses 3×3 kernels, so the tiles are small colour and edge detectors.")
-    kinds = {}
+    kinds: dict[str, Filters] = {}
     for name in convs[1:]:
         view = filters(model, name)
         kinds.setdefault(view.kind, view)

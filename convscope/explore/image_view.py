@@ -92,7 +92,7 @@ def explanation(model: Model, picture: Loaded, method: str, target: int | None, 
     in small batches (each a point where the job can pause or stop)."""
     began = time.perf_counter()
     accepted = inspect.signature(METHODS[method].__init__).parameters
-    quiet = {"progress": False} if "progress" in accepted else {}
+    quiet: dict[str, object] = {"progress": False} if "progress" in accepted else {}
     if chunked and "batch_size" in accepted:
         quiet["batch_size"] = CHUNK
     result = explain(model, picture.pixels, method, "top" if target is None else target, layer=layer,

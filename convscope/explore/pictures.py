@@ -97,7 +97,9 @@ class PictureStore:
             if parent not in self.roots:
                 self.roots.append(parent)
                 self.only.append(set())
-            self.only[self.roots.index(parent)].add(resolved)
+            named = self.only[self.roots.index(parent)]
+            if named is not None:  # None: the whole folder is readable already
+                named.add(resolved)
         self._uploads = Bounded(UPLOAD_BYTES, lambda kept: len(kept[1]), MAX_UPLOADS)  # digest → (name, bytes)
         self._decoded = Bounded(DECODED_BYTES, lambda kept: kept.pixels.numel() * kept.pixels.element_size())
         self._lock = threading.Lock()  # the caches; and one decoding at a time, which bounds its memory

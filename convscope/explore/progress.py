@@ -17,7 +17,7 @@ from tqdm.std import tqdm
 
 from convscope.progress import watch_progress
 
-_bars: dict[int, tqdm] = {}
+_bars: dict[int | None, tqdm] = {}
 
 
 def watch_this_thread(checkpoint: Callable[[], None] | None = None) -> None:

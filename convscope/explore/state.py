@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ class Explorer:
     ``convscope atlas`` output folder, served read-only under ``/atlas/``.
     """
 
-    def __init__(self, model: Model, sources: list[str | Path] | None = None, *, scan: str | Path | None = None,
+    def __init__(self, model: Model, sources: Sequence[str | Path] | None = None, *, scan: str | Path | None = None,
                  checks: str | Path | None = None, cache: str | Path | None = None, weights: str | None = None,
                  token: str | None = None, methods: list[str] | None = None, scan_pictures: object = None,
                  atlas: str | Path | None = None) -> None:

@@ -17,6 +17,7 @@ from convscope.models.model import Model, as_model
 from convscope.render.colormaps import colorize, normalize
 from convscope.render.layout import grid, titled
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 
 
 @dataclass
@@ -31,6 +32,8 @@ class ActivationMaps:
     layer. A layer without positions (``1×1``, such as a fully connected one) is drawn as one bar
     per channel.
     """
+
+    __repr__ = short_repr
 
     layer: str
     maps: Tensor

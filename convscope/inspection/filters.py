@@ -23,11 +23,14 @@ from convscope.models.model import Model, as_model
 from convscope.render.colormaps import colorize, normalize
 from convscope.render.layout import grid, titled
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 
 
 @dataclass
 class Filters:
     """The weights ``[out, in/groups, kh, kw]`` of one convolution and how they are best shown."""
+
+    __repr__ = short_repr
 
     layer: str
     weight: Tensor
@@ -91,9 +94,9 @@ def filters(model: Model | nn.Module, layer: str | nn.Module | None = None) -> F
         layer = convs[0]
     module = get_layer(net, layer)
     if not isinstance(module, nn.Conv2d):
-        convs = ", ".join(conv_layers(net)[:8])
+        first = ", ".join(conv_layers(net)[:8])
         raise ValueError(f"layer {layer_name(net, layer)!r} is a {type(module).__name__}, not a convolution; "
-                         f"convolutions include {convs} …")
+                         f"convolutions include {first} …")
     weight = module.weight.detach().float().cpu()
     kind = _kind(module, weight)
     return Filters(layer_name(net, layer), weight, module.groups, kind)

@@ -36,6 +36,7 @@ from convscope.models.fashion import (
 )
 from convscope.models.model import Model
 from convscope.progress import progress_bar
+from convscope.reprs import short_repr
 from convscope.scan.own_files import OwnFiles
 
 # what a training run writes into its folder
@@ -150,6 +151,8 @@ class EpochRecord:
 @dataclass
 class TrainingRun:
     """The trained model and one record per epoch (epoch 0 = before training)."""
+
+    __repr__ = short_repr
 
     model: Model
     history: list[EpochRecord] = field(default_factory=list)

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from convscope.models.labels import class_index, numbered_class_names
 from convscope.models.layers import get_layer, layer_names
 from convscope.models.preprocessing import Preprocess
+from convscope.reprs import short_repr
 
 
 @dataclass
@@ -26,6 +27,8 @@ class Model:
     the batch; ``class_names`` has K entries, 2 for a binary output (``synonyms`` optional, e.g.
     ImageNet's ``'tabby, tabby cat'``).
     """
+
+    __repr__ = short_repr
 
     net: nn.Module
     preprocess: Preprocess = field(default_factory=Preprocess)
@@ -46,7 +49,7 @@ class Model:
     @property
     def device(self) -> torch.device:
         """The device of the network's first parameter (or buffer); CPU for a network without either."""
-        tensor = next(self.net.parameters(), None)
+        tensor: Tensor | None = next(self.net.parameters(), None)
         if tensor is None:
             tensor = next(self.net.buffers(), None)
         return tensor.device if tensor is not None else torch.device("cpu")

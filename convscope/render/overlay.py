@@ -8,7 +8,7 @@ from torch import Tensor
 from convscope.render.colormaps import colorize, normalize
 
 
-def upsample(maps: Tensor, size: tuple[int, int]) -> Tensor:
+def upsample(maps: Tensor, size: tuple[int, ...]) -> Tensor:
     """Bilinear resize of ``[..., h, w]`` maps to ``size`` (leading dimensions kept)."""
     lead = maps.shape[:-2]
     flat = maps.reshape(-1, 1, *maps.shape[-2:]).float()

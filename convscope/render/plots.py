@@ -34,7 +34,7 @@ def new_figure(columns: int = 1, rows: int = 1, size: tuple[float, float] = (4.2
     import matplotlib.pyplot as plt
     from cycler import cycler
 
-    colours = list(plt.get_cmap("tab10").colors)
+    colours = list(plt.get_cmap("tab10").colors)  # type: ignore[attr-defined]  # a ListedColormap
     styles = cycler(color=colours * 2) + cycler(linestyle=["-"] * len(colours) + ["--"] * len(colours))
     figure, axes = plt.subplots(rows, columns, figsize=(size[0] * columns, size[1] * rows), squeeze=False)
     for axis in axes.flat:

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from convscope.render.layout import grid, stack, text_picture, titled
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 
 if TYPE_CHECKING:
     from convscope.scan.result import ScanResult
@@ -37,6 +38,8 @@ class DirectionStudy:
     score per unit or direction; ``directions`` ``[R,D]`` the unit-length directions themselves;
     ``shown_units`` the rows of ``unit_top`` drawn (chosen at random with the seed, not picked).
     """
+
+    __repr__ = short_repr
 
     layer: str
     kind: str

@@ -24,6 +24,7 @@ from torch import Tensor
 from convscope.render.layout import grid, titled
 from convscope.render.picture import Picture
 from convscope.render.plots import figure_to_picture, new_figure
+from convscope.reprs import short_repr
 from convscope.validation import count as count_check
 from convscope.validation import optional_count, positive_number
 
@@ -39,6 +40,8 @@ NAMES = {"tsne": "t-SNE", "pca": "PCA", "umap": "UMAP"}
 @dataclass
 class Embedding:
     """``points`` ``[n,2]`` for the scanned pictures ``indices`` ``[n]`` with their ``labels``."""
+
+    __repr__ = short_repr
 
     layer: str
     method: str

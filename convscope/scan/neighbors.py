@@ -21,6 +21,7 @@ from convscope.data.pictures import FittedPictures
 from convscope.hooks import capture, inspection_mode
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 from convscope.scan.recorder import LayerRecorder
 
 if TYPE_CHECKING:
@@ -91,6 +92,8 @@ def _prepared(rows: Tensor, metric: str) -> Tensor:
 class Neighbors:
     """For each query: the ``k`` nearest scanned pictures by features and by pixels."""
 
+    __repr__ = short_repr
+
     layer: str
     metric: str
     names: list[str]
@@ -111,8 +114,9 @@ class Neighbors:
         if not bool(known.any()):
             return float("nan"), float("nan")
         wanted = self.query_labels[known].view(-1, 1)
-        return tuple(float((self.labels[idx[known]] == wanted).float().mean())
-                     for idx in (self.feature_indices, self.pixel_indices))
+        feature, pixel = (float((self.labels[idx[known]] == wanted).float().mean())
+                          for idx in (self.feature_indices, self.pixel_indices))
+        return feature, pixel
 
     def picture(self, tile_size: int = 64) -> Picture:
         """The query (▸) in the first column, its neighbours to the right; features left, pixels right.
@@ -182,7 +186,8 @@ def neighbors(result: ScanResult, queries: Sequence[int | Tensor] | Tensor, laye
         model = model if model is not None else result.model(device)
         outside = [p for p, o in zip(pictures, own.tolist(), strict=True) if o < 0]
         features[own < 0] = features_of(model, outside, layer, result.config["pooling"]).cpu()
-    device = torch.device(device) if device is not None else (model.device if model is not None else "cpu")
+    cpu = torch.device("cpu")
+    device = torch.device(device) if device is not None else (model.device if model is not None else cpu)
     feature_i, feature_d = nearest(features, database, k, metric=metric, exclude=own, device=device)
     pixel_i, pixel_d = _pixel_nearest(result, fitted, k, own, device)
     names = [result.pictures.name(q) if not isinstance(q, Tensor) else f"query {n}" for n, q in enumerate(queries)]

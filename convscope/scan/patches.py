@@ -25,6 +25,7 @@ from convscope.models.preprocessing import Preprocess
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
 from convscope.render.scale import wrapped
+from convscope.reprs import short_repr
 from convscope.scan.receptive_field import ReceptiveField
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ class TopPatches:
     ``[n,k,3,S,S]`` are the crops of the original pictures in [0, 1]; :meth:`context` gives the
     pictures as the model saw them with the box drawn in.
     """
+
+    __repr__ = short_repr
 
     layer: str
     channels: list[int]
@@ -187,8 +190,9 @@ def original_box(box: Sequence[int] | Tensor, size: tuple[int, int], preprocess:
         resized = (max(preprocess.resize, round(height * scale)), max(preprocess.resize, round(width * scale)))
     offset = (0, 0)
     if preprocess.crop is not None:
-        offset = tuple((r - preprocess.crop) // 2 if r >= preprocess.crop else
-                       -((preprocess.crop - r) // 2) for r in resized)
+        crop = preprocess.crop
+        offset = ((resized[0] - crop) // 2 if resized[0] >= crop else -((crop - resized[0]) // 2),
+                  (resized[1] - crop) // 2 if resized[1] >= crop else -((crop - resized[1]) // 2))
     top, left, bottom, right = (float(v) for v in box)
     scale_y, scale_x = resized[0] / height, resized[1] / width
     return ((top + offset[0]) / scale_y, (left + offset[1]) / scale_x,

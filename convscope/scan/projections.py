@@ -32,6 +32,7 @@ from convscope.render.colormaps import normalize
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
 from convscope.render.scale import wrapped
+from convscope.reprs import short_repr
 from convscope.scan.patches import TopPatches
 
 if TYPE_CHECKING:
@@ -119,6 +120,8 @@ class TopProjections:
     ``projections`` ``[n,k,C,S,S]`` are the signed maps in the model's input space, cropped to each
     patch's receptive-field box (zero beyond the input) and resized like the patch.
     """
+
+    __repr__ = short_repr
 
     patches: TopPatches
     projections: Tensor

@@ -36,6 +36,7 @@ from torch.utils._pytree import tree_flatten
 
 from convscope.hooks import inspection_mode
 from convscope.models.layers import get_layer, layer_name
+from convscope.reprs import short_repr
 
 aten = torch.ops.aten
 INFINITY = math.inf
@@ -51,6 +52,8 @@ class ReceptiveField:
     input box of position (0, 0) per channel; ``stride`` is the step between positions.
     ``whole_input`` marks layers whose every unit sees the whole input.
     """
+
+    __repr__ = short_repr
 
     layer: str
     input_size: tuple[int, int]

@@ -23,6 +23,7 @@ from convscope.models.model import Model, as_model
 from convscope.render.colormaps import normalize
 from convscope.render.layout import grid, stack, text_picture, titled
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 from convscope.synthesis.loop import evaluate, optimise
 from convscope.synthesis.objectives import class_log_probability
 from convscope.synthesis.params import perturbed
@@ -37,6 +38,8 @@ class AttackResult:
     attack moves away from (untargeted). ``success`` is per image: the top class became
     the target (targeted) or left the label (untargeted).
     """
+
+    __repr__ = short_repr
 
     method: str
     originals: Tensor

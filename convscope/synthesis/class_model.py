@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from convscope.models.model import Model, as_model
 from convscope.render.layout import grid, titled
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 from convscope.synthesis.loop import evaluate, optimise
 from convscope.synthesis.objectives import class_log_probability, class_score
 from convscope.synthesis.params import fourier, from_image, pixels
@@ -56,6 +57,8 @@ _FORMULA = {"score": "S_c(I)", "log_probability": "log p_c(I)", "score+log_proba
 class ClassModelResult:
     """``images`` ``[B,3,H,W]``, one per class in ``classes``; ``probabilities`` the model's final
     softmax probability of each target class on its picture (no transforms)."""
+
+    __repr__ = short_repr
 
     images: Tensor
     classes: list[int]
@@ -125,7 +128,7 @@ def class_model(model: Model | nn.Module, target: int | str | Sequence[int | str
         lr = lr or 0.05
         rules = [Blur(blur, blur_every)] + ([ClipNorm(clip_percentile)] if clip_percentile > 0 else [])
         images = pixels(max(8, round(size * OCTAVES[0])), batch, generator=generator)()
-        parts = []
+        parts: list[Tensor] = []
         for number, (scale, share) in enumerate(zip(OCTAVES, OCTAVE_SHARE, strict=True)):
             side = max(8, round(size * scale))
             start = F.interpolate(images.detach(), size=(side, side), mode="bilinear", align_corners=False)

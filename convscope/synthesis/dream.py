@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from convscope.models.model import Model, as_model
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 from convscope.synthesis.loop import optimise
 from convscope.synthesis.objectives import Objective, activation_norm, channel
 from convscope.synthesis.params import from_image
@@ -31,6 +32,8 @@ MIN_OCTAVE_SIDE = 16  # the smallest octave a network with a few poolings still 
 @dataclass
 class DreamResult:
     """The dreamed ``image`` ``[3,H,W]`` of ``original``; ``gains[o]`` is the objective's rise in octave o."""
+
+    __repr__ = short_repr
 
     original: Tensor
     image: Tensor

@@ -22,6 +22,9 @@ from torch import Tensor
 
 from convscope.devices import pick_device
 from convscope.progress import progress_bar
+from convscope.render.layout import grid, stack, titled
+from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 from convscope.synthesis.seeded import draw_index
 
 
@@ -30,11 +33,23 @@ class EfrosLeungResult:
     """``image`` ``[3,H,W]`` in [0, 1] (CPU) grown from ``source``; ``mean_error`` the average matched
     window distance per pixel (0 = every window had an exact match in the source)."""
 
+    __repr__ = short_repr
+
     source: Tensor
     image: Tensor
     window: int
     mean_error: float
     seconds: float
+
+    def picture(self, tile_size: int = 192) -> Picture:
+        """The source next to the grown texture, with the window and the mean window error."""
+        pictures = [grid(self.source[None].float(), labels=["source"], tile_size=tile_size),
+                    grid(self.image[None].float(), labels=["grown"], tile_size=tile_size)]
+        return titled(stack(pictures, gap=12), "Efros–Leung texture",
+                      f"window {self.window}, mean window error {self.mean_error:.4f}, {self.seconds:.1f} s")
+
+    def _repr_png_(self) -> bytes:
+        return self.picture()._repr_png_()
 
 
 def efros_leung(source: Tensor, size: int | tuple[int, int] = 64, *, window: int = 11, tolerance: float = 0.1,

@@ -23,6 +23,7 @@ from convscope.models.model import Model, as_model
 from convscope.progress import progress_bar
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 from convscope.synthesis.loop import optimise
 from convscope.synthesis.objectives import channel
 from convscope.synthesis.params import from_image
@@ -41,6 +42,8 @@ class FacetResult:
     ``top_scores`` and their facet in ``assignments``; ``start_scores``/``final_scores``
     the unit's activation on the starts and on the facets.
     """
+
+    __repr__ = short_repr
 
     layer: str
     channel: int

@@ -26,6 +26,7 @@ from convscope.models.model import Model, as_model
 from convscope.progress import progress_bar
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 from convscope.synthesis.layer_choice import style_layers as default_layers
 from convscope.synthesis.loop import LayersDone, stop_after
 from convscope.synthesis.matching import gram_matrix, layer_features, normalised_distance, smooth
@@ -81,6 +82,8 @@ class TransformNet(nn.Module):
 @dataclass
 class FastStyle:
     """A trained transform network; :meth:`apply` stylises pictures in one forward pass."""
+
+    __repr__ = short_repr
 
     net: TransformNet
     style: Tensor

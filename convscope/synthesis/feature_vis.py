@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from convscope.models.model import Model, as_model
 from convscope.render.layout import grid, titled
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 from convscope.synthesis.loop import optimise
 from convscope.synthesis.matching import layer_features
 from convscope.synthesis.objectives import Objective, channel, neuron
@@ -31,6 +32,8 @@ KINDS = ("channel", "neuron")
 class FeatureResult:
     """``images[i]`` ``[3,H,W]`` maximises ``channels[i]`` of ``layer`` (its mean, or the centre neuron);
     ``activations[i]`` is that value on the final picture."""
+
+    __repr__ = short_repr
 
     layer: str
     kind: str

@@ -25,6 +25,7 @@ from torch import Tensor
 from convscope.render.colormaps import colorize
 from convscope.render.layout import grid, titled
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 
 PROPERTIES = ("contrast", "dissimilarity", "homogeneity", "energy", "correlation")
 DISTANCES = (1, 2, 4, 8)
@@ -78,6 +79,8 @@ def glcm_distance(a: Tensor, b: Tensor) -> float:
 @dataclass
 class GlcmComparison:
     """GLCM statistics of a source, the pictures made from it, and the two yardsticks, with their distances."""
+
+    __repr__ = short_repr
 
     source: Tensor
     statistics: dict[str, Tensor]

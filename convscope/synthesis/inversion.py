@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from convscope.models.model import Model, as_model
 from convscope.render.layout import grid, titled
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 from convscope.synthesis.loop import optimise
 from convscope.synthesis.matching import feature_distance, layer_features, normalised_distance
 from convscope.synthesis.objectives import Objective
@@ -35,6 +36,8 @@ class InversionResult:
     ``feature_errors[i]`` is the final normalised Euclidean loss at that layer,
     ``pixel_errors[i]`` the root-mean-square difference from the original in [0, 1] units.
     """
+
+    __repr__ = short_repr
 
     original: Tensor
     layers: list[str]

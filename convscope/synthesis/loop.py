@@ -17,6 +17,7 @@ from convscope.models.model import Model, as_model
 from convscope.progress import progress_bar
 from convscope.render.layout import grid
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 from convscope.synthesis.objectives import Evaluation, Objective, as_objective
 from convscope.synthesis.optimizers import make_optimizer
 from convscope.synthesis.params import ImageParam, fourier
@@ -33,6 +34,8 @@ class SynthesisResult:
     objective per image at each step (before that step's update); ``snapshots`` maps a
     step number (1 = after the first update) to the images then.
     """
+
+    __repr__ = short_repr
 
     images: Tensor
     losses: Tensor

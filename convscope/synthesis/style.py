@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from convscope.models.model import Model, as_model
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 from convscope.synthesis.layer_choice import style_layers as default_layers
 from convscope.synthesis.loop import optimise
 from convscope.synthesis.matching import feature_distance, layer_features
@@ -29,6 +30,8 @@ from convscope.synthesis.texture import _picture, gram_objective, resize_short_s
 @dataclass
 class StyleResult:
     """The stylised ``image`` ``[3,H,W]`` of ``content`` in the style of ``style``; ``losses`` ``[steps]``."""
+
+    __repr__ = short_repr
 
     content: Tensor
     style: Tensor
@@ -91,7 +94,7 @@ def style_transfer(model: Model | nn.Module, content: Tensor, style: Tensor, *, 
     if start == "content":
         param = from_image(content)
     elif start == "noise":
-        param = pixels(tuple(content.shape[-2:]), sd=0.1, generator=generator)
+        param = pixels((content.shape[-2], content.shape[-1]), sd=0.1, generator=generator)
     else:
         raise ValueError(f"start is 'content' or 'noise', got {start!r}")
     result = optimise(model, objective, param, steps=steps, lr=lr, optimizer=optimizer, generator=generator,

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from convscope.models.model import Model, as_model
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
+from convscope.reprs import short_repr
 from convscope.synthesis.efros_leung import efros_leung
 from convscope.synthesis.glcm import GlcmComparison, compare_glcm
 from convscope.synthesis.layer_choice import style_layers
@@ -37,6 +38,8 @@ METHODS = ("gram", "efros-leung")
 @dataclass
 class TextureResult:
     """``images`` ``[B,3,H,W]`` synthesised from ``source`` ``[3,h,w]``; ``losses`` ``[steps,B]`` (Gram method)."""
+
+    __repr__ = short_repr
 
     source: Tensor
     images: Tensor

@@ -12,6 +12,7 @@ from torch import Tensor
 from convscope.analysis.metrics.common import run
 from convscope.analysis.metrics.registry import DEFAULT_METRICS, METRICS, Case
 from convscope.models.model import Model
+from convscope.reprs import short_repr
 from convscope.suggestions import chosen_names
 
 SIMILAR = 0.5  # randomisation similarity above which (the whole interval) a method ignores the model / class
@@ -35,6 +36,8 @@ def bootstrap(values: Tensor, *, resamples: int = 1000, seed: int = 0, level: fl
 @dataclass
 class EvaluationReport:
     """``values[method][metric]``: one value per picture ``[B]``; ``skipped``: metrics left out, with why."""
+
+    __repr__ = short_repr
 
     model: str
     methods: list[str]
