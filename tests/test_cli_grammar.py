@@ -156,6 +156,9 @@ def test_the_library_reads_method_names_the_same_way(tiny_model):
     assert make_method("guided-backprop", tiny_model).name == "guided_backprop"
     with pytest.raises(ValueError, match="did you mean 'grad_cam'"):
         make_method("gradcam", tiny_model)
+    from convscope.explore.state import Explorer
+
+    assert Explorer(tiny_model, methods=["Grad-CAM", "saliency"]).methods == ["grad_cam", "saliency"]
 
 
 def test_the_fast_style_group_takes_quiet_and_verbose():

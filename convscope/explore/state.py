@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from convscope.data.pictures import PictureSet
 from convscope.explore.jobs import ResultCache, Worker
 from convscope.explore.pictures import PictureStore
 from convscope.models.model import Model
 from convscope.scan.storage import fingerprint
+from convscope.suggestions import chosen_names
 
 DEFAULT_CACHE = Path.home() / ".cache" / "convscope" / "explore"
 
@@ -29,8 +31,8 @@ class Explorer:
 
     def __init__(self, model: Model, sources: Sequence[str | Path] | None = None, *, scan: str | Path | None = None,
                  checks: str | Path | None = None, cache: str | Path | None = None, weights: str | None = None,
-                 token: str | None = None, methods: list[str] | None = None, scan_pictures: object = None,
-                 atlas: str | Path | None = None) -> None:
+                 token: str | None = None, methods: Sequence[str] | None = None,
+                 scan_pictures: PictureSet | None = None, atlas: str | Path | None = None) -> None:
         paths = [Path(s) for s in sources or []]
         for path in paths:
             if not path.exists():
@@ -57,17 +59,15 @@ class Explorer:
         self.token = token
         from convscope.attribution.registry import METHODS
 
-        for name in methods or []:
-            if name not in METHODS:
-                raise ValueError(f"unknown attribution method {name!r}; the methods are " + ", ".join(METHODS))
-        self.methods = list(methods) if methods else list(METHODS)  # those the image view shows
-        cache = ResultCache()
-        self.worker = Worker(cache, "interactive")  # predictions, live occlusion, one- and two-pass maps, channels
+        # those the image view shows, spelt with hyphens or underscores; an unknown one gets "did you mean"
+        self.methods = chosen_names(methods, list(METHODS), METHODS, "attribution method", "the methods are")
+        results = ResultCache()
+        self.worker = Worker(results, "interactive")  # predictions, live occlusion, one- and two-pass maps, channels
         # maps of many passes and feature visualisations, on a copy of the model (never under the other's hooks),
         # chunk by chunk, pausing while the interactive lane has work
         self.background_model = copy.deepcopy(model)
-        self.background = Worker(cache, "background", yields_to=self.worker)
-        self.scan_worker = Worker(cache, "scan")  # a scan's stored features: embeddings, neighbours
+        self.background = Worker(results, "background", yields_to=self.worker)
+        self.scan_worker = Worker(results, "scan")  # a scan's stored features: embeddings, neighbours
 
     @property
     def scan_matches_model(self) -> bool:

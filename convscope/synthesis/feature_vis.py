@@ -20,8 +20,8 @@ from convscope.render.picture import Picture
 from convscope.reprs import short_repr
 from convscope.synthesis.loop import optimise
 from convscope.synthesis.matching import layer_features
-from convscope.synthesis.objectives import Objective, channel, neuron
-from convscope.synthesis.params import fourier, pixels
+from convscope.synthesis.objectives import channel, neuron
+from convscope.synthesis.params import ImageParam, fourier, pixels
 from convscope.synthesis.sizes import fixed_input_size, layer_shape
 from convscope.synthesis.transforms import standard
 
@@ -78,10 +78,11 @@ def visualise_features(model: Model | nn.Module, layer: str, channels: int | Seq
         raise ValueError(f"channel {max(indices)} is out of range: layer {layer!r} has channels 0 … {shape[0] - 1}")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     unit = channel if kind == "channel" else neuron
-    objective: Objective | None = None
-    for i, c in enumerate(indices):
-        term = unit(layer, c).on(i) if len(indices) > 1 else unit(layer, c)
-        objective = term if objective is None else objective + term
+    terms = [unit(layer, c).on(i) if len(indices) > 1 else unit(layer, c) for i, c in enumerate(indices)]
+    objective = terms[0]
+    for term in terms[1:]:
+        objective = objective + term
+    param: ImageParam
     if parameterisation == "fourier":
         param = fourier(size, len(indices), generator=generator)
     elif parameterisation == "pixels":

@@ -24,7 +24,7 @@ from convscope.reprs import short_repr
 from convscope.synthesis.loop import optimise
 from convscope.synthesis.matching import feature_distance, layer_features, normalised_distance
 from convscope.synthesis.objectives import Objective
-from convscope.synthesis.params import fourier, pixels
+from convscope.synthesis.params import ImageParam, fourier, pixels
 from convscope.synthesis.regularisers import total_variation
 from convscope.synthesis.texture import _picture
 
@@ -93,7 +93,8 @@ def invert(model: Model | nn.Module, picture: Tensor, layers: Sequence[str], *, 
     objective: Objective = -tv_weight * total_variation(beta)
     for index, layer in enumerate(layers):
         objective = objective - feature_distance(layer, references[layer][0]).on(index)
-    side = tuple(fitted.shape[-2:])
+    side = (fitted.shape[-2], fitted.shape[-1])
+    param: ImageParam
     if parameterisation == "pixels":
         param = pixels(side, len(layers), sd=start_sd, generator=generator)
     elif parameterisation == "fourier":
