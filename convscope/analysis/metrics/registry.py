@@ -37,6 +37,9 @@ class MetricSpec:
     what: str = ""
 
 
+ROAD_SHARES = tuple(range(5, 100, 10))
+
+
 def _steps(case: Case, steps: int = 20) -> int:
     return max(1, case.x.shape[-1] * case.x.shape[-2] // steps)
 
@@ -67,6 +70,12 @@ METRICS: dict[str, MetricSpec] = {
                        what="SLIC superpixels, one pass each"),
     "infidelity": MetricSpec("faithfulness", False, lambda c: faithfulness.infidelity(
         c.net, c.x, c.y, c.maps, samples=10, seed=c.seed, normalize=True), what="10 draws, σ 0.003, β-normalised"),
+    "road_morf": MetricSpec("faithfulness", False, lambda c: faithfulness.road(
+        c.net, c.x, c.y, c.maps, percentages=ROAD_SHARES, order="morf", seed=c.seed).mean(1),
+        what="class kept as 5, 15 … 95 % of the most important pixels are imputed"),
+    "road_lerf": MetricSpec("faithfulness", True, lambda c: faithfulness.road(
+        c.net, c.x, c.y, c.maps, percentages=ROAD_SHARES, order="lerf", seed=c.seed).mean(1),
+        what="class kept as 5, 15 … 95 % of the least important pixels are imputed"),
     "avg_sensitivity": MetricSpec("robustness", False, lambda c: robustness.avg_sensitivity(
         c.explain, c.x, c.y, c.maps, samples=4, radius=0.1, seed=c.seed), what="4 draws, radius 0.1"),
     "relative_input_stability": MetricSpec("robustness", False, lambda c: robustness.relative_input_stability(
@@ -75,6 +84,8 @@ METRICS: dict[str, MetricSpec] = {
         c.explain, c.x, c.y, c.maps, samples=4, radius=0.1, seed=c.seed, model=c.net), what="4 draws, radius 0.1"),
     "local_lipschitz_estimate": MetricSpec("robustness", False, lambda c: robustness.local_lipschitz_estimate(
         c.explain, c.x, c.y, c.maps, samples=4, std=0.1, seed=c.seed, model=c.net), what="4 draws, σ 0.1"),
+    "continuity": MetricSpec("robustness", False, lambda c: robustness.continuity(
+        c.explain, c.x, c.y, c.maps, steps=8), what="8 sideways translations"),
     "relevance_mass_accuracy": MetricSpec("localisation", True, lambda c: localisation.relevance_mass_accuracy(
         c.maps, c.masks), needs_masks=True),
     "relevance_rank_accuracy": MetricSpec("localisation", True, lambda c: localisation.relevance_rank_accuracy(
