@@ -163,6 +163,19 @@ class EvaluationReport:
         return figure_to_picture(figure)
 
 
+def _random_labels_model(model: Model) -> Model | None:
+    """The shipped Fashion-MNIST CNN trained on random labels, where ``model`` is that architecture, else None."""
+    from convscope.models.fashion import FASHION_MODEL, label_randomisation_pair
+
+    if model.name != FASHION_MODEL:
+        return None
+    try:
+        random_labels = label_randomisation_pair()[1].to(model.device)
+    except ValueError:
+        return None
+    return random_labels if type(random_labels.net) is type(model.net) else None
+
+
 def _names(methods: Sequence[str]) -> str:
     return methods[0] if len(methods) == 1 else ", ".join(methods[:-1]) + " and " + methods[-1]
 
@@ -186,6 +199,9 @@ def evaluate_methods(model: Model, inputs: Tensor, methods: Sequence[str] | None
                          f"{tuple(inputs.shape)}")
     skipped = {m: "it needs object masks (give pictures with boxes, or use the pasted composites)"
                for m in chosen if METRICS[m].needs_masks and masks is None}
+    pair = _random_labels_model(model) if any(METRICS[m].needs_random_labels for m in chosen) else None
+    skipped.update({m: "it needs the same network trained on random labels (shipped for fashion_cnn only)"
+                    for m in chosen if METRICS[m].needs_random_labels and pair is None})
     chosen = [m for m in chosen if m not in skipped]
     if not chosen:
         raise ValueError("none of the chosen metrics can run without object masks: add others with --metrics")
@@ -208,6 +224,10 @@ def evaluate_methods(model: Model, inputs: Tensor, methods: Sequence[str] | None
         def again(name=name, maps=maps) -> Tensor:
             return heatmaps(build(name, randomised, options), inputs, fixed)
 
-        case = Case(model.net, inputs, classes, maps, explain, masks, again, count, seed)
+        def on_random_labels(name=name) -> Tensor:
+            return heatmaps(build(name, pair, options), inputs, fixed)
+
+        case = Case(model.net, inputs, classes, maps, explain, masks, again, count, seed, model,
+                    on_random_labels if pair is not None else None)
         values[name] = {metric: METRICS[metric].compute(case).double().cpu() for metric in chosen}
     return EvaluationReport(model.name, names, chosen, values, inputs.shape[0], skipped)
