@@ -16,19 +16,21 @@ from convscope.analysis.metrics.imputation import linear_imputation, noisy_linea
 quantus = pytest.importorskip("quantus")
 
 
-def test_linear_imputation_solves_a_tiny_picture_by_hand():
+@pytest.mark.parametrize("solver", ["direct", "cg"])
+def test_linear_imputation_solves_a_tiny_picture_by_hand(solver):
     # centre: the weighted mean of its 8 neighbours (1/6 beside, 1/12 diagonal) = 51/12 + v/12 with v the removed
     # corner; corner: (centre/12 + 6/6 + 8/6) / (5/12). Solved: centre 283/59, corner 387/59.
     x = torch.tensor([[1.0, 2, 3], [4, 0, 6], [7, 8, 0]]).view(1, 1, 3, 3)
     removed = torch.zeros(1, 1, 3, 3, dtype=torch.bool)
     removed[0, 0, 1, 1] = removed[0, 0, 2, 2] = True
-    filled = linear_imputation(x, removed)[0, 0]
+    filled = linear_imputation(x, removed, solver=solver)[0, 0]
     assert filled[1, 1].item() == pytest.approx(283 / 59, abs=1e-12)
     assert filled[2, 2].item() == pytest.approx(387 / 59, abs=1e-12)
     assert torch.equal(filled[~removed[0, 0]], x[0, 0][~removed[0, 0]].double())
 
 
-def test_linear_imputation_equals_quantus_and_noise_has_its_spread():
+@pytest.mark.parametrize("solver", ["direct", "cg"])
+def test_linear_imputation_equals_quantus_and_noise_has_its_spread(solver):
     from quantus.functions.perturb_func import noisy_linear_imputation as theirs
 
     g = torch.Generator().manual_seed(0)
@@ -38,16 +40,18 @@ def test_linear_imputation_equals_quantus_and_noise_has_its_spread():
         chosen = order[:, :int(400 * share)]
         removed = torch.zeros(2, 400, dtype=torch.bool).scatter_(1, chosen, True).view(2, 1, 20, 20)
         expected = np.stack([theirs(x[b].numpy(), chosen[b].numpy(), noise=0.0) for b in range(2)])
-        np.testing.assert_allclose(linear_imputation(x, removed).numpy(), expected, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(linear_imputation(x, removed, solver=solver).numpy(), expected, rtol=0, atol=1e-9)
     noisy = noisy_linear_imputation(x, removed, noise=0.1, seed=0)
     spread = (noisy - linear_imputation(x, removed))[removed.expand_as(x)]
     assert spread.std().item() == pytest.approx(0.1, rel=0.05)
     assert torch.equal(noisy[~removed.expand_as(x)], x[~removed.expand_as(x)])
 
 
-def test_linear_imputation_refuses_a_picture_with_nothing_left():
+def test_linear_imputation_refuses_a_picture_with_nothing_left_and_an_unknown_solver():
     with pytest.raises(ValueError, match="every pixel removed"):
         linear_imputation(torch.rand(1, 1, 4, 4), torch.ones(1, 1, 4, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="'direct' or 'cg'"):
+        linear_imputation(torch.rand(1, 1, 4, 4), torch.zeros(1, 1, 4, 4, dtype=torch.bool), solver="lu")
 
 
 class Recording(nn.Module):

@@ -22,12 +22,14 @@ def metric_names(names: Sequence[str] | None) -> list[str]:
 
 
 def bootstrap(values: Tensor, *, resamples: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of the mean of ``values`` ``[B]`` (NaN ignored) over pictures drawn with replacement."""
+    """Percentile interval of the mean of ``values`` ``[B]`` (NaN ignored) over pictures drawn with replacement
+    (drawn in blocks, so that memory does not grow with the number of pictures)."""
     values = values[~values.isnan()].double().cpu()
     if values.numel() == 0:
         return float("nan"), float("nan")
-    picks = torch.randint(0, values.numel(), (resamples, values.numel()), generator=torch.Generator().manual_seed(seed))
-    means = values[picks].mean(1)
+    generator, block = torch.Generator().manual_seed(seed), max(1, 2**20 // values.numel())  # ≤ 16 MB at a time
+    means = torch.cat([values[torch.randint(0, values.numel(), (min(block, resamples - start), values.numel()),
+                                            generator=generator)].mean(1) for start in range(0, resamples, block)])
     tail = (1 - level) / 2
     return float(means.quantile(tail)), float(means.quantile(1 - tail))
 
