@@ -102,6 +102,7 @@ def test_data_randomisation_compares_with_the_shipped_random_label_twin_of_fashi
     report = evaluate_methods(model, x, ["saliency"], ["data_randomisation"])
     similarity = report.values["saliency"]["data_randomisation"]
     assert similarity.shape == (3,) and (similarity.abs() <= 1).all() and (similarity < 0.99).all()
+    assert any("trained on random labels" in line or "learnt from its labels" in line for line in report.verdict())
 
 
 def test_check_refuses_pictures_without_metrics_and_unknown_metrics_before_writing(monkeypatch, tmp_path):

@@ -82,7 +82,9 @@ class EvaluationReport:
         lines = []
         for metric, what, depends in (("model_randomisation", "the classifier's weights are re-drawn",
                                        "the classifier's weights"),
-                                      ("random_logit", "another class is explained", "the class")):
+                                      ("random_logit", "another class is explained", "the class"),
+                                      ("data_randomisation", "the network is trained on random labels",
+                                       "what the network learnt from its labels")):
             if metric not in self.metrics:
                 continue
             intervals = {m: bootstrap(self.values[m][metric]) for m in self.methods}
