@@ -27,7 +27,7 @@ def bootstrap(values: Tensor, *, resamples: int = 1000, seed: int = 0, level: fl
     values = values[~values.isnan()].double().cpu()
     if values.numel() == 0:
         return float("nan"), float("nan")
-    generator, block = torch.Generator().manual_seed(seed), max(1, 2**20 // values.numel())  # ≤ 16 MB at a time
+    generator, block = torch.Generator().manual_seed(seed), max(1, 2**18 // values.numel())  # ≤ 4 MB at a time
     means = torch.cat([values[torch.randint(0, values.numel(), (min(block, resamples - start), values.numel()),
                                             generator=generator)].mean(1) for start in range(0, resamples, block)])
     tail = (1 - level) / 2
