@@ -36,6 +36,8 @@ def test_bootstrap_interval_holds_the_mean_and_ignores_nan():
     low, high = bootstrap(values)
     assert low <= 1.5 <= high and 0 <= low and high <= 3
     assert bootstrap(torch.tensor([2.0, 2.0])) == (2.0, 2.0)
+    low, high = bootstrap(torch.tensor([0.1, 0.2, 1e308, 0.3], dtype=torch.float64))  # means overflow to inf
+    assert low < 1 and high == float("inf")
 
 
 def test_unknown_metric_is_refused_with_the_list():

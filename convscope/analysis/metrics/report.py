@@ -31,6 +31,9 @@ def bootstrap(values: Tensor, *, resamples: int = 1000, seed: int = 0, level: fl
     means = torch.cat([values[torch.randint(0, values.numel(), (min(block, resamples - start), values.numel()),
                                             generator=generator)].mean(1) for start in range(0, resamples, block)])
     tail = (1 - level) / 2
+    if not bool(means.isfinite().all()):  # an overflowing mean: interpolating between infinities gives NaN
+        return float(means.quantile(tail, interpolation="lower")), float(means.quantile(1 - tail,
+                                                                                         interpolation="higher"))
     return float(means.quantile(tail)), float(means.quantile(1 - tail))
 
 
