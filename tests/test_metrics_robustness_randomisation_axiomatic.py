@@ -175,6 +175,8 @@ def test_input_invariance_holds_for_the_gradient_and_not_for_gradient_times_inpu
 
     assert axiomatic.input_invariance(model, x, y, gradient(model)).tolist() == [1.0, 1.0, 1.0]
     assert axiomatic.input_invariance(model, x, y, times_input).tolist() == [0.0, 0.0, 0.0]
+    assert axiomatic.input_invariance(model, x, y, gradient(model), norm_rtol=0.05).tolist() == [1.0, 1.0, 1.0]
+    assert axiomatic.input_invariance(model, x, y, times_input, norm_rtol=0.05).tolist() == [0.0, 0.0, 0.0]
     assert not model._forward_pre_hooks  # the model is left as found
     with pytest.raises(RuntimeError), axiomatic.shifted_input(model, 1.0):
         raise RuntimeError

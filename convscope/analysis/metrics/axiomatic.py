@@ -81,15 +81,20 @@ def shifted_input(net: nn.Module, shift: float) -> Iterator[nn.Module]:
 
 
 def input_invariance(net: nn.Module, x: Tensor, y, explain: Callable[[Tensor, Tensor], Tensor], *,
-                     shift: float = -1.0, atol: float = 1e-4, rtol: float = 0.0) -> Tensor:
-    """1.0 where the map ``explain(x, y)`` of ``x`` by ``net`` equals (to ``atol`` + ``rtol`` × the map's largest
-    |value|) the map of ``x + shift`` by the same network made to subtract ``shift`` first, else 0.0 ``[B]``.
+                     shift: float = -1.0, atol: float = 1e-4, rtol: float = 0.0,
+                     norm_rtol: float | None = None) -> Tensor:
+    """1.0 where the map ``explain(x, y)`` of ``x`` by ``net`` equals (every value to ``atol`` + ``rtol`` × the map's
+    largest |value|; or, with ``norm_rtol``, the difference's norm to ``norm_rtol`` × the map's norm, which lets
+    float rounding of ``x + shift − shift`` flip a few units of a deep network) the map of ``x + shift`` by the same
+    network made to subtract ``shift`` first, else 0.0 ``[B]``.
     ``explain`` explains with ``net``. (Quantus 0.6 moves the shift into the first layer's bias instead, which is
     not the same function where a padded convolution sees the border.)"""
     y = class_indices(y, x.shape[0], x.device)
     before = explain(x, y).detach().flatten(1)
     with shifted_input(net, shift):
         after = explain(x + shift, y).detach().flatten(1)
+    if norm_rtol is not None:
+        return ((before - after).norm(dim=1) <= norm_rtol * before.norm(dim=1)).double()
     tolerance = atol + rtol * before.abs().amax(1, keepdim=True)
     return ((before - after).abs() <= tolerance).all(1).double()
 
