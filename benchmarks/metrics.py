@@ -111,6 +111,21 @@ def cases(quantus, model, x, y, a, s) -> dict[str, tuple[Callable[[], object], C
                             theirs(quantus.NonSensitivity(perturb_baseline=0.0, **q))),
         "random_logit": (lambda: randomisation.random_logit(explain, x, y, a, classes=5),
                          theirs(quantus.RandomLogit(num_classes=5, **q), explain_func=explain_np)),
+        "relative_output_stability": (lambda: robustness.relative_output_stability(explain, x, y, a, noise=noise,
+                                                                                  model=model),
+                                      theirs(quantus.RelativeOutputStability(
+                                          nr_samples=10, normalise=False, perturb_func_kwargs={"lower_bound": 0.1},
+                                          **q), explain_func=explain_np, softmax=False)),
+        "relative_representation_stability": (
+            lambda: robustness.relative_representation_stability(explain, x, y, a, noise=noise,
+                                                                 representation=model.features[:5]),
+            theirs(quantus.RelativeRepresentationStability(nr_samples=10, normalise=False, layer_names=["features.4"],
+                                                           perturb_func_kwargs={"lower_bound": 0.1}, **q),
+                   explain_func=explain_np)),
+        "continuity": (lambda: robustness.continuity(explain, x, y, a, steps=16, normalise=False),
+                       theirs(quantus.Continuity(nr_steps=16, normalise=False, **q), explain_func=explain_np)),
+        "road": (lambda: faithfulness.road(model, x, y, a, percentages=range(5, 100, 10)),
+                 theirs(quantus.ROAD(percentages=list(range(5, 100, 10)), normalise=False, **q))),
         "completeness": (lambda: axiomatic.completeness(model, x, y, a),
                          theirs(quantus.Completeness(perturb_baseline=0.0, **q))),
     }
@@ -139,7 +154,7 @@ def main() -> None:
     table = cases(quantus, model, x, y, a, s)
     names = args.metrics or list(table)
     print(f"{args.pictures} pictures of {args.side}×{args.side}, 1 channel; {args.threads} thread(s); best of "
-          f"{args.repeat}\n{'metric':26} {'convscope s':>12} {'Quantus s':>10} {'ratio':>7}")
+          f"{args.repeat}\n{'metric':34} {'convscope s':>12} {'Quantus s':>10} {'ratio':>7}")
     ratios = []
     for name in names:
         ours, theirs = table[name]
@@ -150,7 +165,7 @@ def main() -> None:
             times["theirs"].append(best(theirs))
         mine, other = min(times["ours"]), min(times["theirs"])
         ratios.append(other / mine)
-        print(f"{name:26} {mine:12.4f} {other:10.4f} {other / mine:7.1f}")
+        print(f"{name:34} {mine:12.4f} {other:10.4f} {other / mine:7.1f}")
     print(f"geometric mean of the ratios: {float(np.exp(np.mean(np.log(ratios)))):.1f}; "
           f"smallest: {min(ratios):.1f}")
 

@@ -36,6 +36,8 @@ def test_bootstrap_interval_holds_the_mean_and_ignores_nan():
     low, high = bootstrap(values)
     assert low <= 1.5 <= high and 0 <= low and high <= 3
     assert bootstrap(torch.tensor([2.0, 2.0])) == (2.0, 2.0)
+    low, high = bootstrap(torch.tensor([0.1, 0.2, 1e308, 0.3], dtype=torch.float64))  # means overflow to inf
+    assert low < 1 and high == float("inf")
 
 
 def test_unknown_metric_is_refused_with_the_list():
@@ -88,9 +90,21 @@ def test_every_registered_metric_runs_on_a_tiny_model(tiny_model):
     masks = torch.zeros(2, 8, 8, dtype=torch.bool)
     masks[:, 2:6, 1:5] = True
     report = evaluate_methods(tiny_model, x, ["saliency"], list(METRICS), masks=masks)
-    assert report.metrics == list(METRICS) and not report.skipped
-    assert all(v.shape == (2,) for v in report.values["saliency"].values())
-    assert len(report.rows()) == len(METRICS)
+    assert report.metrics == [m for m in METRICS if m != "data_randomisation"]
+    assert list(report.skipped) == ["data_randomisation"]  # no random-label twin of the tiny network
+    assert all(v.shape == (2,) and v.dtype == torch.float64 for v in report.values["saliency"].values())
+    assert len(report.rows()) == len(METRICS) - 1
+
+
+def test_data_randomisation_compares_with_the_shipped_random_label_twin_of_fashion_cnn():
+    from convscope.models.fashion import fashion_model
+
+    model = fashion_model()
+    x = model.preprocess.normalize(torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0)))
+    report = evaluate_methods(model, x, ["saliency"], ["data_randomisation"])
+    similarity = report.values["saliency"]["data_randomisation"]
+    assert similarity.shape == (3,) and (similarity.abs() <= 1).all() and (similarity < 0.99).all()
+    assert any("trained on random labels" in line or "learnt from its labels" in line for line in report.verdict())
 
 
 def test_check_refuses_pictures_without_metrics_and_unknown_metrics_before_writing(monkeypatch, tmp_path):

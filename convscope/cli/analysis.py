@@ -113,6 +113,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                         "cascade, 25 steps, 18 pasted pictures, the occluder moved by 1/14 of the side (tens of "
                         "minutes on a CPU)")
     p.add_argument("pictures", nargs="*", help="with --metrics: image files, folders or sample:NAME to evaluate on, "
+                                               "or one picture set (fashion-mnist:test, a folder with --limit) "
+                                               "streamed in resumable chunks into --out, "
                                                "named before the options "
                                                "(default: the bundled photos pasted on textures, whose object "
                                                "boxes the localisation metrics need)")
@@ -121,6 +123,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                         "a table with each metric's direction, bootstrap intervals over the pictures and ranks, a "
                         "bar chart and a verdict (no names: " + " ".join(DEFAULT_METRICS) + "; all: "
                         + " ".join(METRICS) + ")")
+    p.add_argument("--limit", type=int, help="with a picture set: evaluate only its first N pictures")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with a picture set: discard the metrics of a different run in --out, or write into a folder "
+                        "that holds other files (they are kept)")
     p.add_argument("--no-label-randomisation", dest="label_randomisation", action="store_false",
                    help="skip the data randomisation test (it uses the shipped Fashion-MNIST pair and the "
                         "Fashion-MNIST files, whatever --model is)")
@@ -227,8 +233,12 @@ def run_evolution(args: argparse.Namespace) -> None:
 def run_check(args: argparse.Namespace) -> None:
     from convscope.analysis.checks import run_checks
 
-    if args.metrics is not None:
+    picture_set = _picture_set(args)
+    if args.metrics is not None or picture_set:
         return run_metrics(args)
+    if args.limit is not None or args.overwrite:
+        raise ValueError("--limit and --overwrite go with a picture set (e.g. `convscope check fashion-mnist:test "
+                         "--limit 1000`); the checks use --photos")
     if args.pictures:
         raise ValueError("pictures are evaluated with --metrics; the checks use --photos (bundled photos)")
     if args.steps is not None and args.steps < 1:
@@ -247,21 +257,29 @@ def run_check(args: argparse.Namespace) -> None:
             written(args.out / name)
 
 
+def _picture_set(args: argparse.Namespace) -> bool:
+    """Whether check's pictures are one picture set to stream: a named set, or one folder with --limit."""
+    from convscope.data.opening import names_a_picture_set
+
+    if len(args.pictures) != 1:
+        return False
+    return names_a_picture_set(args.pictures[0]) or (args.limit is not None and Path(args.pictures[0]).is_dir())
+
+
 def run_metrics(args: argparse.Namespace) -> None:
     from convscope.analysis.checks import write_csv
     from convscope.analysis.explainers import method_names
-    from convscope.analysis.metrics.report import evaluate_methods, metric_names
-    from convscope.analysis.pasted import pasted_objects
+    from convscope.analysis.metrics.report import metric_names
 
     methods = method_names(args.methods or DEMO_CHECK["methods"])
     metrics = metric_names(args.metrics)
-    model = model_from(args)
-    if args.pictures:
-        inputs, masks = model.prepare([p.pixels for p in load_images(args.pictures)]), None
+    if _picture_set(args):
+        report = _metrics_of_set(args, methods, metrics)
+    elif args.limit is not None or args.overwrite:
+        raise ValueError("--limit and --overwrite go with one picture set (fashion-mnist:test, or a folder with "
+                         "--limit), not with single pictures")
     else:
-        pasted = pasted_objects(size=model.preprocess.input_size[0], per_pair=1)
-        inputs, masks = model.preprocess.normalize(pasted.pictures), pasted.object_mask()
-    report = evaluate_methods(model, inputs, methods, metrics, masks=masks, progress=None)
+        report = _metrics_of_pictures(args, methods, metrics)
     print(report.text())
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.md").write_text(report.text())
@@ -272,6 +290,30 @@ def run_metrics(args: argparse.Namespace) -> None:
                                                        "rows": report.rows(), "verdict": report.verdict()},
                                                       indent=1))
     written(args.out / "metrics.json")
+
+
+def _metrics_of_set(args: argparse.Namespace, methods: list[str], metrics: list[str]):
+    from convscope.analysis.metrics.dataset import evaluate_set
+    from convscope.data.opening import open_dataset
+
+    pictures = open_dataset(args.pictures[0], limit=args.limit)
+    if args.model == DEFAULT_MODEL and pictures.spec().get("kind") == "fashion-mnist":
+        args = argparse.Namespace(**{**vars(args), "model": "fashion_cnn"})  # the model of these pictures
+    model = model_from(args)
+    return evaluate_set(model, pictures, args.out, methods, metrics, overwrite=args.overwrite, progress=True)
+
+
+def _metrics_of_pictures(args: argparse.Namespace, methods: list[str], metrics: list[str]):
+    from convscope.analysis.metrics.report import evaluate_methods
+    from convscope.analysis.pasted import pasted_objects
+
+    model = model_from(args)
+    if args.pictures:
+        inputs, masks = model.prepare([p.pixels for p in load_images(args.pictures)]), None
+    else:
+        pasted = pasted_objects(size=model.preprocess.input_size[0], per_pair=1)
+        inputs, masks = model.preprocess.normalize(pasted.pictures), pasted.object_mask()
+    return evaluate_methods(model, inputs, methods, metrics, masks=masks, progress=None)
 
 
 def run_invariance(args: argparse.Namespace) -> None:

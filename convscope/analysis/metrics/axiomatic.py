@@ -13,7 +13,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
@@ -65,27 +66,37 @@ def non_sensitivity(model: Forward, x: Tensor, y, attributions: Tensor, *, featu
     return (no_effect ^ zero).sum(1).double()
 
 
-class _Shifted(nn.Module):
-    """``net`` behind a layer that subtracts ``shift``: ``_Shifted(net, c)(x + c) == net(x)`` exactly."""
+@contextmanager
+def shifted_input(net: nn.Module, shift: float) -> Iterator[nn.Module]:
+    """While inside, ``net`` subtracts ``shift`` from its input first (a forward pre-hook, removed on leaving even
+    on error): ``net(x + shift)`` then equals ``net(x)`` outside."""
+    def subtract(module: nn.Module, args: tuple) -> tuple:
+        return (args[0] - shift, *args[1:])
 
-    def __init__(self, net: nn.Module, shift: float) -> None:
-        super().__init__()
-        self.net, self.shift = net, shift
+    handle = net.register_forward_pre_hook(subtract)
+    try:
+        yield net
+    finally:
+        handle.remove()
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x - self.shift)
 
-
-def input_invariance(net: nn.Module, x: Tensor, y, explain_for: Callable[[nn.Module], Callable[[Tensor, Tensor],
-                     Tensor]], *, shift: float = -1.0, atol: float = 1e-4) -> Tensor:
-    """1.0 where the map of ``x`` by ``net`` equals (to ``atol``) the map of ``x + shift`` by the same network
-    behind a layer that subtracts ``shift``, else 0.0 ``[B]``. ``explain_for(net)`` gives ``explain(x, y)``.
-    (Quantus 0.6 moves the shift into the first layer's bias instead, which is not the same function where a
-    padded convolution sees the border.)"""
+def input_invariance(net: nn.Module, x: Tensor, y, explain: Callable[[Tensor, Tensor], Tensor], *,
+                     shift: float = -1.0, atol: float = 1e-4, rtol: float = 0.0,
+                     norm_rtol: float | None = None) -> Tensor:
+    """1.0 where the map ``explain(x, y)`` of ``x`` by ``net`` equals (every value to ``atol`` + ``rtol`` × the map's
+    largest |value|; or, with ``norm_rtol``, the difference's norm to ``norm_rtol`` × the map's norm, which lets
+    float rounding of ``x + shift − shift`` flip a few units of a deep network) the map of ``x + shift`` by the same
+    network made to subtract ``shift`` first, else 0.0 ``[B]``.
+    ``explain`` explains with ``net``. (Quantus 0.6 moves the shift into the first layer's bias instead, which is
+    not the same function where a padded convolution sees the border.)"""
     y = class_indices(y, x.shape[0], x.device)
-    before = explain_for(net)(x, y).detach()
-    after = explain_for(_Shifted(net, shift))(x + shift, y).detach()
-    return ((before - after).abs() <= atol).flatten(1).all(1).double()
+    before = explain(x, y).detach().flatten(1)
+    with shifted_input(net, shift):
+        after = explain(x + shift, y).detach().flatten(1)
+    if norm_rtol is not None:
+        return ((before - after).norm(dim=1) <= norm_rtol * before.norm(dim=1)).double()
+    tolerance = atol + rtol * before.abs().amax(1, keepdim=True)
+    return ((before - after).abs() <= tolerance).all(1).double()
 
 
-__all__ = ["completeness", "completeness_gap", "input_invariance", "non_sensitivity"]
+__all__ = ["completeness", "completeness_gap", "input_invariance", "non_sensitivity", "shifted_input"]

@@ -23,6 +23,9 @@ probability (``softmax=True``) or the logit. Perturbed pictures go through the m
   change of the score under noise ``I``; ↓.
 - IROF (Rieger & Hansen 2020, https://arxiv.org/abs/2003.08747): the area over the score's curve as superpixels are
   removed from the most important down; ↑.
+- ROAD (Rong et al. 2022, https://arxiv.org/abs/2202.00449): whether the model keeps its class as a growing share of
+  the most (MoRF, ↓) or least (LeRF, ↑) important pixels is removed by noisy linear imputation, which leaves no
+  sharp-edged hole for the model to react to instead of the missing content.
 """
 
 from __future__ import annotations
@@ -365,6 +368,43 @@ def sensitivity_n(model: Forward, x: Tensor, y, attributions: Tensor, *, sizes: 
                                                  batch_size=batch_size) for n in sizes], 1)
 
 
+ROAD_PERCENTAGES = tuple(range(1, 100, 2))
+
+
+def road(model: Forward, x: Tensor, y, attributions: Tensor, *, percentages=ROAD_PERCENTAGES, order: str = "morf",
+         noise: float = 0.01, seed: int | torch.Generator | None = 0, batch_size: int | None = None) -> Tensor:
+    """ROAD (Rong et al. 2022, https://arxiv.org/abs/2202.00449) ``[B,P]``: 1.0 where the model's top class is
+    still ``y`` once the ``int(H·W·p/100)`` most (``morf``) or least (``lerf``) important pixels, for each ``p`` of
+    ``percentages``, are replaced by noisy linear imputation (:mod:`~convscope.analysis.metrics.imputation`,
+    Gaussian ``noise`` drawn with ``seed``), else 0.0. Quantus 0.6 returns the mean over the pictures (its
+    accuracy); pixels are ranked by their attribution summed over the channels, so a colour picture loses ``p`` %
+    of its pixels in every channel (Quantus ranks the C·H·W broadcast values and imputes pixel numbers, which
+    removes fewer pixels or fails, see docs/evaluation.md)."""
+    from convscope.analysis.metrics.imputation import linear_imputation
+
+    if order not in ("morf", "lerf"):
+        raise ValueError(f"order must be 'morf' or 'lerf', got {order!r}")
+    x, y, a = _prepare(model, x, y, attributions)
+    pixels = a.shape[1]
+    shares = [float(p) for p in percentages]
+    if not shares or any(not 0 <= p < 100 for p in shares):
+        raise ValueError(f"percentages must be at least one number in [0, 100) (100 would remove every pixel), "
+                         f"got {list(percentages)!r}")
+    ranks = _ranks(a, descending=order == "morf").view(x.shape[0], 1, *x.shape[-2:])
+    generator = generator_for(seed, x.device)
+    per = pictures_per_pass(batch_size, x.shape, x.device)
+    kept = []
+    for p in percentages:
+        removed = ranks < int(pixels * p / 100)
+        pictures = torch.cat([linear_imputation(part, gone) for part, gone in zip(x.split(per), removed.split(per),
+                                                                                   strict=True)])
+        if noise:  # drawn for the whole batch: the same values whatever the pass size
+            draw = torch.randn(pictures.shape, generator=generator, dtype=pictures.dtype, device=generator.device)
+            pictures = torch.where(removed, pictures + noise * draw.to(pictures.device), pictures)
+        kept.append(run(model, pictures.to(x.dtype), per).argmax(1) == y)
+    return torch.stack(kept, 1).double()
+
+
 def area(curve: Tensor) -> Tensor:
     """Area ``[B]`` under each curve ``[B,S]`` over [0, 1] (the trapezoid rule), comparable across step counts."""
     if curve.shape[1] < 2:
@@ -374,4 +414,4 @@ def area(curve: Tensor) -> Tensor:
 
 __all__ = ["area", "faithfulness_correlation", "faithfulness_estimate", "infidelity", "irof", "monotonicity",
            "monotonicity_correlation", "perturbed_scores", "pixel_flipping", "random_subsets", "region_perturbation",
-           "selectivity", "sensitivity_n", "sufficiency", "superpixels"]
+           "road", "selectivity", "sensitivity_n", "sufficiency", "superpixels"]

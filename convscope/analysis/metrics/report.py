@@ -23,13 +23,18 @@ def metric_names(names: Sequence[str] | None) -> list[str]:
 
 
 def bootstrap(values: Tensor, *, resamples: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of the mean of ``values`` ``[B]`` (NaN ignored) over pictures drawn with replacement."""
+    """Percentile interval of the mean of ``values`` ``[B]`` (NaN ignored) over pictures drawn with replacement
+    (drawn in blocks, so that memory does not grow with the number of pictures)."""
     values = values[~values.isnan()].double().cpu()
     if values.numel() == 0:
         return float("nan"), float("nan")
-    picks = torch.randint(0, values.numel(), (resamples, values.numel()), generator=torch.Generator().manual_seed(seed))
-    means = values[picks].mean(1)
+    generator, block = torch.Generator().manual_seed(seed), max(1, 2**18 // values.numel())  # ≤ 4 MB at a time
+    means = torch.cat([values[torch.randint(0, values.numel(), (min(block, resamples - start), values.numel()),
+                                            generator=generator)].mean(1) for start in range(0, resamples, block)])
     tail = (1 - level) / 2
+    if not bool(means.isfinite().all()):  # an overflowing mean: interpolating between infinities gives NaN
+        return float(means.quantile(tail, interpolation="lower")), float(means.quantile(1 - tail,
+                                                                                         interpolation="higher"))
     return float(means.quantile(tail)), float(means.quantile(1 - tail))
 
 
@@ -83,7 +88,9 @@ class EvaluationReport:
         lines = []
         for metric, what, depends in (("model_randomisation", "the classifier's weights are re-drawn",
                                        "the classifier's weights"),
-                                      ("random_logit", "another class is explained", "the class")):
+                                      ("random_logit", "another class is explained", "the class"),
+                                      ("data_randomisation", "the network is trained on random labels",
+                                       "what the network learnt from its labels")):
             if metric not in self.metrics:
                 continue
             intervals = {m: bootstrap(self.values[m][metric]) for m in self.methods}
@@ -166,6 +173,19 @@ class EvaluationReport:
         return figure_to_picture(figure)
 
 
+def _random_labels_model(model: Model) -> Model | None:
+    """The shipped Fashion-MNIST CNN trained on random labels, where ``model`` is that architecture, else None."""
+    from convscope.models.fashion import FASHION_MODEL, label_randomisation_pair
+
+    if model.name != FASHION_MODEL:
+        return None
+    try:
+        random_labels = label_randomisation_pair()[1].to(model.device)
+    except ValueError:
+        return None
+    return random_labels if type(random_labels.net) is type(model.net) else None
+
+
 def _names(methods: Sequence[str]) -> str:
     return methods[0] if len(methods) == 1 else ", ".join(methods[:-1]) + " and " + methods[-1]
 
@@ -189,6 +209,9 @@ def evaluate_methods(model: Model, inputs: Tensor, methods: Sequence[str] | None
                          f"{tuple(inputs.shape)}")
     skipped = {m: "it needs object masks (give pictures with boxes, or use the pasted composites)"
                for m in chosen if METRICS[m].needs_masks and masks is None}
+    pair = _random_labels_model(model) if any(METRICS[m].needs_random_labels for m in chosen) else None
+    skipped.update({m: "it needs the same network trained on random labels (shipped for fashion_cnn only)"
+                    for m in chosen if METRICS[m].needs_random_labels and pair is None})
     chosen = [m for m in chosen if m not in skipped]
     if not chosen:
         raise ValueError("none of the chosen metrics can run without object masks: add others with --metrics")
@@ -211,6 +234,10 @@ def evaluate_methods(model: Model, inputs: Tensor, methods: Sequence[str] | None
         def again(name=name, maps=maps) -> Tensor:
             return heatmaps(build(name, randomised, options), inputs, fixed)
 
-        case = Case(model.net, inputs, classes, maps, explain, masks, again, count, seed)
+        def on_random_labels(name=name) -> Tensor:
+            return heatmaps(build(name, pair, options), inputs, fixed)
+
+        case = Case(model.net, inputs, classes, maps, explain, masks, again, count, seed, model,
+                    on_random_labels if pair is not None else None)
         values[name] = {metric: METRICS[metric].compute(case).double().cpu() for metric in chosen}
     return EvaluationReport(model.name, names, chosen, values, inputs.shape[0], skipped)

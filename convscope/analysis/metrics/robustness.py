@@ -7,6 +7,7 @@
   the relative change of the picture / the change of the logits / the relative change of an inner layer.
 - Local Lipschitz estimate (Alvarez-Melis & Jaakkola 2018): the largest ``‖a − a'‖ / ‖x − x'‖`` under Gaussian
   noise.
+- Continuity (Montavon et al. 2018): the largest ``‖a − a'‖₁ / ‖x − x'‖₂`` as the picture slides sideways.
 
 ``explain(x, y)`` returns attributions ``[B,...]`` of pictures ``x`` for classes ``y``; it is called on a few
 pictures' worth of noisy copies at a time (:func:`~convscope.analysis.passes.pictures_per_pass`).
@@ -49,13 +50,19 @@ def _noisy_explanations(explain: Explain, x: Tensor, y: Tensor, noise: Tensor | 
     """Noisy copies ``[S,B,C,H,W]`` of ``x`` and their explanations ``[S,B,...]``, a few pictures per call."""
     if noise is None:
         noise = uniform_noise(x, samples, radius, seed)
-    samples = noise.shape[0]
-    noisy = (x[None] + noise.to(x)).flatten(0, 1)  # [samples·B,C,H,W], sample after sample
+    noisy = x[None] + noise.to(x)
+    return noisy, _explanations(explain, noisy, y, batch_size)
+
+
+def _explanations(explain: Explain, copies: Tensor, y: Tensor, batch_size: int | None) -> Tensor:
+    """Explanations ``[S,B,...]`` of copies ``[S,B,C,H,W]`` of a batch, a few pictures per call."""
+    samples, shape = copies.shape[0], copies.shape[1:]
+    flat = copies.flatten(0, 1)  # [samples·B,C,H,W], sample after sample
     labels = y.repeat(samples)
-    per = max(1, pictures_per_pass(batch_size, x.shape, x.device) // x.shape[0]) * x.shape[0]
-    moved = torch.cat([explain(noisy[i:i + per], labels[i:i + per]).detach().double()
-                       for i in range(0, len(noisy), per)])
-    return noisy.view(samples, *x.shape), moved.view(samples, x.shape[0], *moved.shape[1:])
+    per = max(1, pictures_per_pass(batch_size, shape, copies.device) // shape[0]) * shape[0]
+    moved = torch.cat([explain(flat[i:i + per], labels[i:i + per]).detach().double()
+                       for i in range(0, len(flat), per)])
+    return moved.view(samples, shape[0], *moved.shape[1:])
 
 
 def _unless_changed(values: Tensor, model: Forward | None, x: Tensor, noisy: Tensor) -> Tensor:
@@ -147,4 +154,52 @@ def relative_representation_stability(explain: Explain, x: Tensor, y, attributio
         shifted = representation(noisy.flatten(0, 1)).flatten(1).double().view(noisy.shape[0], x.shape[0], -1)
     bottom = ((inner[None] - shifted) / (inner + (inner == 0) * eps)[None]).norm(dim=-1)
     ratio = _unless_changed(top / (bottom + (bottom == 0) * eps), model, x, noisy)
+    return ratio.nan_to_num(float("-inf")).amax(0).masked_fill(ratio.isnan().all(0), float("nan"))
+
+
+def translations(x: Tensor, shifts: list[int]) -> Tensor:
+    """Copies ``[S,B,C,H,W]`` of ``x`` moved ``shifts[s]`` pixels to the right (left when negative), the uncovered
+    columns filled with each picture's smallest value (Quantus' "black")."""
+    width = x.shape[-1]
+    fill = x.flatten(1).amin(1).view(-1, 1, 1, 1).expand_as(x)
+    out = []
+    for shift in shifts:
+        if not -width <= shift <= width:
+            raise ValueError(f"a shift must be within the picture's width ({width}), got {shift}")
+        moved = fill.clone()
+        if shift >= 0:
+            moved[..., shift:] = x[..., :width - shift]
+        else:
+            moved[..., :shift] = x[..., -shift:]
+        out.append(moved)
+    return torch.stack(out)
+
+
+def continuity(explain: Explain, x: Tensor, y, attributions: Tensor | None = None, *, steps: int = 28,
+               abs: bool = True, normalise: bool = True, model: Forward | None = None,
+               batch_size: int | None = None) -> Tensor:
+    """Continuity (Montavon et al. 2018, https://arxiv.org/abs/1706.07979) ``[B]``, ↓: the largest, over ``steps``
+    horizontal translations of the picture (by ``d, 2d, …`` pixels from ``−W``, ``d = (2W+1) // steps``; the
+    uncovered columns take the picture's smallest value), of ``‖a(x) − a(x')‖₁ / (‖x − x'‖₂ + 1e-9)``, the maps
+    ``abs`` (|values|) and ``normalise`` (each divided by its largest |value|; Quantus 0.6 divides the batch by its
+    largest). Copies whose top class ``model`` (if given) changes are skipped. As in the paper the translated map
+    is compared with the original where it stands, not moved back: a map that follows the object also counts."""
+    width = x.shape[-1]
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 0 < steps <= 2 * width + 1:
+        raise ValueError(f"steps must be between 1 and 2·width + 1 ({2 * width + 1}), got {steps!r}")
+    y = class_indices(y, x.shape[0], x.device)
+    step = (2 * width + 1) // steps
+    moved = translations(x, [-width + step * (s + 1) for s in range(steps)])
+
+    def prepared(maps: Tensor, leading: int) -> Tensor:
+        maps = maps.detach().double().flatten(leading)
+        if normalise:
+            maps = maps / maps.abs().amax(-1, keepdim=True).clamp_min(torch.finfo(maps.dtype).tiny)
+        return maps.abs() if abs else maps
+
+    a = prepared(explain(x, y) if attributions is None else attributions, 1)
+    shifted = prepared(_explanations(explain, moved, y, batch_size), 2)
+    top = (a[None] - shifted).abs().sum(-1)
+    bottom = (x.double()[None] - moved.double()).flatten(2).norm(dim=-1)
+    ratio = _unless_changed(top / (bottom + 1e-9), model, x, moved)
     return ratio.nan_to_num(float("-inf")).amax(0).masked_fill(ratio.isnan().all(0), float("nan"))
