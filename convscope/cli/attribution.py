@@ -105,7 +105,8 @@ def _options(args: argparse.Namespace) -> dict[str, dict[str, object]]:
         "deep_lift_shap": batch, "gradient_shap": {"samples": args.samples, **batch},
         "noise_tunnel": {"around": around, "kind": kind, "samples": args.samples, **batch},
         "lrp": {"composite": getattr(args, "composite", None)}}
-    for name in ("grad_cam", "grad_cam_plus_plus", "layer_cam", "hires_cam", "grad_cam_element_wise", "xgrad_cam"):
+    for name in ("grad_cam", "grad_cam_plus_plus", "layer_cam", "hires_cam", "grad_cam_element_wise", "xgrad_cam",
+                 "shapley_cam", "finer_cam"):
         options[name] = dict(smooth)
     inner = {k: v for k, v in options.get(around or "saliency", {}).items() if v is not None and k != "samples"}
     options["noise_tunnel"]["around_options"] = inner or None  # e.g. --steps for the Integrated Gradients inside
