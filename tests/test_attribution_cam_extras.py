@@ -192,3 +192,16 @@ def test_finer_cam_refuses_what_it_cannot_compare():
         METHODS["finer_cam"](model, base="score_cam")
     with pytest.raises(ValueError, match="alpha must be a finite number"):
         METHODS["finer_cam"](model, alpha=float("nan"))
+
+
+@pytest.mark.parametrize("name", ["shapley_cam", "finer_cam"])
+def test_eigen_smooth_of_the_new_cams_equals_pytorch_grad_cam(name):
+    from pytorch_grad_cam import FinerCAM, ShapleyCAM
+
+    model, layer = ARCHITECTURES["convnext"][0](), ARCHITECTURES["convnext"][1]
+    x = inputs_for()
+    ours = METHODS[name](model, layer, eigen_smooth=True)(x, None if name == "finer_cam" else CLASSES)
+    theirs = reference_raw(FinerCAM if name == "finer_cam" else ShapleyCAM, model, layer, x, "convnext",
+                           targets=None if name == "finer_cam" else targets(), eigen_smooth=True)
+    assert_relative(ours, same_sign(ours, theirs))
+    assert not torch.allclose(ours, METHODS[name](model, layer)(x, None if name == "finer_cam" else CLASSES))

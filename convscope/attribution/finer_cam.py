@@ -33,8 +33,8 @@ class FinerCAM(LayerAttribution):
 
     def __init__(self, model: Model | nn.Module, layer: str | nn.Module | None = None, *,
                  reshape: Reshape | None = None, comparison: Sequence[int] = (1, 2, 3), alpha: float = 1.0,
-                 base: str = "grad_cam", eigen_smooth: bool = False) -> None:
-        super().__init__(model, layer, reshape=reshape)
+                 base: str = "grad_cam", eigen_smooth: bool = False, aug_smooth: bool = False) -> None:
+        super().__init__(model, layer, reshape=reshape, aug_smooth=aug_smooth)
         from convscope.attribution.registry import METHODS
 
         gradient_cams = [name for name, cls in METHODS.items() if issubclass(cls, GradientCAM)]

@@ -34,8 +34,9 @@ class KPCACAM(LayerAttribution):
     paper = "https://arxiv.org/abs/2410.00267"
 
     def __init__(self, model: Model | nn.Module, layer: str | nn.Module | None = None, *,
-                 reshape: Reshape | None = None, kernel: str = "sigmoid", gamma: float | None = None) -> None:
-        super().__init__(model, layer, reshape=reshape)
+                 reshape: Reshape | None = None, kernel: str = "sigmoid", gamma: float | None = None,
+                 aug_smooth: bool = False) -> None:
+        super().__init__(model, layer, reshape=reshape, aug_smooth=aug_smooth)
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {', '.join(KERNELS)} (scikit-learn's names), got {kernel!r}")
         if gamma is not None and (isinstance(gamma, bool) or not isinstance(gamma, int | float)

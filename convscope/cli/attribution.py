@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 
 from convscope.attribution import METHODS, compare, explain
@@ -88,6 +89,9 @@ def add_method_settings(p: argparse.ArgumentParser) -> None:
                    help="noise_tunnel: the mean map, the mean squared map or their variance (default smoothgrad)")
     p.add_argument("--eigen-smooth", action="store_true",
                    help="CAMs that sum channels: the first principal component of the weighted maps instead")
+    p.add_argument("--aug-smooth", action="store_true",
+                   help="CAMs: the mean map over the picture and its mirror image, each ×0.9, ×1 and ×1.1 "
+                        "(pytorch-grad-cam's test-time augmentation)")
     p.add_argument("--composite", help="LRP's rules per layer: epsilon-plus-flat (default), epsilon-plus, "
                                        "epsilon-gamma-box, epsilon-alpha2-beta1 or epsilon-alpha2-beta1-flat")
 
@@ -108,6 +112,10 @@ def _options(args: argparse.Namespace) -> dict[str, dict[str, object]]:
     for name in ("grad_cam", "grad_cam_plus_plus", "layer_cam", "hires_cam", "grad_cam_element_wise", "xgrad_cam",
                  "shapley_cam", "finer_cam"):
         options[name] = dict(smooth)
+    if getattr(args, "aug_smooth", False):
+        for name, method in METHODS.items():
+            if "aug_smooth" in inspect.signature(method.__init__).parameters:
+                options[name] = {**options.get(name, {}), "aug_smooth": True}
     inner = {k: v for k, v in options.get(around or "saliency", {}).items() if v is not None and k != "samples"}
     options["noise_tunnel"]["around_options"] = inner or None  # e.g. --steps for the Integrated Gradients inside
     return options
@@ -116,7 +124,8 @@ def _options(args: argparse.Namespace) -> dict[str, dict[str, object]]:
 def _check_method_settings(args: argparse.Namespace) -> None:
     """A ``ValueError`` when a setting is given that the chosen method would not use."""
     options = _options(args)
-    for flag, key in (("--around", "around"), ("--nt-type", "kind"), ("--eigen-smooth", "eigen_smooth")):
+    for flag, key in (("--around", "around"), ("--nt-type", "kind"), ("--eigen-smooth", "eigen_smooth"),
+                      ("--aug-smooth", "aug_smooth")):
         users = [name for name, values in options.items() if values.get(key) not in (None, False)]
         if users and args.method != "all" and args.method not in users:
             raise ValueError(f"{flag} applies to {', '.join(users)}, not to --method {args.method}")
