@@ -41,6 +41,7 @@ from convscope.attribution import (
     XGradCAM,
     compare,
     explain,
+    factorise,
 )
 from convscope.backward_rules import backward_rules
 from convscope.gradients import GradientPass, gradient_pass
@@ -80,4 +81,4 @@ __all__ = ["CAM", "DEFAULT_MODEL", "Deconvnet", "GradCAM", "GradCAMPlusPlus", "G
            "feature_evolution", "invariance_curves", "linear_probes", "run_checks", "sanity_checks", "EigenCAM",
            "EigenGradCAM", "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel", "FullGrad",
            "DeepLift", "DeepLiftShap", "GradientShap", "FeatureAblation", "ShapleyValueSampling",
-           "KPCACAM", "ShapleyCAM", "FinerCAM"]
+           "KPCACAM", "ShapleyCAM", "FinerCAM", "factorise"]

@@ -14,6 +14,7 @@ from convscope.attribution.deep_lift_shap import DeepLiftShap
 from convscope.attribution.eigen_cam import EigenCAM
 from convscope.attribution.eigen_grad_cam import EigenGradCAM
 from convscope.attribution.explain import Explanation, compare, explain, make_method
+from convscope.attribution.factorisation import Factors, factorise
 from convscope.attribution.feature_ablation import FeatureAblation
 from convscope.attribution.finer_cam import FinerCAM
 from convscope.attribution.full_grad import FullGrad
@@ -44,4 +45,4 @@ __all__ = ["CAM", "METHODS", "Attribution", "Deconvnet", "Explanation", "GradCAM
            "Saliency", "ScoreCAM", "SmoothGrad", "compare", "explain", "make_method", "EigenCAM", "EigenGradCAM",
            "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel", "FullGrad", "DeepLift",
            "DeepLiftShap", "GradientShap", "FeatureAblation", "ShapleyValueSampling",
-           "KPCACAM", "ShapleyCAM", "FinerCAM"]
+           "KPCACAM", "ShapleyCAM", "FinerCAM", "Factors", "factorise"]

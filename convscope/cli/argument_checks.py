@@ -79,6 +79,7 @@ def at_most(value: object, name: str, *, most: float, why: str, zero: bool = Fal
 # (command, option) whose meaning differs from the option of that name elsewhere
 SPECIAL: dict[tuple[str, str], Callable[..., object]] = {
     ("explain", "size"): partial(bounded, minimum=1),
+    ("factors", "concepts"): partial(bounded, minimum=1),
     ("explore", "port"): port,
     ("explain-set", "centre"): centre_share,
     ("train", "lr"): partial(at_most, most=1.0, why="an Adam learning rate above 1 diverges"),
