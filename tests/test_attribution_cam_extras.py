@@ -205,3 +205,17 @@ def test_eigen_smooth_of_the_new_cams_equals_pytorch_grad_cam(name):
                            targets=None if name == "finer_cam" else targets(), eigen_smooth=True)
     assert_relative(ours, same_sign(ours, theirs))
     assert not torch.allclose(ours, METHODS[name](model, layer)(x, None if name == "finer_cam" else CLASSES))
+
+
+def test_explain_takes_the_new_cams_settings_and_refuses_them_elsewhere(tmp_path, capsys):
+    from convscope.cli import main
+
+    for argv in (["--method", "finer_cam", "--alpha", "0.5", "--comparison", "1", "2"],
+                 ["--method", "kpca_cam", "--kernel", "rbf"], ["--method", "shapley_cam", "--aug-smooth"]):
+        assert main(["explain", "sample:chelsea", *argv, "--out", str(tmp_path)]) == 0
+    assert len(list(tmp_path.glob("explain_chelsea_*_overlay_*.png"))) == 3
+    capsys.readouterr()
+    for flag, value in (("--alpha", "0.5"), ("--kernel", "rbf"), ("--aug-smooth", None)):
+        status = main(["explain", "sample:chelsea", "--method", "saliency", flag, *([value] if value else []),
+                       "--out", str(tmp_path)])
+        assert status == 2 and f"{flag} applies to" in capsys.readouterr().err

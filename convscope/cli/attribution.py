@@ -92,6 +92,13 @@ def add_method_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aug-smooth", action="store_true",
                    help="CAMs: the mean map over the picture and its mirror image, each ×0.9, ×1 and ×1.1 "
                         "(pytorch-grad-cam's test-time augmentation)")
+    p.add_argument("--kernel", choices=["sigmoid", "rbf", "poly", "linear", "cosine"],
+                   help="kpca_cam: the kernel of its kernel PCA (default sigmoid, as pytorch-grad-cam)")
+    p.add_argument("--alpha", type=float, help="finer_cam: how much of the similar classes' scores is subtracted "
+                                               "(default 1: the difference; 0: the target alone)")
+    p.add_argument("--comparison", type=int, nargs="+", metavar="RANK",
+                   help="finer_cam: which of the classes closest to the target to compare with, by rank "
+                        "(default 1 2 3: the three closest)")
     p.add_argument("--composite", help="LRP's rules per layer: epsilon-plus-flat (default), epsilon-plus, "
                                        "epsilon-gamma-box, epsilon-alpha2-beta1 or epsilon-alpha2-beta1-flat")
 
@@ -108,10 +115,13 @@ def _options(args: argparse.Namespace) -> dict[str, dict[str, object]]:
         "shapley_value_sampling": {"samples": args.samples, **batch},
         "deep_lift_shap": batch, "gradient_shap": {"samples": args.samples, **batch},
         "noise_tunnel": {"around": around, "kind": kind, "samples": args.samples, **batch},
-        "lrp": {"composite": getattr(args, "composite", None)}}
+        "lrp": {"composite": getattr(args, "composite", None)},
+        "kpca_cam": {"kernel": getattr(args, "kernel", None)}}
     for name in ("grad_cam", "grad_cam_plus_plus", "layer_cam", "hires_cam", "grad_cam_element_wise", "xgrad_cam",
                  "shapley_cam", "finer_cam"):
         options[name] = dict(smooth)
+    ranks = getattr(args, "comparison", None)
+    options["finer_cam"].update(alpha=getattr(args, "alpha", None), comparison=tuple(ranks) if ranks else None)
     if getattr(args, "aug_smooth", False):
         for name, method in METHODS.items():
             if "aug_smooth" in inspect.signature(method.__init__).parameters:
@@ -125,7 +135,8 @@ def _check_method_settings(args: argparse.Namespace) -> None:
     """A ``ValueError`` when a setting is given that the chosen method would not use."""
     options = _options(args)
     for flag, key in (("--around", "around"), ("--nt-type", "kind"), ("--eigen-smooth", "eigen_smooth"),
-                      ("--aug-smooth", "aug_smooth")):
+                      ("--aug-smooth", "aug_smooth"), ("--kernel", "kernel"), ("--alpha", "alpha"),
+                      ("--comparison", "comparison")):
         users = [name for name, values in options.items() if values.get(key) not in (None, False)]
         if users and args.method != "all" and args.method not in users:
             raise ValueError(f"{flag} applies to {', '.join(users)}, not to --method {args.method}")
