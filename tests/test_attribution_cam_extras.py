@@ -192,6 +192,14 @@ def test_finer_cam_refuses_what_it_cannot_compare():
         METHODS["finer_cam"](model, base="score_cam")
     with pytest.raises(ValueError, match="alpha must be a finite number"):
         METHODS["finer_cam"](model, alpha=float("nan"))
+    from torch import nn
+
+    from convscope.models import Model, Preprocess
+
+    segmenter = Model(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 3, 1)).eval(),
+                      preprocess=Preprocess(resize=None, crop=16, mean=(0, 0, 0), std=(1, 1, 1)))
+    with pytest.raises(ValueError, match="compares the classes of a classifier's output"):
+        METHODS["finer_cam"](segmenter, "1")(torch.rand(1, 3, 16, 16), 0)  # its region would be ignored
 
 
 @pytest.mark.parametrize("name", ["shapley_cam", "finer_cam"])

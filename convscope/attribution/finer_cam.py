@@ -47,11 +47,14 @@ class FinerCAM(LayerAttribution):
         if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not torch.isfinite(torch.tensor(alpha)):
             raise ValueError(f"alpha must be a finite number (1: the difference, 0: the target alone), got {alpha!r}")
         self.comparison, self.alpha, self.base = tuple(ranks), float(alpha), base
-        self._base = METHODS[base](model, layer, reshape=reshape, eigen_smooth=eigen_smooth)
+        self._base = METHODS[base](self.model, layer, reshape=reshape, eigen_smooth=eigen_smooth)
         self._base._layer = self._layer  # one layer choice, found once
 
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         output, _ = forward(self.model, inputs)
+        if not isinstance(output, Tensor) or output.dim() != 2:
+            raise ValueError("Finer-CAM compares the classes of a classifier's output [B,classes]; for segmentation "
+                             "or detection outputs use Grad-CAM with a region or box target")
         classes = image_classes(target, output)
         if classes is None:
             raise ValueError(f"Finer-CAM compares classes; the target {type(target).__name__} is not a class. "
