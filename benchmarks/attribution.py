@@ -172,10 +172,17 @@ def grad_cam_runs(name: str, model, inputs, classes) -> dict[str, Callable[[], o
     kinds = {"grad_cam": pgc.GradCAM, "grad_cam_plus_plus": pgc.GradCAMPlusPlus, "layer_cam": pgc.LayerCAM,
              "score_cam": pgc.ScoreCAM, "hires_cam": pgc.HiResCAM, "grad_cam_element_wise": pgc.GradCAMElementWise,
              "xgrad_cam": pgc.XGradCAM, "eigen_cam": pgc.EigenCAM, "eigen_grad_cam": pgc.EigenGradCAM,
-             "ablation_cam": pgc.AblationCAM, "full_grad": pgc.FullGrad}
+             "ablation_cam": pgc.AblationCAM, "full_grad": pgc.FullGrad, "kpca_cam": pgc.KPCA_CAM,
+             "shapley_cam": pgc.ShapleyCAM, "finer_cam": pgc.FinerCAM}
     if name not in kinds:
         return {}
     targets = [ClassifierOutputTarget(int(c)) for c in classes]
+    if name == "finer_cam":  # its default: each image's top class (the classes given) against its three closest
+        def finer():
+            with kinds[name](model=model.net, target_layers=[model.layer("bn2")]) as cam:
+                return cam(input_tensor=inputs, targets=None)
+
+        return {"": finer}
 
     def run():
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
@@ -196,7 +203,7 @@ def plain_runs(name: str, model, inputs, classes) -> dict[str, Callable[[], obje
 
         return {"": to_input}
     if name in ("grad_cam", "grad_cam_plus_plus", "layer_cam", "hires_cam", "grad_cam_element_wise", "xgrad_cam",
-                "eigen_grad_cam"):
+                "eigen_grad_cam", "shapley_cam", "finer_cam"):
         layer, seen = model.layer("bn2"), []
 
         def to_layer():
@@ -251,7 +258,8 @@ def main() -> None:
                                                           "score_cam", "input_x_gradient", "hires_cam",
                                                           "grad_cam_element_wise", "xgrad_cam", "eigen_cam",
                                                           "eigen_grad_cam", "noise_tunnel", "ablation_cam",
-                                                          "full_grad", "deep_lift", "feature_ablation"])
+                                                          "full_grad", "deep_lift", "feature_ablation", "kpca_cam",
+                                                          "shapley_cam", "finer_cam"])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-warm-up", action="store_true", help="skip the warm-up run (for the slow methods)")
@@ -274,7 +282,8 @@ def main() -> None:
                 "occlusion": {"size": 32, "stride": 16}, "score_cam": {"layer": "bn2"},
                 "noise_tunnel": {"around": "input_x_gradient", "kind": "vargrad", "samples": 16},
                 **{name: {"layer": "bn2"} for name in ("hires_cam", "grad_cam_element_wise", "xgrad_cam", "eigen_cam",
-                                                        "eigen_grad_cam", "ablation_cam")}}
+                                                        "eigen_grad_cam", "ablation_cam", "kpca_cam", "shapley_cam",
+                                                        "finer_cam")}}
     for size in sizes:
         small = Preprocess(resize=round(size * 256 / 224), crop=size, mean=pre.mean, std=pre.std)
         print(f"EfficientNet-Lite0 on {device}, {size}×{size} px, torch threads {torch.get_num_threads()}, "

@@ -11,6 +11,7 @@ from convscope.analysis import (
 )
 from convscope.attribution import (
     CAM,
+    KPCACAM,
     AblationCAM,
     Deconvnet,
     DeepLift,
@@ -18,6 +19,7 @@ from convscope.attribution import (
     EigenCAM,
     EigenGradCAM,
     FeatureAblation,
+    FinerCAM,
     FullGrad,
     GradCAM,
     GradCAMElementWise,
@@ -33,11 +35,13 @@ from convscope.attribution import (
     Occlusion,
     Saliency,
     ScoreCAM,
+    ShapleyCAM,
     ShapleyValueSampling,
     SmoothGrad,
     XGradCAM,
     compare,
     explain,
+    factorise,
 )
 from convscope.backward_rules import backward_rules
 from convscope.gradients import GradientPass, gradient_pass
@@ -76,4 +80,5 @@ __all__ = ["CAM", "DEFAULT_MODEL", "Deconvnet", "GradCAM", "GradCAMPlusPlus", "G
            "style_transfer", "train_fast_style", "visualise_features", "data_randomisation", "faithfulness_study",
            "feature_evolution", "invariance_curves", "linear_probes", "run_checks", "sanity_checks", "EigenCAM",
            "EigenGradCAM", "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel", "FullGrad",
-           "DeepLift", "DeepLiftShap", "GradientShap", "FeatureAblation", "ShapleyValueSampling"]
+           "DeepLift", "DeepLiftShap", "GradientShap", "FeatureAblation", "ShapleyValueSampling",
+           "KPCACAM", "ShapleyCAM", "FinerCAM", "factorise"]

@@ -14,7 +14,9 @@ from convscope.attribution.deep_lift_shap import DeepLiftShap
 from convscope.attribution.eigen_cam import EigenCAM
 from convscope.attribution.eigen_grad_cam import EigenGradCAM
 from convscope.attribution.explain import Explanation, compare, explain, make_method
+from convscope.attribution.factorisation import Factors, factorise
 from convscope.attribution.feature_ablation import FeatureAblation
+from convscope.attribution.finer_cam import FinerCAM
 from convscope.attribution.full_grad import FullGrad
 from convscope.attribution.grad_cam import GradCAM
 from convscope.attribution.grad_cam_element_wise import GradCAMElementWise
@@ -25,6 +27,7 @@ from convscope.attribution.guided_grad_cam import GuidedGradCAM
 from convscope.attribution.hires_cam import HiResCAM
 from convscope.attribution.input_x_gradient import InputXGradient
 from convscope.attribution.integrated_gradients import IntegratedGradients
+from convscope.attribution.kpca_cam import KPCACAM
 from convscope.attribution.layer_cam import LayerCAM
 from convscope.attribution.lrp import LRP
 from convscope.attribution.noise_tunnel import NoiseTunnel
@@ -32,6 +35,7 @@ from convscope.attribution.occlusion import Occlusion, OcclusionMaps
 from convscope.attribution.registry import METHODS
 from convscope.attribution.saliency import Saliency
 from convscope.attribution.score_cam import ScoreCAM
+from convscope.attribution.shapley_cam import ShapleyCAM
 from convscope.attribution.shapley_value_sampling import ShapleyValueSampling
 from convscope.attribution.smooth_grad import SmoothGrad
 from convscope.attribution.xgrad_cam import XGradCAM
@@ -40,4 +44,5 @@ __all__ = ["CAM", "METHODS", "Attribution", "Deconvnet", "Explanation", "GradCAM
            "GuidedGradCAM", "InputXGradient", "IntegratedGradients", "LRP", "LayerCAM", "Occlusion", "OcclusionMaps",
            "Saliency", "ScoreCAM", "SmoothGrad", "compare", "explain", "make_method", "EigenCAM", "EigenGradCAM",
            "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel", "FullGrad", "DeepLift",
-           "DeepLiftShap", "GradientShap", "FeatureAblation", "ShapleyValueSampling"]
+           "DeepLiftShap", "GradientShap", "FeatureAblation", "ShapleyValueSampling",
+           "KPCACAM", "ShapleyCAM", "FinerCAM", "Factors", "factorise"]

@@ -90,7 +90,7 @@ class Attribution:
         given as ``baselines=`` is a value of the normalised input, as in Captum.
         """
         method = self.with_settings(**settings) if settings else self
-        return method._attribute(check_inputs(inputs, method.model), as_target(target, method.model))
+        return method._maps(check_inputs(inputs, method.model), as_target(target, method.model))
 
     def with_settings(self, **settings: object) -> Attribution:
         """A copy of this method with some constructor settings changed (Captum's names or convscope's)."""
@@ -124,6 +124,14 @@ class Attribution:
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         """The maps for checked ``inputs`` on the model's device and a resolved ``target``."""
         raise NotImplementedError
+
+    def _maps(self, inputs: Tensor, target: Target) -> Tensor:
+        """The maps with the settings that wrap any method's computation (a CAM's ``aug_smooth``)."""
+        if getattr(self, "aug_smooth", False):
+            from convscope.attribution.aug_smooth import augmented
+
+            return augmented(self, inputs, target)
+        return self._attribute(inputs, target)
 
     def heat(self, maps: Tensor, size: tuple[int, ...]) -> Tensor:
         """Non-negative importance ``[B,H,W]`` at the input's ``size``, for overlays (bright = important)."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from convscope.attribution.aug_smooth import check_aug_smooth
 from convscope.attribution.base import Attribution, image_classes
 from convscope.attribution.input_checks import check_map_size
 from convscope.hooks import capture, inspection_mode
@@ -44,8 +45,9 @@ class CAM(Attribution):
     paper = "https://arxiv.org/abs/1512.04150"
 
     def __init__(self, model: Model | nn.Module, layer: str | nn.Module | None = None,
-                 classifier: str | nn.Module | None = None) -> None:
+                 classifier: str | nn.Module | None = None, *, aug_smooth: bool = False) -> None:
         super().__init__(model)
+        self.aug_smooth = check_aug_smooth(aug_smooth)  # see convscope.attribution.aug_smooth
         self._layer = None if layer is None else layer_name(self.model.net, layer)
         self._classifier = None if classifier is None else get_layer(self.model.net, classifier)
         if self._classifier is not None and not isinstance(self._classifier, nn.Linear):

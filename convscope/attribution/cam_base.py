@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from convscope.attribution.aug_smooth import check_aug_smooth
 from convscope.attribution.base import Attribution, batch_size_for, layer_gradient
 from convscope.attribution.eigen import first_component
 from convscope.attribution.input_checks import check_map_size
@@ -21,11 +22,13 @@ class LayerAttribution(Attribution):
     (``bn2`` on EfficientNet-Lite, ``blocks.11.norm1`` on ViT-S/16). Channels-last maps and
     patch tokens are put on their grid (:mod:`convscope.models.tokens`); ``reshape``, a callable
     ``layer output -> [B,C,h,w]`` as pytorch-grad-cam's ``reshape_transform``, does it for other layouts.
+    ``aug_smooth=True`` averages the maps of mirrored and brightened copies (:mod:`~convscope.attribution.aug_smooth`).
     """
 
     def __init__(self, model: Model | nn.Module, layer: str | nn.Module | None = None, *,
-                 reshape: Reshape | None = None) -> None:
+                 reshape: Reshape | None = None, aug_smooth: bool = False) -> None:
         super().__init__(model)
+        self.aug_smooth = check_aug_smooth(aug_smooth)
         if reshape is not None and layer is None:
             raise ValueError("reshape= needs layer=: name the layer whose output it turns into [B,C,h,w]")
         if reshape is not None and not callable(reshape):
@@ -53,8 +56,8 @@ class ChannelSumCAM(LayerAttribution):
     """
 
     def __init__(self, model: Model | nn.Module, layer: str | nn.Module | None = None, *,
-                 reshape: Reshape | None = None, eigen_smooth: bool = False) -> None:
-        super().__init__(model, layer, reshape=reshape)
+                 reshape: Reshape | None = None, eigen_smooth: bool = False, aug_smooth: bool = False) -> None:
+        super().__init__(model, layer, reshape=reshape, aug_smooth=aug_smooth)
         if not isinstance(eigen_smooth, bool):
             raise TypeError(f"eigen_smooth= is True or False, got {eigen_smooth!r}")
         self.eigen_smooth = eigen_smooth
@@ -69,8 +72,9 @@ class ChannelPassCAM(ChannelSumCAM):
     forward pass bound the memory (default: sized for the device), ``progress`` shows a bar over the passes."""
 
     def __init__(self, model: Model | nn.Module, layer: str | nn.Module | None = None, *,
-                 batch_size: int | None = None, progress: bool | None = None, eigen_smooth: bool = False) -> None:
-        super().__init__(model, layer, eigen_smooth=eigen_smooth)
+                 batch_size: int | None = None, progress: bool | None = None, eigen_smooth: bool = False,
+                 aug_smooth: bool = False) -> None:
+        super().__init__(model, layer, eigen_smooth=eigen_smooth, aug_smooth=aug_smooth)
         self.batch_size, self.progress = batch_size, progress
         batch_size_for(batch_size, torch.device("cpu"))  # checks it
 

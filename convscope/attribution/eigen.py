@@ -20,7 +20,11 @@ def first_component(maps: Tensor) -> Tensor:
     rows = rows - rows.mean(1, keepdim=True)
     _, _, vh = torch.linalg.svd(rows, full_matrices=False)
     projection = rows @ vh[:, 0, :, None]  # [B, h·w, 1]
-    summed = maps.double().nan_to_num().sum(1).flatten(1)
-    sign = torch.where((projection[..., 0] * (summed - summed.mean(1, keepdim=True))).sum(1) < 0, -1.0, 1.0)
-    projection = projection * sign.view(-1, 1, 1)
+    projection = projection * agreeing_sign(projection[..., 0], maps).view(-1, 1, 1)
     return projection.transpose(1, 2).reshape(batch, 1, height, width).to(maps.dtype)
+
+
+def agreeing_sign(projection: Tensor, maps: Tensor) -> Tensor:
+    """``[B]`` of ±1: the sign that keeps each projection ``[B, h·w]`` from anticorrelating with ``maps.sum(1)``."""
+    summed = maps.double().nan_to_num().sum(1).flatten(1)
+    return torch.where((projection * (summed - summed.mean(1, keepdim=True))).sum(1) < 0, -1.0, 1.0).to(projection)

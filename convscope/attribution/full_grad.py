@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from convscope.attribution.aug_smooth import check_aug_smooth
 from convscope.attribution.base import Attribution, fast_layout
 from convscope.hooks import inspection_mode, refuse_script_module
+from convscope.models.model import Model
 from convscope.render.overlay import upsample
 from convscope.targets import Target
 
@@ -27,6 +29,10 @@ class FullGrad(Attribution):
     name = "full_grad"
     title = "FullGrad"
     paper = "https://arxiv.org/abs/1905.00780"
+
+    def __init__(self, model: Model | nn.Module, *, aug_smooth: bool = False) -> None:
+        super().__init__(model)
+        self.aug_smooth = check_aug_smooth(aug_smooth)  # see convscope.attribution.aug_smooth
 
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         net = self.model.net

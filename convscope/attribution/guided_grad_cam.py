@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from convscope.attribution.cam_base import LayerAttribution
 from convscope.attribution.grad_cam import GradCAM
 from convscope.attribution.guided_backprop import GuidedBackprop
+from convscope.models.model import Model
+from convscope.models.tokens import Reshape
 from convscope.render.overlay import upsample
 from convscope.targets import Target
 
@@ -22,6 +24,10 @@ class GuidedGradCAM(LayerAttribution):
     paper = "https://arxiv.org/abs/1610.02391"
     style = "image"
     _parts: tuple[GradCAM, GuidedBackprop] | None = None
+
+    def __init__(self, model: Model | nn.Module, layer: str | nn.Module | None = None, *,
+                 reshape: Reshape | None = None) -> None:
+        super().__init__(model, layer, reshape=reshape)  # no aug_smooth: it would rectify the signed gradients
 
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         if self._parts is None:  # made once: a method per call would look the layer up again

@@ -98,7 +98,7 @@ class NoiseTunnel(Attribution):
             span = range(part.start // batch, (part.stop - 1) // batch + 1)
             draws = torch.stack([noise[s] for s in span])[sample - span.start]
             noisy = inputs[images] + draws * sigma[images].view(-1, *[1] * (inputs.dim() - 1))
-            maps = self.method._attribute(noisy, copies_target(target, classes, images))
+            maps = self.method._maps(noisy, copies_target(target, classes, images))
             maps = maps.double() if maps.dtype == torch.float64 else maps.float()
             if total is None:
                 total = maps.new_zeros((batch, *maps.shape[1:]))

@@ -9,6 +9,7 @@ from convscope.attribution.deep_lift_shap import DeepLiftShap
 from convscope.attribution.eigen_cam import EigenCAM
 from convscope.attribution.eigen_grad_cam import EigenGradCAM
 from convscope.attribution.feature_ablation import FeatureAblation
+from convscope.attribution.finer_cam import FinerCAM
 from convscope.attribution.full_grad import FullGrad
 from convscope.attribution.grad_cam import GradCAM
 from convscope.attribution.grad_cam_element_wise import GradCAMElementWise
@@ -19,12 +20,14 @@ from convscope.attribution.guided_grad_cam import GuidedGradCAM
 from convscope.attribution.hires_cam import HiResCAM
 from convscope.attribution.input_x_gradient import InputXGradient
 from convscope.attribution.integrated_gradients import IntegratedGradients
+from convscope.attribution.kpca_cam import KPCACAM
 from convscope.attribution.layer_cam import LayerCAM
 from convscope.attribution.lrp import LRP
 from convscope.attribution.noise_tunnel import NoiseTunnel
 from convscope.attribution.occlusion import Occlusion
 from convscope.attribution.saliency import Saliency
 from convscope.attribution.score_cam import ScoreCAM
+from convscope.attribution.shapley_cam import ShapleyCAM
 from convscope.attribution.shapley_value_sampling import ShapleyValueSampling
 from convscope.attribution.smooth_grad import SmoothGrad
 from convscope.attribution.xgrad_cam import XGradCAM
@@ -33,4 +36,4 @@ METHODS: dict[str, type[Attribution]] = {m.name: m for m in (
     Occlusion, Saliency, Deconvnet, GuidedBackprop, CAM, GradCAM, GuidedGradCAM, SmoothGrad, IntegratedGradients,
     GradCAMPlusPlus, LayerCAM, ScoreCAM, InputXGradient, HiResCAM, GradCAMElementWise, XGradCAM, EigenCAM,
     EigenGradCAM, AblationCAM, FullGrad, NoiseTunnel, DeepLift, DeepLiftShap, GradientShap, FeatureAblation,
-    ShapleyValueSampling, LRP)}
+    ShapleyValueSampling, LRP, KPCACAM, ShapleyCAM, FinerCAM)}

@@ -79,6 +79,10 @@ def at_most(value: object, name: str, *, most: float, why: str, zero: bool = Fal
 # (command, option) whose meaning differs from the option of that name elsewhere
 SPECIAL: dict[tuple[str, str], Callable[..., object]] = {
     ("explain", "size"): partial(bounded, minimum=1),
+    ("factors", "concepts"): partial(bounded, minimum=1),
+    **{(command, "alpha"): partial(at_most, most=10.0, why="Finer-CAM's paper uses 0 to 1; more only subtracts more",
+                                   zero=True) for command in ("explain", "explain-set")},
+    **{(command, "comparison"): partial(bounded, minimum=1) for command in ("explain", "explain-set")},
     ("explore", "port"): port,
     ("explain-set", "centre"): centre_share,
     ("train", "lr"): partial(at_most, most=1.0, why="an Adam learning rate above 1 diverges"),

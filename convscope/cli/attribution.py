@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 
 from convscope.attribution import METHODS, compare, explain
@@ -89,6 +90,16 @@ def add_method_settings(p: argparse.ArgumentParser) -> None:
                    help="noise_tunnel: the mean map, the mean squared map or their variance (default smoothgrad)")
     p.add_argument("--eigen-smooth", action="store_true",
                    help="CAMs that sum channels: the first principal component of the weighted maps instead")
+    p.add_argument("--aug-smooth", action="store_true",
+                   help="CAMs: the mean map over the picture and its mirror image, each ×0.9, ×1 and ×1.1 "
+                        "(pytorch-grad-cam's test-time augmentation)")
+    p.add_argument("--kernel", choices=["sigmoid", "rbf", "poly", "linear", "cosine"],
+                   help="kpca_cam: the kernel of its kernel PCA (default sigmoid, as pytorch-grad-cam)")
+    p.add_argument("--alpha", type=float, help="finer_cam: how much of the similar classes' scores is subtracted "
+                                               "(default 1: the difference; 0: the target alone)")
+    p.add_argument("--comparison", type=int, nargs="+", metavar="RANK",
+                   help="finer_cam: which of the classes closest to the target to compare with, by rank "
+                        "(default 1 2 3: the three closest)")
     p.add_argument("--composite", help="LRP's rules per layer: epsilon-plus-flat (default), epsilon-plus, "
                                        "epsilon-gamma-box, epsilon-alpha2-beta1 or epsilon-alpha2-beta1-flat")
 
@@ -105,9 +116,17 @@ def _options(args: argparse.Namespace) -> dict[str, dict[str, object]]:
         "shapley_value_sampling": {"samples": args.samples, **batch},
         "deep_lift_shap": batch, "gradient_shap": {"samples": args.samples, **batch},
         "noise_tunnel": {"around": around, "kind": kind, "samples": args.samples, **batch},
-        "lrp": {"composite": getattr(args, "composite", None)}}
-    for name in ("grad_cam", "grad_cam_plus_plus", "layer_cam", "hires_cam", "grad_cam_element_wise", "xgrad_cam"):
+        "lrp": {"composite": getattr(args, "composite", None)},
+        "kpca_cam": {"kernel": getattr(args, "kernel", None)}}
+    for name in ("grad_cam", "grad_cam_plus_plus", "layer_cam", "hires_cam", "grad_cam_element_wise", "xgrad_cam",
+                 "shapley_cam", "finer_cam"):
         options[name] = dict(smooth)
+    ranks = getattr(args, "comparison", None)
+    options["finer_cam"].update(alpha=getattr(args, "alpha", None), comparison=tuple(ranks) if ranks else None)
+    if getattr(args, "aug_smooth", False):
+        for name, method in METHODS.items():
+            if "aug_smooth" in inspect.signature(method.__init__).parameters:
+                options[name] = {**options.get(name, {}), "aug_smooth": True}
     inner = {k: v for k, v in options.get(around or "saliency", {}).items() if v is not None and k != "samples"}
     options["noise_tunnel"]["around_options"] = inner or None  # e.g. --steps for the Integrated Gradients inside
     return options
@@ -116,7 +135,9 @@ def _options(args: argparse.Namespace) -> dict[str, dict[str, object]]:
 def _check_method_settings(args: argparse.Namespace) -> None:
     """A ``ValueError`` when a setting is given that the chosen method would not use."""
     options = _options(args)
-    for flag, key in (("--around", "around"), ("--nt-type", "kind"), ("--eigen-smooth", "eigen_smooth")):
+    for flag, key in (("--around", "around"), ("--nt-type", "kind"), ("--eigen-smooth", "eigen_smooth"),
+                      ("--aug-smooth", "aug_smooth"), ("--kernel", "kernel"), ("--alpha", "alpha"),
+                      ("--comparison", "comparison")):
         users = [name for name, values in options.items() if values.get(key) not in (None, False)]
         if users and args.method != "all" and args.method not in users:
             raise ValueError(f"{flag} applies to {', '.join(users)}, not to --method {args.method}")
