@@ -103,7 +103,7 @@ def timed(runs: dict[str, Callable[[], object]], device: torch.device, repeat: i
 def ours(name: str, model, inputs, classes, **options):
     if name == "noise_tunnel":
         options = {**options, "sigma": tunnel_sigma(inputs)}
-    if name == "feature_ablation":
+    if name in ("feature_ablation", "lime", "kernel_shap"):
         options = {**options, "feature_mask": make_method(name, model).mask_for(inputs)}
     method = make_method(name, model, **options)
     return lambda: method(inputs, classes)
@@ -155,6 +155,12 @@ def captum_runs(name: str, model, inputs, classes, evals=(1, 8, 16, 32, 64)) -> 
         mask = make_method("feature_ablation", model).mask_for(inputs)
         return {"": lambda: ca.FeatureAblation(net).attribute(
             inputs, target=target, baselines=0.0, feature_mask=mask.expand_as(inputs), perturbations_per_eval=BATCH)}
+    if name in ("lime", "kernel_shap"):  # the same superpixels and number of masked copies (200), one image at a time
+        mask = make_method(name, model).mask_for(inputs)
+        kind = ca.Lime if name == "lime" else ca.KernelShap
+        return {"": lambda: kind(net).attribute(inputs, target=target, baselines=0.0,
+                                                feature_mask=mask.expand_as(inputs), n_samples=200,
+                                                perturbations_per_eval=BATCH)}
     if name == "occlusion":
         def probabilities(x):
             return net(x).softmax(1)
@@ -251,7 +257,8 @@ def main() -> None:
                                                           "score_cam", "input_x_gradient", "hires_cam",
                                                           "grad_cam_element_wise", "xgrad_cam", "eigen_cam",
                                                           "eigen_grad_cam", "noise_tunnel", "ablation_cam",
-                                                          "full_grad", "deep_lift", "feature_ablation"])
+                                                          "full_grad", "deep_lift", "feature_ablation", "lime",
+                                                          "kernel_shap"])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-warm-up", action="store_true", help="skip the warm-up run (for the slow methods)")

@@ -28,7 +28,9 @@ from convscope.attribution import (
     HiResCAM,
     InputXGradient,
     IntegratedGradients,
+    KernelShap,
     LayerCAM,
+    Lime,
     NoiseTunnel,
     Occlusion,
     Saliency,
@@ -76,4 +78,5 @@ __all__ = ["CAM", "DEFAULT_MODEL", "Deconvnet", "GradCAM", "GradCAMPlusPlus", "G
            "style_transfer", "train_fast_style", "visualise_features", "data_randomisation", "faithfulness_study",
            "feature_evolution", "invariance_curves", "linear_probes", "run_checks", "sanity_checks", "EigenCAM",
            "EigenGradCAM", "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel", "FullGrad",
-           "DeepLift", "DeepLiftShap", "GradientShap", "FeatureAblation", "ShapleyValueSampling"]
+           "DeepLift", "DeepLiftShap", "GradientShap", "FeatureAblation", "ShapleyValueSampling", "Lime",
+           "KernelShap"]

@@ -25,7 +25,9 @@ from convscope.attribution.guided_grad_cam import GuidedGradCAM
 from convscope.attribution.hires_cam import HiResCAM
 from convscope.attribution.input_x_gradient import InputXGradient
 from convscope.attribution.integrated_gradients import IntegratedGradients
+from convscope.attribution.kernel_shap import KernelShap
 from convscope.attribution.layer_cam import LayerCAM
+from convscope.attribution.lime import Lime
 from convscope.attribution.lrp import LRP
 from convscope.attribution.noise_tunnel import NoiseTunnel
 from convscope.attribution.occlusion import Occlusion, OcclusionMaps
@@ -40,4 +42,4 @@ __all__ = ["CAM", "METHODS", "Attribution", "Deconvnet", "Explanation", "GradCAM
            "GuidedGradCAM", "InputXGradient", "IntegratedGradients", "LRP", "LayerCAM", "Occlusion", "OcclusionMaps",
            "Saliency", "ScoreCAM", "SmoothGrad", "compare", "explain", "make_method", "EigenCAM", "EigenGradCAM",
            "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel", "FullGrad", "DeepLift",
-           "DeepLiftShap", "GradientShap", "FeatureAblation", "ShapleyValueSampling"]
+           "DeepLiftShap", "GradientShap", "FeatureAblation", "ShapleyValueSampling", "Lime", "KernelShap"]

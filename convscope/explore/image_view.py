@@ -28,9 +28,9 @@ METHOD_ORDER = ("grad_cam", "cam", "grad_cam_plus_plus", "layer_cam", "hires_cam
                 "xgrad_cam", "eigen_cam", "eigen_grad_cam", "saliency", "input_x_gradient", "guided_backprop",
                 "deconvnet", "guided_grad_cam", "deep_lift", "full_grad", "smooth_grad", "integrated_gradients",
                 "noise_tunnel", "gradient_shap", "deep_lift_shap", "occlusion", "feature_ablation",
-                "shapley_value_sampling", "score_cam", "ablation_cam")
+                "shapley_value_sampling", "lime", "kernel_shap", "score_cam", "ablation_cam")
 SLOW_METHODS = ("smooth_grad", "integrated_gradients", "noise_tunnel", "gradient_shap", "deep_lift_shap", "occlusion",
-                "feature_ablation", "shapley_value_sampling", "score_cam", "ablation_cam")
+                "feature_ablation", "shapley_value_sampling", "lime", "kernel_shap", "score_cam", "ablation_cam")
 
 router = APIRouter(prefix="/api", tags=["image"])
 
