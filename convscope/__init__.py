@@ -28,8 +28,12 @@ from convscope.attribution import (
     HiResCAM,
     InputXGradient,
     IntegratedGradients,
+    InternalInfluence,
     KernelShap,
     LayerCAM,
+    LayerConductance,
+    LayerDeepLift,
+    LayerGradientXActivation,
     Lime,
     NoiseTunnel,
     Occlusion,
@@ -79,4 +83,4 @@ __all__ = ["CAM", "DEFAULT_MODEL", "Deconvnet", "GradCAM", "GradCAMPlusPlus", "G
            "feature_evolution", "invariance_curves", "linear_probes", "run_checks", "sanity_checks", "EigenCAM",
            "EigenGradCAM", "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel", "FullGrad",
            "DeepLift", "DeepLiftShap", "GradientShap", "FeatureAblation", "ShapleyValueSampling", "Lime",
-           "KernelShap"]
+           "KernelShap", "LayerConductance", "InternalInfluence", "LayerGradientXActivation", "LayerDeepLift"]
