@@ -6,6 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from convscope.attribution.base import Attribution, copies_target, fast_layout, image_classes
+from convscope.attribution.forward_args import current_rows
+from convscope.attribution.forward_args import rows as forward_rows
 from convscope.attribution.integrated_gradients import baseline_tensor
 from convscope.hooks import capture, inspection_mode, refuse_script_module
 from convscope.models.model import Model
@@ -32,6 +34,8 @@ class DeepLift(Attribution):
     a rule (GELU, SiLU, softmax, layer norm, attention …) are refused, naming them. ``baseline`` as
     in :class:`~convscope.attribution.IntegratedGradients` (Captum's ``baselines=`` also works).
     """
+
+    takes_forward_args = True
 
     name = "deep_lift"
     title = "DeepLIFT"
@@ -60,6 +64,8 @@ def deep_lift(model: Model, inputs: Tensor, baseline: Tensor, target: Target, ti
     check_rules(net, title)
     batch = inputs.shape[0]
     rows = torch.cat([torch.arange(batch, device=inputs.device)] * 2)
+    images = current_rows()  # the images of these inputs, when they are copies (DeepLIFT-SHAP)
+    images = torch.cat([rows[:batch] if images is None else images] * 2)
     both = fast_layout(torch.cat([inputs, baseline.expand_as(inputs)]).detach()).requires_grad_(True)
     handles = []
     try:  # the rules' hooks first: a layer or target that is itself rescaled is read after its rule
@@ -69,7 +75,7 @@ def deep_lift(model: Model, inputs: Tensor, baseline: Tensor, target: Target, ti
             elif isinstance(module, nn.MaxPool2d):
                 handles.append(module.register_forward_hook(_max_pooled))
         read = list(dict.fromkeys(([layer] if layer else []) + list(target.layers)))
-        with inspection_mode(net, grad_params=None), capture(net, read) as store:
+        with inspection_mode(net, grad_params=None), capture(net, read) as store, forward_rows(images):
             output = net(both)
             classes = image_classes(target, output[:batch].detach())  # a class target: the input's, for both halves
             scores = copies_target(target, classes, rows)(output, store.activations)

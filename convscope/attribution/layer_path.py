@@ -18,6 +18,7 @@ from convscope.attribution.base import (
     layer_gradient,
 )
 from convscope.attribution.cam_base import LayerAttribution
+from convscope.attribution.forward_args import rows
 from convscope.attribution.integrated_gradients import baseline_tensor
 from convscope.models.model import Model
 from convscope.models.tokens import Reshape
@@ -34,6 +35,8 @@ class ActivationAttribution(LayerAttribution):
     part of their sum over channels, upsampled bilinearly (Captum's ``LayerAttribution.interpolate``
     with ``'bilinear'``).
     """
+
+    takes_forward_args = True
 
     def heat(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
         """The positive part of the channel sum, at ``size``."""
@@ -64,9 +67,11 @@ class PathAttribution(ActivationAttribution):
         batch = inputs.shape[0]
         classes = image_classes(target, forward(self.model, inputs, target.layers)[0])
         alphas = alphas.to(inputs.device, inputs.dtype)
-        rows = torch.arange(len(alphas) * batch, device=inputs.device)
-        for part in chunks(len(rows), batch_size_for(self.batch_size, inputs.device), description=self.title,
+        points_of = torch.arange(len(alphas) * batch, device=inputs.device)
+        for part in chunks(len(points_of), batch_size_for(self.batch_size, inputs.device), description=self.title,
                            progress=self.progress):
-            images, step = rows[part] % batch, rows[part] // batch
+            images, step = points_of[part] % batch, points_of[part] // batch
             points = baseline[images] + alphas[step].view(-1, 1, 1, 1) * (inputs[images] - baseline[images])
-            yield images, step, layer_gradient(self.model, points, copies_target(target, classes, images), layer)
+            with rows(images):
+                found = layer_gradient(self.model, points, copies_target(target, classes, images), layer)
+            yield images, step, found

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from convscope.attribution.base import batch_size_for, chunks, copies_target, fast_layout, forward, image_classes
 from convscope.attribution.feature_ablation import FeatureAblation
+from convscope.attribution.forward_args import rows
 from convscope.attribution.integrated_gradients import baseline_tensor
 from convscope.hooks import capture, inspection_mode
 from convscope.models.model import Model
@@ -97,7 +98,8 @@ class Lime(FeatureAblation):
                 on = kept[image, sample]
                 where = on.gather(1, numbered[image].flatten(1)).view(-1, 1, *mask.shape[-2:])
                 copies = torch.where(where, inputs[image], baseline[image])
-                out = net(fast_layout(copies))
+                with rows(image):
+                    out = net(fast_layout(copies))
                 scores[image, sample] = copies_target(target, classes, image)(out, store.activations).double()
                 weights[image, sample] = self.weights(inputs[image], copies, on, segment_counts[image])
         maps = torch.zeros(mask.shape, device=inputs.device)
