@@ -75,6 +75,8 @@ def test_the_fits_equal_scikit_learns_in_float64():
     least = LinearRegression().fit(z, y, sample_weight=w)
     assert torch.allclose(weighted_least_squares(kept, scores, weights), torch.from_numpy(least.coef_),
                           rtol=1e-9, atol=1e-11)
+    with pytest.raises(ValueError, match="did not reach its optimum .* give more samples= than segments"):
+        weighted_lasso(kept[:10], scores[:10], weights[:10], 1e-7, sweeps=200)  # 10 copies, 12 segments
     few = slice(0, 8)  # fewer copies than segments: the least-norm solution, as scikit-learn's
     least = LinearRegression().fit(z[few], y[few], sample_weight=w[few])
     assert torch.allclose(weighted_least_squares(kept[few], scores[few], weights[few]),
