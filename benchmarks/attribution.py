@@ -103,7 +103,7 @@ def timed(runs: dict[str, Callable[[], object]], device: torch.device, repeat: i
 def ours(name: str, model, inputs, classes, **options):
     if name == "noise_tunnel":
         options = {**options, "sigma": tunnel_sigma(inputs)}
-    if name == "feature_ablation":
+    if name in ("feature_ablation", "lime", "kernel_shap"):
         options = {**options, "feature_mask": make_method(name, model).mask_for(inputs)}
     method = make_method(name, model, **options)
     return lambda: method(inputs, classes)
@@ -155,6 +155,23 @@ def captum_runs(name: str, model, inputs, classes, evals=(1, 8, 16, 32, 64)) -> 
         mask = make_method("feature_ablation", model).mask_for(inputs)
         return {"": lambda: ca.FeatureAblation(net).attribute(
             inputs, target=target, baselines=0.0, feature_mask=mask.expand_as(inputs), perturbations_per_eval=BATCH)}
+    if name == "layer_gradient_x_activation":
+        return {"": lambda: ca.LayerGradientXActivation(net, layer).attribute(inputs, target=target)}
+    if name == "layer_deep_lift":  # from the black baseline, as deep_lift
+        baseline = make_method("integrated_gradients", model).baseline_for(inputs)
+        return {"": lambda: ca.LayerDeepLift(net, layer).attribute(inputs, baselines=baseline, target=target)}
+    if name in ("layer_conductance", "internal_influence"):  # 50 steps, the quadrature that is convscope's
+        baseline = make_method("integrated_gradients", model).baseline_for(inputs)
+        kind, rule = ((ca.LayerConductance, "riemann_trapezoid") if name == "layer_conductance"
+                      else (ca.InternalInfluence, "riemann_right"))
+        return {"": lambda: kind(net, layer).attribute(inputs, baselines=baseline, target=target, n_steps=50,
+                                                       method=rule, internal_batch_size=BATCH)}
+    if name in ("lime", "kernel_shap"):  # the same superpixels and number of masked copies (200), one image at a time
+        mask = make_method(name, model).mask_for(inputs)
+        kind = ca.Lime if name == "lime" else ca.KernelShap
+        return {"": lambda: kind(net).attribute(inputs, target=target, baselines=0.0,
+                                                feature_mask=mask.expand_as(inputs), n_samples=200,
+                                                perturbations_per_eval=BATCH)}
     if name == "occlusion":
         def probabilities(x):
             return net(x).softmax(1)
@@ -259,7 +276,9 @@ def main() -> None:
                                                           "grad_cam_element_wise", "xgrad_cam", "eigen_cam",
                                                           "eigen_grad_cam", "noise_tunnel", "ablation_cam",
                                                           "full_grad", "deep_lift", "feature_ablation", "kpca_cam",
-                                                          "shapley_cam", "finer_cam"])
+                                                          "shapley_cam", "finer_cam", "lime", "kernel_shap",
+                                                          "layer_gradient_x_activation", "layer_deep_lift",
+                                                          "layer_conductance", "internal_influence"])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-warm-up", action="store_true", help="skip the warm-up run (for the slow methods)")
@@ -283,7 +302,9 @@ def main() -> None:
                 "noise_tunnel": {"around": "input_x_gradient", "kind": "vargrad", "samples": 16},
                 **{name: {"layer": "bn2"} for name in ("hires_cam", "grad_cam_element_wise", "xgrad_cam", "eigen_cam",
                                                         "eigen_grad_cam", "ablation_cam", "kpca_cam", "shapley_cam",
-                                                        "finer_cam")}}
+                                                        "finer_cam", "layer_gradient_x_activation",
+                                                        "layer_deep_lift")},
+                **{name: {"layer": "bn2", "steps": 50} for name in ("layer_conductance", "internal_influence")}}
     for size in sizes:
         small = Preprocess(resize=round(size * 256 / 224), crop=size, mean=pre.mean, std=pre.std)
         print(f"EfficientNet-Lite0 on {device}, {size}×{size} px, torch threads {torch.get_num_threads()}, "

@@ -30,7 +30,13 @@ from convscope.attribution import (
     HiResCAM,
     InputXGradient,
     IntegratedGradients,
+    InternalInfluence,
+    KernelShap,
     LayerCAM,
+    LayerConductance,
+    LayerDeepLift,
+    LayerGradientXActivation,
+    Lime,
     NoiseTunnel,
     Occlusion,
     Saliency,
@@ -81,4 +87,5 @@ __all__ = ["CAM", "DEFAULT_MODEL", "Deconvnet", "GradCAM", "GradCAMPlusPlus", "G
            "feature_evolution", "invariance_curves", "linear_probes", "run_checks", "sanity_checks", "EigenCAM",
            "EigenGradCAM", "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel", "FullGrad",
            "DeepLift", "DeepLiftShap", "GradientShap", "FeatureAblation", "ShapleyValueSampling",
-           "KPCACAM", "ShapleyCAM", "FinerCAM", "factorise"]
+           "KPCACAM", "ShapleyCAM", "FinerCAM", "factorise", "Lime", "KernelShap", "LayerConductance",
+           "InternalInfluence", "LayerGradientXActivation", "LayerDeepLift"]

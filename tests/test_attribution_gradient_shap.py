@@ -3,6 +3,7 @@ its torch.normal noise replaced by convscope's seeded draws), and its summation 
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -19,14 +20,21 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 CLASSES = torch.tensor([3, 7])
 
 
-@pytest.mark.parametrize("name, sigma", [("relu_cnn", 0.2), ("resnet18", 0.0), ("vit", 0.2)])
+def resnet18_float64():
+    model = copy.deepcopy(ARCHITECTURES["resnet18"][0]())
+    return wrap(model.net.double(), "resnet18_float64")
+
+
+@pytest.mark.parametrize("name, sigma", [("relu_cnn", 0.2), ("resnet18", 0.0), ("vit", 0.2), ("resnet18_float64", 0.2)])
 def test_gradient_shap_equals_captums_given_the_same_draws(monkeypatch, name, sigma):
-    # ResNet-18 with input noise (sigma=0.2) differs from Captum by 2.5e-3, not yet explained; without noise 1.5e-6.
+    # ResNet-18 with input noise in float32 differs from Captum by 2.5e-3: not the draws (the path points are equal
+    # bit for bit) but one unit of layer3.1's first ReLU that lies within float32 rounding of its kink at one path
+    # point (test below); in float64 the two agree to 1e-9.
     from captum.attr import GradientShap as CaptumGradientShap
 
-    model = ARCHITECTURES[name][0]()
-    x = inputs_for()
-    references = 0.5 * torch.randn(4, *x.shape[1:], generator=torch.Generator().manual_seed(3))
+    model = resnet18_float64() if name == "resnet18_float64" else ARCHITECTURES[name][0]()
+    x = inputs_for().to(model.dtype)
+    references = 0.5 * torch.randn(4, *x.shape[1:], generator=torch.Generator().manual_seed(3)).to(x.dtype)
     method = GradientShap(model, baseline=references, samples=5, sigma=sigma, seed=6, batch_size=3)
     ours = method(x, CLASSES)
     chosen, alphas = method.draws(4)
@@ -62,3 +70,37 @@ def test_gradient_shap_adds_up_in_expectation_and_exactly_on_a_linear_model():
     with torch.no_grad():
         expected = linear(x)[torch.arange(2), CLASSES] - linear(references[chosen])[:, CLASSES].mean(0)
     assert torch.allclose(ours.sum((1, 2, 3)), expected, atol=1e-4)
+
+
+def test_in_float32_resnet18_differs_from_captum_only_where_a_relu_sits_at_its_kink():
+    model = ARCHITECTURES["resnet18"][0]()
+    x = inputs_for()
+    references = 0.5 * torch.randn(4, *x.shape[1:], generator=torch.Generator().manual_seed(3))
+    method = GradientShap(model, baseline=references, samples=5, sigma=0.2, seed=6)
+    chosen, alphas = method.draws(4)
+    draws = NoiseSamples(x.shape[1:], x, 6)
+    # the second pass of the test above (batch_size=3): rows 3, 4, 5 are (image 1, sample 1), (0, 2), (1, 2)
+    images, samples = torch.tensor([1, 0, 1]), torch.tensor([1, 2, 2])
+    noisy = x[images] + 0.2 * torch.stack([draws[int(s)] for s in samples])
+    alpha = alphas[samples].view(-1, 1, 1, 1)
+    point = alpha * noisy + (1 - alpha) * references[chosen[samples]]
+    relu = model.net.layer3[1].relu  # torchvision reuses it: its first call, after bn1
+
+    def before_relu(net, layout):
+        seen = []
+        handle = net.layer3[1].relu.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+        try:
+            with torch.no_grad():
+                net(point.to(next(net.parameters()).dtype).contiguous(memory_format=layout))
+        finally:
+            handle.remove()
+        return seen[0].double()
+
+    exact = before_relu(copy.deepcopy(model.net).double(), torch.contiguous_format)
+    channels_last = before_relu(model.net, torch.channels_last)  # convscope's layout on a CPU
+    plain = before_relu(model.net, torch.contiguous_format)  # Captum's
+    flipped = (channels_last > 0) != (exact > 0)
+    assert int(flipped.sum()) == 1 and not bool(((plain > 0) != (exact > 0)).any())
+    # at the kink: a few units of float32 rounding on either side of 0, among activations of order 1
+    assert float(exact[flipped].abs()) < 2e-6 and float(channels_last[flipped].abs()) < 2e-6 < float(exact.abs().max())
+    assert relu.inplace  # (why the hook above reads the input before the call)

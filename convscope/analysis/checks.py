@@ -92,7 +92,7 @@ def run_checks(model: Model, out: str | Path, *, methods: Sequence[str] | None =
     summary["faithfulness"] = faithful.rows()
     log("Deletion / insertion areas (lower / higher is better):")
     for row in faithful.rows():
-        log(f"  {row['method']:22} deletion {row['deletion_auc']:.3f}   insertion {row['insertion_auc']:.3f}")
+        log(f"  {row['method']:28} deletion {row['deletion_auc']:.3f}   insertion {row['insertion_auc']:.3f}")
     log(f"  ({time.perf_counter() - began:.0f} s)")
 
     began = time.perf_counter()
@@ -105,7 +105,7 @@ def run_checks(model: Model, out: str | Path, *, methods: Sequence[str] | None =
     summary["occlusion_study"] = occluded.row()
     log(f"Pointing game on {len(pasted.boxes)} photos pasted on textures (chance {pointing.chance:.2f}):")
     for row in pointing.rows():
-        log(f"  {row['method']:22} {row['pointing_accuracy']:.2f}")
+        log(f"  {row['method']:28} {row['pointing_accuracy']:.2f}")
     row = occluded.row()
     log(f"Occlusion study: lowest probability with the occluder on the object in {row['minimum_on_object']:.0%} "
         f"of pictures (chance {row['chance']:.0%}); mean drop on the object {row['mean_drop_on_object']:.3f}, "

@@ -49,9 +49,9 @@ class DataRandomisation:
                  "pictures": len(self.pictures)} for m in self.methods]
 
     def summary(self) -> list[str]:
-        lines = [f"{'method':22} {'Spearman':>9} {'SSIM':>6}"]
-        lines += [f"{r['method']:22} {r['spearman']:9.2f} {r['ssim']:6.2f}" for r in self.rows()]
-        lines += [f"{m:22} not applicable: {_first_clause(why)}" for m, why in self.skipped.items()]
+        lines = [f"{'method':28} {'Spearman':>9} {'SSIM':>6}"]
+        lines += [f"{r['method']:28} {r['spearman']:9.2f} {r['ssim']:6.2f}" for r in self.rows()]
+        lines += [f"{m:28} not applicable: {_first_clause(why)}" for m, why in self.skipped.items()]
         return lines
 
     def picture(self, shown: int = 4, tile_size: int = 88) -> Picture:

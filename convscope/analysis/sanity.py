@@ -60,11 +60,11 @@ class SanityChecks:
     def summary(self) -> list[str]:
         """One line per method: similarity after the top stage, halfway and fully randomised."""
         half = len(self.stages) // 2
-        lines = [f"{'method':22} {'Spearman: top':>14} {'half':>6} {'all':>6}   "
+        lines = [f"{'method':28} {'Spearman: top':>14} {'half':>6} {'all':>6}   "
                  f"{'SSIM: top':>9} {'half':>6} {'all':>6}"]
         for m in self.methods:
             r, s = self.spearman[m], self.ssim[m]
-            lines.append(f"{m:22} {r[0]:14.2f} {r[half]:6.2f} {r[-1]:6.2f}   {s[0]:9.2f} {s[half]:6.2f} {s[-1]:6.2f}")
+            lines.append(f"{m:28} {r[0]:14.2f} {r[half]:6.2f} {r[-1]:6.2f}   {s[0]:9.2f} {s[half]:6.2f} {s[-1]:6.2f}")
         return lines
 
     def picture(self, image: int = 0, columns: int = 6) -> Picture:

@@ -27,8 +27,14 @@ from convscope.attribution.guided_grad_cam import GuidedGradCAM
 from convscope.attribution.hires_cam import HiResCAM
 from convscope.attribution.input_x_gradient import InputXGradient
 from convscope.attribution.integrated_gradients import IntegratedGradients
+from convscope.attribution.internal_influence import InternalInfluence
+from convscope.attribution.kernel_shap import KernelShap
 from convscope.attribution.kpca_cam import KPCACAM
 from convscope.attribution.layer_cam import LayerCAM
+from convscope.attribution.layer_conductance import LayerConductance
+from convscope.attribution.layer_deep_lift import LayerDeepLift
+from convscope.attribution.layer_gradient_x_activation import LayerGradientXActivation
+from convscope.attribution.lime import Lime
 from convscope.attribution.lrp import LRP
 from convscope.attribution.noise_tunnel import NoiseTunnel
 from convscope.attribution.occlusion import Occlusion, OcclusionMaps
@@ -45,4 +51,5 @@ __all__ = ["CAM", "METHODS", "Attribution", "Deconvnet", "Explanation", "GradCAM
            "Saliency", "ScoreCAM", "SmoothGrad", "compare", "explain", "make_method", "EigenCAM", "EigenGradCAM",
            "GradCAMElementWise", "HiResCAM", "XGradCAM", "AblationCAM", "NoiseTunnel", "FullGrad", "DeepLift",
            "DeepLiftShap", "GradientShap", "FeatureAblation", "ShapleyValueSampling",
-           "KPCACAM", "ShapleyCAM", "FinerCAM", "Factors", "factorise"]
+           "KPCACAM", "ShapleyCAM", "FinerCAM", "Factors", "factorise", "Lime", "KernelShap",
+           "LayerConductance", "InternalInfluence", "LayerGradientXActivation", "LayerDeepLift"]

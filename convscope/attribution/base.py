@@ -25,6 +25,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from convscope.attribution.forward_args import rows
 from convscope.backward_rules import backward_rules
 from convscope.hooks import capture, inspection_mode
 from convscope.logs import get_logger
@@ -63,6 +64,9 @@ class Attribution:
     style: ClassVar[str] = "heat"
     may_ignore_pictures: ClassVar[bool] = False  # see convscope.attribution.picture_independence
     _given: tuple[tuple[object, ...], dict[str, object]]
+    # Every forward pass is over the batch, its first image, or copies whose images it names (forward_args.rows):
+    # Captum's additional_forward_args= can follow the images.
+    takes_forward_args: ClassVar[bool] = False
 
     def __new__(cls, *args: object, **kwargs: object) -> Attribution:
         made = super().__new__(cls)
@@ -81,16 +85,31 @@ class Attribution:
     def __call__(self, inputs: Tensor, target: TargetLike = None, **settings: object) -> Tensor:
         return self.attribute(inputs, target, **settings)
 
-    def attribute(self, inputs: Tensor, target: TargetLike = None, **settings: object) -> Tensor:
+    def attribute(self, inputs: Tensor, target: TargetLike = None, *, additional_forward_args: object = None,
+                  **settings: object) -> Tensor:
         """The maps for ``inputs`` (a normalised batch) and ``target``, as Captum's ``attribute(inputs, target=)``.
 
         ``settings`` change the method's settings for this call, by Captum's keyword names where
         the method has the concept (``baselines=``, ``n_steps=``, ``n_samples=``, ``feature_mask=``,
         ``internal_batch_size=``, ``nt_type=`` …) or by the constructor's own (``steps=``). A number
         given as ``baselines=`` is a value of the normalised input, as in Captum.
+        ``additional_forward_args`` (Captum's): more arguments for the model's forward after the input,
+        a tensor whose first dimension is the batch going with its images
+        (:mod:`~convscope.attribution.forward_args`).
         """
+        from convscope.attribution.forward_args import as_arguments, passing
+
         method = self.with_settings(**settings) if settings else self
-        return method._maps(check_inputs(inputs, method.model), as_target(target, method.model))
+        extra = as_arguments(additional_forward_args)
+        if extra and not method.takes_forward_args:
+            from convscope.attribution.registry import METHODS
+
+            able = ", ".join(name for name, cls in METHODS.items() if cls.takes_forward_args)
+            raise ValueError(f"{method.name or type(method).__name__} cannot pass additional_forward_args= to the "
+                             f"model (some of its passes mix images or channels); these methods can: {able}")
+        checked = check_inputs(inputs, method.model)
+        with passing(method.model.net, extra, checked.shape[0], method.title or type(method).__name__):
+            return method._maps(checked, as_target(target, method.model))
 
     def with_settings(self, **settings: object) -> Attribution:
         """A copy of this method with some constructor settings changed (Captum's names or convscope's)."""
@@ -294,6 +313,7 @@ def summed_input_gradients(model: Model, inputs: Tensor, target: Target, copies:
     for part in chunks(len(pairs), per_pass, description=description, progress=progress):
         images, copy = pairs[part] % batch, pairs[part] // batch
         span = range(part.start // batch, (part.stop - 1) // batch + 1)
-        grads = input_gradient(model, make(images, copy, span), copies_target(target, classes, images))
+        with rows(images):
+            grads = input_gradient(model, make(images, copy, span), copies_target(target, classes, images))
         total.index_add_(0, images, grads.float())
     return total

@@ -83,6 +83,8 @@ class GradientCAM(ChannelSumCAM):
     """Base of the gradient-weighted maps: ``Σ_k weighted(A, dS/dA)_k -> [B,1,h,w]``, raw (signed, layer
     resolution)."""
 
+    takes_forward_args = True
+
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         found = layer_gradient(self.model, inputs, target, self.layer(inputs))
         activations, grads = self.feature_maps(inputs, found.activations, found.grads)

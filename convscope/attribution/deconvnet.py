@@ -25,6 +25,8 @@ class Deconvnet(Attribution):
     :mod:`convscope.attribution.picture_independence`).
     """
 
+    takes_forward_args = True
+
     name = "deconvnet"
     title = "Deconvnet"
     paper = "https://arxiv.org/abs/1311.2901"

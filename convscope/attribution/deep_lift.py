@@ -6,6 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from convscope.attribution.base import Attribution, copies_target, fast_layout, image_classes
+from convscope.attribution.forward_args import current_rows
+from convscope.attribution.forward_args import rows as forward_rows
 from convscope.attribution.integrated_gradients import baseline_tensor
 from convscope.hooks import capture, inspection_mode, refuse_script_module
 from convscope.models.model import Model
@@ -33,6 +35,8 @@ class DeepLift(Attribution):
     in :class:`~convscope.attribution.IntegratedGradients` (Captum's ``baselines=`` also works).
     """
 
+    takes_forward_args = True
+
     name = "deep_lift"
     title = "DeepLIFT"
     paper = "https://arxiv.org/abs/1704.02685"
@@ -51,30 +55,38 @@ class DeepLift(Attribution):
         return deep_lift(self.model, inputs, baseline, target, self.title)
 
 
-def deep_lift(model: Model, inputs: Tensor, baseline: Tensor, target: Target, title: str = "DeepLIFT") -> Tensor:
-    """DeepLIFT's attributions of ``target`` for ``inputs`` against ``baseline`` (shaped like ``inputs``)."""
+def deep_lift(model: Model, inputs: Tensor, baseline: Tensor, target: Target, title: str = "DeepLIFT",
+              layer: str | None = None) -> Tensor:
+    """DeepLIFT's attributions of ``target`` for ``inputs`` against ``baseline`` (shaped like ``inputs``): to the
+    input pixels, or with ``layer`` to that layer's output (Captum's ``LayerDeepLift``), as it is shaped there."""
     net = model.net
     refuse_script_module(net)
     check_rules(net, title)
     batch = inputs.shape[0]
     rows = torch.cat([torch.arange(batch, device=inputs.device)] * 2)
+    images = current_rows()  # the images of these inputs, when they are copies (DeepLIFT-SHAP)
+    images = torch.cat([rows[:batch] if images is None else images] * 2)
     both = fast_layout(torch.cat([inputs, baseline.expand_as(inputs)]).detach()).requires_grad_(True)
     handles = []
-    try:
-        with inspection_mode(net, grad_params=None), capture(net, target.layers) as store:
-            for module in net.modules():
-                if isinstance(module, RESCALED):
-                    handles.append(module.register_forward_hook(_rescaled))
-                elif isinstance(module, nn.MaxPool2d):
-                    handles.append(module.register_forward_hook(_max_pooled))
+    try:  # the rules' hooks first: a layer or target that is itself rescaled is read after its rule
+        for module in net.modules():
+            if isinstance(module, RESCALED):
+                handles.append(module.register_forward_hook(_rescaled))
+            elif isinstance(module, nn.MaxPool2d):
+                handles.append(module.register_forward_hook(_max_pooled))
+        read = list(dict.fromkeys(([layer] if layer else []) + list(target.layers)))
+        with inspection_mode(net, grad_params=None), capture(net, read) as store, forward_rows(images):
             output = net(both)
             classes = image_classes(target, output[:batch].detach())  # a class target: the input's, for both halves
             scores = copies_target(target, classes, rows)(output, store.activations)
-            (grads,) = torch.autograd.grad(scores[:batch].sum(), both)
+            start = both if layer is None else store.activation(layer)
+            (grads,) = torch.autograd.grad(scores[:batch].sum(), start, allow_unused=True)
     finally:
         for handle in handles:
             handle.remove()
-    difference = (inputs - baseline).float()
+    start = start.detach()
+    grads = torch.zeros_like(start) if grads is None else grads
+    difference = (start[:batch] - start[batch:]).float()
     attributions = difference * grads[:batch].float()
     _check_summation(attributions, scores.detach().float(), batch, title)
     return attributions.to(inputs.dtype)

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from convscope.attribution.base import Attribution, batch_size_for, chunks, copies_target, forward, image_classes
 from convscope.attribution.deep_lift import deep_lift
+from convscope.attribution.forward_args import rows
 from convscope.models.model import Model
 from convscope.render.overlay import upsample
 from convscope.targets import Target
@@ -21,6 +22,8 @@ class DeepLiftShap(Attribution):
     The attributions add up to ``S(x) − mean_j S(x'_j)``. ``batch_size`` (input, baseline)
     pairs per pass; the rules and refusals are DeepLIFT's (:class:`~convscope.attribution.DeepLift`).
     """
+
+    takes_forward_args = True
 
     name = "deep_lift_shap"
     title = "DeepLIFT-SHAP"
@@ -52,8 +55,9 @@ class DeepLiftShap(Attribution):
         per_pass = batch_size_for(self.batch_size, inputs.device)
         for part in chunks(len(pairs), per_pass, description=self.title, progress=self.progress):
             images, chosen = pairs[part] % batch, pairs[part] // batch
-            maps = deep_lift(self.model, inputs[images], references[chosen], copies_target(target, classes, images),
-                             self.title)
+            with rows(images):
+                maps = deep_lift(self.model, inputs[images], references[chosen],
+                                 copies_target(target, classes, images), self.title)
             total.index_add_(0, images, maps.to(total.dtype))
         return (total / count).to(inputs.dtype)
 

@@ -15,6 +15,7 @@ from convscope.attribution.base import (
     forward,
     image_classes,
 )
+from convscope.attribution.forward_args import rows
 from convscope.attribution.integrated_gradients import baseline_tensor
 from convscope.hooks import capture, inspection_mode
 from convscope.models.model import Model
@@ -31,6 +32,8 @@ class FeatureAblation(Attribution):
     (default ``'mean'``, the normalisation mean; Captum's ``baselines=`` also works).
     ``batch_size`` ablated copies per pass, across images. Equal to Captum's ``FeatureAblation``.
     """
+
+    takes_forward_args = True
 
     name = "feature_ablation"
     title = "Feature ablation"
@@ -81,7 +84,8 @@ class FeatureAblation(Attribution):
                 image, group = images_t[part], groups_t[part]
                 where = mask[image] == group.view(-1, 1, 1, 1)
                 copies = torch.where(where, baseline[image], inputs[image])
-                out = net(fast_layout(copies))
+                with rows(image):
+                    out = net(fast_layout(copies))
                 drops[part] = clean[image] - copies_target(target, classes, image)(out, store.activations).float()
         maps = torch.zeros(mask.shape, device=inputs.device)
         for index in range(len(images)):

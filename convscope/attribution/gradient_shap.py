@@ -15,6 +15,7 @@ from convscope.attribution.base import (
     input_gradient,
 )
 from convscope.attribution.deep_lift_shap import check_references, reference_images
+from convscope.attribution.forward_args import rows
 from convscope.attribution.smooth_grad import NoiseSamples
 from convscope.models.model import Model
 from convscope.render.overlay import upsample
@@ -31,6 +32,8 @@ class GradientShap(Attribution):
     ``seed`` and are the same for every image. In expectation the attributions add up to
     ``S(x) − E S(x')``. ``batch_size`` points per pass. ``[B,C,H,W]``.
     """
+
+    takes_forward_args = True
 
     name = "gradient_shap"
     title = "GradientSHAP"
@@ -78,6 +81,7 @@ class GradientShap(Attribution):
             step = noisy - base
             alpha = alphas[sample].to(inputs.dtype).view(-1, 1, 1, 1)
             points = alpha * noisy + (1 - alpha) * base  # as Captum writes it (the same rounding)
-            grads = input_gradient(self.model, points, copies_target(target, classes, images))
+            with rows(images):
+                grads = input_gradient(self.model, points, copies_target(target, classes, images))
             total.index_add_(0, images, (step * grads).to(total.dtype))
         return (total / self.samples).to(inputs.dtype)

@@ -17,6 +17,8 @@ class GuidedBackprop(Attribution):
     ``x * sigmoid(x)``). Returns signed colour maps ``[B,C,H,W]``.
     """
 
+    takes_forward_args = True
+
     name = "guided_backprop"
     title = "Guided backprop"
     paper = "https://arxiv.org/abs/1412.6806"

@@ -17,6 +17,8 @@ class InputXGradient(Attribution):
     of a Taylor expansion at 0. Equal to Captum's ``InputXGradient``.
     """
 
+    takes_forward_args = True
+
     name = "input_x_gradient"
     title = "Input × Gradient"
     paper = "https://arxiv.org/abs/1605.01713"

@@ -21,6 +21,8 @@ class IntegratedGradients(Attribution):
     interpolated images per forward pass. A class target keeps the clean image's class.
     """
 
+    takes_forward_args = True
+
     name = "integrated_gradients"
     title = "Integrated Gradients"
     paper = "https://arxiv.org/abs/1703.01365"

@@ -20,8 +20,14 @@ from convscope.attribution.guided_grad_cam import GuidedGradCAM
 from convscope.attribution.hires_cam import HiResCAM
 from convscope.attribution.input_x_gradient import InputXGradient
 from convscope.attribution.integrated_gradients import IntegratedGradients
+from convscope.attribution.internal_influence import InternalInfluence
+from convscope.attribution.kernel_shap import KernelShap
 from convscope.attribution.kpca_cam import KPCACAM
 from convscope.attribution.layer_cam import LayerCAM
+from convscope.attribution.layer_conductance import LayerConductance
+from convscope.attribution.layer_deep_lift import LayerDeepLift
+from convscope.attribution.layer_gradient_x_activation import LayerGradientXActivation
+from convscope.attribution.lime import Lime
 from convscope.attribution.lrp import LRP
 from convscope.attribution.noise_tunnel import NoiseTunnel
 from convscope.attribution.occlusion import Occlusion
@@ -36,4 +42,5 @@ METHODS: dict[str, type[Attribution]] = {m.name: m for m in (
     Occlusion, Saliency, Deconvnet, GuidedBackprop, CAM, GradCAM, GuidedGradCAM, SmoothGrad, IntegratedGradients,
     GradCAMPlusPlus, LayerCAM, ScoreCAM, InputXGradient, HiResCAM, GradCAMElementWise, XGradCAM, EigenCAM,
     EigenGradCAM, AblationCAM, FullGrad, NoiseTunnel, DeepLift, DeepLiftShap, GradientShap, FeatureAblation,
-    ShapleyValueSampling, LRP, KPCACAM, ShapleyCAM, FinerCAM)}
+    ShapleyValueSampling, LRP, KPCACAM, ShapleyCAM, FinerCAM, Lime, KernelShap, LayerConductance,
+    InternalInfluence, LayerGradientXActivation, LayerDeepLift)}

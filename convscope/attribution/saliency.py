@@ -15,6 +15,8 @@ class Saliency(Attribution):
     the gradient is taken at the model's input (the normalised pixels).
     """
 
+    takes_forward_args = True
+
     name = "saliency"
     title = "Saliency"
     paper = "https://arxiv.org/abs/1312.6034"

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from convscope.attribution.base import batch_size_for, chunks, copies_target, fast_layout, forward, image_classes
 from convscope.attribution.feature_ablation import FeatureAblation
+from convscope.attribution.forward_args import rows
 from convscope.attribution.integrated_gradients import baseline_tensor
 from convscope.hooks import capture, inspection_mode
 from convscope.models.model import Model
@@ -65,7 +66,8 @@ class ShapleyValueSampling(FeatureAblation):
                 restored = ranks[sample][torch.arange(len(image), device=inputs.device)[:, None, None],
                                          mask[image, 0]] < step.view(-1, 1, 1)
                 copies = torch.where(restored[:, None], inputs[image], baseline[image])
-                out = net(fast_layout(copies))
+                with rows(image):
+                    out = net(fast_layout(copies))
                 scores[image, sample, step] = copies_target(target, classes, image)(out, store.activations).float()
         changes = scores[..., 1:] - scores[..., :-1]  # [B, samples, count]: the change when order[s][k] comes back
         per_segment = torch.zeros(batch, count, device=inputs.device)

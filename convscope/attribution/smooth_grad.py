@@ -22,6 +22,8 @@ class SmoothGrad(Attribution):
     A class target keeps each clean image's class for all its copies.
     """
 
+    takes_forward_args = True
+
     name = "smooth_grad"
     title = "SmoothGrad"
     paper = "https://arxiv.org/abs/1706.03825"

@@ -80,10 +80,11 @@ def add_method_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plain-occlusion", action="store_true",
                    help="occlusion: run every occluded copy through the whole model instead of recomputing only "
                         "what the occluder changes (the same maps, slower; for checking)")
-    p.add_argument("--steps", type=int, help="Integrated Gradients steps (default 50)")
+    p.add_argument("--steps", type=int, help="Integrated Gradients, layer_conductance and internal_influence steps "
+                                             "(default 50)")
     p.add_argument("--samples", type=int,
                    help="SmoothGrad samples (default 50), noise_tunnel and gradient_shap samples (default 16), "
-                        "shapley_value_sampling orders (default 25)")
+                        "shapley_value_sampling orders (default 25), lime and kernel_shap masked copies (default 200)")
     p.add_argument("--around", metavar="METHOD", help="noise_tunnel: the method run on the noisy copies "
                                                       "(default saliency; e.g. integrated_gradients, grad_cam)")
     p.add_argument("--nt-type", choices=["smoothgrad", "smoothgrad_sq", "vargrad"],
@@ -113,7 +114,9 @@ def _options(args: argparse.Namespace) -> dict[str, dict[str, object]]:
         "occlusion": {"size": args.size, "stride": args.stride, "incremental": plain, **batch},
         "integrated_gradients": {"steps": args.steps, **batch}, "smooth_grad": {"samples": args.samples, **batch},
         "score_cam": {**batch, **smooth}, "ablation_cam": {**batch, **smooth}, "feature_ablation": batch,
-        "shapley_value_sampling": {"samples": args.samples, **batch},
+        "shapley_value_sampling": {"samples": args.samples, **batch}, "lime": {"samples": args.samples, **batch},
+        "kernel_shap": {"samples": args.samples, **batch}, "layer_conductance": {"steps": args.steps, **batch},
+        "internal_influence": {"steps": args.steps, **batch},
         "deep_lift_shap": batch, "gradient_shap": {"samples": args.samples, **batch},
         "noise_tunnel": {"around": around, "kind": kind, "samples": args.samples, **batch},
         "lrp": {"composite": getattr(args, "composite", None)},

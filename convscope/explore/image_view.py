@@ -25,12 +25,15 @@ from convscope.models.model import Model
 
 # Cheap methods first (one or two passes), then the ones that take many passes.
 METHOD_ORDER = ("grad_cam", "cam", "grad_cam_plus_plus", "layer_cam", "hires_cam", "grad_cam_element_wise",
-                "xgrad_cam", "eigen_cam", "eigen_grad_cam", "kpca_cam", "shapley_cam", "finer_cam", "saliency",
-                "input_x_gradient", "guided_backprop", "deconvnet", "guided_grad_cam", "deep_lift", "full_grad",
-                "smooth_grad", "integrated_gradients", "noise_tunnel", "gradient_shap", "deep_lift_shap", "occlusion",
-                "feature_ablation", "shapley_value_sampling", "score_cam", "ablation_cam")
-SLOW_METHODS = ("smooth_grad", "integrated_gradients", "noise_tunnel", "gradient_shap", "deep_lift_shap", "occlusion",
-                "feature_ablation", "shapley_value_sampling", "score_cam", "ablation_cam")
+                "xgrad_cam", "eigen_cam", "eigen_grad_cam", "kpca_cam", "shapley_cam", "finer_cam",
+                "layer_gradient_x_activation", "layer_deep_lift", "saliency", "input_x_gradient", "guided_backprop",
+                "deconvnet", "guided_grad_cam", "deep_lift", "full_grad", "smooth_grad", "integrated_gradients",
+                "noise_tunnel", "gradient_shap", "deep_lift_shap", "layer_conductance", "internal_influence",
+                "occlusion", "feature_ablation", "shapley_value_sampling", "lime", "kernel_shap", "score_cam",
+                "ablation_cam")
+SLOW_METHODS = ("smooth_grad", "integrated_gradients", "noise_tunnel", "gradient_shap", "deep_lift_shap",
+                "layer_conductance", "internal_influence", "occlusion", "feature_ablation", "shapley_value_sampling",
+                "lime", "kernel_shap", "score_cam", "ablation_cam")
 
 router = APIRouter(prefix="/api", tags=["image"])
 
