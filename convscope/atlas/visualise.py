@@ -66,6 +66,7 @@ class ChannelPictures:
     negative: Tensor | None
     facets: Tensor
     values: Tensor
+    responses: Tensor  # [n,C]: the mean of every channel of the layer on each channel's visualisation
 
 
 def group_objective(layer: str, channels: Sequence[int], recipe: Recipe) -> Objective:
@@ -121,7 +122,8 @@ def visualise_channels(model: Model, layer: str, channels: Sequence[int], recipe
     means = acts.reshape(acts.shape[0], acts.shape[1], -1).mean(2)
     targets = torch.tensor([c for c in channels for _ in range(recipe.group)], device=means.device)
     values = means.gather(1, targets[:, None])[:, 0].cpu().view(len(channels), recipe.group)
+    responses = means.view(len(channels), recipe.group, -1)[:, 0].float().cpu()
     grouped = images.view(len(channels), recipe.group, *images.shape[1:])
     negative = grouped[:, 1] if recipe.negative else None
     return ChannelPictures(layer, channels, grouped[:, 0], negative, grouped[:, recipe.group - recipe.facets:],
-                           values)
+                           values, responses)
