@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from convscope.atlas.diversity import group_similarity
+from convscope.atlas.pre_activation import pre_activation
 from convscope.atlas.seeds import seeded
 from convscope.models.model import Model
 from convscope.synthesis.loop import optimise
@@ -51,7 +52,8 @@ class Recipe:
     def settings(self) -> dict[str, object]:
         return {"size": self.size, "steps": self.steps, "lr": self.lr, "facets": self.facets,
                 "diversity": self.diversity, "negative": self.negative, "seed": self.seed,
-                "parameterisation": "fourier (decorrelated)", "transforms": f"standard({self.size}/128)"}
+                "parameterisation": "fourier (decorrelated)", "transforms": f"standard({self.size}/128)",
+                "objective": "mean of the channel (of softplus of a rectifier's input)"}
 
 
 @dataclass
@@ -69,8 +71,14 @@ class ChannelPictures:
     responses: Tensor  # [n,C]: the mean of every channel of the layer on each channel's visualisation
 
 
-def group_objective(layer: str, channels: Sequence[int], recipe: Recipe) -> Objective:
-    """One objective per batch element: ±(mean activation of its channel), minus the facets' diversity term."""
+def group_objective(layer: str, channels: Sequence[int], recipe: Recipe, *, rectified: bool = False) -> Objective:
+    """One objective per batch element: ±(mean activation of its channel), minus the facets' diversity term.
+
+    ``rectified``: the layer's activations are a rectifier's input; the positive pictures and facets then
+    maximise the mean of its smooth version, softplus, which equals the rectifier's output up to < 0.7 and
+    has a gradient where the channel is silent, so that it grows where the channel begins to respond instead
+    of lifting every position alike; the negative picture minimises the input itself (what inhibits most).
+    """
     group = recipe.group
     targets = torch.tensor([c for c in channels for _ in range(group)])
     signs = torch.tensor([1.0] + [-1.0] * int(recipe.negative) + [1.0] * recipe.facets).repeat(len(channels))
@@ -79,7 +87,11 @@ def group_objective(layer: str, channels: Sequence[int], recipe: Recipe) -> Obje
     def value(e: Evaluation) -> Tensor:
         acts = e.activation(layer)
         flat = acts.reshape(acts.shape[0], acts.shape[1], -1)
-        means = flat.mean(2).gather(1, targets.to(acts.device)[:, None])[:, 0]
+        index = targets.to(acts.device)[:, None]
+        means = flat.mean(2).gather(1, index)[:, 0]
+        if rectified:
+            smooth = F.softplus(flat.gather(1, index[:, :, None].expand(-1, 1, flat.shape[2]))[:, 0]).mean(1)
+            means = torch.where(signs.to(means) > 0, smooth, means)
         values = means * signs.to(means)
         if recipe.facets >= 2 and recipe.diversity:
             chosen = facet.to(acts.device)
@@ -103,15 +115,19 @@ def start_images(layer: str, channels: Sequence[int], recipe: Recipe) -> Fourier
 
 def visualise_channels(model: Model, layer: str, channels: Sequence[int], recipe: Recipe, *,
                        model_size: tuple[int, int] | None = None, progress: bool = True) -> ChannelPictures:
-    """The pictures of ``channels`` of ``layer`` made in one batch (``model`` on its device; best a
-    :func:`~convscope.atlas.working_copy.working_copy`). ``model_size``: the size a fixed-size model reads."""
+    """The pictures of ``channels`` of ``layer`` made in one batch (``model`` on its device, a
+    :func:`~convscope.atlas.working_copy.working_copy`: a rectifier at ``layer`` is optimised at its input, see
+    :mod:`~convscope.atlas.pre_activation`). ``model_size``: the size a fixed-size model reads. ``values`` are
+    read at the layer's output."""
     channels = [int(c) for c in channels]
     if not channels:
         raise ValueError("give at least one channel")
     param = start_images(layer, channels, recipe)
-    result = optimise(model, group_objective(layer, channels, recipe), param, steps=recipe.steps, lr=recipe.lr,
-                      transforms=standard(recipe.size / 128), generator=seeded(recipe.seed, layer, "transforms"),
-                      model_size=model_size, progress=progress, description=f"{layer} ×{len(channels)}")
+    with pre_activation(model.net, layer) as rectified:
+        objective = group_objective(layer, channels, recipe, rectified=rectified)
+        result = optimise(model, objective, param, steps=recipe.steps, lr=recipe.lr,
+                          transforms=standard(recipe.size / 128), generator=seeded(recipe.seed, layer, "transforms"),
+                          model_size=model_size, progress=progress, description=f"{layer} ×{len(channels)}")
     images = result.images
     if model.preprocess.channels == 1:  # a grey model sees the luminance: show that, not colours it never saw
         weights = torch.tensor(LUMINANCE).view(1, 3, 1, 1)
