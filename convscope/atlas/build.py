@@ -177,7 +177,7 @@ def _make_layer(model: Model, fast: Model, plan: LayerPlan, out: Path, result: S
         if result is not None:
             from convscope.atlas.examples import bottom_examples, top_examples
 
-            kept = min(k, result.top(plan.name).k)
+            kept = min(k, result.top(plan.name).filled().k)
             top = top_examples(result, model, plan.name, chunk, kept, method)
             bottom = bottom_examples(result, model, plan.name, chunk, kept, method)
         for row, channel in enumerate(chunk):

@@ -81,5 +81,9 @@ def read_json(path: Path) -> dict[str, Any] | None:
 def _write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except BaseException:  # a full disk: no half-written file stays
+        temporary.unlink(missing_ok=True)
+        raise

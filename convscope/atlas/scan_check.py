@@ -17,9 +17,10 @@ def check_scan(result: ScanResult, model: Model, layers: Sequence[str], digest: 
     scanned = result.config.get("model", {})
     digest = digest if digest is not None else storage.fingerprint(model.net)
     if scanned.get("fingerprint") != digest:
-        raise ValueError(f"the scan in {str(result.folder)!r} was made with another model ({scanned.get('name')!r}, "
-                         f"other weights than {model.name!r} has now): scan with this model first (`convscope scan "
-                         f"… --model {model.name} --layers {' '.join(layers)}`), or give its --weights")
+        what = "other weights" if scanned.get("name") == model.name else f"{scanned.get('name')!r}"
+        raise ValueError(f"the scan in {str(result.folder)!r} was made with {what}, not this {model.name!r}: scan "
+                         f"with this model first (`convscope scan … --model {model.name} --layers "
+                         f"{' '.join(layers)}`), or give the scanned model's --model and --weights")
     missing = [layer for layer in layers if layer not in result.layers]
     if missing:
         raise ValueError(f"the scan in {str(result.folder)!r} recorded {', '.join(result.layers)}, not "

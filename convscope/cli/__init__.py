@@ -12,6 +12,7 @@ from convscope import __version__
 from convscope.cli import (
     analysis,
     argument_checks,
+    atlas,
     attribution,
     conventions,
     defences,
@@ -25,7 +26,8 @@ from convscope.cli import (
 from convscope.cli.errors import OneLineParser, check_arguments, nothing_left_on_error, report, user_code_errors
 from convscope.logs import configure
 
-COMMAND_GROUPS = [inspection, attribution, relevance, analysis, defences, feature_space, synthesis, demo, explore]
+COMMAND_GROUPS = [inspection, attribution, relevance, analysis, defences, feature_space, synthesis, atlas, demo,
+                  explore]
 
 
 def build_parser() -> argparse.ArgumentParser:
