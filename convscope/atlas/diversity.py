@@ -40,4 +40,4 @@ def reference_similarity(activations: Tensor, group_size: int) -> Tensor:
         start = i - i % group_size
         others = [float((grams[i] * grams[j]).sum()) for j in range(start, start + group_size) if j != i]
         values.append(sum(others) / len(others))
-    return torch.tensor(values)
+    return torch.tensor(values, dtype=torch.float64)
