@@ -141,7 +141,7 @@ def _run(model: Model, plans: list[LayerPlan], out: Path, atlas: dict[str, Any],
          recipe: Recipe, k: int, team: Workers, progress: bool) -> None:
     from convscope.atlas.site import write_site
 
-    fast = working_copy(model)
+    fast = working_copy(model, [plan.name for plan in plans])
     chain = _links(model, plans, out, result, team)
     for plan in plans:
         _make_layer(model, fast, plan, out, result, recipe, k, chain, team, progress)
