@@ -7,7 +7,8 @@ a whole layer.
 1. The same work: ``--channels`` channels of ``--layer`` of the embedded EfficientNet-Lite0, one picture each,
    ``--size`` px, ``--steps`` steps, Lucid's recipe (decorrelated Fourier image, Lucent's standard transforms, Adam
    at lr 0.05, mean of the channel) — in ``lucent.optvis.render.render_vis`` one channel after the other (pictures
-   not upsampled to 224: ``fixed_image_size=size``, so both see the same pixels) and in
+   not upsampled to 224: ``fixed_image_size=size``, so both see the same pixels; and as shipped, upsampled to 224)
+   and in
    ``convscope.atlas.visualise_channels`` all in one batch; then the atlas's full set per channel (the
    visualisation, the negative one and 4 facets) in one batch. Runs are interleaved; the best of ``--repeats``
    is shown, per channel and per picture, with the ratios (> 1: convscope is faster).
@@ -34,7 +35,8 @@ from convscope.models import load_model
 from convscope.synthesis.sizes import layer_shape
 
 
-def lucent_channels(model, layer: str, channels: list[int], size: int, steps: int) -> tuple[float, float]:
+def lucent_channels(model, layer: str, channels: list[int], size: int, steps: int,
+                    fixed: bool = True) -> tuple[float, float]:
     """Wall and CPU seconds for Lucent's render_vis to make one picture per channel, one channel at a time."""
     from lucent.optvis import objectives, param, render, transform
 
@@ -51,7 +53,7 @@ def lucent_channels(model, layer: str, channels: list[int], size: int, steps: in
                           lambda: param.image(size, fft=True, decorrelate=True),
                           transforms=transform.standard_transforms + [lambda x: (x - mean) / std],
                           thresholds=(steps,), preprocess=False, progress=False, show_image=False,
-                          fixed_image_size=size)
+                          fixed_image_size=size if fixed else None)
     _sync(device)
     seconds = time.perf_counter() - started, time.process_time() - cpu
     for p, flag in zip(net.parameters(), flags, strict=True):
@@ -101,6 +103,8 @@ def main() -> None:
     best: dict[str, list[float]] = {}
     for repeat in range(args.repeats):
         for name, run in (("lucent", lambda: lucent_channels(model, args.layer, channels, args.size, args.steps)),
+                          ("lucent224", lambda: lucent_channels(model, args.layer, channels, args.size, args.steps,
+                                                                fixed=False)),
                           ("batched", lambda: convscope_channels(fast, args.layer, channels, single)),
                           ("atlas", lambda: convscope_channels(fast, args.layer, channels, full))):
             wall, cpu = run()
@@ -112,6 +116,8 @@ def main() -> None:
         per = {name: seconds[column] / n for name, seconds in best.items()}
         print(f"{clock} time, best of {args.repeats}:")
         print(f"  Lucent, one channel at a time:        {per['lucent']:6.2f} s a channel (one picture)")
+        print(f"  Lucent as shipped (upsampled to 224): {per['lucent224']:6.2f} s a channel  → convscope "
+              f"{per['lucent224'] / per['batched']:.1f}× less per channel")
         print(f"  convscope, {n} channels in one batch: {per['batched']:6.2f} s a channel (one picture)  "
               f"→ {per['lucent'] / per['batched']:.1f}× less per channel")
         print(f"  convscope atlas, {full.group} pictures each:   {per['atlas']:6.2f} s a channel, "

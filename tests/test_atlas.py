@@ -242,3 +242,30 @@ def test_the_command_refuses_in_one_line(scan, tmp_path, capsys) -> None:
     status, err = run(["atlas", "--layers", "relu3", "--scan", str(scan), "--out", str(tmp_path / "a")], capsys)
     assert_refused(status, err)
     assert "not relu3" in err and not (tmp_path / "a").exists()
+
+
+def test_two_torchrun_processes_split_the_channels(tmp_path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    arguments = ["atlas", "--model", "fashion_cnn", "--layers", "relu1", "--channels", "0", "1", "2", "3", "4",
+                 "--size", "32", "--steps", "4", "--batch-size", "2", "-q"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(port), "-m", "convscope", *arguments, "--out", str(tmp_path / "two")]
+    finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    from convscope.cli import main
+
+    assert main([*arguments, "--out", str(tmp_path / "one")]) == 0
+    two, one = files(tmp_path / "two"), files(tmp_path / "one")
+    assert two.keys() == one.keys() and len([n for n in one if n.endswith(".json") and "channels" in n]) == 5
+    for name in one:
+        if name.endswith(".png"):
+            a, b = (np.asarray(Image.open(folder / name), dtype=int) for folder in (tmp_path / "one", tmp_path / "two"))
+            assert np.abs(a - b).max() <= 1, name

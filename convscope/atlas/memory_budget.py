@@ -15,6 +15,7 @@ from convscope.synthesis.loop import LayersDone, stop_after
 from convscope.synthesis.sizes import BYTES_PER_VALUE
 
 SHARE = 0.5  # of the free memory one batch may take
+CPU_PICTURES = 24
 
 
 def bytes_per_picture(model: Model, layer: str, size: int, model_size: tuple[int, int] | None = None) -> int:
@@ -38,10 +39,17 @@ def bytes_per_picture(model: Model, layer: str, size: int, model_size: tuple[int
     return 2 * saved[0] + BYTES_PER_VALUE * 3 * size * size
 
 
+def default_batch(device: torch.device, pictures_per_channel: int) -> int:
+    """Channels per batch when none is asked for: on a GPU 64 (it is busy only with large batches); on a CPU
+    those of about 24 pictures (larger batches leave the caches and cost more per picture)."""
+    return 64 if device.type == "cuda" else max(1, CPU_PICTURES // pictures_per_channel)
+
+
 def channels_per_batch(model: Model, layer: str, size: int, pictures_per_channel: int, wanted: int | None,
-                       model_size: tuple[int, int] | None = None, default: int = 16) -> int:
-    """Channels per optimisation batch: ``wanted`` (or ``default``) when it fits in ``SHARE`` of the free memory,
-    else as many as fit; a one-line ``ValueError`` when not even one channel's pictures fit."""
+                       model_size: tuple[int, int] | None = None) -> int:
+    """Channels per optimisation batch: ``wanted`` (or :func:`default_batch`) when it fits in ``SHARE`` of the free
+    memory, else as many as fit; a one-line ``ValueError`` when not even one channel's pictures fit."""
+    default = default_batch(model.device, pictures_per_channel)
     per_channel = pictures_per_channel * bytes_per_picture(model, layer, size, model_size)
     check_fits(per_channel, f"the {pictures_per_channel} pictures of one channel of {layer} at {size} px",
                "give a smaller --size, or fewer facets", model.device)
