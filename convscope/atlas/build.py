@@ -253,6 +253,11 @@ def _finish_layer(out: Path, plan: LayerPlan, result: ScanResult | None) -> None
     known = [r["stats"] for r in records if r["stats"].get("active_fraction") is not None]
     stats: dict[str, Any] = {"dead": len(dead), "ordered_by": ordered_by,
                              "projection": records[0].get("projection"), "links": records[0].get("links")}
+    if result is not None:
+        pooling = {"mean": "mean", "max": "maximum"}.get(result.config.get("pooling"), "mean")
+        stats["top"] = "the scanned pictures with the strongest unit, cut around it (the scan's top-k)"
+        stats["bottom"] = (f"the scanned pictures with the lowest {pooling} of the channel over positions, cut "
+                           "around its weakest unit (on a rectified layer many pictures tie at 0)")
     if known:
         stats |= {"active_fraction": sum(s["active_fraction"] for s in known) / len(known),
                   "mean": sum(s["mean"] for s in known) / len(known), "max": max(s["max"] for s in known)}
