@@ -269,3 +269,19 @@ def test_two_torchrun_processes_split_the_channels(tmp_path) -> None:
         if name.endswith(".png"):
             a, b = (np.asarray(Image.open(folder / name), dtype=int) for folder in (tmp_path / "one", tmp_path / "two"))
             assert np.abs(a - b).max() <= 1, name
+
+
+def test_the_working_copy_leaves_others_hooks_behind(model) -> None:
+    kept = {}
+
+    def keep(module, inputs, output):  # what Lucent leaves on every module: its last output, not a leaf
+        kept["output"] = output
+
+    handle = model.net.conv1.register_forward_hook(keep)
+    try:
+        model.net(torch.rand(1, 1, 28, 28, requires_grad=True))
+        fast = working_copy(model, ["relu2"])
+        assert not fast.net.conv1._forward_hooks and len(model.net.conv1._forward_hooks) == 1
+        assert fast.net.conv1.weight.data_ptr() != model.net.conv1.weight.data_ptr()
+    finally:
+        handle.remove()
