@@ -285,3 +285,17 @@ def test_the_working_copy_leaves_others_hooks_behind(model) -> None:
         assert fast.net.conv1.weight.data_ptr() != model.net.conv1.weight.data_ptr()
     finally:
         handle.remove()
+
+
+def test_what_a_kill_leaves_is_cleaned_up_and_redone(model, tmp_path, monkeypatch) -> None:
+    out = make_atlas(model, ["relu1"], tmp_path / "atlas", channels=[0, 1], recipe=TINY, progress=False)
+    whole = (out / "layers/relu1/channels/1.json").read_text()
+    (out / "layers/relu1/channels/1.json").write_text(whole[:40])  # as if the disk filled up mid-write
+    stale = out / "layers/relu1/images/.1_vis.png.99999.tmp"
+    stale.write_bytes(b"half a picture")
+    made: list[int] = []
+    original = build.visualise_channels
+    monkeypatch.setattr(build, "visualise_channels", lambda *a, **k: (made.extend(a[2]), original(*a, **k))[1])
+    make_atlas(model, ["relu1"], out, channels=[0, 1], recipe=TINY, progress=False)
+    assert made == [1] and not stale.exists()
+    assert json.loads((out / "layers/relu1/channels/1.json").read_text())["images"] == json.loads(whole)["images"]
