@@ -1,1 +1,2 @@
-"""An atlas of every channel of chosen layers, browsable as a static web site (``convscope atlas``)."""
+"""The atlas: every channel of chosen layers with its pictures, dataset examples, statistics and links, written
+as files a static site shows (after OpenAI Microscope, https://openai.com/research/microscope)."""

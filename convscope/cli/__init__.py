@@ -12,6 +12,7 @@ from convscope import __version__
 from convscope.cli import (
     analysis,
     argument_checks,
+    atlas,
     attribution,
     conventions,
     defences,
@@ -27,7 +28,8 @@ from convscope.logs import configure, get_logger, timed
 
 log = get_logger(__name__)
 
-COMMAND_GROUPS = [inspection, attribution, relevance, analysis, defences, feature_space, synthesis, demo, explore]
+COMMAND_GROUPS = [inspection, attribution, relevance, analysis, defences, feature_space, synthesis, atlas, demo,
+                  explore]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,7 @@ from convscope.validation import output_folder, regular_file
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 EXIT_BAD_INPUT = 2
 WRITE_NOTHING = ("predict", "layers")  # commands that take --out with the shared options but write no file
-KEEPS_PROGRESS = ("scan", "train")  # what they wrote before an error is progress to resume or keep
+KEEPS_PROGRESS = ("scan", "train", "atlas")  # what they wrote before an error is progress to resume or keep
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -1,0 +1,153 @@
+"""Speed of the atlas's batched feature visualisation against Lucent's one-channel-at-a-time loop, and the time of
+a whole layer.
+
+    python benchmarks/atlas.py [--channels 8] [--steps 32] [--size 128] [--repeats 2] [--device cpu]
+                               [--layer blocks.4] [--layer-steps 256] [--layer-channels 112]
+
+1. The same work: ``--channels`` channels of ``--layer`` of the embedded EfficientNet-Lite0, one picture each,
+   ``--size`` px, ``--steps`` steps, Lucid's recipe (decorrelated Fourier image, Lucent's standard transforms, Adam
+   at lr 0.05, mean of the channel) — in ``lucent.optvis.render.render_vis`` one channel after the other (pictures
+   not upsampled to 224: ``fixed_image_size=size``, so both see the same pixels; and as shipped, upsampled to 224)
+   and in
+   ``convscope.atlas.visualise_channels`` all in one batch; then the atlas's full set per channel (the
+   visualisation, the negative one and 4 facets) in one batch. Runs are interleaved; the best of ``--repeats``
+   is shown, per channel and per picture, with the ratios (> 1: convscope is faster).
+2. A whole layer (``--layer-channels`` of its channels, all by default: blocks.4 has 112) at ``--size`` px and
+   ``--layer-steps`` steps, as ``convscope atlas`` makes it (no scan); with fewer channels the time of the whole
+   layer is extrapolated and marked so. The load average is printed with each figure: the machine may be shared.
+
+Measured on a shared 2-core AMD EPYC (1 thread, load average 7–15, so CPU seconds are the figures to trust;
+8 channels of blocks.4, 128 px, 32 steps): Lucent 1.56 s of CPU a channel (2.56 s as shipped, upsampling to
+224), convscope 0.64 s a channel in batches (2.5× and 4.0× less), the atlas's 6 pictures a channel 0.85 s a
+picture (1.8× less than Lucent per picture). The whole of blocks.4 (112 channels × 6 pictures, 256 steps):
+about 71 min of CPU, extrapolated from 4 channels; its visualisations alone about 10 min.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import convscope
+from convscope.atlas.build import make_atlas
+from convscope.atlas.memory_budget import default_batch
+from convscope.atlas.visualise import Recipe, visualise_channels
+from convscope.atlas.working_copy import working_copy
+from convscope.models import load_model
+from convscope.synthesis.sizes import layer_shape
+
+
+def lucent_channels(model, layer: str, channels: list[int], size: int, steps: int,
+                    fixed: bool = True) -> tuple[float, float]:
+    """Wall and CPU seconds for Lucent's render_vis to make one picture per channel, one channel at a time."""
+    from lucent.optvis import objectives, param, render, transform
+
+    device = model.device
+    mean = torch.tensor(model.preprocess.mean, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(model.preprocess.std, device=device).view(1, -1, 1, 1)
+    net = model.net.eval()
+    flags = [p.requires_grad for p in net.parameters()]
+    for p in net.parameters():
+        p.requires_grad_(False)
+    started, cpu = time.perf_counter(), time.process_time()
+    for channel in channels:
+        render.render_vis(net, objectives.channel(layer.replace(".", "_"), channel),
+                          lambda: param.image(size, fft=True, decorrelate=True),
+                          transforms=transform.standard_transforms + [lambda x: (x - mean) / std],
+                          thresholds=(steps,), preprocess=False, progress=False, show_image=False,
+                          fixed_image_size=size if fixed else None)
+    _sync(device)
+    seconds = time.perf_counter() - started, time.process_time() - cpu
+    for p, flag in zip(net.parameters(), flags, strict=True):
+        p.requires_grad_(flag)
+    return seconds
+
+
+def convscope_channels(fast, layer: str, channels: list[int], recipe: Recipe) -> tuple[float, float]:
+    """Wall and CPU seconds for the atlas to make ``recipe``'s pictures of all ``channels``, in batches of the size
+    the atlas chooses by default."""
+    batch = default_batch(fast.device, recipe.group)
+    started, cpu = time.perf_counter(), time.process_time()
+    for start in range(0, len(channels), batch):
+        visualise_channels(fast, layer, channels[start:start + batch], recipe, progress=False)
+    _sync(fast.device)
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--layer", default="blocks.4")
+    parser.add_argument("--channels", type=int, default=8)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--layer-steps", type=int, default=256)
+    parser.add_argument("--layer-channels", type=int, help="channels of the whole-layer run (default: all)")
+    parser.add_argument("--skip-layer", action="store_true", help="only the comparison with Lucent")
+    args = parser.parse_args()
+    model = load_model("efficientnet_lite0", device=args.device)
+    fast = working_copy(model, [args.layer])
+    total = layer_shape(model, args.layer, (args.size, args.size))[0]
+    channels = list(range(min(args.channels, total)))
+    print(f"convscope {convscope.__version__}, torch {torch.__version__}, {model.device}, "
+          f"{torch.get_num_threads()} threads; {args.layer} ({total} channels), {len(channels)} channels, "
+          f"{args.size} px, {args.steps} steps")
+    single = Recipe(size=args.size, steps=args.steps, facets=0, negative=False)
+    full = Recipe(size=args.size, steps=args.steps)
+    convscope_channels(fast, args.layer, channels[:1], single)  # warm-up
+    best: dict[str, list[float]] = {}
+    for repeat in range(args.repeats):
+        for name, run in (("lucent", lambda: lucent_channels(model, args.layer, channels, args.size, args.steps)),
+                          ("lucent224", lambda: lucent_channels(model, args.layer, channels, args.size, args.steps,
+                                                                fixed=False)),
+                          ("batched", lambda: convscope_channels(fast, args.layer, channels, single)),
+                          ("atlas", lambda: convscope_channels(fast, args.layer, channels, full))):
+            wall, cpu = run()
+            old = best.get(name, [float("inf")] * 2)
+            best[name] = [min(old[0], wall), min(old[1], cpu)]
+            print(f"  run {repeat + 1} {name:8s} {wall:7.1f} s wall, {cpu:7.1f} s CPU  ({load()})")
+    n = len(channels)
+    for column, clock in enumerate(("wall", "CPU")):
+        per = {name: seconds[column] / n for name, seconds in best.items()}
+        print(f"{clock} time, best of {args.repeats}:")
+        print(f"  Lucent, one channel at a time:        {per['lucent']:6.2f} s a channel (one picture)")
+        print(f"  Lucent as shipped (upsampled to 224): {per['lucent224']:6.2f} s a channel  → convscope "
+              f"{per['lucent224'] / per['batched']:.1f}× less per channel")
+        print(f"  convscope, {n} channels in batches:   {per['batched']:6.2f} s a channel (one picture)  "
+              f"→ {per['lucent'] / per['batched']:.1f}× less per channel")
+        print(f"  convscope atlas, {full.group} pictures each:   {per['atlas']:6.2f} s a channel, "
+              f"{per['atlas'] / full.group:.2f} s a picture  → {per['lucent'] * full.group / per['atlas']:.1f}× less "
+              "per picture than Lucent")
+    if args.skip_layer:
+        return
+    count = min(args.layer_channels or total, total)
+    recipe = Recipe(size=args.size, steps=args.layer_steps)
+    before = load()
+    with tempfile.TemporaryDirectory() as folder:
+        started, cpu = time.perf_counter(), time.process_time()
+        make_atlas(model, [args.layer], Path(folder) / "atlas", channels=list(range(count)), recipe=recipe,
+                   progress=False)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    note = "" if count == total else f" (extrapolated from {count} channels: {seconds:.0f} s wall, {cpu:.0f} s CPU)"
+    print(f"whole layer {args.layer}: {total} channels × {recipe.group} pictures at {args.size} px, "
+          f"{args.layer_steps} steps: {seconds * total / count / 60:.1f} min wall, {cpu * total / count / 60:.1f} min "
+          f"CPU{note}; {before} before, {load()} after")
+
+
+if __name__ == "__main__":
+    main()

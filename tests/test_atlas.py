@@ -1,0 +1,301 @@
+"""The atlas: its files follow the layout the site reads, a killed run resumes without redoing channels, a batch of
+channels gives each channel's pictures alone, links and orders are right by definition, bad input is refused."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from convscope.atlas import build
+from convscope.atlas.build import make_atlas
+from convscope.atlas.circuits import gradient_strength, links
+from convscope.atlas.diversity import group_similarity, reference_similarity
+from convscope.atlas.ordering import similarity_order
+from convscope.atlas.visualise import Recipe, visualise_channels
+from convscope.atlas.working_copy import working_copy
+from convscope.models import Model, load_model
+from convscope.models.preprocessing import Preprocess
+
+TINY = Recipe(size=32, steps=4, seed=0)
+CHANNELS = [0, 1, 2]
+
+
+@pytest.fixture(scope="module")
+def model() -> Model:
+    return load_model("fashion_cnn")
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory) -> Path:
+    """A scan of 16 labelled 28×28 pictures (two classes: bright squares, bright bars) at relu1 and relu2."""
+    from convscope.cli import main
+
+    root = tmp_path_factory.mktemp("atlas_scan")
+    generator = torch.Generator().manual_seed(0)
+    for label in ("squares", "bars"):
+        (root / "pictures" / label).mkdir(parents=True)
+        for n in range(8):
+            picture = torch.zeros(28, 28)
+            top, left = (int(v) for v in torch.randint(2, 16, (2,), generator=generator))
+            if label == "squares":
+                picture[top:top + 9, left:left + 9] = 1
+            else:
+                picture[top:top + 12, left:left + 3] = 1
+            Image.fromarray((picture * 255).byte().numpy()).save(root / "pictures" / label / f"{n}.png")
+    assert main(["scan", str(root / "pictures"), "--model", "fashion_cnn", "--layers", "relu1", "relu2",
+                 "--out", str(root / "scan"), "--batch-size", "8", "-q"]) == 0
+    return root / "scan"
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_files_follow_the_layout(model, scan, tmp_path) -> None:
+    before = {k: v.clone() for k, v in model.net.state_dict().items()}
+    out = make_atlas(model, ["relu2", "relu1"], tmp_path / "atlas", scan=scan, recipe=TINY, k=3, progress=False,
+                     channels=list(range(32)))
+    atlas = json.loads((out / "atlas.json").read_text())
+    assert atlas["format"] == "convscope-atlas/1" and atlas["model"] == "fashion_cnn" and atlas["trained"] is True
+    assert atlas["input_size"] == [1, 28, 28] and atlas["weights"] is None
+    assert [layer["name"] for layer in atlas["layers"]] == ["relu1", "relu2"]  # the order the network runs them
+    assert atlas["layers"][1] == {"name": "relu2", "channels": 64, "shape": [64, 14, 14]}
+    assert atlas["scan"]["path"] == str(scan.resolve()) and len(atlas["scan"]["digest"]) == 16
+    assert atlas["complete"] is False  # relu2: channels 0 … 31 of 64
+    layer = json.loads((out / "layers/relu1/layer.json").read_text())
+    assert sorted(layer["order"]) == list(range(32)) and layer["channels"] == 32 and layer["shape"] == [32, 28, 28]
+    assert {"name", "channels", "shape", "dead", "order", "stats"} <= set(layer)
+    assert not (out / "layers/relu2/layer.json").exists()
+    for name, count in (("relu1", 32), ("relu2", 32)):
+        for channel in range(count):
+            record = json.loads((out / f"layers/{name}/channels/{channel}.json").read_text())
+            assert record["layer"] == name and record["channel"] == channel
+            assert set(record["stats"]) >= {"active_fraction", "mean", "max", "dead"}
+            images = record["images"]
+            assert len(images["facets"]) == 4
+            assert all(len(images[key]) == 3 for key in ("top", "top_projections", "bottom", "bottom_projections"))
+            paths = [images["vis"], images["negative"], *[p for key in ("facets", "top", "top_projections", "bottom",
+                                                                        "bottom_projections") for p in images[key]]]
+            for path in paths:
+                assert path.startswith(f"layers/{name}/images/") and path.endswith(".png")
+                assert Image.open(out / path).size[0] > 0
+            assert record["top_classes"][0]["class"] in ("squares", "bars")
+            assert record["top_values"] == sorted(record["top_values"], reverse=True)
+            assert record["bottom_values"] == sorted(record["bottom_values"])
+    first = json.loads((out / "layers/relu1/channels/0.json").read_text())
+    assert len(first["drives"]) == 8 and {d["layer"] for d in first["drives"]} == {"relu2"} and not first["driven_by"]
+    last = json.loads((out / "layers/relu2/channels/0.json").read_text())
+    assert {d["layer"] for d in last["driven_by"]} == {"relu1"} and not last["drives"]
+    assert (out / "index.html").is_file()
+    assert all(torch.equal(before[k], v) for k, v in model.net.state_dict().items())
+    assert not model.net.training and not model.net._forward_hooks and not model.net._forward_pre_hooks
+
+
+def test_bottom_examples_are_the_lowest_pooled_features(model, scan, tmp_path) -> None:
+    from convscope.atlas.channel_facts import channel_scores
+    from convscope.atlas.examples import bottom_examples
+    from convscope.scan import ScanResult
+
+    result = ScanResult.load(scan)
+    bottom = bottom_examples(result, model, "relu2", [5, 9], 4, "deconvnet")
+    scores = channel_scores(result, "relu2")
+    for row, channel in enumerate([5, 9]):
+        lowest = torch.sort(scores[:, channel], stable=True)
+        assert bottom.images[row].tolist() == lowest.indices[:4].tolist()
+        assert torch.equal(bottom.values[row], lowest.values[:4])
+
+
+def test_a_killed_run_resumes_without_redoing_channels(model, scan, tmp_path, monkeypatch) -> None:
+    whole = make_atlas(model, ["relu1"], tmp_path / "whole", scan=scan, channels=list(range(6)), recipe=TINY, k=2,
+                       batch_size=2, progress=False)
+    made: list[int] = []
+    original = build.visualise_channels
+
+    def counted(*args, **kwargs):
+        made.extend(args[2])
+        return original(*args, **kwargs)
+
+    def killed(out, layer, channel, *args):
+        if channel == 3:
+            raise KeyboardInterrupt  # as if killed between channels 2 and 3
+        return write(out, layer, channel, *args)
+
+    write = build._write_channel
+    monkeypatch.setattr(build, "_write_channel", killed)
+    with pytest.raises(KeyboardInterrupt):
+        make_atlas(model, ["relu1"], tmp_path / "resumed", scan=scan, channels=list(range(6)), recipe=TINY, k=2,
+                   batch_size=2, progress=False)
+    assert sorted(p.name for p in (tmp_path / "resumed/layers/relu1/channels").glob("*.json")) == \
+        ["0.json", "1.json", "2.json"]
+    monkeypatch.setattr(build, "_write_channel", write)
+    monkeypatch.setattr(build, "visualise_channels", counted)
+    make_atlas(model, ["relu1"], tmp_path / "resumed", scan=scan, channels=list(range(6)), recipe=TINY, k=2,
+               batch_size=4, progress=False)
+    assert made == [3, 4, 5]  # the done channels were not made again
+    done, again = files(whole), files(tmp_path / "resumed")
+    assert done.keys() == again.keys()
+    for name in done:
+        if name.endswith(".png"):
+            a, b = (np.asarray(Image.open(folder / name), dtype=int) for folder in (whole, tmp_path / "resumed"))
+            assert np.abs(a - b).max() <= 1, name  # other batch sizes: equal up to float rounding
+        elif name.endswith(".json") and "channels" in name:
+            a, b = json.loads(done[name]), json.loads(again[name])
+            assert a["images"] == b["images"] and a["top_pictures"] == b["top_pictures"]
+            assert a["values"]["vis"] == pytest.approx(b["values"]["vis"], rel=1e-4, abs=1e-6)
+
+
+def test_a_batch_gives_each_channel_its_own_pictures(model) -> None:
+    fast = working_copy(model)
+    recipe = Recipe(size=32, steps=8, seed=3)
+    together = visualise_channels(fast, "relu2", [4, 0, 7], recipe, progress=False)
+    for row, channel in enumerate([4, 0, 7]):
+        alone = visualise_channels(fast, "relu2", [channel], recipe, progress=False)
+        torch.testing.assert_close(together.positive[row], alone.positive[0], atol=2e-4, rtol=0)
+        torch.testing.assert_close(together.negative[row], alone.negative[0], atol=2e-4, rtol=0)
+        torch.testing.assert_close(together.facets[row], alone.facets[0], atol=2e-4, rtol=0)
+    assert not torch.allclose(together.positive[0], together.positive[1], atol=1e-2)  # channels differ
+
+
+def test_the_objective_pulls_each_picture_its_own_way() -> None:
+    model = load_model("efficientnet_lite0")
+    recipe = Recipe(size=48, steps=24, facets=2)
+    made = visualise_channels(working_copy(model), "blocks.1", [3, 10], recipe, progress=False)
+    assert (made.values[:, 0] > made.values[:, 1] + 1).all()  # the visualisation excites, the negative inhibits
+
+
+def test_diversity_is_lucids_within_each_group() -> None:
+    acts = torch.randn(8, 5, 3, 3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(group_similarity(acts, 4).double(), reference_similarity(acts, 4), atol=1e-5,
+                               rtol=0)
+    torch.testing.assert_close(group_similarity(acts, 2).double(), reference_similarity(acts, 2), atol=1e-5,
+                               rtol=0)
+
+
+def test_weight_links_are_the_gradient_links_of_a_direct_convolution() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential()
+    net.add_module("conv1", nn.Conv2d(3, 4, 1))
+    net.add_module("relu", nn.ReLU())
+    net.add_module("conv2", nn.Conv2d(4, 5, 1))
+    net.add_module("tail", nn.Flatten())
+    tiny = Model(net, preprocess=Preprocess(resize=None, crop=8, mean=(0.0,) * 3, std=(1.0,) * 3), name="tiny")
+    pictures = torch.rand(3, 3, 8, 8)
+    found = links(tiny, "relu", "conv2", pictures)
+    assert found.method == "weights"
+    torch.testing.assert_close(found.strength, net.conv2.weight.detach()[:, :, 0, 0].T)
+    torch.testing.assert_close(gradient_strength(tiny, "relu", "conv2", pictures), found.strength, atol=1e-5, rtol=0)
+    assert links(tiny, "conv1", "conv2", pictures).method == "gradients"  # a ReLU lies between them
+
+
+def test_similar_channels_are_put_side_by_side() -> None:
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, 40, generator=generator)
+    def noise(scale: float) -> torch.Tensor:
+        return scale * torch.randn(40, generator=generator)
+
+    rows = torch.stack([a, b + noise(0.1), a + noise(0.1), b, a - noise(0.05), b * 2])
+    order = similarity_order(rows)
+    groups = ["a" if i in (0, 2, 4) else "b" for i in order]
+    assert groups in (["a"] * 3 + ["b"] * 3, ["b"] * 3 + ["a"] * 3)
+
+
+def test_refusals_leave_the_folder_as_it_was(model, scan, tmp_path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="unknown layer 'relu9'"):
+        make_atlas(model, ["relu9"], out, recipe=TINY, progress=False)
+    with pytest.raises(ValueError, match="recorded relu1, relu2, not relu3"):
+        make_atlas(model, ["relu3"], out, scan=scan, recipe=TINY, progress=False)
+    other = dataclasses.replace(model, net=copy.deepcopy(model.net))
+    with torch.no_grad():
+        other.net.conv1.bias += 1
+    with pytest.raises(ValueError, match="was made with other weights"):
+        make_atlas(other, ["relu1"], out, scan=scan, recipe=TINY, progress=False)
+    with pytest.raises(ValueError, match="channel 40 does not exist"):
+        make_atlas(model, ["relu1"], out, channels=[40], recipe=TINY, progress=False)
+    assert not out.exists()
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="did not write"):
+        make_atlas(model, ["relu1"], out, channels=[0], recipe=TINY, progress=False)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    first = make_atlas(model, ["relu1"], tmp_path / "atlas", channels=[0], recipe=TINY, progress=False)
+    before = files(first)
+    with pytest.raises(ValueError, match="holds another atlas"):
+        make_atlas(model, ["relu1"], first, channels=[0], recipe=Recipe(size=32, steps=5), progress=False)
+    assert files(first) == before
+    make_atlas(model, ["relu1"], first, channels=[0], recipe=Recipe(size=32, steps=5), overwrite=True,
+               progress=False)
+    assert json.loads((first / "atlas.json").read_text())["settings"]["steps"] == 5
+
+
+def test_the_command_refuses_in_one_line(scan, tmp_path, capsys) -> None:
+    from cli_runs import assert_refused, run
+
+    status, err = run(["atlas", "--layers", "relu3", "--scan", str(scan), "--out", str(tmp_path / "a")], capsys)
+    assert_refused(status, err)
+    assert "not relu3" in err and not (tmp_path / "a").exists()
+
+
+def test_two_torchrun_processes_split_the_channels(tmp_path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    arguments = ["atlas", "--model", "fashion_cnn", "--layers", "relu1", "--channels", "0", "1", "2", "3", "4",
+                 "--size", "32", "--steps", "4", "--batch-size", "2", "-q"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(port), "-m", "convscope", *arguments, "--out", str(tmp_path / "two")]
+    finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    from convscope.cli import main
+
+    assert main([*arguments, "--out", str(tmp_path / "one")]) == 0
+    two, one = files(tmp_path / "two"), files(tmp_path / "one")
+    assert two.keys() == one.keys() and len([n for n in one if n.endswith(".json") and "channels" in n]) == 5
+    for name in one:
+        if name.endswith(".png"):
+            a, b = (np.asarray(Image.open(folder / name), dtype=int) for folder in (tmp_path / "one", tmp_path / "two"))
+            assert np.abs(a - b).max() <= 1, name
+
+
+def test_the_working_copy_leaves_others_hooks_behind(model) -> None:
+    kept = {}
+
+    def keep(module, inputs, output):  # what Lucent leaves on every module: its last output, not a leaf
+        kept["output"] = output
+
+    handle = model.net.conv1.register_forward_hook(keep)
+    try:
+        model.net(torch.rand(1, 1, 28, 28, requires_grad=True))
+        fast = working_copy(model, ["relu2"])
+        assert not fast.net.conv1._forward_hooks and len(model.net.conv1._forward_hooks) == 1
+        assert fast.net.conv1.weight.data_ptr() != model.net.conv1.weight.data_ptr()
+    finally:
+        handle.remove()
+
+
+def test_what_a_kill_leaves_is_cleaned_up_and_redone(model, tmp_path, monkeypatch) -> None:
+    out = make_atlas(model, ["relu1"], tmp_path / "atlas", channels=[0, 1], recipe=TINY, progress=False)
+    whole = (out / "layers/relu1/channels/1.json").read_text()
+    (out / "layers/relu1/channels/1.json").write_text(whole[:40])  # as if the disk filled up mid-write
+    stale = out / "layers/relu1/images/.1_vis.png.99999.tmp"
+    stale.write_bytes(b"half a picture")
+    made: list[int] = []
+    original = build.visualise_channels
+    monkeypatch.setattr(build, "visualise_channels", lambda *a, **k: (made.extend(a[2]), original(*a, **k))[1])
+    make_atlas(model, ["relu1"], out, channels=[0, 1], recipe=TINY, progress=False)
+    assert made == [1] and not stale.exists()
+    assert json.loads((out / "layers/relu1/channels/1.json").read_text())["images"] == json.loads(whole)["images"]
