@@ -117,3 +117,21 @@ def test_the_command_writes_the_table(tmp_path, capsys):
     assert sorted(p.suffix for p in tmp_path.glob("defences_*")) == [".csv", ".md", ".png"]
     assert "fashion_linear (shipped)" in capsys.readouterr().out
     assert main(["defences", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
+
+
+@pytest.mark.skipif(not has_fashion_mnist(), reason="needs Fashion-MNIST")
+def test_the_shipped_defence_models_are_pooled_by_defence_and_only_adversarial_training_is_robust():
+    from convscope.analysis.defence_runs import group_runs
+    from convscope.analysis.defences import labelled_pixels
+    from convscope.models.defence_weights import SHIPPED_DEFENCES
+
+    groups = group_runs([SHIPPED_DEFENCES], "cpu")
+    assert [len(models) for models in groups.values()] == [3, 3, 3, 3]
+    names = list(groups)
+    assert names[0].startswith("plain") and names[2].startswith("adversarial ε=0.1")
+    assert all(name.endswith("(shipped)") for name in names)
+    pixels, labels = labelled_pixels("fashion-mnist:test", 200, groups[names[0]][0])
+    table = defence_table({n: groups[n] for n in (names[0], names[2])}, pixels, labels, [0.0, 0.1], steps=5)
+    pgd = {row.model: row.mean() for row in table.rows if row.attack == "PGD-5"}
+    assert min(pgd[names[0]][0], pgd[names[2]][0]) > 0.6  # trained: clean accuracy well above chance
+    assert pgd[names[2]][1] > pgd[names[0]][1] + 0.05  # robust where the plain models are not

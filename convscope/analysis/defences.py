@@ -186,6 +186,21 @@ class DefenceTable:
         return figure_to_picture(figure)
 
 
+def labelled_pixels(source: str, limit: int, model: Model) -> tuple[Tensor, Tensor]:
+    """The first ``limit`` labelled pictures of a data set (``fashion-mnist:test``, a folder with class
+    sub-folders) as ``model`` sees them before normalisation, ``[N,C,H,W]`` in [0, 1], and their labels."""
+    from convscope.data.opening import open_dataset
+    from convscope.data.pictures import FittedPictures
+
+    data = open_dataset(source, limit=limit)
+    labels = data.labels()
+    if (labels < 0).any():
+        raise ValueError(f"{source} has no labels: give Fashion-MNIST or a folder with class sub-folders")
+    fitted = FittedPictures(data, model.preprocess)
+    pixels = torch.stack([fitted[i][1] for i in range(len(fitted))])
+    return pixels.to(model.device), labels.to(model.device)
+
+
 def defence_table(models: Mapping[str, Sequence[Model]], pixels: Tensor, labels: Tensor, epsilons: Sequence[float], *,
                   smooth_input: float = 0.0, noise_input: float = 0.0, steps: int = 20, samples: int = 8,
                   seed: int = 0) -> DefenceTable:
