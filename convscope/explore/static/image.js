@@ -1,5 +1,6 @@
 // Image view: pick a picture, see its top classes, click a class → every method's map; drag the occluder.
 import { api, apiUrl, h, percent, picturePicker, progressText, route, setRoute, showError, upload } from "./util.js";
+import { colourBar, loadColormaps, sharedCanvas } from "./scale.js";
 
 const STAGE = 336;
 const INDEPENDENT = "This map is the same for a random picture (checked): with this model it shows the network, not " +
@@ -8,12 +9,13 @@ let state = { pic: null, target: null, generation: 0 };
 let els = {};
 let classNames = null;
 let methods = null;
+let mapLayers = null;
 
 function params() { return route().params; }
 
 export const imageView = {
   async mount(main, p) {
-    state = { pic: null, target: null, generation: 0 };
+    state = { pic: null, target: null, compare: null, generation: 0, settings: {}, shared: false, cards: [] };
     els.picker = h("div");
     els.img = h("img", { alt: "the picture as the model sees it", draggable: "false" });
     els.occluder = h("div", { class: "occluder", title: "drag me", hidden: true });
@@ -29,6 +31,18 @@ export const imageView = {
       onkeydown: (e) => { if (e.key === "Enter") chooseTyped(); } });
     els.datalist = h("datalist", { id: "class-names" });
     els.maps = h("div", { class: "maps", id: "maps" });
+    els.compare = h("input", { list: "class-names", id: "compare-input", placeholder: "a second class…", size: 20,
+      onkeydown: (e) => { if (e.key === "Enter") chooseCompared(); } });
+    els.shared = h("input", { type: "checkbox", id: "shared-scale", onchange: () =>
+      setRoute("image", { ...params(), pic: state.pic, scale: els.shared.checked ? "shared" : "" }) });
+    els.mapControls = h("div", { class: "controls map-controls" },
+      h("label", { title: "every map from 0 to the largest |attribution| shown, in one colour map (the methods' " +
+        "units differ: compare the two classes of one method, or methods of one kind)" }, els.shared,
+        " shared absolute scale"),
+      h("span", { class: "note" }, "side by side with"), els.compare,
+      h("button", { type: "button", onclick: chooseCompared }, "Compare"),
+      h("button", { type: "button", id: "compare-clear", onclick: () => setRoute("image", { ...params(), pic: state.pic, compare: "" }) }, "×"),
+      h("datalist", { id: "baselines" }, h("option", { value: "black" }), h("option", { value: "mean" }), h("option", { value: "0.5" })));
     els.caption = h("div", { class: "note", id: "maps-caption" });
     main.append(
       h("div", { class: "row" },
@@ -39,13 +53,17 @@ export const imageView = {
           h("div", { class: "controls", style: "margin-top:10px" }, els.classInput, els.datalist,
             h("button", { type: "button", onclick: chooseTyped }, "Explain")),
           h("p", { class: "note" }, "Click a class (or type any of the model's classes) to explain it with every method."))),
-      h("h2", { style: "font-size:15px;margin:16px 0 0" }, "Attribution maps"), els.caption, els.maps);
+      h("h2", { style: "font-size:15px;margin:16px 0 0" }, "Attribution maps"), els.caption, els.mapControls, els.maps);
     setupOccluder();
     api("/api/classes").then((r) => {
       classNames = r.classes;
       els.datalist.replaceChildren(...classNames.map((n) => h("option", { value: n })));
     }).catch(showError);
     methods = (await api("/api/methods")).methods;
+    if (methods.some((m) => m.settings && m.settings.layer)) {
+      mapLayers = (await api("/api/layers")).layers.filter((l) => l.maps && l.kind !== "Identity");
+    }
+    await loadColormaps();
     await this.update(p);
   },
 
@@ -76,11 +94,21 @@ export const imageView = {
       if (pic !== state.pic) return;
       renderTopk();
     }
-    if (target !== state.target) {
+    const compare = p.compare || null;
+    const shared = p.scale === "shared";
+    els.compare.value = compare && /^\d+$/.test(compare) && classNames ? classNames[Number(compare)] || compare : compare || "";
+    els.shared.checked = shared;
+    if (target !== state.target || compare !== state.compare) {
+      const moved = target !== state.target;
       state.target = target;
+      state.compare = compare;
+      state.shared = shared;
       renderTopk();
       explainAll();
-      if (!els.occluder.hidden) probe();
+      if (moved && !els.occluder.hidden) probe();
+    } else if (shared !== state.shared) {
+      state.shared = shared;
+      redrawShared();
     }
   },
 };
@@ -99,7 +127,14 @@ function chooseTyped() {
   const text = els.classInput.value.trim();
   if (!text) return;
   const index = classNames ? classNames.indexOf(text) : -1;
-  setRoute("image", { pic: state.pic, target: index >= 0 ? index : text });
+  setRoute("image", { ...params(), pic: state.pic, target: index >= 0 ? index : text });
+}
+
+function chooseCompared() {
+  const text = els.compare.value.trim();
+  if (!text) return;
+  const index = classNames ? classNames.indexOf(text) : -1;
+  setRoute("image", { ...params(), pic: state.pic, compare: index >= 0 ? index : text });
 }
 
 const PAGE = Math.random().toString(36).slice(2, 10);
@@ -124,15 +159,17 @@ async function explainAll() {
   cancelQueued();
   const generation = ++state.generation;
   state.abort = new AbortController();
-  const signal = state.abort.signal;
   const pic = state.pic;
-  const target = state.target === "" ? "top" : String(state.target);
+  const targets = [state.target === "" ? "top" : String(state.target)];
+  if (state.compare) targets.push(state.compare);
   els.caption.textContent = "Cheap methods first; the slow ones (many forward passes) follow. " +
-    "Heat maps are laid over the picture (red = important); gradient methods are shown as images.";
+    "Heat maps are laid over the picture (red = important); gradient methods are shown as images. " +
+    "Each map is scaled to its own range (its colour bar says which) unless the scale is shared.";
   els.maps.replaceChildren();
+  state.cards = [];
   let first = null;
   for (const [n, m] of methods.entries()) {
-    if (n === 1 && !knownClass(target)) {
+    if (n === 1 && !targets.every(knownClass)) {
       try { await first; } catch (error) {
         if (generation !== state.generation) return;
         els.maps.replaceChildren();
@@ -142,45 +179,131 @@ async function explainAll() {
       }
       if (generation !== state.generation) return;
     }
-    const wait = h("div", { class: "wait" }, m.slow ? "waiting (slow method)…" : "waiting…");
-    const card = h("div", { class: "card", "data-method": m.name, "data-state": "waiting" },
-      h("h3", {}, h("span", {}, m.title), h("a", { href: m.paper, target: "_blank", rel: "noopener" }, "paper")),
-      wait);
-    els.maps.append(card);
-    const began = performance.now();
-    const timer = setInterval(() => {
-      if (generation !== state.generation) return clearInterval(timer);
-      const q = window.queueStatus;
-      const running = q && [q.running, q.background && q.background.running].find((r) => r && r.what.startsWith(m.title + " on "));
-      const now = Boolean(running);
-      wait.textContent = (now ? `computing… ${progressText(running) || running.seconds.toFixed(1) + " s"}` : "queued…") +
-        (m.slow ? " (slow method: many passes)" : "") + ` — ${((performance.now() - began) / 1000).toFixed(0)} s since the click`;
-    }, 250);
-    const asked = api("/api/explain", { pic, method: m.name, target, group: groupOf(generation) }, { signal });
-    if (n === 0) first = asked;
-    asked.then((r) => {
-      clearInterval(timer);
-      if (generation !== state.generation) return;
-      const badge = r.checks && r.checks.pointing !== undefined && r.checks.pointing !== null
-        ? h("span", { class: "badge", title: "convscope check: pointing game accuracy" }, `pointing ${r.checks.pointing.toFixed(2)}`) : null;
-      const settings = Object.entries(r.settings).map(([k, v]) => `${k}=${v}`).join(", ");
-      card.dataset.state = "done";
-      card.querySelector("h3 span").append(" ", badge || "");
-      if (r.independent) {  // the method shows the model here, not this picture
-        card.classList.add("independent");
-        card.querySelector("h3 span").append(" ", h("span", { class: "badge warn", title: INDEPENDENT }, "same for any picture"));
-      }
-      wait.replaceWith(h("img", { src: r.image, alt: `${r.title} map`, title: r.label }),
-        h("div", { class: "settings" }, `${r.label}` + (settings ? ` · ${settings}` : "") +
-          ` · ${r.cached ? "cached" : r.seconds.toFixed(2) + " s"}`));
-    }).catch((error) => {
-      clearInterval(timer);
-      if (generation !== state.generation) return;
-      card.classList.add("failed");
-      card.dataset.state = "failed";
-      wait.textContent = error.message;
-    });
+    const card = makeCard(m, targets);
+    els.maps.append(card.element);
+    state.cards.push(card);
+    const asked = loadCard(card, generation);
+    if (n === 0) { first = asked; asked.catch(() => {}); }  // awaited below only when a class may be a typo
   }
+}
+
+// One method's card: its title, its settings (only those it takes), one pane per class shown.
+function makeCard(m, targets) {
+  const card = { method: m, targets, panes: [], element: null, body: h("div", { class: "panes" }) };
+  const inputs = Object.entries(m.settings || {}).map(([name, spec]) => settingInput(m, name, spec));
+  const form = inputs.length ? h("details", { class: "method-settings" },
+    h("summary", {}, "settings"),
+    ...inputs.map((i) => h("label", { title: i.spec.what }, i.name, " ", i.input)),
+    h("button", { type: "button", class: "apply", onclick: () => {
+      state.settings[m.name] = Object.fromEntries(inputs.map((i) => [i.name, i.input.value.trim()]).filter(([, v]) => v));
+      loadCard(card, state.generation);
+    } }, "apply")) : "";
+  card.element = h("div", { class: "card" + (targets.length > 1 ? " two" : ""), "data-method": m.name, "data-state": "waiting" },
+    h("h3", {}, h("span", {}, m.title), h("a", { href: m.paper, target: "_blank", rel: "noopener" }, "paper")),
+    form, card.body);
+  return card;
+}
+
+function settingInput(m, name, spec) {
+  const chosen = (state.settings[m.name] || {})[name] || "";
+  let input;
+  if (spec.kind === "layer") {
+    input = h("select", { "data-setting": name },
+      h("option", { value: "" }, "default (" + (spec.default || "last feature map") + ")"),
+      ...(mapLayers || []).map((l) => h("option", { value: l.name, selected: l.name === chosen }, `${l.name} ${l.shape.join("×")}`)));
+  } else if (spec.kind === "baseline") {
+    input = h("input", { "data-setting": name, list: "baselines", size: 6, placeholder: String(spec.default), value: chosen });
+  } else {
+    input = h("input", { "data-setting": name, type: "number", min: spec.min, max: spec.max,
+      step: spec.kind === "int" ? 1 : 0.01, placeholder: String(spec.default), value: chosen, style: "width:70px" });
+  }
+  return { name, spec, input };
+}
+
+// Every pane of a card asked again (its settings changed, or a new card).
+function loadCard(card, generation) {
+  const signal = state.abort.signal;
+  card.element.dataset.state = "waiting";
+  card.element.classList.remove("failed");
+  card.body.replaceChildren();
+  card.panes = card.targets.map((target) => {
+    const pane = { target, result: null, element: h("div", { class: "pane", "data-target": target }) };
+    card.body.append(pane.element);
+    return pane;
+  });
+  return Promise.all(card.panes.map((pane) => loadPane(card, pane, generation, signal)));
+}
+
+async function loadPane(card, pane, generation, signal) {
+  const m = card.method;
+  const wait = h("div", { class: "wait" }, m.slow ? "waiting (slow method)…" : "waiting…");
+  pane.element.replaceChildren(wait);
+  const began = performance.now();
+  const timer = setInterval(() => {
+    if (generation !== state.generation) return clearInterval(timer);
+    const q = window.queueStatus;
+    const running = q && [q.running, q.background && q.background.running].find((r) => r && r.what.startsWith(m.title + " on "));
+    wait.textContent = (running ? `computing… ${progressText(running) || running.seconds.toFixed(1) + " s"}` : "queued…") +
+      (m.slow ? " (slow method: many passes)" : "") + ` — ${((performance.now() - began) / 1000).toFixed(0)} s since the click`;
+  }, 250);
+  try {
+    const r = await api("/api/explain", { pic: state.pic, method: m.name, target: pane.target,
+                                          group: groupOf(generation), ...(state.settings[m.name] || {}) }, { signal });
+    if (generation !== state.generation) return;
+    pane.result = r;
+    await drawPane(card, pane);
+    if (card.panes.every((p) => p.result)) {
+      card.element.dataset.state = "done";
+      markCard(card, r);
+      if (state.shared) redrawShared();
+    }
+  } catch (error) {
+    if (generation !== state.generation) return;
+    card.element.classList.add("failed");
+    card.element.dataset.state = "failed";
+    wait.textContent = error.message;
+    if (card === state.cards[0]) throw error;  // the first card's maps tell a typo in a class
+  } finally { clearInterval(timer); }
+}
+
+function markCard(card, r) {
+  const title = card.element.querySelector("h3 span");
+  title.querySelectorAll(".badge").forEach((b) => b.remove());
+  if (r.checks && r.checks.pointing !== undefined && r.checks.pointing !== null) {
+    title.append(" ", h("span", { class: "badge", title: "convscope check: pointing game accuracy" }, `pointing ${r.checks.pointing.toFixed(2)}`));
+  }
+  card.element.classList.toggle("independent", card.panes.some((p) => p.result.independent));
+  if (card.panes.some((p) => p.result.independent)) {  // the method shows the model here, not this picture
+    title.append(" ", h("span", { class: "badge warn", title: INDEPENDENT }, "same for any picture"));
+  }
+}
+
+// A pane: the map (its own scale, or the shared one) with its colour bar and what made it.
+async function drawPane(card, pane) {
+  const r = pane.result;
+  pane.element.dataset.heatMax = r.heat_max;
+  const settings = Object.entries(r.settings).map(([k, v]) => `${k}=${v}`).join(", ");
+  const picture = state.shared
+    ? await sharedCanvas(r.heat, r.heat_max, sharedTop())
+    : h("img", { src: r.image, alt: `${r.title} map`, title: r.label });
+  const bar = state.shared
+    ? colourBar({ cmap: "inferno", low: 0, high: sharedTop(), what: "shared: |attribution| of every map shown" })
+    : colourBar(r.scale);
+  pane.element.replaceChildren(card.targets.length > 1 ? h("div", { class: "pane-label" }, r.label) : "", picture, bar,
+    h("div", { class: "settings" }, `${r.label}` + (settings ? ` · ${settings}` : "") +
+      ` · ${r.cached ? "cached" : r.seconds.toFixed(2) + " s"}`));
+}
+
+// The largest heat of every map shown: the top of the shared scale.
+function sharedTop() {
+  return Math.max(0, ...state.cards.flatMap((c) => c.panes).filter((p) => p.result).map((p) => p.result.heat_max));
+}
+
+let redrawing = Promise.resolve();
+function redrawShared() {
+  redrawing = redrawing.then(() => Promise.all(state.cards.flatMap((c) => c.panes.filter((p) => p.result).map((p) => drawPane(c, p)))))
+    .catch(showError);
+  return redrawing;
 }
 
 // Live occlusion: a grey square dragged over the picture; the server answers with the probabilities.

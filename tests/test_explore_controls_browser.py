@@ -1,0 +1,120 @@
+"""The explorer's controls in Chromium (as tests/test_explore_browser.py): per-method settings, colour bars, the
+shared scale, two classes side by side, export, the scatter's tools, the webcam, relevance and metrics views —
+asserting on what the page shows."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+pytest.importorskip("playwright.sync_api")
+
+import test_explore_browser  # noqa: E402
+from test_explore_api import serving  # noqa: E402
+from test_explore_browser import CHROMIUM, open_image_view, screenshot  # noqa: E402
+
+import convscope as cs  # noqa: E402, F401
+from convscope.explore import Explorer, create_app  # noqa: E402
+
+browser, page, server = test_explore_browser.browser, test_explore_browser.page, test_explore_browser.server  # fixtures
+pytestmark = pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
+
+
+@pytest.fixture(scope="module")
+def controls(lite0, tmp_path_factory):
+    """An explorer showing a heat method, a signed gradient image and a saliency method with settings."""
+    explorer = Explorer(lite0, cache=tmp_path_factory.mktemp("controls"),
+                        methods=["grad_cam", "guided_backprop", "smooth_grad"])
+    with serving(create_app(explorer)) as url:
+        yield url
+
+
+def done(page, method: str) -> None:
+    page.wait_for_selector(f".card[data-method={method}][data-state=done] .colour-bar")
+
+
+def inferno() -> list[list[int]]:
+    from convscope.render.colormaps import _lut
+
+    return (_lut("inferno") * 255).round().int().tolist()
+
+
+def colours_of(page, selector: str) -> set[tuple[int, int, int]]:
+    return {tuple(c) for c in page.evaluate("""(s) => { const c = document.querySelector(s);
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; const seen = new Set();
+        for (let i = 0; i < d.length; i += 4) seen.add(d[i] + ',' + d[i + 1] + ',' + d[i + 2]);
+        return [...seen].map((t) => t.split(',').map(Number)); }""", selector)}
+
+
+def test_settings_colour_bars_and_a_shared_scale(controls, page) -> None:
+    open_image_view(page, controls, "sample:chelsea")
+    for method in ("grad_cam", "guided_backprop", "smooth_grad"):
+        done(page, method)
+    assert page.get_attribute(".card[data-method=grad_cam] .colour-bar", "data-cmap") == "jet"
+    assert page.get_attribute(".card[data-method=smooth_grad] .colour-bar", "data-cmap") == "gray"
+    signed = ".card[data-method=guided_backprop] .colour-bar"
+    assert page.get_attribute(signed, "data-cmap") == "signed" and page.inner_text(f"{signed} .mid") == "0"
+    assert page.inner_text(f"{signed} .low").startswith("-")
+    heat = float(page.get_attribute(".card[data-method=grad_cam] .pane", "data-heat-max"))
+    assert page.inner_text(".card[data-method=grad_cam] .colour-bar .high") == f"{heat:.3g}"
+    assert page.locator(".card[data-method=guided_backprop] .method-settings").count() == 0  # it takes none
+
+    card = ".card[data-method=grad_cam]"
+    page.click(f"{card} .method-settings summary")
+    assert page.locator(f"{card} .method-settings [data-setting]").count() == 1
+    page.select_option(f"{card} select[data-setting=layer]", "blocks.4")
+    page.click(f"{card} button.apply")
+    page.wait_for_function("document.querySelector('.card[data-method=grad_cam][data-state=done] .settings')"
+                           "?.textContent.includes('layer=blocks.4')")
+    card = ".card[data-method=smooth_grad]"
+    page.click(f"{card} .method-settings summary")
+    assert {e.get_attribute("data-setting") for e in page.query_selector_all(f"{card} [data-setting]")} == {
+        "samples", "noise"}
+    page.fill(f"{card} input[data-setting=samples]", "5000")
+    page.click(f"{card} button.apply")
+    page.wait_for_selector(f"{card}[data-state=failed]")
+    assert "samples must be between 1 and 1600" in page.inner_text(card)
+    page.fill(f"{card} input[data-setting=samples]", "3")
+    page.fill(f"{card} input[data-setting=noise]", "0.2")
+    page.click(f"{card} button.apply")
+    page.wait_for_function("document.querySelector('.card[data-method=smooth_grad][data-state=done] .settings')"
+                           "?.textContent.includes('samples=3, noise=0.2')")
+
+    page.check("#shared-scale")
+    page.wait_for_function("location.hash.includes('scale=shared')")
+    page.wait_for_function("document.querySelectorAll('.card canvas.shared').length === 3")
+    tops = {m: float(page.get_attribute(f".card[data-method={m}] .pane", "data-heat-max"))
+            for m in ("grad_cam", "guided_backprop", "smooth_grad")}
+    top = max(tops.values())
+    page.wait_for_function("(t) => [...document.querySelectorAll('.colour-bar .high')].every((e) => "
+                           "e.textContent === t)", arg=f"{top:.3g}")
+    assert page.locator(".colour-bar[data-cmap=inferno]").count() == 3
+    lut = inferno()
+    for method, value in tops.items():  # each map's largest heat is drawn at its share of the shared top
+        brightest = tuple(lut[round(255 * value / top)])
+        assert brightest in colours_of(page, f".card[data-method={method}] canvas.shared"), method
+    screenshot(page, "settings-and-shared-scale")
+    page.uncheck("#shared-scale")
+    page.wait_for_function("document.querySelectorAll('.card canvas.shared').length === 0")
+    assert page.get_attribute(".card[data-method=grad_cam] .colour-bar", "data-cmap") == "jet"
+
+
+def test_two_classes_side_by_side(controls, page) -> None:
+    open_image_view(page, controls, "sample:chelsea")
+    done(page, "grad_cam")
+    page.fill("#compare-input", "tabby")
+    page.keyboard.press("Enter")
+    page.wait_for_function("location.hash.includes('compare=281')")
+    page.wait_for_selector(".card[data-method=grad_cam][data-state=done] .pane[data-target='281'] img")
+    card = ".card[data-method=grad_cam]"
+    assert page.locator(f"{card} .pane").count() == 2
+    assert "tiger cat" in page.inner_text(f"{card} .pane[data-target=top] .pane-label")
+    assert "tabby" in page.inner_text(f"{card} .pane[data-target='281'] .pane-label")
+    first, second = (page.get_attribute(f"{card} .pane[data-target='{t}'] img", "src") for t in ("top", "281"))
+    assert first != second
+    screenshot(page, "two-classes")
+    page.click("#compare-clear")
+    page.wait_for_function("!location.hash.includes('compare=')")
+    page.wait_for_selector(f"{card}[data-state=done] .pane img")
+    assert page.locator(f"{card} .pane").count() == 1
