@@ -4,6 +4,9 @@ asserting on what the page shows."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("fastapi")
@@ -118,3 +121,40 @@ def test_two_classes_side_by_side(controls, page) -> None:
     page.wait_for_function("!location.hash.includes('compare=')")
     page.wait_for_selector(f"{card}[data-state=done] .pane img")
     assert page.locator(f"{card} .pane").count() == 1
+
+
+def test_export_a_view_as_png_and_settings(controls, page) -> None:
+    import io
+    import json
+
+    from PIL import Image
+
+    page.goto(f"{controls}/#/image?pic=sample:chelsea&target=281&compare=282")
+    page.wait_for_selector("#topk li")
+    for method in ("grad_cam", "guided_backprop", "smooth_grad"):
+        page.wait_for_selector(f".card[data-method={method}][data-state=done] .pane[data-target='282'] img")
+    page.click(".card[data-method=smooth_grad] .method-settings summary")
+    page.fill(".card[data-method=smooth_grad] input[data-setting=samples]", "2")
+    page.click(".card[data-method=smooth_grad] button.apply")
+    page.wait_for_function("document.querySelector('.card[data-method=smooth_grad][data-state=done] .settings')"
+                           "?.textContent.includes('samples=2')")
+    with page.expect_download() as got:
+        page.click("#export-json")
+    saved = json.loads(Path(got.value.path()).read_text())
+    assert got.value.suggested_filename == "convscope-sample_chelsea-281.json"
+    assert saved["model"] == "efficientnet_lite0" and saved["picture"] == "sample:chelsea" and saved["compare"] == "282"
+    maps = {(m["method"], m["class"].split(" (")[0]): m for m in saved["maps"]}
+    assert set(maps) == {(m, c) for m in ("grad_cam", "guided_backprop", "smooth_grad") for c in ("tabby", "tiger cat")}
+    assert maps["smooth_grad", "tabby"]["settings"]["samples"] == 2 and maps["grad_cam", "tabby"]["layer"] == "bn2"
+    assert maps["grad_cam", "tabby"]["colour_bar"]["cmap"] == "jet"
+
+    with page.expect_download() as got:
+        page.click("#export-png")
+    picture = Image.open(io.BytesIO(Path(got.value.path()).read_bytes())).convert("RGB")
+    if os.environ.get("CONVSCOPE_SCREENSHOTS"):
+        picture.save(Path(os.environ["CONVSCOPE_SCREENSHOTS"]) / "export.png")
+    assert picture.size == (12 + 4 * 236, 36 + 2 * 294)  # the picture and six maps, four to a row
+    cat = picture.crop((12, 52, 12 + 224, 52 + 224)).resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
+    assert 80 < sum(cat) / 3 < 200  # the photo, not a blank tile
+    bar = [picture.getpixel((12 + 236 + i, 36 + 224 + 24)) for i in (0, 223)]  # Grad-CAM's jet bar: blue … red
+    assert bar[0][2] > 100 > bar[0][0] and bar[1][0] > 100 > bar[1][2]

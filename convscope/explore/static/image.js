@@ -1,6 +1,7 @@
 // Image view: pick a picture, see its top classes, click a class → every method's map; drag the occluder.
 import { api, apiUrl, h, percent, picturePicker, progressText, route, setRoute, showError, upload } from "./util.js";
 import { colourBar, loadColormaps, sharedCanvas } from "./scale.js";
+import { exportPng, exportSettings } from "./export.js";
 
 const STAGE = 336;
 const INDEPENDENT = "This map is the same for a random picture (checked): with this model it shows the network, not " +
@@ -42,6 +43,11 @@ export const imageView = {
       h("span", { class: "note" }, "side by side with"), els.compare,
       h("button", { type: "button", onclick: chooseCompared }, "Compare"),
       h("button", { type: "button", id: "compare-clear", onclick: () => setRoute("image", { ...params(), pic: state.pic, compare: "" }) }, "×"),
+      h("span", { class: "note", style: "margin-left:auto" }, "export"),
+      h("button", { type: "button", id: "export-png", title: "the picture and every map shown, with colour bars",
+        onclick: () => exportPng(view(), els.img).catch(showError) }, "PNG"),
+      h("button", { type: "button", id: "export-json", title: "the model, picture, classes and every map's settings",
+        onclick: () => exportSettings(view()) }, "settings JSON"),
       h("datalist", { id: "baselines" }, h("option", { value: "black" }), h("option", { value: "mean" }), h("option", { value: "0.5" })));
     els.caption = h("div", { class: "note", id: "maps-caption" });
     main.append(
@@ -292,6 +298,12 @@ async function drawPane(card, pane) {
   pane.element.replaceChildren(card.targets.length > 1 ? h("div", { class: "pane-label" }, r.label) : "", picture, bar,
     h("div", { class: "settings" }, `${r.label}` + (settings ? ` · ${settings}` : "") +
       ` · ${r.cached ? "cached" : r.seconds.toFixed(2) + " s"}`));
+}
+
+// What the export needs of the view.
+function view() {
+  return { info: window.explorerInfo, picture: state.pic, target: state.target === "" ? "top" : String(state.target),
+           compare: state.compare, shared: state.shared, sharedTop: sharedTop(), cards: state.cards };
 }
 
 // The largest heat of every map shown: the top of the shared scale.
