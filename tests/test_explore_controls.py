@@ -67,3 +67,7 @@ def test_settings_beyond_the_budget_are_refused(client) -> None:
 def test_colour_maps_for_the_bars(client) -> None:
     maps = ok(client, "/api/colormaps")
     assert len(maps["jet"]) == 256 and maps["gray"][0] == [0, 0, 0] and maps["gray"][255] == [255, 255, 255]
+
+
+def test_scan_pictures_need_a_scan(client) -> None:
+    assert "no scan is open" in refused(client, "/api/predict", pic="scan:1")

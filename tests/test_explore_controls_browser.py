@@ -158,3 +158,72 @@ def test_export_a_view_as_png_and_settings(controls, page) -> None:
     assert 80 < sum(cat) / 3 < 200  # the photo, not a blank tile
     bar = [picture.getpixel((12 + 236 + i, 36 + 224 + 24)) for i in (0, 223)]  # Grad-CAM's jet bar: blue … red
     assert bar[0][2] > 100 > bar[0][0] and bar[1][0] > 100 > bar[1][2]
+
+
+def pixel(page, x: float, y: float) -> tuple[int, int, int]:
+    """The scatter canvas's colour at page position (x, y), over its white background."""
+    return tuple(page.evaluate("""([x, y]) => { const c = document.querySelector('#scatter');
+        const box = c.getBoundingClientRect(); const px = Math.round((x - box.left) * c.width / box.width);
+        const py = Math.round((y - box.top) * c.height / box.height);
+        const [r, g, b, a] = c.getContext('2d').getImageData(px, py, 1, 1).data;
+        return [r, g, b].map((v) => Math.round((v * a + 255 * (255 - a)) / 255)); }""", [x, y]))
+
+
+def test_scatter_search_toggles_opacity_lasso_and_open(server, page) -> None:
+    page.goto(f"{server}/#/dataset?method=pca")
+    page.wait_for_function("window.convscopeScatter && window.convscopeScatter.count() === 6")
+    points = [page.evaluate(f"window.convscopeScatter.clientPoint({k})") for k in range(6)]
+    page.fill("#scatter-alpha", "1")
+    page.dispatch_event("#scatter-alpha", "input")
+    opaque = [pixel(page, *p) for p in points]
+    assert all(sum(c) < 3 * 240 for c in opaque)  # every point drawn in its class's colour
+    page.fill("#scatter-alpha", "0.05")
+    page.dispatch_event("#scatter-alpha", "input")
+    faint = [pixel(page, *p) for p in points]
+    assert all(sum(c) > 3 * 225 for c in faint), (faint, points)  # 5 % opaque: nearly white
+
+    page.fill("#scatter-search", "things")
+    page.wait_for_function("document.querySelector('#search-count').textContent.startsWith('3 found')")
+    page.fill("#scatter-search", "#4")
+    page.wait_for_function("document.querySelector('#search-count').textContent.startsWith('1 found')")
+    page.fill("#scatter-search", "")
+    page.dispatch_event("#scatter-search", "input")
+
+    page.fill("#scatter-alpha", "1")
+    page.dispatch_event("#scatter-alpha", "input")
+    page.uncheck(".legend input[data-class='1']")  # 'things' hidden: only the three 'living' points are drawn
+    labels = page.evaluate("window.convscopeScatter.labels()")
+    for k, p in enumerate(points):
+        assert (sum(pixel(page, *p)) == 3 * 255) == (labels[k] == 1), k
+    page.check(".legend input[data-class='1']")
+
+    page.click("#scatter-lasso")
+    box = page.locator("#scatter").bounding_box()
+    left, top, right, bottom = box["x"] + 2, box["y"] + 2, box["x"] + box["width"] - 2, box["y"] + box["height"] - 2
+    corners = [(left, top), (right, top), (right, bottom), (left, bottom)]
+    page.mouse.move(*corners[0])
+    page.mouse.down()
+    for corner in corners[1:] + corners[:1]:
+        page.mouse.move(*corner, steps=4)
+    page.mouse.up()
+    page.wait_for_selector("#selection-count")
+    assert page.inner_text("#selection-count") == "6 selected"
+    assert "living: 3" in page.inner_text("#selection") and page.locator("#selection figure img").count() == 6
+    x, y = points[2]
+    page.mouse.move(x - 6, y - 6)
+    page.mouse.down()
+    for dx, dy in ((6, -6), (6, 6), (-6, 6), (-6, -6)):
+        page.mouse.move(x + dx, y + dy, steps=3)
+    page.mouse.up()
+    page.wait_for_function("document.querySelector('#selection-count')?.textContent === '1 selected'")
+    screenshot(page, "scatter-tools")
+    page.click("#scatter-lasso")
+
+    page.mouse.click(x, y)
+    page.wait_for_selector("#open-in-image")
+    index = page.evaluate("location.hash.match(/point=(\\d+)/)[1]")
+    page.click("#open-in-image")
+    page.wait_for_function(f"location.hash.includes('#/image?pic=scan%3A{index}')")
+    page.wait_for_selector("#topk li:not(.note)")
+    assert page.input_value("#picture-select") == f"scan:{index}"
+    assert page.evaluate("document.querySelector('#stage img').naturalWidth") == 224
