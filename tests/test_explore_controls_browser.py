@@ -227,3 +227,37 @@ def test_scatter_search_toggles_opacity_lasso_and_open(server, page) -> None:
     page.wait_for_selector("#topk li:not(.note)")
     assert page.input_value("#picture-select") == f"scan:{index}"
     assert page.evaluate("document.querySelector('#stage img').naturalWidth") == 224
+
+
+def test_live_webcam_frames_are_throttled_and_cancel_the_previous_frames_work(lite0, browser, tmp_path) -> None:
+    """Chromium's fake camera: frames replace the picture about once a second; each new frame cancels the
+    previous frame's Score-CAM; pressing the button again stops the camera."""
+    import time
+
+    from test_explore_api import wait_for
+
+    explorer = Explorer(lite0, cache=tmp_path / "cache", methods=["grad_cam", "score_cam"])
+    context = browser.new_context(bypass_csp=True, permissions=["camera"])
+    try:
+        with serving(create_app(explorer)) as url:
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            open_image_view(page, url, "sample:chelsea")
+            page.click("#webcam-live")
+            page.wait_for_function("Number(document.querySelector('#webcam-status').dataset.frames) >= 1")
+            began = time.monotonic()
+            first = page.evaluate("location.hash")
+            assert "pic=upload" in first and "webcam-1.jpg" in page.inner_text("#picture-select")
+            page.wait_for_function("Number(document.querySelector('#webcam-status').dataset.frames) >= 3")
+            assert time.monotonic() - began >= 1.9  # two more frames, at least a second apart
+            assert page.evaluate("location.hash") != first
+            wait_for(lambda: explorer.background.status()["cancelled"] >= 1)  # an earlier frame's Score-CAM
+            screenshot(page, "webcam")
+            page.click("#webcam-live")
+            page.wait_for_function("document.querySelector('#webcam-status').textContent.includes('stopped')")
+            frames = page.get_attribute("#webcam-status", "data-frames")
+            page.wait_for_timeout(2500)
+            assert page.get_attribute("#webcam-status", "data-frames") == frames
+            page.wait_for_selector(".card[data-method=grad_cam][data-state=done] img")  # the last frame's maps
+    finally:
+        context.close()

@@ -2,6 +2,7 @@
 import { api, apiUrl, h, percent, picturePicker, progressText, route, setRoute, showError, upload } from "./util.js";
 import { colourBar, loadColormaps, sharedCanvas } from "./scale.js";
 import { exportPng, exportSettings } from "./export.js";
+import { startWebcam } from "./webcam.js";
 
 const STAGE = 336;
 const INDEPENDENT = "This map is the same for a random picture (checked): with this model it shows the network, not " +
@@ -24,6 +25,9 @@ export const imageView = {
     const sizes = [1, 2, 3, 4, 6].map((n) => Math.max(1, Math.round((n * inputSize()) / 14)));  // 16 … 96 px at 224
     els.size = h("select", { "aria-label": "occluder size", onchange: () => probe() },
       ...sizes.map((s, n) => h("option", { value: s, selected: n === 2 }, `${s} px`)));
+    els.live = h("button", { type: "button", id: "webcam-live", "aria-pressed": "false", hidden: !navigator.mediaDevices,
+      title: "a frame about every second; each new frame cancels the previous frame's maps", onclick: toggleLive }, "Live webcam");
+    els.liveStatus = h("span", { class: "note", id: "webcam-status" });
     els.readout = h("div", { class: "readout", id: "occlusion-readout" },
       h("span", { class: "note" }, "Drag the grey square over the picture (or click on it): the class probability " +
         "and the top class update as it moves — Zeiler & Fergus's occlusion, live. Drop a picture file here to upload it."));
@@ -54,7 +58,7 @@ export const imageView = {
       h("div", { class: "row" },
         h("div", { class: "panel", style: "width:362px" }, h("h2", {}, "Picture"), els.picker, els.stage,
           h("div", { class: "controls" }, "occluder", els.size,
-            h("button", { type: "button", onclick: hideOccluder }, "remove")), els.readout),
+            h("button", { type: "button", onclick: hideOccluder }, "remove"), els.live, els.liveStatus), els.readout),
         h("div", { class: "panel" }, h("h2", {}, "Top classes"), els.topk,
           h("div", { class: "controls", style: "margin-top:10px" }, els.classInput, els.datalist,
             h("button", { type: "button", onclick: chooseTyped }, "Explain")),
@@ -73,7 +77,7 @@ export const imageView = {
     await this.update(p);
   },
 
-  leave() { cancelQueued(); state.generation++; },
+  leave() { stopLive(); cancelQueued(); state.generation++; },
 
   async update(p) {
     const pic = p.pic || "sample:chelsea";
@@ -118,6 +122,36 @@ export const imageView = {
     }
   },
 };
+
+// The live webcam: frames replace the picture (in the URL too) until the button is pressed again.
+let stopWebcam = null;
+function toggleLive() {
+  if (stopWebcam) return stopLive();
+  els.live.setAttribute("aria-pressed", "true");
+  els.live.classList.add("on");
+  els.liveStatus.textContent = "starting the camera…";
+  stopWebcam = startWebcam({
+    show: (id) => {
+      setRoute("image", { ...params(), pic: id }, { replace: true });
+      return new Promise((resolve) => {
+        const began = performance.now();
+        const check = () => (state.pic === id && state.top) || performance.now() - began > 20000 || !stopWebcam
+          ? resolve() : setTimeout(check, 50);
+        check();
+      });
+    },
+    status: (text, frames) => { els.liveStatus.textContent = text; els.liveStatus.dataset.frames = frames; if (frames < 0) stopLive(); },
+  });
+}
+
+function stopLive() {
+  if (!stopWebcam) return;
+  stopWebcam();
+  stopWebcam = null;
+  els.live.setAttribute("aria-pressed", "false");
+  els.live.classList.remove("on");
+  if (!/stopped/.test(els.liveStatus.textContent)) els.liveStatus.textContent += " (stopped)";
+}
 
 function renderTopk() {
   if (!state.top) return;
