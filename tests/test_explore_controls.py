@@ -71,3 +71,26 @@ def test_colour_maps_for_the_bars(client) -> None:
 
 def test_scan_pictures_need_a_scan(client) -> None:
     assert "no scan is open" in refused(client, "/api/predict", pic="scan:1")
+
+
+def test_channel_relevance_matches_the_library(client, lite0) -> None:
+    """The ranking and a channel's conditional map are concept relevance propagation's (convscope.attribution)."""
+    from convscope.attribution.concepts import concept_relevance
+
+    ranked = ok(client, "/api/relevance", pic="sample:chelsea", layer="blocks.4", target="281")
+    inputs = lite0.prepare([cs.load_sample("chelsea")])
+    expected = concept_relevance(lite0, inputs, 281, "blocks.4", top=3)
+    assert [row["channel"] for row in ranked["channels"][:3]] == expected.channels
+    assert ranked["class"] == {"index": 281, "name": "tabby"} and ranked["count"] == 112
+    assert ranked["channels"][0]["share"] == pytest.approx(float(expected.share[0]), rel=1e-4)
+    best = expected.channels[0]
+    one = ok(client, "/api/relevance/channel", pic="sample:chelsea", layer="blocks.4", channel=best, target="281")
+    assert one["rank"] == 1 and one["of"] == 112 and one["relevance"] == pytest.approx(float(expected.relevance[0]),
+                                                                                    rel=1e-4)
+    summed = expected.maps[0].sum(0)
+    assert one["scale"]["high"] == pytest.approx(float(torch.quantile(summed.abs().flatten(), 0.995)), rel=1e-4)
+    assert decoded(one["map"]).size == (224, 224)
+    assert "out of range" in refused(client, "/api/relevance/channel", pic="sample:chelsea", layer="blocks.4",
+                                     channel=500)
+    assert "unknown LRP composite" in refused(client, "/api/relevance", pic="sample:chelsea", layer="blocks.4",
+                                              composite="magic")

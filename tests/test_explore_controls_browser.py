@@ -15,7 +15,7 @@ pytest.importorskip("playwright.sync_api")
 
 import test_explore_browser  # noqa: E402
 from test_explore_api import serving  # noqa: E402
-from test_explore_browser import CHROMIUM, open_image_view, screenshot  # noqa: E402
+from test_explore_browser import CHROMIUM, open_image_view  # noqa: E402
 
 import convscope as cs  # noqa: E402, F401
 from convscope.explore import Explorer, create_app  # noqa: E402
@@ -31,6 +31,12 @@ def controls(lite0, tmp_path_factory):
                         methods=["grad_cam", "guided_backprop", "smooth_grad"])
     with serving(create_app(explorer)) as url:
         yield url
+
+
+def screenshot(page, name: str) -> None:
+    """As tests/test_explore_browser.py does, from the top of the page (the header is sticky)."""
+    page.evaluate("window.scrollTo(0, 0)")
+    test_explore_browser.screenshot(page, name)
 
 
 def done(page, method: str) -> None:
@@ -261,3 +267,27 @@ def test_live_webcam_frames_are_throttled_and_cancel_the_previous_frames_work(li
             page.wait_for_selector(".card[data-method=grad_cam][data-state=done] img")  # the last frame's maps
     finally:
         context.close()
+
+
+def test_relevance_of_a_channel_and_the_top_concepts(controls, page) -> None:
+    """The image view lists the channels of blocks.4 that carried most of tabby's relevance, each with its
+    conditional map; a click opens that channel in the layer view, which shows its relevance, share and rank."""
+    open_image_view(page, controls, "sample:chelsea")
+    page.click("#topk li:has-text('tabby')")
+    page.wait_for_function("location.hash.includes('target=281')")
+    assert page.input_value("#concepts-layer") == "blocks.4"
+    page.click("#concepts-button")
+    page.wait_for_selector("#concepts-list .concept-slot:nth-child(2)[data-state=done] img")
+    slots = page.locator("#concepts-list .concept-slot")
+    assert slots.count() == 6 and "for tabby" in page.inner_text("#concepts")
+    shares = [float(t.split(": ")[1].split(" %")[0]) for t in slots.locator(".concept-label").all_inner_texts()]
+    assert shares == sorted(shares, reverse=True) and shares[0] > 0
+    assert page.get_attribute("#concepts-list .concept-slot:first-child .colour-bar", "data-cmap") == "bwr"
+    screenshot(page, "top-concepts")
+    best = slots.first.get_attribute("data-channel")
+    slots.first.click()
+    page.wait_for_function(f"location.hash.startsWith('#/layer') && location.hash.includes('channel={best}')")
+    page.wait_for_selector("#relevance-text")
+    text = page.inner_text("#relevance-text")
+    assert "relevance for tabby" in text and "rank 1 of 112" in text and f"{shares[0]:.1f} %" in text
+    screenshot(page, "channel-relevance")

@@ -275,7 +275,7 @@ async def explained(request: Request, loaded: Loaded, method: str, index: int | 
 async def colormaps() -> dict[str, Any]:
     from convscope.render.colormaps import _lut
 
-    return {name: (_lut(name) * 255).round().int().tolist() for name in ("jet", "gray", "inferno")}
+    return {name: (_lut(name) * 255).round().int().tolist() for name in ("jet", "gray", "inferno", "bwr")}
 
 
 @router.get("/occlude", summary="Live occlusion: probabilities with a grey square at (x, y) of the model's input")

@@ -3,6 +3,7 @@ import { api, apiUrl, h, percent, picturePicker, progressText, route, setRoute, 
 import { colourBar, loadColormaps, sharedCanvas } from "./scale.js";
 import { exportPng, exportSettings } from "./export.js";
 import { startWebcam } from "./webcam.js";
+import { topConcepts } from "./relevance.js";
 
 const STAGE = 336;
 const INDEPENDENT = "This map is the same for a random picture (checked): with this model it shows the network, not " +
@@ -25,6 +26,10 @@ export const imageView = {
     const sizes = [1, 2, 3, 4, 6].map((n) => Math.max(1, Math.round((n * inputSize()) / 14)));  // 16 … 96 px at 224
     els.size = h("select", { "aria-label": "occluder size", onchange: () => probe() },
       ...sizes.map((s, n) => h("option", { value: s, selected: n === 2 }, `${s} px`)));
+    els.conceptLayer = h("select", { id: "concepts-layer", "aria-label": "concepts layer" });
+    els.conceptButton = h("button", { type: "button", id: "concepts-button", onclick: findConcepts }, "Find the top concepts");
+    els.concepts = h("div", { id: "concepts" }, h("p", { class: "note" }, "The channels of a layer that carried most of " +
+      "the class's relevance (concept relevance propagation), each with the relevance that went through it alone."));
     els.live = h("button", { type: "button", id: "webcam-live", "aria-pressed": "false", hidden: !navigator.mediaDevices,
       title: "a frame about every second; each new frame cancels the previous frame's maps", onclick: toggleLive }, "Live webcam");
     els.liveStatus = h("span", { class: "note", id: "webcam-status" });
@@ -63,16 +68,19 @@ export const imageView = {
           h("div", { class: "controls", style: "margin-top:10px" }, els.classInput, els.datalist,
             h("button", { type: "button", onclick: chooseTyped }, "Explain")),
           h("p", { class: "note" }, "Click a class (or type any of the model's classes) to explain it with every method."))),
-      h("h2", { style: "font-size:15px;margin:16px 0 0" }, "Attribution maps"), els.caption, els.mapControls, els.maps);
+      h("h2", { style: "font-size:15px;margin:16px 0 0" }, "Attribution maps"), els.caption, els.mapControls, els.maps,
+      h("h2", { style: "font-size:15px;margin:16px 0 4px" }, "Top concepts"),
+      h("div", { class: "controls" }, "layer", els.conceptLayer, els.conceptButton), els.concepts);
     setupOccluder();
     api("/api/classes").then((r) => {
       classNames = r.classes;
       els.datalist.replaceChildren(...classNames.map((n) => h("option", { value: n })));
     }).catch(showError);
     methods = (await api("/api/methods")).methods;
-    if (methods.some((m) => m.settings && m.settings.layer)) {
-      mapLayers = (await api("/api/layers")).layers.filter((l) => l.maps && l.kind !== "Identity");
-    }
+    mapLayers = (await api("/api/layers")).layers.filter((l) => l.maps && l.kind !== "Identity");
+    const middle = mapLayers.some((l) => l.name === "blocks.4") ? "blocks.4" : (mapLayers[Math.floor(mapLayers.length / 2)] || {}).name;
+    els.conceptLayer.replaceChildren(...mapLayers.map((l) => h("option", { value: l.name, selected: l.name === middle },
+      `${l.name} (${l.shape.join("×")})`)));
     await loadColormaps();
     await this.update(p);
   },
@@ -170,6 +178,16 @@ function chooseTyped() {
   setRoute("image", { ...params(), pic: state.pic, target: index >= 0 ? index : text });
 }
 
+function findConcepts() {
+  const generation = state.generation;
+  topConcepts(els.concepts, { pic: state.pic, layer: els.conceptLayer.value, target: state.target === "" ? "top" : String(state.target),
+    group: groupOf(generation), still: () => generation === state.generation }).catch((error) => {
+    if (generation !== state.generation) return;
+    els.concepts.replaceChildren(h("p", { class: "failed" }, error.message));
+    showError(error);
+  });
+}
+
 function chooseCompared() {
   const text = els.compare.value.trim();
   if (!text) return;
@@ -206,6 +224,7 @@ async function explainAll() {
     "Heat maps are laid over the picture (red = important); gradient methods are shown as images. " +
     "Each map is scaled to its own range (its colour bar says which) unless the scale is shared.";
   els.maps.replaceChildren();
+  els.concepts.querySelector("#concepts-list") && els.concepts.replaceChildren(h("p", { class: "note" }, "Find the top concepts again for this class."));
   state.cards = [];
   let first = null;
   for (const [n, m] of methods.entries()) {
