@@ -94,3 +94,35 @@ def test_channel_relevance_matches_the_library(client, lite0) -> None:
                                      channel=500)
     assert "unknown LRP composite" in refused(client, "/api/relevance", pic="sample:chelsea", layer="blocks.4",
                                               composite="magic")
+
+
+def test_metrics_of_a_map_are_the_reports(client, lite0) -> None:
+    """The explorer's metrics of Grad-CAM's map are those of convscope.analysis.metrics for the same picture."""
+    from convscope.analysis.metrics.report import evaluate_methods
+
+    found = ok(client, "/api/metrics", pic="sample:chelsea", method="grad_cam", target="281",
+               metrics="pixel_flipping,random_logit,sparseness")
+    inputs = lite0.prepare([cs.load_sample("chelsea")])
+    expected = evaluate_methods(lite0, inputs, ["grad_cam"], ["pixel_flipping", "random_logit", "sparseness"],
+                                target=281)
+    values = {row["name"]: row for row in found["metrics"]}
+    for name in ("pixel_flipping", "random_logit", "sparseness"):
+        assert values[name]["value"] == pytest.approx(float(expected.values["grad_cam"][name][0]), rel=1e-5, abs=1e-9)
+    assert values["pixel_flipping"]["direction"] == "lower" and values["sparseness"]["direction"] == "higher"
+    assert values["random_logit"]["passes"] == (values["random_logit"]["value"] <= 0.5)
+    assert "need object masks" in refused(client, "/api/metrics", pic="sample:chelsea", method="grad_cam",
+                                          metrics="pointing_game")
+    assert "unknown" in refused(client, "/api/metrics", pic="sample:chelsea", method="grad_cam", metrics="magic")
+    assert "choose fewer metrics" in refused(client, "/api/metrics", pic="sample:chelsea", method="smooth_grad",
+                                             samples=1600, metrics="avg_sensitivity")
+
+
+def test_metrics_evaluate_the_map_shown_not_checks_lighter_one(client, lite0) -> None:
+    """SmoothGrad's map in the explorer has 50 samples (its default), not `check`'s quick 16; the metrics follow."""
+    from convscope.analysis.metrics.report import evaluate_methods
+
+    found = ok(client, "/api/metrics", pic="sample:chelsea", method="smooth_grad", metrics="sparseness")
+    inputs = lite0.prepare([cs.load_sample("chelsea")])
+    shown, quick = (float(evaluate_methods(lite0, inputs, ["smooth_grad"], ["sparseness"], options={
+        "smooth_grad": {"samples": n}}).values["smooth_grad"]["sparseness"][0]) for n in (50, 16))
+    assert found["metrics"][0]["value"] == pytest.approx(shown) != pytest.approx(quick)

@@ -291,3 +291,49 @@ def test_relevance_of_a_channel_and_the_top_concepts(controls, page) -> None:
     text = page.inner_text("#relevance-text")
     assert "relevance for tabby" in text and "rank 1 of 112" in text and f"{shares[0]:.1f} %" in text
     screenshot(page, "channel-relevance")
+
+
+def test_metric_badges_and_a_cancellable_table(controls, page) -> None:
+    """Under every map: deletion and the random-logit check; the table of check's metrics for the picture fills
+    in the background, one method after another, and its cancel button stops the rest."""
+    import json
+    import time
+    import urllib.request
+
+    open_image_view(page, controls, "sample:chelsea")
+    for method in ("grad_cam", "guided_backprop", "smooth_grad"):
+        page.wait_for_selector(f".card[data-method={method}] .metric-badges[data-state=done]", timeout=300_000)
+    badge = page.locator(".card[data-method=grad_cam] .badge[data-metric=random_logit]")
+    passes = badge.get_attribute("data-passes") == "true"
+    assert badge.inner_text().startswith("✓" if passes else "✗")
+    assert ("warn" in badge.get_attribute("class")) == (not passes)
+    assert page.inner_text(".card[data-method=grad_cam] .badge[data-metric=pixel_flipping]").startswith("deletion ")
+
+    page.click("#metrics-button")
+    page.wait_for_selector("#metrics-table tr[data-method=grad_cam][data-state=done]")
+    assert page.get_attribute("#metrics-table tr[data-method=smooth_grad]", "data-state") is None  # to come
+    page.click("#metrics-cancel")
+    page.wait_for_selector("#metrics-table tr[data-method=smooth_grad][data-state=cancelled]", timeout=5_000)
+    assert "cancelled" in page.inner_text("#metrics-table tr[data-method=smooth_grad]")
+    assert page.inner_text("#metrics-note").startswith("Cancelled")
+
+    def background() -> dict:
+        request = urllib.request.Request(f"{controls}/api/queue", headers={"X-Convscope-Request": "1"})
+        with urllib.request.urlopen(request) as answer:
+            return json.load(answer)["background"]
+
+    deadline = time.monotonic() + 120
+    while background()["running"] is not None or background()["waiting"]:  # the server let its work go
+        assert time.monotonic() < deadline, background()
+        time.sleep(0.2)
+    assert background()["cancelled"] >= 1
+    heads = page.locator("#metrics-table th").all_inner_texts()
+    assert heads[0] == "method" and "pixel flipping ↓" in heads and "sparseness ↑" in heads
+    assert "model randomisation ↓" in heads and not any("pointing" in t for t in heads)  # no masks here
+    cell = page.locator("#metrics-table tr[data-method=grad_cam] td[data-metric=sparseness]")
+    request = urllib.request.Request(f"{controls}/api/metrics?pic=sample:chelsea&method=grad_cam&metrics=sparseness",
+                                     headers={"X-Convscope-Request": "1"})
+    with urllib.request.urlopen(request) as answer:
+        expected = json.load(answer)["metrics"][0]["value"]
+    assert float(cell.get_attribute("data-value")) == pytest.approx(expected)
+    screenshot(page, "metrics")

@@ -4,6 +4,7 @@ import { colourBar, loadColormaps, sharedCanvas } from "./scale.js";
 import { exportPng, exportSettings } from "./export.js";
 import { startWebcam } from "./webcam.js";
 import { topConcepts } from "./relevance.js";
+import { badges, metricsTable } from "./metrics.js";
 
 const STAGE = 336;
 const INDEPENDENT = "This map is the same for a random picture (checked): with this model it shows the network, not " +
@@ -26,6 +27,7 @@ export const imageView = {
     const sizes = [1, 2, 3, 4, 6].map((n) => Math.max(1, Math.round((n * inputSize()) / 14)));  // 16 … 96 px at 224
     els.size = h("select", { "aria-label": "occluder size", onchange: () => probe() },
       ...sizes.map((s, n) => h("option", { value: s, selected: n === 2 }, `${s} px`)));
+    els.metrics = h("div", { id: "metrics" });
     els.conceptLayer = h("select", { id: "concepts-layer", "aria-label": "concepts layer" });
     els.conceptButton = h("button", { type: "button", id: "concepts-button", onclick: findConcepts }, "Find the top concepts");
     els.concepts = h("div", { id: "concepts" }, h("p", { class: "note" }, "The channels of a layer that carried most of " +
@@ -69,6 +71,11 @@ export const imageView = {
             h("button", { type: "button", onclick: chooseTyped }, "Explain")),
           h("p", { class: "note" }, "Click a class (or type any of the model's classes) to explain it with every method."))),
       h("h2", { style: "font-size:15px;margin:16px 0 0" }, "Attribution maps"), els.caption, els.mapControls, els.maps,
+      h("h2", { style: "font-size:15px;margin:16px 0 4px" }, "Metrics of these maps"),
+      h("div", { class: "controls" }, h("button", { type: "button", id: "metrics-button", onclick: evaluateMaps },
+        "Evaluate the maps shown"), h("button", { type: "button", id: "metrics-cancel", onclick: cancelMetrics }, "cancel"),
+        h("span", { class: "note" }, "the metrics of convscope check (those that need no object masks), for this picture and class")),
+      els.metrics,
       h("h2", { style: "font-size:15px;margin:16px 0 4px" }, "Top concepts"),
       h("div", { class: "controls" }, "layer", els.conceptLayer, els.conceptButton), els.concepts);
     setupOccluder();
@@ -178,6 +185,20 @@ function chooseTyped() {
   setRoute("image", { ...params(), pic: state.pic, target: index >= 0 ? index : text });
 }
 
+// The metrics table: its own group, so that its cancel button leaves the maps alone.
+const metricsGroup = (generation) => `metrics-${PAGE}-${generation}`;
+function evaluateMaps() {
+  const generation = state.generation;
+  cancelMetrics();
+  state.stopMetrics = metricsTable(els.metrics, { cards: state.cards, group: metricsGroup(generation), still: () => generation === state.generation,
+    query: (card) => ({ pic: state.pic, method: card.method.name, target: card.targets[0], ...(state.settings[card.method.name] || {}) }) });
+}
+
+function cancelMetrics() {
+  if (state.stopMetrics) { state.stopMetrics(); state.stopMetrics = null; }
+  api("/api/cancel", { group: metricsGroup(state.generation) }, { method: "POST" }).catch(() => {});
+}
+
 function findConcepts() {
   const generation = state.generation;
   topConcepts(els.concepts, { pic: state.pic, layer: els.conceptLayer.value, target: state.target === "" ? "top" : String(state.target),
@@ -202,6 +223,7 @@ const groupOf = (generation) => `image-${PAGE}-${generation}`;
 // job whose clients went away) and their group cancelled (queued and running jobs alike).
 function cancelQueued() {
   if (state.abort) state.abort.abort();
+  if (state.generation) cancelMetrics();
   if (state.generation) api("/api/cancel", { group: groupOf(state.generation) }, { method: "POST" }).catch(() => {});
 }
 
@@ -224,6 +246,7 @@ async function explainAll() {
     "Heat maps are laid over the picture (red = important); gradient methods are shown as images. " +
     "Each map is scaled to its own range (its colour bar says which) unless the scale is shared.";
   els.maps.replaceChildren();
+  els.metrics.replaceChildren();
   els.concepts.querySelector("#concepts-list") && els.concepts.replaceChildren(h("p", { class: "note" }, "Find the top concepts again for this class."));
   state.cards = [];
   let first = null;
@@ -311,6 +334,8 @@ async function loadPane(card, pane, generation, signal) {
     if (generation !== state.generation) return;
     pane.result = r;
     await drawPane(card, pane);
+    badges(pane, { pic: state.pic, method: m.name, target: pane.target, group: groupOf(generation),
+                   ...(state.settings[m.name] || {}) }, () => generation === state.generation && card.panes.includes(pane));
     if (card.panes.every((p) => p.result)) {
       card.element.dataset.state = "done";
       markCard(card, r);
@@ -350,7 +375,7 @@ async function drawPane(card, pane) {
     : colourBar(r.scale);
   pane.element.replaceChildren(card.targets.length > 1 ? h("div", { class: "pane-label" }, r.label) : "", picture, bar,
     h("div", { class: "settings" }, `${r.label}` + (settings ? ` · ${settings}` : "") +
-      ` · ${r.cached ? "cached" : r.seconds.toFixed(2) + " s"}`));
+      ` · ${r.cached ? "cached" : r.seconds.toFixed(2) + " s"}`), pane.badges || "");
 }
 
 // What the export needs of the view.
