@@ -90,8 +90,8 @@ def test_settings_colour_bars_and_a_shared_scale(controls, page) -> None:
     page.wait_for_function("document.querySelector('.card[data-method=smooth_grad][data-state=done] .settings')"
                            "?.textContent.includes('samples=3, noise=0.2')")
 
-    page.check("#shared-scale")
-    page.wait_for_function("location.hash.includes('scale=shared')")
+    page.select_option("#scale-mode", "all")
+    page.wait_for_function("location.hash.includes('scale=all')")
     page.wait_for_function("document.querySelectorAll('.card canvas.shared').length === 3")
     tops = {m: float(page.get_attribute(f".card[data-method={m}] .pane", "data-heat-max"))
             for m in ("grad_cam", "guided_backprop", "smooth_grad")}
@@ -104,7 +104,7 @@ def test_settings_colour_bars_and_a_shared_scale(controls, page) -> None:
         brightest = tuple(lut[round(255 * value / top)])
         assert brightest in colours_of(page, f".card[data-method={method}] canvas.shared"), method
     screenshot(page, "settings-and-shared-scale")
-    page.uncheck("#shared-scale")
+    page.select_option("#scale-mode", "")
     page.wait_for_function("document.querySelectorAll('.card canvas.shared').length === 0")
     assert page.get_attribute(".card[data-method=grad_cam] .colour-bar", "data-cmap") == "jet"
 
@@ -122,7 +122,17 @@ def test_two_classes_side_by_side(controls, page) -> None:
     assert "tabby" in page.inner_text(f"{card} .pane[data-target='281'] .pane-label")
     first, second = (page.get_attribute(f"{card} .pane[data-target='{t}'] img", "src") for t in ("top", "281"))
     assert first != second
+    for method in ("guided_backprop", "smooth_grad"):
+        page.wait_for_selector(f".card[data-method={method}][data-state=done] .pane[data-target='281'] img")
+    page.select_option("#scale-mode", "method")  # each method's two maps on one scale: its largest heat of both
+    page.wait_for_function("document.querySelectorAll('.card canvas.shared').length === 6")
+    for method in ("grad_cam", "guided_backprop", "smooth_grad"):
+        tops = [float(page.get_attribute(f".card[data-method={method}] .pane[data-target='{t}']", "data-heat-max"))
+                for t in ("top", "281")]
+        highs = page.locator(f".card[data-method={method}] .colour-bar .high").all_inner_texts()
+        assert highs == [f"{max(tops):.3g}"] * 2, (method, tops, highs)
     screenshot(page, "two-classes")
+    page.select_option("#scale-mode", "")
     page.click("#compare-clear")
     page.wait_for_function("!location.hash.includes('compare=')")
     page.wait_for_selector(f"{card}[data-state=done] .pane img")

@@ -21,12 +21,13 @@ export function settingsOf(view) {
   return {
     convscope_view: "image", model: view.info && view.info.model, fingerprint: view.info && view.info.fingerprint,
     picture: view.picture, target: view.target, compare: view.compare || null,
-    scale: view.shared ? "shared absolute (0 … largest |attribution| shown, inferno)" : "each map its own",
+    scale: { all: "shared by all maps (0 … the largest |attribution| shown, inferno)",
+             method: "shared by each method's maps (0 … its largest |attribution|, inferno)" }[view.shared] || "each map its own",
     url: location.href, exported: new Date().toISOString(),
     maps: view.cards.flatMap((c) => c.panes.filter((p) => p.result).map((p) => ({
       method: c.method.name, title: p.result.title, paper: p.result.paper, class: p.result.label,
       layer: p.result.layer, settings: p.result.settings, colour_bar: view.shared
-        ? { cmap: "inferno", low: 0, high: view.sharedTop } : p.result.scale,
+        ? { cmap: "inferno", low: 0, high: view.sharedTop(c) } : p.result.scale,
       heat_max: p.result.heat_max, independent_of_the_picture: p.result.independent,
     }))),
   };
@@ -64,7 +65,7 @@ export async function exportPng(view, picture) {
   ctx.fillRect(0, 0, canvas.width, canvas.height);
   ctx.fillStyle = "#1d2330";
   ctx.font = "bold 14px sans-serif";
-  ctx.fillText(`${view.info ? view.info.model : ""} · ${view.picture} · ` + (view.shared ? "shared absolute scale" :
+  ctx.fillText(`${view.info ? view.info.model : ""} · ${view.picture} · ` + (view.shared ? `scale shared by ${view.shared === "all" ? "all maps" : "each method's maps"}` :
     "each map scaled to its own range"), PAD, 22);
   const place = (n) => [PAD + (n % columns) * (TILE + PAD), 36 + Math.floor(n / columns) * cellH];
   const caption = (text, x, y, bold) => {
@@ -80,7 +81,7 @@ export async function exportPng(view, picture) {
     caption(card.method.title, x, y + 10, true);
     const shown = pane.element.querySelector("img, canvas");
     ctx.drawImage(shown, x, y + 16, TILE, TILE);
-    drawBar(ctx, colormaps, view.shared ? { cmap: "inferno", low: 0, high: view.sharedTop } : pane.result.scale, x, y + TILE + 20);
+    drawBar(ctx, colormaps, view.shared ? { cmap: "inferno", low: 0, high: view.sharedTop(card) } : pane.result.scale, x, y + TILE + 20);
     caption(pane.result.label, x, y + TILE + 54, false);
   }
   const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));

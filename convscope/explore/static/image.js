@@ -45,12 +45,14 @@ export const imageView = {
     els.maps = h("div", { class: "maps", id: "maps" });
     els.compare = h("input", { list: "class-names", id: "compare-input", placeholder: "a second class…", size: 20,
       onkeydown: (e) => { if (e.key === "Enter") chooseCompared(); } });
-    els.shared = h("input", { type: "checkbox", id: "shared-scale", onchange: () =>
-      setRoute("image", { ...params(), pic: state.pic, scale: els.shared.checked ? "shared" : "" }) });
+    els.shared = h("select", { id: "scale-mode", "aria-label": "colour scale", onchange: () =>
+      setRoute("image", { ...params(), pic: state.pic, scale: els.shared.value }) },
+      h("option", { value: "" }, "each map its own range"),
+      h("option", { value: "method" }, "shared by a method's maps (both classes)"),
+      h("option", { value: "all" }, "shared by all maps (absolute)"));
     els.mapControls = h("div", { class: "controls map-controls" },
       h("label", { title: "every map from 0 to the largest |attribution| shown, in one colour map (the methods' " +
-        "units differ: compare the two classes of one method, or methods of one kind)" }, els.shared,
-        " shared absolute scale"),
+        "units differ: compare the two classes of one method, or methods of one kind)" }, "scale ", els.shared),
       h("span", { class: "note" }, "side by side with"), els.compare,
       h("button", { type: "button", onclick: chooseCompared }, "Compare"),
       h("button", { type: "button", id: "compare-clear", onclick: () => setRoute("image", { ...params(), pic: state.pic, compare: "" }) }, "×"),
@@ -120,9 +122,9 @@ export const imageView = {
       renderTopk();
     }
     const compare = p.compare || null;
-    const shared = p.scale === "shared";
+    const shared = ["method", "all"].includes(p.scale) ? p.scale : "";
     els.compare.value = compare && /^\d+$/.test(compare) && classNames ? classNames[Number(compare)] || compare : compare || "";
-    els.shared.checked = shared;
+    els.shared.value = shared;
     if (target !== state.target || compare !== state.compare) {
       const moved = target !== state.target;
       state.target = target;
@@ -367,11 +369,13 @@ async function drawPane(card, pane) {
   const r = pane.result;
   pane.element.dataset.heatMax = r.heat_max;
   const settings = Object.entries(r.settings).map(([k, v]) => `${k}=${v}`).join(", ");
+  const top = sharedTop(card);
   const picture = state.shared
-    ? await sharedCanvas(r.heat, r.heat_max, sharedTop())
+    ? await sharedCanvas(r.heat, r.heat_max, top)
     : h("img", { src: r.image, alt: `${r.title} map`, title: r.label });
   const bar = state.shared
-    ? colourBar({ cmap: "inferno", low: 0, high: sharedTop(), what: "shared: |attribution| of every map shown" })
+    ? colourBar({ cmap: "inferno", low: 0, high: top, what: state.shared === "all"
+      ? "shared: |attribution| of every map shown" : `shared by the ${card.method.title} maps` })
     : colourBar(r.scale);
   pane.element.replaceChildren(card.targets.length > 1 ? h("div", { class: "pane-label" }, r.label) : "", picture, bar,
     h("div", { class: "settings" }, `${r.label}` + (settings ? ` · ${settings}` : "") +
@@ -381,12 +385,13 @@ async function drawPane(card, pane) {
 // What the export needs of the view.
 function view() {
   return { info: window.explorerInfo, picture: state.pic, target: state.target === "" ? "top" : String(state.target),
-           compare: state.compare, shared: state.shared, sharedTop: sharedTop(), cards: state.cards };
+           compare: state.compare, shared: state.shared, sharedTop, cards: state.cards };
 }
 
-// The largest heat of every map shown: the top of the shared scale.
-function sharedTop() {
-  return Math.max(0, ...state.cards.flatMap((c) => c.panes).filter((p) => p.result).map((p) => p.result.heat_max));
+// The top of the shared scale: the largest heat of every map shown, or of the card's maps.
+function sharedTop(card) {
+  const cards = state.shared === "method" ? [card] : state.cards;
+  return Math.max(0, ...cards.flatMap((c) => c.panes).filter((p) => p.result).map((p) => p.result.heat_max));
 }
 
 let redrawing = Promise.resolve();
