@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from convscope.explore import dataset_view, image_view, layer_view, model_view
+from convscope.explore import dataset_view, image_view, layer_view, metrics_view, model_view, relevance_view
 from convscope.explore.jobs import Cancelled
 from convscope.explore.security import BodyTooLarge, Guard, too_large
 from convscope.explore.state import Explorer
@@ -29,7 +29,7 @@ def create_app(explorer: Explorer) -> FastAPI:
                               "end is built from these endpoints. Errors are JSON: "
                               "{\"status\": 400, \"error\": \"what went wrong, in one line\"}.")
     app.state.explorer = explorer
-    for view in (image_view, layer_view, dataset_view, model_view):
+    for view in (image_view, layer_view, dataset_view, model_view, relevance_view, metrics_view):
         app.include_router(view.router)
 
     install_error_answers(app)

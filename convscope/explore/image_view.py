@@ -13,10 +13,11 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from convscope.attribution.explain import explain
-from convscope.attribution.occlusion import Occlusion, occlude, occluder_fill
+from convscope.attribution.occlusion import occlude, occluder_fill
 from convscope.attribution.registry import METHODS
 from convscope.explore.encode import data_url, png
 from convscope.explore.jobs import CHEAP, INTERACTIVE, SLOW, cache_key
+from convscope.explore.method_settings import parse_settings, settings_of
 from convscope.explore.pictures import MAX_BYTES, Loaded
 from convscope.explore.state import Explorer
 from convscope.hooks import inspection_mode
@@ -101,13 +102,30 @@ def explanation(model: Model, picture: Loaded, method: str, target: int | None, 
     result = explain(model, picture.pixels, method, "top" if target is None else target, layer=layer,
                      **options, **quiet)
     shown = result.overlay() if result.method.style == "heat" else result.map_picture()
+    heat = result.heat[0].detach().float().cpu()
+    top = float(heat.abs().max())
     independent = method in MAY_IGNORE_THE_PICTURE and ignores_the_picture(model, result.maps, method, picture,
                                                                           target, layer, options)
     return {"method": method, "independent": independent, "title": result.method.title, "paper": result.method.paper,
             "style": result.method.style, "label": result.labels[0], "layer": result.layer,
             "settings": method_settings(method, result.layer, options),
             "image": data_url(shown), "map": data_url(result.map_picture()), "overlay": data_url(result.overlay()),
+            "scale": shown_scale(result.method.style, result.maps[0], heat),
+            "heat": data_url(heat / top if top > 0 else heat), "heat_max": top,
             "seconds": round(time.perf_counter() - began, 3)}
+
+
+def shown_scale(style: str, maps: torch.Tensor, heat: torch.Tensor) -> dict[str, Any]:
+    """The colour bar of the picture shown for a map (``image``): its colour map (``None``: the signed gradient
+    as an image, grey at 0) and the values at its two ends, as :func:`convscope.attribution.explain.map_scale_bar`
+    and ``heat_scale_bar`` draw them."""
+    if style == "image":
+        top = float(torch.quantile(maps.detach().float().abs().flatten(), 0.995))
+        return {"cmap": None, "low": -top, "high": top, "what": "per channel, clipped at 99.5 % of |v|"}
+    if style == "saliency":
+        top = float(torch.quantile(heat.abs().flatten(), 0.995))
+        return {"cmap": "gray", "low": 0.0, "high": top, "what": "clipped at 99.5 %"}
+    return {"cmap": "jet", "low": 0.0, "high": float(heat.abs().max()), "what": "over the picture"}
 
 
 MAY_IGNORE_THE_PICTURE = ("deconvnet",)  # without max-pooling switches its map is one for all pictures
@@ -202,7 +220,8 @@ async def methods(request: Request) -> dict[str, Any]:
     explorer = explorer_of(request)
     order = [m for m in METHOD_ORDER if m in explorer.methods] + [m for m in explorer.methods if m not in METHOD_ORDER]
     return {"methods": [{"name": m, "title": METHODS[m].title, "paper": METHODS[m].paper, "slow": m in SLOW_METHODS,
-                         "checks": explorer.checks.get(m)} for m in order]}
+                         "style": METHODS[m].style, "settings": settings_of(m), "checks": explorer.checks.get(m)}
+                        for m in order]}
 
 
 @router.get("/predict", summary="Top-k classes of a picture")
@@ -215,12 +234,18 @@ async def predict_route(request: Request, pic: PictureId, k: Annotated[int, Quer
     return result
 
 
-@router.get("/explain", summary="One attribution method's map for a class of a picture")
+@router.get("/explain", summary="One attribution method's map for a class of a picture, with the settings the "
+                                "method takes (see /api/methods)")
 async def explain_route(request: Request, pic: PictureId, method: Annotated[str, Query(max_length=40)],
                         target: Annotated[str, Query(max_length=200)] = "top",
                         layer: Annotated[str | None, Query(max_length=300)] = None,
-                        size: Annotated[int | None, Query(ge=2, le=512, description="occluder size")] = None,
-                        stride: Annotated[int | None, Query(ge=1, le=512, description="occluder stride")] = None,
+                        baseline: Annotated[str | None, Query(max_length=20, description="black, mean or a grey "
+                                                                                         "level in [0, 1]")] = None,
+                        samples: Annotated[int | None, Query(description="noisy copies / random orders")] = None,
+                        noise: Annotated[float | None, Query(description="noise, a fraction of the range")] = None,
+                        steps: Annotated[int | None, Query(description="integration steps")] = None,
+                        size: Annotated[int | None, Query(description="occluder size")] = None,
+                        stride: Annotated[int | None, Query(description="occluder stride")] = None,
                         group: Annotated[str | None, Query(max_length=100, description="for /api/cancel")] = None,
                         ) -> dict[str, Any]:
     explorer = explorer_of(request)
@@ -228,42 +253,32 @@ async def explain_route(request: Request, pic: PictureId, method: Annotated[str,
         raise ValueError(f"unknown method {method!r}; the methods are " + ", ".join(METHOD_ORDER))
     loaded = await picture_of(request, pic)
     index = class_index(explorer.model, target)
-    if layer is not None:
-        explorer.model.layer(layer)
-    options = {k: v for k, v in {"size": size, "stride": stride}.items() if v is not None}
-    if options and method != "occlusion":
-        raise ValueError("size and stride are the occlusion method's settings")
-    if method == "occlusion":
-        check_occlusion_budget(explorer.model, **options)
-    key = cache_key("explain", explorer.fingerprint, loaded.digest, method, index, layer, options)
-    slow = method in SLOW_METHODS
-    worker, model = (explorer.background, explorer.background_model) if slow else (explorer.worker, explorer.model)
-    result, cached = await worker.run(
-        key, lambda: explanation(model, loaded, method, index, layer, options, chunked=slow),
-        priority=SLOW if slow else CHEAP, description=f"{METHODS[method].title} on {loaded.name}",
-        group=group, request=request)
+    given = {"layer": layer, "baseline": baseline, "samples": samples, "noise": noise, "steps": steps,
+             "size": size, "stride": stride}
+    options = parse_settings(explorer.model, method, {k: None if v is None else str(v) for k, v in given.items()})
+    layer = options.pop("layer", None)
+    result, cached = await explained(request, loaded, method, index, layer, options, group)
     return {**result, "cached": cached, "checks": explorer.checks.get(method)}
 
 
-MAX_OCCLUSIONS = 1600  # occluded pictures one map may take here (40 × 40 positions; the default 32/16 takes 169)
+async def explained(request: Request, loaded: Loaded, method: str, index: int | None, layer: str | None,
+                    options: dict[str, Any], group: str | None) -> tuple[dict[str, Any], bool]:
+    """A map from the cache or its lane: the slow methods on the background lane, in chunks."""
+    explorer = explorer_of(request)
+    key = cache_key("explain", explorer.fingerprint, loaded.digest, method, index, layer, options)
+    slow = method in SLOW_METHODS
+    worker, model = (explorer.background, explorer.background_model) if slow else (explorer.worker, explorer.model)
+    return await worker.run(
+        key, lambda: explanation(model, loaded, method, index, layer, options, chunked=slow),
+        priority=SLOW if slow else CHEAP, description=f"{METHODS[method].title} on {loaded.name}",
+        group=group, request=request)
 
 
-def check_occlusion_budget(model: Model, size: int | None = None, stride: int | None = None) -> None:
-    """A ``ValueError`` saying which stride would do, when an occlusion map takes more than the explorer's budget."""
-    defaults = inspect.signature(Occlusion.__init__).parameters
-    size = defaults["size"].default if size is None else size
-    stride = defaults["stride"].default if stride is None else stride
+@router.get("/colormaps", summary="The colour maps of the maps' colour bars, 256 RGB triples each")
+async def colormaps() -> dict[str, Any]:
+    from convscope.render.colormaps import _lut
 
-    def count(step: int) -> int:
-        rows, cols = Occlusion(model, size=size, stride=step).positions(*model.preprocess.input_size)
-        return len(rows) * len(cols)
-
-    if count(stride) <= MAX_OCCLUSIONS:
-        return
-    enough = next(s for s in range(stride + 1, max(model.preprocess.input_size) + 1) if count(s) <= MAX_OCCLUSIONS)
-    raise ValueError(f"occlusion with size {size} and stride {stride} takes {count(stride):,} forward passes, more "
-                     f"than the {MAX_OCCLUSIONS:,} a map may take in the explorer; use a stride of at least {enough} "
-                     "(or `convscope explain --method occlusion`, which has no such limit)")
+    return {name: (_lut(name) * 255).round().int().tolist() for name in ("jet", "gray", "inferno", "bwr")}
 
 
 @router.get("/occlude", summary="Live occlusion: probabilities with a grey square at (x, y) of the model's input")

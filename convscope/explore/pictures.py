@@ -18,6 +18,7 @@ import ctypes
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,7 @@ class PictureStore:
         self._uploads = Bounded(UPLOAD_BYTES, lambda kept: len(kept[1]), MAX_UPLOADS)  # digest → (name, bytes)
         self._decoded = Bounded(DECODED_BYTES, lambda kept: kept.pixels.numel() * kept.pixels.element_size())
         self._lock = threading.Lock()  # the caches; and one decoding at a time, which bounds its memory
+        self.scanned: Callable[[int], tuple[str, Tensor]] | None = None  # scan:INDEX → (name, pixels), with a scan
 
     def listing(self) -> list[dict[str, str]]:
         """Every picture a user can pick: the bundled photos, then the named folders' images, then uploads."""
@@ -144,6 +146,13 @@ class PictureStore:
             if kept is None:
                 raise ValueError(f"no upload {rest!r} (uploads are kept while the server runs; send it again)")
             return self._decode(picture_id, *kept)
+        if kind == "scan":
+            if self.scanned is None:
+                raise ValueError("no scan is open: scan:INDEX pictures need `convscope explore --scan FOLDER`")
+            if not rest.isdigit():
+                raise ValueError(f"scan:{rest} is not a picture of the scan: use scan:INDEX (0, 1, …)")
+            name, pixels = self.scanned(int(rest))
+            return self._keep(Loaded(picture_id, name, pixels, digest_of(pixels)))
         raise ValueError(f"unknown picture id {picture_id!r}: use sample:NAME, file:N/PATH or upload:HASH")
 
     def _decode(self, picture_id: str, name: str, data: bytes) -> Loaded:

@@ -49,6 +49,7 @@ class Explorer:
             from convscope.scan.result import ScanResult
 
             self.scan = ScanResult.load(scan, pictures=scan_pictures)  # a Dataset the scan cannot reopen itself
+            self.pictures.scanned = self.scanned_picture
         self.checks = read_checks(Path(checks)) if checks is not None else {}
         self.atlas = Path(atlas).resolve() if atlas is not None else None
         if self.atlas is not None:
@@ -68,6 +69,15 @@ class Explorer:
         self.background_model = copy.deepcopy(model)
         self.background = Worker(results, "background", yields_to=self.worker)
         self.scan_worker = Worker(results, "scan")  # a scan's stored features: embeddings, neighbours
+
+    def scanned_picture(self, index: int) -> tuple[str, Any]:
+        """The scan's picture ``index`` for the image view: its name (``#12 Ankle boot``) and pixels ``[C,H,W]``."""
+        scan = self.scan
+        if not 0 <= index < scan.count:
+            raise ValueError(f"picture {index} is not in the scan (0 … {scan.count - 1})")
+        label, names = int(scan.labels[index]), scan.class_names
+        name = f"#{index}" + (f" {names[label]}" if names and 0 <= label < len(names) else "")
+        return name, scan.pictures.picture(index)
 
     @property
     def scan_matches_model(self) -> bool:

@@ -11,7 +11,7 @@ const go = (changes) => setRoute("dataset", { ...route().params, ...changes });
 
 export const datasetView = {
   async mount(main, p) {
-    state = {};
+    state = { hidden: new Set(), alpha: 0.5, density: false, lassoing: false, selected: new Set(), matches: null };
     try { info = await api("/api/scan"); } catch (error) {
       main.append(h("div", { class: "panel" }, h("h2", {}, "No scan open"), h("p", { class: "note" }, error.message,
         h("br"), "For example: convscope scan fashion-mnist --model fashion_cnn --layers relu2 relu7 --out scans/fashion, " +
@@ -26,6 +26,17 @@ export const datasetView = {
     els.colour = h("select", { id: "scan-colour", "aria-label": "colour by", onchange: () => go({ color: els.colour.value }) },
       h("option", { value: "label" }, "label"), h("option", { value: "prediction" }, "predicted class"));
     els.canvas = h("canvas", { class: "scatter", id: "scatter", width: 720, height: 560 });
+    els.search = h("input", { id: "scatter-search", type: "search", size: 18, placeholder: "id or label…",
+      oninput: () => { search(els.search.value); draw(); },
+      onkeydown: (e) => { if (e.key === "Enter" && state.matches && state.matches.size === 1) go({ point: state.embedding.indices[[...state.matches][0]] }); } });
+    els.found = h("span", { class: "note", id: "search-count" });
+    els.alpha = h("input", { id: "scatter-alpha", type: "range", min: 0.05, max: 1, step: 0.05, value: 0.5,
+      title: "opacity of each point", oninput: () => { state.alpha = Number(els.alpha.value); draw(); } });
+    els.density = h("input", { id: "scatter-density", type: "checkbox", onchange: () => { state.density = els.density.checked; draw(); } });
+    els.lasso = h("button", { type: "button", id: "scatter-lasso", "aria-pressed": "false", title: "draw around points to select them",
+      onclick: () => { state.lassoing = !state.lassoing; els.lasso.setAttribute("aria-pressed", String(state.lassoing));
+                       els.lasso.classList.toggle("on", state.lassoing); } }, "lasso");
+    els.selection = h("div", { id: "selection" });
     els.tooltip = h("div", { class: "tooltip", hidden: true });
     els.legend = h("div", { class: "legend" });
     els.note = h("div", { class: "note", id: "scatter-note" });
@@ -35,8 +46,11 @@ export const datasetView = {
     main.append(
       h("div", { class: "controls" }, `${info.count} pictures scanned with ${info.model} · layer`, els.layer, "map", els.method, "colour by", els.colour,
         h("span", { class: "note" }, "wheel: zoom · drag: pan · double-click: reset")),
+      h("div", { class: "controls" }, "search", els.search, els.found, "opacity", els.alpha,
+        h("label", { title: "shade by how many points fall in each 8-pixel cell (log scale), in the cell's most common class's colour" },
+          els.density, " density"), els.lasso),
       h("div", { class: "row" },
-        h("div", { class: "panel" }, els.canvas, els.legend, els.note),
+        h("div", { class: "panel" }, els.canvas, els.legend, els.note, els.selection),
         h("div", { class: "panel", style: "flex:1 1 360px" }, h("h2", {}, "Nearest neighbours"), els.neighbours)),
       h("div", { class: "row", style: "margin-top:12px" },
         h("div", { class: "panel", style: "flex:1" }, h("h2", {}, "Dead filters"), els.dead),
@@ -101,11 +115,18 @@ function colourPoints() {
   state.order = shuffled(n);
   state.colour = Object.fromEntries(classes.map((c, i) => [c, c < 0 ? "#888" : PALETTE[i % PALETTE.length]]));
   const shownClasses = classes.length > 30 ? classes.slice(0, 30) : classes;
-  els.legend.replaceChildren(...shownClasses.map((c) => h("span", {}, h("i", { style: `background:${state.colour[c]}` }),
-    c < 0 ? "no label" : (names ? names[c] : c))), classes.length > 30 ? `… ${classes.length} classes` : "");
+  state.hidden = new Set([...state.hidden].filter((c) => classes.includes(c)));
+  els.legend.replaceChildren(...shownClasses.map((c) => h("label", { title: "show or hide this class" },
+    h("input", { type: "checkbox", "data-class": c, checked: !state.hidden.has(c), onchange: (ev) => {
+      if (ev.target.checked) state.hidden.delete(c); else state.hidden.add(c);
+      draw(); } }),
+    h("i", { style: `background:${state.colour[c]}` }), c < 0 ? "no label" : (names ? names[c] : c))),
+    classes.length > 30 ? `… ${classes.length} classes` : "");
+  state.names = names;
   els.note.textContent = `${n} points, ${e.method} of ${e.layer}` + (e.note ? ` — ${e.note}` : "") +
-    `; coloured by ${byPrediction ? "the model's predicted class" : "label"}, drawn in random order and half ` +
-    "transparent (where classes overlap, their colours mix; dense places are darker).";
+    `; coloured by ${byPrediction ? "the model's predicted class" : "label"}, drawn in random order and partly ` +
+    "transparent (where classes overlap, their colours mix; dense places are darker). Click a point for its " +
+    "neighbours and to open it in the image view; the lasso selects the points drawn around.";
 }
 
 function prepare() {
@@ -146,7 +167,18 @@ function draw() {
   if (!e) return;
   const ctx = els.canvas.getContext("2d");
   ctx.clearRect(0, 0, els.canvas.width, els.canvas.height);
-  if (e.x.length > 5000) drawPixels(ctx, e); else drawSquares(ctx, e);
+  if (state.density) drawDensity(ctx, e); else if (e.x.length > 5000) drawPixels(ctx, e); else drawSquares(ctx, e);
+  for (const k of [...(state.matches || []), ...state.selected]) {  // found and selected points, ringed
+    if (!visible(k)) continue;
+    const [sx, sy] = toScreen(e.x[k], e.y[k]);
+    ctx.strokeStyle = state.selected.has(k) ? "#111" : "#d62728"; ctx.lineWidth = 1.5;
+    ctx.beginPath(); ctx.arc(sx, sy, 5, 0, 2 * Math.PI); ctx.stroke();
+  }
+  if (state.lassoPath && state.lassoPath.length > 1) {
+    ctx.strokeStyle = "#2f6fde"; ctx.setLineDash([4, 3]); ctx.beginPath();
+    state.lassoPath.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
+    ctx.closePath(); ctx.stroke(); ctx.setLineDash([]);
+  }
   const marked = state.point === null || state.point === undefined ? -1 : e.indices.indexOf(state.point);
   if (marked >= 0) {
     const [sx, sy] = toScreen(e.x[marked], e.y[marked]);
@@ -156,8 +188,11 @@ function draw() {
 
 // Many points: blended straight into the canvas's pixels (2×2 each, 35 % opaque over white), a few milliseconds for
 // 70 000 points.
-const ALPHA = 0.35;
+// A point is drawn unless its class is hidden or a search leaves it out.
+function visible(k) { return !state.hidden.has(state.shown[k]) && (!state.matches || state.matches.has(k)); }
+
 function drawPixels(ctx, e) {
+  const ALPHA = Math.min(1, 0.7 * state.alpha);
   const { width, height } = els.canvas;
   const image = ctx.createImageData(width, height);
   const data = image.data;
@@ -169,6 +204,7 @@ function drawPixels(ctx, e) {
   }
   const { scale, cx, cy } = state.view;
   for (const i of state.order) {
+    if (!visible(i)) continue;
     const x = Math.round(width / 2 + (e.x[i] - cx) * scale);
     const y = Math.round(height / 2 - (e.y[i] - cy) * scale);
     if (x < 0 || y < 0 || x >= width - 1 || y >= height - 1) continue;
@@ -183,14 +219,80 @@ function drawPixels(ctx, e) {
 function drawSquares(ctx, e) {
   const size = e.x.length > 3000 ? 2.5 : e.x.length > 200 ? 4 : 8;
   let colour = null;
-  ctx.globalAlpha = 0.5;
+  ctx.globalAlpha = state.alpha;
   for (const i of state.order) {
+    if (!visible(i)) continue;
     const c = state.colour[state.shown[i]];
     if (c !== colour) { ctx.fillStyle = c; colour = c; }
     const [sx, sy] = toScreen(e.x[i], e.y[i]);
     ctx.fillRect(sx - size / 2, sy - size / 2, size, size);
   }
   ctx.globalAlpha = 1;
+}
+
+// Density: points counted in 8-pixel cells; each cell in its most common class's colour, stronger the more
+// points it holds (log scale), so that a dense region is not hidden by the last points drawn on it.
+function drawDensity(ctx, e) {
+  const CELL = 8;
+  const counts = new Map();
+  for (let i = 0; i < e.x.length; i++) {
+    if (!visible(i)) continue;
+    const [sx, sy] = toScreen(e.x[i], e.y[i]);
+    const key = `${Math.floor(sx / CELL)},${Math.floor(sy / CELL)}`;
+    const cell = counts.get(key) || { n: 0, by: new Map() };
+    cell.n++; cell.by.set(state.shown[i], (cell.by.get(state.shown[i]) || 0) + 1);
+    counts.set(key, cell);
+  }
+  const most = Math.max(1, ...[...counts.values()].map((c) => c.n));
+  for (const [key, cell] of counts) {
+    const [cx, cy] = key.split(",").map(Number);
+    const top = [...cell.by.entries()].sort((a, b) => b[1] - a[1])[0][0];
+    ctx.globalAlpha = Math.min(1, Math.max(0.08, Math.log1p(cell.n) / Math.log1p(most)) * Math.max(state.alpha, 0.2) / 0.5);
+    ctx.fillStyle = state.colour[top];
+    ctx.fillRect(cx * CELL, cy * CELL, CELL, CELL);
+  }
+  ctx.globalAlpha = 1;
+}
+
+// Search by picture id (12 or #12) or by a class name's part; the count of matches is shown.
+function search(text) {
+  const query = text.trim().toLowerCase();
+  const e = state.embedding;
+  if (!query || !e) { state.matches = null; els.found.textContent = ""; return; }
+  const id = query.replace(/^#/, "");
+  const matches = new Set();
+  for (let k = 0; k < e.x.length; k++) {
+    const name = state.names ? String(state.names[state.shown[k]] ?? "").toLowerCase() : String(state.shown[k]);
+    if ((/^\d+$/.test(id) && e.indices[k] === Number(id)) || (!/^#?\d+$/.test(query) && name.includes(query))) matches.add(k);
+  }
+  state.matches = matches;
+  els.found.textContent = `${matches.size} found` + (matches.size === 1 ? " (Enter opens it)" : "");
+}
+
+// The points inside the lasso (of the classes shown), with their classes counted and the first ones' thumbnails.
+function select(path) {
+  const e = state.embedding;
+  const inside = (x, y) => {
+    let odd = false;
+    for (let i = 0, j = path.length - 1; i < path.length; j = i++) {
+      const [xi, yi] = path[i], [xj, yj] = path[j];
+      if ((yi > y) !== (yj > y) && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) odd = !odd;
+    }
+    return odd;
+  };
+  state.selected = new Set();
+  for (let k = 0; k < e.x.length; k++) if (visible(k) && inside(...toScreen(e.x[k], e.y[k]))) state.selected.add(k);
+  const counts = {};
+  for (const k of state.selected) { const n = state.names ? state.names[state.shown[k]] : state.shown[k]; counts[n] = (counts[n] || 0) + 1; }
+  const chosen = [...state.selected];
+  els.selection.replaceChildren(!chosen.length ? "" : h("div", {},
+    h("p", {}, h("b", { id: "selection-count" }, `${chosen.length} selected`), h("span", { class: "note" }, " — " +
+      Object.entries(counts).sort((a, b) => b[1] - a[1]).map(([n, c]) => `${n}: ${c}`).join(", ")),
+      " ", h("button", { type: "button", onclick: () => { state.selected = new Set(); els.selection.replaceChildren(); draw(); } }, "clear")),
+    h("div", { class: "neighbours" }, ...chosen.slice(0, 24).map((k) => h("figure", { title: `#${e.indices[k]}` },
+      h("img", { src: apiUrl("/api/scan/thumb.png", { index: e.indices[k] }), alt: `#${e.indices[k]}` }), `#${e.indices[k]}`))),
+    chosen.length > 24 ? h("p", { class: "note" }, `the first 24 of ${chosen.length}`) : ""));
+  draw();
 }
 
 function nearestPoint(sx, sy, radius = 8) {
@@ -203,6 +305,7 @@ function nearestPoint(sx, sy, radius = 8) {
   let best = -1, bestD = reach * reach;
   for (let i = cx - span; i <= cx + span; i++) for (let j = cy - span; j <= cy + span; j++) {
     for (const k of state.cells.get(`${i},${j}`) || []) {
+      if (!visible(k)) continue;
       const d = (e.x[k] - x) ** 2 + (e.y[k] - y) ** 2;
       if (d <= bestD) { bestD = d; best = k; }
     }
@@ -213,6 +316,7 @@ function nearestPoint(sx, sy, radius = 8) {
 // Where a point is drawn, in page coordinates (for tests and the browser console).
 window.convscopeScatter = {
   count: () => (state.embedding ? state.embedding.x.length : 0),
+  labels: () => (state.shown ? [...state.shown] : []),
   clientPoint(k) {
     const b = els.canvas.getBoundingClientRect();
     const [sx, sy] = toScreen(state.embedding.x[k], state.embedding.y[k]);
@@ -234,9 +338,14 @@ function setupCanvas() {
     state.view.cx += x - nx; state.view.cy += y - ny;
     draw();
   }, { passive: false });
-  c.addEventListener("pointerdown", (ev) => { drag = { start: local(ev), view: { ...state.view }, moved: false }; c.setPointerCapture(ev.pointerId); });
+  c.addEventListener("pointerdown", (ev) => {
+    c.setPointerCapture(ev.pointerId);
+    if (state.lassoing) { state.lassoPath = [local(ev)]; return; }
+    drag = { start: local(ev), view: { ...state.view }, moved: false };
+  });
   c.addEventListener("pointermove", (ev) => {
     const [sx, sy] = local(ev);
+    if (state.lassoPath) { state.lassoPath.push([sx, sy]); draw(); return; }
     if (drag) {
       const dx = sx - drag.start[0], dy = sy - drag.start[1];
       if (Math.abs(dx) + Math.abs(dy) > 3) drag.moved = true;
@@ -248,6 +357,12 @@ function setupCanvas() {
     hover(ev, sx, sy);
   });
   c.addEventListener("pointerup", (ev) => {
+    if (state.lassoPath) {
+      const path = state.lassoPath;
+      state.lassoPath = null;
+      if (path.length > 2) select(path); else draw();
+      return;
+    }
     const wasDrag = drag && drag.moved;
     drag = null;
     if (wasDrag || !state.embedding) return;
@@ -290,7 +405,8 @@ async function neighbours(index, layer) {
     const share = (v) => v === null ? "" : ` — ${(100 * v).toFixed(0)} % of the query's class`;
     els.neighbours.replaceChildren(
       h("div", { class: "neighbours" }, h("figure", {}, h("img", { src: apiUrl("/api/scan/thumb.png", { index }), alt: "query" }),
-        `query #${index}`)),
+        `query #${index}`), h("button", { type: "button", id: "open-in-image", style: "align-self:center",
+          onclick: () => setRoute("image", { pic: `scan:${index}` }) }, "open in the image view")),
       h("p", {}, h("b", {}, `feature space (${r.layer}, ${r.metric})`), h("span", { class: "note" }, share(r.agreement.feature))),
       strip(r.feature),
       h("p", {}, h("b", {}, "pixel space"), h("span", { class: "note" }, share(r.agreement.pixel))), strip(r.pixel),

@@ -1,5 +1,6 @@
 // Layer view: layers with shapes; every channel's map sorted by strength (dead ones marked); one channel in detail.
 import { api, h, picturePicker, progressText, route, setRoute, showError } from "./util.js";
+import { channelRelevance } from "./relevance.js";
 
 let state = {};
 let els = {};
@@ -113,6 +114,8 @@ async function loadDetail(pic, layer, channel) {
                    ["guided_backprop", "guided backprop of the channel's mean"]];
   const featureBox = h("figure", { id: "feature-vis" }, h("button", { type: "button", id: "feature-button", onclick: () => features(featureBox, layer, channel) },
     "Feature visualisation"), h("figcaption", {}, "optimised on demand (about half a minute on a CPU), then cached on disk"));
+  const relevanceBox = h("figure", { id: "channel-relevance", "data-view": "relevance" });
+  channelRelevance(relevanceBox, { pic, layer, channel, target: route().params.target });
   els.detail.replaceChildren(
     h("p", {}, h("b", {}, `${r.layer} #${r.channel}`), r.dead ? h("span", { style: "color:var(--bad)" }, " dead for this picture") : "",
       h("span", { class: "note" }, ` mean ${r.mean.toFixed(3)}, max ${r.max.toFixed(3)}, zero ${(100 * r.zero).toFixed(0)} %`),
@@ -124,7 +127,7 @@ async function loadDetail(pic, layer, channel) {
             r.independent.includes(key) ? h("span", { class: "badge warn", title: "the same map for a random picture " +
               "(checked): it shows the network, not this picture" }, " same for any picture") : ""))
         : h("figure", {}, h("figcaption", {}, `${caption}: ${r.notes[key] || "n/a"}`))),
-      featureBox),
+      featureBox, relevanceBox),
     r.patches ? h("figure", { class: "wide", id: "top-patches" }, h("figcaption", {}, "top-9 patches of the scanned set (boxes: receptive fields)"),
       h("img", { src: r.patches, alt: "top-9 patches", style: "width:100%" }))
       : h("p", { class: "note" }, r.notes.patches ? `Top patches: ${r.notes.patches}.` : "Open a scan (--scan) to see this channel's top-9 patches."));
