@@ -25,13 +25,13 @@ class _Relevance(torch.autograd.Function):
     """Forward: the layer's own output. Backward: ``redistribute(R)``, the relevance at the layer's input."""
 
     @staticmethod
-    def forward(ctx, inputs: Tensor, output: Tensor, redistribute: Callable[[Tensor], Tensor]) -> Tensor:  # noqa: ANN001
-        ctx.redistribute = redistribute
+    def forward(ctx, inputs: Tensor, output: Tensor, holder: list[Callable[[Tensor], Tensor]]) -> Tensor:  # noqa: ANN001
+        ctx.holder = holder  # emptied by rule_hooks on exit: the closure holds the layer, the graph holds ctx
         return output.clone()
 
     @staticmethod
     def backward(ctx, relevance: Tensor) -> tuple[Tensor, None, None]:  # noqa: ANN001
-        return ctx.redistribute(relevance), None, None
+        return ctx.holder[0](relevance), None, None
 
 
 def run_with(module: nn.Module, modify: Modifier, inputs: Tensor) -> Tensor:
@@ -46,8 +46,13 @@ def run_with(module: nn.Module, modify: Modifier, inputs: Tensor) -> Tensor:
         module._parameters.update(saved)
 
 
-def rule_output(module: nn.Module, rule: Rule, inputs: Tensor, output: Tensor) -> Tensor:
+def rule_output(module: nn.Module, rule: Rule, inputs: Tensor, output: Tensor,
+                holders: list[list[Callable[[Tensor], Tensor]]]) -> Tensor:
     """``output`` unchanged, with a backward that applies ``rule``.
+
+    The backward's closure is kept in a one-element list added to ``holders``; clearing those
+    lists after the backward pass frees the layer and its input even where autograd's graph and
+    the closure hold each other (a cycle Python's collector cannot see through).
 
     The modified passes run in the backward, one layer at a time (as Zennit's hooks do):
     only the layer's input is kept, so memory stays that of a plain backward pass.
@@ -79,7 +84,9 @@ def rule_output(module: nn.Module, rule: Rule, inputs: Tensor, output: Tensor) -
             found = part if found is None else found + part
         return found
 
-    return _Relevance.apply(inputs, output.detach(), redistribute)
+    holder = [redistribute]
+    holders.append(holder)
+    return _Relevance.apply(inputs, output.detach(), holder)
 
 
 def passed_through(inputs: Tensor, output: Tensor) -> Tensor:
@@ -96,10 +103,11 @@ def rule_hooks(net: nn.Module, rules: dict[str, Rule | str]) -> Iterator[None]:
                 return None
             if rule == PASS:
                 return passed_through(args[0], output)
-            return rule_output(module, rule, args[0], output)  # type: ignore[arg-type]
+            return rule_output(module, rule, args[0], output, holders)  # type: ignore[arg-type]
         return hook
 
     handles = []
+    holders: list[list[Callable[[Tensor], Tensor]]] = []
     try:
         for name, module in net.named_modules():
             rule = rules.get(name, GRADIENT)
@@ -109,6 +117,8 @@ def rule_hooks(net: nn.Module, rules: dict[str, Rule | str]) -> Iterator[None]:
     finally:
         for handle in handles:
             handle.remove()
+        for holder in holders:
+            holder.clear()
 
 
 class _ProportionalSum(torch.autograd.Function):
