@@ -42,6 +42,7 @@ KINDS: dict[str | tuple[str, str], str] = {
     "scan": "folder", "checks": "folder", "checkpoints": "folder", "out": "out_folder", "cache": "out_folder",
     "save": "out_file", "model": "model", ("train", "data"): "folder", ("ablate", "data"): "folder",
     "runs": "file", ("tcav", "concepts"): "folder", ("tcav", "random"): "folder", ("check", "pictures"): "pictures",
+    ("explore", "atlas"): "folder",
 }
 # text arguments that are not paths (names of layers, classes, methods, devices …)
 NOT_PATHS = {"layer", "layers", "target", "targets", "device", "host", "token", "methods", "only", "photos",

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from convscope.hooks import inspection_mode
 from convscope.models.layers import get_layer
 from convscope.models.model import Model
+from convscope.reprs import short_repr
 
 LINKS = 8  # links kept per channel and direction
 
@@ -30,6 +31,8 @@ class _Done(Exception):
 @dataclass
 class Links:
     """``strength`` ``[C_source, C_target]`` from ``source`` to ``target``, found by ``method`` (weights|gradients)."""
+
+    __repr__ = short_repr
 
     source: str
     target: str

@@ -20,6 +20,7 @@ from convscope.atlas.channel_facts import channel_scores
 from convscope.hooks import capture, inspection_mode
 from convscope.models.model import Model
 from convscope.render.colormaps import normalize
+from convscope.reprs import short_repr
 from convscope.scan.patches import _patch_side, cut_patch
 from convscope.scan.projections import RULES, crop_box, deconvnet_ignores_pictures, unit_gradients
 from convscope.scan.receptive_field import ReceptiveField
@@ -32,6 +33,8 @@ class Examples:
     """For ``channels``: ``values``/``images`` ``[n,k]`` (top: the strongest unit's value; bottom: the pooled
     feature that ranked the picture), ``patches`` ``[n,k,3,S,S]`` and ``projections``
     ``[n,k,3,S,S]`` (grey = 0, each scaled on its own; ``None`` for a layer without positions)."""
+
+    __repr__ = short_repr
 
     channels: list[int]
     values: Tensor

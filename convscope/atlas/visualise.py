@@ -23,6 +23,7 @@ from convscope.atlas.diversity import group_similarity
 from convscope.atlas.pre_activation import pre_activation
 from convscope.atlas.seeds import seeded
 from convscope.models.model import Model
+from convscope.reprs import short_repr
 from convscope.synthesis.loop import optimise
 from convscope.synthesis.matching import layer_features
 from convscope.synthesis.objectives import Evaluation, Objective
@@ -61,6 +62,8 @@ class ChannelPictures:
     """For ``channels`` of ``layer``: ``positive`` and ``negative`` ``[n,3,H,W]``, ``facets`` ``[n,F,3,H,W]``
     in [0, 1] (CPU), and ``values`` ``[n,G]``: the channel's mean activation on each final picture, in the order
     positive, negative, facets."""
+
+    __repr__ = short_repr
 
     layer: str
     channels: list[int]

@@ -30,6 +30,7 @@ from convscope.attribution.layers import LayerChoice, layer_grid
 from convscope.models.model import Model, as_model
 from convscope.models.tokens import Reshape
 from convscope.render.overlay import upsample
+from convscope.reprs import short_repr
 
 EPSILON = float(torch.finfo(torch.float32).eps)  # scikit-learn's floor for a zero denominator
 
@@ -43,6 +44,8 @@ class Factors:
     ``scores`` ``[k,classes]`` the classifier's logits for each embedding (``None`` when the layer is not
     the one the classifier pools); ``error`` ``‖V − WH‖ / ‖V‖``; ``steps`` the updates run.
     """
+
+    __repr__ = short_repr
 
     layer: str
     maps: Tensor

@@ -13,6 +13,7 @@ from convscope.attribution.base import forward, image_classes
 from convscope.attribution.cam_base import GradientCAM, LayerAttribution
 from convscope.models.model import Model
 from convscope.models.tokens import Reshape
+from convscope.reprs import short_repr
 from convscope.targets import Target, class_scores
 
 
@@ -75,6 +76,8 @@ class FinerCAM(LayerAttribution):
 @dataclass(frozen=True)
 class FinerTarget(Target):
     """``Σ_j p_j (y_main − α y_j) / (Σ_j p_j + 1e-9)`` per image: pytorch-grad-cam's ``FinerWeightedTarget``."""
+
+    __repr__ = short_repr
 
     main: Tensor  # [B]
     compared: Tensor  # [B, K]

@@ -56,7 +56,8 @@ MEANINGS = {"--size": "side", "--limit": "pictures", "--seed": "seed", "--out": 
             "--steps": "steps", "--train-pictures": "training pictures", "--test-pictures": "test pictures"}
 # an option that takes several values is plural (--channels 0 7 20), but for these words
 NOT_PLURAL = {"--compare": "a verb: compare these weights files", "--only": "a verb: only these sections",
-              "--content": "a mass noun: the content pictures"}
+              "--content": "a mass noun: the content pictures",
+              "--comparison": "Finer-CAM's comparison set of similar classes (pytorch-grad-cam's name)"}
 # the commands whose data set is an option, not their first argument (DATA), with the reason
 DATA_AS_OPTION = {"defences": "its positional arguments are the training runs compared"}
 

@@ -138,8 +138,8 @@ def run_train(args: argparse.Namespace) -> None:
 
     if not 0 <= args.noise <= 1:
         raise ValueError(f"--noise is a σ on the [0, 1] pixel scale, between 0 and 1; got {args.noise}")
-    if not args.defence_weight >= 0:
-        raise ValueError(f"--defence-weight must be ≥ 0, got {args.defence_weight}")
+    if not 0 <= args.defence_weight < float("inf"):
+        raise ValueError(f"--defence-weight must be a finite number ≥ 0, got {args.defence_weight}")
     defence = args.defence or ("adversarial" if args.adversarial else None)
     if args.adversarial and defence != "adversarial":
         raise ValueError(f"--adversarial is --defence adversarial: it cannot go with --defence {defence}")
