@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -47,7 +47,7 @@ def group_runs(runs: list[str], device: str | None) -> dict[str, list[Model]]:
     return dict(groups)
 
 
-def _settings(weights: Path) -> dict[str, object]:
+def _settings(weights: Path) -> dict[str, Any]:
     """A training run's settings without its seed (empty for a bare state dict)."""
     try:
         saved = torch.load(weights, map_location="cpu", weights_only=True)
@@ -67,7 +67,7 @@ def last_checkpoint(folder: Path) -> Path:
     return epochs[-1]
 
 
-def describe(settings: dict[str, object]) -> str:
+def describe(settings: dict[str, Any]) -> str:
     """A short name for a training run's settings: its defence, with what sets it apart."""
     if settings.get("representation_layers"):
         return (f"representation ε={settings['adversarial_epsilon']:g} "

@@ -86,7 +86,7 @@ DATA_RANDOMISATION_CAPTION = (
     "were, as the paper found. CAM does not apply: this network has no global average pooling.")
 
 
-DEFENCE_DEMO = {"limit": 64, "epsilons": (0.0, 0.1, 0.2), "steps": 3}  # `convscope defences`: 500 pictures, PGD-20
+DEFENCE_PICTURES, DEFENCE_EPSILONS, DEFENCE_STEPS = 64, (0.0, 0.1, 0.2), 3  # `convscope defences`: 500, PGD-20
 
 
 def build_defences(gallery: Gallery, context) -> None:
@@ -98,13 +98,12 @@ def build_defences(gallery: Gallery, context) -> None:
     if not has_fashion_mnist():
         return
     groups = group_runs([SHIPPED_DEFENCES], str(context.model.device))
-    settings = DEFENCE_DEMO
-    pixels, labels = labelled_pixels("fashion-mnist:test", settings["limit"], next(iter(groups.values()))[0])
-    table = defence_table(groups, pixels, labels, settings["epsilons"], steps=settings["steps"])
+    pixels, labels = labelled_pixels("fashion-mnist:test", DEFENCE_PICTURES, next(iter(groups.values()))[0])
+    table = defence_table(groups, pixels, labels, DEFENCE_EPSILONS, steps=DEFENCE_STEPS)
     gallery.add(SECTION, "defences.png", table.picture(), "The lecture's trained defences under attack",
                 "Small Fashion-MNIST CNNs shipped with convscope, trained plainly, on noisy pictures, on adversarial "
                 "pictures and with representation matching (three seeds each, ± std), under FGSM and PGD — the "
                 "attack adapted to a trained defence is PGD on the defended model itself. Only adversarial training "
                 "holds up. `convscope defences fashion_defences --smooth-input 1 --noise-input 0.2` adds the input "
                 "defences under transfer vs BPDA and one draw vs EOT (Athalye et al. 2018). Demo settings: "
-                f"{settings['limit']} test pictures, PGD-{settings['steps']} (the command: 500, PGD-20).")
+                f"{DEFENCE_PICTURES} test pictures, PGD-{DEFENCE_STEPS} (the command: 500, PGD-20).")
