@@ -41,7 +41,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", help="image files, folders or sample:NAME (e.g. sample:chelsea)")
     p.add_argument("--layer", help="dotted layer name (default: the last feature map, bn2 on EfficientNet-Lite)")
     p.add_argument("--concepts", type=int, default=4, help="how many concepts (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=500, help="most NMF steps (multiplicative updates; default: %(default)s)")
+    p.add_argument("--steps", type=int, default=500, help="most NMF steps (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the NMF initialisation (default: %(default)s)")
     add_model_options(p)
     p.set_defaults(run=run_factors)
