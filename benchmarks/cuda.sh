@@ -5,7 +5,8 @@
 #   3. exact incremental occlusion against Captum on CUDA (Lite0 and ResNet-18, stride 16 and 8);
 #   4. where one call's time goes (cProfile and torch.profiler) for saliency, guided backprop and Grad-CAM;
 #   5. SmoothGrad and Integrated Gradients against Captum;
-#   6. Grad-CAM over a picture set against a plain forward+backward pass over the same loader.
+#   6. Grad-CAM over a picture set against a plain forward+backward pass over the same loader;
+#   7. LRP against Zennit and TCAV against Captum; the atlas's batched visualisation against Lucent.
 # Usage: benchmarks/cuda.sh [OUT_FOLDER]   (default: bench-cuda; needs CUDA; run from the repository root)
 set -euo pipefail
 out="${1:-bench-cuda}"
@@ -35,4 +36,8 @@ python3 benchmarks/attribution.py --device cuda --repeat 3 --batches 1 16 --meth
 step "picture set"
 python3 -m convscope explain-set samples --method grad_cam --batch-size 64 --bare-rate --overwrite --device cuda \
     --out "$out/explain_set" | tee "$out/explain_set.txt"
+step "relevance and concepts"
+python3 benchmarks/relevance.py --size 224 --device cuda | tee "$out/relevance.md"
+step "atlas"
+python3 benchmarks/atlas.py --channels 32 --steps 64 --size 128 --device cuda | tee "$out/atlas.md"
 step "done: wrote $out/"

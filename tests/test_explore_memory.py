@@ -98,8 +98,6 @@ def test_memory_stays_flat_over_500_mixed_requests(lite0, tmp_path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="convscope.attribution.lrp.propagate keeps about 24 MB per call on Lite0 "
-                                       "(its autograd graph and canonised copy are never freed)")
 def test_relevance_requests_keep_no_memory(lite0, tmp_path) -> None:
     client = local_client(Explorer(lite0, cache=tmp_path / "cache", methods=["grad_cam"]))
     generator = random.Random(0)

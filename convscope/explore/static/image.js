@@ -157,7 +157,14 @@ function toggleLive() {
         check();
       });
     },
-    status: (text, frames) => { els.liveStatus.textContent = text; els.liveStatus.dataset.frames = frames; if (frames < 0) stopLive(); },
+    status: (text, frames, began) => {
+      els.liveStatus.textContent = text;
+      els.liveStatus.dataset.frames = frames;
+      if (began !== undefined) {  // when each frame was taken (page clock, ms): the throttle is checked on these
+        els.liveStatus.dataset.taken = [els.liveStatus.dataset.taken, began.toFixed(1)].filter(Boolean).join(" ");
+      }
+      if (frames < 0) stopLive();
+    },
   });
 }
 

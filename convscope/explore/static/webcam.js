@@ -28,7 +28,7 @@ export function startWebcam({ show, status, interval = 1000 }) {
         if (!live) break;
         await show(id);  // resolves once the view shows this frame's top classes
         if (!live) break;
-        status(`live: frame ${frames}`, frames);
+        status(`live: frame ${frames}`, frames, began);
         const rest = interval - (performance.now() - began);
         if (rest > 0) await new Promise((r) => setTimeout(r, rest));
       }
