@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from convscope.attribution.batch_norm_folding import _fold, _foldable_norm, _swapped, _what_remains
+from convscope.attribution.batch_norm_folding import _fold, _swapped, _what_remains, conv_norm_pairs
 from convscope.hooks import capture
 from convscope.models.layers import get_layer
 from convscope.models.model import Model
@@ -74,35 +74,15 @@ def _fold_norms(fast: Model, original: Model, layers: list[str]) -> None:
 
 def _pairs(net: nn.Module, picture: Tensor, layers: list[str]) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
     """(convolution, batch norm) pairs where the norm reads exactly the convolution's output, each called once."""
-    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d) and not m._forward_pre_hooks]
-    norms = [m for m in net.modules() if _foldable_norm(m)]
-    outputs: dict[int, tuple[nn.Module, Tensor]] = {}
-    calls: dict[int, int] = {}
-    pairs = []
-
-    def after_conv(module: nn.Module, args: tuple, output: Tensor) -> None:
-        outputs[id(output)] = (module, output)
-        calls[id(module)] = calls.get(id(module), 0) + 1
-
-    def before_norm(module: nn.Module, args: tuple) -> None:
-        calls[id(module)] = calls.get(id(module), 0) + 1
-        source = outputs.get(id(args[0])) if args else None
-        if source is not None and source[1] is args[0]:
-            pairs.append((source[0], module))
-
-    handles = [conv.register_forward_hook(after_conv) for conv in convs]
-    handles += [norm.register_forward_pre_hook(before_norm) for norm in norms]
-    try:
-        with torch.no_grad(), stop_after(net, layers):
+    def run() -> None:
+        with stop_after(net, layers):
             try:
                 net(picture)
             except LayersDone:
                 pass
-    finally:
-        for handle in handles:
-            handle.remove()
-    once = [(c, n) for c, n in pairs if calls.get(id(c)) == 1 and calls.get(id(n)) == 1]
-    return [(c, n) for c, n in once if [id(x) for x, _ in once].count(id(c)) == 1]
+
+    modules = list(net.modules())
+    return conv_norm_pairs([m for m in modules if isinstance(m, nn.Conv2d)], modules, run)
 
 
 def _outputs(net: nn.Module, picture: Tensor, layers: list[str]) -> dict[str, Tensor]:

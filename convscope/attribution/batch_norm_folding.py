@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -50,7 +51,15 @@ def fold_batch_norms(chain: Chain, example: Tensor, keep: int | None = None) -> 
 def _conv_norm_pairs(chain: Chain, example: Tensor) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
     """(convolution, batch norm) pairs in which the norm is called on exactly the convolution's output tensor."""
     modules = [m for element in chain.elements for m in element.module.modules()]
-    convs = [m for m in modules if isinstance(m, nn.Conv2d) and not is_parametrized(m) and not m._forward_pre_hooks]
+    convs = [m for m in modules if isinstance(m, nn.Conv2d) and not is_parametrized(m)]
+    return conv_norm_pairs(convs, modules, lambda: chain.run(example))
+
+
+def conv_norm_pairs(convs: list[nn.Module], modules: list[nn.Module], run: Callable[[], object]
+                    ) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
+    """The pairs of ``convs`` and foldable norms among ``modules`` seen in one ``run()`` (no gradients): the norm
+    reads exactly the convolution's output tensor, each is called once, and no convolution feeds two norms."""
+    convs = [m for m in convs if not m._forward_pre_hooks]
     norms = [m for m in modules if _foldable_norm(m)]
     outputs: dict[int, tuple[nn.Module, Tensor]] = {}
     pairs, calls = [], {}
@@ -69,7 +78,7 @@ def _conv_norm_pairs(chain: Chain, example: Tensor) -> list[tuple[nn.Conv2d, nn.
     handles += [norm.register_forward_pre_hook(before_norm) for norm in norms]
     try:
         with torch.no_grad():
-            chain.run(example)
+            run()
     finally:
         for handle in handles:
             handle.remove()
