@@ -57,6 +57,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                         "that holds an earlier run)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the checkpoints and history of an earlier run in --out (other files are kept)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a stopped run in --out from its last checkpoint (same options; the result is the "
+                        "same as an uninterrupted run)")
     p.set_defaults(run=run_train)
 
     p = commands.add_parser("scan", help="one pass over a picture set: features, top activations, statistics")
@@ -153,8 +156,11 @@ def run_train(args: argparse.Namespace) -> None:
                                 noise_std=args.noise if defence == "noise" else 0.0,
                                 representation_layers=tuple(args.defence_layers) if defence == "representation"
                                 else (), representation_weight=args.defence_weight)
+    if args.resume and args.out is None:
+        raise ValueError("--resume continues the run in --out: name its folder")
     args.out = args.out or free_folder(TRAIN_FOLDER)  # the default folder is never an earlier run's
-    run = train_fashion_cnn(args.out, settings, root=args.data, device=args.device, overwrite=args.overwrite)
+    run = train_fashion_cnn(args.out, settings, root=args.data, device=args.device, overwrite=args.overwrite,
+                            resume=args.resume)
     written(args.out / "history.csv")
     print(f"final training accuracy {run.history[-1].train_accuracy:.2%}, test accuracy {run.test_accuracy:.2%}; "
           f"use it with --model {FASHION_MODEL} "

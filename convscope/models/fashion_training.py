@@ -165,14 +165,16 @@ class TrainingRun:
 def train_fashion_cnn(out: str | Path | None = None, settings: TrainingSettings = TrainingSettings(), *,
                       root: str | Path | None = None, device: str | torch.device | None = None,
                       progress: bool = True, log: Callable[[str], None] = print,
-                      overwrite: bool = False) -> TrainingRun:
+                      overwrite: bool = False, resume: bool = False) -> TrainingRun:
     """Train :class:`~convscope.models.fashion.FashionCNN` on the 60 000 training pictures.
 
     With ``out``, writes ``epoch_00.pt`` … ``epoch_NN.pt`` (``{'state_dict', 'epoch',
     'test_accuracy', 'settings'}``, loadable with ``load_model('fashion_cnn', weights=…)``)
     and ``history.csv``. A folder that holds anything is refused unless ``overwrite``, which
-    replaces an earlier run's checkpoints and history (other files stay). The global random
-    state is left as it was.
+    replaces an earlier run's checkpoints and history (other files stay). With ``resume``, a run
+    of the same settings that was stopped (killed, interrupted) continues from its last
+    checkpoint — weights, optimiser, schedule and random state — and ends with the same
+    weights as a run that was never stopped. The global random state is left as it was.
     """
     if settings.representation_layers:  # unknown layers fail here, before any file is written
         from convscope.models.layers import get_layer
@@ -180,8 +182,10 @@ def train_fashion_cnn(out: str | Path | None = None, settings: TrainingSettings 
         probe = untrained_fashion_model(settings.seed, settings.architecture).net
         for layer in settings.representation_layers:
             get_layer(probe, layer)
-    if out is not None:
-        check_training_folder(Path(out), overwrite)
+    folder = Path(out) if out is not None else None
+    resumed = _resumable(folder, settings) if resume and folder is not None else None
+    if folder is not None and resumed is None:
+        check_training_folder(folder, overwrite)
     device = pick_device(device)
     train_x, train_y = training_pictures(root, settings)
     test_x, test_y = FashionMNIST(root, split="test").tensors()
@@ -191,8 +195,7 @@ def train_fashion_cnn(out: str | Path | None = None, settings: TrainingSettings 
         train_x = FASHION_PREPROCESS.normalize(train_x)
     test_x = FASHION_PREPROCESS.normalize(test_x)
     train_x, train_y, test_x, test_y = (t.to(device) for t in (train_x, train_y, test_x, test_y))
-    folder = Path(out) if out is not None else None
-    if folder is not None:
+    if folder is not None and resumed is None:
         folder.mkdir(parents=True, exist_ok=True)
         TRAINING_FILES.clear(folder)  # an earlier run's checkpoints (overwrite): none may be mixed with this run's
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -206,21 +209,31 @@ def train_fashion_cnn(out: str | Path | None = None, settings: TrainingSettings 
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer,
                                                      lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
         run = TrainingRun(model)
+        state = Resumable(optimizer, schedule, generator, run)
         fitting = _fitting_accuracy(net, train_x, train_y, settings)
         measured = settings.measure_every_epoch
-        run.history.append(_record(run, 0, math.nan, fitting() if measured else math.nan,
-                                   evaluate_accuracy(net, test_x, test_y) if measured else math.nan, 0.0, folder,
-                                   settings))
-        log(f"epoch 0: test accuracy {run.history[-1].test_accuracy:.2%} (initialisation)")
-        for epoch in range(1, settings.epochs + 1):
+        if resumed is not None:
+            net.load_state_dict({k: v for k, v in resumed["state_dict"].items() if k != STRIDE_KEY})
+            state.load(resumed["resume"], device)
+            log(f"resuming {folder} after epoch {int(resumed['epoch'])}")
+        else:
+            run.history.append(_record(run, 0, math.nan, fitting() if measured else math.nan,
+                                       evaluate_accuracy(net, test_x, test_y) if measured else math.nan, 0.0, folder,
+                                       settings, state))
+            log(f"epoch 0: test accuracy {run.history[-1].test_accuracy:.2%} (initialisation)")
+        first = 1 if resumed is None else int(resumed["epoch"]) + 1
+        for epoch in range(first, settings.epochs + 1):
             began = time.perf_counter()
             loss = _train_epoch(model, optimizer, schedule, train_x, train_y, settings, generator,
                                 progress, f"epoch {epoch}/{settings.epochs}")
             fitted, accuracy = math.nan, math.nan
             if settings.measure_every_epoch or epoch == settings.epochs:
                 fitted, accuracy = fitting(), evaluate_accuracy(net, test_x, test_y)
-            record = _record(run, epoch, loss, fitted, accuracy, time.perf_counter() - began, folder, settings)
+            record = _record(run, epoch, loss, fitted, accuracy, time.perf_counter() - began, folder, settings,
+                             state)
             run.history.append(record)
+            if folder is not None:
+                _write_history(folder / "history.csv", run.history)
             log(f"epoch {epoch}: train loss {loss:.4f}, train accuracy {fitted:.2%}, test accuracy {accuracy:.2%} "
                 f"({record.seconds:.0f} s)"
                 + (f" → {record.checkpoint}" if record.checkpoint else ""))
@@ -336,16 +349,62 @@ def evaluate_accuracy(net: nn.Module, inputs: Tensor, labels: Tensor, batch_size
     return float(correct) / len(labels)
 
 
+@dataclass
+class Resumable:
+    """What a checkpoint must hold besides the weights for the run to go on exactly as if never stopped."""
+
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    generator: torch.Generator
+    run: TrainingRun
+
+    def state(self, record: EpochRecord) -> dict[str, object]:
+        return {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+                "generator": self.generator.get_state(), "torch": torch.get_rng_state(),
+                "history": [asdict(r) for r in [*self.run.history, record]]}
+
+    def load(self, saved: dict[str, object], device: torch.device) -> None:
+        self.optimizer.load_state_dict(saved["optimizer"])  # type: ignore[arg-type]
+        self.schedule.load_state_dict(saved["schedule"])  # type: ignore[arg-type]
+        self.generator.set_state(saved["generator"])  # type: ignore[arg-type]
+        torch.set_rng_state(saved["torch"])  # type: ignore[arg-type]
+        self.run.history = [EpochRecord(**r) for r in saved["history"]]  # type: ignore[attr-defined]
+
+
+def _resumable(folder: Path, settings: TrainingSettings) -> dict | None:
+    """The last checkpoint of a stopped run of ``settings`` in ``folder`` (None when the folder holds no run);
+    a one-line ``ValueError`` for a run that cannot be continued."""
+    epochs = sorted(folder.glob("epoch_*.pt")) if folder.is_dir() else []
+    if not epochs:
+        return None
+    try:
+        saved = torch.load(epochs[-1], map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{str(epochs[-1])!r} cannot be read ({type(error).__name__}): delete it to resume from the "
+                         "epoch before, or start again with --overwrite") from error
+    if not isinstance(saved, dict) or "resume" not in saved:
+        raise ValueError(f"{str(epochs[-1])!r} was saved without its optimiser and random state, so the run cannot "
+                         "be continued exactly: start again with --overwrite")
+    if saved.get("settings") != asdict(settings):
+        raise ValueError(f"{str(folder)!r} holds a run with other settings; resume it with the same options, or "
+                         "start again with --overwrite")
+    if int(saved["epoch"]) >= settings.epochs:
+        raise ValueError(f"the run in {str(folder)!r} is finished ({saved['epoch']} epochs): nothing to resume")
+    return saved
+
+
 def _record(run: TrainingRun, epoch: int, loss: float, fitted: float, accuracy: float, seconds: float,
-            folder: Path | None, settings: TrainingSettings) -> EpochRecord:
+            folder: Path | None, settings: TrainingSettings, state: Resumable) -> EpochRecord:
     record = EpochRecord(epoch, loss, fitted, accuracy, seconds)
     if folder is not None:
         path = folder / f"epoch_{epoch:02d}.pt"
-        state = {k: v.detach().cpu().clone() for k, v in run.model.net.state_dict().items()}
-        state[STRIDE_KEY] = torch.tensor(settings.architecture.stride1)
-        torch.save({"state_dict": state, "epoch": epoch, "train_accuracy": fitted, "test_accuracy": accuracy,
-                    "settings": asdict(settings)}, path)
         record.checkpoint = str(path)
+        weights = {k: v.detach().cpu().clone() for k, v in run.model.net.state_dict().items()}
+        weights[STRIDE_KEY] = torch.tensor(settings.architecture.stride1)
+        partial = path.with_name(path.name + ".partial")  # written whole, then renamed: a kill leaves no half file
+        torch.save({"state_dict": weights, "epoch": epoch, "train_accuracy": fitted, "test_accuracy": accuracy,
+                    "settings": asdict(settings), "resume": state.state(record)}, partial)
+        partial.replace(path)
     return record
 
 
