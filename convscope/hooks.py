@@ -239,3 +239,19 @@ def capture(net: nn.Module, layers: Sequence[str | nn.Module], *, grads: bool = 
     finally:
         for handle in handles:
             handle.remove()
+
+
+def copy_without_hooks(value: T, net: nn.Module) -> T:
+    """``copy.deepcopy(value)`` (a module, or a model holding ``net``) whose modules have empty hook tables.
+
+    Hooks that are on ``net`` while it is copied (another thread's capture, Lucent's, a user's) would be
+    copied with closures that name the *original* modules; the copy is for convscope's own passes.
+    """
+    import copy
+
+    memo: dict[int, object] = {}
+    for module in net.modules():
+        for name, table in vars(module).items():
+            if "hooks" in name and isinstance(table, dict):
+                memo[id(table)] = type(table)()
+    return copy.deepcopy(value, memo)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -100,3 +102,24 @@ def test_describe_layers_gives_output_shapes(tiny_net):
     assert infos["pool"].output_shape == (2, 4, 4)
     assert infos["fc"].output_shape == (3,)
     assert _hook_count(tiny_net) == 0
+
+
+def test_a_copy_made_while_hooks_are_on_the_model_runs_without_them():
+    # another thread's capture is on the model when the explorer copies it for its background lane
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    from convscope.hooks import copy_without_hooks
+
+    seen = {module: name for name, module in net.named_modules() if name}
+    handles = [m.register_forward_hook(lambda module, args, output: seen[module]) for m in seen]
+    try:
+        twin = copy_without_hooks(net, net)
+        plain = copy.deepcopy(net)
+    finally:
+        for handle in handles:
+            handle.remove()
+    x = torch.rand(1, 3, 8, 8)
+    with pytest.raises(KeyError):  # what a plain deepcopy does: the copied closures name the original modules
+        plain(x)
+    assert torch.equal(twin(x), net(x))
+    assert all(not m._forward_hooks for m in twin.modules())
+    assert all(m._forward_hooks == {} for m in net.modules())

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from convscope.attribution.batch_norm_folding import _fold, _swapped, _what_remains, conv_norm_pairs
-from convscope.hooks import capture
+from convscope.hooks import capture, copy_without_hooks
 from convscope.models.layers import get_layer
 from convscope.models.model import Model
 from convscope.synthesis.loop import LayersDone, stop_after
@@ -27,7 +27,7 @@ from convscope.synthesis.loop import LayersDone, stop_after
 def working_copy(model: Model, layers: Sequence[str] = ()) -> Model:
     """A frozen, evaluation-mode, channels-last deep copy of ``model`` (same names, same values); with ``layers``,
     batch norms that do not change those layers' outputs are folded."""
-    net = copy.deepcopy(model.net, _without_hooks(model.net)).eval()
+    net = copy_without_hooks(model.net, model.net).eval()
     for parameter in net.parameters():
         parameter.requires_grad_(False)
     fast = dataclasses.replace(model, net=net)
@@ -36,17 +36,6 @@ def working_copy(model: Model, layers: Sequence[str] = ()) -> Model:
     fast.net = fast.net.to(memory_format=torch.channels_last)
     fast.net.register_forward_pre_hook(_channels_last_input)
     return fast
-
-
-def _without_hooks(net: nn.Module) -> dict[int, object]:
-    """A ``deepcopy`` memo that gives the copy empty hook tables: hooks others left on the model (Lucent's, which
-    keep every module's last output) are not the copy's business and could not be copied anyway."""
-    memo: dict[int, object] = {}
-    for module in net.modules():
-        for name, value in vars(module).items():
-            if "hooks" in name and isinstance(value, dict):
-                memo[id(value)] = type(value)()
-    return memo
 
 
 def _fold_norms(fast: Model, original: Model, layers: list[str]) -> None:

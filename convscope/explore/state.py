@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 from convscope.data.pictures import PictureSet
 from convscope.explore.jobs import ResultCache, Worker
 from convscope.explore.pictures import PictureStore
+from convscope.hooks import copy_without_hooks
 from convscope.models.model import Model
 from convscope.scan.storage import fingerprint
 from convscope.suggestions import chosen_names
@@ -66,7 +66,7 @@ class Explorer:
         self.worker = Worker(results, "interactive")  # predictions, live occlusion, one- and two-pass maps, channels
         # maps of many passes and feature visualisations, on a copy of the model (never under the other's hooks),
         # chunk by chunk, pausing while the interactive lane has work
-        self.background_model = copy.deepcopy(model)
+        self.background_model = copy_without_hooks(model, model.net)
         self.background = Worker(results, "background", yields_to=self.worker)
         self.scan_worker = Worker(results, "scan")  # a scan's stored features: embeddings, neighbours
 
