@@ -19,6 +19,8 @@ SIDE = 144  # the demo's input size: every method costs ~2.4× more at the model
 QUICK = {"smooth_grad": {"samples": 16}, "integrated_gradients": {"steps": 16},
          "occlusion": {"size": 36, "stride": 18}}
 # The figure's methods: the classic twelve (all of convscope.attribution.METHODS would not fit its time and width).
+MORE = ("input_x_gradient", "deep_lift", "hires_cam", "xgrad_cam", "eigen_cam", "shapley_cam", "finer_cam",
+        "layer_gradient_x_activation", "lrp")
 SHOWN = ("occlusion", "saliency", "deconvnet", "guided_backprop", "cam", "grad_cam", "guided_grad_cam", "smooth_grad",
          "integrated_gradients", "grad_cam_plus_plus", "layer_cam", "score_cam")
 
@@ -59,6 +61,14 @@ def _build(gallery: Gallery, context) -> None:
                 "EfficientNet-Lite has no max-pooling — what is left is the grid of its strided convolutions. "
                 f"Demo settings: SmoothGrad {QUICK['smooth_grad']['samples']} samples, Integrated Gradients "
                 f"{QUICK['integrated_gradients']['steps']} steps (library defaults: 50).")
+    figure = compare(model, pictures, MORE, target=targets, names=[p.name for p in photos], tile_size=150)
+    gallery.add(SECTION, "attribution_more_methods.png", figure, "More methods: Captum's and pytorch-grad-cam's",
+                "The same photos and classes with methods from the two reference libraries, each checked equal to "
+                "its reference: input × gradient and DeepLIFT (Captum), HiResCAM, XGrad-CAM, Eigen-CAM (class-"
+                "independent: the first principal component of bn2), Shapley-CAM (equal to Grad-CAM here: "
+                "everything after bn2 is piecewise linear and the target is a logit), Finer-CAM (what sets the "
+                "class apart from its most similar classes), Layer Gradient × Activation, and LRP "
+                "(epsilon-plus-flat). `convscope explain --method all` runs every one of the 36.")
 
     astronaut = model.preprocess.fit([context.photo("astronaut").pixels]).to(model.device)
     found = Occlusion(model, **QUICK["occlusion"]).maps(model.preprocess.normalize(astronaut), None, layer="bn2")
