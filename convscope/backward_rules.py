@@ -53,6 +53,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -80,7 +81,8 @@ class Rectifier:
     derivative: Callable[[Tensor, Tensor], Tensor] | None = None  # (g, x) -> f'(x)·g, for smooth activations
 
 
-def _arg(args: tuple, kwargs: dict, index: int, name: str, default: object) -> object:
+def _arg(args: tuple, kwargs: dict, index: int, name: str, default: object) -> Any:
+    """Argument ``index``/``name`` of an intercepted torch call: whatever the caller passed, so typed ``Any``."""
     return args[index] if len(args) > index else kwargs.get(name, default)
 
 
@@ -151,7 +153,7 @@ def _smooth(activation: Callable[..., Tensor], derivative: Callable[..., Tensor]
     return parse
 
 
-_RECTIFIERS: dict[object, tuple[Callable[[tuple, dict, bool], Rectifier], bool]] = {
+_RECTIFIERS: dict[object, tuple[Callable[[tuple, dict, bool], Rectifier | None], bool]] = {
     F.silu: (_smooth(torch.ops.aten.silu, torch.ops.aten.silu_backward), False),
     F.gelu: (_smooth(torch.ops.aten.gelu, torch.ops.aten.gelu_backward, "approximate"), False),
     F.hardswish: (_smooth(torch.ops.aten.hardswish, torch.ops.aten.hardswish_backward), False),
@@ -167,7 +169,7 @@ _RECTIFIERS: dict[object, tuple[Callable[[tuple, dict, bool], Rectifier], bool]]
     Tensor.clip_: (_clamp, True), torch.clamp_min: (_clamp, False), Tensor.clamp_min: (_clamp, False),
     torch.clamp_min_: (_clamp, True), Tensor.clamp_min_: (_clamp, True),
     F.threshold: (_threshold, False), torch.threshold: (_threshold, False), torch.threshold_: (_threshold, True),
-    F.threshold_: (_threshold, True),
+    F.threshold_: (_threshold, True),  # type: ignore[attr-defined]  # in torch.nn.functional, not in its .pyi
 }
 
 

@@ -128,9 +128,9 @@ def preserved(net: nn.Module) -> Iterator[nn.Module]:
             for module, flag in zip(modules, training, strict=True):
                 if module.training != flag:
                     module.training = flag
-        for module, flag in zip(walk.switchable, inplace, strict=True):
-            if module.inplace != flag:
-                module.inplace = flag
+        for module, switch in zip(walk.switchable, inplace, strict=True):
+            if module.inplace != switch:
+                module.inplace = switch
         if [p.requires_grad for p in params] != requires:
             for param, flag in zip(params, requires, strict=True):
                 if param.requires_grad != flag:
@@ -157,9 +157,10 @@ def inspection_mode(net: nn.Module, *, grad_params: bool | None = False) -> Iter
         for module in walk.switchable:
             if module.inplace is True:
                 module.inplace = False
-        for param in walk.parameters if grad_params is not None else ():
-            if param.requires_grad != grad_params:
-                param.requires_grad_(grad_params)
+        if grad_params is not None:
+            for param in walk.parameters:
+                if param.requires_grad != grad_params:
+                    param.requires_grad_(grad_params)
         yield net
 
 

@@ -69,19 +69,8 @@ class DatasetPictures(PictureSet):
         return {"kind": "dataset", "type": type(self.dataset).__name__, "count": len(self)}
 
 
-def _as_picture(image: object, index: int, owner: str) -> Tensor:
-    if not isinstance(image, Tensor):
-        try:
-            from PIL import Image
-        except ImportError:  # pragma: no cover
-            Image = None  # noqa: N806
-        if Image is not None and isinstance(image, Image.Image):
-            from torchvision.transforms.functional import pil_to_tensor
-
-            image = pil_to_tensor(image.convert("RGB"))
-        else:
-            raise TypeError(f"item {index} of {owner} is a {type(image).__name__}; a picture is a [C,H,W] tensor "
-                            "in [0, 1] or a PIL image")
+def _as_picture(item: object, index: int, owner: str) -> Tensor:
+    image = item if isinstance(item, Tensor) else _from_pil(item, index, owner)
     if image.dim() == 2:
         image = image[None]
     if image.dim() != 3 or image.shape[0] not in (1, 3, 4):
@@ -98,6 +87,20 @@ def _as_picture(image: object, index: int, owner: str) -> Tensor:
     return image.float().clamp(0, 1)
 
 
+def _from_pil(item: object, index: int, owner: str) -> Tensor:
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        if isinstance(item, Image.Image):
+            from torchvision.transforms.functional import pil_to_tensor
+
+            return pil_to_tensor(item.convert("RGB"))
+    raise TypeError(f"item {index} of {owner} is a {type(item).__name__}; a picture is a [C,H,W] tensor "
+                    "in [0, 1] or a PIL image")
+
+
 def as_picture_set(data: object) -> PictureSet:
     """A :class:`PictureSet` as it is, any other map-style ``Dataset`` wrapped in :class:`DatasetPictures`."""
     if isinstance(data, PictureSet):
@@ -107,3 +110,4 @@ def as_picture_set(data: object) -> PictureSet:
         return DatasetPictures(data)  # type: ignore[arg-type]
     raise TypeError(f"expected a convscope.data.PictureSet or a torch.utils.data.Dataset of (image, label) or image "
                     f"items, got {type(data).__name__}")
+

@@ -17,11 +17,15 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from convscope.validation import regular_file
+
+if TYPE_CHECKING:
+    from convscope.models.model import Model
 
 USER_MODULE = "convscope_user_model_"  # the module name a model file is imported under (errors name its code)
 MODEL_FILE_HINT = "give a TorchScript file, a torch.export .pt2 file or net.py:FUNCTION"
@@ -34,7 +38,7 @@ def is_model_file(name: str) -> bool:
             or name.endswith(".py") or Path(name).is_file() or ("/" in name and os.path.lexists(name)))
 
 
-def load_network(name: str) -> object:
+def load_network(name: str) -> nn.Module | Model:
     """The network a file holds (an ``nn.Module``, or a ``Model`` made by a factory)."""
     path, _, function = name.rpartition(":")
     if path.endswith(".py") or name.endswith(".py"):
@@ -48,7 +52,7 @@ def load_network(name: str) -> object:
     return _from_torchscript(file)
 
 
-def _from_factory(path: Path, function: str) -> object:
+def _from_factory(path: Path, function: str) -> nn.Module | Model:
     regular_file(path, "model file", MODEL_FILE_HINT)
     spec = importlib.util.spec_from_file_location(f"{USER_MODULE}{path.stem}", path)
     if spec is None or spec.loader is None:

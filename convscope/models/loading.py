@@ -130,7 +130,7 @@ def _random_model(name: str) -> Model:
     import timm
 
     net = timm.create_model(name, pretrained=False)
-    return Model(net, preprocess=_timm_preprocess(net.pretrained_cfg), name=f"{name} (random weights)")
+    return Model(net, preprocess=_timm_preprocess(net), name=f"{name} (random weights)")
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -195,7 +195,7 @@ def _lite_model(name: str, weights: str | Path | None) -> Model:
         net = build_lite(name, None if weights is None else read_state_dict(weights))
     except RuntimeError as error:
         raise ValueError(f"weights file {str(weights)!r} does not fit {name}: {_first_lines(error)}") from error
-    return Model(net, preprocess=_timm_preprocess(net.pretrained_cfg), class_names=imagenet_class_names(),
+    return Model(net, preprocess=_timm_preprocess(net), class_names=imagenet_class_names(),
                  name=name, synonyms=list(imagenet_descriptions()))
 
 
@@ -237,11 +237,13 @@ def _timm_model(name: str, weights: str | Path | None) -> Model:
     else:
         net = _download(lambda: timm.create_model(name, pretrained=True), name)
     classes = imagenet_class_names() if net.num_classes == 1000 else None
-    return Model(net, preprocess=_timm_preprocess(net.pretrained_cfg), class_names=classes, name=name,
+    return Model(net, preprocess=_timm_preprocess(net), class_names=classes, name=name,
                  synonyms=list(imagenet_descriptions()) if classes else None)
 
 
-def _timm_preprocess(cfg: dict) -> Preprocess:
+def _timm_preprocess(net: nn.Module) -> Preprocess:
+    cfg = net.pretrained_cfg
+    assert isinstance(cfg, dict), "timm sets pretrained_cfg, a dict, on every model it builds"
     side = int(cfg["input_size"][-1])
     interpolation = cfg.get("interpolation", "bilinear")
     return Preprocess(resize=int(side / cfg.get("crop_pct", 0.875)), crop=side, mean=tuple(cfg["mean"]),
