@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -13,7 +14,8 @@ from convscope.scan.freshness import DIGEST_SIZE
 from convscope.scan.recorder import LayerRecorder
 
 
-def finalize(folder: Path, fields: dict[str, dict], sources: dict[str, list[int]] | None = None) -> None:
+def finalize(folder: Path, fields: dict[str, dict[str, Any] | str],
+             sources: dict[str, list[int]] | None = None) -> None:
     """Write ``layers/LAYER.pt`` and ``index.pt`` from ``progress/``, mark the scan complete, drop ``progress/``.
 
     ``sources``: the sizes and times of the pictures' files (see :mod:`convscope.scan.freshness`)."""
@@ -48,10 +50,13 @@ def finalize(folder: Path, fields: dict[str, dict], sources: dict[str, list[int]
                 if name not in features:
                     features[name] = torch.zeros(count, rows.shape[1], dtype=rows.dtype)
                 features[name][images] = rows
+    shapes: dict[str, list[int]] = {}
     for name in layers:
         recorder = merged[name]
-        statistics = recorder.statistics.result()
-        storage.save_atomically({"layer": name, "shape": list(recorder.shape), "features": features[name],
+        statistics = recorder.statistics.result()  # refuses a layer that saw no batch
+        assert recorder.shape is not None and recorder.top is not None, "both are set by the layer's first batch"
+        shapes[name] = list(recorder.shape)
+        storage.save_atomically({"layer": name, "shape": shapes[name], "features": features[name],
                                  "top": recorder.top.filled().state(), "statistics": asdict(statistics)},
                                 storage.layer_file(folder, name))
     storage.save_atomically({"labels": labels, **({} if digests is None else {"digests": digests})},
@@ -60,13 +65,13 @@ def finalize(folder: Path, fields: dict[str, dict], sources: dict[str, list[int]
                   finished=time.strftime("%Y-%m-%d %H:%M:%S"), receptive_fields=fields,
                   batches_by_process={path.parent.name: len(state["done"])
                                       for path, state in zip(writers, states, strict=True)},
-                  shapes={name: list(merged[name].shape) for name in layers})
+                  shapes=shapes)
     storage.write_config(folder, config)
     storage.remove_progress(folder)
 
 
 def _merge(into: LayerRecorder, other: LayerRecorder) -> None:
-    if other.top is None:
+    if other.top is None or other.shape is None:  # it saw no batch (the first batch sets both)
         return
     if into.shape is not None and tuple(other.shape) != tuple(into.shape):
         raise ValueError(f"layer {into.layer!r} has outputs {other.shape} in one process and {into.shape} in "

@@ -55,7 +55,7 @@ def unit_gradients(model: Model, inputs: Tensor, layer: str, channel: int, ys: T
     The forward pass stops once ``layer`` has run (the rest of the network plays no part).
     """
     net = model.net
-    found: list[Tensor] = []
+    found: list[object] = []
 
     def hook(module: object, args: object, output: object) -> None:
         found.append(output[0] if isinstance(output, (tuple, list)) else output)
@@ -75,9 +75,9 @@ def unit_gradients(model: Model, inputs: Tensor, layer: str, channel: int, ys: T
         if not found:
             raise ValueError(f"layer {layer!r} did not run in the forward pass")
         maps = found[0]
-        if maps.dim() != 4 or not 0 <= channel < maps.shape[1]:
+        if not isinstance(maps, Tensor) or maps.dim() != 4 or not 0 <= channel < maps.shape[1]:
             raise ValueError(f"channel {channel} of {layer!r} cannot be projected: the layer gives "
-                             f"{tuple(maps.shape)}")
+                             f"{tuple(maps.shape) if isinstance(maps, Tensor) else type(maps).__name__}")
         rows = torch.arange(maps.shape[0], device=maps.device)
         units = maps[rows, channel, ys.long().to(maps.device), xs.long().to(maps.device)]
         (grad,) = torch.autograd.grad(units.sum(), inputs, allow_unused=True)
@@ -135,11 +135,11 @@ class TopProjections:
         Only boxes that lie wholly inside the input are compared. Near the input this is what
         both rules give: a first-layer unit's projection is its filter, whatever the picture.
         """
-        height, width = self.patches.preprocess.input_size if self.patches.preprocess.crop else (None, None)
+        size = self.patches.preprocess.input_size if self.patches.preprocess.crop else None
         boxes = self.patches.boxes
         inside = (boxes[..., 0] >= 0) & (boxes[..., 1] >= 0) & ~self.blank()  # a blank map shows nothing
-        if height is not None:
-            inside &= (boxes[..., 2] <= height) & (boxes[..., 3] <= width)
+        if size is not None:
+            inside &= (boxes[..., 2] <= size[0]) & (boxes[..., 3] <= size[1])
         flat = self.projections.flatten(2).float()
         flat = flat / flat.abs().amax(-1, keepdim=True).clamp_min(1e-12)
         compared = 0

@@ -116,9 +116,9 @@ class ReceptiveField:
     @classmethod
     def from_dict(cls, data: dict) -> ReceptiveField:
         """The field from :meth:`to_dict`'s dictionary."""
+        top, left, bottom, right = (torch.tensor(data[k], dtype=torch.long) for k in ("top", "left", "bottom", "right"))
         return cls(data["layer"], tuple(data["input_size"]), tuple(data["output_size"]), tuple(data["stride"]),
-                   *(torch.tensor(data[k], dtype=torch.long) for k in ("top", "left", "bottom", "right")),
-                   whole_input=bool(data["whole_input"]))
+                   top, left, bottom, right, whole_input=bool(data["whole_input"]))
 
 
 def receptive_fields(net: nn.Module, layers: Sequence[str | nn.Module], example: Tensor) -> dict[str, ReceptiveField]:
@@ -132,7 +132,7 @@ def receptive_fields(net: nn.Module, layers: Sequence[str | nn.Module], example:
                          f"{tuple(example.shape) if isinstance(example, Tensor) else type(example).__name__}")
     names = [layer_name(net, layer) for layer in layers]
     tracker = _Tracker()
-    found: dict[str, object] = {}
+    found: dict[str, _Record] = {}
     handles = []
 
     def recorder(name: str):
@@ -158,7 +158,7 @@ def receptive_fields(net: nn.Module, layers: Sequence[str | nn.Module], example:
     return {name: _field(name, found.get(name), input_size) for name in names}
 
 
-def _field(name: str, record: object, input_size: tuple[int, int]) -> ReceptiveField:
+def _field(name: str, record: _Record | None, input_size: tuple[int, int]) -> ReceptiveField:
     if record is None:
         raise ValueError(f"layer {name!r} produced no tensor in the forward pass (is it used by forward?)")
     geometry, shape = record
@@ -198,6 +198,9 @@ class _Geometry:
 @dataclass(frozen=True)
 class _Unsupported:
     op: str
+
+
+_Record = tuple[_Geometry | _Unsupported | None, tuple[int, ...]]  # a layer output's geometry and shape
 
 
 class _Tracker(TorchDispatchMode):
@@ -362,7 +365,8 @@ def _window(geometry: _Geometry, kernel, stride, padding, dilation, groups: int,
     hi = geometry.hi.reshape(groups, in_channels // groups, 2).amax(1)
     lo = (lo - padding * jump).repeat_interleave(out_channels // groups, dim=0)
     hi = (hi + ((kernel - 1) * dilation - padding) * jump).repeat_interleave(out_channels // groups, dim=0)
-    return _Geometry(lo, hi, tuple(int(j) for j in (jump * stride).tolist()))
+    jump_y, jump_x = (jump * stride).tolist()
+    return _Geometry(lo, hi, (int(jump_y), int(jump_x)))
 
 
 def _adaptive(geometry: _Geometry, size: tuple[int, int], output: tuple[int, int]) -> _Geometry:
@@ -513,9 +517,8 @@ def _slice(geometry: _Geometry, tensor: Tensor, dim: int = 0, start=None, end=No
     axis = dim - 2
     shift = torch.zeros(2, dtype=torch.float64)
     shift[axis] = first * geometry.jump[axis]
-    jump = list(geometry.jump)
-    jump[axis] *= step
-    return _Geometry(geometry.lo + shift, geometry.hi + shift, tuple(jump))
+    jump = (geometry.jump[0] * step, geometry.jump[1]) if axis == 0 else (geometry.jump[0], geometry.jump[1] * step)
+    return _Geometry(geometry.lo + shift, geometry.hi + shift, jump)
 
 
 def _pad(geometry: _Geometry, pad: Sequence[int]) -> _Geometry:

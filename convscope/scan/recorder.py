@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import torch
 from torch import Tensor
 
-from convscope.scan.statistics import StatisticsAccumulator, batch_statistics
+from convscope.scan.statistics import StatisticsAccumulator, StatisticsState, batch_statistics
 from convscope.scan.top import TopActivations
 
 POOLINGS = ("mean", "max", "flatten")
@@ -31,6 +33,16 @@ class BatchRecord:
     top: TopActivations
     statistics: dict[str, Tensor]
     shape: tuple[int, ...]
+
+
+class RecorderState(TypedDict):
+    """A :class:`LayerRecorder` as saved in a scan's progress (``state.pt``)."""
+
+    layer: str
+    k: int
+    shape: Sequence[int] | None
+    top: dict[str, Tensor] | None
+    statistics: StatisticsState
 
 
 @dataclass
@@ -79,12 +91,12 @@ class LayerRecorder:
         self.pending_images, self.pending_features = [], []
         return images, features
 
-    def state(self) -> dict[str, object]:
+    def state(self) -> RecorderState:
         return {"layer": self.layer, "k": self.k, "shape": self.shape,
                 "top": None if self.top is None else self.top.state(), "statistics": self.statistics.state()}
 
     @classmethod
-    def from_state(cls, state: dict[str, object], device: torch.device | str = "cpu") -> LayerRecorder:
+    def from_state(cls, state: RecorderState, device: torch.device | str = "cpu") -> LayerRecorder:
         top = None if state["top"] is None else TopActivations.from_state(state["top"]).to(device)
         shape = None if state["shape"] is None else tuple(state["shape"])
         return cls(state["layer"], int(state["k"]), shape, top,

@@ -132,8 +132,9 @@ class ScanResult:
     @property
     def preprocess(self) -> Preprocess:
         """How the scanned model resized, cropped and normalised the pictures."""
-        settings = dict(self.config["preprocess"])
-        return Preprocess(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
+        settings: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v  # JSON: mean and std come as lists
+                                    for k, v in self.config["preprocess"].items()}
+        return Preprocess(**settings)
 
     @property
     def pictures(self) -> PictureSet:

@@ -14,7 +14,7 @@ import hashlib
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from convscope.hooks import inspection_mode, refuse_script_module
 from convscope.logs import get_logger, timed
 from convscope.models.layers import get_layer, layer_name
 from convscope.models.model import Model, as_model
+from convscope.models.preprocessing import Preprocess
 from convscope.models.tokens import channels_first_problem, prefix_tokens
 from convscope.progress import progress_bar
 from convscope.scan import storage
@@ -202,8 +203,8 @@ class Scan:
         def hook_for(name: str):
             def hook(module: nn.Module, inputs: object, output: object) -> None:
                 calls[name] += 1
-                problem = channels_first_problem(_layer_output(name, calls[name], output), tuple(fitted.shape[-2:]),
-                                                 prefix_tokens(net))
+                problem = channels_first_problem(_layer_output(name, calls[name], output),
+                                                 (int(fitted.shape[-2]), int(fitted.shape[-1])), prefix_tokens(net))
                 if problem:  # channels would be read from the wrong dimension
                     raise ValueError(f"a scan reads layers' feature maps [B,C,h,w] or vectors [B,C]; layer {name!r}: "
                                      f"{problem}. Scan a block that gives [B,C,h,w], or the pooled features")
@@ -241,7 +242,7 @@ class Scan:
                                  f"{storage.RECOVER}")
             raise RuntimeError("another scanning process found changed pictures (see its error)")
 
-    def _fields(self) -> dict[str, dict]:
+    def _fields(self) -> dict[str, dict[str, Any] | str]:
         height, width = self.model.preprocess.input_size
         example = torch.zeros(1, self.model.preprocess.channels, height, width, device=self.model.device,
                               dtype=_dtype(self.model.net))
@@ -262,14 +263,14 @@ class Scan:
                             num_workers=loader_workers(pictures, workers), pin_memory=device.type == "cuda")
         records: dict[str, BatchRecord] = {}
         calls = {name: 0 for name in self.layers}
-        state = {"images": None, "stop": False}
+        state = _Pass(torch.empty(0, dtype=torch.long))
 
         def hook_for(name: str):
             def hook(module: nn.Module, inputs: object, output: object) -> None:
                 calls[name] += 1
                 tensor = _layer_output(name, calls[name], output)
-                records[name] = writer.recorders[name].observe(tensor, state["images"], self.pooling)
-                if state["stop"] and len(records) == len(self.layers):
+                records[name] = writer.recorders[name].observe(tensor, state.images, self.pooling)
+                if state.stop and len(records) == len(self.layers):
                     raise _StopForward
 
             return hook
@@ -287,13 +288,13 @@ class Scan:
                     inputs = self.model.preprocess.normalize(fitted.to(device, dtype, non_blocking=True))
                     records.clear()
                     calls.update(dict.fromkeys(calls, 0))
-                    state["images"] = images
+                    state.images = images
                     try:
                         net(inputs)
                     except _StopForward:
                         pass
                     _check_all_ran(self.layers, list(records))
-                    state["stop"] = stop_early
+                    state.stop = stop_early
                     writer.commit(batch, images, _labels, records, digests)
                     bar.update(len(indices))
                     if time.perf_counter() - last_save >= checkpoint_every:
@@ -303,6 +304,14 @@ class Scan:
                 for handle in handles:
                     handle.remove()
                 bar.close()
+
+
+@dataclass
+class _Pass:
+    """What the layer hooks read during a forward pass: the batch's picture indices, whether to stop early."""
+
+    images: Tensor
+    stop: bool = False
 
 
 class _Writer:
@@ -346,7 +355,9 @@ class _Writer:
         part: dict[str, Any] = {"batches": list(self.pending_batches), "labels": torch.cat(self.pending_labels),
                                 "digests": torch.cat(self.pending_digests), "features": {}}
         for name, recorder in self.recorders.items():
-            images, features = recorder.take_pending()
+            pending = recorder.take_pending()
+            assert pending is not None, "every committed batch left features in every recorder"
+            images, features = pending
             part["images"], part["features"][name] = images, features
         storage.save_atomically(part, self.folder / f"part_{self.parts:05d}.pt")
         self.parts += 1
@@ -425,12 +436,19 @@ def batch_fingerprint(digests: Tensor) -> str:
     return hashlib.blake2b(digests.cpu().contiguous().numpy().tobytes(), digest_size=16).hexdigest()
 
 
-class FittedWithDigests(FittedPictures):
+class FittedWithDigests(Dataset):
     """Item ``i``: ``(index, fitted picture, label, digest of the picture as read)``."""
 
+    def __init__(self, pictures: PictureSet, preprocess: Preprocess) -> None:
+        self.fitted = FittedPictures(pictures, preprocess)  # refuses a preprocess without a crop
+
+    def __len__(self) -> int:
+        return len(self.fitted)
+
     def __getitem__(self, index: int) -> tuple[int, Tensor, int, Tensor]:
-        picture = self.pictures.picture(index)
-        return index, self.preprocess.fit(picture)[0], self.pictures.label(index), picture_digest(picture)
+        pictures, preprocess = self.fitted.pictures, self.fitted.preprocess
+        picture = pictures.picture(index)
+        return index, preprocess.fit(picture)[0], pictures.label(index), picture_digest(picture)
 
 
 class PictureDigests(Dataset):

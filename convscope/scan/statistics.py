@@ -7,6 +7,7 @@ added up in batch order at the end, so a resumed or distributed scan gives the s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 import torch
 from torch import Tensor
@@ -49,6 +50,16 @@ def batch_statistics(image_max: Tensor, sums: Tensor, squares: Tensor, positions
             "images": torch.tensor(image_max.shape[0]), "positions": torch.tensor(positions)}
 
 
+class StatisticsState(TypedDict):
+    """A :class:`StatisticsAccumulator` as saved in a scan's progress (``state.pt``)."""
+
+    counts: dict[str, Tensor]
+    max: Tensor | None
+    images: int
+    positions_per_image: int
+    partial_sums: dict[int, Tensor]
+
+
 class StatisticsAccumulator:
     """Counts, maxima and per-batch sums of one layer (on the activations' device while scanning)."""
 
@@ -88,14 +99,14 @@ class StatisticsAccumulator:
             self.maximum = torch.maximum(self.maximum.cpu(), other.maximum.cpu())
         self.images += other.images
 
-    def state(self) -> dict[str, object]:
+    def state(self) -> StatisticsState:
         return {"counts": {n: c.cpu() for n, c in self.counts.items()},
                 "max": None if self.maximum is None else self.maximum.cpu(), "images": self.images,
                 "positions_per_image": self.positions_per_image,
                 "partial_sums": {b: s.cpu() for b, s in self.partial_sums.items()}}
 
     @classmethod
-    def from_state(cls, state: dict[str, object], device: torch.device | str = "cpu") -> StatisticsAccumulator:
+    def from_state(cls, state: StatisticsState, device: torch.device | str = "cpu") -> StatisticsAccumulator:
         accumulator = cls()
         accumulator.counts = {n: c.to(device) for n, c in state["counts"].items()}
         accumulator.maximum = None if state["max"] is None else state["max"].to(device)
