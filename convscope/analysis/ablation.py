@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -21,6 +21,7 @@ from convscope.analysis.filter_measures import high_frequency_energy, near_zero_
 from convscope.analysis.spread import mean_std, plus_minus
 from convscope.models.fashion import FashionArchitecture
 from convscope.models.fashion_training import TrainingSettings, train_fashion_cnn
+from convscope.models.layers import get_layer, module_weight
 from convscope.render.colormaps import normalize
 from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
@@ -89,7 +90,7 @@ class AblationResult:
         return [r for r in self.runs if r.variant == variant]
 
     def rows(self) -> list[dict[str, float | str | int]]:
-        rows = []
+        rows: list[dict[str, float | str | int]] = []
         for name, architecture in self.variants.items():
             runs = self.runs_of(name)
             train, test = mean_std([r.train_error for r in runs]), mean_std([r.test_error for r in runs])
@@ -234,6 +235,7 @@ def ablation_study(variants: Mapping[str, FashionArchitecture] | Sequence[str] =
     settings = replace(settings, measure_every_epoch=False)  # only the final errors are reported
     jobs = [(name, replace(settings, architecture=architecture, seed=seed), root, device)
             for name, architecture in variants.items() for seed in seeds]
+    runs: Iterator[VariantRun]
     if workers == 1:
         runs = map(_train_variant, jobs)
     else:
@@ -259,6 +261,6 @@ def _train_variant(job: tuple[str, TrainingSettings, str | None, str | torch.dev
     began = time.perf_counter()
     run = train_fashion_cnn(None, settings, root=root, device=device, progress=False, log=lambda _: None)
     last = run.history[-1]
-    weight = run.model.net.conv1.weight.detach().cpu().clone()
+    weight = module_weight(get_layer(run.model.net, "conv1")).detach().cpu().clone()
     return VariantRun(name, settings.seed, 1 - last.train_accuracy, 1 - last.test_accuracy,
                       time.perf_counter() - began, weight)

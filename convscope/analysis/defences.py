@@ -21,6 +21,8 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import reduce
+from operator import add
 
 import torch
 import torch.nn.functional as F
@@ -90,8 +92,8 @@ def attack(model: Model, pixels: Tensor, labels: Tensor, epsilon: float, *, step
         for _ in range(steps):
             delta.requires_grad_(True)
             candidate = (pixels + delta).clamp(0, 1)
-            loss = sum(F.cross_entropy(model.net(model.preprocess.normalize(
-                defend(candidate, bpda) if defend else candidate)), labels) for _ in range(samples))
+            loss: Tensor = reduce(add, (F.cross_entropy(model.net(model.preprocess.normalize(
+                defend(candidate, bpda) if defend else candidate)), labels) for _ in range(samples)))
             (grad,) = torch.autograd.grad(loss, delta)
             delta = (delta.detach() + step * grad.sign()).clamp(-epsilon, epsilon)
         return (pixels + delta).clamp(0, 1).detach()
@@ -219,18 +221,18 @@ def defence_table(models: Mapping[str, Sequence[Model]], pixels: Tensor, labels:
             row.accuracy.append([run(model, float(e), generator) for e in epsilons])
         rows.append(row)
 
+    blur = smoothing(smooth_input)
     for name in models:
         measure(DefenceRow(name, "as trained", "FGSM", False), lambda m, e, g: accuracy(
             m, attack(m, pixels, labels, e, steps=1, generator=g), labels))
         measure(DefenceRow(name, "as trained", f"PGD-{steps}", True), lambda m, e, g: accuracy(
             m, attack(m, pixels, labels, e, steps=steps, generator=g), labels))
         if smooth_input > 0:
-            blur = smoothing(smooth_input)
             label = f"input smoothing σ={smooth_input:g}"
             measure(DefenceRow(name, label, f"PGD-{steps} on the bare model (transfer)", False),
-                    lambda m, e, g, blur=blur: accuracy(
+                    lambda m, e, g: accuracy(
                         m, attack(m, pixels, labels, e, steps=steps, generator=g), labels, blur))
-            measure(DefenceRow(name, label, f"PGD-{steps} BPDA", True), lambda m, e, g, blur=blur: accuracy(
+            measure(DefenceRow(name, label, f"PGD-{steps} BPDA", True), lambda m, e, g: accuracy(
                 m, attack(m, pixels, labels, e, steps=steps, defend=blur, bpda=True, generator=g), labels, blur))
         if noise_input > 0:
             label = f"input noise σ={noise_input:g}"

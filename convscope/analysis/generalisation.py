@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from convscope.analysis.probes import softmax_probe, svm_probe
+from convscope.analysis.probes import Probe, softmax_probe, svm_probe
 from convscope.analysis.spread import mean_std, plus_minus
 from convscope.data.pictures import PictureSet
 from convscope.models.model import Model
@@ -27,7 +27,7 @@ from convscope.render.plots import figure_to_picture, new_figure
 from convscope.reprs import short_repr
 
 PER_CLASS = (5, 15, 30, 60)
-PROBES = {"softmax": softmax_probe, "svm": svm_probe}
+PROBES: dict[str, Probe] = {"softmax": softmax_probe, "svm": svm_probe}
 
 
 def random_weights(model: Model, seed: int = 0) -> Model:
@@ -37,10 +37,10 @@ def random_weights(model: Model, seed: int = 0) -> Model:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for module in net.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-            if hasattr(module, "reset_running_stats"):
-                module.reset_running_stats()
+            for method in ("reset_parameters", "reset_running_stats"):
+                reset = getattr(module, method, None)
+                if callable(reset):
+                    reset()
     return Model(net.eval(), model.preprocess, model.class_names, f"{model.name} (random weights)", model.synonyms)
 
 
@@ -72,7 +72,7 @@ class GeneralisationResult:
         return sorted({n for by_n in self.accuracy.values() for n in by_n})
 
     def rows(self) -> list[dict[str, float | str | int]]:
-        rows = []
+        rows: list[dict[str, float | str | int]] = []
         for features, by_n in self.accuracy.items():
             for n in self.per_class:
                 mean, std = mean_std(by_n[n])

@@ -11,7 +11,7 @@ a different seeded random share of the training pictures, and the table gives me
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from convscope.reprs import short_repr
 
 CLASSIFIERS = ("softmax", "svm")
 PIXELS = "pixels"
+Probe = Callable[[Tensor, Tensor, Tensor, Tensor], float]  # (train, its labels, test, its labels) → test accuracy
 
 
 @dataclass
@@ -154,7 +155,7 @@ def linear_probes(model: Model, train: PictureSet, test: PictureSet, layers: Seq
         features = {PIXELS: (_pixels(train, model), _pixels(test, model)), **features}
         names = [PIXELS, *names]
     train_labels, test_labels = scanned["train"].labels, scanned["test"].labels
-    probes = {"softmax": softmax_probe, "svm": svm_probe}
+    probes: dict[str, Probe] = {"softmax": softmax_probe, "svm": svm_probe}
     dimensions = {layer: int(features[layer][0].shape[1]) for layer in names}
     if repeats == 1:
         accuracy = {c: {layer: probes[c](features[layer][0], train_labels, features[layer][1], test_labels)

@@ -29,6 +29,14 @@ def get_layer(net: nn.Module, layer: str | nn.Module) -> nn.Module:
     raise unknown("layer", layer, layer_names(net), hint="`convscope layers` lists them all")
 
 
+def module_weight(module: nn.Module) -> Tensor:
+    """``module.weight`` (a convolution's or linear layer's), which torch's stubs type as optional."""
+    weight = getattr(module, "weight", None)
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"{type(module).__name__} has no weight tensor: pick a convolution or a linear layer")
+    return weight
+
+
 def layer_name(net: nn.Module, layer: str | nn.Module) -> str:
     """The dotted name of a layer given by name or module."""
     if isinstance(layer, str):
