@@ -38,10 +38,10 @@ class AblationCAM(ChannelPassCAM):
             with clean:
                 output = net(fast_layout(inputs))
             scores = target(output, store.activations)
-        if clean.calls != 1:
+        raw = clean.output
+        if clean.calls != 1 or raw is None:  # raw is set by the one call
             raise ValueError(f"layer {layer!r} runs {clean.calls} times in one forward pass; Ablation-CAM replaces "
                              "its output, which would change every call: choose a layer that runs once (its block)")
-        raw = clean.output
         grid = layer_grid(self.model, layer, raw, inputs)
         if grid.layout == "custom":
             raise ValueError("Ablation-CAM writes zeros into the layer's output and cannot undo a reshape=; "
@@ -77,7 +77,8 @@ class _LayerOutput:
     """Records a module's (last) output and how often it ran, while in a ``with`` block."""
 
     def __init__(self, module: nn.Module) -> None:
-        self.module, self.calls, self.output = module, 0, None
+        self.module, self.calls = module, 0
+        self.output: Tensor | None = None
 
     def __enter__(self) -> _LayerOutput:
         self.handle = self.module.register_forward_hook(self._hook)

@@ -59,9 +59,9 @@ class Attribution:
     """
 
     name: ClassVar[str] = ""
-    title: ClassVar[str] = ""
+    title: str = ""  # title and style: the class's, or set on the instance (a noise tunnel's are its method's)
     paper: ClassVar[str] = ""
-    style: ClassVar[str] = "heat"
+    style: str = "heat"
     may_ignore_pictures: ClassVar[bool] = False  # see convscope.attribution.picture_independence
     _given: tuple[tuple[object, ...], dict[str, object]]
     # Every forward pass is over the batch, its first image, or copies whose images it names (forward_args.rows):

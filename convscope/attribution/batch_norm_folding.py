@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TypeGuard, TypeVar
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrize import is_parametrized
 
 from convscope.attribution.occlusion_chain import Chain
+
+M = TypeVar("M", bound=nn.Module)
 
 
 def fold_batch_norms(chain: Chain, example: Tensor, keep: int | None = None) -> Chain:
@@ -35,9 +38,9 @@ def fold_batch_norms(chain: Chain, example: Tensor, keep: int | None = None) -> 
         return chain
     memo: dict[int, object] = {}
     copies = copy.deepcopy([element.module for element in chain.elements], memo)
-    replacements = {}
+    replacements: dict[int, nn.Module] = {}
     for conv, norm in pairs:
-        folded_conv, folded_norm = memo[id(conv)], memo[id(norm)]
+        folded_conv, folded_norm = _copy_of(conv, memo), _copy_of(norm, memo)
         _fold(folded_conv, folded_norm)
         replacements[id(folded_norm)] = _what_remains(folded_norm)
     folded = chain.with_modules([replacements.get(id(module)) or _swapped(module, replacements) for module in copies])
@@ -48,6 +51,13 @@ def fold_batch_norms(chain: Chain, example: Tensor, keep: int | None = None) -> 
     return folded if float((found - original).abs().max()) <= 1e-5 * scale else chain
 
 
+def _copy_of(module: M, memo: dict[int, object]) -> M:
+    """The copy of ``module`` made by the ``copy.deepcopy`` that filled ``memo``."""
+    found = memo[id(module)]
+    assert isinstance(found, type(module)), "a deep copy has its original's type"
+    return found
+
+
 def _conv_norm_pairs(chain: Chain, example: Tensor) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
     """(convolution, batch norm) pairs in which the norm is called on exactly the convolution's output tensor."""
     modules = [m for element in chain.elements for m in element.module.modules()]
@@ -55,20 +65,21 @@ def _conv_norm_pairs(chain: Chain, example: Tensor) -> list[tuple[nn.Conv2d, nn.
     return conv_norm_pairs(convs, modules, lambda: chain.run(example))
 
 
-def conv_norm_pairs(convs: list[nn.Module], modules: list[nn.Module], run: Callable[[], object]
+def conv_norm_pairs(convs: Sequence[nn.Conv2d], modules: Sequence[nn.Module], run: Callable[[], object]
                     ) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
     """The pairs of ``convs`` and foldable norms among ``modules`` seen in one ``run()`` (no gradients): the norm
     reads exactly the convolution's output tensor, each is called once, and no convolution feeds two norms."""
     convs = [m for m in convs if not m._forward_pre_hooks]
     norms = [m for m in modules if _foldable_norm(m)]
-    outputs: dict[int, tuple[nn.Module, Tensor]] = {}
-    pairs, calls = [], {}
+    outputs: dict[int, tuple[nn.Conv2d, Tensor]] = {}
+    pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d]] = []
+    calls: dict[int, int] = {}
 
-    def after_conv(module: nn.Module, args: tuple, output: Tensor) -> None:
+    def after_conv(module: nn.Conv2d, args: tuple, output: Tensor) -> None:
         outputs[id(output)] = (module, output)  # the tensor is kept alive so that its id stays its own
         calls[id(module)] = calls.get(id(module), 0) + 1
 
-    def before_norm(module: nn.Module, args: tuple) -> None:
+    def before_norm(module: nn.BatchNorm2d, args: tuple) -> None:
         calls[id(module)] = calls.get(id(module), 0) + 1
         source = outputs.get(id(args[0])) if args else None
         if source is not None and source[1] is args[0]:
@@ -87,7 +98,7 @@ def conv_norm_pairs(convs: list[nn.Module], modules: list[nn.Module], run: Calla
     return [(c, n) for c, n in once if convs_used.count(id(c)) == 1]
 
 
-def _foldable_norm(module: nn.Module) -> bool:
+def _foldable_norm(module: nn.Module) -> TypeGuard[nn.BatchNorm2d]:
     """An evaluation-mode 2-d batch norm with running statistics that is plain, or a norm + activation block."""
     if not isinstance(module, nn.BatchNorm2d) or module.training or module.running_mean is None:
         return False
@@ -108,6 +119,7 @@ def _what_remains(norm: nn.BatchNorm2d) -> nn.Module:
 
 def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
     """Fold ``norm`` into ``conv`` (both copies) in place: weight·s, bias·s + β − μ·s with s = γ/√(σ² + ε)."""
+    assert norm.running_var is not None and norm.running_mean is not None, "only norms with statistics are folded"
     variance, mean = norm.running_var.double(), norm.running_mean.double()
     scale = (variance + norm.eps).rsqrt()
     shift = -mean * scale

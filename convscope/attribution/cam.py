@@ -49,10 +49,10 @@ class CAM(Attribution):
         super().__init__(model)
         self.aug_smooth = check_aug_smooth(aug_smooth)  # see convscope.attribution.aug_smooth
         self._layer = None if layer is None else layer_name(self.model.net, layer)
-        self._classifier = None if classifier is None else get_layer(self.model.net, classifier)
-        if self._classifier is not None and not isinstance(self._classifier, nn.Linear):
-            raise ValueError(f"{NEEDS}; the classifier given is a {type(self._classifier).__name__}, "
-                             f"not an nn.Linear. {INSTEAD}")
+        found = None if classifier is None else get_layer(self.model.net, classifier)
+        if found is not None and not isinstance(found, nn.Linear):
+            raise ValueError(f"{NEEDS}; the classifier given is a {type(found).__name__}, not an nn.Linear. {INSTEAD}")
+        self._classifier = found
         self._head: Head | None = None
 
     def head(self, inputs: Tensor) -> Head:
@@ -117,7 +117,7 @@ def find_head(model: Model, example: Tensor, layer: str | None, classifier: nn.L
     linear_calls: list[tuple[nn.Linear, Tensor, Tensor]] = []
     pooled: list[tuple[str, Tensor]] = []
 
-    def on_linear(module: nn.Module, args: tuple, output: Tensor) -> None:
+    def on_linear(module: nn.Linear, args: tuple, output: Tensor) -> None:
         linear_calls.append((module, args[0].detach(), output.detach()))
 
     def on_any(module: nn.Module, args: tuple, output: object) -> None:

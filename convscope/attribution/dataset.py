@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from convscope.attribution.base import Attribution, RowClasses, image_classes
-from convscope.attribution.explain import make_method
+from convscope.attribution.explain import make_method_from
 from convscope.data.pictures import FittedPictures, PictureSet
 from convscope.logs import get_logger, timed
 from convscope.models.layers import layer_name
@@ -131,7 +131,8 @@ class _Seen(Target):
     """Wraps a target and keeps the first output it is evaluated on: the clean pictures' output, in every method."""
 
     def __init__(self, inner: Target) -> None:
-        self.inner, self.output = inner, None
+        self.inner = inner
+        self.output: Tensor | None = None
 
     @property
     def layers(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -184,7 +185,7 @@ class SetExplainer:
         if not isinstance(centre, int | float) or isinstance(centre, bool) or not 0 < centre < 1:
             raise ValueError(f"centre is the share of each side that the centre box covers, in (0, 1); got "
                              f"{centre!r}")
-        self.method: Attribution = make_method(method, self.model, layer=layer, **options)
+        self.method: Attribution = make_method_from(method, self.model, options, layer=layer)
         self.options = {k: v for k, v in options.items() if v is not None}
         self.layer = None if layer is None else layer_name(self.model.net, layer)
         self.target = SetTarget.parse(target, self.model)
@@ -351,6 +352,7 @@ class SetExplainer:
         if output is None or output.shape[0] != inputs.shape[0]:  # a method that never evaluated the target
             output = _clean_output(self.model, inputs)
         classes = image_classes(seen.inner, output)
+        assert classes is not None, "a set's target is a class: the top one, the true one or a named one"
         heat = self.method.heat(maps, tuple(inputs.shape[-2:])).float()
         kind = getattr(seen.inner, "kind", self.model.output)
         scores = class_scores(output.float(), kind).gather(1, classes[:, None])[:, 0]
@@ -410,7 +412,7 @@ def check_settings(folder: Path, config: dict[str, Any]) -> None:
     """Refuse to go on when ``explain.json`` no longer holds this run's settings (another run took the folder)."""
     now = read_config(folder)
     if settings_digest(now) != settings_digest(config):
-        changed = storage.first_difference(now, config, IDENTITY)
+        changed = storage.first_difference(now, config, IDENTITY) or "a setting"  # 1 vs 1.0 differ only in JSON
         raise ValueError(f"the settings in {folder / CONFIG} changed while this run was writing ({changed}: "
                          f"{json.dumps(now.get(changed))[:60]} now, {json.dumps(config.get(changed))[:60]} in this "
                          "run): another run took the folder; this one stops so as not to mix their maps")

@@ -39,6 +39,12 @@ def make_method(name: str | Attribution, model: Model | nn.Module, *, layer: str
 
     With ``strict``, a layer or option the method does not take is an error; otherwise it is left out.
     """
+    return make_method_from(name, model, options, layer=layer, strict=strict)
+
+
+def make_method_from(name: str | Attribution, model: Model | nn.Module, options: Mapping[str, object], *,
+                     layer: str | nn.Module | None = None, strict: bool = True) -> Attribution:
+    """:func:`make_method` with the options in one mapping (as a caller that passes them on holds them)."""
     if isinstance(name, Attribution):
         return name
     name = canonical(name, METHODS)
@@ -261,7 +267,7 @@ def explain(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], metho
     """
     model = as_model(model)
     occluding = method == "occlusion" or isinstance(method, Occlusion)
-    chosen = make_method(method, model, layer=None if occluding else layer, **options)
+    chosen = make_method_from(method, model, options, layer=None if occluding else layer)
     fitted = _batch(model, pictures)
     inputs = model.preprocess.normalize(fitted).to(model.dtype)
     goal = as_target(target, model)
@@ -302,7 +308,7 @@ def compare(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], metho
     notes = []
     blank: list[list[str | None]] = [[None] * batch]  # per column, per image: why the map shows nothing
     for name in methods:
-        chosen = make_method(name, model, layer=layer, strict=False, **(options or {}).get(name, {}))
+        chosen = make_method_from(name, model, (options or {}).get(name, {}), layer=layer, strict=False)
         try:
             maps = chosen(inputs, goal)
         except ValueError as error:

@@ -41,7 +41,7 @@ def factorisation_figure(factors: Factors, pictures: Tensor, names: Sequence[str
     """One row per picture ``[B,3,H,W]`` (as the model saw them, in [0, 1]): the picture, all concepts (each pixel
     in the colour of its strongest concept, as bright as that concept's map there), then each concept alone."""
     pictures = rgb(pictures).float().cpu()
-    heat = factors.heat(tuple(pictures.shape[-2:])).cpu()  # [B,k,H,W] in [0, 1]
+    heat = factors.heat((pictures.shape[-2], pictures.shape[-1])).cpu()  # [B,k,H,W] in [0, 1]
     count = heat.shape[1]
     colours = concept_colours(count).view(1, count, 3, 1, 1)
     winner = heat.argmax(1, keepdim=True)

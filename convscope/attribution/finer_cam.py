@@ -38,7 +38,7 @@ class FinerCAM(LayerAttribution):
         super().__init__(model, layer, reshape=reshape, aug_smooth=aug_smooth)
         from convscope.attribution.registry import METHODS
 
-        gradient_cams = [name for name, cls in METHODS.items() if issubclass(cls, GradientCAM)]
+        gradient_cams = {name: cls for name, cls in METHODS.items() if issubclass(cls, GradientCAM)}
         if base not in gradient_cams:
             raise ValueError(f"base must be a gradient CAM ({', '.join(gradient_cams)}), got {base!r}")
         ranks = [comparison] if isinstance(comparison, int) else list(comparison)
@@ -48,7 +48,7 @@ class FinerCAM(LayerAttribution):
         if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not torch.isfinite(torch.tensor(alpha)):
             raise ValueError(f"alpha must be a finite number (1: the difference, 0: the target alone), got {alpha!r}")
         self.comparison, self.alpha, self.base = tuple(ranks), float(alpha), base
-        self._base = METHODS[base](self.model, layer, reshape=reshape, eigen_smooth=eigen_smooth)
+        self._base = gradient_cams[base](self.model, layer, reshape=reshape, eigen_smooth=eigen_smooth)
         self._base._layer = self._layer  # one layer choice, found once
 
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:

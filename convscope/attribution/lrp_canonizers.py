@@ -58,7 +58,7 @@ def make_canonised_copy(net: nn.Module, example: Tensor) -> nn.Module:
         param.requires_grad_(False)
     for module in twin.modules():
         if isinstance(getattr(module, "inplace", None), bool):
-            module.inplace = False
+            module.inplace = False  # type: ignore[assignment]  # torch's stub: setattr takes only Tensor | Module
     chain = Chain((Element(twin, tuple(example.shape[1:])),))
     with torch.no_grad():
         folded = fold_batch_norms(chain, example.detach())

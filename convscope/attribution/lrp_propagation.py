@@ -70,10 +70,11 @@ def rule_output(module: nn.Module, rule: Rule, inputs: Tensor, output: Tensor,
             for group in dict.fromkeys(term.group for term in rule.terms):
                 members = [(term, z.detach()) for term, z in zip(rule.terms, outputs, strict=True)
                            if term.group == group]
-                total = sum(z for term, z in members if term.sign > 0)
+                total: Tensor | int = sum(z for term, z in members if term.sign > 0)
                 negative = [z for term, z in members if term.sign < 0]
                 if negative:
                     total = total - sum(negative)
+                assert isinstance(total, Tensor), "a group has one term at least"
                 denominators[group] = stabilise(total, rule.epsilon)
             shares = [relevance / denominators[term.group] for term in rule.terms]
             grads = torch.autograd.grad(outputs, leaves, shares)
@@ -82,9 +83,10 @@ def rule_output(module: nn.Module, rule: Rule, inputs: Tensor, output: Tensor,
             part = leaf.detach() * grad if term.times_input else grad
             part = part * term.weight if term.weight != 1 else part
             found = part if found is None else found + part
+        assert found is not None, "a rule has one term at least"
         return found
 
-    holder = [redistribute]
+    holder: list[Callable[[Tensor], Tensor]] = [redistribute]
     holders.append(holder)
     return _Relevance.apply(inputs, output.detach(), holder)
 

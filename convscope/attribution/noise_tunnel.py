@@ -47,7 +47,7 @@ class NoiseTunnel(Attribution):
                  noise: float = 0.1, sigma: float | None = None, seed: int = 0, batch_size: int | None = None,
                  progress: bool | None = None, around_options: Mapping[str, object] | None = None) -> None:
         super().__init__(model)
-        from convscope.attribution.explain import make_method
+        from convscope.attribution.explain import make_method_from
 
         if kind not in KINDS:
             raise ValueError(f"unknown noise tunnel kind {kind!r}: use one of {', '.join(KINDS)}")
@@ -61,7 +61,7 @@ class NoiseTunnel(Attribution):
             raise ValueError("layer= is for a method given by name; a method object has its layer already")
         if isinstance(around, Attribution) and around_options:
             raise ValueError("around_options= is for a method given by name; a method object has its settings")
-        self.method = make_method(around, self.model, layer=layer, **(around_options or {}))
+        self.method = make_method_from(around, self.model, around_options or {}, layer=layer)
         if self.method.model.net is not self.model.net:
             raise ValueError("the method given to NoiseTunnel explains another model; make it on the same one")
         self.kind, self.samples, self.noise, self.sigma, self.seed = kind, samples, noise, sigma, seed
@@ -91,7 +91,8 @@ class NoiseTunnel(Attribution):
         noise = NoiseSamples(inputs.shape[1:], inputs, self.seed)
         classes = image_classes(target, forward(self.model, inputs, target.layers)[0])
         pairs = torch.arange(self.samples * batch, device=inputs.device)
-        total = squares = None
+        total: Tensor | None = None
+        squares: Tensor | None = None
         per_pass = batch_size_for(self.batch_size, inputs.device)
         for part in chunks(len(pairs), per_pass, description=self.title, progress=self.progress):
             images, sample = pairs[part] % batch, pairs[part] // batch
@@ -100,11 +101,12 @@ class NoiseTunnel(Attribution):
             noisy = inputs[images] + draws * sigma[images].view(-1, *[1] * (inputs.dim() - 1))
             maps = self.method._maps(noisy, copies_target(target, classes, images))
             maps = maps.double() if maps.dtype == torch.float64 else maps.float()
-            if total is None:
+            if total is None or squares is None:  # set together, on the first pass
                 total = maps.new_zeros((batch, *maps.shape[1:]))
                 squares = torch.zeros_like(total)
             total.index_add_(0, images, maps)
             squares.index_add_(0, images, maps * maps)
+        assert total is not None and squares is not None, "samples ≥ 1: one pass at least"
         mean, mean_square = total / self.samples, squares / self.samples
         combined = {"smoothgrad": mean, "smoothgrad_sq": mean_square, "vargrad": mean_square - mean * mean}[self.kind]
         return combined.to(inputs.dtype)

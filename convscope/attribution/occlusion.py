@@ -166,14 +166,16 @@ class Occlusion(Attribution):
         probability = classes is not None
         goal = copies_target(target, classes, torch.arange(batch, device=inputs.device), probability=probability)
         clean = goal(output, clean_acts).float()
-        channel = clean_feature = None
+        channel: Tensor | None = None
+        clean_feature: Tensor | None = None
         if name is not None:
             view = layer_grid(self.model, name, clean_acts[name], inputs)  # feature maps, or tokens on their grid
             totals = _totals(view.maps(clean_acts[name]))
             channel = totals.argmax(1)
             clean_feature = totals.gather(1, channel[:, None])[:, 0]
         places = len(rows) * len(cols)
-        runner = self._runner(inputs, target, name, output, fill, rows, cols)
+        found = self._runner(inputs, target, name, output, fill, rows, cols)
+        runner, self.plain_reason = (None, found) if isinstance(found, str) else (found, None)
         self.path = "plain" if runner is None else "incremental"
         log.debug("occlusion: %s path%s", self.path, f" ({self.plain_reason})" if runner is None else "")
         score = torch.empty(batch * places, device=inputs.device)
@@ -188,9 +190,10 @@ class Occlusion(Attribution):
                 tops, lefts = rows[place // len(cols)], cols[place % len(cols)]
                 with torch.no_grad():
                     if runner is not None:
-                        out, totals = runner(images, tops, lefts, channel[images] if name else None)
-                        if name is not None:
-                            feature[part] = totals
+                        out, patched = runner(images, tops, lefts, None if channel is None else channel[images])
+                        if feature is not None:
+                            assert patched is not None, "a runner given the feature layer totals it"
+                            feature[part] = patched
                         score[part] = copies_target(target, classes, images, probability=probability)(out, {}).float()
                         top_probability[part], top_class[part] = class_probabilities(
                         out, getattr(target, "kind", self.model.output), getattr(target, "region", None)).max(1)
@@ -200,7 +203,7 @@ class Occlusion(Attribution):
                         out, store.activations).float()
                     top_probability[part], top_class[part] = class_probabilities(
                         out, getattr(target, "kind", self.model.output), getattr(target, "region", None)).max(1)
-                    if name is not None:
+                    if name is not None and feature is not None and channel is not None:  # set together
                         totals = _totals(view.maps(store.activation(name)))
                         feature[part] = totals.gather(1, channel[images][:, None])[:, 0]
         grid = (batch, len(rows), len(cols))
@@ -210,12 +213,12 @@ class Occlusion(Attribution):
 
 
     def _runner(self, inputs: Tensor, target: Target, name: str | None, output: Tensor, fill: Tensor,
-                rows: Tensor, cols: Tensor) -> Callable[..., tuple[Tensor, Tensor | None]] | None:
-        """The incremental computation for this call, or None (``plain_reason`` says why) for the plain path."""
+                rows: Tensor, cols: Tensor) -> Callable[..., tuple[Tensor, Tensor | None]] | str:
+        """The incremental computation for this call, or why the plain path runs instead."""
         if not self.incremental:
-            return self._plain("incremental=False")
+            return "incremental=False"
         if target.layers:
-            return self._plain("the target reads inner layers")
+            return "the target reads inner layers"
         net = self.model.net
         key = (tuple(inputs.shape[1:]), inputs.dtype, inputs.device, self.size)
         known = _CHAINS.setdefault(net, {})  # found once per model, input shape and occluder size
@@ -227,9 +230,9 @@ class Occlusion(Attribution):
                     known[key] = f"the model is not a chain of modules: {error}"
             chain = known[key]
             if isinstance(chain, str):
-                return self._plain(chain)
+                return chain
             if chain.local_count == 0:
-                return self._plain("its first module mixes all positions or gives no feature map")
+                return "its first module mixes all positions or gives no feature map"
             element = None if name is None else chain.element_for(get_layer(net, name))
             for attempt in range(2):
                 if attempt:  # a weight changed unseen (through .data)? Fold again, once
@@ -239,16 +242,17 @@ class Occlusion(Attribution):
                 if _close(runner.output, output):
                     break
             else:
-                return self._plain("its chain of modules does not reproduce the model's output")
+                return "its chain of modules does not reproduce the model's output"
             if name is not None and (element is None or runner.output_of(element).dim() != 4):
-                return self._plain(f"the feature layer {name!r} is not a feature map between two modules of its chain")
+                return f"the feature layer {name!r} is not a feature map between two modules of its chain"
             if ("checked", key) not in known:
                 if not self._agrees(runner, inputs, fill, rows, cols):
-                    known[key] = "the incremental result differed from the plain one on a check"
-                    return self._plain(known[key])
+                    reason = "the incremental result differed from the plain one on a check"
+                    known[key] = reason
+                    return reason
                 known["checked", key] = True
-        self.plain_reason = None
-        return lambda images, tops, lefts, channels: runner(images, tops, lefts, self.size, fill, element, channels)
+        return lambda images, tops, lefts, channels: runner(images, tops, lefts, self.size, fill,
+                                                            None if element is None else (element, channels))
 
     def _agrees(self, runner: IncrementalOcclusion, inputs: Tensor, fill: Tensor, rows: Tensor, cols: Tensor) -> bool:
         """Whether the incremental output equals the model's at three occluder positions (corner, centre, corner)."""
@@ -260,10 +264,6 @@ class Occlusion(Attribution):
         except RuntimeError:  # e.g. a module that only takes whole maps
             return False
         return _close(found, expected)
-
-    def _plain(self, reason: str) -> None:
-        self.plain_reason = reason
-        return None
 
 
 def _folded(known: dict, net: nn.Module, chain: Chain, inputs: Tensor, keep: int | None) -> Chain:

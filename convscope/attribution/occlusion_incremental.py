@@ -77,9 +77,9 @@ class IncrementalOcclusion:
         return self.seen[k + 1] if k + 1 < len(self.seen) else self.output
 
     def __call__(self, images: Tensor, tops: Tensor, lefts: Tensor, size: int, fill: Tensor,
-                 feature: int | None = None, channels: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """Output ``[N,…]`` for ``N`` copies, and with ``feature`` (an element index) the total of its output's
-        channel ``channels[n]`` ``[N]`` for each copy."""
+                 feature: tuple[int, Tensor] | None = None) -> tuple[Tensor, Tensor | None]:
+        """Output ``[N,…]`` for ``N`` copies, and with ``feature`` (an element index, ``channels`` ``[N]``) the
+        total of that element's output channel ``channels[n]`` for each copy."""
         rows, cols, totals = tops.cpu(), lefts.cpu(), None
         everywhere = torch.zeros_like(rows)
         patch = _nchw(_windows(fill[None], everywhere, rows, cols, size, size)).to(self.seen[0].dtype)
@@ -90,8 +90,8 @@ class IncrementalOcclusion:
                 first_whole = k
                 break
             patch, rows, cols = step
-            if k == feature:
-                totals = self._patched_totals(k, images, patch, rows, cols, channels)
+            if feature is not None and k == feature[0]:
+                totals = self._patched_totals(k, images, patch, rows, cols, feature[1])
         self.whole_from = first_whole
         if first_whole == len(elements):  # every element was local: the last patch pasted into the clean output
             return _pasted(self.output, images, patch, rows, cols), totals
@@ -101,8 +101,8 @@ class IncrementalOcclusion:
             value = whole[start:start + self.whole_batch]
             for k in range(first_whole, len(elements)):
                 value = elements[k](value)
-                if k == feature:
-                    chosen = channels[start:start + self.whole_batch, None].to(value.device)
+                if feature is not None and k == feature[0]:
+                    chosen = feature[1][start:start + self.whole_batch, None].to(value.device)
                     parts_totals.append(value.float().flatten(2).sum(2).gather(1, chosen)[:, 0])
             outputs.append(value)
         return torch.cat(outputs), (torch.cat(parts_totals) if parts_totals else totals)
@@ -112,6 +112,7 @@ class IncrementalOcclusion:
         """The element's changed output patch and its corners, or None when a crop is not worth it."""
         if element.pointwise:
             return element.module(patch), rows, cols
+        assert element.rows is not None and element.cols is not None, "the chain's first local_count are local"
         down = _plan(element.rows, rows, patch.shape[-2])
         across = _plan(element.cols, cols, patch.shape[-1])
         if down.crop_length * across.crop_length > self.crop_share * element.rows.size_in * element.cols.size_in:
