@@ -71,7 +71,9 @@ def _build(gallery: Gallery, context) -> None:
                 "(epsilon-plus-flat). `convscope explain --method all` runs every one of the 36.")
 
     astronaut = model.preprocess.fit([context.photo("astronaut").pixels]).to(model.device)
-    found = Occlusion(model, **QUICK["occlusion"]).maps(model.preprocess.normalize(astronaut), None, layer="bn2")
+    size, stride = QUICK["occlusion"]["size"], QUICK["occlusion"]["stride"]
+    found = Occlusion(model, size=size, stride=stride).maps(model.preprocess.normalize(astronaut), None, layer="bn2")
+    assert found.classes is not None, "no target: the top class"
     named = model.classes()[int(found.classes[0])]
     projection = occlusion_projection(model, astronaut, found)
     gallery.add(SECTION, "occlusion_maps.png", occlusion_figure(found, astronaut[0], model.classes(),

@@ -27,10 +27,7 @@ Index = Annotated[int, Query(ge=0, le=100_000_000)]
 
 
 def scan_of(request: Request) -> ScanResult:
-    scan = explorer_of(request).scan
-    if scan is None:
-        raise ValueError("no scan is open: start the explorer with --scan FOLDER (a `convscope scan` output)")
-    return scan
+    return explorer_of(request).opened_scan()
 
 
 def embedding_methods() -> list[str]:
@@ -73,7 +70,7 @@ def neighbour_table(scan: ScanResult, index: int, layer: str | None, k: int) -> 
 
 def scan_predictions(explorer: Explorer, batch: int = 256, model: Model | None = None) -> list[int]:
     """The model's top class for every scanned picture (read from the disk cache, or computed and stored there)."""
-    scan = explorer.scan
+    scan = explorer.opened_scan()
     folder = hashlib.sha1(str(scan.folder.resolve()).encode()).hexdigest()[:16]
     path = explorer.cache_dir / "predictions" / f"{explorer.fingerprint[:16]}_{folder}_{scan.count}.pt"
     kept = read_tensor(path, (scan.count,), torch.long)  # a damaged file is computed again

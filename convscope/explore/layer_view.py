@@ -94,8 +94,8 @@ def channel_detail(explorer: Explorer, picture: Loaded, layer: str, channel: int
         patches = scan.top_patches(found.layer, [channel])  # as many as the scan kept (9 by default)
         result["patches"] = data_url(patches.picture(context=True))
     elif scan is not None:
-        result["notes"]["patches"] = (f"the scan recorded {', '.join(scan.layers)}" if explorer.scan_matches_model
-                                      else "the scan was made with another model")
+        notes["patches"] = (f"the scan recorded {', '.join(scan.layers)}" if explorer.scan_matches_model
+                            else "the scan was made with another model")
     return result
 
 
@@ -116,7 +116,7 @@ def feature_picture(explorer: Explorer, layer: str, channel: int, steps: int, si
     stem = folder / f"{slug(layer)}_{channel}_{steps}_{size}"
     meta = read_json(stem.with_suffix(".json"), ("layer", "channel", "activation", "size", "steps"))
     data = read_png(stem.with_suffix(".png"), size) if meta is not None else None
-    if data is not None:  # both files whole (a damaged one is computed again)
+    if meta is not None and data is not None:  # both files whole (a damaged one is computed again)
         return {**meta, "image": "data:image/png;base64," + base64.b64encode(data).decode(), "from_disk": True}
     result = visualise_features(model or explorer.model, layer, channel, steps=steps, size=size, progress=False)
     meta = {"layer": layer, "channel": channel, "activation": float(result.activations[0]), **result.settings}

@@ -118,8 +118,8 @@ def check_budget(model: Model, method: str, options: dict[str, Any]) -> None:
         return
     cli = f"(or `convscope explain --method {method}`, which has no such limit)"
     if method == "occlusion":
-        size = options.get("size", Occlusion.__init__.__kwdefaults__["size"])
-        stride = options.get("stride", Occlusion.__init__.__kwdefaults__["stride"])
+        defaults = inspect.signature(Occlusion.__init__).parameters
+        size, stride = options.get("size", defaults["size"].default), options.get("stride", defaults["stride"].default)
         enough = next(s for s in range(stride + 1, max(model.preprocess.input_size) + 1)
                       if passes(model, method, {**options, "stride": s}) <= MAX_PASSES)
         raise ValueError(f"occlusion with size {size} and stride {stride} takes {needed:,} forward passes, more "

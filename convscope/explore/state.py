@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from convscope.data.pictures import PictureSet
 from convscope.explore.jobs import ResultCache, Worker
@@ -14,6 +14,9 @@ from convscope.hooks import copy_without_hooks
 from convscope.models.model import Model
 from convscope.scan.storage import fingerprint
 from convscope.suggestions import chosen_names
+
+if TYPE_CHECKING:
+    from convscope.scan.result import ScanResult
 
 DEFAULT_CACHE = Path.home() / ".cache" / "convscope" / "explore"
 
@@ -44,7 +47,7 @@ class Explorer:
         working = preprocess.resize or preprocess.crop or max(preprocess.input_size)
         self.pictures = PictureStore([p for p in paths if p.is_dir()], [p for p in paths if p.is_file()],
                                      short_side=2 * working)
-        self.scan = None
+        self.scan: ScanResult | None = None
         if scan is not None:
             from convscope.scan.result import ScanResult
 
@@ -70,9 +73,15 @@ class Explorer:
         self.background = Worker(results, "background", yields_to=self.worker)
         self.scan_worker = Worker(results, "scan")  # a scan's stored features: embeddings, neighbours
 
+    def opened_scan(self) -> ScanResult:
+        """The scan given with ``scan=``; ValueError when none was."""
+        if self.scan is None:
+            raise ValueError("no scan is open: start the explorer with --scan FOLDER (a `convscope scan` output)")
+        return self.scan
+
     def scanned_picture(self, index: int) -> tuple[str, Any]:
         """The scan's picture ``index`` for the image view: its name (``#12 Ankle boot``) and pixels ``[C,H,W]``."""
-        scan = self.scan
+        scan = self.opened_scan()
         if not 0 <= index < scan.count:
             raise ValueError(f"picture {index} is not in the scan (0 … {scan.count - 1})")
         label, names = int(scan.labels[index]), scan.class_names
