@@ -178,7 +178,8 @@ def pgd(model: Model | nn.Module, pictures: Tensor | Sequence[Tensor], epsilon: 
     if confidence is not None and target_ids is not None:
         wanted = target_ids.to(model.device)
 
-        def stop(step_index: int, values: Tensor, output: Tensor) -> bool:
+        def stop(step_index: int, values: Tensor, output: Tensor | None) -> bool:
+            assert output is not None, "the objective reads the output, so every pass runs to it"
             return bool((output.softmax(1).gather(1, wanted[:, None]) >= confidence).all())
 
     result = optimise(model, objective, param, steps=steps, lr=step, optimizer="sign" if norm == "linf" else

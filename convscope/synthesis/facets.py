@@ -141,6 +141,8 @@ def kmeans(points: Tensor, k: int, *, generator: torch.Generator, restarts: int 
         inertia = float((points - centres[labels]).pow(2).sum())
         if inertia < best_inertia:
             best_labels, best_inertia = labels, inertia
+    if best_labels is None:  # no restart, or distances that are not numbers
+        raise ValueError(f"k-means found no clustering: give restarts ≥ 1 (got {restarts}) and finite points")
     return best_labels
 
 

@@ -93,6 +93,8 @@ class GlcmComparison:
     def picture(self, *, distance: int = 1, levels: int = 32, tile_size: int = 160) -> Picture:
         """Each picture above its co-occurrence matrix at ``distance`` px (log scale, one scale for all):
         a texture's matrix is a ridge along the diagonal (neighbours alike) whose width is its contrast."""
+        if self.shuffled_picture is None:
+            raise ValueError("this comparison keeps no shuffled picture to draw: make it with compare_glcm")
         names = ["source", *self.statistics, "shuffled (no texture)"]
         pictures = [self.source, *self.pictures.values(), self.shuffled_picture]
         matrices = torch.stack([glcm_matrix(p, distance=distance, levels=levels) for p in pictures])

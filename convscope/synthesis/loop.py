@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -70,7 +71,7 @@ class SynthesisResult:
         return self.picture()._repr_png_()
 
 
-StopRule = Callable[[int, Tensor, Tensor], bool]
+StopRule = Callable[[int, Tensor, Tensor | None], bool]  # step, values, output (None: the pass stopped early)
 
 
 def optimise(model: Model | nn.Module, objective: Objective | Target, param: ImageParam | None = None, *,
@@ -117,7 +118,7 @@ def optimise(model: Model | nn.Module, objective: Objective | Target, param: Ima
     truncate = not goal.reads_output and bool(goal.layers)
     with inspection_mode(model.net), capture(model.net, goal.layers) as store, \
             stop_after(model.net, goal.layers if truncate else ()) as restart:
-        record: dict[str, Tensor | None] = {}
+        record: _Record = {}
 
         def closure() -> Tensor:
             optimiser.zero_grad(set_to_none=True)
@@ -137,9 +138,9 @@ def optimise(model: Model | nn.Module, objective: Objective | Target, param: Ima
 
         bar = progress_bar(range(steps), desc=description, enabled=progress, leave=False)
         for step in bar:
-            optimiser.step(closure)
+            optimiser.step(closure)  # type: ignore[arg-type]  # torch's stub: a float loss; a Tensor works
             param.constrain_()
-            if step_rules:
+            if step_rules and param.pixels is not None:  # (refused above without pixels)
                 with torch.no_grad():
                     grad = param.pixels.grad
                     for rule in step_rules:
@@ -156,6 +157,13 @@ def optimise(model: Model | nn.Module, objective: Objective | Target, param: Ima
         images = param().detach().float().cpu()
     seconds = time.perf_counter() - began
     return SynthesisResult(images, torch.stack(losses).float().cpu(), kept, goal.name, seconds)
+
+
+class _Record(TypedDict, total=False):
+    """What the last step's closure saw: the objective's values ``[B]`` and the model's output (None if cut short)."""
+
+    values: Tensor
+    output: Tensor | None
 
 
 class LayersDone(Exception):

@@ -44,6 +44,12 @@ class Evaluation:
             raise ValueError(f"layer {layer!r} produced no output in this pass (is it used by the model's forward?)")
         return self.activations[layer]
 
+    def model_output(self) -> Tensor:
+        """The model's output in this pass (there whenever the objective reads it: ``reads_output``)."""
+        if self.output is None:
+            raise ValueError("the pass stopped before the model's output: give the objective reads_output=True")
+        return self.output
+
 
 class Objective:
     """A function ``Evaluation -> Tensor[B]`` with the layers it reads and a readable name.
@@ -90,7 +96,8 @@ class Objective:
 
     def __mul__(self, other: Objective | float) -> Objective:
         if isinstance(other, int | float):
-            return Objective(lambda e: other * self(e), self.layers, f"{other:g}·{self.name}", self.reads_output)
+            factor = other
+            return Objective(lambda e: factor * self(e), self.layers, f"{other:g}·{self.name}", self.reads_output)
         other = as_objective(other)
         return Objective(lambda e: self(e) * other(e), self.layers + other.layers, f"({self.name})·({other.name})",
                          self.reads_output or other.reads_output)
@@ -121,7 +128,7 @@ def as_objective(spec: Objective | Target | float) -> Objective:
     if isinstance(spec, Objective):
         return spec
     if isinstance(spec, Target):
-        return Objective(lambda e: spec(e.output, e.activations), tuple(spec.layers), type(spec).__name__)
+        return Objective(lambda e: spec(e.model_output(), e.activations), tuple(spec.layers), type(spec).__name__)
     if isinstance(spec, bool):
         raise TypeError("an objective cannot be a bool")
     if isinstance(spec, int | float):
@@ -138,13 +145,13 @@ def class_score(index: int | Sequence[int]) -> Objective:
     ``index`` is one class for every image or a sequence with one class per image.
     """
     classes = _class_indices(index)
-    return Objective(lambda e: _columns(e.output, classes), (), f"score{list(classes)}")
+    return Objective(lambda e: _columns(e.model_output(), classes), (), f"score{list(classes)}")
 
 
 def class_log_probability(index: int | Sequence[int]) -> Objective:
     """log softmax of the class (one, or one per image): raises its score *and* lowers every other one."""
     classes = _class_indices(index)
-    return Objective(lambda e: _columns(e.output.log_softmax(1), classes), (), f"log p{list(classes)}")
+    return Objective(lambda e: _columns(e.model_output().log_softmax(1), classes), (), f"log p{list(classes)}")
 
 
 def channel(layer: str, index: int) -> Objective:

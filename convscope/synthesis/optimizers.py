@@ -19,7 +19,8 @@ class _DirectionStep(torch.optim.Optimizer):
         raise NotImplementedError
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+    def step(self, closure: Callable[[], Tensor] | None = None  # type: ignore[override]  # torch's stub: float loss
+             ) -> Tensor | None:
         loss = None
         if closure is not None:
             with torch.enable_grad():

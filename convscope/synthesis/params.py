@@ -42,7 +42,7 @@ class PixelImage(ImageParam):
     """Free pixels in [0, 1]; :attr:`pixels` is the trainable leaf ``[B,3,H,W]``."""
 
     def __init__(self, start: Tensor) -> None:
-        self.pixels = start.detach().clone().float().clamp(0, 1).requires_grad_(True)
+        self.pixels: Tensor = start.detach().clone().float().clamp(0, 1).requires_grad_(True)
 
     def parameters(self) -> list[Tensor]:
         return [self.pixels]

@@ -28,7 +28,7 @@ from convscope.synthesis.layer_choice import style_layers
 from convscope.synthesis.loop import optimise
 from convscope.synthesis.matching import colour_distance, gram_distance, gram_matrix, layer_features, smooth
 from convscope.synthesis.objectives import Objective
-from convscope.synthesis.params import fourier, from_image, pixels
+from convscope.synthesis.params import ImageParam, fourier, from_image, pixels
 from convscope.synthesis.sizes import check_picture_memory
 from convscope.synthesis.transforms import Roll
 
@@ -58,6 +58,7 @@ class TextureResult:
     def summary(self) -> str:
         """One line: the loss (Gram) or window error (Efros–Leung) and the work done."""
         if self.method == "gram":
+            assert self.losses is not None, "a Gram texture keeps its losses"
             octaves = self.settings.get("octaves", 1)
             return (f"Gram texture: loss {float(self.losses[0].mean()):.4g} → {float(self.losses[-1].mean()):.4g} "
                     f"(÷{self.loss_reduction:.1f}) over {self.losses.shape[0]} steps in {octaves} octave"
@@ -95,6 +96,7 @@ def gram_objective(model: Model, reference: Tensor, layers: Sequence[str], weigh
     for layer, weight in zip(layers, weights, strict=True):
         term = -weight * gram_distance(layer, gram_matrix(smooth(features[layer], smoothing))[0], smoothing=smoothing)
         total = term if total is None else total + term
+    assert total is not None, "one layer at least (checked above)"
     if colour_weight:
         total = total - colour_weight * colour_distance(reference.to(model.device))
     return total
@@ -137,7 +139,7 @@ def gram_texture(model: Model | nn.Module, source: Tensor, *, size: int | tuple[
         reference = source if scale == 1 else _scaled(source, scale)
         objective = gram_objective(model, reference, layers, weights, smoothing, colour_weight)
         if images is not None:
-            param = from_image(F.interpolate(images, size=shape, mode="bilinear", align_corners=False))
+            param: ImageParam = from_image(F.interpolate(images, size=shape, mode="bilinear", align_corners=False))
         elif parameterisation == "pixels":
             param = pixels(shape, batch, sd=0.1, generator=generator)
         else:
@@ -150,6 +152,7 @@ def gram_texture(model: Model | nn.Module, source: Tensor, *, size: int | tuple[
     settings = {"size": (height, width), "steps": steps, "lr": lr, "smoothing": smoothing, "octaves": octaves,
                 "colour_weight": colour_weight, "jitter": jitter, "parameterisation": parameterisation,
                 "weights": weights}
+    assert images is not None, "octaves ≥ 1 (checked above)"
     return TextureResult(source.cpu(), images, "gram", torch.cat(parts), layers, settings)
 
 
