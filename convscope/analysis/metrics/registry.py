@@ -17,7 +17,7 @@ class Case:
     """What one method's evaluation sees: the network, pictures ``[B,C,H,W]``, classes ``[B]``, its maps ``[B,H,W]``,
     ``explain(x, y)``, masks ``[B,H,W]`` (or None), the maps of a randomised copy, the class count and a seed."""
 
-    net: Callable[[Tensor], Tensor]
+    net: nn.Module
     x: Tensor
     y: Tensor
     maps: Tensor
@@ -28,6 +28,12 @@ class Case:
     seed: int
     model: Any = None  # the convscope Model, for deletion / insertion
     random_labels_maps: Callable[[], Tensor] | None = None  # maps by the network trained on random labels
+
+    def required_masks(self) -> Tensor:
+        """``masks``, for a metric that needs them (the report runs those only when masks are given)."""
+        if self.masks is None:
+            raise ValueError("this metric needs object masks [B,H,W]: give masks=")
+        return self.masks
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,8 @@ def _randomisation_similarity(case: Case) -> Tensor:
 def _data_randomisation_similarity(case: Case) -> Tensor:
     from convscope.analysis.similarity import spearman
 
+    if case.random_labels_maps is None:
+        raise ValueError("data randomisation needs the same network trained on random labels (random_labels_maps=)")
     return spearman(case.maps.cpu(), case.random_labels_maps().cpu()).double()
 
 
@@ -98,7 +106,7 @@ def _input_invariance(case: Case) -> Tensor:
 
 def _top_k(case: Case) -> Tensor:
     k = max(1, case.x.shape[-1] * case.x.shape[-2] // 20)
-    return localisation.top_k_intersection(case.maps, case.masks, k=k)
+    return localisation.top_k_intersection(case.maps, case.required_masks(), k=k)
 
 
 def _sensitivity_n(case: Case) -> Tensor:
@@ -162,17 +170,17 @@ METRICS: dict[str, MetricSpec] = {
     "continuity": MetricSpec("robustness", False, lambda c: robustness.continuity(
         c.explain, c.x, c.y, c.maps, steps=8), what="8 sideways translations"),
     "relevance_mass_accuracy": MetricSpec("localisation", True, lambda c: localisation.relevance_mass_accuracy(
-        c.maps, c.masks), needs_masks=True),
+        c.maps, c.required_masks()), needs_masks=True),
     "relevance_rank_accuracy": MetricSpec("localisation", True, lambda c: localisation.relevance_rank_accuracy(
-        c.maps, c.masks), needs_masks=True),
-    "pointing_game": MetricSpec("localisation", True, lambda c: localisation.pointing_game(c.maps, c.masks),
+        c.maps, c.required_masks()), needs_masks=True),
+    "pointing_game": MetricSpec("localisation", True, lambda c: localisation.pointing_game(c.maps, c.required_masks()),
                                 needs_masks=True),
     "attribution_localisation": MetricSpec("localisation", True, lambda c: localisation.attribution_localisation(
-        c.maps, c.masks), needs_masks=True),
+        c.maps, c.required_masks()), needs_masks=True),
     "top_k_intersection": MetricSpec("localisation", True, _top_k, needs_masks=True, what="k: 5 % of the pixels"),
     "energy_pointing_game": MetricSpec("localisation", True, lambda c: localisation.energy_pointing_game(
-        c.maps, c.masks), needs_masks=True),
-    "auc": MetricSpec("localisation", True, lambda c: localisation.auc(c.maps, c.masks), needs_masks=True),
+        c.maps, c.required_masks()), needs_masks=True),
+    "auc": MetricSpec("localisation", True, lambda c: localisation.auc(c.maps, c.required_masks()), needs_masks=True),
     "random_logit": MetricSpec("randomisation", False, lambda c: randomisation.random_logit(
         c.explain, c.x, c.y, c.maps, classes=c.classes, seed=c.seed), what="SSIM to another class's map"),
     "model_randomisation": MetricSpec("randomisation", False, _randomisation_similarity,

@@ -232,9 +232,11 @@ def evaluate_methods(model: Model, inputs: Tensor, methods: Sequence[str] | None
         maps = heatmaps(method, inputs, fixed)
 
         def again(name=name, maps=maps) -> Tensor:
+            assert randomised is not None, "made above when model_randomisation is chosen, the one metric calling this"
             return heatmaps(build(name, randomised, options), inputs, fixed)
 
         def on_random_labels(name=name) -> Tensor:
+            assert pair is not None, "given to the case only with the network trained on random labels"
             return heatmaps(build(name, pair, options), inputs, fixed)
 
         case = Case(model.net, inputs, classes, maps, explain, masks, again, count, seed, model,
