@@ -78,7 +78,7 @@ def make_atlas(model: Model, layers: Sequence[str], out: str | Path, *, scan: Sc
     input_size = (model.preprocess.channels, *model.preprocess.input_size)
     plans = []
     for name in names:
-        shape = layer_shape(model, name, tuple(model.preprocess.input_size))
+        shape = layer_shape(model, name, model.preprocess.input_size)
         chosen = list(range(shape[0])) if channels is None else sorted(dict.fromkeys(int(c) for c in channels))
         wrong = [c for c in chosen if not 0 <= c < shape[0]]
         if wrong:
@@ -238,8 +238,9 @@ def _done(out: Path, layer: str, channel: int) -> bool:
 def _finish_layer(out: Path, plan: LayerPlan, result: ScanResult | None) -> None:
     """layer.json, once every channel of the layer is done (whichever runs made them)."""
     count = plan.shape[0]
-    records = [layout.read_json(layout.channel_file(out, plan.name, c)) for c in range(count)]
-    if any(record is None for record in records):
+    read = [layout.read_json(layout.channel_file(out, plan.name, c)) for c in range(count)]
+    records = [record for record in read if record is not None]
+    if len(records) < count:
         return
     if result is not None:
         from convscope.atlas.channel_facts import channel_scores
@@ -254,7 +255,7 @@ def _finish_layer(out: Path, plan: LayerPlan, result: ScanResult | None) -> None
     stats: dict[str, Any] = {"dead": len(dead), "ordered_by": ordered_by,
                              "projection": records[0].get("projection"), "links": records[0].get("links")}
     if result is not None:
-        pooling = {"mean": "mean", "max": "maximum"}.get(result.config.get("pooling"), "mean")
+        pooling = {"mean": "mean", "max": "maximum"}.get(result.config.get("pooling", ""), "mean")
         stats["top"] = "the scanned pictures with the strongest unit, cut around it (the scan's top-k)"
         stats["bottom"] = (f"the scanned pictures with the lowest {pooling} of the channel over positions, cut "
                            "around its weakest unit (on a rectified layer many pictures tie at 0)")

@@ -25,6 +25,7 @@ def channel_scores(result: ScanResult, layer: str) -> Tensor:
 def layer_facts(result: ScanResult, layer: str, class_names: list[str] | None = None) -> dict[int, dict]:
     """Per channel: ``stats`` (active_fraction, mean, std, max, dead) and ``top_classes`` ([{class, mean, count}])."""
     found = dead_filters(result, layer)
+    assert found.rarely_positive is not None, "dead_filters measures it for every channel"
     statistics = found.statistics
     scores = channel_scores(result, layer).float()
     labels = result.labels.long()
@@ -43,7 +44,7 @@ def layer_facts(result: ScanResult, layer: str, class_names: list[str] | None = 
                  "std": float(statistics.std[c]), "max": float(statistics.max[c]), "dead": bool(found.dead[c]),
                  "rarely_positive": bool(found.rarely_positive[c]), "pictures": statistics.count_images}
         top = []
-        if by_class is not None:
+        if by_class is not None and counts is not None:  # set together
             present = counts > 0
             order = torch.argsort(torch.where(present, by_class[:, c], -torch.inf), descending=True, stable=True)
             for k in order[:min(TOP_CLASSES, int(present.sum()))].tolist():

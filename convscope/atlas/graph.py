@@ -41,7 +41,7 @@ def model_graph(model: Any, input_size: Sequence[int], layers: Sequence[str] = (
     example = torch.zeros(1, *size, device=device_of(net), dtype=dtype_of(net))
     started, shapes, flops = run_once(net, names, example)
     nodes = []
-    for name in sorted(started, key=started.get):
+    for name in sorted(started, key=started.__getitem__):
         module = get_layer(net, name)
         nodes.append({"name": name, "kind": type(module).__name__, "holds": holds(module),
                       "output_shape": shapes.get(name),
@@ -99,7 +99,7 @@ def run_once(net: nn.Module, names: list[str], example: Tensor) -> tuple[dict, d
     started: dict[str, int] = {}
     shapes: dict[str, list[int]] = {}
     flops: dict[str, int] = {"": 0}
-    owner = {}
+    owner: dict[nn.Module, str] = {}
     for name in names:
         for module in get_layer(net, name).modules():
             owner.setdefault(module, name)
@@ -116,7 +116,7 @@ def run_once(net: nn.Module, names: list[str], example: Tensor) -> tuple[dict, d
                 shapes[name] = list(tensor.shape[1:])
         return hook
 
-    def counter(module: nn.Module, inputs: tuple, output: object) -> None:
+    def counter(module: nn.Conv2d | nn.Linear, inputs: tuple, output: Tensor) -> None:
         count = multiply_adds(module, inputs[0], output)
         flops[""] += count
         if module in owner:
@@ -138,7 +138,7 @@ def run_once(net: nn.Module, names: list[str], example: Tensor) -> tuple[dict, d
     return started, shapes, flops
 
 
-def multiply_adds(module: nn.Module, inputs: Tensor, output: Tensor) -> int:
+def multiply_adds(module: nn.Conv2d | nn.Linear, inputs: Tensor, output: Tensor) -> int:
     """Multiply-adds of one convolution or linear layer for one input (batch of 1), from the shapes alone."""
     if isinstance(module, nn.Conv2d):
         kernel = module.kernel_size[0] * module.kernel_size[1]

@@ -183,7 +183,7 @@ class Site:
     def strip(self, layer: dict[str, Any], count: int = 8) -> str:
         shown = [c for c in layer["order"] if self.vis_of(layer, c)][:count]
         return ('<div class="strip">' + "".join(
-            f'<a href="{self.channel_href(layer["name"], c)}"><img src="{quote(self.vis_of(layer, c))}" '
+            f'<a href="{self.channel_href(layer["name"], c)}"><img src="{quote(self.vis_of(layer, c) or "")}" '
             f'alt="channel {c}" loading="lazy"></a>' for c in shown) + "</div>") if shown else ""
 
     # layer ---------------------------------------------------------------------------------------------------
@@ -269,7 +269,8 @@ class Site:
     def examples(self, data: dict[str, Any], kind: str, up: str) -> str:
         images = data.get("images") or {}
         patches, projections = images.get(kind) or [], images.get(f"{kind}_projections") or []
-        values = data.get(f"{kind}_values") if isinstance(data.get(f"{kind}_values"), list) else []
+        found = data.get(f"{kind}_values")
+        values = found if isinstance(found, list) else []
         method = f"{data['projection']} " if isinstance(data.get("projection"), str) else ""
         title = "Dataset examples that excite it most" if kind == "top" else "Dataset examples that excite it least"
         def value(n: int) -> str:
@@ -300,7 +301,7 @@ class Site:
     def classes_html(classes: list[dict[str, Any]]) -> str:
         if not classes:
             return '<section id="classes"><h2>Top classes</h2><p class="note">none (no scan)</p></section>'
-        means = [c.get("mean") for c in classes if isinstance(c.get("mean"), (int, float))]
+        means = [m for m in (c.get("mean") for c in classes) if isinstance(m, (int, float))]
         low = min([0.0, *means])  # bars from the lowest shown (or 0) to the highest: longest first, when negative too
         span = max(means) - low if means and max(means) > low else 1.0
         rows = "".join(

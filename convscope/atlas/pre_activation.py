@@ -31,7 +31,7 @@ def pre_activation(net: nn.Module, layer: str) -> Iterator[bool]:
     if not isinstance(module, RECTIFIERS):
         yield False
         return
-    module.forward = lambda x: x  # type: ignore[method-assign]
+    module.forward = lambda input: input  # type: ignore[method-assign]
     try:
         yield True
     finally:
