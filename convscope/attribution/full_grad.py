@@ -92,13 +92,13 @@ class FullGrad(Attribution):
 def bias_layers(net: nn.Module) -> list[tuple[nn.Module, Tensor]]:
     """The ``Conv2d`` and ``BatchNorm2d`` layers with a bias, and that bias; a ``ValueError`` naming a layer whose
     bias FullGrad cannot read."""
-    found = []
+    found: list[tuple[nn.Module, Tensor]] = []
     for name, module in net.named_modules():
         if type(module) is nn.Conv2d:
             if module.bias is not None:
                 found.append((module, module.bias.detach()))
         elif type(module) is nn.BatchNorm2d:
-            if not module.track_running_stats or module.running_mean is None:
+            if not module.track_running_stats or module.running_mean is None or module.running_var is None:
                 raise ValueError(f"FullGrad cannot read the bias of {name!r}: it normalises with each batch's own "
                                  "statistics; use Grad-CAM or Integrated Gradients on this model")
             if module.affine:

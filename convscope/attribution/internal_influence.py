@@ -29,5 +29,6 @@ class InternalInfluence(PathAttribution):
             if total is None:
                 total = torch.zeros(inputs.shape[0], *found.grads.shape[1:], device=inputs.device)
             total.index_add_(0, images, found.grads.float())
+        assert total is not None, "steps ≥ 1: one pass at least"
         (maps,) = self.feature_maps(inputs, total / self.steps)
         return maps.to(inputs.dtype)

@@ -27,7 +27,7 @@ class LayerConductance(PathAttribution):
         alphas = torch.arange(self.steps + 1, dtype=torch.float64) / self.steps
         for images, steps, found in self.passes(inputs, target, alphas):
             activations, grads = found.activations.float(), found.grads.float()
-            if total is None:
+            if total is None or previous is None:  # set together, on the first pass
                 total = torch.zeros(inputs.shape[0], *activations.shape[1:], device=inputs.device)
                 previous = torch.zeros_like(total)  # ∂S/∂A at each image's previous point
             for step in torch.unique(steps).tolist():  # within one step the images differ
@@ -38,5 +38,6 @@ class LayerConductance(PathAttribution):
                 if step < self.steps:
                     total.index_add_(0, image, -grads[rows] * activations[rows])
                     previous[image] = grads[rows]
+        assert total is not None, "steps ≥ 1: one pass at least"
         (maps,) = self.feature_maps(inputs, total)
         return maps.to(inputs.dtype)

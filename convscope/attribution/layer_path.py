@@ -38,7 +38,7 @@ class ActivationAttribution(LayerAttribution):
 
     takes_forward_args = True
 
-    def heat(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
+    def heat(self, maps: Tensor, size: tuple[int, ...]) -> Tensor:
         """The positive part of the channel sum, at ``size``."""
         return upsample(maps.sum(1).clamp_min(0), size)
 
