@@ -170,10 +170,8 @@ class EvaluationReport:
                     bar.set_edgecolor("black")
                     bar.set_linewidth(2)
             arrow = "↑" if METRICS[metric].higher_is_better else "↓"
-            axis.set_title(f"{metric.replace('_', ' ')} {arrow}" + (" (all tie)" if tied else ""), fontsize=9)
-            if tied:  # equal bars, perhaps of no height: say the value
-                axis.text(0.5, 0.75, f"every method: {means[0]:.3g}", transform=axis.transAxes, ha="center",
-                          fontsize=8, color="0.3")
+            tie = f" (all tie at {means[0]:.3g})" if tied else ""  # equal bars, perhaps of no height: the value
+            axis.set_title(f"{metric.replace('_', ' ')} {arrow}{tie}", fontsize=9)
             axis.set_xticks(range(len(self.methods)), self.methods, rotation=45, ha="right", fontsize=7)
             axis.tick_params(axis="y", labelsize=7)
         for index in range(len(self.metrics), rows * columns):
