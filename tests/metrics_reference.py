@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -34,3 +36,31 @@ def reference_batch(count: int = 4, channels: int = 1, side: int = 32, seed: int
     with torch.no_grad():
         y = model(x).argmax(1)
     return model, x, y, a, masks
+
+
+def revealing_monotonicity(quantus):
+    """Quantus 0.6's ``Monotonicity`` with its reveal corrected: each step copies the picture's own values into
+    the next ``features_in_step`` pixels (Quantus 0.6 writes the baseline there again, so its pictures never
+    change). Everything else — order, steps, one model call per step, the score — is Quantus' own."""
+    import numpy as np
+
+    class RevealingMonotonicity(quantus.Monotonicity):
+        def evaluate_batch(self, model, x_batch, y_batch, a_batch, **kwargs):
+            if x_batch.shape != a_batch.shape:
+                a_batch = np.broadcast_to(a_batch, x_batch.shape)
+            count = a_batch.shape[0]
+            a_indices = np.argsort(a_batch.reshape(count, -1), axis=1)
+            original = x_batch.reshape(count, -1)
+            revealed = self.perturb_func(arr=original, indices=a_indices)  # every pixel on the baseline
+            rows = np.arange(count)[:, None]
+            preds = []
+            for step in range(math.ceil(a_indices.shape[1] / self.features_in_step)):
+                ix = a_indices[:, step * self.features_in_step:(step + 1) * self.features_in_step]
+                revealed = revealed.copy()
+                revealed[rows, ix] = original[rows, ix]
+                x_input = model.shape_input(revealed.reshape(x_batch.shape), x_batch.shape, channel_first=True,
+                                            batched=True)
+                preds.append(model.predict(x_input)[np.arange(count), y_batch])
+            return np.all(np.diff(np.stack(preds, axis=1)) >= 0, axis=1).tolist()
+
+    return RevealingMonotonicity

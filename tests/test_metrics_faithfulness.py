@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from metrics_reference import reference_batch
+from metrics_reference import reference_batch, revealing_monotonicity
 
 from convscope.analysis.metrics import faithfulness as F
 
@@ -101,6 +101,40 @@ def test_monotonicity_follows_arya_where_quantus_never_reveals_a_pixel(batch):
     assert _theirs(metric, model, x, y, a).all() and _theirs(metric, model, x, y, -a).all()
     ours, reversed_ = (F.monotonicity(model, x, y, m, features_in_step=32, abs=False) for m in (a, -a))
     assert not (ours.bool().all() and reversed_.bool().all())
+
+
+@pytest.mark.parametrize("abs_", [True, False])
+def test_monotonicity_equals_quantus_with_its_reveal_corrected(abs_):
+    model, x, y, a, _ = reference_batch(count=16, side=8)
+    metric = revealing_monotonicity(quantus)(features_in_step=16, perturb_baseline=0.0, abs=abs_, normalise=False,
+                                             disable_warnings=True)
+    theirs = _theirs(metric, model, x, y, a)
+    assert 0 < theirs.sum() < len(theirs)  # some pictures pass, some do not
+    ours = F.monotonicity(model, x, y, a, features_in_step=16, abs=abs_)
+    np.testing.assert_array_equal(ours.numpy(), theirs)
+
+
+@pytest.mark.parametrize("batch_size", [None, 1, 5, 100])
+def test_monotonicity_stops_a_picture_at_its_first_fall_with_the_answer_of_its_whole_curve(batch_size):
+    model, x, y, a, _ = reference_batch(count=16, side=8)
+    ranks = a.flatten(1).abs().argsort(dim=1, stable=True).argsort(dim=1)  # 0: the least important pixel
+
+    def hidden(b, part):
+        return (ranks[b][None] >= 16 * torch.arange(1, 5)[part, None]).view(-1, 1, 8, 8)
+
+    curves = F.perturbed_scores(model, x, y, hidden, 4, 0.0, softmax=True)
+    whole = (curves.diff(dim=1) >= 0).all(1).double()
+    seen = []
+
+    def counting(pictures):
+        seen.append(len(pictures))
+        return model(pictures)
+
+    ours = F.monotonicity(counting, x, y, a, features_in_step=16, batch_size=batch_size)
+    assert torch.equal(ours, whole) and 0 < whole.sum() < len(whole)
+    if batch_size in (1, 5):  # several passes: the steps after a fall are never scored
+        assert sum(seen) < curves.numel()
+    assert max(seen) <= (batch_size or 64)
 
 
 def test_monotonicity_by_hand(tiny_model):

@@ -31,6 +31,17 @@ def test_the_verdict_names_a_method_that_ignores_the_class():
     assert "blind hardly depends on the class" in verdict and "good changes when another class" in verdict
 
 
+def test_the_verdict_names_no_best_where_the_methods_tie():
+    zero = torch.zeros(3)
+    report = _report({"a": {"monotonicity": zero, "sparseness": torch.tensor([0.9, 0.8, 0.7])},
+                      "b": {"monotonicity": zero, "sparseness": torch.tensor([0.9, 0.8, 0.7])},
+                      "c": {"monotonicity": zero, "sparseness": torch.tensor([0.1, 0.2, 0.3])}})
+    verdict = report.verdict()
+    assert "faithfulness: no method is ahead (all tie)." in verdict
+    assert "complexity: a and b tie for best." in verdict
+    assert not any(line.startswith("faithfulness: best") for line in verdict)
+
+
 def test_bootstrap_interval_holds_the_mean_and_ignores_nan():
     values = torch.tensor([0.0, 1.0, 2.0, 3.0, float("nan")])
     low, high = bootstrap(values)

@@ -52,6 +52,23 @@ def _baseline(baseline: Baseline, x: Tensor) -> Tensor:
     return torch.full_like(x, float(baseline))
 
 
+def _scoring(model: Forward):
+    """The network to call and the context to call it in (no gradients; a module in eval mode, restored after)."""
+    net = getattr(model, "net", model)
+    return net, (inspection_mode(net) if isinstance(net, nn.Module) else nullcontext())
+
+
+def _score_pass(net, x: Tensor, y: Tensor, fill: Tensor, masks: Masks, spans: list[tuple[int, slice]], *,
+                softmax: bool) -> Tensor:
+    """Scores of one pass: for each ``(b, steps)`` in ``spans``, picture ``b`` with ``masks(b, steps)`` replaced."""
+    pictures = [torch.where(masks(b, part), fill[b], x[b]) for b, part in spans]
+    classes = torch.cat([y[b].expand(p.shape[0]) for (b, _), p in zip(spans, pictures, strict=True)])
+    output = net(torch.cat(pictures)).double()
+    if softmax:
+        output = output.softmax(1)
+    return output.gather(1, classes.view(-1, 1))[:, 0]
+
+
 def perturbed_scores(model: Forward, x: Tensor, y: Tensor, masks: Masks, steps: int, baseline: Baseline, *,
                      softmax: bool, batch_size: int | None = None) -> Tensor:
     """Scores ``[B,steps]``: picture ``b`` with ``masks(b, steps)`` replaced by the baseline. The ``B·steps``
@@ -60,20 +77,14 @@ def perturbed_scores(model: Forward, x: Tensor, y: Tensor, masks: Masks, steps: 
     per = pictures_per_pass(batch_size, x.shape, x.device)
     total = x.shape[0] * steps
     per = -(-total // -(-total // per))  # even passes: no last pass of one picture
-    net = getattr(model, "net", model)
+    net, context = _scoring(model)
     out = []
-    with torch.no_grad(), (inspection_mode(net) if isinstance(net, nn.Module) else nullcontext()):
+    with torch.no_grad(), context:
         for start in range(0, total, per):
             stop = min(start + per, total)
-            pictures, classes = [], []
-            for b in range(start // steps, (stop - 1) // steps + 1):
-                part = slice(max(start - b * steps, 0), min(stop - b * steps, steps))
-                pictures.append(torch.where(masks(b, part), fill[b], x[b]))
-                classes.append(y[b].expand(pictures[-1].shape[0]))
-            output = net(torch.cat(pictures)).double()
-            if softmax:
-                output = output.softmax(1)
-            out.append(output.gather(1, torch.cat(classes).view(-1, 1))[:, 0])
+            spans = [(b, slice(max(start - b * steps, 0), min(stop - b * steps, steps)))
+                     for b in range(start // steps, (stop - 1) // steps + 1)]
+            out.append(_score_pass(net, x, y, fill, masks, spans, softmax=softmax))
     return torch.cat(out).view(x.shape[0], steps)
 
 
@@ -229,8 +240,30 @@ def monotonicity(model: Forward, x: Tensor, y, attributions: Tensor, *, features
     def hidden(b: int, part: slice) -> Tensor:  # still the baseline: not yet revealed
         return (ranks[b][None] >= counts[part, None]).view(-1, 1, height, width)
 
-    curve = perturbed_scores(model, x, y, hidden, steps, baseline, softmax=softmax, batch_size=batch_size)
-    return (curve.diff(dim=1) >= 0).all(1).double()
+    # Each pass scores the next few steps of every picture whose curve has not fallen yet (at most ``per``
+    # pictures); a picture leaves at its first fall, its answer then known, so failing maps cost few passes.
+    fill = _baseline(baseline, x)
+    per = pictures_per_pass(batch_size, x.shape, x.device)
+    done = [0] * x.shape[0]  # steps scored so far, per picture
+    last: list[Tensor] = [x.new_empty(0, dtype=torch.float64)] * x.shape[0]  # the latest score, per picture
+    rising = [True] * x.shape[0]
+    net, context = _scoring(model)
+    with torch.no_grad(), context:
+        while alive := [b for b in range(x.shape[0]) if rising[b] and done[b] < steps]:
+            each, spans, room = -(-per // len(alive)), [], per
+            for b in alive:
+                take = min(each, steps - done[b], room)
+                spans.append((b, slice(done[b], done[b] + take)))
+                room -= take
+                if not room:
+                    break
+            found = _score_pass(net, x, y, fill, hidden, spans, softmax=softmax)
+            curves = found.split([part.stop - part.start for _, part in spans])
+            held = torch.stack([torch.cat([last[b], curve]).diff().ge(0).all()
+                                for (b, _), curve in zip(spans, curves, strict=True)]).tolist()
+            for (b, part), curve, up in zip(spans, curves, held, strict=True):
+                rising[b], done[b], last[b] = up, part.stop, curve[-1:]
+    return torch.tensor(rising, dtype=torch.float64, device=x.device)
 
 
 def random_subsets(pixels: int, size: int, runs: int, count: int, seed: int | torch.Generator | None = 0) -> Tensor:

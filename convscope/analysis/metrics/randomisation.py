@@ -16,7 +16,8 @@ import torch
 from torch import Tensor
 
 from convscope.analysis.metrics.common import class_indices, generator_for, per_pixel
-from convscope.analysis.similarity import map_similarity
+from convscope.analysis.similarity import ssim
+from convscope.render.colormaps import normalize
 
 Explain = Callable[[Tensor, Tensor], Tensor]
 
@@ -31,7 +32,7 @@ def other_classes(y: Tensor, classes: int, seed: int | torch.Generator | None = 
 
 def ssim_similarity(a: Tensor, b: Tensor) -> Tensor:
     """SSIM ``[B]`` of two sets of maps, each scaled to [0, 1] by its own minimum and maximum."""
-    return map_similarity(per_pixel(a).float(), per_pixel(b).float())[1].double()
+    return ssim(normalize(per_pixel(a).float(), "minmax"), normalize(per_pixel(b).float(), "minmax")).double()
 
 
 def random_logit(explain: Explain, x: Tensor, y, attributions: Tensor | None = None, *, classes: int,

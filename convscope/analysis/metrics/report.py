@@ -115,8 +115,14 @@ class EvaluationReport:
         for family in families:
             chosen = [m for m in self.metrics if METRICS[m].family == family]
             ranks = self.ranks()
-            top = min(self.methods, key=lambda m: sum(ranks[m][x] for x in chosen))
-            lines.append(f"{family}: best {top}.")
+            totals = {m: sum(ranks[m][x] for x in chosen) for m in self.methods}
+            tops = [m for m in self.methods if totals[m] == min(totals.values())]
+            if len(tops) == 1:
+                lines.append(f"{family}: best {tops[0]}.")
+            elif len(tops) < len(self.methods):
+                lines.append(f"{family}: {_names(tops)} tie for best.")
+            else:
+                lines.append(f"{family}: no method is ahead (all tie).")
         for metric, why in self.skipped.items():
             lines.append(f"{metric} not measured: {why}.")
         return lines
@@ -157,12 +163,15 @@ class EvaluationReport:
             errors = [[max(0.0, mean - low) for mean, (low, _) in zip(means, intervals, strict=True)],
                       [max(0.0, high - mean) for mean, (_, high) in zip(means, intervals, strict=True)]]
             bars = axis.bar(range(len(self.methods)), means, yerr=errors, color=colours, capsize=3)
+            first = min(ranks[x][metric] for x in self.methods)
+            tied = len(self.methods) > 1 and all(ranks[m][metric] == first for m in self.methods)
             for bar, m in zip(bars, self.methods, strict=True):
-                if ranks[m][metric] == min(ranks[x][metric] for x in self.methods):
+                if ranks[m][metric] == first and not tied:
                     bar.set_edgecolor("black")
                     bar.set_linewidth(2)
             arrow = "↑" if METRICS[metric].higher_is_better else "↓"
-            axis.set_title(f"{metric.replace('_', ' ')} {arrow}", fontsize=9)
+            tie = f" (all tie at {means[0]:.3g})" if tied else ""  # equal bars, perhaps of no height: the value
+            axis.set_title(f"{metric.replace('_', ' ')} {arrow}{tie}", fontsize=9)
             axis.set_xticks(range(len(self.methods)), self.methods, rotation=45, ha="right", fontsize=7)
             axis.tick_params(axis="y", labelsize=7)
         for index in range(len(self.metrics), rows * columns):
