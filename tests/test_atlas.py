@@ -67,7 +67,7 @@ def test_files_follow_the_layout(model, scan, tmp_path) -> None:
     assert atlas["format"] == "convscope-atlas/1" and atlas["model"] == "fashion_cnn" and atlas["trained"] is True
     assert atlas["input_size"] == [1, 28, 28] and atlas["weights"] is None
     assert [layer["name"] for layer in atlas["layers"]] == ["relu1", "relu2"]  # the order the network runs them
-    assert atlas["layers"][1] == {"name": "relu2", "channels": 64, "shape": [64, 14, 14]}
+    assert atlas["layers"][1] == {"name": "relu2", "channels": 64, "shape": [64, 14, 14], "selected": list(range(32))}
     assert atlas["scan"]["path"] == str(scan.resolve()) and len(atlas["scan"]["digest"]) == 16
     assert atlas["complete"] is False  # relu2: channels 0 … 31 of 64
     layer = json.loads((out / "layers/relu1/layer.json").read_text())
