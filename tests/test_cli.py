@@ -87,7 +87,8 @@ def test_demo_atlas_is_a_real_atlas_the_gallery_links_to(capsys, tmp_path):
         assert len(record["images"]["top"]) == 6 and len(record["images"]["top_projections"]) == 6
         for path in [record["images"]["vis"], *record["images"]["top"]]:
             assert (tmp_path / "atlas" / path).is_file()
-    assert "chosen channels only" in (tmp_path / "atlas" / "index.html").read_text()
+    page = (tmp_path / "atlas" / "index.html").read_text()
+    assert 'id="selected"' in page and "<b>chosen channels</b> only" in page and 'id="unfinished"' not in page
 
 
 @pytest.mark.slow
