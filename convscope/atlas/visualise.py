@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +65,7 @@ class Recipe:
                 "objective": "mean of the channel (of softplus of a rectifier's input)"}
 
 
-def recipe_for(channels: int, side: int, **given: object) -> Recipe:
+def recipe_for(channels: int, side: int, **given: Any) -> Recipe:
     """The recipe for a model that reads ``channels`` colour channels at ``side`` pixels; ``given`` settings win.
 
     Lucid's recipe is made for colour photo models at 128 px and more, and is kept for them. A grey model gets one
@@ -74,7 +75,7 @@ def recipe_for(channels: int, side: int, **given: object) -> Recipe:
     barely moves — with the transforms scaled to it and a step of 0.2 (at 0.05 a Fashion-MNIST channel's
     objective rises by a sixth in 256 steps).
     """
-    adapted: dict[str, object] = {"colours": 1 if channels == 1 else 3}
+    adapted: dict[str, Any] = {"colours": 1 if channels == 1 else 3}
     if side < SMALL:
         adapted |= {"size": side, "lr": 0.2}
     return Recipe(**{**adapted, **{key: value for key, value in given.items() if value is not None}})

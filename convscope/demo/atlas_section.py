@@ -19,7 +19,7 @@ from convscope.scan import Scan
 
 SECTION = "Atlas"
 LAYER = "blocks.3"
-CHANNELS = (2, 4, 10, 11, 13, 14)  # of blocks.3; the first six channels of another model's layer
+CHANNELS: tuple[int, ...] = (2, 4, 10, 11, 13, 14)  # of blocks.3; the first six channels of another model's layer
 RECIPE = Recipe(size=64, steps=48, facets=2)
 TOP = 6
 CROP_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "camera", "coins", "brick", "grass", "gravel", "china",
