@@ -19,7 +19,7 @@ from convscope.atlas.build import make_atlas
 from convscope.atlas.circuits import gradient_strength, links
 from convscope.atlas.diversity import group_similarity, reference_similarity
 from convscope.atlas.ordering import similarity_order
-from convscope.atlas.visualise import Recipe, visualise_channels
+from convscope.atlas.visualise import Recipe, recipe_for, start_images, visualise_channels
 from convscope.atlas.working_copy import working_copy
 from convscope.models import Model, load_model
 from convscope.models.preprocessing import Preprocess
@@ -67,7 +67,7 @@ def test_files_follow_the_layout(model, scan, tmp_path) -> None:
     assert atlas["format"] == "convscope-atlas/1" and atlas["model"] == "fashion_cnn" and atlas["trained"] is True
     assert atlas["input_size"] == [1, 28, 28] and atlas["weights"] is None
     assert [layer["name"] for layer in atlas["layers"]] == ["relu1", "relu2"]  # the order the network runs them
-    assert atlas["layers"][1] == {"name": "relu2", "channels": 64, "shape": [64, 14, 14]}
+    assert atlas["layers"][1] == {"name": "relu2", "channels": 64, "shape": [64, 14, 14], "selected": list(range(32))}
     assert atlas["scan"]["path"] == str(scan.resolve()) and len(atlas["scan"]["digest"]) == 16
     assert atlas["complete"] is False  # relu2: channels 0 … 31 of 64
     layer = json.loads((out / "layers/relu1/layer.json").read_text())
@@ -299,3 +299,32 @@ def test_what_a_kill_leaves_is_cleaned_up_and_redone(model, tmp_path, monkeypatc
     make_atlas(model, ["relu1"], out, channels=[0, 1], recipe=TINY, progress=False)
     assert made == [1] and not stale.exists()
     assert json.loads((out / "layers/relu1/channels/1.json").read_text())["images"] == json.loads(whole)["images"]
+
+
+def test_the_recipe_follows_the_models_input() -> None:
+    assert recipe_for(3, 224) == Recipe()  # colour photos at 224 px (Lite0): Lucid's recipe, unchanged
+    grey = recipe_for(1, 28)  # Fashion-MNIST
+    assert (grey.size, grey.colours, grey.lr) == (28, 1, 0.2)
+    assert grey.settings()["parameterisation"] == "fourier (one grey channel)"
+    assert recipe_for(1, 28, size=64, steps=8).size == 64 and recipe_for(1, 28, size=None).size == 28
+    assert (recipe_for(3, 32).size, recipe_for(3, 32).colours) == (32, 3) and recipe_for(1, 224).size == 128
+    with pytest.raises(ValueError, match="colours is 3"):
+        Recipe(colours=2)
+
+
+def test_a_grey_model_gets_grey_pictures_of_its_size_in_which_its_channels_fire(model) -> None:
+    """Fashion-MNIST's relu2 channels 1, 3 and 5 stay silent on what the colour recipe at 128 px makes in 64 steps
+    (a flat grey picture, mean 0.0); at the model's 28 px with one grey channel they fire."""
+    recipe = recipe_for(1, 28, steps=64, facets=0, negative=False)
+    assert start_images("relu2", [1, 3, 5], recipe).spectrum.shape[:2] == (3, 1)  # one grey channel each
+    pictures = visualise_channels(working_copy(model, ["relu2"]), "relu2", [1, 3, 5], recipe, progress=False)
+    assert pictures.positive.shape == (3, 3, 28, 28)
+    assert torch.equal(pictures.positive[:, 0], pictures.positive[:, 1])  # grey: the same in R, G and B
+    assert (pictures.values[:, 0] > 0.2).all(), pictures.values
+
+
+def test_the_atlas_of_a_grey_28_pixel_model_uses_its_recipe(model, tmp_path) -> None:
+    out = make_atlas(model, ["relu1"], tmp_path / "atlas", channels=[0], progress=False)
+    settings = json.loads((out / "atlas.json").read_text())["settings"]
+    assert settings["size"] == 28 and settings["parameterisation"] == "fourier (one grey channel)"
+    assert Image.open(out / "layers/relu1/images/0_vis.png").size == (28, 28)

@@ -1,7 +1,8 @@
 """The atlas's static site in a real browser (Debian's Chromium driven by Playwright): opened from a folder
 (file://), from a static web server (http://) and through the explorer (--atlas), following its links.
 
-Set ``CONVSCOPE_SCREENSHOTS=FOLDER`` to keep a screenshot of each page (docs/atlas/*.png are made so).
+Set ``CONVSCOPE_SCREENSHOTS=FOLDER`` to keep a screenshot of each page (docs/atlas/*.png come from a real atlas:
+docs/atlas_figures.py).
 """
 
 from __future__ import annotations

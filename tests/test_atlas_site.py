@@ -128,6 +128,32 @@ def test_a_half_written_atlas_says_so_then_is_completed(tmp_path) -> None:
     assert "not computed yet" not in text(out / "layers/blocks.1/channels/7.html")
 
 
+def test_an_atlas_of_chosen_channels_says_so_and_shows_only_those(tmp_path) -> None:
+    """A run with --channels that made every channel it chose is not "interrupted": its pages say the channels
+    were chosen, and the layer shows those, not a grid of squares never to be computed."""
+    out = make_atlas(tmp_path / "atlas", complete=False, missing={"blocks.1": set(range(12)) - {1, 4, 6}})
+    atlas = json.loads((out / "atlas.json").read_text())
+    atlas["layers"][1]["selected"] = [1, 4, 6]
+    (out / "atlas.json").write_text(json.dumps(atlas))
+    write_site(out, AtlasNet(), INPUT)
+    words = text(out / "index.html")
+    assert "chosen channels only" in words and "not complete" not in words
+    assert re.search(r"blocks\.1 12×8×8 12 \d+ 3 chosen channels", words)
+    assert "Chosen channels of 2 layers (11 channels)" in words
+    layer = out / "layers/blocks.1/index.html"
+    assert re.search(r"a selection: 3 of 12 channels \(chosen with --channels \)", text(layer))
+    assert re.findall(r'data-channel="(\d+)"', layer.read_text()) == ["1", "4", "6"]
+    assert "not computed yet" not in text(layer)
+    page = (out / "layers/blocks.1/channels/4.html").read_text()
+    assert 'rel="prev" href="1.html"' in page and 'rel="next" href="6.html"' in page
+    assert "not computed yet" in text(out / "layers/blocks.1/channels/7.html")
+    atlas["layers"][1]["selected"] = [1, 4, 6, 7]  # a chosen channel still to do: the run was interrupted
+    (out / "atlas.json").write_text(json.dumps(atlas))
+    write_site(out, AtlasNet(), INPUT)
+    assert "not complete" in text(out / "index.html") and "3 of 12 channels done" in text(out / "index.html")
+    assert len(re.findall(r'data-channel="', (out / "layers/blocks.1/index.html").read_text())) == 12
+
+
 def test_an_untrained_model_is_said_on_every_page(tmp_path) -> None:
     out = site(tmp_path, trained=False)
     for page in out.rglob("*.html"):

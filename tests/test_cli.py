@@ -70,6 +70,28 @@ def test_demo_rejects_an_unknown_section(capsys, tmp_path):
 
 
 @pytest.mark.slow
+def test_demo_atlas_is_a_real_atlas_the_gallery_links_to(capsys, tmp_path):
+    import json
+
+    from convscope.demo.atlas_section import CHANNELS, LAYER
+
+    code, _, _ = run(capsys, "demo", "--out", str(tmp_path), "--device", "cpu", "--only", "atlas")
+    assert code == 0
+    index = (tmp_path / "index.html").read_text()
+    assert "<a href='atlas/index.html'>" in index and (tmp_path / "atlas_channels.png").is_file()
+    atlas = json.loads((tmp_path / "atlas" / "atlas.json").read_text())
+    assert atlas["model"] == "efficientnet_lite0" and atlas["scan"] is not None
+    assert atlas["layers"][0]["name"] == LAYER and atlas["layers"][0]["selected"] == list(CHANNELS)
+    for channel in CHANNELS:
+        record = json.loads((tmp_path / "atlas" / "layers" / LAYER / "channels" / f"{channel}.json").read_text())
+        assert len(record["images"]["top"]) == 6 and len(record["images"]["top_projections"]) == 6
+        for path in [record["images"]["vis"], *record["images"]["top"]]:
+            assert (tmp_path / "atlas" / path).is_file()
+    page = (tmp_path / "atlas" / "index.html").read_text()
+    assert 'id="selected"' in page and "<b>chosen channels</b> only" in page and 'id="unfinished"' not in page
+
+
+@pytest.mark.slow
 def test_full_demo_gallery(capsys, tmp_path):
     code, out, _ = run(capsys, "demo", "--out", str(tmp_path), "--device", "cpu")
     assert code == 0

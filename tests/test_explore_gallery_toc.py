@@ -50,6 +50,14 @@ def test_contents_link_to_unique_anchors(tmp_path) -> None:
     assert page.headings == ["Weights & activations", "Attribution"]
 
 
+def test_a_figure_links_to_what_its_section_wrote(tmp_path) -> None:
+    gallery = Gallery(tmp_path, title="g")
+    gallery.add("Atlas", "atlas.png", Picture(torch.zeros(3, 4, 4)), "An atlas", "Its pages:",
+                link=("atlas/index.html", "atlas/<index>"))
+    page = (tmp_path / "index.html").read_text()
+    assert "Its pages: <a href='atlas/index.html'>atlas/&lt;index&gt;</a></figcaption>" in page
+
+
 def test_anchor_names() -> None:
     used: set[str] = set()
     assert anchor("Feature space: t-SNE", used) == "feature-space-t-sne"

@@ -23,7 +23,7 @@ from convscope.atlas.layer_order import forward_order
 from convscope.atlas.memory_budget import channels_per_batch
 from convscope.atlas.ordering import similarity_order
 from convscope.atlas.scan_check import check_scan
-from convscope.atlas.visualise import Recipe, visualise_channels
+from convscope.atlas.visualise import Recipe, recipe_for, visualise_channels
 from convscope.atlas.working_copy import working_copy
 from convscope.logs import get_logger
 from convscope.models.model import Model
@@ -60,11 +60,12 @@ def make_atlas(model: Model, layers: Sequence[str], out: str | Path, *, scan: Sc
 
     ``scan``: a finished scan of this model holding the layers (a folder or a :class:`ScanResult`) for the dataset
     parts (top/bottom patches, projections, statistics, top classes); ``channels``: a subset (default: all);
-    ``batch_size``: channels optimised together (default: about 24 pictures on a CPU, 64 channels on a GPU, fewer
-    when they do not fit); ``weights``: recorded in
-    atlas.json so that the site can say which weights were shown.
+    ``recipe``: how the pictures are made (default: :func:`~convscope.atlas.visualise.recipe_for` the model's
+    input); ``batch_size``: channels optimised together (default: about 24 pictures on a CPU, 64 channels on a
+    GPU, fewer when they do not fit); ``weights``: recorded in atlas.json so that the site can say which weights
+    were shown.
     """
-    recipe = recipe or Recipe()
+    recipe = recipe or recipe_for(model.preprocess.channels, min(model.preprocess.input_size))
     out = output_folder(out, "--out")
     if not layers:
         raise ValueError("name at least one layer (`convscope layers` lists them)")
@@ -89,7 +90,8 @@ def make_atlas(model: Model, layers: Sequence[str], out: str | Path, *, scan: Sc
     atlas = {"format": layout.FORMAT, "model": model.name, "model_digest": digest,
              "weights": None if weights is None else str(Path(weights).resolve()),
              "trained": not model.name.endswith("(random weights)"), "input_size": list(input_size),
-             "layers": [{"name": p.name, "channels": p.shape[0], "shape": list(p.shape)} for p in plans],
+             "layers": [{"name": p.name, "channels": p.shape[0], "shape": list(p.shape),
+                         **({"selected": p.channels} if channels is not None else {})} for p in plans],
              "settings": {**recipe.settings(), "k": k, "links": LINKS},
              "scan": None if result is None else {"path": str(Path(result.folder).resolve()),
                                                  "digest": scan_digest(result)},

@@ -18,6 +18,8 @@ UNTRAINED = ("These pictures come from an <b>untrained model</b> (random weights
              "does to noise, not features the model learned. Give the model's trained weights for a real atlas.")
 UNFINISHED = ("This atlas is <b>not complete</b>: it is still being made or was interrupted; "
               "run the same <code>convscope atlas</code> command again to finish it.")
+SELECTED = ("This atlas holds <b>chosen channels</b> only (it was made with <code>--channels</code>); the same "
+            "<code>convscope atlas</code> command without <code>--channels</code> adds the others.")
 
 
 def folder_name(layer: str) -> str:
@@ -93,7 +95,10 @@ class Site:
         if not self.atlas.get("trained", True):
             banners += f'<p class="banner untrained" id="untrained">{UNTRAINED}</p>'
         if not self.atlas.get("complete", False):
-            banners += f'<p class="banner unfinished" id="unfinished">{UNFINISHED}</p>'
+            if self.layers and all(layer["summary"] or layer.get("selection") for layer in self.layers):
+                banners += f'<p class="banner selected" id="selected">{SELECTED}</p>'
+            else:
+                banners += f'<p class="banner unfinished" id="unfinished">{UNFINISHED}</p>'
         model = escape(str(self.atlas.get("model", "model")))
         return (f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
                 f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
@@ -120,12 +125,14 @@ class Site:
         rows = []
         for layer in self.layers:
             done, total = len(layer["found"]), layer["channels"]
-            state = "complete" if layer["summary"] else f"{done} of {total} channels done"
+            state = ("complete" if layer["summary"] else f"{done} chosen channels" if layer.get("selection")
+                     else f"{done} of {total} channels done")
             rows.append(f'<tr data-layer="{escape(layer["name"])}"><td><a href="{self.layer_href(layer["name"])}">'
                         f'{escape(layer["name"])}</a></td><td>{"×".join(str(s) for s in layer.get("shape", []))}</td>'
                         f'<td>{total}</td><td>{len(layer["dead"])}</td><td class="state">{state}</td></tr>')
-        count = sum(layer["channels"] for layer in self.layers)
-        lead = (f'<p class="lead">Every channel of {len(self.layers)} layer{"s" if len(self.layers) != 1 else ""} '
+        count = sum(len(layer["selection"]) if layer.get("selection") else layer["channels"] for layer in self.layers)
+        some = "Chosen channels" if any(layer.get("selection") for layer in self.layers) else "Every channel"
+        lead = (f'<p class="lead">{some} of {len(self.layers)} layer{"s" if len(self.layers) != 1 else ""} '
                 f'({count:,} channels): pick a layer in the table or the graph for its channels, then a channel for '
                 f'its pictures, dataset examples and neighbours.</p>')
         body = (f'<h1>{e(atlas.get("model"))}</h1>\n{lead}\n<div class="columns">\n<section class="summary">\n'
@@ -192,6 +199,8 @@ class Site:
         up = "../../"
         summary = layer["summary"]
         state = (f"{total} channels, {len(layer['dead'])} dead" if summary else
+                 f"a selection: {done} of {total} channels (chosen with <code>--channels</code>), "
+                 f"{len(layer['dead'])} dead, shown by channel number" if layer.get("selection") else
                  f"<b>not complete</b>: {done} of {total} channels computed so far, shown by channel number")
         stats = dict((summary or {}).get("stats") or {})
         ordered_by = stats.pop("ordered_by", None)
@@ -228,8 +237,9 @@ class Site:
     def channel_page(self, layer: dict[str, Any], channel: int) -> str:
         name, up = layer["name"], "../../../"
         order = layer["order"]
-        at = order.index(channel)
-        before, after = order[at - 1] if at else None, order[at + 1] if at + 1 < len(order) else None
+        at = order.index(channel) if channel in order else None  # a channel left out of a selection has no neighbours
+        before = order[at - 1] if at else None
+        after = order[at + 1] if at is not None and at + 1 < len(order) else None
         step = "".join(f'<a rel="{rel}" href="{c}.html">{text.format(c)}</a>' for rel, c, text in
                        (("prev", before, "← channel {}"), ("next", after, "channel {} →")) if c is not None)
         step += '<span class="note">(← → keys; neighbours in the layer\'s order)</span>'

@@ -64,7 +64,8 @@ def write_site(out_dir: Path, model: Any, input_size: Any) -> None:
 
 def load_layer(out: Path, entry: dict[str, Any]) -> dict[str, Any]:
     """One layer of ``atlas.json`` with its ``layer.json`` (``None`` until the layer is complete) and the
-    channel files found so far (damaged or missing ones are read as not computed)."""
+    channel files found so far (damaged or missing ones are read as not computed); ``selection``: the channels
+    shown when a run made with ``--channels`` made every channel it chose (else ``None``)."""
     name, channels = str(entry["name"]), int(entry["channels"])
     if folder_name(name) in ("", ".", "..") or "\\" in name:
         raise ValueError(f"the atlas names a layer {name!r} that cannot be a folder name")
@@ -78,11 +79,15 @@ def load_layer(out: Path, entry: dict[str, Any]) -> dict[str, Any]:
     order = summary.get("order") if summary else None
     if not (isinstance(order, list) and sorted(order) == list(range(channels))):
         order = list(range(channels))
+    chosen = entry.get("selected")
+    selection = None  # a run made with --channels that made every channel it chose: those are shown, not the rest
+    if summary is None and isinstance(chosen, list) and chosen and all(c in found for c in chosen):
+        selection = order = sorted(found)
     dead = {c for c, data in found.items() if data.get("stats", {}).get("dead")}
     if summary and isinstance(summary.get("dead"), list):
         dead |= {int(c) for c in summary["dead"]}
     return {**entry, "name": name, "folder": folder_name(name), "channels": channels, "summary": summary,
-            "found": found, "order": order, "dead": dead}
+            "found": found, "order": order, "dead": dead, "selection": selection}
 
 
 

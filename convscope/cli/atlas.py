@@ -18,7 +18,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                                              "bottom patches, projections, statistics and top classes are read "
                                              "from it (without it, the atlas has the pictures and links only)")
     p.add_argument("--channels", type=int, nargs="+", help="only these channel indices of each layer (default: all)")
-    p.add_argument("--size", type=int, default=128, help="side of the feature visualisations (default: %(default)s)")
+    p.add_argument("--size", type=int, help="side of the feature visualisations (default: 128, or the model's own "
+                                            "input side when it is below 64 px, e.g. 28 for the Fashion-MNIST CNN)")
     p.add_argument("--steps", type=int, default=256, help="optimisation steps (default: %(default)s)")
     p.add_argument("--facets", type=int, default=4, help="diverse facets per channel (default: %(default)s)")
     p.add_argument("--batch-size", type=int, help="channels optimised together (default: about 24 pictures on a "
@@ -35,7 +36,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_atlas(args: argparse.Namespace) -> None:
     from convscope.atlas.build import make_atlas
-    from convscope.atlas.visualise import Recipe
+    from convscope.atlas.visualise import recipe_for
     from convscope.scan import ScanResult
     from convscope.scan.distributed import launched_by_torchrun, local_device
 
@@ -45,7 +46,8 @@ def run_atlas(args: argparse.Namespace) -> None:
     weights = args.weights if args.weights is not None or args.model else source.get("weights")
     device = args.device or (local_device() if launched_by_torchrun() else None)
     model = load_model(name, weights=weights, device=device, classes=args.classes, output=args.output)
-    recipe = Recipe(size=args.size, steps=args.steps, facets=args.facets, seed=args.seed)
+    recipe = recipe_for(model.preprocess.channels, min(model.preprocess.input_size), size=args.size,
+                        steps=args.steps, facets=args.facets, seed=args.seed)
     out = make_atlas(model, args.layers, args.out, scan=result, channels=args.channels, recipe=recipe, k=args.k,
                      batch_size=args.batch_size, overwrite=args.overwrite, weights=weights)
     if launched_by_torchrun():

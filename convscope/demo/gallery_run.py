@@ -33,6 +33,7 @@ class DemoContext:
 def _sections() -> list[tuple[str, Callable[[Gallery, DemoContext], None]]]:
     from convscope.demo import (
         analysis_section,
+        atlas_section,
         attribution_section,
         feature_space_section,
         inspection_section,
@@ -45,6 +46,7 @@ def _sections() -> list[tuple[str, Callable[[Gallery, DemoContext], None]]]:
             ("Relevance and concepts", relevance_section.build),
             ("Feature space", feature_space_section.build),
             ("Synthesis", synthesis_section.build),
+            ("Atlas", atlas_section.build),
             ("Analysis and trust", analysis_section.build)]
 
 

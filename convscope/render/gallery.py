@@ -19,6 +19,7 @@ class Entry:
     file: str
     title: str
     caption: str
+    link: tuple[str, str] | None = None  # (relative href, text) shown after the caption
 
 
 @dataclass
@@ -35,10 +36,15 @@ class Gallery:
         self.folder = Path(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
 
-    def add(self, section: str, file: str, picture: Picture, title: str, caption: str = "") -> Path:
-        """Save ``picture`` as ``file`` under ``section`` and rewrite the index; logs the figure and its time."""
+    def add(self, section: str, file: str, picture: Picture, title: str, caption: str = "",
+            link: tuple[str, str] | None = None) -> Path:
+        """Save ``picture`` as ``file`` under ``section`` and rewrite the index; logs the figure and its time.
+
+        ``link``: ``(href, text)`` of something else the section wrote (a page, relative to the folder), shown
+        after the caption.
+        """
         path = picture.save(self.folder / file)
-        self.entries.append(Entry(section, file, title, caption))
+        self.entries.append(Entry(section, file, title, caption, link))
         self.write_index()
         now = time.perf_counter()
         log.info(f"  {title} → {file} ({now - self._last:.1f} s)")
@@ -76,11 +82,18 @@ class Gallery:
                 parts.append(f"<figure id='{figure_ids[id(entry)]}'><img src='{html.escape(entry.file)}' "
                              f"alt='{html.escape(entry.title)}'><figcaption><a href='#{figure_ids[id(entry)]}'>"
                              f"<b>{html.escape(entry.title)}</b></a>. {html.escape(entry.caption)}"
-                             "</figcaption></figure>")
+                             f"{_link(entry.link)}</figcaption></figure>")
         parts.append("</body></html>")
         index = self.folder / "index.html"
         index.write_text("\n".join(parts), encoding="utf-8")
         return index
+
+
+def _link(link: tuple[str, str] | None) -> str:
+    if link is None:
+        return ""
+    href, text = link
+    return f" <a href='{html.escape(href)}'>{html.escape(text)}</a>"
 
 
 def anchor(text: str, used: set[str]) -> str:
