@@ -16,19 +16,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from chromium import launched, needs_chromium
 from fake_atlas import INPUT, AtlasNet, make_atlas
 
 from convscope.atlas.site import write_site
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = os.environ.get("CONVSCOPE_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync"]
 WAIT = 60_000  # ms; the CPU may be shared
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"no Chromium at {CHROMIUM} (scripts/setup installs Debian's chromium)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +37,7 @@ def atlas(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        launched.close()
+    yield from launched()
 
 
 @pytest.fixture

@@ -19,18 +19,16 @@ pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 sync_api = pytest.importorskip("playwright.sync_api")
 
+from chromium import launched, needs_chromium  # noqa: E402
 from test_explore_api import serving  # noqa: E402
 
 import convscope as cs  # noqa: E402
 from convscope.explore import Explorer, create_app  # noqa: E402
 
-CHROMIUM = os.environ.get("CONVSCOPE_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]  # a test camera
+CAMERA = ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream")  # a test camera
 WAIT = 300_000  # ms; the CPU may be shared
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"no Chromium at {CHROMIUM} (scripts/setup installs Debian's chromium)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +48,7 @@ def server(lite0, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        launched.close()
+    yield from launched(CAMERA)
 
 
 @pytest.fixture

@@ -14,14 +14,15 @@ pytest.importorskip("uvicorn")
 pytest.importorskip("playwright.sync_api")
 
 import test_explore_browser  # noqa: E402
+from chromium import needs_chromium  # noqa: E402
 from test_explore_api import serving  # noqa: E402
-from test_explore_browser import CHROMIUM, open_image_view  # noqa: E402
+from test_explore_browser import open_image_view  # noqa: E402
 
 import convscope as cs  # noqa: E402, F401
 from convscope.explore import Explorer, create_app  # noqa: E402
 
 browser, page, server = test_explore_browser.browser, test_explore_browser.page, test_explore_browser.server  # fixtures
-pytestmark = pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
