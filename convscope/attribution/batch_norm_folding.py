@@ -148,7 +148,7 @@ def norms_folded(net: nn.Module, example: Tensor, keep: Sequence[str] = ()) -> I
                                                or module._backward_hooks or module._backward_pre_hooks)
 
     modules = list(net.modules())
-    convs = [m for m in modules if type(m) is nn.Conv2d and not is_parametrized(m) and plain(m)]
+    convs = [m for m in modules if isinstance(m, nn.Conv2d) and not is_parametrized(m) and plain(m)]
     outputs: list[object] = []
     pairs = [(c, n) for c, n in conv_norm_pairs(convs, modules, lambda: outputs.append(net(example))) if plain(n)]
     parents = {id(child): (module, name) for module in modules for name, child in module.named_children()}
