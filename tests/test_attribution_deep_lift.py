@@ -146,3 +146,29 @@ def test_deep_lift_shap_adds_up_to_the_score_minus_the_mean_baseline_score(name)
     assert torch.allclose(ours.sum((1, 2, 3)), expected, rtol=1e-4, atol=1e-6)
     single = torch.cat([method(x[b:b + 1], int(CLASSES[b])) for b in range(2)])
     assert torch.allclose(ours, single, rtol=1e-5, atol=1e-7)  # batched equals image by image
+
+
+def test_a_baseline_per_image_and_one_shared_by_all_give_captums_maps():
+    model = relu_cnn_average_pooled()
+    x = inputs_for()
+    own = 0.1 * torch.randn(*x.shape, generator=torch.Generator().manual_seed(4))  # one baseline per image
+    assert_relative(DeepLift(model, baseline=own)(x, CLASSES), captum_deep_lift(model, x, own))
+    shared = own[:1].expand_as(x)  # the same for both: its pass runs once
+    ours = DeepLift(model, baseline=shared)(x, CLASSES)
+    assert_relative(ours, captum_deep_lift(model, x, shared.contiguous()))
+    assert_relative(ours, DeepLift(model, baseline=shared.contiguous())(x, CLASSES))
+
+
+def test_deep_lift_refuses_a_model_whose_activations_depend_on_the_values():
+    class Branching(nn.Module):  # the rectifier runs on the input only: no baseline value to compare with
+        def __init__(self):
+            super().__init__()
+            self.conv, self.relu, self.fc = nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Linear(4, 10)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return self.fc((self.relu(y) if bool(x.abs().sum() > 0) else y).mean((2, 3)))
+
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match="ran other activations on the inputs than on the baseline"):
+        DeepLift(wrap(Branching(), "branching"), baseline=torch.zeros(1, 3, 64, 64))(inputs_for(), CLASSES)

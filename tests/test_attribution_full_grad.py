@@ -81,3 +81,31 @@ def test_full_grad_refuses_a_fused_batch_norm_and_batch_statistics():
     net[1] = torch.nn.BatchNorm2d(4, track_running_stats=False)
     with pytest.raises(ValueError, match="normalises with each batch's own statistics"):
         FullGrad(wrap(net, "batch statistics"))(inputs_for(), CLASSES)
+
+
+@pytest.mark.parametrize("name", ["relu_cnn", "resnet18"])
+def test_full_grad_eigen_smooth_equals_pytorch_grad_cam(name):
+    from pytorch_grad_cam import FullGrad as Reference
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    model = with_statistics(ARCHITECTURES[name][0]())
+    x = inputs_for()
+    ours = FullGrad(model, eigen_smooth=True)(x, CLASSES)
+    with contextlib.redirect_stdout(io.StringIO()), Reference(model=model.net, target_layers=[]) as cam:
+        theirs = torch.from_numpy(cam(input_tensor=x.clone(), targets=[ClassifierOutputTarget(c) for c in CLASSES],
+                                      eigen_smooth=True))[:, None]
+    # a principal component's sign is arbitrary: flipped, the map scaled to [0, 1] is 1 minus itself
+    flipped = ((ours - 0.5) * (theirs - 0.5)).flatten(1).sum(1) < 0
+    assert_relative(ours, torch.where(flipped.view(-1, 1, 1, 1), 1 - theirs, theirs))
+    plain = FullGrad(model)(x, CLASSES)
+    assert not torch.allclose(ours, plain / plain.flatten(1).amax(1).view(-1, 1, 1, 1), atol=1e-2)
+    centred = (plain - plain.mean((2, 3), keepdim=True)) * (ours - ours.mean((2, 3), keepdim=True))
+    assert (centred.flatten(1).sum(1) > 0).all()  # the sign that agrees with the plain map
+
+
+def test_full_grad_eigen_smooth_is_checked():
+    model = ARCHITECTURES["relu_cnn"][0]()
+    with pytest.raises(TypeError, match="eigen_smooth= is True or False"):
+        FullGrad(model, eigen_smooth=1)
+    with pytest.raises(ValueError, match="at least 8×8 px"):
+        FullGrad(model, eigen_smooth=True)(torch.randn(1, 3, 6, 6), 0)

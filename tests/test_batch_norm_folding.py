@@ -137,3 +137,62 @@ def test_parametrised_convolutions_are_left_alone():
     x = torch.randn(1, 3, 8, 8)
     chain = model_chain(net, x)
     assert fold_batch_norms(chain, x) is chain
+
+
+def bn_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), trained_looking(nn.BatchNorm2d(4), 5), nn.ReLU(),
+                         nn.Conv2d(4, 4, 3, padding=1), trained_looking(nn.BatchNorm2d(4), 6), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)).eval()
+
+
+def test_norms_folded_in_place_run_the_same_function_and_give_the_user_modules_back():
+    from convscope.attribution.batch_norm_folding import norms_folded
+
+    net = bn_net()
+    x = torch.rand(2, 3, 8, 8)
+    modules, parameters = list(net.modules()), list(net.parameters())
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        expected = net(x)
+    with norms_folded(net, x[:1], keep=["4"]), torch.no_grad():  # the second norm's output stays as it is
+        assert not isinstance(net[1], nn.BatchNorm2d) and net[4] is modules[5]  # modules[0] is the Sequential
+        assert torch.allclose(net(x), expected, rtol=1e-5, atol=1e-6)
+    assert list(net.modules()) == modules and all(a is b for a, b in zip(net.parameters(), parameters, strict=True))
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
+    with pytest.raises(RuntimeError, match="inside"), norms_folded(net, x[:1]):
+        assert not isinstance(net[4], nn.BatchNorm2d)
+        raise RuntimeError("inside")
+    assert list(net.modules()) == modules and all(a is b for a, b in zip(net.parameters(), parameters, strict=True))
+
+
+@pytest.mark.parametrize("name", ["layer_conductance", "internal_influence", "kernel_shap", "lime"])
+def test_many_pass_methods_give_the_same_maps_with_norms_folded(name, monkeypatch):
+    from contextlib import contextmanager, nullcontext
+
+    import convscope.attribution.layer_path as layer_path
+    import convscope.attribution.lime as lime
+    from convscope.attribution import make_method
+    from convscope.models import Preprocess
+
+    model = Model(bn_net(), preprocess=Preprocess(resize=None, crop=8, mean=(0, 0, 0), std=(1, 1, 1)),
+                  class_names=["a", "b", "c"])
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    settings = {"layer": "5", "steps": 8} if name in ("layer_conductance", "internal_influence") else \
+        {"feature_mask": torch.arange(4).repeat_interleave(16).view(1, 1, 8, 8).expand(2, 1, 8, 8), "samples": 30}
+    method = make_method(name, model, **settings)
+    module = layer_path if name in ("layer_conductance", "internal_influence") else lime
+    folding, folded_norms = module.norms_folded, []
+
+    @contextmanager
+    def watched(*args, **kwargs):
+        with folding(*args, **kwargs):
+            folded_norms.append(sum(isinstance(m, nn.BatchNorm2d) for m in model.net.modules()))
+            yield
+
+    monkeypatch.setattr(module, "norms_folded", watched)
+    folded = method(x, [0, 2])
+    monkeypatch.setattr(module, "norms_folded", lambda *a, **k: nullcontext())
+    plain = method(x, [0, 2])
+    assert folded_norms == [0]  # both norms were folded while it ran
+    assert torch.allclose(folded, plain, rtol=1e-4, atol=1e-5 * float(plain.abs().max()))

@@ -93,3 +93,35 @@ def test_channel_target_gradient(tiny_model):
     # mean over 64 positions of a linear conv: each input pixel's weight is 1/27 × (#windows covering it) / 64
     assert result.input_grad[0, 0, 4, 4].item() == pytest.approx(9 / 27 / 64)
     assert result.input_grad[0, 0, 0, 0].item() == pytest.approx(4 / 27 / 64)
+
+
+def test_a_layer_gradient_records_no_graph_before_its_layer_and_equals_the_full_graphs():
+    from torch import nn
+
+    from convscope.attribution.base import layer_gradient
+    from convscope.models import Model, Preprocess
+
+    class Seen(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.modes: list[bool] = []
+
+        def forward(self, x):
+            self.modes.append(torch.is_grad_enabled())
+            return x
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), Seen(), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU(), Seen(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)).eval()
+    model = Model(net, preprocess=Preprocess(resize=None, crop=8, mean=(0, 0, 0), std=(1, 1, 1)))
+    x = torch.randn(2, 3, 8, 8)
+    found = layer_gradient(model, x, ClassScore(1), "3")
+    assert net[1].modes == [False] and net[5].modes == [True]  # a graph from the layer on only
+    seen = []
+    handle = net[3].register_forward_hook(lambda module, args, output: seen.append(output))
+    (expected,) = torch.autograd.grad(net(x)[:, 1].sum(), seen[0])
+    handle.remove()
+    assert torch.allclose(found.grads, expected) and torch.equal(found.activations, seen[0].detach())
+    assert torch.is_grad_enabled()
+    earlier = layer_gradient(model, x, Channel("1", 0), "3")  # a target read before the layer: no gradient there
+    assert torch.equal(earlier.grads, torch.zeros_like(earlier.grads))

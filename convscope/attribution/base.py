@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from convscope.attribution.forward_args import rows
 from convscope.backward_rules import backward_rules
-from convscope.hooks import capture, inspection_mode
+from convscope.hooks import capture, inspection_mode, resolve_layer
 from convscope.logs import get_logger
 from convscope.models.model import Model, as_model
 from convscope.progress import progress_bar
@@ -215,19 +215,36 @@ class LayerPass:
 
 
 def layer_gradient(model: Model, inputs: Tensor, target: Target, layer: str) -> LayerPass:
-    """Activations of ``layer`` and d target / d activations; the backward stops at the layer."""
+    """Activations of ``layer`` and d target / d activations; the backward stops at the layer, so the forward pass
+    builds its graph from the layer's output on (before it, nothing would be differentiated)."""
     net = model.net
-    inputs = fast_layout(inputs.detach()).requires_grad_(True)
+    inputs = fast_layout(inputs.detach())
     layers = list(dict.fromkeys([layer, *target.layers]))
-    with inspection_mode(net, grad_params=None), capture(net, layers) as store:
-        output = net(inputs)
-        check_finite_output(output, model.name)
-        scores = target(output, store.activations)
-        activations = store.activation(layer)
-        (grads,) = torch.autograd.grad(scores.sum(), activations, allow_unused=True)
+    handle = resolve_layer(net, layer)[1].register_forward_hook(_graph_from_here)  # before capture's: it reads this
+    try:
+        with inspection_mode(net, grad_params=None), capture(net, layers) as store:
+            with torch.set_grad_enabled(False):  # until the layer's hook turns it on
+                output = net(inputs)
+            check_finite_output(output, model.name)
+            scores = target(output, store.activations)
+            activations = store.activation(layer)
+            grads = torch.autograd.grad(scores.sum(), activations, allow_unused=True)[0] \
+                if scores.requires_grad else None  # a target read before the layer does not depend on it
+    finally:
+        handle.remove()
     grads = torch.zeros_like(activations) if grads is None else grads
     kept = output.detach() if isinstance(output, Tensor) else output  # detection models give a list of dicts
     return LayerPass(activations.detach().contiguous(), grads.detach().contiguous(), kept)
+
+
+def _graph_from_here(module: nn.Module, args: tuple, output: object) -> object:
+    """A forward hook: gradients are recorded from here on, starting at a copy of the output that is a leaf."""
+    tensor = output[0] if isinstance(output, tuple) and output and isinstance(output[0], Tensor) else output
+    if not isinstance(tensor, Tensor) or not tensor.is_floating_point():
+        return None
+    torch.set_grad_enabled(True)  # for the rest of the pass (the caller's set_grad_enabled restores it)
+    leaf = tensor.detach().requires_grad_(True)
+    return (leaf, *output[1:]) if isinstance(output, tuple) else leaf
 
 
 def forward(model: Model, inputs: Tensor, layers: Iterable[str] = ()) -> tuple[Tensor, dict[str, Tensor]]:

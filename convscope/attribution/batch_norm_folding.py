@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TypeGuard, TypeVar
 
 import torch
@@ -20,6 +21,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrize import is_parametrized
 
 from convscope.attribution.occlusion_chain import Chain
+from convscope.hooks import resolve_layer
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -139,3 +141,55 @@ def _swapped(module: nn.Module, replacements: dict[int, nn.Module]) -> nn.Module
         else:
             _swapped(child, replacements)
     return module
+
+
+@contextmanager
+def norms_folded(net: nn.Module, example: Tensor, keep: Sequence[str] = ()) -> Iterator[None]:
+    """Inside, ``net`` (in evaluation mode) runs each conv → batch norm pair as one convolution: the folded weights
+    are swapped in and the norm's module replaced by what remains of it; on exit the user's own parameters and
+    modules are put back. For methods that run the model many times (path points, masked copies).
+
+    The outputs of the ``keep`` layers stay as they are (nothing inside them is folded); modules with hooks are
+    left alone. Nothing is folded when the folded model's output on ``example`` (one picture) differs from the
+    original's by more than 1e-5 of its largest value, or is not a tensor.
+    """
+    kept = {id(m) for name in keep for m in resolve_layer(net, name)[1].modules()}
+
+    def plain(module: nn.Module) -> bool:
+        return id(module) not in kept and not (module._forward_hooks or module._forward_pre_hooks
+                                               or module._backward_hooks or module._backward_pre_hooks)
+
+    modules = list(net.modules())
+    convs = [m for m in modules if isinstance(m, nn.Conv2d) and not is_parametrized(m) and plain(m)]
+    outputs: list[object] = []
+    pairs = [(c, n) for c, n in conv_norm_pairs(convs, modules, lambda: outputs.append(net(example))) if plain(n)]
+    parents = {id(child): (module, name) for module in modules for name, child in module.named_children()}
+    if not pairs or not isinstance(outputs[0], Tensor) or any(id(n) not in parents for _, n in pairs):
+        yield
+        return
+    convs_before = [(conv, conv.weight, conv.bias) for conv, _ in pairs]
+    norms_before = [(*parents[id(norm)], norm) for _, norm in pairs]
+    try:
+        with torch.no_grad():
+            for (conv, norm), (parent, name, _) in zip(pairs, norms_before, strict=True):
+                _fold(conv, norm)  # new parameters: the user's own are kept aside
+                setattr(parent, name, _what_remains(norm))
+            found = net(example)
+        scale = max(1.0, float(outputs[0].abs().max()))
+        if not isinstance(found, Tensor) or float((found - outputs[0]).abs().max()) > 1e-5 * scale:
+            _put_back(convs_before, norms_before)
+        yield
+    finally:
+        _put_back(convs_before, norms_before)
+
+
+def _put_back(convs: Sequence[tuple[nn.Conv2d, Tensor, Tensor | None]],
+              norms: Sequence[tuple[nn.Module, str, nn.Module]]) -> None:
+    for conv, weight, bias in convs:
+        if conv.weight is not weight:
+            conv.weight = weight
+        if conv.bias is not bias:
+            conv.bias = bias
+    for parent, name, norm in norms:
+        if getattr(parent, name) is not norm:
+            setattr(parent, name, norm)

@@ -6,10 +6,10 @@ import torch
 from torch import Tensor, nn
 
 from convscope.attribution.base import Attribution, copies_target, fast_layout, image_classes
-from convscope.attribution.forward_args import current_rows
+from convscope.attribution.forward_args import current_rows, per_image_arguments
 from convscope.attribution.forward_args import rows as forward_rows
 from convscope.attribution.integrated_gradients import baseline_tensor
-from convscope.hooks import capture, inspection_mode, refuse_script_module
+from convscope.hooks import LayerOutputs, capture, inspection_mode, refuse_script_module, resolve_layer
 from convscope.models.model import Model
 from convscope.render.overlay import upsample
 from convscope.targets import Target
@@ -58,38 +58,110 @@ class DeepLift(Attribution):
 def deep_lift(model: Model, inputs: Tensor, baseline: Tensor, target: Target, title: str = "DeepLIFT",
               layer: str | None = None) -> Tensor:
     """DeepLIFT's attributions of ``target`` for ``inputs`` against ``baseline`` (shaped like ``inputs``): to the
-    input pixels, or with ``layer`` to that layer's output (Captum's ``LayerDeepLift``), as it is shaped there."""
+    input pixels, or with ``layer`` to that layer's output (Captum's ``LayerDeepLift``), as it is shaped there.
+
+    The baseline goes through the model first, without a graph, keeping each rule's input and output; the
+    rules then use them in the inputs' own pass, so the backward pass runs over the inputs alone. A baseline
+    that is the same for every image (``'black'``, or a tensor expanded to the batch) goes through once. With
+    ``layer``, the inputs' pass builds no graph before the layer, and the rules before it are not applied
+    (the backward pass stops at the layer)."""
     net = model.net
     refuse_script_module(net)
     check_rules(net, title)
     batch = inputs.shape[0]
-    rows = torch.cat([torch.arange(batch, device=inputs.device)] * 2)
+    rows = torch.arange(batch, device=inputs.device)
     images = current_rows()  # the images of these inputs, when they are copies (DeepLIFT-SHAP)
-    images = torch.cat([rows[:batch] if images is None else images] * 2)
-    both = fast_layout(torch.cat([inputs, baseline.expand_as(inputs)]).detach()).requires_grad_(True)
+    images = rows if images is None else images
+    shared = (baseline.shape[0] == 1 or baseline.stride(0) == 0) and (batch == 1 or not per_image_arguments())
+    reference = fast_layout((baseline[:1] if shared else baseline.expand_as(inputs)).detach())
+    x = fast_layout(inputs.detach()).requires_grad_(layer is None)
+    ruled = [module for module in net.modules() if isinstance(module, RESCALED + (nn.MaxPool2d,))]
+    read = list(dict.fromkeys(([layer] if layer else []) + list(target.layers)))
+    opened = [layer is None]  # whether the rules apply yet: from the input on, or once the layer has run
+    pairs: list[tuple[Tensor, Tensor] | None] = []  # each rule's input and output on the baseline, in call order
     handles = []
     try:  # the rules' hooks first: a layer or target that is itself rescaled is read after its rule
-        for module in net.modules():
-            if isinstance(module, RESCALED):
-                handles.append(module.register_forward_hook(_rescaled))
-            elif isinstance(module, nn.MaxPool2d):
-                handles.append(module.register_forward_hook(_max_pooled))
-        read = list(dict.fromkeys(([layer] if layer else []) + list(target.layers)))
-        with inspection_mode(net, grad_params=None), capture(net, read) as store, forward_rows(images):
-            output = net(both)
-            classes = image_classes(target, output[:batch].detach())  # a class target: the input's, for both halves
-            scores = copies_target(target, classes, rows)(output, store.activations)
-            start = both if layer is None else store.activation(layer)
-            (grads,) = torch.autograd.grad(scores[:batch].sum(), start, allow_unused=True)
+        with inspection_mode(net, grad_params=None):
+            handles = [module.register_forward_hook(_recorder(pairs, opened)) for module in ruled]
+            if layer is not None:
+                handles.append(resolve_layer(net, layer)[1].register_forward_hook(_opening(opened, leaf=False)))
+            with torch.no_grad(), capture(net, read) as kept, forward_rows(images[:1] if shared else images):
+                reference_output = net(reference)
+            for handle in handles:
+                handle.remove()
+            calls, opened[0] = iter(pairs), layer is None
+            handles = [module.register_forward_hook(_ruled(calls, opened, title)) for module in ruled]
+            if layer is not None:  # no graph before the layer: its output is where the gradient stops
+                handles.append(resolve_layer(net, layer)[1].register_forward_hook(_opening(opened, leaf=True)))
+            with capture(net, read) as store, forward_rows(images), torch.set_grad_enabled(layer is None):
+                output = net(x)
+            if next(calls, _END) is not _END:
+                raise ValueError(f"{title}: the model ran fewer activations on the inputs than on the baseline (its "
+                                 "forward depends on the values); use Integrated Gradients on this model")
+            classes = image_classes(target, output.detach())  # a class target: the input's, for both
+            chosen = copies_target(target, classes, rows)
+            scores = chosen(output, store.activations)
+            start = x if layer is None else store.activation(layer)
+            (grads,) = torch.autograd.grad(scores.sum(), start, allow_unused=True)
+            reference_scores = chosen(_rows_of(reference_output, batch), _each_image(kept.activations, batch))
+            reference_start = reference if layer is None else kept.activation(layer)
     finally:
         for handle in handles:
             handle.remove()
     start = start.detach()
     grads = torch.zeros_like(start) if grads is None else grads
-    difference = (start[:batch] - start[batch:]).float()
-    attributions = difference * grads[:batch].float()
-    _check_summation(attributions, scores.detach().float(), batch, title)
+    attributions = (start - reference_start).float() * grads.float()
+    _check_summation(attributions, torch.cat([scores.detach(), reference_scores]).float(), batch, title)
     return attributions.to(inputs.dtype)
+
+
+_END = object()
+
+
+def _rows_of(tensor: Tensor, batch: int) -> Tensor:
+    """``tensor`` with ``batch`` rows: a one-row tensor (a shared baseline's) expanded."""
+    return tensor.expand(batch, *tensor.shape[1:]) if tensor.shape[0] == 1 else tensor
+
+
+def _each_image(activations: LayerOutputs, batch: int) -> LayerOutputs:
+    expanded = LayerOutputs({name: _rows_of(value, batch) for name, value in activations.items()})
+    expanded.input_size = activations.input_size
+    return expanded
+
+
+def _recorder(pairs: list[tuple[Tensor, Tensor] | None], opened: list[bool]):
+    def hook(module: nn.Module, args: tuple, output: Tensor) -> Tensor | None:
+        if not opened[0]:
+            pairs.append(None)
+            return None
+        pairs.append((args[0], output))
+        return output.clone()  # an in-place operation later cannot change what was kept
+    return hook
+
+
+def _ruled(calls, opened: list[bool], title: str):  # noqa: ANN001
+    def hook(module: nn.Module, args: tuple, output: Tensor) -> Tensor | None:
+        pair: tuple[Tensor, Tensor] | None | object = next(calls, _END)
+        if (pair is _END or not (pair is None or isinstance(pair, tuple)) or (pair is None) == opened[0]
+                or (pair is not None and pair[0].shape[1:] != args[0].shape[1:])):
+            raise ValueError(f"{title}: the model ran other activations on the inputs than on the baseline (its "
+                             "forward depends on the values); use Integrated Gradients on this model")
+        if pair is None:
+            return None
+        rule = _MaxPool if isinstance(module, nn.MaxPool2d) else _Rescale
+        return rule.apply(args[0], output, *pair, module)
+    return hook
+
+
+def _opening(opened: list[bool], *, leaf: bool):
+    """The layer's hook: the rules apply from here on; with ``leaf``, the graph starts at its output."""
+    def hook(module: nn.Module, args: tuple, output: Tensor) -> Tensor | None:
+        opened[0] = True
+        if not leaf or not isinstance(output, Tensor):
+            return None
+        torch.set_grad_enabled(True)  # until the pass ends (the caller's set_grad_enabled restores it)
+        return output.detach().requires_grad_(True)
+    return hook
 
 
 def check_rules(net: nn.Module, title: str) -> None:
@@ -114,64 +186,59 @@ def _check_summation(attributions: Tensor, scores: Tensor, batch: int, title: st
 
 
 class _PairRule(torch.autograd.Function):
-    """Identity on the module's output forward, keeping its input and output (picture and reference halves) for a
-    backward rule of DeepLIFT's (the subclasses)."""
+    """Identity on the module's output forward, keeping its input and output and the baseline's (one row when it is
+    shared by every image) for a backward rule of DeepLIFT's (the subclasses)."""
 
     @staticmethod
-    def forward(ctx, inputs: Tensor, output: Tensor, module: nn.Module) -> Tensor:  # noqa: ANN001
-        ctx.save_for_backward(inputs, output)
+    def forward(ctx, inputs: Tensor, output: Tensor, reference_in: Tensor, reference_out: Tensor,  # noqa: ANN001
+                module: nn.Module) -> Tensor:
+        ctx.save_for_backward(inputs, output, reference_in, reference_out)
         ctx.module = module
         return output.clone()
 
 
 class _Rescale(_PairRule):
-    """Backward: the rescale multiplier Δout/Δin (both halves alike)."""
+    """Backward: the rescale multiplier Δout/Δin."""
 
     @staticmethod
-    def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None, None]:  # noqa: ANN001
-        inputs, output = ctx.saved_tensors
-        half = inputs.shape[0] // 2
-        delta_in = torch.cat(2 * [inputs[:half] - inputs[half:]])
-        delta_out = torch.cat(2 * [output[:half] - output[half:]])
-        tiny = delta_in.abs() < EPSILON
-        rescaled = grad_output * delta_out / torch.where(tiny, 1, delta_in)
-        return torch.where(tiny, _local(ctx.module, inputs, grad_output), rescaled) if bool(tiny.any()) else rescaled, \
-            None, None
+    def backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, ...]:  # noqa: ANN001
+        inputs, output, reference_in, reference_out = ctx.saved_tensors
+        delta_in = inputs - reference_in
+        rescaled = (output - reference_out).mul_(grad_output).div_(delta_in)  # where Δin is tiny, replaced below
+        size = delta_in.abs()
+        if bool(size.amin() < EPSILON):  # a float reduction first: comparisons into booleans are slow on a CPU
+            rescaled = torch.where(size < EPSILON, _local(ctx.module, inputs, grad_output), rescaled)
+        return rescaled, None, None, None, None
 
 
 class _MaxPool(_PairRule):
     """Backward: Captum's max-pool rule, Δout split at the argmax of the input and of the baseline, over Δin."""
 
     @staticmethod
-    def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None, None]:  # noqa: ANN001
-        inputs, output = ctx.saved_tensors
+    def backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, ...]:  # noqa: ANN001
+        inputs, output, reference_in, reference_out = ctx.saved_tensors
         pool = ctx.module
-        half = inputs.shape[0] // 2
-        high = torch.maximum(output[:half], output[half:])
-        grad = grad_output[:half]
-        shares = torch.cat([grad * (high - output[half:]), grad * (output[:half] - high)])
+        high = torch.maximum(output, reference_out)
+        shares = torch.cat([grad_output * (high - reference_out), grad_output * (output - high)])
         with torch.enable_grad():  # each share back to its window's argmax (of the input, of the baseline), summed
-            again = inputs.detach().requires_grad_(True)
+            again = torch.cat([inputs, reference_in.expand_as(inputs)]).detach().requires_grad_(True)
             (unpooled,) = torch.autograd.grad(pool.forward(again), again, shares)
-        summed = torch.cat(2 * [unpooled[:half] + unpooled[half:]])
-        delta_in = torch.cat(2 * [inputs[:half] - inputs[half:]])
+        half = inputs.shape[0]
+        delta_in = inputs - reference_in
         tiny = delta_in.abs() < EPSILON
-        rescaled = summed / torch.where(tiny, 1, delta_in)
-        return torch.where(tiny, _local(pool, inputs, grad_output), rescaled) if bool(tiny.any()) else rescaled, \
-            None, None
+        rescaled = (unpooled[:half] + unpooled[half:]) / torch.where(tiny, 1, delta_in)
+        if bool(tiny.any()):
+            rescaled = torch.where(tiny, _local(pool, inputs, grad_output), rescaled)
+        return rescaled, None, None, None, None
 
 
 def _local(module: nn.Module, inputs: Tensor, grad_output: Tensor) -> Tensor:
     """The module's ordinary backward (where Δin is too small to divide by), without its hooks."""
+    if type(module) in (nn.ReLU6, nn.Hardtanh):  # the kernel their own backward runs
+        return torch.ops.aten.hardtanh_backward(grad_output, inputs, module.min_val, module.max_val)
+    if type(module) is nn.ReLU:
+        return torch.ops.aten.threshold_backward(grad_output, inputs, 0)
     with torch.enable_grad():
         again = inputs.detach().requires_grad_(True)
         (local,) = torch.autograd.grad(module.forward(again), again, grad_output)
     return local
-
-
-def _rescaled(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
-    return _Rescale.apply(args[0], output, module)
-
-
-def _max_pooled(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
-    return _MaxPool.apply(args[0], output, module)

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 _ROWS: ContextVar[Tensor | None] = ContextVar("convscope_forward_rows", default=None)
+_PASSING: ContextVar[bool] = ContextVar("convscope_passing_arguments", default=False)
 
 
 @contextmanager
@@ -32,6 +33,11 @@ def rows(images: Tensor) -> Iterator[None]:
 def current_rows() -> Tensor | None:
     """The images of the rows being passed, when a method said so."""
     return _ROWS.get()
+
+
+def per_image_arguments() -> bool:
+    """Whether the model is being given ``additional_forward_args`` (its output may then differ per image)."""
+    return _PASSING.get()
 
 
 def as_arguments(value: object) -> tuple:
@@ -62,9 +68,11 @@ def passing(net: nn.Module, arguments: tuple, batch: int, title: str) -> Iterato
         return original(x, *chosen, *more, **named)
 
     net.forward = forward
+    token = _PASSING.set(True)
     try:
         yield
     finally:
+        _PASSING.reset(token)
         if own is None:
             del net.forward
         else:

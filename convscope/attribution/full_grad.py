@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from convscope.attribution.aug_smooth import check_aug_smooth
 from convscope.attribution.base import Attribution, fast_layout
+from convscope.attribution.eigen import first_component
 from convscope.hooks import inspection_mode, refuse_script_module
 from convscope.models.model import Model
 from convscope.render.overlay import upsample
@@ -24,14 +25,22 @@ class FullGrad(Attribution):
     norm that normalises with the batch's statistics, or a batch norm fused with its activation
     (timm's ``BatchNormAct2d``) — is refused, naming the layer: leaving them out would be a
     different map. Linear layers on pooled features (a classifier) add a constant and are left out.
+
+    ``eigen_smooth=True`` (pytorch-grad-cam's option) stacks the terms instead — the input term's three
+    colour channels and each layer's summed map — scales each to [0, 1] at ⅛ of the input's size, takes
+    the first principal component of that stack (:func:`~convscope.attribution.eigen.first_component`,
+    the one Grad-CAM's ``eigen_smooth`` uses) and returns it resized to the input and scaled to [0, 1].
     """
 
     name = "full_grad"
     title = "FullGrad"
     paper = "https://arxiv.org/abs/1905.00780"
 
-    def __init__(self, model: Model | nn.Module, *, aug_smooth: bool = False) -> None:
+    def __init__(self, model: Model | nn.Module, *, eigen_smooth: bool = False, aug_smooth: bool = False) -> None:
         super().__init__(model)
+        if not isinstance(eigen_smooth, bool):
+            raise TypeError(f"eigen_smooth= is True or False, got {eigen_smooth!r}")
+        self.eigen_smooth = eigen_smooth
         self.aug_smooth = check_aug_smooth(aug_smooth)  # see convscope.attribution.aug_smooth
 
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
@@ -53,6 +62,9 @@ class FullGrad(Attribution):
                     flat.append(name)
             return hook
 
+        if self.eigen_smooth and min(inputs.shape[-2:]) < 8:
+            raise ValueError(f"FullGrad's eigen_smooth projects its maps at ⅛ of the input's size, which needs "
+                             f"pictures of at least 8×8 px, got {tuple(inputs.shape[-2:])}; leave eigen_smooth off")
         x = fast_layout(inputs.detach()).requires_grad_(True)
         handles = []
         try:
@@ -75,13 +87,19 @@ class FullGrad(Attribution):
             for handle in handles:
                 handle.remove()
         size = tuple(inputs.shape[-2:])
-        total = _scaled((inputs * _zero_if_none(grads[0], x)).abs().float()).sum(1, keepdim=True)
+        terms = [_scaled((inputs * _zero_if_none(grads[0], x)).abs().float())]  # [B,3,H,W], then [B,1,H,W] each
         for (z, bias), grad in zip(outputs, grads[1:], strict=True):
             if z.dim() != 4:
                 continue
             grad = _zero_if_none(grad, z).float()
             term = (bias.float().view(1, -1, 1, 1) * grad).abs()
-            total = total + upsample(_scaled(term), size).sum(1, keepdim=True)
+            terms.append(upsample(_scaled(term), size).sum(1, keepdim=True))
+        if self.eigen_smooth:
+            small = upsample(_scaled(torch.cat(terms, 1)), (size[0] // 8, size[1] // 8))
+            return _scaled(upsample(_scaled(first_component(small)), size)).to(inputs.dtype)
+        total = terms[0].sum(1, keepdim=True)
+        for term in terms[1:]:
+            total = total + term
         return total.to(inputs.dtype)
 
     def heat(self, maps: Tensor, size: tuple[int, ...]) -> Tensor:

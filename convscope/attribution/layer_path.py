@@ -13,13 +13,16 @@ from convscope.attribution.base import (
     batch_size_for,
     chunks,
     copies_target,
+    fast_layout,
     forward,
     image_classes,
     layer_gradient,
 )
+from convscope.attribution.batch_norm_folding import norms_folded
 from convscope.attribution.cam_base import LayerAttribution
 from convscope.attribution.forward_args import rows
 from convscope.attribution.integrated_gradients import baseline_tensor
+from convscope.hooks import inspection_mode
 from convscope.models.model import Model
 from convscope.models.tokens import Reshape
 from convscope.render.overlay import upsample
@@ -68,10 +71,13 @@ class PathAttribution(ActivationAttribution):
         classes = image_classes(target, forward(self.model, inputs, target.layers)[0])
         alphas = alphas.to(inputs.device, inputs.dtype)
         points_of = torch.arange(len(alphas) * batch, device=inputs.device)
-        for part in chunks(len(points_of), batch_size_for(self.batch_size, inputs.device), description=self.title,
-                           progress=self.progress):
-            images, step = points_of[part] % batch, points_of[part] // batch
-            points = baseline[images] + alphas[step].view(-1, 1, 1, 1) * (inputs[images] - baseline[images])
-            with rows(images):
-                found = layer_gradient(self.model, points, copies_target(target, classes, images), layer)
-            yield images, step, found
+        net = self.model.net
+        with inspection_mode(net, grad_params=None), \
+                norms_folded(net, fast_layout(inputs[:1]), [layer, *target.layers]):  # the same function, faster
+            for part in chunks(len(points_of), batch_size_for(self.batch_size, inputs.device),
+                               description=self.title, progress=self.progress):
+                images, step = points_of[part] % batch, points_of[part] // batch
+                points = baseline[images] + alphas[step].view(-1, 1, 1, 1) * (inputs[images] - baseline[images])
+                with rows(images):
+                    found = layer_gradient(self.model, points, copies_target(target, classes, images), layer)
+                yield images, step, found

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convscope.attribution.base import batch_size_for, chunks, copies_target, fast_layout, forward, image_classes
+from convscope.attribution.batch_norm_folding import norms_folded
 from convscope.attribution.feature_ablation import FeatureAblation
 from convscope.attribution.forward_args import rows
 from convscope.attribution.integrated_gradients import baseline_tensor
@@ -91,7 +92,8 @@ class Lime(FeatureAblation):
         weights = torch.empty_like(scores)
         net = self.model.net
         pairs = torch.arange(batch * self.samples, device=inputs.device)
-        with inspection_mode(net), capture(net, list(target.layers), detach=True) as store, torch.no_grad():
+        with inspection_mode(net), norms_folded(net, fast_layout(inputs[:1]), list(target.layers)), \
+                capture(net, list(target.layers), detach=True) as store, torch.no_grad():
             for part in chunks(len(pairs), batch_size_for(self.batch_size, inputs.device), description=self.title,
                                progress=self.progress):
                 image, sample = pairs[part] % batch, pairs[part] // batch

@@ -90,7 +90,8 @@ def add_method_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nt-type", choices=["smoothgrad", "smoothgrad_sq", "vargrad"],
                    help="noise_tunnel: the mean map, the mean squared map or their variance (default smoothgrad)")
     p.add_argument("--eigen-smooth", action="store_true",
-                   help="CAMs that sum channels: the first principal component of the weighted maps instead")
+                   help="CAMs that sum channels (and full_grad): the first principal component of the weighted maps "
+                        "(full_grad: of its per-layer maps) instead")
     p.add_argument("--aug-smooth", action="store_true",
                    help="CAMs: the mean map over the picture and its mirror image, each ×0.9, ×1 and ×1.1 "
                         "(pytorch-grad-cam's test-time augmentation)")
@@ -122,7 +123,7 @@ def _options(args: argparse.Namespace) -> dict[str, dict[str, object]]:
         "lrp": {"composite": getattr(args, "composite", None)},
         "kpca_cam": {"kernel": getattr(args, "kernel", None)}}
     for name in ("grad_cam", "grad_cam_plus_plus", "layer_cam", "hires_cam", "grad_cam_element_wise", "xgrad_cam",
-                 "shapley_cam", "finer_cam"):
+                 "shapley_cam", "finer_cam", "full_grad"):
         options[name] = dict(smooth)
     ranks = getattr(args, "comparison", None)
     options["finer_cam"].update(alpha=getattr(args, "alpha", None), comparison=tuple(ranks) if ranks else None)
