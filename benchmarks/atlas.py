@@ -23,8 +23,8 @@ to 224), convscope 0.56–0.68 s a channel in one batch (2.3–2.8× less; 4.8×
 kept between steps and the norms inside the layer folded). The whole of blocks.4 (112 channels × 6 pictures, 256
 steps): about 55 min of CPU (was 71), extrapolated from 4 channels; its visualisations alone 8–10 min of CPU. Still
 short of the aim of 5× less than Lucent per channel: what is left is the convolutions and the ReLU6s of the first
-blocks at ~70 px (two thirds of the time, bound by memory bandwidth), which batching does not share out; bfloat16 autocast
-measured no faster on this CPU, and larger or smaller batches (6 to 96 pictures) cost the same per picture.
+blocks at ~70 px (two thirds of the time, bound by memory bandwidth), which batching does not share out; bfloat16
+autocast measured no faster on this CPU, and larger or smaller batches (6 to 96 pictures) cost the same per picture.
 """
 
 from __future__ import annotations
