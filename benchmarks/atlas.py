@@ -16,11 +16,15 @@ a whole layer.
    ``--layer-steps`` steps, as ``convscope atlas`` makes it (no scan); with fewer channels the time of the whole
    layer is extrapolated and marked so. The load average is printed with each figure: the machine may be shared.
 
-Measured on a shared 2-core AMD EPYC (1 thread, load average 7–15, so CPU seconds are the figures to trust;
-8 channels of blocks.4, 128 px, 32 steps): Lucent 1.56 s of CPU a channel (2.56 s as shipped, upsampling to
-224), convscope 0.64 s a channel in batches (2.5× and 4.0× less), the atlas's 6 pictures a channel 0.85 s a
-picture (1.8× less than Lucent per picture). The whole of blocks.4 (112 channels × 6 pictures, 256 steps):
-about 71 min of CPU, extrapolated from 4 channels; its visualisations alone about 10 min.
+Measured on a shared 2-core AMD EPYC (1 thread, load average 5–7, so CPU seconds are the figures to trust;
+8 channels of blocks.4, 128 px, 32 steps, best of 2): Lucent 1.58 s of CPU a channel (3.29 s as shipped, upsampling
+to 224), convscope 0.56–0.68 s a channel in one batch (2.3–2.8× less; 4.8× less than Lucent as shipped), the atlas's
+6 pictures a channel 0.58 s a picture (2.7× less than Lucent per picture; 0.85 s, 1.8×, before freed memory was
+kept between steps and the norms inside the layer folded). The whole of blocks.4 (112 channels × 6 pictures, 256
+steps): about 55 min of CPU (was 71), extrapolated from 4 channels; its visualisations alone 8–10 min of CPU. Still
+short of the aim of 5× less than Lucent per channel: what is left is the convolutions and the ReLU6s of the first
+blocks at ~70 px (two thirds of the time, bound by memory bandwidth), which batching does not share out; bfloat16
+autocast measured no faster on this CPU, and larger or smaller batches (6 to 96 pictures) cost the same per picture.
 """
 
 from __future__ import annotations

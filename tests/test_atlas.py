@@ -271,6 +271,19 @@ def test_two_torchrun_processes_split_the_channels(tmp_path) -> None:
             assert np.abs(a - b).max() <= 1, name
 
 
+def test_the_working_copy_folds_the_norms_inside_a_chosen_block_but_keeps_a_chosen_norm() -> None:
+    from convscope.synthesis.matching import layer_features
+
+    lite0 = load_model("efficientnet_lite0")
+    pictures = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    for layer, left in (("blocks.2", []), ("blocks.2.1.bn2", ["2.1.bn2", "2.1.bn3"])):  # bn3: after the layer
+        fast = working_copy(lite0, [layer])
+        norms = [n for n, m in fast.net.blocks[:3].named_modules() if isinstance(m, nn.BatchNorm2d)]
+        assert norms == left  # folded up to the layer and inside it, except the chosen norm itself
+        expected, found = (layer_features(m, pictures, [layer])[layer] for m in (lite0, fast))
+        torch.testing.assert_close(found, expected, atol=1e-4 * float(expected.abs().max()), rtol=0)
+
+
 def test_the_working_copy_leaves_others_hooks_behind(model) -> None:
     kept = {}
 

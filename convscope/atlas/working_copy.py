@@ -5,7 +5,8 @@ time; Jacob et al. 2018, https://arxiv.org/abs/1712.05877, §3.2), and in the ch
 pictures faster on CPUs and tensor cores alike.
 
 The user's model is never touched: no flag, hook, module or memory format of it changes. A norm is folded only
-where the function stays the same at the chosen layers (checked on a picture); the chosen layers keep their names.
+where the function stays the same at the chosen layers (checked on a picture), inside a chosen block too; the chosen
+layers keep their names.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from torch import Tensor, nn
 
 from convscope.attribution.batch_norm_folding import _fold, _swapped, _what_remains, conv_norm_pairs
 from convscope.hooks import capture, copy_without_hooks
-from convscope.models.layers import get_layer
 from convscope.models.model import Model
 from convscope.synthesis.loop import LayersDone, stop_after
 
@@ -42,7 +42,7 @@ def _fold_norms(fast: Model, original: Model, layers: list[str]) -> None:
     """Fold conv → batch norm pairs of ``fast`` in place, unless a chosen layer's output would change."""
     picture = torch.rand(2, fast.preprocess.channels, *fast.preprocess.input_size,
                          generator=torch.Generator().manual_seed(0)).to(fast.device)
-    kept = {id(m) for layer in layers for m in get_layer(fast.net, layer).modules()}
+    kept = {id(module) for name, module in fast.net.named_modules() if any(_on_path(name, chosen) for chosen in layers)}
     pairs = [(c, n) for c, n in _pairs(fast.net, picture, layers) if id(c) not in kept and id(n) not in kept]
     if not pairs:
         return
@@ -59,6 +59,12 @@ def _fold_norms(fast: Model, original: Model, layers: list[str]) -> None:
         if float((found[layer] - reference[layer]).abs().max()) > 1e-4 * scale:
             fast.net = backup  # not the same function: the unfolded copy is used
             return
+
+
+def _on_path(name: str, layer: str) -> bool:
+    """Whether the module ``name`` is ``layer`` or holds it: folding it would rename or remove the layer. Norms
+    inside a chosen block are folded (its output stays the same)."""
+    return name == layer or layer.startswith(f"{name}.") or not name
 
 
 def _pairs(net: nn.Module, picture: Tensor, layers: list[str]) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convscope.hooks import capture, inspection_mode
+from convscope.kept_memory import kept_memory
 from convscope.models.layers import get_layer
 from convscope.models.model import Model, as_model
 from convscope.progress import progress_bar
@@ -86,7 +87,8 @@ def optimise(model: Model | nn.Module, objective: Objective | Target, param: Ima
     Each step: pictures = param() → random ``transforms`` (drawn from ``generator``) →
     optional resize to ``model_size`` → the model's normalisation → forward →
     objective per image → gradient step on −Σ objective → ``param.constrain_()`` →
-    ``step_rules`` (blur, decay, clipping). ``param`` defaults to a 128×128 decorrelated
+    ``step_rules`` (blur, decay, clipping). Freed tensor memory is kept for the next step
+    (:func:`~convscope.kept_memory.kept_memory`). ``param`` defaults to a 128×128 decorrelated
     Fourier image. ``optimizer`` is ``adam``, ``sgd``, ``lbfgs``, ``sign`` (PGD),
     ``normalised`` (DeepDream) or a factory. ``snapshots`` is an interval or a list of
     step numbers. ``stop(step, values[B], output)`` ends the loop early when it returns True.
@@ -117,7 +119,7 @@ def optimise(model: Model | nn.Module, objective: Objective | Target, param: Ima
     began = time.perf_counter()
     truncate = not goal.reads_output and bool(goal.layers)
     with inspection_mode(model.net), capture(model.net, goal.layers) as store, \
-            stop_after(model.net, goal.layers if truncate else ()) as restart:
+            stop_after(model.net, goal.layers if truncate else ()) as restart, kept_memory():
         record: _Record = {}
 
         def closure() -> Tensor:
