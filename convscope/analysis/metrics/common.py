@@ -8,6 +8,7 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor, nn
 
+from convscope.analysis.onednn_pooling import onednn_max_pooling
 from convscope.analysis.passes import pictures_per_pass
 from convscope.hooks import inspection_mode
 
@@ -48,7 +49,8 @@ def run(model: Forward, pictures: Tensor, batch_size: int | None = None) -> Tens
     """The model's output ``[N,K]`` for ``pictures`` ``[N,C,H,W]``, a few pictures per pass, without gradients."""
     per = pictures_per_pass(batch_size, pictures.shape, pictures.device)
     model = getattr(model, "net", model)  # a convscope Model: its network
-    with torch.no_grad(), (inspection_mode(model) if isinstance(model, nn.Module) else nullcontext()):
+    with torch.no_grad(), onednn_max_pooling(), (inspection_mode(model) if isinstance(model, nn.Module)
+                                                 else nullcontext()):
         return torch.cat([model(part) for part in pictures.split(per)]).double()
 
 

@@ -31,13 +31,14 @@ probability (``softmax=True``) or the logit. Perturbed pictures go through the m
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import Tensor, nn
 
 from convscope.analysis.metrics.common import Forward, class_indices, generator_for, pearson, per_pixel, run, scores
+from convscope.analysis.onednn_pooling import onednn_max_pooling
 from convscope.analysis.passes import pictures_per_pass
 from convscope.analysis.similarity import average_ranks
 from convscope.hooks import inspection_mode
@@ -52,10 +53,14 @@ def _baseline(baseline: Baseline, x: Tensor) -> Tensor:
     return torch.full_like(x, float(baseline))
 
 
-def _scoring(model: Forward):
-    """The network to call and the context to call it in (no gradients; a module in eval mode, restored after)."""
+@contextmanager
+def _scoring(model: Forward) -> Iterator[Forward]:
+    """The network to call, in a context without gradients (a module in eval mode, restored after; max pooling
+    through oneDNN, :mod:`~convscope.analysis.onednn_pooling`)."""
     net = getattr(model, "net", model)
-    return net, (inspection_mode(net) if isinstance(net, nn.Module) else nullcontext())
+    with torch.no_grad(), onednn_max_pooling(), (inspection_mode(net) if isinstance(net, nn.Module)
+                                                 else nullcontext()):
+        yield net
 
 
 def _score_pass(net, x: Tensor, y: Tensor, fill: Tensor, masks: Masks, spans: list[tuple[int, slice]], *,
@@ -77,9 +82,8 @@ def perturbed_scores(model: Forward, x: Tensor, y: Tensor, masks: Masks, steps: 
     per = pictures_per_pass(batch_size, x.shape, x.device)
     total = x.shape[0] * steps
     per = -(-total // -(-total // per))  # even passes: no last pass of one picture
-    net, context = _scoring(model)
     out = []
-    with torch.no_grad(), context:
+    with _scoring(model) as net:
         for start in range(0, total, per):
             stop = min(start + per, total)
             spans = [(b, slice(max(start - b * steps, 0), min(stop - b * steps, steps)))
@@ -247,8 +251,7 @@ def monotonicity(model: Forward, x: Tensor, y, attributions: Tensor, *, features
     done = [0] * x.shape[0]  # steps scored so far, per picture
     last: list[Tensor] = [x.new_empty(0, dtype=torch.float64)] * x.shape[0]  # the latest score, per picture
     rising = [True] * x.shape[0]
-    net, context = _scoring(model)
-    with torch.no_grad(), context:
+    with _scoring(model) as net:
         while alive := [b for b in range(x.shape[0]) if rising[b] and done[b] < steps]:
             each, spans, room = -(-per // len(alive)), [], per
             for b in alive:
