@@ -297,7 +297,10 @@ def faithfulness_correlation(model: Forward, x: Tensor, y, attributions: Tensor,
 
     original = scores(model, x, y, softmax=softmax, batch_size=batch_size)
     after = perturbed_scores(model, x, y, masks, runs, baseline, softmax=softmax, batch_size=batch_size)
-    sums = (a[:, None] * chosen).sum(-1)
+    if bool((chosen.sum(-1) == subsets.shape[-1]).all()):  # distinct pixels: sum the chosen values alone
+        sums = a.gather(1, subsets.flatten(1)).view(subsets.shape).sum(-1)
+    else:  # a pixel given twice counts once, as it is replaced once
+        sums = (a[:, None] * chosen).sum(-1)
     return pearson(sums, original[:, None] - after)
 
 
