@@ -1,11 +1,11 @@
 """Max pooling through oneDNN while convscope runs a model without gradients on the CPU: the same values, faster.
 
 PyTorch's own CPU kernel for ``max_pool2d`` on ``[N,C,H,W]`` tensors also records where each maximum was; oneDNN's
-(the library behind PyTorch's CPU convolutions, https://github.com/oneapi-src/oneDNN) does not, and pooled
-47 pictures of 6×64×64 activations about five times faster here. Inside :func:`onednn_max_pooling` a
-``max_pool2d`` call on a contiguous float32 CPU tensor that needs no gradient, without dilation and without NaN
-(oneDNN does not pass NaN on) goes through oneDNN; any other call is left as it is. A maximum has no rounding, so
-the output is equal bit for bit.
+(the library behind PyTorch's CPU convolutions, https://github.com/oneapi-src/oneDNN) does not, and pooled 47
+pictures of 6×64×64 activations about four times faster here (docs/evaluation.md, "Speed"). Inside
+:func:`onednn_max_pooling` a ``max_pool2d`` call on a contiguous float32 CPU tensor that needs no gradient, without
+dilation and without NaN (oneDNN does not pass NaN on) goes through oneDNN; any other call is left as it is. A
+maximum has no rounding, so the output is equal bit for bit.
 """
 
 from __future__ import annotations
