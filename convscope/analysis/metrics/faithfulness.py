@@ -31,17 +31,23 @@ probability (``softmax=True``) or the logit. Perturbed pictures go through the m
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from convscope.analysis.metrics.common import Forward, class_indices, generator_for, pearson, per_pixel, run, scores
-from convscope.analysis.onednn_pooling import onednn_max_pooling
+from convscope.analysis.metrics.common import (
+    Forward,
+    class_indices,
+    generator_for,
+    pearson,
+    per_pixel,
+    run,
+    scores,
+    scoring,
+)
 from convscope.analysis.passes import pictures_per_pass
 from convscope.analysis.similarity import average_ranks
-from convscope.hooks import inspection_mode
 
 Baseline = float | Tensor
 Masks = Callable[[int, slice], Tensor]  # picture b, steps → [S,1,H,W] True where the picture is replaced
@@ -51,16 +57,6 @@ def _baseline(baseline: Baseline, x: Tensor) -> Tensor:
     if isinstance(baseline, Tensor):
         return baseline.to(x.device, x.dtype).expand_as(x)
     return torch.full_like(x, float(baseline))
-
-
-@contextmanager
-def _scoring(model: Forward) -> Iterator[Forward]:
-    """The network to call, in a context without gradients (a module in eval mode, restored after; max pooling
-    through oneDNN, :mod:`~convscope.analysis.onednn_pooling`)."""
-    net = getattr(model, "net", model)
-    with torch.no_grad(), onednn_max_pooling(), (inspection_mode(net) if isinstance(net, nn.Module)
-                                                 else nullcontext()):
-        yield net
 
 
 def _score_pass(net, x: Tensor, y: Tensor, fill: Tensor, masks: Masks, spans: list[tuple[int, slice]], *,
@@ -83,7 +79,7 @@ def perturbed_scores(model: Forward, x: Tensor, y: Tensor, masks: Masks, steps: 
     total = x.shape[0] * steps
     per = -(-total // -(-total // per))  # even passes: no last pass of one picture
     out = []
-    with _scoring(model) as net:
+    with scoring(model, x) as net:
         for start in range(0, total, per):
             stop = min(start + per, total)
             spans = [(b, slice(max(start - b * steps, 0), min(stop - b * steps, steps)))
@@ -251,7 +247,7 @@ def monotonicity(model: Forward, x: Tensor, y, attributions: Tensor, *, features
     done = [0] * x.shape[0]  # steps scored so far, per picture
     last: list[Tensor] = [x.new_empty(0, dtype=torch.float64)] * x.shape[0]  # the latest score, per picture
     rising = [True] * x.shape[0]
-    with _scoring(model) as net:
+    with scoring(model, x) as net:
         while alive := [b for b in range(x.shape[0]) if rising[b] and done[b] < steps]:
             each, spans, room = -(-per // len(alive)), [], per
             for b in alive:
