@@ -86,6 +86,14 @@ def test_faithfulness_correlation_equals_quantus_on_the_same_subsets(batch):
     np.testing.assert_allclose(ours.numpy(), theirs, rtol=1e-5, atol=1e-5)
 
 
+def test_faithfulness_correlation_counts_a_pixel_given_twice_once(batch):
+    model, x, y, a, _ = batch
+    subsets = torch.tensor([[[0, 0, 5], [7, 9, 9], [3, 4, 4], [1, 2, 8]]]).expand(len(x), -1, -1)
+    again = torch.tensor([[[0, 5, 5], [7, 7, 9], [3, 3, 4], [1, 2, 8]]]).expand(len(x), -1, -1)  # others twice
+    ours = F.faithfulness_correlation(model, x, y, a, subsets=subsets)
+    assert torch.equal(ours, F.faithfulness_correlation(model, x, y, a, subsets=again))
+
+
 def test_faithfulness_correlation_draws_with_its_seed(batch):
     model, x, y, a, _ = batch
     one = F.faithfulness_correlation(model, x, y, a, runs=8, subset_size=10, seed=1)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import Tensor, nn
 
+from convscope.analysis.onednn_pooling import onednn_max_pooling
 from convscope.analysis.passes import pictures_per_pass
+from convscope.attribution.batch_norm_folding import norms_folded
 from convscope.hooks import inspection_mode
 
 Forward = nn.Module | Callable[[Tensor], Tensor]
@@ -44,12 +46,27 @@ def class_indices(y: Tensor | int | list[int], count: int, device: torch.device)
     return y
 
 
+@contextmanager
+def scoring(model: Forward, example: Tensor) -> Iterator[Forward]:
+    """The network to call (a convscope Model's network), in a context without gradients: a module in eval mode
+    with its conv → batch norm pairs folded (found and checked on ``example``'s first picture,
+    :func:`~convscope.attribution.batch_norm_folding.norms_folded`), everything restored after; max pooling through
+    oneDNN (:mod:`~convscope.analysis.onednn_pooling`)."""
+    net = getattr(model, "net", model)
+    with torch.no_grad(), onednn_max_pooling():
+        if not isinstance(net, nn.Module):
+            yield net
+            return
+        norms = any(isinstance(m, nn.BatchNorm2d) for m in net.modules())  # else no call to look for pairs
+        with inspection_mode(net), (norms_folded(net, example[:1]) if norms else nullcontext()):
+            yield net
+
+
 def run(model: Forward, pictures: Tensor, batch_size: int | None = None) -> Tensor:
     """The model's output ``[N,K]`` for ``pictures`` ``[N,C,H,W]``, a few pictures per pass, without gradients."""
     per = pictures_per_pass(batch_size, pictures.shape, pictures.device)
-    model = getattr(model, "net", model)  # a convscope Model: its network
-    with torch.no_grad(), (inspection_mode(model) if isinstance(model, nn.Module) else nullcontext()):
-        return torch.cat([model(part) for part in pictures.split(per)]).double()
+    with scoring(model, pictures) as net:
+        return torch.cat([net(part) for part in pictures.split(per)]).double()
 
 
 def scores(model: Forward, pictures: Tensor, classes: Tensor, *, softmax: bool,

@@ -32,15 +32,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from contextlib import nullcontext
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from convscope.analysis.metrics.common import Forward, class_indices, generator_for, pearson, per_pixel, run, scores
+from convscope.analysis.metrics.common import (
+    Forward,
+    class_indices,
+    generator_for,
+    pearson,
+    per_pixel,
+    run,
+    scores,
+    scoring,
+)
 from convscope.analysis.passes import pictures_per_pass
 from convscope.analysis.similarity import average_ranks
-from convscope.hooks import inspection_mode
 
 Baseline = float | Tensor
 Masks = Callable[[int, slice], Tensor]  # picture b, steps → [S,1,H,W] True where the picture is replaced
@@ -50,12 +57,6 @@ def _baseline(baseline: Baseline, x: Tensor) -> Tensor:
     if isinstance(baseline, Tensor):
         return baseline.to(x.device, x.dtype).expand_as(x)
     return torch.full_like(x, float(baseline))
-
-
-def _scoring(model: Forward):
-    """The network to call and the context to call it in (no gradients; a module in eval mode, restored after)."""
-    net = getattr(model, "net", model)
-    return net, (inspection_mode(net) if isinstance(net, nn.Module) else nullcontext())
 
 
 def _score_pass(net, x: Tensor, y: Tensor, fill: Tensor, masks: Masks, spans: list[tuple[int, slice]], *,
@@ -77,9 +78,8 @@ def perturbed_scores(model: Forward, x: Tensor, y: Tensor, masks: Masks, steps: 
     per = pictures_per_pass(batch_size, x.shape, x.device)
     total = x.shape[0] * steps
     per = -(-total // -(-total // per))  # even passes: no last pass of one picture
-    net, context = _scoring(model)
     out = []
-    with torch.no_grad(), context:
+    with scoring(model, x) as net:
         for start in range(0, total, per):
             stop = min(start + per, total)
             spans = [(b, slice(max(start - b * steps, 0), min(stop - b * steps, steps)))
@@ -247,8 +247,7 @@ def monotonicity(model: Forward, x: Tensor, y, attributions: Tensor, *, features
     done = [0] * x.shape[0]  # steps scored so far, per picture
     last: list[Tensor] = [x.new_empty(0, dtype=torch.float64)] * x.shape[0]  # the latest score, per picture
     rising = [True] * x.shape[0]
-    net, context = _scoring(model)
-    with torch.no_grad(), context:
+    with scoring(model, x) as net:
         while alive := [b for b in range(x.shape[0]) if rising[b] and done[b] < steps]:
             each, spans, room = -(-per // len(alive)), [], per
             for b in alive:
@@ -294,7 +293,10 @@ def faithfulness_correlation(model: Forward, x: Tensor, y, attributions: Tensor,
 
     original = scores(model, x, y, softmax=softmax, batch_size=batch_size)
     after = perturbed_scores(model, x, y, masks, runs, baseline, softmax=softmax, batch_size=batch_size)
-    sums = (a[:, None] * chosen).sum(-1)
+    if bool((chosen.sum(-1) == subsets.shape[-1]).all()):  # distinct pixels: sum the chosen values alone
+        sums = a.gather(1, subsets.flatten(1)).view(subsets.shape).sum(-1)
+    else:  # a pixel given twice counts once, as it is replaced once
+        sums = (a[:, None] * chosen).sum(-1)
     return pearson(sums, original[:, None] - after)
 
 
