@@ -49,7 +49,8 @@ class KPCACAM(LayerAttribution):
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         layer = self.layer(inputs)
         net = self.model.net
-        with inspection_mode(net), norms_folded(net, fast_layout(inputs[:1]), [layer]):  # the same pass, faster
+        with inspection_mode(net, grad_params=None), \
+                norms_folded(net, fast_layout(inputs[:1]), [layer]):  # the same pass, faster
             _, found = forward(self.model, inputs, [layer])
         (maps,) = self.feature_maps(inputs, found[layer].float())
         return kernel_component(maps, self.kernel, self.gamma)
