@@ -268,14 +268,20 @@ def test_folds_are_remembered_until_the_model_changes(name, monkeypatch):
     net[0].weight.data = net[0].weight.detach() * 0.5  # another tensor behind the same parameter
     same_as_unfolded()
     assert len(checks) == 6
+    net[1].running_var.data.mul_(2)  # in place through .data: no version counter moves
+    same_as_unfolded()
+    assert len(checks) == 7
+    net[3].weight.data.add_(0.25)
+    same_as_unfolded()
+    assert len(checks) == 8
     handle = net[3].register_forward_hook(lambda *args: None)  # a hooked convolution is left alone
     try:
         same_as_unfolded()
-        assert len(checks) == 7
+        assert len(checks) == 9
     finally:
         handle.remove()
     same_as_unfolded()
-    assert len(checks) == 7  # the plan without hooks is still the model's
+    assert len(checks) == 9  # the plan without hooks is still the model's
 
 
 def test_the_remembered_folds_do_not_keep_the_model_alive():

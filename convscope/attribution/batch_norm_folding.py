@@ -163,8 +163,9 @@ def norms_folded(net: nn.Module, example: Tensor, keep: Sequence[str] = ()) -> I
     original's by more than 1e-5 of its largest value, or is not a tensor. That check and the search for the
     pairs (two passes of ``example``) are made once per model, layers kept and input shape: the plan and the
     folded weights are remembered (weakly, with the model) until a parameter, buffer or module of the model
-    changes (another tensor, one written in place, a training-mode pass) or a module gets hooks. A value written
-    through ``.data`` in place (``p.data.add_(…)``) is not counted by PyTorch and so not seen.
+    changes (another tensor, one written in place, a training-mode pass) or a module gets hooks. A write through
+    ``.data`` in place (``p.data.add_(…)``), which PyTorch does not count, is seen in a sample of each tensor's
+    values (16 spread over it, compared exactly).
     """
     if net in _folding:  # already folded by an enclosing call
         yield
@@ -217,10 +218,31 @@ class _Plan:
     tensors: tuple[Tensor, ...]
     stamps: tuple[tuple[int, int], ...]
     folds: list[_Fold] = field(default_factory=list)
+    samples: tuple[Tensor, ...] = ()  # views of a few values of each tensor, to see writes through ``.data``
+    sampled: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        self.samples = tuple(_sample_view(t) for t in self.tensors)
+        self.sampled = _read(self.samples)
 
     def holds_for(self, modules: tuple[nn.Module, ...], tensors: tuple[Tensor, ...]) -> bool:
         return (self.modules == modules[1:] and len(tensors) == len(self.tensors)
-                and all(map(is_, tensors, self.tensors)) and self.stamps == _stamps(tensors))
+                and all(map(is_, tensors, self.tensors)) and self.stamps == _stamps(tensors)
+                and self.sampled is not None and torch.equal(_read(self.samples), self.sampled))
+
+
+def _sample_view(tensor: Tensor, count: int = 16) -> Tensor:
+    """About ``count`` values spread over ``tensor``, as a view: a write in place that PyTorch does not count (through
+    ``.data``) shows in it. The whole tensor where it cannot be viewed flat."""
+    flat = tensor.detach()
+    if not flat.is_contiguous():
+        return flat
+    flat = flat.view(-1)
+    return flat[::max(1, flat.numel() // count)]
+
+
+def _read(samples: Sequence[Tensor]) -> Tensor:
+    return torch.cat([s.reshape(-1).float() for s in samples]) if samples else torch.zeros(0)
 
 
 _folding: weakref.WeakSet[nn.Module] = weakref.WeakSet()
