@@ -95,6 +95,13 @@ def model_walk(net: nn.Module) -> ModelWalk:
     return found
 
 
+def forget_walk(net: nn.Module, unless: ModelWalk | None = None) -> None:
+    """Drop the walk kept for ``net`` (e.g. one made while its modules were swapped for a while), unless it is
+    ``unless``."""
+    if _walks.get(net) is not unless:
+        _walks.pop(net, None)
+
+
 def resolve_layer(net: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
     """``(dotted name, module)`` of a layer given by name or module, looked up without walking the model."""
     if isinstance(layer, str) and layer:

@@ -166,22 +166,41 @@ def test_norms_folded_in_place_run_the_same_function_and_give_the_user_modules_b
     assert list(net.modules()) == modules and all(a is b for a, b in zip(net.parameters(), parameters, strict=True))
 
 
-@pytest.mark.parametrize("name", ["layer_conductance", "internal_influence", "kernel_shap", "lime"])
-def test_many_pass_methods_give_the_same_maps_with_norms_folded(name, monkeypatch):
-    from contextlib import contextmanager, nullcontext
+def folding_module(name: str):
+    """The module whose ``norms_folded`` the method ``name`` calls."""
+    import importlib
 
-    import convscope.attribution.layer_path as layer_path
-    import convscope.attribution.lime as lime
-    from convscope.attribution import make_method
+    where = {"layer_conductance": "layer_path", "internal_influence": "layer_path", "kernel_shap": "lime"}
+    return importlib.import_module(f"convscope.attribution.{where.get(name, name)}")
+
+
+def bn_model() -> Model:
     from convscope.models import Preprocess
 
-    model = Model(bn_net(), preprocess=Preprocess(resize=None, crop=8, mean=(0, 0, 0), std=(1, 1, 1)),
-                  class_names=["a", "b", "c"])
+    return Model(bn_net(), preprocess=Preprocess(resize=None, crop=8, mean=(0, 0, 0), std=(1, 1, 1)),
+                 class_names=["a", "b", "c"])
+
+
+def method_settings(name: str) -> dict:
+    if name in ("layer_conductance", "internal_influence"):
+        return {"layer": "5", "steps": 8}
+    if name in ("kernel_shap", "lime"):
+        return {"feature_mask": torch.arange(4).repeat_interleave(16).view(1, 1, 8, 8).expand(2, 1, 8, 8),
+                "samples": 30}
+    return {} if name == "deep_lift" else {"layer": "5"}
+
+
+@pytest.mark.parametrize("name", ["layer_conductance", "internal_influence", "kernel_shap", "lime", "deep_lift",
+                                  "kpca_cam", "layer_gradient_x_activation"])
+def test_methods_give_the_same_maps_with_norms_folded(name, monkeypatch):
+    from contextlib import contextmanager, nullcontext
+
+    from convscope.attribution import make_method
+
+    model = bn_model()
     x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
-    settings = {"layer": "5", "steps": 8} if name in ("layer_conductance", "internal_influence") else \
-        {"feature_mask": torch.arange(4).repeat_interleave(16).view(1, 1, 8, 8).expand(2, 1, 8, 8), "samples": 30}
-    method = make_method(name, model, **settings)
-    module = layer_path if name in ("layer_conductance", "internal_influence") else lime
+    method = make_method(name, model, **method_settings(name))
+    module = folding_module(name)
     folding, folded_norms = module.norms_folded, []
 
     @contextmanager
@@ -196,3 +215,84 @@ def test_many_pass_methods_give_the_same_maps_with_norms_folded(name, monkeypatc
     plain = method(x, [0, 2])
     assert folded_norms == [0]  # both norms were folded while it ran
     assert torch.allclose(folded, plain, rtol=1e-4, atol=1e-5 * float(plain.abs().max()))
+
+
+@pytest.mark.parametrize("name", ["deep_lift", "kpca_cam", "layer_gradient_x_activation"])
+def test_folds_are_remembered_until_the_model_changes(name, monkeypatch):
+    """The pairs are found and checked (two passes) once; a weight written in place, a training-mode pass, a new
+    parameter or module, or hooks make the next call find them again, and every call equals the unfolded maps."""
+    from contextlib import nullcontext
+
+    from convscope.attribution import batch_norm_folding, make_method
+
+    model = bn_model()
+    net = model.net
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    method = make_method(name, model, **method_settings(name))
+    module = folding_module(name)
+    checks = []
+
+    def counted(*args, **kwargs):
+        checks.append(1)
+        return checked(*args, **kwargs)
+
+    checked = batch_norm_folding._checked_folds
+    monkeypatch.setattr(batch_norm_folding, "_checked_folds", counted)
+
+    def same_as_unfolded() -> None:
+        folded = method(x, [0, 2])
+        with monkeypatch.context() as plain:
+            plain.setattr(module, "norms_folded", lambda *a, **k: nullcontext())
+            expected = method(x, [0, 2])
+        assert torch.allclose(folded, expected, rtol=1e-4, atol=1e-5 * float(expected.abs().max()))
+
+    modules, parameters = list(net.modules()), list(net.parameters())
+    same_as_unfolded()
+    same_as_unfolded()
+    assert len(checks) == 1  # the second call used the remembered folds
+    assert list(net.modules()) == modules and all(a is b for a, b in zip(net.parameters(), parameters, strict=True))
+    with torch.no_grad():
+        net[1].running_mean.add_(0.3)  # in place: its version counter moves
+    same_as_unfolded()
+    assert len(checks) == 2
+    net[4].train()(torch.randn(4, 4, 8, 8))  # a training-mode pass updates the statistics
+    net.eval()
+    same_as_unfolded()
+    assert len(checks) == 3
+    net[3].weight = nn.Parameter(net[3].weight.detach() * 2)
+    same_as_unfolded()
+    assert len(checks) == 4
+    net[4] = trained_looking(nn.BatchNorm2d(4), 8).eval()
+    same_as_unfolded()
+    assert len(checks) == 5
+    net[0].weight.data = net[0].weight.detach() * 0.5  # another tensor behind the same parameter
+    same_as_unfolded()
+    assert len(checks) == 6
+    net[1].running_var.data.mul_(2)  # in place through .data: no version counter moves
+    same_as_unfolded()
+    assert len(checks) == 7
+    net[3].weight.data.add_(0.25)
+    same_as_unfolded()
+    assert len(checks) == 8
+    handle = net[3].register_forward_hook(lambda *args: None)  # a hooked convolution is left alone
+    try:
+        same_as_unfolded()
+        assert len(checks) == 9
+    finally:
+        handle.remove()
+    same_as_unfolded()
+    assert len(checks) == 9  # the plan without hooks is still the model's
+
+
+def test_the_remembered_folds_do_not_keep_the_model_alive():
+    import gc
+    import weakref
+
+    from convscope.attribution import LayerGradientXActivation
+
+    model = bn_model()
+    LayerGradientXActivation(model, "5")(torch.rand(1, 3, 8, 8), [0])
+    gone = weakref.ref(model.net)
+    del model
+    gc.collect()
+    assert gone() is None

@@ -248,8 +248,9 @@ def _graph_from_here(module: nn.Module, args: tuple, output: object) -> object:
 
 
 def forward(model: Model, inputs: Tensor, layers: Iterable[str] = ()) -> tuple[Tensor, dict[str, Tensor]]:
-    """Output and the given layers' activations, without gradients."""
-    with inspection_mode(model.net), capture(model.net, list(layers), detach=True) as store, torch.no_grad():
+    """Output and the given layers' activations, without gradients (so the parameters' flags are left as they are)."""
+    with inspection_mode(model.net, grad_params=None), capture(model.net, list(layers), detach=True) as store, \
+            torch.no_grad():
         output = model.net(fast_layout(inputs))
     check_finite_output(output, model.name)
     return output, {name: value.contiguous() for name, value in store.activations.items()}

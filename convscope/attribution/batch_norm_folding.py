@@ -11,9 +11,12 @@ user's modules are never changed; a copy that does not reproduce the original is
 from __future__ import annotations
 
 import copy
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from operator import is_
 from typing import TypeGuard, TypeVar
 
 import torch
@@ -21,7 +24,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrize import is_parametrized
 
 from convscope.attribution.occlusion_chain import Chain
-from convscope.hooks import resolve_layer
+from convscope.hooks import forget_walk, model_walk, resolve_layer
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -120,7 +123,12 @@ def _what_remains(norm: nn.BatchNorm2d) -> nn.Module:
 
 
 def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
-    """Fold ``norm`` into ``conv`` (both copies) in place: weight·s, bias·s + β − μ·s with s = γ/√(σ² + ε)."""
+    """Fold ``norm`` into ``conv`` (both copies) in place."""
+    conv.weight, conv.bias = _folded(conv, norm)
+
+
+def _folded(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[nn.Parameter, nn.Parameter]:
+    """The weight and bias of ``conv`` with ``norm`` folded in: weight·s, bias·s + β − μ·s with s = γ/√(σ² + ε)."""
     assert norm.running_var is not None and norm.running_mean is not None, "only norms with statistics are folded"
     variance, mean = norm.running_var.double(), norm.running_mean.double()
     scale = (variance + norm.eps).rsqrt()
@@ -129,8 +137,8 @@ def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
         scale, shift = scale * norm.weight.double(), shift * norm.weight.double() + norm.bias.double()
     bias = torch.zeros_like(scale) if conv.bias is None else conv.bias.double()
     weight = conv.weight.double() * scale.view(-1, *[1] * (conv.weight.dim() - 1))
-    conv.weight = nn.Parameter(weight.to(conv.weight.dtype), requires_grad=False)
-    conv.bias = nn.Parameter((bias * scale + shift).to(conv.weight.dtype), requires_grad=False)
+    return (nn.Parameter(weight.to(conv.weight.dtype), requires_grad=False),
+            nn.Parameter((bias * scale + shift).to(conv.weight.dtype), requires_grad=False))
 
 
 def _swapped(module: nn.Module, replacements: dict[int, nn.Module]) -> nn.Module:
@@ -147,49 +155,166 @@ def _swapped(module: nn.Module, replacements: dict[int, nn.Module]) -> nn.Module
 def norms_folded(net: nn.Module, example: Tensor, keep: Sequence[str] = ()) -> Iterator[None]:
     """Inside, ``net`` (in evaluation mode) runs each conv → batch norm pair as one convolution: the folded weights
     are swapped in and the norm's module replaced by what remains of it; on exit the user's own parameters and
-    modules are put back. For methods that run the model many times (path points, masked copies).
+    modules are put back, also on errors. For methods that run the model many times, or whose pass is most of
+    their cost.
 
     The outputs of the ``keep`` layers stay as they are (nothing inside them is folded); modules with hooks are
     left alone. Nothing is folded when the folded model's output on ``example`` (one picture) differs from the
-    original's by more than 1e-5 of its largest value, or is not a tensor.
+    original's by more than 1e-5 of its largest value, or is not a tensor. That check and the search for the
+    pairs (two passes of ``example``) are made once per model, layers kept and input shape: the plan and the
+    folded weights are remembered (weakly, with the model) until a parameter, buffer or module of the model
+    changes (another tensor, one written in place, a training-mode pass) or a module gets hooks. A write through
+    ``.data`` in place (``p.data.add_(…)``), which PyTorch does not count, is seen in a sample of each tensor's
+    values (16 spread over it, compared exactly).
     """
-    kept = {id(m) for name in keep for m in resolve_layer(net, name)[1].modules()}
-
-    def plain(module: nn.Module) -> bool:
-        return id(module) not in kept and not (module._forward_hooks or module._forward_pre_hooks
-                                               or module._backward_hooks or module._backward_pre_hooks)
-
-    modules = list(net.modules())
-    convs = [m for m in modules if isinstance(m, nn.Conv2d) and not is_parametrized(m) and plain(m)]
-    outputs: list[object] = []
-    pairs = [(c, n) for c, n in conv_norm_pairs(convs, modules, lambda: outputs.append(net(example))) if plain(n)]
-    parents = {id(child): (module, name) for module in modules for name, child in module.named_children()}
-    if not pairs or not isinstance(outputs[0], Tensor) or any(id(n) not in parents for _, n in pairs):
+    if net in _folding:  # already folded by an enclosing call
         yield
         return
-    convs_before = [(conv, conv.weight, conv.bias) for conv, _ in pairs]
-    norms_before = [(*parents[id(norm)], norm) for _, norm in pairs]
+    kept = {id(m) for name in keep for m in resolve_layer(net, name)[1].modules()}
+    walk = model_walk(net)  # walked before anything is swapped: a walk made inside would see the folded model
+    modules = walk.modules(net)
+    left_alone = frozenset(kept | {id(m) for m in modules if m._forward_hooks or m._forward_pre_hooks
+                                   or m._backward_hooks or m._backward_pre_hooks})
+    folds = _plan(net, modules, example, left_alone)
+    if not folds:
+        yield
+        return
     try:
-        with torch.no_grad():
-            for (conv, norm), (parent, name, _) in zip(pairs, norms_before, strict=True):
-                _fold(conv, norm)  # new parameters: the user's own are kept aside
-                setattr(parent, name, _what_remains(norm))
-            found = net(example)
-        scale = max(1.0, float(outputs[0].abs().max()))
-        if not isinstance(found, Tensor) or float((found - outputs[0]).abs().max()) > 1e-5 * scale:
-            _put_back(convs_before, norms_before)
+        _folding.add(net)
+        _swap_in(folds)
         yield
     finally:
-        _put_back(convs_before, norms_before)
+        _put_back(folds)
+        _folding.discard(net)
+        forget_walk(net, unless=walk)  # one made while the folds were in would list their modules
 
 
-def _put_back(convs: Sequence[tuple[nn.Conv2d, Tensor, Tensor | None]],
-              norms: Sequence[tuple[nn.Module, str, nn.Module]]) -> None:
-    for conv, weight, bias in convs:
-        if conv.weight is not weight:
-            conv.weight = weight
-        if conv.bias is not bias:
-            conv.bias = bias
-    for parent, name, norm in norms:
-        if getattr(parent, name) is not norm:
-            setattr(parent, name, norm)
+@dataclass
+class _Fold:
+    """One conv → norm pair folded: the folded weights, what replaces the norm, and where the norm sits."""
+
+    conv: nn.Conv2d
+    norm: nn.BatchNorm2d
+    parent_ref: weakref.ref[nn.Module]  # weakly: the parent can be the model, the key of the cache
+    name: str
+    weight: nn.Parameter
+    bias: nn.Parameter
+    remains: nn.Module
+    originals: tuple[Tensor, Tensor | None] = (None, None)  # type: ignore[assignment]
+
+    @property
+    def parent(self) -> nn.Module:
+        found = self.parent_ref()
+        assert found is not None, "a fold is used only while its model is"
+        return found
+
+
+@dataclass
+class _Plan:
+    """The folds found for a model given what is left alone and the input's shape, and the state they hold for
+    (its sub-modules, not the model itself: the plan is kept in a cache keyed weakly on the model)."""
+
+    modules: tuple[nn.Module, ...]
+    tensors: tuple[Tensor, ...]
+    stamps: tuple[tuple[int, int], ...]
+    folds: list[_Fold] = field(default_factory=list)
+    samples: tuple[Tensor, ...] = ()  # views of a few values of each tensor, to see writes through ``.data``
+    sampled: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        self.samples = tuple(_sample_view(t) for t in self.tensors)
+        self.sampled = _read(self.samples)
+
+    def holds_for(self, modules: tuple[nn.Module, ...], tensors: tuple[Tensor, ...]) -> bool:
+        return (self.modules == modules[1:] and len(tensors) == len(self.tensors)
+                and all(map(is_, tensors, self.tensors)) and self.stamps == _stamps(tensors)
+                and self.sampled is not None and torch.equal(_read(self.samples), self.sampled))
+
+
+def _sample_view(tensor: Tensor, count: int = 16) -> Tensor:
+    """About ``count`` values spread over ``tensor``, as a view: a write in place that PyTorch does not count (through
+    ``.data``) shows in it. The whole tensor where it cannot be viewed flat."""
+    flat = tensor.detach()
+    if not flat.is_contiguous():
+        return flat
+    flat = flat.view(-1)
+    return flat[::max(1, flat.numel() // count)]
+
+
+def _read(samples: Sequence[Tensor]) -> Tensor:
+    return torch.cat([s.reshape(-1).float() for s in samples]) if samples else torch.zeros(0)
+
+
+_folding: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+_plans: weakref.WeakKeyDictionary[nn.Module, dict[tuple, _Plan]] = weakref.WeakKeyDictionary()
+
+
+def _state(modules: Sequence[nn.Module]) -> tuple[Tensor, ...]:
+    """Every parameter and buffer of the model's modules."""
+    return tuple(t for m in modules for group in (m._parameters, m._buffers) for t in group.values() if t is not None)
+
+
+def _stamps(tensors: Sequence[Tensor]) -> tuple[tuple[int, int], ...]:
+    """Each tensor's version counter (written in place) and memory (``.data`` given a new tensor)."""
+    return tuple((t._version, t.data_ptr()) for t in tensors)
+
+
+def _plan(net: nn.Module, modules: tuple[nn.Module, ...], example: Tensor, left_alone: frozenset[int]) -> list[_Fold]:
+    """The folds for ``net`` (remembered; found and checked on ``example`` when the model changed)."""
+    key = (left_alone, tuple(example.shape[1:]), example.dtype, example.device,
+           tuple(m.training for m in modules if isinstance(m, nn.BatchNorm2d)))
+    tensors = _state(modules)
+    known = _plans.setdefault(net, {})
+    found = known.get(key)
+    if found is not None and found.holds_for(modules, tensors):
+        return found.folds
+    plan = _Plan(modules[1:], tensors, _stamps(tensors), _checked_folds(net, modules, example, left_alone))
+    if len(known) >= 8:
+        known.clear()
+    known[key] = plan
+    return plan.folds
+
+
+def _checked_folds(net: nn.Module, modules: Sequence[nn.Module], example: Tensor, left_alone: frozenset[int]
+                   ) -> list[_Fold]:
+    """The folds of the pairs found in one pass of ``example``; none when the folded output is not the same."""
+    convs = [m for m in modules[1:] if isinstance(m, nn.Conv2d) and not is_parametrized(m) and id(m) not in left_alone]
+    outputs: list[object] = []
+    pairs = [(c, n) for c, n in conv_norm_pairs(convs, modules, lambda: outputs.append(net(example)))
+             if id(n) not in left_alone]
+    parents = {id(child): (module, name) for module in modules for name, child in module.named_children()}
+    if not pairs or not isinstance(outputs[0], Tensor) or any(id(n) not in parents for _, n in pairs):
+        return []
+    folds = []
+    with torch.no_grad():
+        for conv, norm in pairs:
+            weight, bias = _folded(conv, norm)
+            parent, name = parents[id(norm)]
+            folds.append(_Fold(conv, norm, weakref.ref(parent), name, weight, bias, _what_remains(norm)))
+        try:
+            _swap_in(folds)
+            found = net(example)
+        finally:
+            _put_back(folds)
+    scale = max(1.0, float(outputs[0].abs().max()))
+    if not isinstance(found, Tensor) or float((found - outputs[0]).abs().max()) > 1e-5 * scale:
+        return []
+    return folds
+
+
+def _swap_in(folds: Sequence[_Fold]) -> None:
+    """The folded weights and what remains of the norms in place of the user's (the dictionaries written directly:
+    the swap is undone on exit, so the model's registration hooks are not told of it)."""
+    for fold in folds:
+        fold.originals = (fold.conv._parameters["weight"], fold.conv._parameters.get("bias"))
+        fold.conv._parameters["weight"], fold.conv._parameters["bias"] = fold.weight, fold.bias
+        fold.parent._modules[fold.name] = fold.remains
+
+
+def _put_back(folds: Sequence[_Fold]) -> None:
+    for fold in folds:
+        weight, bias = fold.originals
+        if weight is not None:
+            fold.conv._parameters["weight"], fold.conv._parameters["bias"] = weight, bias
+        fold.parent._modules[fold.name] = fold.norm
+        fold.originals = (None, None)  # type: ignore[assignment]

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from convscope.attribution.base import Attribution, copies_target, fast_layout, image_classes
+from convscope.attribution.batch_norm_folding import norms_folded
 from convscope.attribution.forward_args import current_rows, per_image_arguments
 from convscope.attribution.forward_args import rows as forward_rows
 from convscope.attribution.integrated_gradients import baseline_tensor
@@ -81,7 +82,8 @@ def deep_lift(model: Model, inputs: Tensor, baseline: Tensor, target: Target, ti
     pairs: list[tuple[Tensor, Tensor] | None] = []  # each rule's input and output on the baseline, in call order
     handles = []
     try:  # the rules' hooks first: a layer or target that is itself rescaled is read after its rule
-        with inspection_mode(net, grad_params=None):
+        with inspection_mode(net, grad_params=None), \
+                norms_folded(net, reference[:1], [layer, *target.layers] if layer else list(target.layers)):
             handles = [module.register_forward_hook(_recorder(pairs, opened)) for module in ruled]
             if layer is not None:
                 handles.append(resolve_layer(net, layer)[1].register_forward_hook(_opening(opened, leaf=False)))

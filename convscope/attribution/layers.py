@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from convscope.hooks import inspection_mode, refuse_script_module
+from convscope.hooks import inspection_mode, model_walk, refuse_script_module
 from convscope.models.layers import layer_name
 from convscope.models.model import Model
 from convscope.models.tokens import Grid, Reshape, find_grid, prefix_tokens
@@ -125,7 +125,12 @@ def layer_grid(model: Model, layer: str, output: Tensor, inputs: Tensor, reshape
 
 
 def recurrent_layers(net: nn.Module) -> list[str]:
-    """Names of the recurrent modules (LSTM, GRU, RNN and their cells) and of the modules inside them."""
+    """Names of the recurrent modules (LSTM, GRU, RNN and their cells) and of the modules inside them (found once per
+    structure of the model)."""
+    return list(model_walk(net).memo(_recurrent_layers, net))
+
+
+def _recurrent_layers(net: nn.Module) -> list[str]:
     names = [name for name, module in net.named_modules() if name and isinstance(module, nn.RNNBase | nn.RNNCellBase)]
     return [*names, *(f"{name}.{child}" for name in names for child, _ in net.get_submodule(name).named_modules()
                       if child)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 import torch
 from torch import Tensor, nn
@@ -58,7 +59,8 @@ class Model:
     def dtype(self) -> torch.dtype:
         """The floating-point type of the network's parameters (float32 for a network without any): inputs are cast
         to it, as a float64 batch would not run through float32 weights."""
-        tensor = next((t for t in (*self.net.parameters(), *self.net.buffers()) if t.is_floating_point()), None)
+        tensors = chain(self.net.parameters(), self.net.buffers())  # lazily: the first float one ends the walk
+        tensor = next((t for t in tensors if t.is_floating_point()), None)
         return tensor.dtype if tensor is not None else torch.float32
 
     def to(self, device: str | torch.device) -> Model:
