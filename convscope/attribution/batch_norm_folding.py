@@ -200,7 +200,7 @@ class _Fold:
     weight: nn.Parameter
     bias: nn.Parameter
     remains: nn.Module
-    originals: tuple[Tensor, Tensor | None] = (None, None)  # type: ignore[assignment]
+    originals: tuple[nn.Parameter | None, nn.Parameter | None] = (None, None)
 
     @property
     def parent(self) -> nn.Module:
@@ -317,4 +317,4 @@ def _put_back(folds: Sequence[_Fold]) -> None:
         if weight is not None:
             fold.conv._parameters["weight"], fold.conv._parameters["bias"] = weight, bias
         fold.parent._modules[fold.name] = fold.norm
-        fold.originals = (None, None)  # type: ignore[assignment]
+        fold.originals = (None, None)
