@@ -9,10 +9,10 @@ import io
 import pytest
 import torch
 from architectures import ARCHITECTURES, inputs_for, vit_tokens_to_grid
+from test_attribution_cams import GradCAMPlusPlusWithEpsilon  # pytorch-grad-cam's 1e-6 in the denominator
 
 from convscope import Channel, Neuron
 from convscope.attribution import METHODS, make_method
-from convscope.attribution.grad_cam_plus_plus import GradCAMPlusPlus
 from convscope.attribution.xgrad_cam import XGradCAM
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -26,16 +26,6 @@ REFERENCES = {"grad_cam": "GradCAM", "hires_cam": "HiResCAM", "layer_cam": "Laye
 
 class XGradCAMWithEpsilon(XGradCAM):
     epsilon = 1e-7  # pytorch-grad-cam's
-
-
-class GradCAMPlusPlusWithEpsilon(GradCAMPlusPlus):
-    """pytorch-grad-cam adds 1e-6 to Grad-CAM++'s denominator (as in test_attribution_cams.py)."""
-
-    def combine(self, activations, grads):
-        squared = grads.pow(2)
-        alpha = squared / (2 * squared + activations.sum((2, 3), keepdim=True) * grads.pow(3) + 1e-6)
-        alpha = torch.where(grads != 0, alpha, 0)
-        return ((alpha * grads.clamp_min(0)).sum((2, 3), keepdim=True) * activations).sum(1, keepdim=True)
 
 
 OURS = {"xgrad_cam": XGradCAMWithEpsilon, "grad_cam_plus_plus": GradCAMPlusPlusWithEpsilon}

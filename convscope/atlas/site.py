@@ -18,6 +18,7 @@ from typing import Any
 
 from convscope.atlas import pages
 from convscope.atlas.graph import model_graph
+from convscope.atlas.layout import read_json
 from convscope.atlas.pages import folder_name
 
 FORMAT = "convscope-atlas/1"
@@ -114,14 +115,6 @@ def image(out: Path, path: object) -> str | None:
     if relative.is_absolute() or ".." in relative.parts or "\\" in path:
         return None
     return path if (out / relative).is_file() else None
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        found = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return found if isinstance(found, dict) else None
 
 
 def write_if_changed(path: Path, text: str) -> None:
