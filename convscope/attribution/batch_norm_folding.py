@@ -72,10 +72,13 @@ def _conv_norm_pairs(chain: Chain, example: Tensor) -> list[tuple[nn.Conv2d, nn.
 
 def conv_norm_pairs(convs: Sequence[nn.Conv2d], modules: Sequence[nn.Module], run: Callable[[], object]
                     ) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
-    """The pairs of ``convs`` and foldable norms among ``modules`` seen in one ``run()`` (no gradients): the norm
-    reads exactly the convolution's output tensor, each is called once, and no convolution feeds two norms."""
+    """The pairs of ``convs`` and foldable norms among ``modules`` seen in one ``run()`` (no gradients; not run when
+    there are no convolutions or no foldable norms): the norm reads exactly the convolution's output tensor, each is
+    called once, and no convolution feeds two norms."""
     convs = [m for m in convs if not m._forward_pre_hooks]
     norms = [m for m in modules if _foldable_norm(m)]
+    if not convs or not norms:  # nothing to pair: the model is not run
+        return []
     outputs: dict[int, tuple[nn.Conv2d, Tensor]] = {}
     pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d]] = []
     calls: dict[int, int] = {}

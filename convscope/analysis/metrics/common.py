@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
@@ -57,8 +57,7 @@ def scoring(model: Forward, example: Tensor) -> Iterator[Forward]:
         if not isinstance(net, nn.Module):
             yield net
             return
-        norms = any(isinstance(m, nn.BatchNorm2d) for m in net.modules())  # else no call to look for pairs
-        with inspection_mode(net), (norms_folded(net, example[:1]) if norms else nullcontext()):
+        with inspection_mode(net), norms_folded(net, example[:1]):
             yield net
 
 
