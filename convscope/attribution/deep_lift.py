@@ -143,12 +143,12 @@ def _recorder(pairs: list[tuple[Tensor, Tensor] | None], opened: list[bool]):
 
 def _ruled(calls, opened: list[bool], title: str):  # noqa: ANN001
     def hook(module: nn.Module, args: tuple, output: Tensor) -> Tensor | None:
-        pair: tuple[Tensor, Tensor] | None | object = next(calls, _END)
-        if (pair is _END or not (pair is None or isinstance(pair, tuple)) or (pair is None) == opened[0]
-                or (pair is not None and pair[0].shape[1:] != args[0].shape[1:])):
+        pair = next(calls, _END)  # what the baseline's pass kept here: a pair, or None before the layer
+        if (pair is _END or (pair is None) == opened[0]
+                or (isinstance(pair, tuple) and pair[0].shape[1:] != args[0].shape[1:])):
             raise ValueError(f"{title}: the model ran other activations on the inputs than on the baseline (its "
                              "forward depends on the values); use Integrated Gradients on this model")
-        if pair is None:
+        if not isinstance(pair, tuple):
             return None
         rule = _MaxPool if isinstance(module, nn.MaxPool2d) else _Rescale
         return rule.apply(args[0], output, *pair, module)
