@@ -4,6 +4,7 @@
     python benchmarks/attribution.py --size 128 --threads 1 --methods grad_cam score_cam
     python benchmarks/attribution.py --large               # also batch 64 and 256 px (long on a CPU)
     python benchmarks/attribution.py --profile --methods saliency --batches 1   # where convscope's time goes
+    python benchmarks/attribution.py --threads 1 --clock cpu --repeat 7 --batches 1   # steady on a busy machine
 
 Each library gets the same normalised batch (bundled photos), the same targets and,
 where a method has settings, the same ones (50 SmoothGrad samples, 50 Integrated
@@ -15,7 +16,11 @@ faster. Captum's occlusion is timed at several ``perturbations_per_eval`` and it
 best is used; pytorch-grad-cam's Score-CAM and Ablation-CAM get the same batch size as
 convscope's; the noise tunnel is VarGrad around Input × Gradient, 16 samples, σ = 10 % of
 the batch's range, in both libraries. A method convscope refuses on the model (FullGrad on
-EfficientNet-Lite's fused batch norms) gets a row with the reason.
+EfficientNet-Lite's fused batch norms) gets a row with the reason. Captum's deconvolution,
+guided backprop and guided Grad-CAM are given the model with its ReLU6 modules as a subclass of
+``nn.ReLU`` (the same function): Captum hooks only ``nn.ReLU``, and would otherwise time the plain
+gradient. ``--clock cpu`` (with ``--threads 1``) times the process's CPU time instead of the wall
+clock: steadier on a machine shared with other jobs.
 ``plain`` is one bare forward and backward pass to the input (or to the layer, for the
 CAMs) for the same batch and targets: the floor a single-pass method can reach, so
 ``convscope − plain`` is convscope's own cost per call.
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import io
 import os
 import sys
@@ -34,6 +40,7 @@ import warnings
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
 from convscope.attribution import make_method
 from convscope.attribution.base import batch_size_for
@@ -82,6 +89,10 @@ def _rss() -> int:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+CLOCK = time.perf_counter  # set in main() by --clock
+
+
 def timed(runs: dict[str, Callable[[], object]], device: torch.device, repeat: int,
           warm_up: bool = True) -> dict[str, tuple[float, int]]:
     """Best time and peak memory of each run; the runs take turns, so a busy machine slows them alike."""
@@ -91,11 +102,11 @@ def timed(runs: dict[str, Callable[[], object]], device: torch.device, repeat: i
     for _ in range(repeat):
         for label, run in runs.items():
             with PeakMemory(device) as memory:
-                start = time.perf_counter()
+                start = CLOCK()
                 run()
                 if device.type == "cuda":
                     torch.cuda.synchronize()
-                elapsed = time.perf_counter() - start
+                elapsed = CLOCK() - start
             best[label] = (min(best[label][0], elapsed), max(best[label][1], memory.peak))
     return best
 
@@ -114,11 +125,32 @@ def tunnel_sigma(inputs) -> float:
     return float(0.1 * (inputs.amax() - inputs.amin()))
 
 
+class CaptumReLU6(nn.ReLU):
+    """ReLU6 as a subclass of ``nn.ReLU``: Captum's deconvolution and guided backprop hook only ``nn.ReLU``
+    modules, so on EfficientNet-Lite's ``nn.ReLU6`` they would time the plain gradient (the wrong answer, less work)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(0.0, 6.0)
+
+
+def relu6_as_relu(net: nn.Module) -> nn.Module:
+    """A copy of ``net`` with every ``nn.ReLU6`` a :class:`CaptumReLU6` (the same function)."""
+    net = copy.deepcopy(net)
+    for module in list(net.modules()):
+        for name, child in list(module.named_children()):
+            if type(child) is nn.ReLU6:
+                setattr(module, name, CaptumReLU6())
+    return net
+
+
 def captum_runs(name: str, model, inputs, classes, evals=(1, 8, 16, 32, 64)) -> dict[str, Callable[[], object]]:
     import captum.attr as ca
 
     net, target = model.net, classes
     layer = model.layer("bn2")
+    if name in ("deconvnet", "guided_backprop", "guided_grad_cam"):  # rules applied at the ReLU6s, as convscope's
+        net = relu6_as_relu(net)
+        layer = net.get_submodule("bn2")
     if name == "saliency":
         return {"": lambda: ca.Saliency(net).attribute(inputs, target=target, abs=True).amax(1)}
     if name == "deconvnet":
@@ -281,6 +313,9 @@ def main() -> None:
                                                           "layer_conductance", "internal_influence"])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
+                        help="cpu: the process's CPU time, steadier than the wall clock on a busy machine "
+                             "(with --device cpu --threads 1)")
     parser.add_argument("--no-warm-up", action="store_true", help="skip the warm-up run (for the slow methods)")
     parser.add_argument("--occlusion-evals", type=int, nargs="+", default=[1, 8, 16, 32, 64],
                         help="Captum perturbations_per_eval values to try (default: %(default)s)")
@@ -290,6 +325,10 @@ def main() -> None:
         sizes, batches = list(dict.fromkeys([*sizes, 256])), list(dict.fromkeys([*batches, 64]))
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.clock == "cpu" and (args.device not in (None, "cpu") or torch.get_num_threads() != 1):
+        raise SystemExit("--clock cpu measures one thread's work: use it with --device cpu --threads 1")
+    global CLOCK
+    CLOCK = CLOCKS[args.clock]
     warnings.filterwarnings("ignore")
     model = load_model("efficientnet_lite0", device=args.device)
     device = model.device
@@ -308,7 +347,7 @@ def main() -> None:
     for size in sizes:
         small = Preprocess(resize=round(size * 256 / 224), crop=size, mean=pre.mean, std=pre.std)
         print(f"EfficientNet-Lite0 on {device}, {size}×{size} px, torch threads {torch.get_num_threads()}, "
-              f"best of {args.repeat}")
+              f"best of {args.repeat}, {args.clock} clock, load average {os.getloadavg()[0]:.1f}")
         if not args.profile:
             print("| method | batch | convscope s (peak MB) | Captum s (peak MB) | ratio "
                   "| pytorch-grad-cam s (peak MB) | ratio | plain s |")

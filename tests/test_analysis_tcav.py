@@ -80,6 +80,28 @@ def test_tcav_scores_equal_captums_given_the_same_classifier(model, tmp_path):
                                                                  ours.random_scores[0].numpy()).pvalue)
 
 
+def test_the_classifiers_fitted_side_by_side_are_those_fitted_one_by_one(model):
+    # tcav fits its CAVs in threads: each run's random-versus-random and concept CAV must be the one fitted alone
+    # with that run's seed, and scikit-learn's convergence warnings stay silent (filters are global to threads)
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    concepts, randoms, pictures = sets(seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        found = tcav(model, concepts, randoms, pictures, "3", [1, 2], seed=5)
+    gradients = class_gradients(model, pictures, "3", [1, 2])
+    pools = [picture_activations(model, pool, "3") for pool in randoms]
+    red = picture_activations(model, concepts["red"], "3")
+    for run in (0, 4, 9):
+        alone = fit_cav(pools[0], pools[run + 1], seed=5 + run)
+        assert torch.equal(found.random_scores[:, run], tcav_score(gradients, alone.vector))
+        alone = fit_cav(red, pools[run + 1], seed=5 + run)
+        assert torch.equal(found.scores[1, :, run], tcav_score(gradients, alone.vector))
+        assert found.accuracy[1, run] == alone.accuracy
+
+
 def test_directional_derivatives_are_the_layer_gradient_along_the_cav(model):
     pictures = [torch.rand(3, 32, 32) for _ in range(5)]
     grads = class_gradients(model, pictures, "3", [0])

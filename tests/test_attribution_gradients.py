@@ -43,6 +43,24 @@ def lite0_relu(lite0):
     return model
 
 
+class _ReLU6Hooked(nn.ReLU):
+    """ReLU6 that Captum's rules see: they hook ``nn.ReLU`` modules only."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(0.0, 6.0)
+
+
+@pytest.fixture(scope="module")
+def lite0_relu6_hooked(lite0):
+    """EfficientNet-Lite0 unchanged as a function, its ReLU6 modules a subclass of ``nn.ReLU``."""
+    model = copy.deepcopy(lite0)
+    for module in model.net.modules():
+        for name, child in module.named_children():
+            if type(child) is nn.ReLU6:
+                setattr(module, name, _ReLU6Hooked())
+    return model
+
+
 def test_saliency_matches_finite_differences(tiny_model):
     x = torch.rand(1, 3, 6, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     net = copy.deepcopy(tiny_model.net).double()
@@ -93,6 +111,23 @@ def test_on_relu6_captum_silently_returns_the_plain_gradient_and_convscope_does_
     assert not torch.allclose(ours, plain, atol=1e-3 * plain.abs().max())
     # guided backprop only lets positive signals through: the rule changes most pixels
     assert (ours != plain).float().mean() > 0.5
+
+
+def test_on_relu6_captum_given_the_rectifiers_agrees_with_convscope(lite0, lite0_relu6_hooked):
+    # Captum's rule applied at ReLU6 (once it can see them) is convscope's: the positive part of the signal,
+    # passed where 0 < x < 6. Evidence that the difference above is Captum's missing hook, not convscope's rule.
+    from captum.attr import Deconvolution
+    from captum.attr import GuidedBackprop as CaptumGuided
+
+    x = small_inputs(lite0)
+    target = torch.tensor([281, 967])
+    plain = input_gradient(lite0, x, ClassScore(target))
+    for ours, oracle in ((GuidedBackprop(lite0), CaptumGuided), (Deconvnet(lite0), Deconvolution)):
+        mine = ours(x, target)
+        theirs = captum(oracle(lite0_relu6_hooked.net), x.clone(), target=target)
+        scale = theirs.abs().max()
+        assert torch.allclose(mine, theirs, atol=1e-5 * scale), type(ours).__name__
+        assert not torch.allclose(theirs, plain, atol=1e-3 * scale)  # the rule ran
 
 
 def test_deconvnet_on_a_net_without_max_pooling_does_not_depend_on_the_image(lite0):

@@ -21,7 +21,7 @@ from torch import nn
 
 from convscope.data import TensorPictures
 from convscope.scan import Scan, ScanResult, storage
-from convscope.scan.lock import LOCK, ScanBusy
+from convscope.scan.lock import LOCK, ScanBusy, folder_lock
 
 
 def _scan(folder, data=None, layers=("relu1", "fc"), **options):
@@ -86,7 +86,7 @@ def test_two_concurrent_scans_one_wins_the_other_is_told(tmp_path) -> None:
     def scan() -> None:
         try:
             Scan(small_model(), ["relu1"], k=3).run(slow, tmp_path, batch_size=1, progress=False)
-        except ScanBusy as error:
+        except BaseException as error:  # noqa: BLE001 — the test says which it was
             errors.append(error)
 
     threads = [threading.Thread(target=scan) for _ in range(2)]
@@ -95,8 +95,34 @@ def test_two_concurrent_scans_one_wins_the_other_is_told(tmp_path) -> None:
     for thread in threads:
         thread.join()
     assert len(errors) <= 1  # at most one was refused (when the first had finished, the second reused it)
-    assert all("being scanned by another process" in str(e) for e in errors)
+    assert all(isinstance(e, ScanBusy) and "being scanned by another process" in str(e) for e in errors), errors
     assert ScanResult.load(tmp_path).count == 9
+
+
+def test_threads_of_one_process_contend_for_a_lock_without_tripping_over_each_other(tmp_path) -> None:
+    # Each attempt writes its own temporary file: with one name per process, one thread's clean-up removed the
+    # file another thread was about to link (FileNotFoundError instead of the lock or ScanBusy).
+    unexpected: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def contend() -> None:
+        start.wait()
+        for _ in range(200):
+            try:
+                with folder_lock(tmp_path, LOCK, "scanned"):
+                    pass
+            except ScanBusy:
+                pass
+            except BaseException as error:  # noqa: BLE001 — anything else is the bug
+                unexpected.append(error)
+
+    threads = [threading.Thread(target=contend) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert unexpected == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no lock, no temporary file left
 
 
 def test_resume_refuses_pictures_that_changed_since_they_were_scanned(tmp_path) -> None:

@@ -9,14 +9,18 @@ share of input pictures whose class logit grows when their activations move alon
 compared by a two-sided t-test with the scores of random-versus-random CAVs: a concept
 whose scores could come from random directions is not significant.
 
-Activations and gradients are computed once per picture; each run only fits a classifier.
+Activations and gradients are computed once per picture; each run only fits a classifier (the classifiers
+are fitted in parallel threads).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -46,7 +50,22 @@ class CAV:
 def fit_cav(concept: Tensor, random: Tensor, *, seed: int = 0, test_share: float = 0.33) -> CAV:
     """The CAV separating ``concept`` ``[N,D]`` from ``random`` ``[M,D]`` activations (a linear SGD classifier with
     Captum's settings: ``alpha=0.01, max_iter=1000, tol=1e-3``), its accuracy on a held-out third."""
+    with _separable_sets_allowed():
+        return _fit_cav(concept, random, seed, test_share)
+
+
+@contextmanager
+def _separable_sets_allowed() -> Iterator[None]:
+    """Separable sets stop at ``max_iter``; the direction is what TCAV reads, so scikit-learn's warning is not shown.
+    (Warning filters are global to the process: threads that fit inside this block see it too.)"""
     from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+def _fit_cav(concept: Tensor, random: Tensor, seed: int, test_share: float = 0.33) -> CAV:
     from sklearn.linear_model import SGDClassifier
 
     features = torch.cat([concept, random]).double()
@@ -55,9 +74,7 @@ def fit_cav(concept: Tensor, random: Tensor, *, seed: int = 0, test_share: float
     test = max(1, int(round(len(labels) * test_share)))
     train, held = order[test:], order[:test]
     classifier = SGDClassifier(alpha=0.01, max_iter=1000, tol=1e-3, random_state=seed)
-    with warnings.catch_warnings():  # separable sets stop at max_iter; the direction is what TCAV reads
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        classifier.fit(features[train].numpy(), labels[train].numpy())
+    classifier.fit(features[train].numpy(), labels[train].numpy())
     accuracy = float((torch.from_numpy(classifier.predict(features[held].numpy())) == labels[held]).float().mean())
     vector = torch.from_numpy(classifier.coef_[0]).float()
     return CAV(vector if classifier.classes_[1] == 1 else -vector, accuracy)
@@ -174,15 +191,20 @@ def tcav(model: Model, concepts: Mapping[str, Sequence[Tensor]], randoms: Sequen
     runs = len(randoms) - 1
     gradients = class_gradients(model, pictures, layer, classes, batch_size=batch_size)
     random_acts = [picture_activations(model, pool, layer, batch_size=batch_size) for pool in randoms]
+    concept_acts = [picture_activations(model, members, layer, batch_size=batch_size) for members in concepts.values()]
+    # every CAV of every run, the random-versus-random ones last; fitted side by side (scikit-learn's SGD runs
+    # without the GIL), each with its own seed, so the result is the same as one after the other
+    pairs = [(acts, random_acts[run + 1], seed + run)
+             for acts in [*concept_acts, random_acts[0]] for run in range(runs)]
+    with _separable_sets_allowed(), ThreadPoolExecutor(max(1, min(len(pairs), os.cpu_count() or 1))) as pool:
+        cavs = list(pool.map(lambda pair: _fit_cav(*pair), pairs))
     scores = torch.zeros(len(concepts), len(classes), runs)
     accuracy = torch.zeros(len(concepts), runs)
-    for c, members in enumerate(concepts.values()):
-        acts = picture_activations(model, members, layer, batch_size=batch_size)
+    for c in range(len(concepts)):
         for run in range(runs):
-            cav = fit_cav(acts, random_acts[run + 1], seed=seed + run)
+            cav = cavs[c * runs + run]
             scores[c, :, run], accuracy[c, run] = tcav_score(gradients, cav.vector), cav.accuracy
-    baseline = torch.stack([tcav_score(gradients, fit_cav(random_acts[0], random_acts[run + 1], seed=seed + run)
-                                       .vector) for run in range(runs)], -1)
+    baseline = torch.stack([tcav_score(gradients, cav.vector) for cav in cavs[len(concepts) * runs:]], -1)
     p_values = torch.ones(len(concepts), len(classes))
     for c in range(len(concepts)):
         for k in range(len(classes)):

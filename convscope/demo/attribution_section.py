@@ -25,15 +25,6 @@ SHOWN = ("occlusion", "saliency", "deconvnet", "guided_backprop", "cam", "grad_c
          "integrated_gradients", "grad_cam_plus_plus", "layer_cam", "score_cam")
 
 
-def build(gallery: Gallery, context) -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # many small passes: one thread avoids waiting on a busy second core
-    try:
-        _build(gallery, context)
-    finally:
-        torch.set_num_threads(threads)
-
-
 def small_input_model(base: Model) -> Model:
     """The gallery's model fed ``SIDE``-px crops (same weights): demo figures that run many passes use it."""
     return dataclasses.replace(base, preprocess=Preprocess(
@@ -41,7 +32,7 @@ def small_input_model(base: Model) -> Model:
         interpolation=base.preprocess.interpolation))
 
 
-def _build(gallery: Gallery, context) -> None:
+def build(gallery: Gallery, context) -> None:
     model = small_input_model(context.model)
     photos = [context.photo(name) for name in PHOTOS]
     pictures = [p.pixels for p in photos]

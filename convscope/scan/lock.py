@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import time
 from collections.abc import Iterator
@@ -66,7 +67,8 @@ def _try_take(path: Path) -> dict[str, Any] | None:
     """Take the lock and return None, or return what the lock file says about its holder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    attempt = f"{os.getpid()}.{secrets.token_hex(6)}"  # one name per attempt: threads of a process contend too
+    temporary = path.with_name(f".{path.name}.{attempt}.tmp")
     temporary.write_text(json.dumps(mine), encoding="utf-8")
     try:
         os.link(temporary, path)  # atomic: fails when the lock exists, and the lock is never seen half-written
@@ -74,7 +76,7 @@ def _try_take(path: Path) -> dict[str, Any] | None:
     except FileExistsError:
         holder = _read(path)
         if _is_dead(holder):  # the holder died on this machine: take over (unless another process just did)
-            stale = path.with_name(f".{path.name}.{os.getpid()}.stale")
+            stale = path.with_name(f".{path.name}.{attempt}.stale")
             try:
                 os.replace(path, stale)
             except FileNotFoundError:
