@@ -44,11 +44,17 @@ from torch import nn
 
 from convscope.attribution import make_method
 from convscope.attribution.base import batch_size_for
+from convscope.attribution.deep_lift_shap import reference_images
+from convscope.attribution.factorisation import factorise
 from convscope.images import load_sample
-from convscope.models import Preprocess, load_model
+from convscope.models import Model, Preprocess, load_model
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "china", "flower")
 BATCH = 16  # set in main() from the device, as convscope's default
+LAYER = "bn2"  # the CAMs' and layer methods' layer: set in main() for the model
+MODELS = {"lite0": "the embedded EfficientNet-Lite0",
+          "resnet18": "torchvision's ResNet-18 with random weights (only the time matters), for FullGrad, which "
+                      "pytorch-grad-cam computes without the biases of EfficientNet-Lite's fused batch norms"}
 
 
 class PeakMemory:
@@ -112,9 +118,11 @@ def timed(runs: dict[str, Callable[[], object]], device: torch.device, repeat: i
 
 
 def ours(name: str, model, inputs, classes, **options):
+    if name == "factorisation":  # deep feature factorisation into 4 concepts, as pytorch-grad-cam's below
+        return lambda: factorise(model, inputs, LAYER, 4)
     if name == "noise_tunnel":
         options = {**options, "sigma": tunnel_sigma(inputs)}
-    if name in ("feature_ablation", "lime", "kernel_shap"):
+    if name in ("feature_ablation", "shapley_value_sampling", "lime", "kernel_shap"):
         options = {**options, "feature_mask": make_method(name, model).mask_for(inputs)}
     method = make_method(name, model, **options)
     return lambda: method(inputs, classes)
@@ -147,10 +155,10 @@ def captum_runs(name: str, model, inputs, classes, evals=(1, 8, 16, 32, 64)) -> 
     import captum.attr as ca
 
     net, target = model.net, classes
-    layer = model.layer("bn2")
+    layer = model.layer(LAYER)
     if name in ("deconvnet", "guided_backprop", "guided_grad_cam"):  # rules applied at the ReLU6s, as convscope's
         net = relu6_as_relu(net)
-        layer = net.get_submodule("bn2")
+        layer = net.get_submodule(LAYER)
     if name == "saliency":
         return {"": lambda: ca.Saliency(net).attribute(inputs, target=target, abs=True).amax(1)}
     if name == "deconvnet":
@@ -183,6 +191,19 @@ def captum_runs(name: str, model, inputs, classes, evals=(1, 8, 16, 32, 64)) -> 
     if name == "deep_lift":  # from the black baseline; Captum has no rule for Lite0's ReLU6 (timed all the same)
         baseline = make_method("integrated_gradients", model).baseline_for(inputs)
         return {"": lambda: ca.DeepLift(net).attribute(inputs, baselines=baseline, target=target)}
+    if name in ("deep_lift_shap", "gradient_shap"):  # convscope's 8 seeded noise references; 16 draws, no noise
+        references = reference_images(model, None, 8, 0, inputs)
+        if name == "deep_lift_shap":
+            return {"": lambda: ca.DeepLiftShap(net).attribute(inputs, baselines=references, target=target)}
+        if inputs.shape[0] * 16 > 64:  # Captum's GradientShap runs all draws of all images in one pass (no batch
+            return {}  # size): 16 × 16 copies at 224 px would need ~38 GB; its row is timed at batch 4
+        return {"": lambda: ca.GradientShap(net).attribute(inputs, baselines=references, n_samples=16, stdevs=0.0,
+                                                           target=target)}
+    if name == "shapley_value_sampling":  # the same superpixels, 25 orders of them
+        mask = make_method(name, model).mask_for(inputs)
+        return {"": lambda: ca.ShapleyValueSampling(net).attribute(
+            inputs, target=target, baselines=0.0, feature_mask=mask.expand_as(inputs), n_samples=25,
+            perturbations_per_eval=BATCH)}
     if name == "feature_ablation":  # the same SLIC superpixels for both, found once outside the timing
         mask = make_method("feature_ablation", model).mask_for(inputs)
         return {"": lambda: ca.FeatureAblation(net).attribute(
@@ -223,19 +244,31 @@ def grad_cam_runs(name: str, model, inputs, classes) -> dict[str, Callable[[], o
              "xgrad_cam": pgc.XGradCAM, "eigen_cam": pgc.EigenCAM, "eigen_grad_cam": pgc.EigenGradCAM,
              "ablation_cam": pgc.AblationCAM, "full_grad": pgc.FullGrad, "kpca_cam": pgc.KPCA_CAM,
              "shapley_cam": pgc.ShapleyCAM, "finer_cam": pgc.FinerCAM}
+    if name == "factorisation":
+        head = getattr(model.net, "classifier", None) or model.net.fc
+
+        def factorised():
+            found = pgc.DeepFeatureFactorization(model=model.net, target_layer=model.layer(LAYER),
+                                                 computation_on_concepts=head)
+            try:
+                return found(inputs.clone(), 4)
+            finally:
+                found.activations_and_grads.release()
+
+        return {"": factorised}
     if name not in kinds:
         return {}
     targets = [ClassifierOutputTarget(int(c)) for c in classes]
     if name == "finer_cam":  # its default: each image's top class (the classes given) against its three closest
         def finer():
-            with kinds[name](model=model.net, target_layers=[model.layer("bn2")]) as cam:
+            with kinds[name](model=model.net, target_layers=[model.layer(LAYER)]) as cam:
                 return cam(input_tensor=inputs, targets=None)
 
         return {"": finer}
 
     def run():
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
-                kinds[name](model=model.net, target_layers=[model.layer("bn2")]) as cam:  # progress bars, warnings
+                kinds[name](model=model.net, target_layers=[model.layer(LAYER)]) as cam:  # progress bars, warnings
             cam.batch_size = BATCH
             return cam(input_tensor=inputs, targets=targets)
 
@@ -253,7 +286,7 @@ def plain_runs(name: str, model, inputs, classes) -> dict[str, Callable[[], obje
         return {"": to_input}
     if name in ("grad_cam", "grad_cam_plus_plus", "layer_cam", "hires_cam", "grad_cam_element_wise", "xgrad_cam",
                 "eigen_grad_cam", "shapley_cam", "finer_cam"):
-        layer, seen = model.layer("bn2"), []
+        layer, seen = model.layer(LAYER), []
 
         def to_layer():
             handle = layer.register_forward_hook(lambda module, args, output: seen.append(output))
@@ -292,9 +325,22 @@ def profile(name: str, model, inputs, classes, options: dict, device: torch.devi
     print(found.key_averages().table(sort_by=key, row_limit=15))
 
 
+def chosen_model(name: str, device: str | None) -> tuple[Model, str]:
+    """The model to time and its CAM layer."""
+    if name == "resnet18":
+        import torchvision
+
+        torch.manual_seed(0)
+        net = torchvision.models.resnet18().eval()
+        return Model(net, name="ResNet-18 (random weights)").to(device or "cpu"), "layer4"
+    return load_model("efficientnet_lite0", device=device), "bn2"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--model", choices=list(MODELS), default="lite0",
+                        help="; ".join(f"{key}: {value}" for key, value in MODELS.items()))
     parser.add_argument("--size", type=int, nargs="+", default=[224],
                         help="input sides in pixels (default: %(default)s)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16])
@@ -310,7 +356,9 @@ def main() -> None:
                                                           "full_grad", "deep_lift", "feature_ablation", "kpca_cam",
                                                           "shapley_cam", "finer_cam", "lime", "kernel_shap",
                                                           "layer_gradient_x_activation", "layer_deep_lift",
-                                                          "layer_conductance", "internal_influence"])
+                                                          "layer_conductance", "internal_influence",
+                                                          "deep_lift_shap", "gradient_shap", "shapley_value_sampling",
+                                                          "factorisation"])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
@@ -330,23 +378,24 @@ def main() -> None:
     global CLOCK
     CLOCK = CLOCKS[args.clock]
     warnings.filterwarnings("ignore")
-    model = load_model("efficientnet_lite0", device=args.device)
+    global LAYER
+    model, LAYER = chosen_model(args.model, args.device)
     device = model.device
     global BATCH
     BATCH = batch_size_for(None, device)
     pre = model.preprocess
     photos = [load_sample(name) for name in PHOTOS]
     settings = {"smooth_grad": {"samples": 50}, "integrated_gradients": {"steps": 50},
-                "occlusion": {"size": 32, "stride": 16}, "score_cam": {"layer": "bn2"},
+                "occlusion": {"size": 32, "stride": 16}, "score_cam": {"layer": LAYER},
                 "noise_tunnel": {"around": "input_x_gradient", "kind": "vargrad", "samples": 16},
-                **{name: {"layer": "bn2"} for name in ("hires_cam", "grad_cam_element_wise", "xgrad_cam", "eigen_cam",
+                **{name: {"layer": LAYER} for name in ("hires_cam", "grad_cam_element_wise", "xgrad_cam", "eigen_cam",
                                                         "eigen_grad_cam", "ablation_cam", "kpca_cam", "shapley_cam",
                                                         "finer_cam", "layer_gradient_x_activation",
                                                         "layer_deep_lift")},
-                **{name: {"layer": "bn2", "steps": 50} for name in ("layer_conductance", "internal_influence")}}
+                **{name: {"layer": LAYER, "steps": 50} for name in ("layer_conductance", "internal_influence")}}
     for size in sizes:
         small = Preprocess(resize=round(size * 256 / 224), crop=size, mean=pre.mean, std=pre.std)
-        print(f"EfficientNet-Lite0 on {device}, {size}×{size} px, torch threads {torch.get_num_threads()}, "
+        print(f"{model.name} on {device}, {size}×{size} px, torch threads {torch.get_num_threads()}, "
               f"best of {args.repeat}, {args.clock} clock, load average {os.getloadavg()[0]:.1f}")
         if not args.profile:
             print("| method | batch | convscope s (peak MB) | Captum s (peak MB) | ratio "

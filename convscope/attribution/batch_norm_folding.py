@@ -14,7 +14,7 @@ import copy
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from operator import is_
 from typing import TypeGuard, TypeVar
@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrize import is_parametrized
 
+from convscope.attribution.forward_args import current_rows, rows
 from convscope.attribution.occlusion_chain import Chain
 from convscope.hooks import forget_walk, model_walk, resolve_layer
 
@@ -178,7 +179,9 @@ def norms_folded(net: nn.Module, example: Tensor, keep: Sequence[str] = ()) -> I
     modules = walk.modules(net)
     left_alone = frozenset(kept | {id(m) for m in modules if m._forward_hooks or m._forward_pre_hooks
                                    or m._backward_hooks or m._backward_pre_hooks})
-    folds = _plan(net, modules, example, left_alone)
+    chosen = current_rows()  # the example is the first of these rows (for additional_forward_args)
+    with rows(chosen[:1]) if chosen is not None else nullcontext():
+        folds = _plan(net, modules, example, left_alone)
     if not folds:
         yield
         return

@@ -93,7 +93,9 @@ class FullGrad(Attribution):
                 continue
             grad = _zero_if_none(grad, z).float()
             term = (bias.float().view(1, -1, 1, 1) * grad).abs()
-            terms.append(upsample(_scaled(term), size).sum(1, keepdim=True))
+            # ψ per channel, then the channels' sum resized: resizing is linear, so this is the sum of the resized
+            # channels (pytorch-grad-cam's order) with one map resized instead of C
+            terms.append(upsample(_scaled(term).sum(1, keepdim=True), size))
         if self.eigen_smooth:
             small = upsample(_scaled(torch.cat(terms, 1)), (size[0] // 8, size[1] // 8))
             return _scaled(upsample(_scaled(first_component(small)), size)).to(inputs.dtype)
