@@ -202,7 +202,7 @@ def captum_runs(name: str, model, inputs, classes, evals=(1, 8, 16, 32, 64)) -> 
     if name == "shapley_value_sampling":  # the same superpixels, 25 orders of them
         mask = make_method(name, model).mask_for(inputs)
         return {"": lambda: ca.ShapleyValueSampling(net).attribute(
-            inputs, target=target, baselines=0.0, feature_mask=mask.expand_as(inputs), n_samples=25,
+            inputs, target=target, baselines=0.0, feature_mask=mask.expand_as(inputs).contiguous(), n_samples=25,
             perturbations_per_eval=BATCH)}
     if name == "feature_ablation":  # the same SLIC superpixels for both, found once outside the timing
         mask = make_method("feature_ablation", model).mask_for(inputs)
