@@ -79,6 +79,15 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path) -> None:
     assert not (tmp_path / LOCK).exists()
 
 
+def run_together(work, count: int) -> None:
+    """``work()`` in ``count`` threads at once; returns when all have ended."""
+    threads = [threading.Thread(target=work) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def test_two_concurrent_scans_one_wins_the_other_is_told(tmp_path) -> None:
     errors: list[BaseException] = []
     slow = Failing(pictures(count=9), fail_at=None)
@@ -89,11 +98,7 @@ def test_two_concurrent_scans_one_wins_the_other_is_told(tmp_path) -> None:
         except BaseException as error:  # noqa: BLE001 — the test says which it was
             errors.append(error)
 
-    threads = [threading.Thread(target=scan) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(scan, 2)
     assert len(errors) <= 1  # at most one was refused (when the first had finished, the second reused it)
     assert all(isinstance(e, ScanBusy) and "being scanned by another process" in str(e) for e in errors), errors
     assert ScanResult.load(tmp_path).count == 9
@@ -116,11 +121,7 @@ def test_threads_of_one_process_contend_for_a_lock_without_tripping_over_each_ot
             except BaseException as error:  # noqa: BLE001 — anything else is the bug
                 unexpected.append(error)
 
-    threads = [threading.Thread(target=contend) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(contend, 6)
     assert unexpected == []
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no lock, no temporary file left
 
