@@ -195,8 +195,8 @@ def captum_runs(name: str, model, inputs, classes, evals=(1, 8, 16, 32, 64)) -> 
         references = reference_images(model, None, 8, 0, inputs)
         if name == "deep_lift_shap":
             return {"": lambda: ca.DeepLiftShap(net).attribute(inputs, baselines=references, target=target)}
-        if inputs.shape[0] * 16 > 64:  # Captum's GradientShap runs all draws of all images in one pass (no batch
-            return {}  # size): 16 × 16 copies at 224 px would need ~38 GB; its row is timed at batch 4
+        if inputs.device.type == "cpu" and inputs.shape[0] * 16 > 64:  # Captum's GradientShap runs all draws of all
+            return {}  # images in one pass (no batch size): 16 × 16 copies at 224 px would need ~38 GB of memory
         return {"": lambda: ca.GradientShap(net).attribute(inputs, baselines=references, n_samples=16, stdevs=0.0,
                                                            target=target)}
     if name == "shapley_value_sampling":  # the same superpixels, 25 orders of them
