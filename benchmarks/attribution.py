@@ -40,6 +40,7 @@ import warnings
 from collections.abc import Callable
 
 import torch
+from occlusion import models  # the occlusion benchmark's two models (benchmarks/ is this script's folder)
 from torch import nn
 
 from convscope.attribution import make_method
@@ -47,11 +48,12 @@ from convscope.attribution.base import batch_size_for
 from convscope.attribution.deep_lift_shap import reference_images
 from convscope.attribution.factorisation import factorise
 from convscope.images import load_sample
-from convscope.models import Model, Preprocess, load_model
+from convscope.models import Preprocess
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "china", "flower")
 BATCH = 16  # set in main() from the device, as convscope's default
 LAYER = "bn2"  # the CAMs' and layer methods' layer: set in main() for the model
+CAM_LAYERS = {"lite0": "bn2", "resnet18": "layer4"}
 MODELS = {"lite0": "the embedded EfficientNet-Lite0",
           "resnet18": "torchvision's ResNet-18 with random weights (only the time matters), for FullGrad, which "
                       "pytorch-grad-cam computes without the biases of EfficientNet-Lite's fused batch norms"}
@@ -325,17 +327,6 @@ def profile(name: str, model, inputs, classes, options: dict, device: torch.devi
     print(found.key_averages().table(sort_by=key, row_limit=15))
 
 
-def chosen_model(name: str, device: str | None) -> tuple[Model, str]:
-    """The model to time and its CAM layer."""
-    if name == "resnet18":
-        import torchvision
-
-        torch.manual_seed(0)
-        net = torchvision.models.resnet18().eval()
-        return Model(net, name="ResNet-18 (random weights)").to(device or "cpu"), "layer4"
-    return load_model("efficientnet_lite0", device=device), "bn2"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default=None)
@@ -379,7 +370,7 @@ def main() -> None:
     CLOCK = CLOCKS[args.clock]
     warnings.filterwarnings("ignore")
     global LAYER
-    model, LAYER = chosen_model(args.model, args.device)
+    model, LAYER = models([args.model], args.device)[args.model], CAM_LAYERS[args.model]
     device = model.device
     global BATCH
     BATCH = batch_size_for(None, device)

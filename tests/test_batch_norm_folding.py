@@ -170,7 +170,8 @@ def folding_module(name: str):
     """The module whose ``norms_folded`` the method ``name`` calls."""
     import importlib
 
-    where = {"layer_conductance": "layer_path", "internal_influence": "layer_path", "kernel_shap": "lime"}
+    where = {"layer_conductance": "layer_path", "internal_influence": "layer_path", "kernel_shap": "lime",
+             "kpca_cam": "base"}  # kpca_cam folds through base.folded_forward
     return importlib.import_module(f"convscope.attribution.{where.get(name, name)}")
 
 

@@ -264,6 +264,15 @@ def forward(model: Model, inputs: Tensor, layers: Iterable[str] = ()) -> tuple[T
     return output, {name: value.contiguous() for name, value in store.activations.items()}
 
 
+def folded_forward(model: Model, inputs: Tensor, layers: Iterable[str] = ()) -> tuple[Tensor, dict[str, Tensor]]:
+    """:func:`forward` with the batch norms outside ``layers`` folded into their convolutions
+    (:func:`~convscope.attribution.batch_norm_folding.norms_folded`): the same values up to rounding, one pass over
+    memory fewer; for methods whose cost is this pass."""
+    layers = list(layers)
+    with inspection_mode(model.net, grad_params=None), norms_folded(model.net, fast_layout(inputs[:1]), layers):
+        return forward(model, inputs, layers)
+
+
 @dataclass(frozen=True)
 class RowClasses(Target):
     """The score (or probability) of a given class for every row: copies of an image keep its class."""

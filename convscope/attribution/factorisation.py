@@ -25,11 +25,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from convscope.attribution.base import check_inputs, fast_layout, forward
-from convscope.attribution.batch_norm_folding import norms_folded
+from convscope.attribution.base import check_inputs, folded_forward
 from convscope.attribution.cam import Head, find_head
 from convscope.attribution.layers import LayerChoice, layer_grid
-from convscope.hooks import inspection_mode, model_walk
+from convscope.hooks import model_walk
 from convscope.models.model import Model, as_model
 from convscope.models.tokens import Reshape
 from convscope.render.overlay import upsample
@@ -92,8 +91,7 @@ def factorise(model: Model | nn.Module, inputs: Tensor, layer: str | nn.Module |
         raise ValueError(f"tolerance must be a number ≥ 0 (0: run every step), got {tolerance!r}")
     inputs = check_inputs(inputs, model)
     name = LayerChoice(model, layer).name(inputs)
-    with inspection_mode(model.net), norms_folded(model.net, fast_layout(inputs[:1]), [name]):  # the same pass, faster
-        _, found = forward(model, inputs, [name])
+    _, found = folded_forward(model, inputs, [name])
     maps = layer_grid(model, name, found[name], inputs, reshape).maps(found[name]).double().nan_to_num()
     batch, channels, height, width = maps.shape
     if concepts > min(channels, batch * height * width):

@@ -7,11 +7,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from convscope.attribution.base import fast_layout, forward
-from convscope.attribution.batch_norm_folding import norms_folded
+from convscope.attribution.base import folded_forward
 from convscope.attribution.cam_base import LayerAttribution
 from convscope.attribution.eigen import agreeing_sign
-from convscope.hooks import inspection_mode
 from convscope.models.model import Model
 from convscope.models.tokens import Reshape
 from convscope.targets import Target
@@ -48,10 +46,7 @@ class KPCACAM(LayerAttribution):
 
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         layer = self.layer(inputs)
-        net = self.model.net
-        with inspection_mode(net, grad_params=None), \
-                norms_folded(net, fast_layout(inputs[:1]), [layer]):  # the same pass, faster
-            _, found = forward(self.model, inputs, [layer])
+        _, found = folded_forward(self.model, inputs, [layer])
         (maps,) = self.feature_maps(inputs, found[layer].float())
         return kernel_component(maps, self.kernel, self.gamma)
 
