@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import io
 import os
 import sys
@@ -41,7 +40,6 @@ from collections.abc import Callable
 
 import torch
 from occlusion import models  # the occlusion benchmark's two models (benchmarks/ is this script's folder)
-from torch import nn
 
 from convscope.attribution import make_method
 from convscope.attribution.base import batch_size_for
@@ -49,6 +47,9 @@ from convscope.attribution.deep_lift_shap import reference_images
 from convscope.attribution.factorisation import factorise
 from convscope.images import load_sample
 from convscope.models import Preprocess
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.architectures import relu6_seen_by_captum  # noqa: E402  (Captum's rules at ReLU6, as its tests use)
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "china", "flower")
 BATCH = 16  # set in main() from the device, as convscope's default
@@ -135,31 +136,13 @@ def tunnel_sigma(inputs) -> float:
     return float(0.1 * (inputs.amax() - inputs.amin()))
 
 
-class CaptumReLU6(nn.ReLU):
-    """ReLU6 as a subclass of ``nn.ReLU``: Captum's deconvolution and guided backprop hook only ``nn.ReLU``
-    modules, so on EfficientNet-Lite's ``nn.ReLU6`` they would time the plain gradient (the wrong answer, less work)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.clamp(0.0, 6.0)
-
-
-def relu6_as_relu(net: nn.Module) -> nn.Module:
-    """A copy of ``net`` with every ``nn.ReLU6`` a :class:`CaptumReLU6` (the same function)."""
-    net = copy.deepcopy(net)
-    for module in list(net.modules()):
-        for name, child in list(module.named_children()):
-            if type(child) is nn.ReLU6:
-                setattr(module, name, CaptumReLU6())
-    return net
-
-
 def captum_runs(name: str, model, inputs, classes, evals=(1, 8, 16, 32, 64)) -> dict[str, Callable[[], object]]:
     import captum.attr as ca
 
     net, target = model.net, classes
     layer = model.layer(LAYER)
     if name in ("deconvnet", "guided_backprop", "guided_grad_cam"):  # rules applied at the ReLU6s, as convscope's
-        net = relu6_as_relu(net)
+        net = relu6_seen_by_captum(net)
         layer = net.get_submodule(LAYER)
     if name == "saliency":
         return {"": lambda: ca.Saliency(net).attribute(inputs, target=target, abs=True).amax(1)}

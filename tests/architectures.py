@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 
 import torch
@@ -10,6 +11,24 @@ from torch import nn
 from convscope.models import Model, Preprocess
 
 SIDE = 64
+
+
+class ReLU6SeenByCaptum(nn.ReLU):
+    """ReLU6 as a subclass of ``nn.ReLU``: Captum's deconvolution and guided backprop hook only ``nn.ReLU`` modules,
+    so on ``nn.ReLU6`` they silently give the plain gradient."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(0.0, 6.0)
+
+
+def relu6_seen_by_captum(net: nn.Module) -> nn.Module:
+    """A copy of ``net``, the same function, with every ``nn.ReLU6`` a :class:`ReLU6SeenByCaptum`."""
+    net = copy.deepcopy(net)
+    for module in list(net.modules()):
+        for name, child in list(module.named_children()):
+            if type(child) is nn.ReLU6:
+                setattr(module, name, ReLU6SeenByCaptum())
+    return net
 
 
 class ReluCNN(nn.Module):

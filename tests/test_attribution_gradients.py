@@ -8,6 +8,7 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+from architectures import relu6_seen_by_captum
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
@@ -45,22 +46,10 @@ def lite0_relu(lite0):
     return model
 
 
-class _ReLU6Hooked(nn.ReLU):
-    """ReLU6 that Captum's rules see: they hook ``nn.ReLU`` modules only."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.clamp(0.0, 6.0)
-
-
 @pytest.fixture(scope="module")
 def lite0_relu6_hooked(lite0):
-    """EfficientNet-Lite0 unchanged as a function, its ReLU6 modules a subclass of ``nn.ReLU``."""
-    model = copy.deepcopy(lite0)
-    for module in model.net.modules():
-        for name, child in module.named_children():
-            if type(child) is nn.ReLU6:
-                setattr(module, name, _ReLU6Hooked())
-    return model
+    """EfficientNet-Lite0's network unchanged as a function, its ReLU6 modules a subclass of ``nn.ReLU``."""
+    return relu6_seen_by_captum(lite0.net)
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +158,7 @@ def test_on_relu6_captum_given_the_rectifiers_agrees_with_convscope(lite0, lite0
     plain = input_gradient(lite0, x, ClassScore(target))
     for ours, oracle in ((GuidedBackprop(lite0), CaptumGuided), (Deconvnet(lite0), Deconvolution)):
         mine = ours(x, target)
-        theirs = captum(oracle(lite0_relu6_hooked.net), x.clone(), target=target)
+        theirs = captum(oracle(lite0_relu6_hooked), x.clone(), target=target)
         scale = theirs.abs().max()
         assert torch.allclose(mine, theirs, atol=1e-5 * scale), type(ours).__name__
         assert not torch.allclose(theirs, plain, atol=1e-3 * scale)  # the rule ran
