@@ -19,19 +19,22 @@ from convscope.attribution.layers import layer_grid
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def activation_matrix(model, layer, x):
-    """The layer's activations as DFF factorises them: ``C × (B·h·w)``, each channel minus its minimum."""
+def channel_rows(model, layer, x):
+    """The layer's activations as DFF reads them: ``C × (B·h·w)``, one row per channel."""
     _, found = forward(model, x, [layer])
     maps = layer_grid(model, layer, found[layer], x).maps(found[layer]).double()
-    matrix = maps.transpose(0, 1).reshape(maps.shape[1], -1)
-    return matrix - matrix.amin(1, keepdim=True)
+    return maps.transpose(0, 1).reshape(maps.shape[1], -1)
+
+
+def activation_matrix(model, layer, x):
+    """The layer's activations as DFF factorises them: each channel minus its minimum."""
+    rows = channel_rows(model, layer, x)
+    return rows - rows.amin(1, keepdim=True)
 
 
 def activation_minima(model, layer, x):
     """Each channel's minimum over the batch's positions, ``[C,1]``: what DFF adds back to a concept's profile."""
-    _, found = forward(model, x, [layer])
-    maps = layer_grid(model, layer, found[layer], x).maps(found[layer]).double()
-    return maps.transpose(0, 1).reshape(maps.shape[1], -1).amin(1, keepdim=True)
+    return channel_rows(model, layer, x).amin(1, keepdim=True)
 
 
 def correlations(ours: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
