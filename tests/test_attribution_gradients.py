@@ -199,7 +199,7 @@ def test_deconvnet_projection_follows_the_zero_all_other_activations_recipe(tiny
 
 def test_integrated_gradients_matches_captum_riemann_right(tiny_model, lite0_float64):
     # Lite0 in float64: convscope's passes fold the batch norms (the same function), and in float32 a path point
-    # near the black baseline has pre-activations within rounding of ReLU6's kinks (see the test below)
+    # near the black baseline has pre-activations within rounding of ReLU6's kinks (test_folded_gradients_… above)
     from captum.attr import IntegratedGradients as CaptumIG
 
     for model, x, target in ((tiny_model, torch.randn(2, 3, 8, 8), torch.tensor([2, 1])),
