@@ -1,6 +1,7 @@
 """A private copy of the model for the atlas's many optimisation steps: frozen, in evaluation mode, its batch
 norms folded into the convolutions that feed them (on the CPU a batch norm costs a third of EfficientNet-Lite's
-time; Jacob et al. 2018, https://arxiv.org/abs/1712.05877, §3.2), and in the channels-last memory format
+time; Jacob et al. 2018, https://arxiv.org/abs/1712.05877, §3.2), layers that copy maps needlessly replaced by
+exact stand-ins (:mod:`~convscope.atlas.lean_layers`), and in the channels-last memory format
 (https://pytorch.org/tutorials/intermediate/memory_format_tutorial.html), which makes the convolutions of small
 pictures faster on CPUs and tensor cores alike.
 
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from convscope.atlas.lean_layers import make_lean
 from convscope.attribution.batch_norm_folding import _fold, _swapped, _what_remains, conv_norm_pairs
 from convscope.hooks import capture, copy_without_hooks
 from convscope.models.model import Model
@@ -25,14 +27,15 @@ from convscope.synthesis.loop import LayersDone, stop_after
 
 
 def working_copy(model: Model, layers: Sequence[str] = ()) -> Model:
-    """A frozen, evaluation-mode, channels-last deep copy of ``model`` (same names, same values); with ``layers``,
-    batch norms that do not change those layers' outputs are folded."""
+    """A frozen, evaluation-mode, lean, channels-last deep copy of ``model`` (same names, same values); with
+    ``layers``, batch norms that do not change those layers' outputs are folded."""
     net = copy_without_hooks(model.net, model.net).eval()
     for parameter in net.parameters():
         parameter.requires_grad_(False)
     fast = dataclasses.replace(model, net=net)
     if layers:
         _fold_norms(fast, model, list(layers))
+    make_lean(fast.net)
     fast.net = fast.net.to(memory_format=torch.channels_last)
     fast.net.register_forward_pre_hook(_channels_last_input)
     return fast
