@@ -263,3 +263,14 @@ def test_a_scan_whose_folder_was_taken_under_it_stops_instead_of_mixing(tmp_path
         Scan(small_model(), ["relu1", "fc"], k=3).run(Pausing(pictures(count=9), 6, taken), tmp_path,
                                                       batch_size=2, progress=False, checkpoint_every=0)
     assert json.loads((tmp_path / storage.CONFIG).read_text())["complete"] is False  # not finished as a mixture
+
+
+def test_a_refusal_names_the_setting_that_differs_inside_a_group_of_settings() -> None:
+    from convscope.scan.storage import first_difference
+
+    there = {"model": "m", "settings": {"steps": 4, "precision": "bfloat16"}}
+    now = {"model": "m", "settings": {"steps": 4}}
+    assert first_difference(there, now, ["model", "settings"]).said("there", "now") == \
+        'settings.precision: "bfloat16" there, absent now'
+    assert first_difference(there, there, ["model", "settings"]) is None
+    assert first_difference({"k": 1}, {"k": 2}, ["k"]).said("now", "in this scan") == "k: 1 now, 2 in this scan"

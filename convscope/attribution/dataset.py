@@ -277,11 +277,10 @@ class SetExplainer:
         path = folder / CONFIG
         if path.is_file():
             existing = read_config(folder)
-            key = storage.first_difference(existing, config, IDENTITY)
-            if key is not None:
-                raise ValueError(f"{str(folder)!r} holds maps of a different run ({key}: "
-                                 f"{json.dumps(existing.get(key))[:60]} there, {json.dumps(config.get(key))[:60]}"
-                                 " now); use another --out folder, or --overwrite to start again")
+            difference = storage.first_difference(existing, config, IDENTITY)
+            if difference is not None:
+                raise ValueError(f"{str(folder)!r} holds maps of a different run ({difference.said('there', 'now')});"
+                                 " use another --out folder, or --overwrite to start again")
         for temporary in EXPLAIN_FILES.temporaries(folder):  # left by an interrupted writer (the lock is held)
             temporary.unlink(missing_ok=True)
         _write_config(folder, config)
@@ -412,10 +411,10 @@ def check_settings(folder: Path, config: dict[str, Any]) -> None:
     """Refuse to go on when ``explain.json`` no longer holds this run's settings (another run took the folder)."""
     now = read_config(folder)
     if settings_digest(now) != settings_digest(config):
-        changed = storage.first_difference(now, config, IDENTITY) or "a setting"  # 1 vs 1.0 differ only in JSON
-        raise ValueError(f"the settings in {folder / CONFIG} changed while this run was writing ({changed}: "
-                         f"{json.dumps(now.get(changed))[:60]} now, {json.dumps(config.get(changed))[:60]} in this "
-                         "run): another run took the folder; this one stops so as not to mix their maps")
+        difference = storage.first_difference(now, config, IDENTITY)  # None: 1 and 1.0 differ only in JSON
+        changed = difference.said("now", "in this run") if difference is not None else "a setting"
+        raise ValueError(f"the settings in {folder / CONFIG} changed while this run was writing ({changed}): "
+                         "another run took the folder; this one stops so as not to mix their maps")
 
 
 def check_chunk_settings(chunk: dict[str, Any], path: Path, settings: str) -> None:

@@ -16,6 +16,7 @@ import json
 import os
 import stat
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -155,29 +156,52 @@ def _remove_if_empty(folder: Path) -> None:
         pass
 
 
-def first_difference(one: dict[str, Any], other: dict[str, Any], keys: Iterable[str]) -> str | None:
-    """The first of ``keys`` whose value differs between two settings dictionaries, or None."""
-    return next((key for key in keys if one.get(key) != other.get(key)), None)
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Where two settings dictionaries first differ: a dotted ``key`` (``settings.steps``) and its two values."""
+
+    key: str
+    one: Any
+    other: Any
+
+    def said(self, one: str, other: str) -> str:
+        """``key: value one, value other`` — e.g. ``said("there", "now")``."""
+        return f"{self.key}: {_shown(self.one)} {one}, {_shown(self.other)} {other}"
+
+
+def first_difference(one: dict[str, Any], other: dict[str, Any], keys: Iterable[str]) -> Difference | None:
+    """The first of ``keys`` whose value differs between two settings dictionaries (within a dictionary value, its
+    first differing entry), or None."""
+    key = next((key for key in keys if one.get(key) != other.get(key)), None)
+    if key is None:
+        return None
+    a, b = one.get(key), other.get(key)
+    while isinstance(a, dict) and isinstance(b, dict):
+        inner = next(k for k in dict.fromkeys([*a, *b]) if a.get(k, _ABSENT) != b.get(k, _ABSENT))
+        key, a, b = f"{key}.{inner}", a.get(inner, _ABSENT), b.get(inner, _ABSENT)
+    return Difference(key, a, b)
 
 
 def check_same_scan(existing: dict[str, Any], wanted: dict[str, Any], folder: Path) -> None:
     """ValueError naming the first setting in which the folder's scan differs from the one asked for."""
-    key = first_difference(existing, wanted, IDENTITY)
-    if key is not None:
-        raise ValueError(f"{str(folder)!r} holds a different scan ({key}: {_short(existing.get(key))} there, "
-                         f"{_short(wanted.get(key))} now); use another --out folder, or --overwrite to start "
-                         "again")
+    difference = first_difference(existing, wanted, IDENTITY)
+    if difference is not None:
+        raise ValueError(f"{str(folder)!r} holds a different scan ({difference.said('there', 'now')}); use another "
+                         "--out folder, or --overwrite to start again")
 
 
 def check_still_ours(folder: Path, config: dict[str, Any]) -> None:
     """Refuse to go on when the folder's settings are no longer those of the scan writing it (another scan took the
     folder, e.g. after its lock was removed by hand): saving now would mix two scans."""
     now = read_config(folder)
-    key = first_difference(now, config, IDENTITY)
-    if key is not None:
-        raise ValueError(f"the settings in {folder / CONFIG} changed while this scan was writing ({key}: "
-                         f"{_short(now.get(key))} now, {_short(config.get(key))} in this scan): another scan "
-                         "took the folder; this one stops so as not to mix their features")
+    difference = first_difference(now, config, IDENTITY)
+    if difference is not None:
+        raise ValueError(f"the settings in {folder / CONFIG} changed while this scan was writing "
+                         f"({difference.said('now', 'in this scan')}): another scan took the folder; this one stops "
+                         "so as not to mix their features")
 
 
 def clear(folder: Path) -> None:
@@ -195,6 +219,8 @@ def fingerprint(net: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _short(value: Any) -> str:
+def _shown(value: Any) -> str:
+    if value is _ABSENT:
+        return "absent"
     text = json.dumps(value)
     return text if len(text) < 80 else text[:77] + "…"

@@ -109,11 +109,11 @@ def _prepare(folder: Path, config: dict[str, Any], overwrite: bool) -> None:
     path = folder / CONFIG
     if path.is_file():
         existing = storage.read_json(path, IDENTITY, what="the run's settings", recover=RECOVER, missing="")
-        key = storage.first_difference(existing, config, IDENTITY)
-        if key is not None:
-            raise ValueError(f"{str(folder)!r} holds the metrics of a different run ({key}: "
-                             f"{json.dumps(existing.get(key))[:60]} there, {json.dumps(config.get(key))[:60]} now); "
-                             "use another --out folder, or --overwrite to start again")
+        difference = storage.first_difference(existing, config, IDENTITY)
+        if difference is not None:
+            raise ValueError(f"{str(folder)!r} holds the metrics of a different run "
+                             f"({difference.said('there', 'now')}); use another --out folder, or --overwrite to "
+                             "start again")
     for temporary in (folder / CHUNKS).glob(".chunk_*.tmp") if (folder / CHUNKS).is_dir() else ():
         temporary.unlink(missing_ok=True)  # left by an interrupted writer (the lock is held)
     storage.write_json(path, config)
