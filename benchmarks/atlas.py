@@ -30,6 +30,7 @@ autocast measured no faster on this CPU, and larger or smaller batches (6 to 96 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import tempfile
 import time
@@ -103,6 +104,8 @@ def main() -> None:
     parser.add_argument("--layer-steps", type=int, default=256)
     parser.add_argument("--layer-channels", type=int, help="channels of the whole-layer run (default: all)")
     parser.add_argument("--skip-layer", action="store_true", help="only the comparison with Lucent")
+    parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
+                        help="the whole-layer run's precision")
     args = parser.parse_args()
     model = load_model("efficientnet_lite0", device=args.device)
     fast = working_copy(model, [args.layer])
@@ -113,14 +116,18 @@ def main() -> None:
           f"{args.size} px, {args.steps} steps")
     single = Recipe(size=args.size, steps=args.steps, facets=0, negative=False)
     full = Recipe(size=args.size, steps=args.steps)
-    convscope_channels(fast, args.layer, channels[:1], single)  # warm-up
+    single16, full16 = (dataclasses.replace(r, precision="bfloat16") for r in (single, full))
+    for warm_up in (single, single16):
+        convscope_channels(fast, args.layer, channels[:1], warm_up)
     best: dict[str, list[float]] = {}
     for repeat in range(args.repeats):
         for name, run in (("lucent", lambda: lucent_channels(model, args.layer, channels, args.size, args.steps)),
                           ("lucent224", lambda: lucent_channels(model, args.layer, channels, args.size, args.steps,
                                                                 fixed=False)),
                           ("batched", lambda: convscope_channels(fast, args.layer, channels, single)),
-                          ("atlas", lambda: convscope_channels(fast, args.layer, channels, full))):
+                          ("atlas", lambda: convscope_channels(fast, args.layer, channels, full)),
+                          ("batched16", lambda: convscope_channels(fast, args.layer, channels, single16)),
+                          ("atlas16", lambda: convscope_channels(fast, args.layer, channels, full16))):
             wall, cpu = run()
             old = best.get(name, [float("inf")] * 2)
             best[name] = [min(old[0], wall), min(old[1], cpu)]
@@ -137,10 +144,13 @@ def main() -> None:
         print(f"  convscope atlas, {full.group} pictures each:   {per['atlas']:6.2f} s a channel, "
               f"{per['atlas'] / full.group:.2f} s a picture  → {per['lucent'] * full.group / per['atlas']:.1f}× less "
               "per picture than Lucent")
+        print(f"  the same in bfloat16 (--precision):   {per['batched16']:6.2f} s a channel (one picture)  "
+              f"→ {per['lucent'] / per['batched16']:.1f}× less; atlas {per['atlas16'] / full.group:.2f} s a picture "
+              f"→ {per['lucent'] * full.group / per['atlas16']:.1f}× less")
     if args.skip_layer:
         return
     count = min(args.layer_channels or total, total)
-    recipe = Recipe(size=args.size, steps=args.layer_steps)
+    recipe = Recipe(size=args.size, steps=args.layer_steps, precision=args.precision)
     before = load()
     with tempfile.TemporaryDirectory() as folder:
         started, cpu = time.perf_counter(), time.process_time()
@@ -148,7 +158,7 @@ def main() -> None:
                    progress=False)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     note = "" if count == total else f" (extrapolated from {count} channels: {seconds:.0f} s wall, {cpu:.0f} s CPU)"
-    print(f"whole layer {args.layer}: {total} channels × {recipe.group} pictures at {args.size} px, "
+    print(f"whole layer {args.layer}: {total} channels × {recipe.group} pictures at {args.size} px, {args.precision}, "
           f"{args.layer_steps} steps: {seconds * total / count / 60:.1f} min wall, {cpu * total / count / 60:.1f} min "
           f"CPU{note}; {before} before, {load()} after")
 

@@ -220,6 +220,14 @@ def test_refusals_leave_the_folder_as_it_was(model, scan, tmp_path) -> None:
         make_atlas(other, ["relu1"], out, scan=scan, recipe=TINY, progress=False)
     with pytest.raises(ValueError, match="channel 40 does not exist"):
         make_atlas(model, ["relu1"], out, channels=[40], recipe=TINY, progress=False)
+    class Inverting(nn.ReLU):  # an operation that has no bfloat16 version on the CPU
+        def forward(self, x):
+            return super().forward(x) @ torch.linalg.inv(torch.eye(x.shape[-1]).to(x))
+
+    inverting = dataclasses.replace(model, net=copy.deepcopy(model.net))
+    inverting.net.relu1 = Inverting()
+    with pytest.raises(ValueError, match="cannot compute in bfloat16 on cpu .*use --precision float32"):
+        make_atlas(inverting, ["relu1"], out, recipe=dataclasses.replace(TINY, precision="bfloat16"), progress=False)
     assert not out.exists()
     out.mkdir()
     (out / "notes.txt").write_text("mine")
@@ -228,7 +236,7 @@ def test_refusals_leave_the_folder_as_it_was(model, scan, tmp_path) -> None:
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
     first = make_atlas(model, ["relu1"], tmp_path / "atlas", channels=[0], recipe=TINY, progress=False)
     before = files(first)
-    with pytest.raises(ValueError, match="holds another atlas"):
+    with pytest.raises(ValueError, match=r"holds another atlas \(settings\.steps: 4 there, 5 now\)"):
         make_atlas(model, ["relu1"], first, channels=[0], recipe=Recipe(size=32, steps=5), progress=False)
     assert files(first) == before
     make_atlas(model, ["relu1"], first, channels=[0], recipe=Recipe(size=32, steps=5), overwrite=True,
@@ -341,3 +349,62 @@ def test_the_atlas_of_a_grey_28_pixel_model_uses_its_recipe(model, tmp_path) -> 
     settings = json.loads((out / "atlas.json").read_text())["settings"]
     assert settings["size"] == 28 and settings["parameterisation"] == "fourier (one grey channel)"
     assert Image.open(out / "layers/relu1/images/0_vis.png").size == (28, 28)
+
+
+def test_the_lean_layers_give_the_same_maps_and_gradients_without_copying_them() -> None:
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from convscope.atlas.lean_layers import SamePaddingConv, make_lean
+
+    class Copies(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            copied = func in (torch.ops.aten.clone.default, torch.ops.aten.constant_pad_nd.default)
+            self.count += copied and args[0].shape[0] == 2  # a map of the 2 pictures (a weight may be grown)
+            return func(*args, **(kwargs or {}))
+
+    lite0 = load_model("efficientnet_lite0")
+    original = copy.deepcopy(lite0.net.blocks[:3]).insert(0, copy.deepcopy(lite0.net.conv_stem)).eval()
+    lean = copy.deepcopy(original)
+    make_lean(lean)
+    assert sum(isinstance(m, SamePaddingConv) for m in lean.modules()) == 3  # the stem, blocks.1.0, blocks.2.0
+    for size in ((64, 64), (63, 63), (64, 61)):  # TensorFlow pads one more after than before on even sides
+        results = []
+        for net in (original, lean):
+            picture = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(0)).requires_grad_()
+            with Copies() as copies:
+                output = net(picture)
+                output.square().sum().backward()
+            results.append((output.detach(), picture.grad, copies.count))
+        (expected, expected_grad, copied), (found, found_grad, not_copied) = results
+        assert copied > 0 and not_copied == 0
+        torch.testing.assert_close(found, expected, atol=1e-6 * float(expected.abs().max()), rtol=0)
+        torch.testing.assert_close(found_grad, expected_grad, atol=1e-6 * float(expected_grad.abs().max()), rtol=0)
+    fast = working_copy(lite0, ["blocks.4"]).net
+    assert not any(type(m).__name__ == "Conv2dSame" or getattr(m, "inplace", False) for m in fast.modules())
+
+
+def test_bfloat16_pictures_climb_as_float32_ones_do_and_are_measured_in_float32() -> None:
+    from convscope.atlas.precision import in_precision
+
+    lite0 = load_model("efficientnet_lite0")
+    fast = working_copy(lite0, ["blocks.2"])
+    lowered = in_precision(fast, "bfloat16")
+    assert in_precision(fast, "bfloat16") is lowered and in_precision(fast, "float32") is fast
+    kept = {name for name, m in lowered.net.named_modules()
+            if isinstance(m, nn.Conv2d) and m.weight.dtype == torch.float32}
+    assert kept == {f"blocks.{b}.0.conv_dw" for b in (1, 2, 3, 5)}  # the strided depthwise ones, on the CPU
+    assert all(p.dtype == torch.float32 for p in fast.net.parameters())  # the float32 copy is left as it was
+    recipes = [Recipe(size=64, steps=12, facets=0, negative=False, precision=p) for p in ("float32", "bfloat16")]
+    start = Recipe(size=64, steps=1, facets=0, negative=False)
+    first, made32, made16 = (visualise_channels(fast, "blocks.2", [0, 5], r, progress=False)
+                             for r in (start, *recipes))
+    assert made16.values.dtype == torch.float32 and not torch.equal(made16.positive, made32.positive)
+    assert (made16.values[:, 0] > first.values[:, 0] + 0.5 * (made32.values[:, 0] - first.values[:, 0])).all()
+    torch.testing.assert_close(made16.values, made32.values, rtol=0.15, atol=0)
+    assert recipes[1].settings()["precision"] == "bfloat16" and "precision" not in recipes[0].settings()
+    with pytest.raises(ValueError, match="precision is one of float32, bfloat16"):
+        Recipe(precision="float16")

@@ -22,6 +22,7 @@ from convscope.atlas.circuits import LINKS, Links, links
 from convscope.atlas.layer_order import forward_order
 from convscope.atlas.memory_budget import channels_per_batch
 from convscope.atlas.ordering import similarity_order
+from convscope.atlas.precision import check_precision
 from convscope.atlas.scan_check import check_scan
 from convscope.atlas.visualise import Recipe, recipe_for, visualise_channels
 from convscope.atlas.working_copy import working_copy
@@ -76,6 +77,7 @@ def make_atlas(model: Model, layers: Sequence[str], out: str | Path, *, scan: Sc
     result = ScanResult.load(scan) if isinstance(scan, str | Path) else scan
     if result is not None:
         check_scan(result, model, names, digest)
+    check_precision(model, recipe.precision, names, model.preprocess.input_size)
     input_size = (model.preprocess.channels, *model.preprocess.input_size)
     plans = []
     for name in names:
@@ -119,11 +121,10 @@ def _prepare(out: Path, atlas: dict[str, Any], overwrite: bool, team: Workers) -
             layout.ATLAS_FILES.check(out, overwrite)
             existing = layout.read_json(out / layout.ATLAS)
             if existing is not None and not overwrite:
-                key = storage.first_difference(existing, atlas, IDENTITY)
-                if key is not None:
-                    raise ValueError(f"{str(out)!r} holds another atlas ({key} differs: {_short(existing.get(key))} "
-                                     f"there, {_short(atlas.get(key))} now); use another --out folder, or "
-                                     "--overwrite to replace it")
+                difference = storage.first_difference(existing, atlas, IDENTITY)
+                if difference is not None:
+                    raise ValueError(f"{str(out)!r} holds another atlas ({difference.said('there', 'now')}); use "
+                                     "another --out folder, or --overwrite to replace it")
                 known = {layer["name"] for layer in atlas["layers"]}
                 atlas["layers"] = [layer for layer in existing["layers"] if layer["name"] not in known] + \
                     atlas["layers"]  # layers of earlier runs stay in the atlas
@@ -315,13 +316,6 @@ def _link_pictures(model: Model, result: ScanResult | None) -> torch.Tensor:
 
         fitted = model.preprocess.fit([load_sample(name) for name in SAMPLES[:GRADIENT_PICTURES]])
     return model.preprocess.normalize(fitted).to(model.device)
-
-
-def _short(value: Any) -> str:
-    import json
-
-    text = json.dumps(value)
-    return text if len(text) < 80 else text[:77] + "…"
 
 
 def _version() -> str:

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from convscope.atlas.diversity import group_similarity
 from convscope.atlas.pre_activation import pre_activation
+from convscope.atlas.precision import PRECISIONS, in_precision
 from convscope.atlas.seeds import seeded
 from convscope.models.model import Model
 from convscope.reprs import short_repr
@@ -47,10 +48,13 @@ class Recipe:
     negative: bool = True
     seed: int = 0
     colours: int = 3  # 3: decorrelated RGB (Lucid's, for colour photos); 1: one grey channel, for a grey model
+    precision: str = "float32"  # or "bfloat16": the model computes in bfloat16 (convscope.atlas.precision)
 
     def __post_init__(self) -> None:
         if self.colours not in (1, 3):
             raise ValueError(f"colours is 3 (decorrelated RGB) or 1 (one grey channel), got {self.colours!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision is one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     @property
     def group(self) -> int:
@@ -58,11 +62,15 @@ class Recipe:
         return 1 + int(self.negative) + self.facets
 
     def settings(self) -> dict[str, object]:
-        return {"size": self.size, "steps": self.steps, "lr": self.lr, "facets": self.facets,
-                "diversity": self.diversity, "negative": self.negative, "seed": self.seed,
-                "parameterisation": "fourier (decorrelated)" if self.colours == 3 else "fourier (one grey channel)",
-                "transforms": f"standard({self.size}/128)",
-                "objective": "mean of the channel (of softplus of a rectifier's input)"}
+        settings: dict[str, object] = {
+            "size": self.size, "steps": self.steps, "lr": self.lr, "facets": self.facets,
+            "diversity": self.diversity, "negative": self.negative, "seed": self.seed,
+            "parameterisation": "fourier (decorrelated)" if self.colours == 3 else "fourier (one grey channel)",
+            "transforms": f"standard({self.size}/128)",
+            "objective": "mean of the channel (of softplus of a rectifier's input)"}
+        if self.precision != "float32":  # absent for float32: atlases made before the setting existed resume
+            settings["precision"] = self.precision
+        return settings
 
 
 def recipe_for(channels: int, side: int, **given: Any) -> Recipe:
@@ -112,7 +120,7 @@ def group_objective(layer: str, channels: Sequence[int], recipe: Recipe, *, rect
     facet = torch.tensor([False] * (group - recipe.facets) + [True] * recipe.facets).repeat(len(channels))
 
     def value(e: Evaluation) -> Tensor:
-        acts = e.activation(layer)
+        acts = e.activation(layer).float()
         flat = acts.reshape(acts.shape[0], acts.shape[1], -1)
         index = targets.to(acts.device)[:, None]
         means = flat.mean(2).gather(1, index)[:, 0]
@@ -147,14 +155,15 @@ def visualise_channels(model: Model, layer: str, channels: Sequence[int], recipe
     """The pictures of ``channels`` of ``layer`` made in one batch (``model`` on its device, a
     :func:`~convscope.atlas.working_copy.working_copy`: a rectifier at ``layer`` is optimised at its input, see
     :mod:`~convscope.atlas.pre_activation`). ``model_size``: the size a fixed-size model reads. ``values`` are
-    read at the layer's output."""
+    read at the layer's output, in float32 whatever ``recipe.precision``."""
     channels = [int(c) for c in channels]
     if not channels:
         raise ValueError("give at least one channel")
     param = start_images(layer, channels, recipe)
-    with pre_activation(model.net, layer) as rectified:
+    computing = in_precision(model, recipe.precision)
+    with pre_activation(computing.net, layer) as rectified:
         objective = group_objective(layer, channels, recipe, rectified=rectified)
-        result = optimise(model, objective, param, steps=recipe.steps, lr=recipe.lr,
+        result = optimise(computing, objective, param, steps=recipe.steps, lr=recipe.lr,
                           transforms=standard(recipe.size / 128), generator=seeded(recipe.seed, layer, "transforms"),
                           model_size=model_size, progress=progress, description=f"{layer} ×{len(channels)}")
     images = result.images.expand(-1, 3, -1, -1).contiguous() if recipe.colours == 1 else result.images

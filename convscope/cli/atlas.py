@@ -25,6 +25,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, help="channels optimised together (default: about 24 pictures on a "
                                                   "CPU, 64 channels on a GPU, fewer when they do not fit in half the "
                                                   "free memory); the pictures do not depend on it")
+    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                   help="the model's arithmetic while the pictures are optimised (default: %(default)s); bfloat16 is "
+                        "faster where it is native (CPUs with AVX-512-BF16 or AMX, GPUs), slower elsewhere, and its "
+                        "pictures differ from float32's in their details")
     p.add_argument("-k", type=int, default=9, help="top and bottom patches per channel (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true",
@@ -47,7 +51,7 @@ def run_atlas(args: argparse.Namespace) -> None:
     device = args.device or (local_device() if launched_by_torchrun() else None)
     model = load_model(name, weights=weights, device=device, classes=args.classes, output=args.output)
     recipe = recipe_for(model.preprocess.channels, min(model.preprocess.input_size), size=args.size,
-                        steps=args.steps, facets=args.facets, seed=args.seed)
+                        steps=args.steps, facets=args.facets, seed=args.seed, precision=args.precision)
     out = make_atlas(model, args.layers, args.out, scan=result, channels=args.channels, recipe=recipe, k=args.k,
                      batch_size=args.batch_size, overwrite=args.overwrite, weights=weights)
     if launched_by_torchrun():
