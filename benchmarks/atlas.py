@@ -3,6 +3,7 @@ a whole layer.
 
     python benchmarks/atlas.py [--channels 8] [--steps 32] [--size 128] [--repeats 2] [--device cpu]
                                [--layer blocks.4] [--layer-steps 256] [--layer-channels 112]
+                               [--precision float32|bfloat16] [--skip-layer]
 
 1. The same work: ``--channels`` channels of ``--layer`` of the embedded EfficientNet-Lite0, one picture each,
    ``--size`` px, ``--steps`` steps, Lucid's recipe (decorrelated Fourier image, Lucent's standard transforms, Adam
@@ -10,21 +11,18 @@ a whole layer.
    not upsampled to 224: ``fixed_image_size=size``, so both see the same pixels; and as shipped, upsampled to 224)
    and in
    ``convscope.atlas.visualise_channels`` all in one batch; then the atlas's full set per channel (the
-   visualisation, the negative one and 4 facets) in one batch. Runs are interleaved; the best of ``--repeats``
+   visualisation, the negative one and 4 facets) in one batch; then both again with ``precision="bfloat16"``.
+   Runs are interleaved; the best of ``--repeats``
    is shown, per channel and per picture, with the ratios (> 1: convscope is faster).
 2. A whole layer (``--layer-channels`` of its channels, all by default: blocks.4 has 112) at ``--size`` px and
    ``--layer-steps`` steps, as ``convscope atlas`` makes it (no scan); with fewer channels the time of the whole
    layer is extrapolated and marked so. The load average is printed with each figure: the machine may be shared.
 
-Measured on a shared 2-core AMD EPYC (1 thread, load average 5–7, so CPU seconds are the figures to trust;
-8 channels of blocks.4, 128 px, 32 steps, best of 2): Lucent 1.58 s of CPU a channel (3.29 s as shipped, upsampling
-to 224), convscope 0.56–0.68 s a channel in one batch (2.3–2.8× less; 4.8× less than Lucent as shipped), the atlas's
-6 pictures a channel 0.58 s a picture (2.7× less than Lucent per picture; 0.85 s, 1.8×, before freed memory was
-kept between steps and the norms inside the layer folded). The whole of blocks.4 (112 channels × 6 pictures, 256
-steps): about 55 min of CPU (was 71), extrapolated from 4 channels; its visualisations alone 8–10 min of CPU. Still
-short of the aim of 5× less than Lucent per channel: what is left is the convolutions and the ReLU6s of the first
-blocks at ~70 px (two thirds of the time, bound by memory bandwidth), which batching does not share out; bfloat16
-autocast measured no faster on this CPU, and larger or smaller batches (6 to 96 pictures) cost the same per picture.
+Measured on an idle 2-core AMD EPYC with AVX-512-BF16 (8 channels of blocks.4, 128 px, 32 steps, best of 3; the
+table and the profile are in docs/benchmarks.md): with torch's 2 threads, convscope 4.7× less wall time a channel
+than Lucent's loop at 128 px, the atlas 5.8× less a picture, 6.6× and 8.1× with ``--precision bfloat16``; with one
+thread (``OMP_NUM_THREADS=1``, CPU time) 3.2× and 3.0× (3.8× and 4.1× in bfloat16). Lucent's loop gains nothing
+from a second thread.
 """
 
 from __future__ import annotations
