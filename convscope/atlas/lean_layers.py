@@ -10,8 +10,8 @@ step a full copy of an activation map:
   under a stride of 2), the kernel is grown by a zero row (or column) in front and both sides are padded by the
   larger amount: each output sums the same products, and no map is copied.
 
-The outputs and input gradients are those of the original layers (``tests/test_atlas.py`` compares them); chosen
-layers keep their names.
+The outputs are those of the original layers bit for bit on EfficientNet-Lite0, the input gradients up to float32
+rounding (``tests/test_atlas.py`` compares them); chosen layers keep their names.
 """
 
 from __future__ import annotations
