@@ -227,7 +227,7 @@ def test_refusals_leave_the_folder_as_it_was(model, scan, tmp_path) -> None:
     inverting = dataclasses.replace(model, net=copy.deepcopy(model.net))
     inverting.net.relu1 = Inverting()
     with pytest.raises(ValueError, match="cannot compute in bfloat16 on cpu .*use --precision float32"):
-        make_atlas(inverting, ["relu1"], out, recipe=dataclasses.replace(TINY, precision="bfloat16"), progress=False)
+        make_atlas(inverting, ["relu2"], out, recipe=dataclasses.replace(TINY, precision="bfloat16"), progress=False)
     assert not out.exists()
     out.mkdir()
     (out / "notes.txt").write_text("mine")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,6 @@ from convscope.atlas.circuits import LINKS, Links, links
 from convscope.atlas.layer_order import forward_order
 from convscope.atlas.memory_budget import channels_per_batch
 from convscope.atlas.ordering import similarity_order
-from convscope.atlas.precision import check_precision
 from convscope.atlas.scan_check import check_scan
 from convscope.atlas.visualise import Recipe, recipe_for, visualise_channels
 from convscope.atlas.working_copy import working_copy
@@ -77,7 +76,6 @@ def make_atlas(model: Model, layers: Sequence[str], out: str | Path, *, scan: Sc
     result = ScanResult.load(scan) if isinstance(scan, str | Path) else scan
     if result is not None:
         check_scan(result, model, names, digest)
-    check_precision(model, recipe.precision, names, model.preprocess.input_size)
     input_size = (model.preprocess.channels, *model.preprocess.input_size)
     plans = []
     for name in names:
@@ -98,14 +96,16 @@ def make_atlas(model: Model, layers: Sequence[str], out: str | Path, *, scan: Sc
              "scan": None if result is None else {"path": str(Path(result.folder).resolve()),
                                                  "digest": scan_digest(result)},
              "complete": False, "convscope": _version()}
+    fast = working_copy(model, names)
+    _refuse_unless_computable(fast, plans, recipe)
     team = join_workers()
     if team.main:
         with folder_lock(out, layout.LOCK, "written", wait_hint=""):
             atlas = _prepare(out, atlas, overwrite, team)
-            _run(model, plans, out, atlas, result, recipe, k, team, progress)
+            _run(model, fast, plans, out, atlas, result, recipe, k, team, progress)
     else:
         _prepare(out, atlas, overwrite, team)
-        _run(model, plans, out, atlas, result, recipe, k, team, progress)
+        _run(model, fast, plans, out, atlas, result, recipe, k, team, progress)
     return out
 
 
@@ -141,11 +141,25 @@ def _prepare(out: Path, atlas: dict[str, Any], overwrite: bool, team: Workers) -
     return layout.read_json(out / layout.ATLAS) or atlas
 
 
-def _run(model: Model, plans: list[LayerPlan], out: Path, atlas: dict[str, Any], result: ScanResult | None,
-         recipe: Recipe, k: int, team: Workers, progress: bool) -> None:
+def _refuse_unless_computable(fast: Model, plans: list[LayerPlan], recipe: Recipe) -> None:
+    """Refuse in one line, before anything is written, a precision the model cannot compute in: one step of one
+    picture of each layer, as the atlas will make them (``fast``: the working copy)."""
+    if recipe.precision == "float32":
+        return
+    trial = replace(recipe, steps=1, facets=0, negative=False)
+    try:
+        for plan in plans:
+            visualise_channels(fast, plan.name, plan.channels[:1] or [0], trial, model_size=plan.model_size,
+                               progress=False)
+    except (RuntimeError, NotImplementedError, TypeError) as error:
+        raise ValueError(f"this model cannot compute in {recipe.precision} on {fast.device.type} "
+                         f"({str(error).splitlines()[0]}); use --precision float32") from None
+
+
+def _run(model: Model, fast: Model, plans: list[LayerPlan], out: Path, atlas: dict[str, Any],
+         result: ScanResult | None, recipe: Recipe, k: int, team: Workers, progress: bool) -> None:
     from convscope.atlas.site import write_site
 
-    fast = working_copy(model, [plan.name for plan in plans])
     chain = _links(model, plans, out, result, team)
     for plan in plans:
         _make_layer(model, fast, plan, out, result, recipe, k, chain, team, progress)

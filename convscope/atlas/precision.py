@@ -17,14 +17,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
-from convscope.hooks import capture, copy_without_hooks, inspection_mode
 from convscope.models.model import Model
-from convscope.synthesis.loop import LayersDone, stop_after
 
 PRECISIONS = ("float32", "bfloat16")
 
@@ -43,43 +41,24 @@ def in_precision(model: Model, precision: str) -> Model:
     return _copies[model.net]
 
 
-def check_precision(model: Model, precision: str, layers: Sequence[str], size: tuple[int, int]) -> None:
-    """Refuse in one line, before anything is written, a ``precision`` that ``model`` cannot compute in: one picture
-    of ``size`` through a copy of it in that precision to ``layers``, and their gradient back to the picture."""
-    if precision == "float32":
-        return
-    net = _bfloat16_copy(copy_without_hooks(model.net, model.net).eval(), model.device)
-    picture = torch.rand(1, model.preprocess.channels, *size, device=model.device, requires_grad=True)
-    try:
-        with inspection_mode(net), capture(net, layers) as store, stop_after(net, layers):
-            try:
-                net(picture)
-            except LayersDone:
-                pass
-            torch.stack([store.activation(layer).float().sum() for layer in layers]).sum().backward()
-    except (RuntimeError, NotImplementedError, TypeError) as error:
-        raise ValueError(f"this model cannot compute in {precision} on {model.device.type} "
-                         f"({str(error).splitlines()[0]}); use --precision float32") from None
-
-
 def _bfloat16_copy(net: nn.Module, device: torch.device) -> nn.Module:
     lowered = copy.deepcopy(net).to(torch.bfloat16)
-    lowered.register_forward_pre_hook(_to_bfloat16)
+    lowered.register_forward_pre_hook(_inputs_to(torch.bfloat16))
     if device.type == "cpu":
         for module in lowered.modules():
             if isinstance(module, nn.Conv2d) and module.groups > 1 and max(module.stride) > 1:
                 module.float()
-                module.register_forward_pre_hook(_to_float32)
+                module.register_forward_pre_hook(_inputs_to(torch.float32))
                 module.register_forward_hook(_back_to_bfloat16)
     return lowered
 
 
-def _to_bfloat16(module: nn.Module, inputs: tuple[object, ...]) -> tuple[object, ...]:
-    return tuple(x.to(torch.bfloat16) if isinstance(x, Tensor) and x.is_floating_point() else x for x in inputs)
+def _inputs_to(dtype: torch.dtype) -> Callable[[nn.Module, tuple[object, ...]], tuple[object, ...]]:
+    """A forward pre-hook casting a module's floating-point inputs to ``dtype``."""
+    def hook(module: nn.Module, inputs: tuple[object, ...]) -> tuple[object, ...]:
+        return tuple(x.to(dtype) if isinstance(x, Tensor) and x.is_floating_point() else x for x in inputs)
 
-
-def _to_float32(module: nn.Module, inputs: tuple[object, ...]) -> tuple[object, ...]:
-    return tuple(x.float() if isinstance(x, Tensor) else x for x in inputs)
+    return hook
 
 
 def _back_to_bfloat16(module: nn.Module, inputs: tuple[object, ...], output: Tensor) -> Tensor:
