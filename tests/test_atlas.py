@@ -408,3 +408,81 @@ def test_bfloat16_pictures_climb_as_float32_ones_do_and_are_measured_in_float32(
     assert recipes[1].settings()["precision"] == "bfloat16" and "precision" not in recipes[0].settings()
     with pytest.raises(ValueError, match="precision is one of float32, bfloat16"):
         Recipe(precision="float16")
+
+
+def test_rectified_convolutions_give_the_separate_layers_maps_and_gradients_without_clamping_them(monkeypatch) -> None:
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    import convscope.atlas.rectified_convs as rectified
+    import convscope.atlas.working_copy as copies
+
+    class Clamps(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            aten = torch.ops.aten
+            self.count += func in (aten.hardtanh.default, aten.clamp.default, aten.clamp_.default)
+            return func(*args, **(kwargs or {}))
+
+    def up_to_blocks_2(net: nn.Module) -> nn.Module:
+        return nn.Sequential(net.conv_stem, net.bn1, *net.blocks[:3])
+
+    lite0 = load_model("efficientnet_lite0")
+    merged = up_to_blocks_2(working_copy(lite0, ["blocks.2"]).net)
+    with monkeypatch.context() as patched:
+        patched.setattr(copies, "rectify_convs", lambda *args: [])
+        separate = up_to_blocks_2(working_copy(lite0, ["blocks.2"]).net)
+    # the stem, blocks.0's depthwise, and the expansion and depthwise convolutions of blocks 1 and 2 (inside the
+    # chosen block too: its output stays the same)
+    assert sum(isinstance(m, rectified.RectifiedConv) for m in merged.modules()) == 10
+    assert not any(isinstance(m, rectified.RectifiedConv) for m in separate.modules())
+    for fused in (True, False):  # oneDNN's convolution with its clamp, and the convolution then an in-place clamp
+        patched_fusable = rectified._fusable if fused else (lambda *args: False)
+        with monkeypatch.context() as patched:
+            patched.setattr(rectified, "_fusable", patched_fusable)
+            for size in ((64, 64), (63, 61)):
+                results = []
+                for net in (separate, merged):
+                    picture = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(0)).requires_grad_()
+                    with Clamps() as clamps:
+                        output = net(picture)
+                    output.square().sum().backward()
+                    results.append((output.detach(), picture.grad, clamps.count))
+                (expected, expected_grad, clamped), (found, found_grad, merged_clamps) = results
+                assert clamped == 10 and merged_clamps == (0 if fused else 10)
+                assert torch.equal(found, expected) and torch.equal(found_grad, expected_grad)
+                assert float((expected_grad != 0).float().mean()) > 0.5
+
+
+def test_a_rectifier_that_is_chosen_or_whose_input_something_else_reads_is_left_as_it_is() -> None:
+    from collections import OrderedDict
+
+    from convscope.atlas.rectified_convs import RectifiedConv
+
+    class ReadTwice(nn.Module):  # the convolution's output is read by the ReLU and by the sum
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.relu = nn.Conv2d(3, 3, 3, padding=1), nn.ReLU()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv(x)
+            return self.relu(y) + y
+
+    def merged(net: nn.Module, layer: str) -> set[str]:
+        tiny = Model(net, preprocess=Preprocess(resize=None, crop=8, mean=(0.0,) * 3, std=(1.0,) * 3), name="tiny")
+        fast = working_copy(tiny, [layer]).net
+        picture = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+        torch.testing.assert_close(fast(picture), net(picture))
+        return {name for name, m in fast.named_modules() if isinstance(m, RectifiedConv)}
+
+    torch.manual_seed(0)
+    chain = nn.Sequential(OrderedDict(conv=nn.Conv2d(3, 4, 3, padding=1), relu6=nn.ReLU6(),
+                                      head=nn.Conv2d(4, 4, 1), relu=nn.ReLU()))
+    assert merged(chain, "relu") == {"conv"}  # a chosen rectifier is optimised at its input: it stays
+    assert merged(chain, "head") == {"conv"}
+    assert merged(chain, "relu6") == set()
+    twice = nn.Sequential(OrderedDict(block=ReadTwice(), conv=nn.Conv2d(3, 4, 3, padding=1), relu=nn.ReLU(),
+                                      head=nn.Conv2d(4, 4, 1)))
+    assert merged(twice, "head") == set()  # the merged copy's output differed: nothing is merged

@@ -37,13 +37,20 @@ class SamePaddingConv(nn.Conv2d):
         return new
 
     def forward(self, input: Tensor) -> Tensor:
-        padding, grown = [], []
-        for size, kernel, stride in zip(input.shape[-2:], self.kernel_size, self.stride, strict=True):
-            total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)  # TensorFlow's "same"
-            padding.append(total - total // 2)
-            grown.append(total % 2)  # one more after than before: a zero row (column) in front of the kernel
-        weight = F.pad(self.weight, (grown[1], 0, grown[0], 0)) if any(grown) else self.weight
-        return F.conv2d(input, weight, self.bias, self.stride, tuple(padding), 1, self.groups)
+        weight, padding = same_padding(self, input)
+        return F.conv2d(input, weight, self.bias, self.stride, padding, 1, self.groups)
+
+
+def same_padding(conv: nn.Conv2d, input: Tensor) -> tuple[Tensor, tuple[int, ...]]:
+    """The weight (grown where needed) and symmetric padding with which ``conv`` computes TensorFlow's "same"
+    convolution of ``input``."""
+    padding, grown = [], []
+    for size, kernel, stride in zip(input.shape[-2:], conv.kernel_size, conv.stride, strict=True):
+        total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)  # TensorFlow's "same"
+        padding.append(total - total // 2)
+        grown.append(total % 2)  # one more after than before: a zero row (column) in front of the kernel
+    weight = F.pad(conv.weight, (grown[1], 0, grown[0], 0)) if any(grown) else conv.weight
+    return weight, tuple(padding)
 
 
 def make_lean(net: nn.Module) -> None:

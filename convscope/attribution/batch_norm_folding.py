@@ -74,37 +74,43 @@ def _conv_norm_pairs(chain: Chain, example: Tensor) -> list[tuple[nn.Conv2d, nn.
 def conv_norm_pairs(convs: Sequence[nn.Conv2d], modules: Sequence[nn.Module], run: Callable[[], object]
                     ) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
     """The pairs of ``convs`` and foldable norms among ``modules`` seen in one ``run()`` (no gradients; not run when
-    there are no convolutions or no foldable norms): the norm reads exactly the convolution's output tensor, each is
-    called once, and no convolution feeds two norms."""
+    there are no convolutions or no foldable norms): see :func:`conv_pairs`."""
+    return conv_pairs(convs, [m for m in modules if _foldable_norm(m)], run)
+
+
+def conv_pairs(convs: Sequence[nn.Conv2d], followers: Sequence[M], run: Callable[[], object]
+               ) -> list[tuple[nn.Conv2d, M]]:
+    """The pairs of ``convs`` and ``followers`` seen in one ``run()`` (no gradients; not run when either is empty) in
+    which the follower reads exactly the convolution's output tensor, each is called once, and no convolution feeds
+    two followers. Convolutions with forward pre-hooks are left out (a hook may change what they compute)."""
     convs = [m for m in convs if not m._forward_pre_hooks]
-    norms = [m for m in modules if _foldable_norm(m)]
-    if not convs or not norms:  # nothing to pair: the model is not run
+    if not convs or not followers:  # nothing to pair: the model is not run
         return []
     outputs: dict[int, tuple[nn.Conv2d, Tensor]] = {}
-    pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d]] = []
+    pairs: list[tuple[nn.Conv2d, M]] = []
     calls: dict[int, int] = {}
 
     def after_conv(module: nn.Conv2d, args: tuple, output: Tensor) -> None:
         outputs[id(output)] = (module, output)  # the tensor is kept alive so that its id stays its own
         calls[id(module)] = calls.get(id(module), 0) + 1
 
-    def before_norm(module: nn.BatchNorm2d, args: tuple) -> None:
+    def before_follower(module: M, args: tuple) -> None:
         calls[id(module)] = calls.get(id(module), 0) + 1
         source = outputs.get(id(args[0])) if args else None
         if source is not None and source[1] is args[0]:
             pairs.append((source[0], module))
 
     handles = [conv.register_forward_hook(after_conv) for conv in convs]
-    handles += [norm.register_forward_pre_hook(before_norm) for norm in norms]
+    handles += [follower.register_forward_pre_hook(before_follower) for follower in followers]
     try:
         with torch.no_grad():
             run()
     finally:
         for handle in handles:
             handle.remove()
-    once = [(c, n) for c, n in pairs if calls.get(id(c)) == 1 and calls.get(id(n)) == 1]
+    once = [(c, f) for c, f in pairs if calls.get(id(c)) == 1 and calls.get(id(f)) == 1]
     convs_used = [id(c) for c, _ in once]
-    return [(c, n) for c, n in once if convs_used.count(id(c)) == 1]
+    return [(c, f) for c, f in once if convs_used.count(id(c)) == 1]
 
 
 def _foldable_norm(module: nn.Module) -> TypeGuard[nn.BatchNorm2d]:
