@@ -25,7 +25,7 @@ from convscope.scan.patches import _patch_side, cut_patch
 from convscope.scan.projections import RULES, crop_box, deconvnet_ignores_pictures, unit_gradients
 from convscope.scan.receptive_field import ReceptiveField
 from convscope.scan.result import ScanResult
-from convscope.synthesis.loop import LayersDone, stop_after
+from convscope.synthesis.loop import forward_until_done, stop_after
 
 
 @dataclass
@@ -137,10 +137,7 @@ def _layer_maps(result: ScanResult, model: Model, layer: str, images: Sequence[i
     with inspection_mode(model.net), capture(model.net, [layer], detach=True) as store, \
             stop_after(model.net, [layer]), torch.no_grad():
         for start in range(0, len(images), batch):
-            try:
-                model.net(_inputs(result, model, images[start:start + batch]))
-            except LayersDone:
-                pass
+            forward_until_done(model.net, _inputs(result, model, images[start:start + batch]))
             parts.append(store.activation(layer).float().cpu())
     return torch.cat(parts)
 

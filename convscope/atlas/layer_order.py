@@ -9,7 +9,7 @@ import torch
 from convscope.hooks import inspection_mode
 from convscope.models.layers import get_layer
 from convscope.models.model import Model
-from convscope.synthesis.loop import LayersDone, stop_after
+from convscope.synthesis.loop import forward_until_done, stop_after
 
 
 def forward_order(model: Model, layers: Sequence[str]) -> list[str]:
@@ -29,9 +29,7 @@ def forward_order(model: Model, layers: Sequence[str]) -> list[str]:
         handles = [get_layer(model.net, name).register_forward_hook(hook_for(name)) for name in layers]
         try:
             with stop_after(model.net, list(layers)):  # its hooks run after those above
-                model.net(model.preprocess.normalize(picture))
-        except LayersDone:
-            pass
+                forward_until_done(model.net, model.preprocess.normalize(picture))
         finally:
             for handle in handles:
                 handle.remove()

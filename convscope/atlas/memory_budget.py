@@ -11,7 +11,7 @@ import torch
 from convscope.hooks import inspection_mode
 from convscope.memory import available_bytes, check_fits, size_text
 from convscope.models.model import Model
-from convscope.synthesis.loop import LayersDone, stop_after
+from convscope.synthesis.loop import forward_until_done, stop_after
 from convscope.synthesis.sizes import BYTES_PER_VALUE
 
 SHARE = 0.5  # of the free memory one batch may take
@@ -32,10 +32,7 @@ def bytes_per_picture(model: Model, layer: str, size: int, model_size: tuple[int
     picture = torch.full(shape, 0.0, device=model.device, requires_grad=True)
     with inspection_mode(model.net), stop_after(model.net, [layer]), \
             torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        try:
-            model.net(picture)
-        except LayersDone:
-            pass
+        forward_until_done(model.net, picture)
     return 2 * saved[0] + BYTES_PER_VALUE * 3 * size * size
 
 

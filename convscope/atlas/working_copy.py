@@ -23,9 +23,9 @@ from torch import Tensor, nn
 from convscope.atlas.lean_layers import make_lean
 from convscope.atlas.rectified_convs import rectify_convs
 from convscope.attribution.batch_norm_folding import _fold, _swapped, _what_remains, conv_norm_pairs
-from convscope.hooks import capture, copy_without_hooks
+from convscope.hooks import copy_without_hooks
 from convscope.models.model import Model
-from convscope.synthesis.loop import LayersDone, stop_after
+from convscope.synthesis.loop import forward_until_done, outputs_of, stop_after
 
 
 def working_copy(model: Model, layers: Sequence[str] = ()) -> Model:
@@ -101,23 +101,13 @@ def _runner(net: nn.Module, picture: Tensor, layers: list[str]) -> Callable[[], 
     """A function that runs ``net`` on ``picture`` up to the chosen layers."""
     def run() -> None:
         with stop_after(net, layers):
-            try:
-                net(picture)
-            except LayersDone:
-                pass
+            forward_until_done(net, picture)
 
     return run
 
 
 def _outputs(net: nn.Module, picture: Tensor, layers: list[str]) -> dict[str, Tensor]:
-    from convscope.hooks import inspection_mode
-
-    with inspection_mode(net), capture(net, layers, detach=True) as store, stop_after(net, layers), torch.no_grad():
-        try:
-            net(picture)
-        except LayersDone:
-            pass
-    return {layer: store.activation(layer).float() for layer in layers}
+    return {layer: output.float() for layer, output in outputs_of(net, picture, layers).items()}
 
 
 def _channels_last_input(module: nn.Module, inputs: tuple[object, ...]) -> tuple[object, ...] | None:

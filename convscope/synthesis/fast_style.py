@@ -28,7 +28,7 @@ from convscope.render.layout import grid, stack, titled
 from convscope.render.picture import Picture
 from convscope.reprs import short_repr
 from convscope.synthesis.layer_choice import style_layers as default_layers
-from convscope.synthesis.loop import LayersDone, stop_after
+from convscope.synthesis.loop import forward_until_done, stop_after
 from convscope.synthesis.matching import gram_matrix, layer_features, normalised_distance, smooth
 from convscope.synthesis.seeded import draw_index
 from convscope.synthesis.texture import _picture, resize_short_side
@@ -229,10 +229,7 @@ def train_fast_style(model: Model | nn.Module, style: Tensor, contents: Sequence
 
         def features(pictures: Tensor) -> None:
             restart()
-            try:
-                model.net((pictures - mean) / std)
-            except LayersDone:
-                pass
+            forward_until_done(model.net, (pictures - mean) / std)
 
         for _ in progress_bar(range(steps), desc="fast style", enabled=progress, leave=False):
             crops = random_crops(pool, batch, size, generator).to(device)

@@ -127,10 +127,7 @@ def optimise(model: Model | nn.Module, objective: Objective | Target, param: Ima
             images = param()
             inputs = _model_input(transform(images, generator), model_size, mean, std, model)
             restart()
-            try:
-                output = model.net(inputs)
-            except LayersDone:
-                output = None
+            output = forward_until_done(model.net, inputs)
             values = goal(Evaluation(images, inputs, output, store.activations, mean, std))
             loss = -values.sum()
             loss.backward()
@@ -197,6 +194,23 @@ def stop_after(net: nn.Module, layers: Sequence[str]) -> Iterator[Callable[[], N
     finally:
         for handle in handles:
             handle.remove()
+
+
+def forward_until_done(net: nn.Module, inputs: Tensor) -> Tensor | None:
+    """``net(inputs)``; None when a :func:`stop_after` hook ended the pass once its layers had run."""
+    try:
+        return net(inputs)
+    except LayersDone:
+        return None
+
+
+def outputs_of(net: nn.Module, inputs: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
+    """The outputs of ``layers`` on ``inputs``, detached, without gradients, with ``net`` in inspection mode; the
+    pass stops once they have run."""
+    with inspection_mode(net), capture(net, list(layers), detach=True) as store, stop_after(net, list(layers)), \
+            torch.no_grad():
+        forward_until_done(net, inputs)
+    return {name: store.activation(name) for name in layers}
 
 
 def evaluate(model: Model | nn.Module, images: Tensor, model_size: int | tuple[int, int] | None = None) -> Tensor:

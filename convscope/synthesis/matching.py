@@ -11,7 +11,6 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from convscope.hooks import capture, inspection_mode
 from convscope.models.model import Model, as_model
 from convscope.models.preprocessing import _match_channels
 from convscope.synthesis.objectives import Evaluation, Objective
@@ -22,21 +21,14 @@ SMOOTHINGS = ("none", "softmax", "spatial", "channel")
 def layer_features(model: Model, images: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
     """Outputs of ``layers`` for pictures ``[B,3,H,W]`` in [0, 1] at their own size (no resize), detached; the
     forward pass stops once they have run (what comes after, e.g. a flatten of a fixed size, is not needed)."""
-    from convscope.synthesis.loop import LayersDone, stop_after
+    from convscope.synthesis.loop import outputs_of
 
     model = as_model(model)
     if images.dim() == 3:
         images = images[None]
     if model.preprocess.channels == 1 and images.shape[1] == 3:  # synthesised colour → the grey model's luminance
         images = torch.stack([_match_channels(image, 1) for image in images])
-    inputs = model.preprocess.normalize(images.to(model.device))
-    with inspection_mode(model.net), capture(model.net, list(layers), detach=True) as store, \
-            stop_after(model.net, list(layers)), torch.no_grad():
-        try:
-            model.net(inputs)
-        except LayersDone:
-            pass
-    return {name: store.activation(name) for name in layers}
+    return outputs_of(model.net, model.preprocess.normalize(images.to(model.device)), layers)
 
 
 def smooth(activations: Tensor, smoothing: str = "softmax") -> Tensor:

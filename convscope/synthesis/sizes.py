@@ -28,23 +28,24 @@ def layer_shape(model: Model, layer: str | None, size: tuple[int, int]) -> tuple
     """The shape of ``layer``'s output (the model's output when ``None``) for one grey picture of ``size``
     (``[C,h,w]`` or ``[C]``); a ``ValueError`` when the model cannot read pictures of that size."""
     from convscope.hooks import capture, inspection_mode
-    from convscope.synthesis.loop import LayersDone, stop_after
+    from convscope.synthesis.loop import forward_until_done, stop_after
 
     picture = torch.full((1, model.preprocess.channels, *size), 0.5, device=model.device)
     layers = [layer] if layer is not None else []
     with inspection_mode(model.net), capture(model.net, layers, detach=True) as store, \
             stop_after(model.net, layers), torch.no_grad():
         try:
-            output = model.net(model.preprocess.normalize(picture))
-        except LayersDone:
-            output = None
+            output = forward_until_done(model.net, model.preprocess.normalize(picture))
         except RuntimeError as error:
             height, width = model.preprocess.input_size
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             where = f"up to layer {layer!r}" if layer is not None else "to its output"
             raise ValueError(f"{model.name} cannot read {size[0]}×{size[1]}-pixel pictures {where} ({first}); its "
                              f"input size is {height}×{width}") from error
-    return tuple((store.activation(layer) if layer is not None else output).shape[1:])
+    if layer is not None:
+        return tuple(store.activation(layer).shape[1:])
+    assert output is not None, "a pass with no layer to stop after runs to its end"
+    return tuple(output.shape[1:])
 
 
 def fixed_input_size(model: Model, layer: str | None = None) -> tuple[int, int] | None:
