@@ -1,11 +1,12 @@
 """Speed of the atlas's batched feature visualisation against Lucent's one-channel-at-a-time loop, and the time of
 a whole layer.
 
-    python benchmarks/atlas.py [--channels 8] [--steps 32] [--size 128] [--repeats 2] [--device cpu]
+    python benchmarks/atlas.py [--channels 16] [--steps 32] [--size 128] [--repeats 2] [--device cpu]
                                [--layer blocks.4] [--layer-steps 256] [--layer-channels 112]
                                [--precision float32|bfloat16] [--skip-layer]
 
-1. The same work: ``--channels`` channels of ``--layer`` of the embedded EfficientNet-Lite0, one picture each,
+1. The same work: ``--channels`` channels of ``--layer`` of the embedded EfficientNet-Lite0 (16: one batch, as the
+   atlas makes a layer on the CPU), one picture each,
    ``--size`` px, ``--steps`` steps, Lucid's recipe (decorrelated Fourier image, Lucent's standard transforms, Adam
    at lr 0.05, mean of the channel) — in ``lucent.optvis.render.render_vis`` one channel after the other (pictures
    not upsampled to 224: ``fixed_image_size=size``, so both see the same pixels; and as shipped, upsampled to 224)
@@ -82,6 +83,31 @@ def convscope_channels(fast, layer: str, channels: list[int], recipe: Recipe) ->
     return time.perf_counter() - started, time.process_time() - cpu
 
 
+def flops_per_picture_step(model, fast, layer: str, size: int) -> tuple[float, float]:
+    """Floating-point operations of one picture's step (forward and the gradient towards the picture, counted by
+    ``torch.utils.flop_counter``) at ``size`` px: convscope's copy stops at ``layer``; Lucent runs the whole model."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from convscope.hooks import capture
+    from convscope.synthesis.loop import forward_until_done, stop_after
+
+    def count(net, stop: bool) -> float:
+        picture = torch.rand(1, model.preprocess.channels, size, size, device=model.device, requires_grad=True)
+        with FlopCounterMode(display=False) as counter:
+            with capture(net, [layer]) as store, stop_after(net, [layer] if stop else []):
+                forward_until_done(net, picture)
+            store.activation(layer)[:, 0].mean().backward()
+        return float(counter.get_total_flops())
+
+    flags = [p.requires_grad for p in model.net.parameters()]
+    model.net.eval().requires_grad_(False)
+    try:
+        return count(fast.net, True), count(model.net, False)
+    finally:
+        for p, flag in zip(model.net.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -95,7 +121,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default=None)
     parser.add_argument("--layer", default="blocks.4")
-    parser.add_argument("--channels", type=int, default=8)
+    parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2)
@@ -131,6 +157,10 @@ def main() -> None:
             best[name] = [min(old[0], wall), min(old[1], cpu)]
             print(f"  run {repeat + 1} {name:8s} {wall:7.1f} s wall, {cpu:7.1f} s CPU  ({load()})")
     n = len(channels)
+    side = args.size + 12  # about the mean side of a picture after Lucent's transformations (pad 12, jitters, scale)
+    ours, theirs = flops_per_picture_step(model, fast, args.layer, side)
+    print(f"work of a picture's step at {side} px: convscope {ours / 1e9:.2f} GFLOP (up to {args.layer}), Lucent "
+          f"{theirs / 1e9:.2f} GFLOP (the whole model forward) → {theirs / ours:.2f}× as much")
     for column, clock in enumerate(("wall", "CPU")):
         per = {name: seconds[column] / n for name, seconds in best.items()}
         print(f"{clock} time, best of {args.repeats}:")
@@ -139,6 +169,8 @@ def main() -> None:
               f"{per['lucent224'] / per['batched']:.1f}× less per channel")
         print(f"  convscope, {n} channels in batches:   {per['batched']:6.2f} s a channel (one picture)  "
               f"→ {per['lucent'] / per['batched']:.1f}× less per channel")
+        print(f"  computing speed: Lucent {theirs * args.steps / per['lucent'] / 1e9:.1f} GFLOP/s, convscope "
+              f"{ours * args.steps / per['batched'] / 1e9:.1f} GFLOP/s")
         print(f"  convscope atlas, {full.group} pictures each:   {per['atlas']:6.2f} s a channel, "
               f"{per['atlas'] / full.group:.2f} s a picture  → {per['lucent'] * full.group / per['atlas']:.1f}× less "
               "per picture than Lucent")
