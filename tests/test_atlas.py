@@ -486,3 +486,16 @@ def test_a_rectifier_that_is_chosen_or_whose_input_something_else_reads_is_left_
     twice = nn.Sequential(OrderedDict(block=ReadTwice(), conv=nn.Conv2d(3, 4, 3, padding=1), relu=nn.ReLU(),
                                       head=nn.Conv2d(4, 4, 1)))
     assert merged(twice, "head") == set()  # the merged copy's output differed: nothing is merged
+
+
+def test_an_atlas_of_feature_visualisations_alone_from_the_command_line(tmp_path) -> None:
+    from convscope.cli import main
+
+    out = tmp_path / "atlas"
+    assert main(["atlas", "--model", "fashion_cnn", "--layers", "relu1", "--channels", "0", "1", "--steps", "2",
+                 "--facets", "0", "--no-negative", "--out", str(out), "-q"]) == 0
+    settings = json.loads((out / "atlas.json").read_text())["settings"]
+    assert (settings["negative"], settings["facets"]) == (False, 0)
+    assert sorted(p.name for p in (out / "layers/relu1/images").iterdir()) == ["0_vis.png", "1_vis.png"]
+    page = (out / "layers/relu1/channels/0.html").read_text()
+    assert "what excites it most" in page and "negative" not in page

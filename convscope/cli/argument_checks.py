@@ -84,6 +84,7 @@ SPECIAL: dict[tuple[str, str], Callable[..., object]] = {
                                    zero=True) for command in ("explain", "explain-set")},
     **{(command, "comparison"): partial(bounded, minimum=1) for command in ("explain", "explain-set")},
     ("explore", "port"): port,
+    ("atlas", "facets"): partial(bounded, minimum=0),  # 0: a channel's visualisation without facets
     ("explain-set", "centre"): centre_share,
     ("train", "lr"): partial(at_most, most=1.0, why="an Adam learning rate above 1 diverges"),
     ("train", "weight_decay"): partial(at_most, most=1.0, why="a decay above 1 swamps the loss's gradient", zero=True),

@@ -21,7 +21,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, help="side of the feature visualisations (default: 128, or the model's own "
                                             "input side when it is below 64 px, e.g. 28 for the Fashion-MNIST CNN)")
     p.add_argument("--steps", type=int, default=256, help="optimisation steps (default: %(default)s)")
-    p.add_argument("--facets", type=int, default=4, help="diverse facets per channel (default: %(default)s)")
+    p.add_argument("--facets", type=int, default=4, help="diverse facets per channel, 0 for none (default: %(default)s)")
+    p.add_argument("--no-negative", dest="negative", action="store_false",
+                   help="no negative visualisation (what inhibits a channel most); with --facets 0 each channel gets "
+                        "its feature visualisation alone, a sixth of the default work")
     p.add_argument("--batch-size", type=int, help="channels optimised together (default: about 24 pictures on a "
                                                   "CPU, 64 channels on a GPU, fewer when they do not fit in half the "
                                                   "free memory); the pictures do not depend on it")
@@ -51,7 +54,8 @@ def run_atlas(args: argparse.Namespace) -> None:
     device = args.device or (local_device() if launched_by_torchrun() else None)
     model = load_model(name, weights=weights, device=device, classes=args.classes, output=args.output)
     recipe = recipe_for(model.preprocess.channels, min(model.preprocess.input_size), size=args.size,
-                        steps=args.steps, facets=args.facets, seed=args.seed, precision=args.precision)
+                        steps=args.steps, facets=args.facets, negative=args.negative, seed=args.seed,
+                        precision=args.precision)
     out = make_atlas(model, args.layers, args.out, scan=result, channels=args.channels, recipe=recipe, k=args.k,
                      batch_size=args.batch_size, overwrite=args.overwrite, weights=weights)
     if launched_by_torchrun():
