@@ -19,11 +19,12 @@ a whole layer.
    ``--layer-steps`` steps, as ``convscope atlas`` makes it (no scan); with fewer channels the time of the whole
    layer is extrapolated and marked so. The load average is printed with each figure: the machine may be shared.
 
-Measured on an idle 2-core AMD EPYC with AVX-512-BF16 (8 channels of blocks.4, 128 px, 32 steps, best of 3; the
-table and the profile are in docs/benchmarks.md): with torch's 2 threads, convscope 4.7× less wall time a channel
-than Lucent's loop at 128 px, the atlas 5.8× less a picture, 6.6× and 8.1× with ``--precision bfloat16``; with one
-thread (``OMP_NUM_THREADS=1``, CPU time) 3.2× and 3.0× (3.8× and 4.1× in bfloat16). Lucent's loop gains nothing
-from a second thread.
+Measured on an idle 2-core AMD EPYC with AVX-512-BF16 (16 channels of blocks.4, 128 px, 32 steps, best of 3; the
+table, the profile and the work of each side are in docs/benchmarks.md): with torch's 2 threads, convscope 5.0× less
+wall time a channel than Lucent's loop at 128 px, the atlas 5.6× less a picture, 6.5× and 7.0× with
+``--precision bfloat16``; with one thread (``OMP_NUM_THREADS=1``, CPU time) 2.9× and 2.9× (3.6× and 3.8× in
+bfloat16). Lucent's step computes 1.9× the operations (the whole model forward); its loop is slower with a second
+thread than without.
 """
 
 from __future__ import annotations
