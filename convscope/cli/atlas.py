@@ -21,7 +21,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, help="side of the feature visualisations (default: 128, or the model's own "
                                             "input side when it is below 64 px, e.g. 28 for the Fashion-MNIST CNN)")
     p.add_argument("--steps", type=int, default=256, help="optimisation steps (default: %(default)s)")
-    p.add_argument("--facets", type=int, default=4, help="diverse facets per channel, 0 for none (default: %(default)s)")
+    p.add_argument("--facets", type=int, default=4,
+                   help="diverse facets per channel, 0 for none (default: %(default)s)")
     p.add_argument("--no-negative", dest="negative", action="store_false",
                    help="no negative visualisation (what inhibits a channel most); with --facets 0 each channel gets "
                         "its feature visualisation alone, a sixth of the default work")
