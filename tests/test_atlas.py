@@ -493,3 +493,5 @@ def test_an_atlas_of_feature_visualisations_alone_from_the_command_line(tmp_path
     assert sorted(p.name for p in (out / "layers/relu1/images").iterdir()) == ["0_vis.png", "1_vis.png"]
     page = (out / "layers/relu1/channels/0.html").read_text()
     assert "what excites it most" in page and "negative" not in page
+    assert "dead ones unknown (no scan)" in (out / "layers/relu1/index.html").read_text()  # not "0 dead"
+    assert "<td>32</td><td>—</td>" in (out / "index.html").read_text()

@@ -54,6 +54,11 @@ def short(count: int | None) -> str:
     return str(count)
 
 
+def dead_count(layer: dict[str, Any]) -> str:
+    """A layer's number of dead channels, or a dash when no scan measured them."""
+    return str(len(layer["dead"])) if layer.get("dead_measured") else "—"
+
+
 def e(value: Any) -> str:
     return escape(fmt(value) if not isinstance(value, str) else value)
 
@@ -129,7 +134,7 @@ class Site:
                      else f"{done} of {total} channels done")
             rows.append(f'<tr data-layer="{escape(layer["name"])}"><td><a href="{self.layer_href(layer["name"])}">'
                         f'{escape(layer["name"])}</a></td><td>{"×".join(str(s) for s in layer.get("shape", []))}</td>'
-                        f'<td>{total}</td><td>{len(layer["dead"])}</td><td class="state">{state}</td></tr>')
+                        f'<td>{total}</td><td>{dead_count(layer)}</td><td class="state">{state}</td></tr>')
         count = sum(len(layer["selection"]) if layer.get("selection") else layer["channels"] for layer in self.layers)
         some = "Chosen channels" if any(layer.get("selection") for layer in self.layers) else "Every channel"
         lead = (f'<p class="lead">{some} of {len(self.layers)} layer{"s" if len(self.layers) != 1 else ""} '
@@ -198,9 +203,10 @@ class Site:
         name, total, done = layer["name"], layer["channels"], len(layer["found"])
         up = "../../"
         summary = layer["summary"]
-        state = (f"{total} channels, {len(layer['dead'])} dead" if summary else
+        dead_text = f"{len(layer['dead'])} dead" if layer.get("dead_measured") else "dead ones unknown (no scan)"
+        state = (f"{total} channels, {dead_text}" if summary else
                  f"a selection: {done} of {total} channels (chosen with <code>--channels</code>), "
-                 f"{len(layer['dead'])} dead, shown by channel number" if layer.get("selection") else
+                 f"{dead_text}, shown by channel number" if layer.get("selection") else
                  f"<b>not complete</b>: {done} of {total} channels computed so far, shown by channel number")
         stats = dict((summary or {}).get("stats") or {})
         ordered_by = stats.pop("ordered_by", None)

@@ -87,8 +87,9 @@ def load_layer(out: Path, entry: dict[str, Any]) -> dict[str, Any]:
     dead = {c for c, data in found.items() if data.get("stats", {}).get("dead")}
     if summary and isinstance(summary.get("dead"), list):
         dead |= {int(c) for c in summary["dead"]}
+    measured = any(data.get("stats", {}).get("dead") is not None for data in found.values())  # by a scan
     return {**entry, "name": name, "folder": folder_name(name), "channels": channels, "summary": summary,
-            "found": found, "order": order, "dead": dead, "selection": selection}
+            "found": found, "order": order, "dead": dead, "dead_measured": measured, "selection": selection}
 
 
 
