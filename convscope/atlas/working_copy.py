@@ -36,15 +36,16 @@ def working_copy(model: Model, layers: Sequence[str] = ()) -> Model:
     for parameter in net.parameters():
         parameter.requires_grad_(False)
     fast = dataclasses.replace(model, net=net)
-    if layers:
+    chosen = list(layers)
+    if chosen:
         picture = torch.rand(2, fast.preprocess.channels, *fast.preprocess.input_size,
                              generator=torch.Generator().manual_seed(0)).to(fast.device)
-        reference = _outputs(model.net, picture, list(layers))
-        _fold_norms(fast, picture, list(layers), reference)
+        reference = _outputs(model.net, picture, chosen)
+        _fold_norms(fast, picture, chosen, reference)
     make_lean(fast.net)
-    if layers:
-        _checked(fast, lambda net: rectify_convs(net, _runner(net, picture, list(layers)), _kept(net, list(layers))),
-                 picture, list(layers), reference)
+    if chosen:
+        _checked(fast, lambda net: rectify_convs(net, _runner(net, picture, chosen), _kept(net, chosen)),
+                 picture, chosen, reference)
     fast.net = fast.net.to(memory_format=torch.channels_last)
     fast.net.register_forward_pre_hook(_channels_last_input)
     return fast
